@@ -45,9 +45,12 @@ class YamlLocator:
             for key_node, value_node in node.value:
                 if key_node.value == str(part):
                     return key_node, value_node
-        if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                return None, node.value[part]
+        if (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            return None, node.value[part]
         return None
 
     def _fields_at(self, loc: tuple) -> list[str]:
