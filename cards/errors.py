@@ -12,3 +12,17 @@ class CardError(ValueError):
     """A card, a results file or a card spec that cannot be used as given."""
 
     exit_code = 2
+
+
+def invalid(where: str, error) -> CardError:
+    """A ``CardError`` naming the first problem of a pydantic ``ValidationError``.
+
+    ``where`` is the file (or file:line); the field path follows it, then the message,
+    so a user sees ``results.yaml: results[2].value: Input should be a valid number``.
+    """
+    first = error.errors()[0]
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
+    message = first["msg"].removeprefix("Value error, ")
+    more = error.error_count() - 1
+    tail = f" (and {more} more)" if more else ""
+    return CardError(f"{where}: {path + ': ' if path else ''}{message}{tail}")

@@ -1,0 +1,171 @@
+"""Stored eval results: one record per (task, metric), from whichever harness made them.
+
+``load_results`` reads lm-evaluation-harness ``results_*.json`` files
+(``cards.lmeval``) and the simple YAML/CSV format (``cards.simple_results``), and
+merges them: for each task, metric and filter the newest run wins (the file's
+``date``; files without one count as older than dated files, and among themselves the
+later path wins). Every record keeps the file it came from, so the card can say where
+each number was read.
+
+``to_eval_results`` / ``to_model_index`` turn records into the card's model-index
+through huggingface_hub's own ``EvalResult`` types; ``eval_results_files`` writes the
+Hub's newer ``.eval_results/*.yaml`` entries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field
+
+from cards.errors import CardError
+
+# lm-eval tasks are scored on generated or ranked text; the Hub files them under this tag.
+TASK_TYPE = "text-generation"
+Finite = Annotated[float, AllowInfNan(False)]
+
+
+class EvalRecord(BaseModel):
+    """One score. ``key`` is what merging and comparing match on; ``n_shot`` is kept
+    apart so a comparison can flag numbers measured with different shots."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: str = Field(min_length=1)
+    metric: str = Field(min_length=1)
+    value: Finite
+    stderr: Finite | None = None
+    n_shot: int | None = Field(default=None, ge=0)
+    filter: str = "none"
+    task_version: str | None = None
+    harness: str = Field(min_length=1)
+    harness_version: str | None = None
+    model: str | None = None
+    model_revision: str | None = None
+    dataset: str | None = None
+    dataset_config: str | None = None
+    split: str | None = None
+    higher_is_better: bool | None = None
+    date: datetime | None = None
+    source: str = Field(min_length=1)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.task, self.metric, self.filter)
+
+
+def load_results(paths: Iterable[str | Path]) -> list[EvalRecord]:
+    """Read and merge results files (see the module docstring), sorted by task, metric."""
+    from cards import lmeval, simple_results
+
+    readers = {".json": lmeval.read, ".yaml": simple_results.read_yaml}
+    readers |= {".yml": simple_results.read_yaml, ".csv": simple_results.read_csv}
+    newest: dict[tuple, tuple[tuple, EvalRecord]] = {}
+    for order, path in enumerate(map(Path, paths)):
+        reader = readers.get(path.suffix.lower())
+        if reader is None:
+            raise CardError(
+                f"{path}: unknown results format; give lm-eval results_*.json, .yaml or .csv"
+            )
+        for record in reader(path):
+            rank = (record.date is not None, record.date.timestamp() if record.date else 0, order)
+            if record.key not in newest or rank >= newest[record.key][0]:
+                newest[record.key] = (rank, record)
+    return [newest[key][1] for key in sorted(newest)]
+
+
+def _dataset_types(records: Sequence[EvalRecord]) -> list[str]:
+    """The model-index dataset type of each record: its Hub dataset id where known.
+
+    Two lm-eval tasks can read the same dataset, config and split (a task and its
+    chain-of-thought variant); the Hub would merge them, so those fall back to the
+    task name.
+    """
+    tasks_by_identity: dict[tuple, set[str]] = {}
+    for r in records:
+        identity = (r.dataset, r.dataset_config, r.split, r.metric, r.filter)
+        tasks_by_identity.setdefault(identity, set()).add(r.task)
+    return [
+        r.dataset
+        if r.dataset
+        and len(tasks_by_identity[(r.dataset, r.dataset_config, r.split, r.metric, r.filter)]) == 1
+        else r.task
+        for r in records
+    ]
+
+
+def to_eval_results(records: Sequence[EvalRecord], source_url: str | None = None) -> list:
+    """The records as huggingface_hub ``EvalResult`` objects (one per score).
+
+    n-shot goes where the Open LLM Leaderboard put it, ``dataset.args.num_few_shot``;
+    a filter other than lm-eval's default ``none`` becomes the metric config.
+    """
+    from huggingface_hub import EvalResult
+
+    return [
+        EvalResult(
+            task_type=TASK_TYPE,
+            dataset_type=dataset_type,
+            dataset_name=r.task,
+            dataset_config=r.dataset_config,
+            dataset_split=r.split,
+            dataset_args=None if r.n_shot is None else {"num_few_shot": r.n_shot},
+            metric_type=r.metric,
+            metric_value=r.value,
+            metric_config=None if r.filter == "none" else r.filter,
+            source_name=Path(r.source).name if source_url else None,
+            source_url=source_url,
+        )
+        for r, dataset_type in zip(records, _dataset_types(records), strict=True)
+    ]
+
+
+def to_model_index(records: Sequence[EvalRecord], model_name: str) -> list[dict]:
+    """The card's ``model-index`` value, built by huggingface_hub itself."""
+    from huggingface_hub.repocard_data import eval_results_to_model_index
+
+    if not records:
+        raise CardError("no eval records to put in model-index; pass --results or drop it")
+    return eval_results_to_model_index(model_name, to_eval_results(records))
+
+
+def eval_results_files(records: Sequence[EvalRecord]) -> dict[str, str]:
+    """``.eval_results/<task>-<metric>.yaml`` texts for the Hub's benchmark leaderboards.
+
+    One score a file, as the Hub asks for variants of one benchmark. Only records read
+    from a Hub dataset can be listed there. The entry's ``task_id`` is the harness task
+    name; a benchmark's own ``eval.yaml`` may name it differently.
+    """
+    import yaml
+    from huggingface_hub import EvalResultEntry, eval_result_entries_to_yaml
+
+    files: dict[str, str] = {}
+    for r in records:
+        if not r.dataset:
+            continue
+        how = [r.harness + (f" {r.harness_version}" if r.harness_version else "")]
+        how += [f"{r.n_shot}-shot"] if r.n_shot is not None else []
+        how += [r.metric if r.filter == "none" else f"{r.metric} ({r.filter})"]
+        entry = EvalResultEntry(
+            dataset_id=r.dataset,
+            task_id=r.task,
+            value=r.value,
+            date=r.date.isoformat() if r.date else None,
+            notes=", ".join(how),
+        )
+        stem = "-".join(part for part in (r.task, r.metric, r.filter) if part != "none")
+        text = yaml.safe_dump(eval_result_entries_to_yaml([entry]), sort_keys=False)
+        files[f".eval_results/{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)}.yaml"] = text
+    return files
+
+
+def read_text(path: Path) -> str:
+    """A results file's text, or a one-line ``CardError``."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise CardError(f"{path}: cannot read results file ({error.strerror})") from error
