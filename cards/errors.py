@@ -21,8 +21,13 @@ def invalid(where: str, error) -> CardError:
     so a user sees ``results.yaml: results[2].value: Input should be a valid number``.
     """
     first = error.errors()[0]
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
+    path = dotted(first["loc"])
     message = first["msg"].removeprefix("Value error, ")
     more = error.error_count() - 1
     tail = f" (and {more} more)" if more else ""
     return CardError(f"{where}: {path + ': ' if path else ''}{message}{tail}")
+
+
+def dotted(loc) -> str:
+    """``("model-index", 0, "name")`` -> ``model-index[0].name``."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")

@@ -1,0 +1,76 @@
+"""Measured facts as table rows: label and formatted value, a row only where the fact is.
+
+The facts dict comes from the release manifest (or a facts.json); every key is
+optional. A row whose fact is missing is left out, so a card never says "None".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+def count(n: int) -> str:
+    """134515008 -> '134.5M (134,515,008)'."""
+    for size, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= size:
+            return f"{n / size:.1f}{unit} ({n:,})"
+    return f"{n:,}"
+
+
+def size(n: int) -> str:
+    """269030016 -> '269.0 MB (269,030,016 bytes)', decimal units as the Hub shows."""
+    for limit, unit in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if n >= limit:
+            return f"{n / limit:.1f} {unit} ({n:,} bytes)"
+    return f"{n:,} bytes"
+
+
+def code_list(items: Iterable[str]) -> str:
+    return ", ".join(f"`{item}`" for item in items)
+
+
+def yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+Row = tuple[str, str]
+_Spec = list[tuple[str, str, Callable[[Any], str]]]
+
+MODEL_DETAILS: _Spec = [
+    ("architecture", "Architecture", str),
+    ("base_parameters", "Parameters", count),
+    ("trainable_parameters", "Trainable (adapter) parameters", count),
+    ("dtype", "Weights dtype", lambda v: f"`{v}`"),
+    ("context_length", "Context length", lambda v: f"{v:,} tokens"),
+    ("vocab_size", "Vocabulary size", lambda v: f"{v:,}"),
+    ("adapter_bytes", "Adapter size", size),
+    ("merged_bytes", "Merged model size", size),
+    ("base_revision", "Base model revision", lambda v: f"`{v}`"),
+]
+
+LORA: _Spec = [
+    ("r", "LoRA rank (r)", str),
+    ("alpha", "LoRA alpha", str),
+    ("dropout", "LoRA dropout", str),
+    ("target_modules", "Target modules", code_list),
+    ("use_rslora", "rsLoRA scaling", yes_no),
+    ("use_dora", "DoRA", yes_no),
+    ("init_lora_weights", "Initialisation", lambda v: f"`{v}`"),
+    ("qlora", "QLoRA (4-bit base)", yes_no),
+]
+
+TRAINING: _Spec = [
+    ("epochs", "Epochs", str),
+    ("max_steps", "Steps", lambda v: f"{v:,}"),
+    ("learning_rate", "Learning rate", lambda v: f"{v:g}"),
+    ("batch_size", "Batch size", str),
+    ("optimizer", "Optimizer", lambda v: f"`{v}`"),
+    ("seed", "Seed", str),
+]
+
+
+def rows(facts: dict[str, Any] | None, spec: _Spec) -> list[Row]:
+    """The rows of ``spec`` whose fact is present (not missing, not None)."""
+    facts = facts or {}
+    return [(label, fmt(facts[key])) for key, label, fmt in spec if facts.get(key) is not None]

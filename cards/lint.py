@@ -1,0 +1,148 @@
+"""Lint any model card: ``file:line: error|warning: message``.
+
+The metadata is validated against ``cards.schema`` (the same models model-release
+writes with), and each pydantic error is placed on the line of the key it concerns.
+Unknown keys are fine on the Hub, so they are reported only when they look like a
+misspelt known key (``licence:``). Rules that span fields run on the raw data, so
+they are reported even when the card has other errors. The body is checked by
+``cards.body``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import ValidationError
+
+from cards import body
+from cards.errors import CardError, dotted
+from cards.frontmatter import LineMap, line_map, split
+from cards.schema import CardMetadata, whole_card_problems
+
+_WHOLE_CARD_KINDS = {"license_other", "relation_without_base", "duplicate_result"}
+_KNOWN_KEYS = sorted(
+    {f.alias or name for name, f in CardMetadata.model_fields.items()} | {"model_name"}
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int
+    severity: Literal["error", "warning"]
+    message: str
+    field: str | None = None
+
+    def format(self) -> str:
+        return f"{self.path}:{self.line}: {self.severity}: {self.message}"
+
+
+def lint_file(path: str | Path) -> list[Problem]:
+    """Lint a card on disk; an unreadable file is a ``CardError``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "not UTF-8 text"
+        raise CardError(f"{path}: cannot read card ({reason})") from error
+    return lint_card(text, path=str(path))
+
+
+def lint_card(text: str, path: str = "README.md") -> list[Problem]:
+    """All problems in a card's text, sorted by line."""
+    found: list[Problem] = []
+
+    def add(line: int, severity: str, message: str, field: str | None = None) -> None:
+        found.append(Problem(path, line, severity, message, field))
+
+    front = split(text)
+    if front is None:
+        add(1, "error", "YAML front matter opened with '---' is never closed")
+        return found
+    data = _metadata(front, add)
+    lines = list(enumerate(front.body.splitlines(), start=front.body_line))
+    prose, blocks = body.scan(front.body, front.body_line)
+    findings = [
+        *body.bibtex_findings(blocks),
+        *body.table_findings(prose, data.get("model-index")),
+        *body.base_model_findings(lines, data.get("base_model")),
+        *body.parameter_findings(prose),
+    ]
+    for line, severity, message in findings:
+        add(line, severity, message)
+    unique = {(p.line, p.severity, p.message): p for p in found}
+    return sorted(unique.values(), key=lambda p: (p.line, p.severity, p.message))
+
+
+def _metadata(front, add) -> dict:
+    """Check the front matter; returns it as a dict ({} when absent or unreadable)."""
+    if front.yaml_text is None:
+        add(
+            1, "warning", "no YAML front matter: the Hub will show no license, base model or scores"
+        )
+        return {}
+    try:
+        data = yaml.safe_load(front.yaml_text)
+        where = line_map(front.yaml_text, front.yaml_line)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = front.yaml_line + mark.line if mark else front.yaml_line
+        add(line, "error", f"YAML front matter does not parse: {getattr(error, 'problem', error)}")
+        return {}
+    if data is None:
+        add(front.yaml_line, "warning", "YAML front matter is empty")
+        return {}
+    if not isinstance(data, dict):
+        add(front.yaml_line, "error", "YAML front matter must be a mapping of keys to values")
+        return {}
+    for line, key, first in where.duplicates:
+        add(
+            line,
+            "error",
+            f"key {key!r} given twice (first on line {first}); the Hub keeps only the last",
+        )
+    _schema_problems(data, where, front.yaml_line, add)
+    for path, _, message in whole_card_problems(data):
+        add(where.line_of(path, front.yaml_line), "error", message, dotted(path))
+    return data
+
+
+def _schema_problems(data: dict, where: LineMap, default: int, add) -> None:
+    try:
+        CardMetadata.model_validate(data)
+    except ValidationError as error:
+        for err in error.errors():
+            if err["type"] in _WHOLE_CARD_KINDS:
+                continue
+            loc = tuple(err["loc"])
+            line = where.line_of(loc, default)
+            message = _message(err, loc)
+            if message:
+                severity = "warning" if err["type"] == "extra_forbidden" else "error"
+                add(line, severity, message, dotted(loc))
+
+
+def _message(err: dict, loc: tuple) -> str | None:
+    """A pydantic error in a card author's words; ``None`` to stay silent."""
+    field = dotted(loc)
+    kind, value = err["type"], err.get("input")
+    if kind == "extra_forbidden":
+        if len(loc) == 1:
+            close = difflib.get_close_matches(str(loc[0]), _KNOWN_KEYS, n=1, cutoff=0.75)
+            return f"unknown key {loc[0]!r}; did you mean {close[0]!r}?" if close else None
+        return f"{field}: unknown key; huggingface_hub drops it"
+    if kind == "missing":
+        return f"{field}: required but missing"
+    if value is None:
+        return f"{field}: empty (null) entry"
+    if kind == "string_type":
+        return f"{field}: must be a string, not {type(value).__name__} ({value!r})"
+    return f"{field}: {err['msg'].removeprefix('Value error, ')}"
+
+
+def to_json(problems: list[Problem]) -> str:
+    return json.dumps([asdict(p) for p in problems], indent=2)

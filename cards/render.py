@@ -1,0 +1,196 @@
+"""Render model cards from a ``CardContext`` through jinja2 templates.
+
+The YAML front matter is never templated: it is ``CardMetadata`` dumped by
+huggingface_hub's ``ModelCardData``, with model-index built from the eval records,
+so it is exactly what the Hub parses. Templates only write the body, in a sandboxed
+environment with ``StrictUndefined`` (a misspelt variable is an error, not a blank).
+A user's template directory is searched first, so one file can be overridden and the
+rest taken from cards/templates/. Every rendered card is linted before it is returned.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cards import facts as fact_rows
+from cards.citations import method_citations
+from cards.errors import CardError
+from cards.evals import EvalRecord, to_model_index
+from cards.schema import CardMetadata, RepoId
+
+_TEMPLATES = Path(__file__).parent / "templates"
+
+
+class CardContext(BaseModel):
+    """Everything a card says. Numbers come from ``facts`` and ``records``, never prose."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    metadata: CardMetadata
+    repo_id: RepoId
+    model_name: str | None = None
+    kind: Literal["adapter", "merged"] = "adapter"
+    gguf_repo_id: RepoId | None = None
+    summary: str = ""
+    intended_uses: str = ""
+    limitations: str = ""
+    training_data: str = ""
+    facts: dict[str, Any] = Field(default_factory=dict)
+    records: list[EvalRecord] = Field(default_factory=list)
+    baseline: list[EvalRecord] = Field(default_factory=list)
+    citations: list[str] = Field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.model_name or self.repo_id.split("/")[-1]
+
+
+def render_model_card(ctx: CardContext, template_dir: str | Path | None = None) -> str:
+    """README.md of the adapter or merged-model repo: front matter and body."""
+    metadata = ctx.metadata
+    if ctx.records:
+        data = metadata.to_dict() | {"model-index": to_model_index(ctx.records, ctx.name)}
+        metadata = CardMetadata.model_validate(data)
+    return _render("model_card.md.j2", ctx, metadata, template_dir)
+
+
+def render_gguf_card(ctx: CardContext, template_dir: str | Path | None = None) -> str:
+    """README.md of the GGUF repo: the quant table, verification results and usage.
+
+    ``ctx`` describes the model that was quantized (``repo_id``), usually the merged one.
+    """
+    if not ctx.gguf_repo_id or not ctx.facts.get("gguf_files"):
+        raise CardError("GGUF card needs gguf_repo_id and facts['gguf_files']; export GGUF first")
+    data = ctx.metadata.to_dict()
+    data.pop("model-index", None)  # the scores belong to the unquantized model
+    data.pop("library_name", None)  # the Hub recognises GGUF files by themselves
+    data |= {"base_model": ctx.repo_id, "base_model_relation": "quantized"}
+    data["tags"] = list(dict.fromkeys([*(data.get("tags") or []), "gguf", "llama.cpp"]))
+    gguf_ctx = ctx.model_copy(update={"records": [], "baseline": []})  # no scores on this card
+    return _render("gguf_card.md.j2", gguf_ctx, CardMetadata.model_validate(data), template_dir)
+
+
+def _render(name: str, ctx: CardContext, metadata: CardMetadata, template_dir) -> str:
+    from jinja2 import TemplateError
+
+    from cards.lint import lint_card
+
+    try:
+        body = _environment(template_dir).get_template(name).render(_view(ctx, metadata))
+    except TemplateError as error:
+        where = getattr(error, "filename", None) or name
+        line = getattr(error, "lineno", None)
+        raise CardError(f"{where}{f':{line}' if line else ''}: template error: {error}") from error
+    body = re.sub(r"\n{3,}", "\n\n", body.strip())
+    text = f"---\n{metadata.to_model_card_data().to_yaml()}\n---\n\n{body}\n"
+    errors = [p for p in lint_card(text, path=name) if p.severity == "error"]
+    if errors:
+        raise CardError(f"rendered card fails its own check: {errors[0].format()}")
+    return text
+
+
+def _environment(template_dir):
+    from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    loaders = [FileSystemLoader(str(template_dir))] if template_dir else []
+    if template_dir and not Path(template_dir).is_dir():
+        raise CardError(f"{template_dir}: template directory not found")
+    env = SandboxedEnvironment(
+        loader=ChoiceLoader([*loaders, FileSystemLoader(str(_TEMPLATES))]),
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters |= {"size": fact_rows.size, "count": fact_rows.count}
+    return env
+
+
+def _view(ctx: CardContext, metadata: CardMetadata) -> dict[str, Any]:
+    """What templates see: plain values, tables already reduced to present rows."""
+    facts = ctx.facts
+    harnesses = {r.harness for r in [*ctx.records, *ctx.baseline]}
+    citations = [*method_citations(facts, harnesses), *ctx.citations]
+    return {
+        "name": ctx.name,
+        "repo_id": ctx.repo_id,
+        "kind": ctx.kind,
+        "gguf_repo_id": ctx.gguf_repo_id,
+        "base_models": metadata.base_model or [],
+        "datasets": metadata.datasets or [],
+        "license": metadata.license,
+        "license_name": metadata.license_name,
+        "license_link": metadata.license_link,
+        "summary": ctx.summary.strip(),
+        "intended_uses": ctx.intended_uses.strip(),
+        "limitations": ctx.limitations.strip(),
+        "training_data": ctx.training_data.strip(),
+        "details": fact_rows.rows(facts, fact_rows.MODEL_DETAILS),
+        "lora": fact_rows.rows(facts.get("lora"), fact_rows.LORA),
+        "training": fact_rows.rows(facts.get("training"), fact_rows.TRAINING),
+        "versions": sorted((facts.get("versions") or {}).items()),
+        "evals": _eval_table(ctx.records, ctx.baseline),
+        "gguf_files": _gguf_rows(facts.get("gguf_files") or []),
+        "citations": list(dict.fromkeys(citations)),
+    }
+
+
+def _eval_table(records: list[EvalRecord], baseline: list[EvalRecord]) -> dict[str, Any]:
+    """Rows of the evaluation table, and the n-shot mismatches to point out under it."""
+    base = {r.key: r for r in baseline}
+    compared = any(r.key in base for r in records)
+    cells, mismatches = [], []
+    for r in records:
+        other = base.get(r.key)
+        mark = "†" if other and other.n_shot != r.n_shot else ""
+        if mark:
+            mismatches.append(
+                f"{r.task} {r.metric}: {_shots(r)} here, {_shots(other)} for the base model"
+            )
+        cells.append(
+            [
+                r.task,
+                r.metric if r.filter == "none" else f"{r.metric} ({r.filter})",
+                "" if r.n_shot is None else str(r.n_shot),
+                f"{r.value:.4f}",
+                "" if r.stderr is None else f"± {r.stderr:.4f}",
+                *([f"{other.value:.4f}{mark}" if other else ""] if compared else []),
+                Path(r.source).name,
+            ]
+        )
+    header = ["Task", "Metric", "n-shot", "Score", "Stderr"]
+    header += ["Base model", "Source"] if compared else ["Source"]
+    harnesses = sorted({f"{r.harness} {r.harness_version or ''}".strip() for r in records})
+    return {"header": header, "cells": cells, "mismatches": mismatches, "harnesses": harnesses}
+
+
+def _shots(record: EvalRecord) -> str:
+    return "unknown n-shot" if record.n_shot is None else f"{record.n_shot}-shot"
+
+
+def _gguf_rows(files: list[dict[str, Any]]) -> dict[str, Any]:
+    """The quant table: a column only where some file has that measurement."""
+    columns = [
+        ("type", "Quant type", lambda v: f"`{v}`"),
+        ("bytes", "Size", fact_rows.size),
+        ("sha256", "SHA-256", lambda v: f"`{v[:16]}…`"),
+        ("top1_agreement", "Top-1 agreement", lambda v: f"{v:.2%}"),
+        ("max_abs_diff", "Max abs logit diff", lambda v: f"{v:.4g}"),
+    ]
+    present = [c for c in columns if any(f.get(c[0]) is not None for f in files)]
+    rows = [
+        [
+            f"`{f.get('name') or '(unnamed)'}`",
+            *("—" if f.get(key) is None else fmt(f[key]) for key, _, fmt in present),
+        ]
+        for f in files
+    ]
+    verified = any(key in ("top1_agreement", "max_abs_diff") for key, _, _ in present)
+    header = ["File", *(label for _, label, _ in present)]
+    return {"header": header, "rows": rows, "files": files, "verified": verified}
