@@ -23,6 +23,8 @@ def invalid(where: str, error) -> CardError:
     first = error.errors()[0]
     path = dotted(first["loc"])
     message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field; check its spelling"
     more = error.error_count() - 1
     tail = f" (and {more} more)" if more else ""
     return CardError(f"{where}: {path + ': ' if path else ''}{message}{tail}")

@@ -1,0 +1,66 @@
+"""Read ``card.yaml`` (metadata and prose) and ``facts.json`` into a ``CardContext``.
+
+``card.yaml`` is flat: the Hub metadata keys of ``CardMetadata`` (``license``,
+``base_model``, ``model-index``...) next to the context keys of ``CardContext``
+(``repo_id``, ``summary``, ``limitations``, ``citations``...). Unknown keys are
+errors, so ``licence:`` is caught here rather than published.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from cards.errors import CardError, invalid
+from cards.evals import load_results
+from cards.render import CardContext
+from cards.schema import CardMetadata
+
+_METADATA_KEYS = {f.alias or name for name, f in CardMetadata.model_fields.items()}
+
+
+def load_context(
+    metadata_path: Path,
+    results: Iterable[Path] = (),
+    baseline: Iterable[Path] = (),
+    facts_path: Path | None = None,
+) -> CardContext:
+    spec = _load(metadata_path, yaml.safe_load, "YAML")
+    if not isinstance(spec, dict):
+        raise CardError(f"{metadata_path}: expected a mapping of card fields")
+    facts = _load(facts_path, json.loads, "JSON") if facts_path else {}
+    if not isinstance(facts, dict):
+        raise CardError(f"{facts_path}: expected a JSON object of facts")
+    metadata = {k: v for k, v in spec.items() if k in _METADATA_KEYS}
+    context: dict[str, Any] = {k: v for k, v in spec.items() if k not in _METADATA_KEYS}
+    try:
+        return CardContext(
+            metadata=CardMetadata.model_validate(metadata),
+            facts=facts,
+            records=load_results(results),
+            baseline=load_results(baseline),
+            **context,
+        )
+    except ValidationError as error:
+        raise invalid(str(metadata_path), error) from error
+    except TypeError as error:  # a non-string key at the top of card.yaml
+        raise CardError(f"{metadata_path}: {error}") from error
+
+
+def _load(path: Path, parse, kind: str) -> Any:
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise CardError(f"{path}: cannot read ({error.strerror})") from error
+    except (yaml.YAMLError, json.JSONDecodeError) as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark else getattr(error, "lineno", None)
+        where = f"{path}:{line}" if line else str(path)
+        raise CardError(
+            f"{where}: invalid {kind}: {getattr(error, 'problem', None) or error}"
+        ) from error
