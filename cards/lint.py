@@ -89,9 +89,12 @@ def _metadata(front, add) -> dict:
         data = yaml.safe_load(front.yaml_text)
         where = line_map(front.yaml_text, front.yaml_line)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
+        mark, begun = getattr(error, "problem_mark", None), getattr(error, "context_mark", None)
         line = front.yaml_line + mark.line if mark else front.yaml_line
-        add(line, "error", f"YAML front matter does not parse: {getattr(error, 'problem', error)}")
+        message = f"YAML front matter does not parse: {getattr(error, 'problem', error)}"
+        if begun and mark and begun.line != mark.line:
+            message += f" (in what begins on line {front.yaml_line + begun.line})"
+        add(line, "error", message)
         return {}
     if data is None:
         add(front.yaml_line, "warning", "YAML front matter is empty")
@@ -139,6 +142,8 @@ def _message(err: dict, loc: tuple) -> str | None:
         return f"{field}: required but missing"
     if value is None:
         return f"{field}: empty (null) entry"
+    if kind == "finite_number":
+        return f"{field}: {value} is not a finite number"
     if kind == "string_type":
         return f"{field}: must be a string, not {type(value).__name__} ({value!r})"
     return f"{field}: {err['msg'].removeprefix('Value error, ')}"

@@ -1,0 +1,152 @@
+"""Rendered cards, read back by huggingface_hub."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from huggingface_hub import ModelCard
+from huggingface_hub.repocard_data import model_index_to_eval_results
+
+from cards.errors import CardError
+from cards.lint import lint_card
+from cards.render import CardContext, render_gguf_card, render_model_card
+from cards.schema import CardMetadata
+from cards.spec import load_context
+
+SAMPLES = Path(__file__).parent / "cards_samples"
+RESULTS = sorted(SAMPLES.glob("results_*.json"))
+BASELINE = [SAMPLES / "base_results_2026-02-28T10-00-00.000000.json"]
+DEMO = SAMPLES / "demo"
+
+
+@pytest.fixture
+def demo() -> CardContext:
+    return load_context(DEMO / "card.yaml", RESULTS, BASELINE, DEMO / "facts.json")
+
+
+def test_demo_card_round_trips_through_huggingface_hub(demo, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(render_model_card(demo))
+    card = ModelCard.load(readme)
+    assert card.data.license == "apache-2.0"
+    assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert card.data.base_model_relation == "adapter"
+    name, results = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    assert name == "smollm2-135m-demo-lora"
+    got = {(r.dataset_name, r.metric_type, r.metric_config): r.metric_value for r in results}
+    want = {
+        (r.task, r.metric, None if r.filter == "none" else r.filter): r.value for r in demo.records
+    }
+    assert got == want and len(got) == 9
+    assert CardMetadata.from_model_card_data(card.data).model_index is not None
+
+
+def test_demo_card_shows_measured_facts_and_passes_its_own_lint(demo):
+    text = render_model_card(demo)
+    facts = json.loads((DEMO / "facts.json").read_text())
+    assert "| Parameters | 134.5M (134,515,008) |" in text
+    assert "| Merged model size | 269.1 MB (269,060,552 bytes) |" in text
+    assert "| LoRA rank (r) | 8 |" in text and "| LoRA alpha | 16 |" in text
+    assert "| Target modules | `q_proj`, `v_proj` |" in text
+    assert f"| Base model revision | `{facts['base_revision']}` |" in text
+    assert "| arc_easy | acc | 0 | 0.5896 | ± 0.0101 | 0.5547 | results_2026-03-03" in text
+    assert 'PeftModel.from_pretrained(base_model, "demo-org/smollm2-135m-demo-lora")' in text
+    assert "llama-cli -hf demo-org/smollm2-135m-demo-GGUF:Q8_0" in text
+    assert "@inproceedings{hu2022lora," in text and "@misc{eval-harness," in text
+    assert lint_card(text) == []
+
+
+def test_different_n_shot_in_a_comparison_is_flagged(demo):
+    text = render_model_card(demo)
+    assert "| hellaswag | acc | 0 | 0.3419 | ± 0.0047 | 0.3392† |" in text
+    assert "> - hellaswag acc: 0-shot here, 10-shot for the base model" in text
+    plain = render_model_card(demo.model_copy(update={"baseline": []}))
+    assert "†" not in plain and "Base model |" not in plain
+
+
+def test_missing_facts_leave_no_row_and_no_none():
+    ctx = CardContext(
+        metadata=CardMetadata(license="mit", base_model=["a/b"]),
+        repo_id="me/adapter",
+        facts={"lora": {"r": 16, "target_modules": None}, "dtype": "float16"},
+    )
+    text = render_model_card(ctx)
+    assert "None" not in text and "null" not in text
+    assert "| Weights dtype | `float16` |" in text and "| LoRA rank (r) | 16 |" in text
+    for absent in ("Parameters", "Target modules", "## Evaluation", "## Citation\n\n```bibtex\n\n"):
+        assert absent not in text
+    assert "model-index" not in text
+
+
+def test_gguf_card_lists_files_and_is_a_quantized_child(demo, tmp_path):
+    merged = demo.model_copy(update={"repo_id": "demo-org/smollm2-135m-demo", "kind": "merged"})
+    readme = tmp_path / "README.md"
+    readme.write_text(render_gguf_card(merged))
+    card = ModelCard.load(readme)
+    assert card.data.base_model == "demo-org/smollm2-135m-demo"
+    assert card.data.base_model_relation == "quantized"
+    assert card.data.eval_results is None and "gguf" in card.data.tags
+    assert (
+        "| `smollm2-135m-demo-Q8_0.gguf` | `Q8_0` | 144.8 MB (144,811,872 bytes) "
+        "| `5f1e4c3b2a1908f7…` | 98.71% | 0.412 |" in card.text
+    )
+    assert "ollama run hf.co/demo-org/smollm2-135m-demo-GGUF:Q8_0" in card.text
+    assert 'Llama.from_pretrained(repo_id="demo-org/smollm2-135m-demo-GGUF"' in card.text
+    assert "eval-harness" not in card.text
+
+
+def test_gguf_card_needs_gguf_facts(demo):
+    with pytest.raises(CardError, match="gguf_files"):
+        render_gguf_card(demo.model_copy(update={"facts": {}}))
+
+
+def test_user_templates_override_one_file_and_keep_the_rest(demo, tmp_path):
+    (tmp_path / "model_card.md.j2").write_text(
+        '{% import "_macros.md.j2" as m with context %}'
+        "# {{ name }} by us\n\n{{ m.license_section() }}\n"
+    )
+    text = render_model_card(demo, template_dir=tmp_path)
+    assert "# smollm2-135m-demo-lora by us" in text
+    assert "Released under the `apache-2.0` license." in text
+    assert "GGUF files of" in render_gguf_card(demo, template_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("template", "words"),
+    [
+        ("{{ parameter_count }}", "'parameter_count' is undefined"),
+        ("{{ ''.__class__.__mro__ }}", "unsafe"),
+        ("{% if %}", "model_card.md.j2:1: template error"),
+    ],
+)
+def test_templates_are_strict_and_sandboxed(demo, tmp_path, template, words):
+    (tmp_path / "model_card.md.j2").write_text(template)
+    with pytest.raises(CardError, match="template error") as info:
+        render_model_card(demo, template_dir=tmp_path)
+    assert words in str(info.value)
+
+
+def test_cards_never_import_torch(tmp_path):
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from cards.cli import app\n"
+        f"args = ['build', '--metadata', {str(DEMO / 'card.yaml')!r}, "
+        f"'--facts', {str(DEMO / 'facts.json')!r}, '--results', {str(RESULTS[0])!r}, "
+        "'--output', sys.argv[1]]\n"
+        "assert CliRunner().invoke(app, args).exit_code == 0\n"
+        "assert CliRunner().invoke(app, ['check', sys.argv[1]]).exit_code == 0\n"
+        "heavy = {'torch', 'transformers', 'peft'} & set(sys.modules)\n"
+        "print(sorted(heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "README.md")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"
