@@ -22,6 +22,7 @@ from typing import Annotated
 
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field
 
+from cards import yamlio
 from cards.errors import CardError
 
 # lm-eval tasks are scored on generated or ranked text; the Hub files them under this tag.
@@ -140,7 +141,6 @@ def eval_results_files(records: Sequence[EvalRecord]) -> dict[str, str]:
     from a Hub dataset can be listed there. The entry's ``task_id`` is the harness task
     name; a benchmark's own ``eval.yaml`` may name it differently.
     """
-    import yaml
     from huggingface_hub import EvalResultEntry, eval_result_entries_to_yaml
 
     files: dict[str, str] = {}
@@ -158,7 +158,7 @@ def eval_results_files(records: Sequence[EvalRecord]) -> dict[str, str]:
             notes=", ".join(how),
         )
         stem = "-".join(part for part in (r.task, r.metric, r.filter) if part != "none")
-        text = yaml.safe_dump(eval_result_entries_to_yaml([entry]), sort_keys=False)
+        text = yamlio.dump(eval_result_entries_to_yaml([entry]))
         files[f".eval_results/{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)}.yaml"] = text
     return files
 

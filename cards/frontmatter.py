@@ -57,10 +57,9 @@ def split(text: str) -> FrontMatter | None:
     return FrontMatter(yaml_text=None, yaml_line=1, body=text, body_line=1)
 
 
-def line_map(yaml_text: str, first_line: int) -> LineMap:
-    """Lines of every key and item in ``yaml_text`` (which must parse)."""
+def line_map(root: yaml.Node | None, first_line: int) -> LineMap:
+    """Lines of every key and item under ``root``, a YAML starting on ``first_line``."""
     result = LineMap()
-    root = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
     if root is not None:
         _walk(root, (), first_line, result)
     return result

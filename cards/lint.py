@@ -19,7 +19,7 @@ from typing import Literal
 import yaml
 from pydantic import ValidationError
 
-from cards import body
+from cards import body, yamlio
 from cards.errors import CardError, dotted
 from cards.frontmatter import LineMap, line_map, split
 from cards.schema import CardMetadata, whole_card_problems
@@ -86,8 +86,8 @@ def _metadata(front, add) -> dict:
         )
         return {}
     try:
-        data = yaml.safe_load(front.yaml_text)
-        where = line_map(front.yaml_text, front.yaml_line)
+        data, root = yamlio.load_with_nodes(front.yaml_text)
+        where = line_map(root, front.yaml_line)
     except yaml.YAMLError as error:
         mark, begun = getattr(error, "problem_mark", None), getattr(error, "context_mark", None)
         line = front.yaml_line + mark.line if mark else front.yaml_line

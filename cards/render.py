@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cards import facts as fact_rows
+from cards import yamlio
 from cards.citations import method_citations
 from cards.errors import CardError
 from cards.evals import EvalRecord, to_model_index
@@ -86,7 +87,8 @@ def _render(name: str, ctx: CardContext, metadata: CardMetadata, template_dir) -
         line = getattr(error, "lineno", None)
         raise CardError(f"{where}{f':{line}' if line else ''}: template error: {error}") from error
     body = re.sub(r"\n{3,}", "\n\n", body.strip())
-    text = f"---\n{metadata.to_model_card_data().to_yaml()}\n---\n\n{body}\n"
+    front = yamlio.dump(metadata.to_model_card_data().to_dict())
+    text = f"---\n{front}---\n\n{body}\n"
     errors = [p for p in lint_card(text, path=name) if p.severity == "error"]
     if errors:
         raise CardError(f"rendered card fails its own check: {errors[0].format()}")

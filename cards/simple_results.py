@@ -34,6 +34,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from cards import yamlio
 from cards.errors import CardError, invalid
 from cards.evals import EvalRecord, read_text
 
@@ -42,7 +43,7 @@ _RUN_FIELDS = ("harness", "harness_version", "model", "model_revision", "date")
 
 def read_yaml(path: Path) -> list[EvalRecord]:
     try:
-        data = yaml.safe_load(read_text(path))
+        data = yamlio.load(read_text(path))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

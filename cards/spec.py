@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from cards import yamlio
 from cards.errors import CardError, invalid
 from cards.evals import load_results
 from cards.render import CardContext
@@ -30,7 +31,7 @@ def load_context(
     baseline: Iterable[Path] = (),
     facts_path: Path | None = None,
 ) -> CardContext:
-    spec = _load(metadata_path, yaml.safe_load, "YAML")
+    spec = _load(metadata_path, yamlio.load, "YAML")
     if not isinstance(spec, dict):
         raise CardError(f"{metadata_path}: expected a mapping of card fields")
     facts = _load(facts_path, json.loads, "JSON") if facts_path else {}
