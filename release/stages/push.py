@@ -1,11 +1,121 @@
-"""Stage: Push to the Hub."""
+"""Stage: Push to the Hub.
+
+Publishes the release: the model repo (merged weights, tokenizer, card, manifest), and
+when the spec names them, a GGUF repo and an adapter repo. Each gets one commit holding
+every file, then the tag ``v<version>`` (``release.hub.commit`` says how a rerun
+completes a failed push and changes nothing after a good one).
+
+Before anything is sent: the evaluation gate must have passed, every card must lint
+without errors, and every file must match the sha256 the manifest recorded.
+
+The Hub is ``huggingface_hub.HfApi`` at ``$HF_ENDPOINT`` (default https://huggingface.co)
+with the token from ``$HF_TOKEN`` or the stored login; the token is never printed,
+logged or written.
+
+A dry run is not a run of this stage: ``dry_run(spec)`` builds the same plan and runs the
+same local checks, and the runner records nothing, so a dry run can never be mistaken
+for a push that happened.
+"""
 
 from __future__ import annotations
 
-from release.stages.base import PendingStage
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from release.errors import MissingInputError, StageError
+from release.files import atomic_write_bytes
+from release.manifest import MANIFEST_NAME, Manifest
+from release.spec import ReleaseSpec
+from release.stages.base import Stage, StageContext, StageOutput, StageRun
+
+if TYPE_CHECKING:
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from release.hub.plan import PushPlan
 
 
-class PushStage(PendingStage):
+class PushStage(Stage):
     name = "push"
     title = "Push to the Hub"
-    issue = "push to the Hub"
+    depends_on = ("merge", "evaluate", "gguf", "card")
+
+    def skip_reason(self, spec: ReleaseSpec) -> str | None:
+        return None if spec.push.repo_id else "no push.repo_id in the spec"
+
+    def settings(self, spec: ReleaseSpec) -> dict[str, Any]:
+        return {"name": spec.name, "version": spec.version, **spec.push.model_dump(mode="json")}
+
+    def tools(self) -> dict[str, str]:
+        from huggingface_hub import __version__
+
+        return {"huggingface_hub": __version__}
+
+    def run(self, ctx: StageContext) -> StageRun:
+        from release.hub.commit import push_repo
+        from release.hub.plan import build_plan
+
+        plan = build_plan(ctx.spec, ctx.manifest, ctx.workspace, ctx.out_dir)
+        warnings, additions = _preflight(ctx.spec, ctx.manifest, plan)
+        for warning in warnings:
+            yield ctx.log(warning, "warning")
+        api = hub_api()
+        results = []
+        for done, (repo, operations) in enumerate(zip(plan.repos, additions, strict=True)):
+            yield ctx.progress(done, len(plan.repos), "repos", repo.repo_id)
+            result = yield from push_repo(api, ctx, repo, operations)
+            results.append(result.as_fact())
+        yield ctx.progress(len(plan.repos), len(plan.repos), "repos")
+        return StageOutput(facts={"repos": results})
+
+
+def hub_api() -> HfApi:
+    """HfApi at $HF_ENDPOINT, read now (huggingface_hub reads it once, at import)."""
+    from huggingface_hub import HfApi, get_token
+
+    if get_token() is None:
+        raise StageError(
+            PushStage.name,
+            "no Hugging Face token",
+            hint="set HF_TOKEN to a token with write access, or run `hf auth login`",
+        )
+    endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/") or None
+    return HfApi(endpoint=endpoint)
+
+
+def _preflight(
+    spec: ReleaseSpec, manifest: Manifest, plan: PushPlan
+) -> tuple[list[str], list[dict[str, CommitOperationAdd]]]:
+    """The local checks, in order; writes the files the push generates. Returns
+    warnings and, per repo, the checked upload operations."""
+    from release.hub.checks import check_gate, lint_cards, prepare_additions
+
+    warnings = [warning] if (warning := check_gate(spec, manifest)) else []
+    warnings += lint_cards(plan)
+    for path, content in plan.generated:
+        atomic_write_bytes(path, content)
+    additions = [prepare_additions(repo) for repo in plan.repos]
+    return warnings, additions
+
+
+def dry_run(spec: ReleaseSpec) -> tuple[PushPlan, list[str]]:
+    """What a push of ``spec``'s built release would do, checked but not sent.
+
+    Runs every check the push runs before uploading (gate, card lint, hashes) and
+    returns the plan with the warnings. Needs no network and no token; writes nothing
+    in the workspace. Show it with ``release.hub.plan.render_plan``.
+    """
+    from release.hub.plan import build_plan
+
+    manifest_path = spec.workspace / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise MissingInputError(
+            f"{manifest_path}: no release has been built in this workspace",
+            hint="run `model-release run` first",
+        )
+    manifest = Manifest.load(manifest_path)
+    with tempfile.TemporaryDirectory(prefix="model-release-push-") as scratch:
+        plan = build_plan(spec, manifest, spec.workspace, Path(scratch))
+        warnings, _ = _preflight(spec, manifest, plan)
+    return plan, warnings

@@ -1,0 +1,245 @@
+"""Put one planned repo on the Hub: one commit with every file, then the tag.
+
+How it works, and why a rerun is always safe:
+
+1. ``create_repo(exist_ok=True)``, then read the repo's refs.
+2. If the release tag exists, the release was published before: when the tagged commit
+   holds exactly the planned files, there is nothing to do; otherwise refuse (a
+   published tag is never moved: bump the version).
+3. Compare the head of ``main`` with the plan, file by file: LFS files by sha256, small
+   files by git blob id. Files that already match are not sent again; weights the plan
+   does not hold (``model-00002-of-00002.safetensors`` from an older release, say) are
+   deleted in the same commit.
+4. One ``create_commit`` with all the changes and ``parent_commit`` = the head read in
+   step 3, so a concurrent push is refused instead of silently mixed in. The Hub applies
+   a commit whole or not at all: a push that fails midway leaves ``main`` as it was,
+   with the LFS objects already uploaded kept server side, so the rerun sends only what
+   is missing.
+5. Tag that commit. With ``create_pr`` the commit opens a pull request instead (an open
+   one holding the same files is reused); the tag waits until ``main`` holds the
+   release, i.e. a rerun after the pull request is merged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+from collections.abc import Generator, Iterator
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from release.errors import StageError
+from release.events import Event
+from release.hub.plan import PlannedFile, RepoPlan
+from release.stages.base import StageContext
+
+if TYPE_CHECKING:
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.hf_api import GitRefInfo, RepoFile
+
+STAGE = "push"
+BRANCH = "main"
+STALE_WEIGHTS = ("*.safetensors", "*.safetensors.index.json", "*.gguf", "*.bin")
+"""Files a release replaces: kept on the Hub, an older release's extra shard would sit
+next to the new weights."""
+
+Status = Literal["committed", "pull-request", "unchanged", "released-before"]
+
+
+@dataclass(frozen=True)
+class RepoResult:
+    role: str
+    repo_id: str
+    status: Status
+    commit: str
+    url: str
+    tag: str | None
+    pull_request: str | None
+    uploaded: list[str]
+    deleted: list[str]
+
+    def as_fact(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def push_repo(
+    api: HfApi,
+    ctx: StageContext,
+    repo: RepoPlan,
+    additions: dict[str, CommitOperationAdd],
+) -> Generator[Event, None, RepoResult]:
+    """Steps 1-5 above for one repo; yields log events, returns what happened."""
+    repo_id = repo.repo_id
+    with hub_errors(repo_id, "create the repo"):
+        api.create_repo(repo_id, private=repo.private, exist_ok=True)
+        refs = api.list_repo_refs(repo_id, include_pull_requests=repo.create_pr)
+    url = f"{api.endpoint}/{repo_id}"
+
+    def result(status: Status, commit: str, tag: str | None = None, **more: Any) -> RepoResult:
+        more = {"pull_request": None, "uploaded": [], "deleted": [], **more}
+        return RepoResult(repo.role, repo_id, status, commit, url, tag, **more)
+
+    tagged = _find(refs.tags, repo.tag)
+    if tagged is not None:
+        upload, delete = _changes(api, repo, tagged.target_commit)
+        if upload or delete:
+            raise StageError(
+                STAGE,
+                f"{repo_id}: tag {repo.tag} already exists and holds other files "
+                f"({len(upload) + len(delete)} differ); a published tag is never moved",
+                hint="bump `version` in release.yaml to publish these files",
+            )
+        yield ctx.log(f"{repo_id}: {repo.tag} is already published with these files")
+        return result("released-before", tagged.target_commit, repo.tag)
+
+    head = _find(refs.branches, BRANCH)
+    if head is None:
+        raise StageError(STAGE, f"{repo_id}: the repo has no {BRANCH} branch")
+    upload, delete = _changes(api, repo, head.target_commit)
+    if not upload and not delete:
+        yield ctx.log(f"{repo_id}: {BRANCH} already holds every file of the release")
+        commit, status, pull_request, uploaded = head.target_commit, "unchanged", None, []
+    elif repo.create_pr and (opened := _open_pull_request(api, repo, refs.pull_requests or [])):
+        yield ctx.log(f"{repo_id}: pull request {opened.name} already holds the release")
+        commit, status, pull_request = opened.target_commit, "pull-request", opened.name
+        uploaded = []
+    else:
+        size = sum(f.size for f in upload)
+        yield ctx.log(
+            f"{repo_id}: one commit uploading {len(upload)} files ({size} bytes)"
+            + (f", deleting {len(delete)}" if delete else "")
+            + f"; {len(repo.files) - len(upload)} already on the Hub"
+        )
+        ctx.check_cancelled()
+        info = _commit(api, repo, additions, upload, delete, parent=head.target_commit)
+        commit, status, pull_request = info.oid, "committed", None
+        uploaded = [f.path_in_repo for f in upload]
+        if repo.create_pr:
+            status, pull_request = "pull-request", info.pr_url
+            yield ctx.log(f"{repo_id}: opened {info.pr_url}")
+    tag = None
+    if repo.tag and status != "pull-request":
+        with hub_errors(repo_id, f"create the tag {repo.tag}"):
+            api.create_tag(repo_id, tag=repo.tag, revision=commit, tag_message=repo.commit_message)
+        tag = repo.tag
+        yield ctx.log(f"{repo_id}: tagged {commit[:12]} as {repo.tag}")
+    elif repo.tag:
+        yield ctx.log(f"{repo_id}: rerun once the pull request is merged to tag {repo.tag}")
+    return result(status, commit, tag, pull_request=pull_request, uploaded=uploaded, deleted=delete)
+
+
+def _find(refs: list[GitRefInfo], name: str | None) -> GitRefInfo | None:
+    return next((ref for ref in refs if ref.name == name), None) if name else None
+
+
+def _changes(api: HfApi, repo: RepoPlan, revision: str) -> tuple[list[PlannedFile], list[str]]:
+    """Planned files the revision lacks or holds otherwise, and stale weights to delete."""
+    from huggingface_hub.hf_api import RepoFile
+
+    with hub_errors(repo.repo_id, f"list the files of {revision[:12]}"):
+        tree = api.list_repo_tree(repo.repo_id, revision=revision, recursive=True)
+        remote = {item.path: item for item in tree if isinstance(item, RepoFile)}
+    upload = [f for f in repo.files if not _same(remote.get(f.path_in_repo), f)]
+    planned = {f.path_in_repo for f in repo.files}
+    delete = sorted(
+        path
+        for path in remote
+        if path not in planned and any(fnmatch.fnmatch(path, p) for p in STALE_WEIGHTS)
+    )
+    return upload, delete
+
+
+def _same(remote: RepoFile | None, planned: PlannedFile) -> bool:
+    if remote is None or remote.size != planned.size:
+        return False
+    if remote.lfs is not None:
+        return remote.lfs.sha256 == planned.sha256
+    return remote.blob_id == _git_blob_id(planned)
+
+
+def _git_blob_id(planned: PlannedFile) -> str:
+    """The id git gives the file's content (how the Hub names files not stored in LFS)."""
+    digest = hashlib.sha1(b"blob %d\0" % planned.size)
+    digest.update(planned.local.read_bytes())
+    return digest.hexdigest()
+
+
+def _open_pull_request(
+    api: HfApi, repo: RepoPlan, pull_requests: list[GitRefInfo]
+) -> GitRefInfo | None:
+    for ref in pull_requests:
+        upload, delete = _changes(api, repo, ref.target_commit)
+        if not upload and not delete:
+            return ref
+    return None
+
+
+def _commit(
+    api: HfApi,
+    repo: RepoPlan,
+    additions: dict[str, CommitOperationAdd],
+    upload: list[PlannedFile],
+    delete: list[str],
+    *,
+    parent: str,
+):
+    from huggingface_hub import CommitOperationDelete
+
+    operations = [
+        *(additions[f.path_in_repo] for f in upload),
+        *(CommitOperationDelete(path) for path in delete),
+    ]
+    with hub_errors(repo.repo_id, "commit the release"):
+        return api.create_commit(
+            repo.repo_id,
+            operations,
+            commit_message=repo.commit_message,
+            commit_description=repo.commit_description,
+            create_pr=repo.create_pr,
+            parent_commit=parent,
+        )
+
+
+_HINTS = {
+    401: "the Hub did not accept the token: set HF_TOKEN or run `hf auth login`",
+    403: "the token cannot write there: use a token with write access to the repo's owner",
+    412: "someone pushed to the repo meanwhile: rerun to push on top of their commit",
+}
+RETRY_HINT = "rerun the push: what was uploaded is kept, and the release completes"
+
+
+@contextlib.contextmanager
+def hub_errors(repo_id: str, action: str) -> Iterator[None]:
+    """Turn huggingface_hub's errors into one StageError line that says what to do."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    # The HTTP library's base error (httpx's, under whatever name the installed
+    # huggingface_hub uses): connection refused, timeouts, TLS failures.
+    transport_errors = tuple(base for base in HfHubHTTPError.__bases__ if base is not OSError)
+    try:
+        yield
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        raise StageError(
+            STAGE,
+            f"{repo_id}: could not {action}: {_reason(exc)}",
+            hint=_HINTS.get(status or 0, RETRY_HINT),
+        ) from exc
+    except (RuntimeError, ValueError) as exc:
+        # RuntimeError: an LFS upload that failed after its retries; ValueError: the
+        # Hub refused the card's metadata or an LFS object.
+        reason = _reason(exc)
+        if isinstance(exc.__cause__, HfHubHTTPError):
+            reason = f"{reason.rstrip('.')}: {_reason(exc.__cause__)}"
+        message = f"{repo_id}: could not {action}: {reason}"
+        raise StageError(STAGE, message, hint=RETRY_HINT) from exc
+    except transport_errors as exc:
+        raise StageError(
+            STAGE, f"{repo_id}: could not {action}: {exc}", hint=f"check the network; {RETRY_HINT}"
+        ) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    message = getattr(exc, "server_message", None) or str(exc)
+    return message.strip().splitlines()[0] if message.strip() else type(exc).__name__

@@ -1,0 +1,217 @@
+"""What a push uploads: repos, files (size, sha256), commit messages and the tag.
+
+The plan is built from the spec and the manifest alone, with no network and no token,
+so ``push --dry-run`` shows exactly what a real push would send. Sizes and hashes come
+from the manifest (what the stages measured when they wrote the files); the push checks
+the files on disk against them before uploading (``release.hub.checks``).
+
+Three repos at most:
+
+- the model repo (``push.repo_id``): the merged model (safetensors shards, index,
+  config, generation config, tokenizer files, chat template), the model card as
+  README.md and the release manifest;
+- the GGUF repo (``push.gguf_repo_id``): the GGUF files and their own card;
+- the adapter repo (``push.adapter_repo_id``): the LoRA adapter and its card.
+
+Each repo gets one commit holding all its files, then the tag ``v<version>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from release import __version__
+from release.errors import InputError
+from release.manifest import FileRecord, Manifest
+from release.spec import ReleaseSpec
+
+RELEASE_MANIFEST = "release/manifest.json"
+"""Where the release manifest lands in every pushed repo."""
+
+CARD = "README.md"
+
+Role = Literal["model", "gguf", "adapter"]
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    path_in_repo: str
+    local: Path
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RepoPlan:
+    role: Role
+    repo_id: str
+    private: bool
+    create_pr: bool
+    tag: str | None
+    commit_message: str
+    commit_description: str
+    files: tuple[PlannedFile, ...]
+
+    @property
+    def card(self) -> PlannedFile | None:
+        return next((f for f in self.files if f.path_in_repo == CARD), None)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True)
+class PushPlan:
+    repos: tuple[RepoPlan, ...]
+    generated: tuple[tuple[Path, bytes], ...]
+    """Files the push writes itself (the release manifest), as (local path, content)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "repos": [
+                {
+                    "role": repo.role,
+                    "repo_id": repo.repo_id,
+                    "private": repo.private,
+                    "create_pr": repo.create_pr,
+                    "tag": repo.tag,
+                    "commit_message": repo.commit_message,
+                    "files": [
+                        {"path": f.path_in_repo, "bytes": f.size, "sha256": f.sha256}
+                        for f in repo.files
+                    ],
+                }
+                for repo in self.repos
+            ]
+        }
+
+
+def release_manifest_bytes(manifest: Manifest) -> bytes:
+    """The manifest as published: every stage before the push, without the local hash
+    cache (absolute paths of this machine). Stable across reruns, so pushing the same
+    release twice uploads the same bytes."""
+    stages = {name: record for name, record in manifest.stages.items() if name != "push"}
+    published = manifest.model_copy(update={"stages": stages})
+    return (published.model_dump_json(indent=2, exclude={"hash_cache"}) + "\n").encode()
+
+
+def build_plan(spec: ReleaseSpec, manifest: Manifest, workspace: Path, out_dir: Path) -> PushPlan:
+    """The push of ``spec``'s release, from the outputs recorded in ``manifest``.
+
+    ``out_dir`` is where the push writes the files it generates (the release manifest).
+    Raises ``InputError`` when the spec asks for a repo whose files the stages did not
+    make.
+    """
+    push = spec.push
+    if push.repo_id is None:
+        raise InputError("no push.repo_id in the spec", hint="add push: {repo_id: owner/name}")
+    content = release_manifest_bytes(manifest)
+    manifest_file = PlannedFile(
+        RELEASE_MANIFEST,
+        out_dir / PurePosixPath(RELEASE_MANIFEST).name,
+        len(content),
+        hashlib.sha256(content).hexdigest(),
+    )
+    tag = spec.tag if push.tag else None
+    title = f"{spec.name} {spec.tag}"
+    description = (
+        f"Released with model-release {__version__}. "
+        f"Every file's sha256 is listed in {RELEASE_MANIFEST} "
+        f"(sha256 {manifest_file.sha256})."
+    )
+
+    def repo(role: Role, repo_id: str, files: list[PlannedFile], message: str) -> RepoPlan:
+        by_path = {f.path_in_repo: f for f in [*files, manifest_file]}
+        return RepoPlan(
+            role=role,
+            repo_id=repo_id,
+            private=push.private,
+            create_pr=push.create_pr,
+            tag=tag,
+            commit_message=message,
+            commit_description=description,
+            files=tuple(sorted(by_path.values(), key=lambda f: f.path_in_repo)),
+        )
+
+    card = _stage_files(manifest, workspace, "card", "push.repo_id")
+    model_files = [
+        *_stage_files(manifest, workspace, "merge", "push.repo_id"),
+        *[f for f in card if f.path_in_repo == CARD],
+    ]
+    repos = [repo("model", push.repo_id, model_files, f"Release {title}")]
+    if push.gguf_repo_id:
+        gguf = _stage_files(manifest, workspace, "gguf", "push.gguf_repo_id")
+        repos.append(repo("gguf", push.gguf_repo_id, gguf, f"Release {title} (GGUF)"))
+    if push.adapter_repo_id:
+        adapter = _stage_files(manifest, workspace, "adapter", "push.adapter_repo_id")
+        adapter += [_moved(f, CARD) for f in card if f.path_in_repo == ADAPTER_CARD]
+        message = f"Release {title} (adapter)"
+        repos.append(repo("adapter", push.adapter_repo_id, adapter, message))
+    for planned in repos:
+        if planned.card is None:
+            raise InputError(
+                f"no model card for {planned.repo_id}: {CARD_SOURCES[planned.role]} is missing",
+                hint="run `model-release run` so the card stages write it",
+            )
+    return PushPlan(repos=tuple(repos), generated=((manifest_file.local, content),))
+
+
+ADAPTER_CARD = "adapter/README.md"
+"""The adapter repo's card, among the card stage's outputs."""
+
+CARD_SOURCES: dict[Role, str] = {
+    "model": "<workspace>/card/README.md",
+    "gguf": "<workspace>/gguf/README.md",
+    "adapter": f"<workspace>/card/{ADAPTER_CARD}",
+}
+
+
+def _stage_files(manifest: Manifest, workspace: Path, stage: str, field: str) -> list[PlannedFile]:
+    record = manifest.stages.get(stage)
+    if record is None or not record.outputs:
+        raise InputError(
+            f"{field} is set but the {stage} stage has not produced any files",
+            hint=f"run `model-release run` (with the {stage} stage) first",
+        )
+    return [_planned(output, workspace, stage) for output in record.outputs]
+
+
+def _planned(output: FileRecord, workspace: Path, stage: str) -> PlannedFile:
+    path = PurePosixPath(output.path)
+    in_repo = path.relative_to(stage) if path.parts[:1] == (stage,) else path
+    return PlannedFile(str(in_repo), workspace / output.path, output.bytes, output.sha256)
+
+
+def _moved(planned: PlannedFile, path_in_repo: str) -> PlannedFile:
+    return PlannedFile(path_in_repo, planned.local, planned.size, planned.sha256)
+
+
+def render_plan(plan: PushPlan) -> str:
+    """The plan as text for a person: one block per repo, one line per file."""
+    lines: list[str] = []
+    for repo in plan.repos:
+        visibility = "private" if repo.private else "public"
+        target = "a pull request" if repo.create_pr else "main"
+        tag = f", tag {repo.tag}" if repo.tag else ", no tag"
+        lines.append(f"{repo.role} repo {repo.repo_id} ({visibility}): one commit to {target}{tag}")
+        lines.append(f"  commit message: {repo.commit_message}")
+        width = max(len(f.path_in_repo) for f in repo.files)
+        for f in repo.files:
+            lines.append(f"  {f.path_in_repo:<{width}}  {_size(f.size):>9}  sha256 {f.sha256}")
+        lines.append(f"  {len(repo.files)} files, {_size(repo.total_bytes)}")
+    return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    if n < 1000:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("kB", "MB", "GB", "TB"):
+        value /= 1000
+        if value < 1000 or unit == "TB":
+            break
+    return f"{value:.1f} {unit}"
