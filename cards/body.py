@@ -188,9 +188,15 @@ def base_model_findings(lines: list[tuple[int, str]], base_models: Any) -> Itera
             continue
         for match in _MENTION.finditer(line):
             named = next(group for group in match.groups() if group).rstrip(".")
-            if named.lower() not in lowered:
-                what = ", ".join(declared) if declared else "no base_model"
-                message = f"body names base model {named!r} but the metadata has {what}"
+            if not declared:
+                message = (
+                    f"body names base model {named!r}; add base_model: {named} to the metadata"
+                )
+                yield number, "warning", message
+            elif named.lower() not in lowered:
+                message = (
+                    f"body names base model {named!r} but the metadata has {', '.join(declared)}"
+                )
                 yield number, "error", message
 
 

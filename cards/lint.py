@@ -142,6 +142,8 @@ def _message(err: dict, loc: tuple) -> str | None:
         return f"{field}: required but missing"
     if value is None:
         return f"{field}: empty (null) entry"
+    if kind == "string_too_short":
+        return f"{field}: empty string"
     if kind == "finite_number":
         return f"{field}: {value} is not a finite number"
     if kind == "string_type":

@@ -127,6 +127,8 @@ def _duplicate_results(results: list) -> list[tuple[tuple, str]]:
         identity = (get(task, "type"), *(get(dataset, k) for k in _DATASET_KEYS))
         metrics = get(result, "metrics")
         for j, metric in enumerate(metrics if isinstance(metrics, list) else []):
+            if get(metric, "type") is None:
+                continue  # malformed: the field checks report it
             key = repr((*identity, get(metric, "type"), get(metric, "config")))
             here = f"results[{i}].metrics[{j}]"
             if key in seen:

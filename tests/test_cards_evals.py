@@ -12,7 +12,7 @@ from huggingface_hub import parse_eval_result_entries
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from cards.errors import CardError
-from cards.evals import eval_results_files, load_results, to_model_index
+from cards.evals import eval_results_files, load_results, to_eval_results, to_model_index
 
 SAMPLES = Path(__file__).parent / "cards_samples"
 FIRST = SAMPLES / "results_2026-03-01T10-00-00.123456.json"
@@ -107,6 +107,11 @@ def test_model_index_round_trips_through_huggingface_hub():
     assert got == want
     shots = {r.dataset_name: r.dataset_args["num_few_shot"] for r in results}
     assert shots["gsm8k"] == 5 and shots["arc_easy"] == 0
+
+
+def test_model_index_source_names_the_results_file():
+    [result] = to_eval_results(load_results([RERUN])[:1], source_url="https://example.org/r")
+    assert (result.source_url, result.source_name) == ("https://example.org/r", RERUN.name)
 
 
 def test_tasks_sharing_a_dataset_stay_apart_in_model_index(tmp_path):

@@ -113,3 +113,34 @@ def test_unreadable_file_is_a_card_error(tmp_path):
 
     with pytest.raises(CardError, match="cannot read card"):
         lint_file(tmp_path / "missing.md")
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("datasets: ['']", [(2, "error", "datasets[0]: empty string")]),
+        ("1: x", [(2, "error", "Keys should be strings")]),
+        ("- a\n- b", [(2, "error", "must be a mapping")]),
+        ("model-index: 5", [(2, "error", "model-index: Input should be a valid list")]),
+        ("x: !!python/object:os.system {}", [(2, "error", "does not parse")]),
+    ],
+)
+def test_malformed_metadata_is_reported_not_crashed_on(yaml_text, expected):
+    problems = lint_card(f"---\n{yaml_text}\n---\n# body\n")
+    got = [(p.line, p.severity, p.message) for p in problems]
+    assert [(line, sev) for line, sev, _ in got] == [(line, sev) for line, sev, _ in expected]
+    for (_, _, message), (_, _, words) in zip(got, expected, strict=True):
+        assert words in message
+
+
+def test_non_mapping_metrics_are_not_called_duplicates():
+    text = "---\nmodel-index:\n- name: m\n  results:\n  - task: {type: t}\n"
+    text += "    dataset: {type: d, name: D}\n    metrics: [1, 2]\n---\n"
+    messages = [p.message for p in lint_card(text)]
+    assert len(messages) == 2 and not any("duplicate" in m for m in messages)
+
+
+def test_base_model_named_only_in_the_body_is_a_warning():
+    [problem] = lint_card("---\nlicense: mit\n---\nFine-tuned from `meta-llama/Llama-3.1-8B`.\n")
+    assert (problem.line, problem.severity) == (4, "warning")
+    assert "add base_model: meta-llama/Llama-3.1-8B" in problem.message
