@@ -1,16 +1,21 @@
 """Render model cards from a ``CardContext`` through jinja2 templates.
 
-The YAML front matter is never templated: it is ``CardMetadata`` dumped by
-huggingface_hub's ``ModelCardData``, with model-index built from the eval records,
-so it is exactly what the Hub parses. Templates only write the body, in a sandboxed
+The YAML front matter is never templated: it is ``CardMetadata`` passed through
+huggingface_hub's ``ModelCardData`` (model-index built from the eval records by
+huggingface_hub too) and written the way ``ModelCardData.to_yaml`` writes it, so it is
+exactly what the Hub parses. Templates only write the body, in a sandboxed
 environment with ``StrictUndefined`` (a misspelt variable is an error, not a blank).
+
 A user's template directory is searched first, so one file can be overridden and the
-rest taken from cards/templates/. Every rendered card is linted before it is returned.
+rest taken from cards/templates/. Besides the prepared tables, templates see the raw
+``facts`` and the ``size`` / ``count`` filters to format them. Every rendered card is
+linted before it is returned.
 """
 
 from __future__ import annotations
 
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -81,7 +86,8 @@ def _render(name: str, ctx: CardContext, metadata: CardMetadata, template_dir) -
     from cards.lint import lint_card
 
     try:
-        body = _environment(template_dir).get_template(name).render(_view(ctx, metadata))
+        env = _environment(str(template_dir) if template_dir else None)
+        body = env.get_template(name).render(_view(ctx, metadata))
     except TemplateError as error:
         where = getattr(error, "filename", None) or name
         line = getattr(error, "lineno", None)
@@ -95,7 +101,9 @@ def _render(name: str, ctx: CardContext, metadata: CardMetadata, template_dir) -
     return text
 
 
-def _environment(template_dir):
+@cache
+def _environment(template_dir: str | None):
+    """One environment per template dir; jinja2 reloads a template whose file changed."""
     from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
@@ -137,6 +145,7 @@ def _view(ctx: CardContext, metadata: CardMetadata) -> dict[str, Any]:
         "lora": fact_rows.rows(facts.get("lora"), fact_rows.LORA),
         "training": fact_rows.rows(facts.get("training"), fact_rows.TRAINING),
         "versions": sorted((facts.get("versions") or {}).items()),
+        "facts": facts,
         "evals": _eval_table(ctx.records, ctx.baseline),
         "gguf_files": _gguf_rows(facts.get("gguf_files") or []),
         "citations": list(dict.fromkeys(citations)),

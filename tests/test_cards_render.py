@@ -107,10 +107,11 @@ def test_gguf_card_needs_gguf_facts(demo):
 def test_user_templates_override_one_file_and_keep_the_rest(demo, tmp_path):
     (tmp_path / "model_card.md.j2").write_text(
         '{% import "_macros.md.j2" as m with context %}'
-        "# {{ name }} by us\n\n{{ m.license_section() }}\n"
+        "# {{ name }} by us\n\n{{ facts.merged_bytes | size }}\n\n{{ m.license_section() }}\n"
     )
     text = render_model_card(demo, template_dir=tmp_path)
     assert "# smollm2-135m-demo-lora by us" in text
+    assert "\n269.1 MB (269,060,552 bytes)\n" in text
     assert "Released under the `apache-2.0` license." in text
     assert "GGUF files of" in render_gguf_card(demo, template_dir=tmp_path)
 
@@ -150,3 +151,10 @@ def test_cards_never_import_torch(tmp_path):
         check=True,
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_front_matter_is_byte_for_byte_what_huggingface_hub_writes(demo):
+    # ModelCard.content re-dumps the parsed metadata with huggingface_hub's own YAML
+    # writer; our libyaml dump must produce the very same text.
+    for text in (render_model_card(demo), render_gguf_card(demo)):
+        assert ModelCard(text).content == text
