@@ -22,12 +22,7 @@ from pydantic import ValidationError
 from cards import body, yamlio
 from cards.errors import CardError, dotted
 from cards.frontmatter import LineMap, line_map, split
-from cards.schema import CardMetadata, whole_card_problems
-
-_WHOLE_CARD_KINDS = {"license_other", "relation_without_base", "duplicate_result"}
-_KNOWN_KEYS = sorted(
-    {f.alias or name for name, f in CardMetadata.model_fields.items()} | {"model_name"}
-)
+from cards.schema import METADATA_KEYS, WHOLE_CARD_KINDS, CardMetadata, whole_card_problems
 
 
 @dataclass(frozen=True)
@@ -119,7 +114,7 @@ def _schema_problems(data: dict, where: LineMap, default: int, add) -> None:
         CardMetadata.model_validate(data)
     except ValidationError as error:
         for err in error.errors():
-            if err["type"] in _WHOLE_CARD_KINDS:
+            if err["type"] in WHOLE_CARD_KINDS:
                 continue
             loc = tuple(err["loc"])
             line = where.line_of(loc, default)
@@ -135,7 +130,7 @@ def _message(err: dict, loc: tuple) -> str | None:
     kind, value = err["type"], err.get("input")
     if kind == "extra_forbidden":
         if len(loc) == 1:
-            close = difflib.get_close_matches(str(loc[0]), _KNOWN_KEYS, n=1, cutoff=0.75)
+            close = difflib.get_close_matches(str(loc[0]), sorted(METADATA_KEYS), n=1, cutoff=0.75)
             return f"unknown key {loc[0]!r}; did you mean {close[0]!r}?" if close else None
         return f"{field}: unknown key; huggingface_hub drops it"
     if kind == "missing":

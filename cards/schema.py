@@ -246,3 +246,9 @@ class CardMetadata(_Strict):
     def from_model_card_data(cls, data) -> CardMetadata:
         """Read a huggingface_hub ``ModelCardData`` (e.g. ``ModelCard.load(...).data``)."""
         return cls.model_validate(data.to_dict())
+
+
+# The keys a card's front matter may have in our schema, as written in YAML.
+METADATA_KEYS = frozenset(f.alias or name for name, f in CardMetadata.model_fields.items())
+# Error types raised by whole_card_problems through the after-validator.
+WHOLE_CARD_KINDS = frozenset({"license_other", "relation_without_base", "duplicate_result"})

@@ -20,9 +20,7 @@ from cards import yamlio
 from cards.errors import CardError, invalid
 from cards.evals import load_results
 from cards.render import CardContext
-from cards.schema import CardMetadata
-
-_METADATA_KEYS = {f.alias or name for name, f in CardMetadata.model_fields.items()}
+from cards.schema import METADATA_KEYS, CardMetadata
 
 
 def load_context(
@@ -37,8 +35,8 @@ def load_context(
     facts = _load(facts_path, json.loads, "JSON") if facts_path else {}
     if not isinstance(facts, dict):
         raise CardError(f"{facts_path}: expected a JSON object of facts")
-    metadata = {k: v for k, v in spec.items() if k in _METADATA_KEYS}
-    context: dict[str, Any] = {k: v for k, v in spec.items() if k not in _METADATA_KEYS}
+    metadata = {k: v for k, v in spec.items() if k in METADATA_KEYS}
+    context: dict[str, Any] = {k: v for k, v in spec.items() if k not in METADATA_KEYS}
     try:
         return CardContext(
             metadata=CardMetadata.model_validate(metadata),
