@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from release.errors import StageError
+from release.errors import InputError, StageError
 from release.hub.plan import RELEASE_MANIFEST, render_plan
 from release.runner import run_release
 from release.stages.push import PushStage, dry_run
@@ -114,8 +114,11 @@ def test_gguf_and_adapter_repos_get_their_own_commit_card_and_tag(hub, built_rel
     import gguf
     from huggingface_hub import ModelCard
 
-    spec = built_release.with_push(gguf_repo_id=GGUF_REPO_ID, adapter_repo_id=ADAPTER_REPO_ID)
+    spec = built_release.with_push(
+        gguf_repo_id=GGUF_REPO_ID, adapter_repo_id=ADAPTER_REPO_ID, private=True
+    )
     push(spec)
+    assert all(hub.repo(r).private for r in (REPO_ID, GGUF_REPO_ID, ADAPTER_REPO_ID))
 
     gguf_remote = downloaded(hub, GGUF_REPO_ID, "v1.0.0", tmp_path)
     gguf_remote.pop(RELEASE_MANIFEST)
@@ -371,6 +374,12 @@ def test_the_token_appears_in_no_output_or_file(hub, built_release, capfd, caplo
         for path in root.rglob("*"):
             if path.is_file():
                 assert CANARY_TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_the_repos_must_differ(built_release):
+    spec = built_release.with_push(gguf_repo_id=REPO_ID)
+    with pytest.raises(InputError, match="repos must differ"):
+        dry_run(spec)
 
 
 def test_skipped_without_a_repo_id(built_release):

@@ -35,6 +35,15 @@ CARD = "README.md"
 
 Role = Literal["model", "gguf", "adapter"]
 
+ADAPTER_CARD = "adapter/README.md"
+"""The adapter repo's card, among the card stage's outputs."""
+
+CARD_SOURCES: dict[Role, str] = {
+    "model": "<workspace>/card/README.md",
+    "gguf": "<workspace>/gguf/README.md",
+    "adapter": f"<workspace>/card/{ADAPTER_CARD}",
+}
+
 
 @dataclass(frozen=True)
 class PlannedFile:
@@ -151,6 +160,12 @@ def build_plan(spec: ReleaseSpec, manifest: Manifest, workspace: Path, out_dir: 
         adapter += [_moved(f, CARD) for f in card if f.path_in_repo == ADAPTER_CARD]
         message = f"Release {title} (adapter)"
         repos.append(repo("adapter", push.adapter_repo_id, adapter, message))
+    repo_ids = [planned.repo_id for planned in repos]
+    if len(set(repo_ids)) < len(repo_ids):
+        raise InputError(
+            f"push: the model, GGUF and adapter repos must differ (got {', '.join(repo_ids)})",
+            hint="name the GGUF repo e.g. owner/name-GGUF",
+        )
     for planned in repos:
         if planned.card is None:
             raise InputError(
@@ -158,16 +173,6 @@ def build_plan(spec: ReleaseSpec, manifest: Manifest, workspace: Path, out_dir: 
                 hint="run `model-release run` so the card stages write it",
             )
     return PushPlan(repos=tuple(repos), generated=((manifest_file.local, content),))
-
-
-ADAPTER_CARD = "adapter/README.md"
-"""The adapter repo's card, among the card stage's outputs."""
-
-CARD_SOURCES: dict[Role, str] = {
-    "model": "<workspace>/card/README.md",
-    "gguf": "<workspace>/gguf/README.md",
-    "adapter": f"<workspace>/card/{ADAPTER_CARD}",
-}
 
 
 def _stage_files(manifest: Manifest, workspace: Path, stage: str, field: str) -> list[PlannedFile]:
