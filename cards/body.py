@@ -61,7 +61,7 @@ def bibtex_findings(blocks: list[Block]) -> Iterator[Finding]:
 
 # --- tables against model-index -------------------------------------------------------
 
-_VALUE_HEADERS = {"value", "score", "result", "results"}
+_VALUE_HEADERS = {"value", "score", "result", "results"}  # normalized header cells
 _NUMBER = re.compile(r"^[+-]?(\d+)(?:\.(\d+))?\s*(%?)")
 
 
@@ -113,13 +113,13 @@ def _cells(line: str) -> list[str]:
 def _tables(
     prose: list[tuple[int, str]],
 ) -> Iterator[tuple[list[str], list[tuple[int, list[str]]]]]:
-    """(header, rows) of each pipe table; rows keep their line numbers."""
+    """(header cells, rows) of each pipe table; rows keep their line numbers."""
     i = 0
     while i < len(prose):
         line = prose[i][1]
         below = prose[i + 1][1] if i + 1 < len(prose) else ""
         if line.lstrip().startswith("|") and re.match(r"^\s*\|?\s*:?-{3,}", below):
-            header = [_norm(c) for c in _cells(line)]
+            header = _cells(line)
             i += 2
             rows = []
             while i < len(prose) and prose[i][1].lstrip().startswith("|"):
@@ -138,33 +138,42 @@ def _agrees(shown: re.Match, value: float) -> bool:
     return any(abs(number - c) <= step + 1e-9 for c in candidates)
 
 
+def _claims(raw_header: list[str], rows) -> Iterator[tuple[int, str, str | None, str]]:
+    """(line, row label, metric or None for "any", cell) for each value cell of a table.
+
+    Three layouts: a "Metric" column next to a "Value"/"Score" column; "| Metric |
+    Value |" with the benchmark in the first column (Open LLM Leaderboard), where any
+    of its metrics may be meant; and wide tables whose column headers are metrics.
+    """
+    header = [_norm(cell) for cell in raw_header]
+    metric_col = header.index("metric") if "metric" in header else None
+    for line, cells in rows:
+        for col in range(1, min(len(header), len(cells))):
+            if metric_col is None:
+                yield line, cells[0], raw_header[col], cells[col]
+            elif header[col] in _VALUE_HEADERS and metric_col < len(cells):
+                yield line, cells[0], cells[metric_col] if metric_col else None, cells[col]
+
+
 def table_findings(prose: list[tuple[int, str]], model_index: Any) -> Iterator[Finding]:
     known = scores(model_index)
-    if not known:
-        return
-    for header, rows in _tables(prose):
-        metric_col = header.index("metric") if "metric" in header else None
-        for line, cells in rows:
-            label = _norm(cells[0])
-            for col, name in enumerate(header[1:], start=1):
-                if col >= len(cells) or col == metric_col:
-                    continue
-                if metric_col is not None:
-                    if name not in _VALUE_HEADERS or metric_col >= len(cells):
-                        continue
-                    metric = _norm(cells[metric_col])
-                else:
-                    metric = name
-                shown = _NUMBER.match(cells[col].strip("*` "))
-                same = [s for s in known if label in s.datasets and metric in s.metrics]
-                if shown and same and not any(_agrees(shown, s.value) for s in same):
-                    expected = ", ".join(f"{s.value:g}" for s in same)
-                    yield (
-                        line,
-                        "error",
-                        f"table gives {cells[0]} {cells[metric_col] if metric_col else header[col]}"
-                        f" = {shown.group(0).strip()}, but model-index says {expected}",
-                    )
+    for raw_header, rows in _tables(prose) if known else ():
+        for line, label, metric, cell in _claims(raw_header, rows):
+            shown = _NUMBER.match(cell.strip("*` "))
+            same = [
+                s
+                for s in known
+                if _norm(label) in s.datasets and (metric is None or _norm(metric) in s.metrics)
+            ]
+            if shown and same and not any(_agrees(shown, s.value) for s in same):
+                expected = ", ".join(f"{s.value:g}" for s in same)
+                claim = f"{label} {metric}" if metric else label
+                yield (
+                    line,
+                    "error",
+                    f"table gives {claim} = {shown.group(0).strip()}, "
+                    f"but model-index says {expected}",
+                )
 
 
 # --- base model and parameter claims ----------------------------------------------------

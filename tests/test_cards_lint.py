@@ -31,6 +31,11 @@ EXPECTED = {
     "typo_key.md": (2, "warning", "unknown key 'licence'; did you mean 'license'?"),
     "unclosed_front_matter.md": (1, "error", "never closed"),
     "duplicate_key.md": (4, "error", "key 'license' given twice (first on line 2)"),
+    "leaderboard_table.md": (
+        32,
+        "error",
+        "table gives AI2 Reasoning Challenge (25-Shot) = 61.24, but model-index says 60.24",
+    ),
 }
 
 
