@@ -1,11 +1,36 @@
-"""Stage: Adapter intake."""
+"""Stage: Adapter intake. Proves the adapter belongs to the base (``release.intake``)."""
 
 from __future__ import annotations
 
-from release.stages.base import PendingStage
+from pathlib import Path
+from typing import Any
+
+from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
 
-class AdapterStage(PendingStage):
+class AdapterStage(Stage):
     name = "adapter"
     title = "Adapter intake"
-    issue = "adapter intake and merge"
+
+    def settings(self, spec) -> dict[str, Any]:
+        return {
+            "base": spec.base.model_dump(mode="json"),
+            "allow_pickle": spec.adapter.allow_pickle,
+            "allow_fingerprint_mismatch": getattr(spec.base, "allow_fingerprint_mismatch", False),
+        }
+
+    def input_paths(self, spec) -> list[Path]:
+        paths = [spec.adapter.path, *spec.eval.previous]
+        return paths + ([spec.base.path] if spec.base.path else [])
+
+    def tools(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {"transformers": version("transformers"), "safetensors": version("safetensors")}
+
+    def run(self, ctx: StageContext) -> StageRun:
+        from release.intake import inspect
+        from release.relay import relay
+
+        facts = yield from relay(inspect(ctx.spec, ctx.out_dir), ctx.log)
+        return StageOutput(facts=facts)

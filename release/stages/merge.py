@@ -1,11 +1,63 @@
-"""Stage: Merge."""
+"""Stage: Merge. Streams the base through the adapter into a complete HF model folder
+(``release.merge_stream``)."""
 
 from __future__ import annotations
 
-from release.stages.base import PendingStage
+import json
+from pathlib import Path
+from typing import Any
+
+from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
 
-class MergeStage(PendingStage):
+class MergeStage(Stage):
     name = "merge"
     title = "Merge"
-    issue = "adapter intake and merge"
+    depends_on = ("adapter",)
+
+    def settings(self, spec) -> dict[str, Any]:
+        return {
+            "base": spec.base.model_dump(mode="json"),
+            "dtype": spec.merge.dtype,
+            "shard_size": spec.merge.shard_size,
+        }
+
+    def input_paths(self, spec) -> list[Path]:
+        return [spec.base.path] if spec.base.path else []
+
+    def tools(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {"torch": version("torch"), "safetensors": version("safetensors")}
+
+    def run(self, ctx: StageContext) -> StageRun:
+        from release.base_model import resolve_base_dir
+        from release.intake import TARGETS_NAME
+        from release.merge_stream import merge_streaming
+        from release.relay import relay
+
+        adapter_dir = ctx.stage_dir("adapter")
+        targets = json.loads((adapter_dir / TARGETS_NAME).read_text(encoding="utf-8"))
+        steps = merge_streaming(
+            resolve_base_dir(ctx.spec.base),
+            adapter_dir,
+            targets,
+            ctx.out_dir,
+            dtype=ctx.spec.merge.dtype,
+            shard_size=ctx.spec.merge.shard_size,
+        )
+        result = yield from relay(
+            steps, lambda step: ctx.progress(step.done, step.total, "bytes", step.tensor)
+        )
+        return StageOutput(
+            facts={
+                "merged_parameters": result.parameters,
+                "dtype": result.dtype,
+                "bytes_written": result.bytes_written,
+                "shards": result.shards,
+                "tensors": result.tensors,
+                "tensors_merged": result.tensors_merged,
+                "peak_rss_bytes": result.peak_rss,
+                "tokenizer_from": result.tokenizer_from,
+            }
+        )
