@@ -54,7 +54,7 @@ def lint_cards(plan: PushPlan) -> list[str]:
     for repo in plan.repos:
         card = repo.card
         assert card is not None, "build_plan guarantees a card per repo"
-        for problem in lint_card(card.local.read_text(encoding="utf-8"), card.local):
+        for problem in lint_card(card.local.read_text(encoding="utf-8"), str(card.local)):
             line = f"{card.local}:{problem.line}: {problem.message}"
             (errors if problem.severity == "error" else warnings).append(line)
     if errors:

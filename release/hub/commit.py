@@ -125,7 +125,7 @@ def push_repo(
         tag = repo.tag
         yield ctx.log(f"{repo_id}: tagged {commit[:12]} as {repo.tag}")
     elif repo.tag:
-        yield ctx.log(f"{repo_id}: rerun once the pull request is merged to tag {repo.tag}")
+        yield ctx.log(f"{repo_id}: to tag {repo.tag}, rerun the push once the PR is merged")
     return result(status, commit, tag, pull_request=pull_request, uploaded=uploaded, deleted=delete)
 
 
