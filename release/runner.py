@@ -6,7 +6,7 @@ progress; it holds no UI. For every stage it:
 1. asks the stage whether it applies to the spec (a GGUF stage with no quant types does
    not), and forgets the stage's old record when it does not;
 2. computes the stage's key: a hash of its settings, its external input files and the
-   recorded outputs of the stages it depends on;
+   recorded outputs and facts of the stages it depends on;
 3. skips the stage when the manifest holds that key and the recorded outputs are intact;
 4. otherwise runs it into a staging folder, renames the folder to ``<workspace>/<stage>``,
    records outputs and facts, and saves the manifest atomically.
@@ -52,7 +52,10 @@ def stage_key(stage: Stage, spec: ReleaseSpec, manifest: Manifest) -> tuple[str,
         for file in iter_files(path)
     ]
     upstream = {
-        dep: [record.model_dump() for record in manifest.stages[dep].outputs]
+        dep: {
+            "outputs": [record.model_dump() for record in manifest.stages[dep].outputs],
+            "facts": manifest.stages[dep].facts,
+        }
         for dep in stage.depends_on
         if dep in manifest.stages
     }

