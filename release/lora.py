@@ -24,12 +24,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
+
+import numpy as np
 
 from release.errors import InputError
-
-if TYPE_CHECKING:
-    import torch
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -211,32 +210,28 @@ def expected_shapes(
 
 
 def merge_weight(
-    weight: torch.Tensor,
+    weight: np.ndarray,
     edit: ModuleEdit,
-    read: Callable[[str], torch.Tensor],
+    read: Callable[[str], np.ndarray],
     settings: LoraSettings,
-) -> torch.Tensor:
-    """The merged parameter in float32 (a new tensor; ``weight`` is not modified)."""
-    import torch
-
-    merged = (read(edit.replacement) if edit.replacement else weight).to(torch.float32, copy=True)
+) -> np.ndarray:
+    """The merged parameter in float32 from float32 inputs (a new array)."""
+    merged = (read(edit.replacement) if edit.replacement else weight).astype(np.float32, copy=False)
     if edit.kind is None:
         return merged
     assert edit.lora_a and edit.lora_b
-    lora_a = read(edit.lora_a).to(torch.float32)
-    lora_b = read(edit.lora_b).to(torch.float32)
+    lora_a, lora_b = read(edit.lora_a), read(edit.lora_b)
     delta = lora_b @ lora_a
     if edit.kind == "embedding" or settings.fan_in_fan_out:
         delta = delta.T
-    delta.mul_(settings.scale(edit.module, lora_a.shape[0]))
-    merged.add_(delta)
+    delta *= np.float32(settings.scale(edit.module, lora_a.shape[0]))
+    merged += delta
     del delta
     if edit.magnitude:
-        magnitude = read(edit.magnitude).to(torch.float32)
         # Rows of W are output features for Linear; for an Embedding (and a fan-in-fan-out
         # Conv1D) the output features are W's columns.
         by_column = edit.kind == "embedding" or settings.fan_in_fan_out
-        norm = torch.linalg.norm(merged, dim=0 if by_column else 1)
-        factor = magnitude / norm
-        merged.mul_(factor.view(1, -1) if by_column else factor.view(-1, 1))
+        norm = np.linalg.norm(merged, axis=0 if by_column else 1)
+        factor = read(edit.magnitude) / norm
+        merged *= factor.reshape(1, -1) if by_column else factor.reshape(-1, 1)
     return merged

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 
 from release import lora
@@ -28,10 +29,12 @@ from release.safetensors_stream import (
     OutTensor,
     ShardWriter,
     TensorInfo,
+    from_float32,
     list_checkpoint,
     list_tensors,
     plan_shards,
-    read_tensor,
+    read_array,
+    to_float32,
 )
 
 COPIED_FILES = (
@@ -87,8 +90,6 @@ def merge_streaming(
     shard_size: int = 2 * 10**9,
 ) -> Generator[Step, None, MergeResult]:
     """Write the merged model folder into ``out_dir``; yields a Step per tensor."""
-    import torch
-
     _, settings = lora.read_config(adapter_dir)
     adapter_file = adapter_dir / lora.WEIGHTS_NAME
     adapter = {info.name: info for info in list_tensors(adapter_file)}
@@ -110,22 +111,24 @@ def merge_streaming(
     ):
         handles = {}
 
-        def read_adapter(key: str) -> torch.Tensor:
-            return read_tensor(adapter_handle, adapter[key])
+        def read_adapter(key: str) -> np.ndarray:
+            info = adapter[key]
+            return to_float32(read_array(adapter_handle, info), info.dtype)
 
         for out in plan:
             info = base[out.name]
             if info.file not in handles:
                 handles[info.file] = files.enter_context(open(info.file, "rb"))
-            tensor = read_tensor(handles[info.file], info)
             edit = edits.get(out.name)
-            if edit is not None:
-                tensor = lora.merge_weight(tensor, edit, read_adapter, settings)
-            if out.dtype != info.dtype or edit is not None:
-                tensor = tensor.to(getattr(torch, TORCH_NAMES[out.dtype]))
-            writer.write(out.name, tensor)
+            if edit is None and out.dtype == info.dtype:
+                writer.copy(out.name, handles[info.file], info)
+            else:
+                weight = to_float32(read_array(handles[info.file], info), info.dtype)
+                if edit is not None:
+                    weight = lora.merge_weight(weight, edit, read_adapter, settings)
+                writer.write(out.name, from_float32(weight, out.dtype))
+                del weight
             peak = max(peak, process.memory_info().rss)
-            del tensor
             done += info.nbytes
             yield Step(out.name, done, total)
     written = {out.dtype for out in plan if out.dtype in FLOAT_DTYPES}

@@ -20,13 +20,12 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
+
+import numpy as np
 
 from release.errors import InputError
 from release.files import atomic_open
-
-if TYPE_CHECKING:
-    import torch
 
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
@@ -134,26 +133,71 @@ def read_bytes(handle: BinaryIO, info: TensorInfo, offset: int, size: int) -> by
     return handle.read(size)
 
 
-def read_tensor(handle: BinaryIO, info: TensorInfo) -> torch.Tensor:
-    """One tensor, read with a single ``readinto`` of its byte range."""
-    import torch
+_NUMPY = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "BF16": "<u2",  # numpy has no bfloat16: kept as raw bits, see to_float32
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U8": "u1",
+    "BOOL": "?",
+    "F8_E4M3": "u1",
+    "F8_E5M2": "u1",
+}
+_COPY_CHUNK = 16 * 2**20
 
-    buffer = bytearray(info.nbytes)
+
+def read_array(handle: BinaryIO, info: TensorInfo) -> np.ndarray:
+    """One tensor as a numpy array, read with a single ``readinto`` of its byte range."""
+    array = np.empty(info.shape, dtype=_NUMPY[info.dtype])
     handle.seek(info.start)
-    if handle.readinto(buffer) != info.nbytes:
+    if handle.readinto(memoryview(array.reshape(-1)).cast("B")) != info.nbytes:
         raise InputError(f"{info.file}: truncated at tensor {info.name}")
-    dtype = _torch_dtype(info.dtype)
-    if not buffer:
-        return torch.empty(info.shape, dtype=dtype)
-    return torch.frombuffer(buffer, dtype=dtype).reshape(info.shape)
+    return array
 
 
-def _torch_dtype(code: str) -> torch.dtype:
-    import torch
+def to_float32(array: np.ndarray, code: str) -> np.ndarray:
+    """A float tensor's values as a new float32 array (bf16 bits become the high half)."""
+    if code != "BF16":
+        return array.astype(np.float32)
+    wide = np.empty(array.shape, dtype=np.float32)
+    halves = wide.reshape(-1).view(np.uint16)  # little-endian: [low, high] per float
+    halves[0::2] = 0
+    halves[1::2] = array.reshape(-1)
+    return wide
 
-    names = {**TORCH_NAMES, "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8"}
-    names |= {"U8": "uint8", "BOOL": "bool", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
-    return getattr(torch, names[code])
+
+def from_float32(array: np.ndarray, code: str) -> np.ndarray:
+    """float32 values cast to ``code``, rounding to nearest even as torch does.
+
+    For bf16 this rounds ``array`` in place (callers pass a scratch array)."""
+    if code != "BF16":
+        return array.astype(_NUMPY[code])
+    nan = np.isnan(array)
+    bits = array.reshape(-1).view(np.uint32)
+    odd = (bits >> 16) & 1
+    bits += np.uint32(0x7FFF)
+    bits += odd
+    del odd
+    high = bits.view(np.uint16)[1::2].reshape(array.shape)
+    if nan.any():
+        high = np.where(nan, np.uint16(0x7FC0), high)
+    return high
+
+
+def copy_bytes(source: BinaryIO, info: TensorInfo, target: BinaryIO) -> None:
+    """Copy a tensor's bytes unchanged, in chunks, without holding the tensor."""
+    source.seek(info.start)
+    left = info.nbytes
+    while left:
+        chunk = source.read(min(left, _COPY_CHUNK))
+        if not chunk:
+            raise InputError(f"{info.file}: truncated at tensor {info.name}")
+        target.write(chunk)
+        left -= len(chunk)
 
 
 @dataclass(frozen=True)
@@ -232,11 +276,18 @@ class ShardWriter:
         else:
             self._shard.__exit__(exc_type, exc, tb)
 
-    def write(self, name: str, tensor: torch.Tensor) -> None:
-        import torch
+    def write(self, name: str, array: np.ndarray) -> None:
+        """Write the next planned tensor from an array of its output dtype."""
+        handle = self._next(name, tuple(array.shape))
+        handle.write(memoryview(np.ascontiguousarray(array).reshape(-1)).cast("B"))
 
+    def copy(self, name: str, source: BinaryIO, info: TensorInfo) -> None:
+        """Write the next planned tensor as ``info``'s bytes, unchanged."""
+        copy_bytes(source, info, self._next(name, info.shape))
+
+    def _next(self, name: str, shape: tuple[int, ...]) -> BinaryIO:
         number, planned = next(self._queue)
-        if planned.name != name or tuple(tensor.shape) != planned.shape:
+        if planned.name != name or shape != planned.shape:
             raise AssertionError(f"shard plan expected {planned.name}, got {name}")
         if number != self._number:
             self._shard.close()
@@ -246,8 +297,8 @@ class ShardWriter:
             )
             self._handle.write(_header_bytes(self.shards[number]))
         assert self._handle is not None
-        self._handle.write(memoryview(tensor.contiguous().reshape(-1).view(torch.uint8).numpy()))
         self.bytes_written += planned.nbytes
+        return self._handle
 
     def _finish(self) -> None:
         """Close the last shard and write the index (transformers' layout)."""

@@ -1,0 +1,171 @@
+"""Benchmark: our streaming merge vs PEFT's load + merge_and_unload + save_pretrained.
+
+Generates a Llama-shaped bf16 model of about 1 GB and a rank-16 LoRA on every linear
+layer, then runs each contender in its own subprocess (so each peak RSS is its own) and
+prints wall time, peak RSS and the ratios ours / PEFT.
+
+    python bench/merge.py [--workdir DIR] [--hidden 2048 --layers 8]
+
+Ours is what a user runs: the adapter stage (intake checks, fingerprint), then the
+merge stage, each through the runner (input and output hashing included), each in its
+own process as the merge needs none of intake's memory. The merge row is the like-for-
+like comparison with PEFT's load + merge + save; "both" adds intake's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def generate(workdir: Path, hidden: int, layers: int, rank: int) -> None:
+    """A random Llama base (written tensor by tensor) and a random LoRA for it."""
+    import torch
+    from peft import LoraConfig
+    from safetensors.torch import save_file
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from release.safetensors_stream import OutTensor, ShardWriter, plan_shards
+
+    base, adapter = workdir / "base", workdir / "adapter"
+    config = LlamaConfig(
+        vocab_size=32000,
+        hidden_size=hidden,
+        intermediate_size=hidden * 11 // 4,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 128,
+        num_key_value_heads=hidden // 512,
+        tie_word_embeddings=False,
+        dtype="bfloat16",
+    )
+    config.architectures = ["LlamaForCausalLM"]
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in LlamaForCausalLM(config).state_dict().items()}
+    base.mkdir(parents=True)
+    config.save_pretrained(base)
+    plan = [OutTensor(name, "BF16", shape) for name, shape in shapes.items()]
+    generator = torch.Generator().manual_seed(0)
+    with ShardWriter(base, plan_shards(plan, 500 * 10**6)) as writer:
+        for name, shape in shapes.items():
+            weight = (torch.randn(shape, generator=generator) * 0.02).bfloat16()
+            writer.write(name, weight.view(torch.int16).numpy())  # bf16 bits
+
+    adapter.mkdir(parents=True)
+    LoraConfig(
+        r=rank, lora_alpha=2 * rank, target_modules=list(TARGETS), task_type="CAUSAL_LM"
+    ).save_pretrained(adapter)
+    settings = json.loads((adapter / "adapter_config.json").read_text())
+    settings["base_model_name_or_path"] = str(base)
+    (adapter / "adapter_config.json").write_text(json.dumps(settings))
+    lora = {}
+    for name, (out, inp) in ((n, s) for n, s in shapes.items() if n.split(".")[-2] in TARGETS):
+        module = "base_model.model." + name.removesuffix(".weight")
+        lora[f"{module}.lora_A.weight"] = torch.randn((rank, inp), generator=generator) * 0.01
+        lora[f"{module}.lora_B.weight"] = torch.randn((out, rank), generator=generator) * 0.01
+    save_file(lora, adapter / "adapter_model.safetensors")
+
+
+def run_stage(stage: str, base: Path, adapter: Path, workspace: Path) -> None:
+    from release.runner import run_release
+    from release.spec import ReleaseSpec
+
+    spec = ReleaseSpec(
+        name="bench",
+        version="1.0",
+        base={"path": str(base)},
+        adapter={"path": str(adapter)},
+        workspace=workspace,
+    )
+    for _ in run_release(spec, only=[stage]):
+        pass
+
+
+def run_peft(base: Path, adapter: Path, out: Path) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype="auto")
+    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    merged.save_pretrained(out)
+
+
+def measure(contender: str, base: Path, adapter: Path, out: Path) -> dict[str, float]:
+    """Run one contender in a fresh interpreter: wall seconds and its own peak RSS."""
+    command = [sys.executable, __file__, "--contender", contender, str(base), str(adapter)]
+    started = time.perf_counter()
+    done = subprocess.run([*command, str(out)], check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    return {"wall_s": wall, **json.loads(done.stdout.strip().splitlines()[-1])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--hidden", type=int, default=2048)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument("--contender", choices=["generate", "adapter", "merge", "peft"])
+    parser.add_argument("paths", nargs="*", type=Path)
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+
+    if args.contender == "generate":
+        generate(args.paths[0], args.hidden, args.layers, args.rank)
+        return
+    if args.contender:  # child: run one contender, report its peak RSS
+        base, adapter, out = args.paths
+        if args.contender == "peft":
+            run_peft(base, adapter, out)
+        else:
+            run_stage(args.contender, base, adapter, out)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        print(json.dumps({"peak_rss_mb": peak / 2**20}))
+        return
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="merge-bench-"))
+    try:
+        # Generated in a child too: Linux keeps ru_maxrss across fork and exec, so a
+        # parent that had held the model would lend its peak to every contender.
+        sizes = [f"--{name}={getattr(args, name)}" for name in ("hidden", "layers", "rank")]
+        subprocess.run(
+            [sys.executable, __file__, "--contender", "generate", *sizes, str(workdir)],
+            check=True,
+        )
+        base, adapter = workdir / "base", workdir / "adapter"
+        size = sum(p.stat().st_size for p in base.glob("*.safetensors"))
+        print(f"base: Llama-shaped, {size / 1e9:.2f} GB bf16; LoRA r={args.rank} on {TARGETS}")
+        rows = {
+            "ours: intake": measure("adapter", base, adapter, workdir / "ours"),
+            "ours: merge": measure("merge", base, adapter, workdir / "ours"),
+            "peft": measure("peft", base, adapter, workdir / "peft"),
+        }
+        intake, merge, peft = rows.values()
+        rows["ours: both"] = {
+            "wall_s": intake["wall_s"] + merge["wall_s"],
+            "peak_rss_mb": max(intake["peak_rss_mb"], merge["peak_rss_mb"]),
+        }
+        print(f"{'':14} {'wall s':>8} {'peak RSS MB':>12} {'wall/peft':>10} {'RSS/peft':>9}")
+        for name, row in rows.items():
+            ratios = row["wall_s"] / peft["wall_s"], row["peak_rss_mb"] / peft["peak_rss_mb"]
+            print(
+                f"{name:14} {row['wall_s']:8.1f} {row['peak_rss_mb']:12.0f} "
+                f"{ratios[0]:10.2f} {ratios[1]:9.2f}"
+            )
+        print("goal: the merge at most 0.5 of PEFT's wall time and 0.25 of its peak RSS")
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
