@@ -1,0 +1,281 @@
+"""Every GGUF file a release asks for: written, read back, checked, then given its name.
+
+Order of work: the checks that need no work come first (is the architecture built in, or
+is llama.cpp's converter there; is llama.cpp's quantizer there for K-quants), so a
+release that cannot finish fails at once. Then the merged model's reference logits, once.
+Then each file: written under a hidden temporary name, read back with gguf-py, loaded by
+llama.cpp and by transformers and compared with the reference, and only then renamed to
+``<name>-<TYPE>.gguf``. A file that fails a check never gets its final name.
+
+K-quants (and, for delegated architectures, every type the converter cannot write) are
+made by llama.cpp's quantizer from an f16 file: the release's own f16 when it asks for
+one, else a hidden intermediate that is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from release.errors import StageError
+from release.events import Event
+from release.files import sha256_file
+from release.gguf_export.agreement import (
+    SMOKE_PROMPT,
+    LoaderResult,
+    Probe,
+    llama_cpp_check,
+    reference_probe,
+    transformers_check,
+)
+from release.gguf_export.architectures import supported_classes
+from release.gguf_export.delegate import CONVERTER_TYPES, convert_with_llama_cpp, find_converter
+from release.gguf_export.formats import FORMATS, GGUFFormat, file_name
+from release.gguf_export.kquant import INSTALL_HINT, llama_cpp_version, quantize_with_llama_cpp
+from release.gguf_export.metadata import ReleaseMetadata
+from release.gguf_export.readback import ReadBack, check_read_back, read_back, required_keys
+from release.gguf_export.source import read_config
+from release.gguf_export.writer import (
+    ExportSource,
+    PlannedTensor,
+    UnsupportedModel,
+    export_gguf,
+    open_source,
+)
+from release.spec import ReleaseSpec
+from release.stages.base import StageContext
+
+STAGE = "gguf"
+BUILT_IN = "built-in"
+CONVERTER = "llama.cpp convert_hf_to_gguf.py"
+QUANTIZER = "llama.cpp quantizer"
+
+
+def release_metadata(spec: ReleaseSpec) -> ReleaseMetadata:
+    return ReleaseMetadata(
+        name=spec.name,
+        version=spec.version,
+        license=spec.card.license,
+        base_model=spec.base.repo_id,
+        repo_id=spec.push.gguf_repo_id or spec.push.repo_id,
+        tags=list(spec.card.tags),
+        languages=list(spec.card.language),
+        datasets=list(spec.card.datasets),
+    )
+
+
+@dataclass
+class _Job:
+    fmt: GGUFFormat
+    exporter: str
+    final: Path | None
+    """None: the hidden f16 the quantizer starts from, not shipped."""
+
+    @property
+    def temp(self) -> Path:
+        assert self.final is not None
+        return self.final.with_name(f".{self.final.name}.partial")
+
+
+def _jobs(ctx: StageContext, delegated: bool) -> list[_Job]:
+    """One job per requested type, the quantizer's f16 source first."""
+    formats = [FORMATS[name] for name in dict.fromkeys(ctx.spec.gguf.types)]
+    direct = CONVERTER_TYPES if delegated else tuple(f.name for f in formats if f.in_process)
+    writer = CONVERTER if delegated else BUILT_IN
+    jobs = [
+        _Job(
+            f, writer if f.name in direct else QUANTIZER, ctx.out_dir / file_name(ctx.spec.name, f)
+        )
+        for f in formats
+    ]
+    jobs.sort(key=lambda job: (job.exporter == QUANTIZER, job.fmt.name != "f16"))
+    if any(job.exporter == QUANTIZER for job in jobs) and "f16" not in ctx.spec.gguf.types:
+        jobs.insert(0, _Job(FORMATS["f16"], writer, None))
+    return jobs
+
+
+@dataclass(frozen=True)
+class _Exporter:
+    """The built-in source, or else llama.cpp's converter script."""
+
+    source: ExportSource | None
+    converter: Path | None
+
+
+def _preflight(ctx: StageContext, model_dir: Path) -> _Exporter:
+    """Fail before any work when the release cannot finish."""
+    try:
+        exporter = _Exporter(open_source(model_dir), None)
+    except UnsupportedModel as problem:
+        converter = find_converter(ctx.spec.gguf.llama_cpp_dir)
+        if converter is None:
+            raise StageError(
+                STAGE,
+                f"{model_dir}: {problem}",
+                hint=f"built in: {', '.join(supported_classes())}; for other models set "
+                "gguf.llama_cpp_dir (or LLAMA_CPP_DIR) to a llama.cpp checkout",
+            ) from None
+        exporter = _Exporter(None, converter)
+    needs = [
+        job.fmt.name
+        for job in _jobs(ctx, exporter.converter is not None)
+        if job.exporter == QUANTIZER
+    ]
+    if needs and llama_cpp_version() is None:
+        raise StageError(
+            STAGE,
+            f"{', '.join(needs)} need llama.cpp's quantizer (llama-cpp-python)",
+            hint=INSTALL_HINT,
+        )
+    return exporter
+
+
+def build_gguf_files(ctx: StageContext) -> Generator[Event, None, dict[str, Any]]:
+    model_dir = ctx.stage_dir("merge")
+    exporter = _preflight(ctx, model_dir)
+    meta = release_metadata(ctx.spec)
+    yield ctx.log("computing the merged model's reference logits")
+    probe = reference_probe(model_dir)
+    jobs = _jobs(ctx, exporter.converter is not None)
+    f16_source: Path | None = None
+    layout: dict[str, tuple[tuple[int, ...], str | None]] | None = None
+    files = []
+    hidden = ctx.out_dir / f".{ctx.spec.name}-source-F16.gguf"
+    try:
+        for job in jobs:
+            target = job.temp if job.final else hidden
+            yield ctx.log(f"writing {job.final.name if job.final else 'an f16 source'}")
+            expected = yield from _write(ctx, job, exporter, target, f16_source, meta)
+            found = read_back(target)
+            layout = layout or {name: (shape, None) for name, (shape, _) in found.tensors.items()}
+            _check(found, expected or layout, model_dir, target)
+            if job.fmt.name == "f16":
+                f16_source = target
+            if job.final is None:
+                continue
+            record = yield from _verify(ctx, job, target, model_dir, probe)
+            os.replace(target, job.final)
+            if f16_source == target:
+                f16_source = job.final
+            files.append(record)
+    finally:
+        for job in jobs:
+            if job.final is not None:
+                job.temp.unlink(missing_ok=True)
+        hidden.unlink(missing_ok=True)
+    return {
+        "architecture": read_config(model_dir)["architectures"][0],
+        "exporter": CONVERTER if exporter.converter else BUILT_IN,
+        "files": files,
+        "probe_prompts": len(probe.prompts),
+        "probe_positions": sum(len(ids) for ids in probe.prompts),
+        "smoke_prompt": SMOKE_PROMPT,
+        "smoke_reference_output": probe.smoke_output,
+    }
+
+
+def _write(
+    ctx: StageContext,
+    job: _Job,
+    exporter: _Exporter,
+    target: Path,
+    f16_source: Path | None,
+    meta: ReleaseMetadata,
+) -> Generator[Event, None, dict | None]:
+    """Write one file; return the layout it must read back as (None: the f16 one)."""
+    if job.exporter == BUILT_IN:
+        assert exporter.source is not None
+        planned = yield from _progress(ctx, export_gguf(exporter.source, target, job.fmt, meta))
+        return {p.name: (p.source.shape, p.qtype.name) for p in planned}
+    ctx.check_cancelled()
+    try:
+        if job.exporter == CONVERTER:
+            assert exporter.converter is not None
+            convert_with_llama_cpp(
+                exporter.converter, ctx.stage_dir("merge"), target, job.fmt.name, meta
+            )
+        else:
+            assert f16_source is not None
+            quantize_with_llama_cpp(f16_source, target, job.fmt)
+    except RuntimeError as exc:
+        raise StageError(STAGE, str(exc), hint="see the message above; rerun with --debug") from exc
+    return None
+
+
+def _progress(
+    ctx: StageContext, export: Generator[tuple[int, int], None, list[PlannedTensor]]
+) -> Generator[Event, None, list[PlannedTensor]]:
+    """Turn the exporter's (done, total) into progress events; return its result."""
+    while True:
+        try:
+            done, total = next(export)
+        except StopIteration as stop:
+            return stop.value
+        yield ctx.progress(done, total, "tensors")
+
+
+def _check(found: ReadBack, expected: dict, model_dir: Path, path: Path) -> None:
+    keys = required_keys(found.architecture, chat_template=_has_chat_template(model_dir))
+    try:
+        check_read_back(found, expected, keys, path)
+    except ValueError as exc:
+        raise StageError(
+            STAGE, str(exc), hint="this is a bug in the exporter; please report it"
+        ) from None
+
+
+def _has_chat_template(model_dir: Path) -> bool:
+    if (model_dir / "chat_template.jinja").is_file() or (
+        model_dir / "chat_template.json"
+    ).is_file():
+        return True
+    config = model_dir / "tokenizer_config.json"
+    return config.is_file() and "chat_template" in json.loads(config.read_text(encoding="utf-8"))
+
+
+def _verify(
+    ctx: StageContext, job: _Job, path: Path, model_dir: Path, probe: Probe
+) -> Generator[Event, None, dict[str, Any]]:
+    assert job.final is not None
+    results: dict[str, LoaderResult] = {}
+    if llama_cpp_version() is not None:
+        yield ctx.log(f"checking {job.final.name} with llama.cpp")
+        results["llama_cpp"] = llama_cpp_check(path, model_dir, probe)
+    yield ctx.log(f"checking {job.final.name} with transformers")
+    results["transformers"] = transformers_check(
+        path, model_dir, probe, smoke="llama_cpp" not in results
+    )
+    for loader, result in results.items():
+        if result.agreement.top1_agreement < job.fmt.min_top1:
+            raise StageError(
+                STAGE,
+                f"{job.final.name}: top-1 agreement with the merged model under {loader} is "
+                f"{result.agreement.top1_agreement:.3f}, below {job.fmt.min_top1} for "
+                f"{job.fmt.name}",
+                hint="drop this type from gguf.types, or report the export as a bug",
+            )
+    tokenizer = results["llama_cpp"].tokenizer_agrees if "llama_cpp" in results else None
+    if tokenizer is False:
+        raise StageError(
+            STAGE,
+            f"{job.final.name}: llama.cpp tokenizes the probe prompts differently from "
+            "the merged model's tokenizer",
+            hint="the tokenizer export is wrong for this model; please report it",
+        )
+    smoke = results.get("llama_cpp", results["transformers"]).smoke_output
+    return {
+        "name": job.final.name,
+        "type": job.fmt.name,
+        "exporter": job.exporter,
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+        "top1_agreement": {k: r.agreement.top1_agreement for k, r in results.items()},
+        "max_abs_diff": {k: r.agreement.max_abs_diff for k, r in results.items()},
+        "min_top1_agreement": job.fmt.min_top1,
+        "tokenizer_agreement": tokenizer,
+        "smoke_output": smoke,
+    }

@@ -1,0 +1,189 @@
+"""The tokenizer, as GGUF metadata: token list, types, scores or merges, special ids.
+
+Two tokenizer families are built in. Byte-level BPE (GPT-2 style ``tokenizer.json``):
+llama.cpp needs the token list, the merges and the *name* of the pre-tokenizer (the
+regex split before BPE), which it cannot read from the JSON; llama.cpp identifies it by
+hashing the tokenization of a fixed probe text, and so do we, with a table of the
+tokenizers of the architectures we export. SentencePiece (``tokenizer.model``): pieces,
+scores and types come from the model file.
+
+Special token ids, merges and the chat template come from gguf-py's ``SpecialVocab``.
+Whether the tokenizer adds BOS/EOS is *measured* on the HF tokenizer, so llama.cpp's
+``add_bos`` matches what transformers does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+
+import gguf
+from gguf import TokenType
+
+# llama.cpp's probe text (convert_hf_to_gguf_update.py): whitespace runs, emoji, digits,
+# scripts and contractions, so that every pre-tokenizer splits it differently.
+PROBE_TEXT = (
+    "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ (multiple emojis "
+    "concatenated) ✅ 🦙🦙 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 "
+    "កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ ------======= нещо на Български "
+    "''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you sure? "
+    "'M not sure I'll make it, 'D you like some tea? We'Ve a'lL"
+)
+
+# sha256 of str(token ids of PROBE_TEXT) -> llama.cpp's pre-tokenizer name.
+PRE_TOKENIZERS = {
+    "855059429035d75a914d1eda9f10a876752e281a054a7a3d421ef0533e5b6249": "smollm",
+    "0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5": "llama-bpe",
+    "e636dc30a262dcc0d8c323492e32ae2b70728f4df7dfe9737d9f920a282b8aea": "qwen2",
+    "d4540891389ea895b53b399da6ac824becc30f2fba0e9ddbb98f92e55ca0e97c": "qwen2",
+    "63b97e4253352e6f357cc59ea5b583e3a680eaeaf2632188c2b952de2588485e": "tekken",
+    "3ce83efda5659b07b1ad37ca97ca5797ea4285d9b9ab0dc679e4a720c9da7454": "gpt-2",
+}
+
+
+class UnknownTokenizer(ValueError):
+    """The tokenizer is of a kind, or a pre-tokenizer, the built-in exporter lacks."""
+
+
+@dataclass(frozen=True)
+class Vocab:
+    model: str
+    """``tokenizer.ggml.model``: "gpt2" (byte-level BPE) or "llama" (SentencePiece)."""
+    pre: str
+    tokens: list[bytes]
+    types: list[int]
+    special: gguf.SpecialVocab
+    """Special ids, merges, add_bos/add_eos (measured) and the chat template."""
+    scores: list[float] | None = None
+
+
+def read_vocab(model_dir: Path, vocab_size: int) -> Vocab:
+    """The vocabulary of the tokenizer saved in ``model_dir``, padded to ``vocab_size``
+    (the embedding rows) with unused tokens."""
+    from transformers import AutoTokenizer
+
+    if _is_byte_level_bpe(model_dir / "tokenizer.json"):
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        return _bpe_vocab(model_dir, tokenizer, vocab_size)
+    if (model_dir / "tokenizer.model").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        return _sentencepiece_vocab(model_dir, tokenizer, vocab_size)
+    raise UnknownTokenizer(
+        f"{model_dir}: neither a byte-level BPE tokenizer.json nor a SentencePiece tokenizer.model"
+    )
+
+
+def write_vocab(writer: gguf.GGUFWriter, vocab: Vocab) -> None:
+    """Tokenizer keys, special ids, add_bos/add_eos and the chat template."""
+    writer.add_tokenizer_model(vocab.model)
+    writer.add_tokenizer_pre(vocab.pre)
+    writer.add_token_list(vocab.tokens)
+    if vocab.scores is not None:
+        writer.add_token_scores(vocab.scores)
+    writer.add_token_types(vocab.types)
+    vocab.special.add_to_gguf(writer, quiet=True)
+
+
+def _is_byte_level_bpe(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    data = json.loads(path.read_text(encoding="utf-8"))
+    model, decoder = data.get("model") or {}, data.get("decoder") or {}
+    return (
+        model.get("type") == "BPE"
+        and not model.get("byte_fallback", False)
+        and decoder.get("type") == "ByteLevel"
+    )
+
+
+def _looks_special(text: str) -> bool:
+    """Added tokens some tokenizers forget to mark special (``<|im_start|>``…)."""
+    return (text.startswith("<|") and text.endswith("|>")) or text in ("<pad>", "<mask>")
+
+
+def _bpe_vocab(model_dir: Path, tokenizer, vocab_size: int) -> Vocab:
+    digest = sha256(str(tokenizer.encode(PROBE_TEXT)).encode()).hexdigest()
+    pre = PRE_TOKENIZERS.get(digest)
+    if pre is None:
+        raise UnknownTokenizer(
+            f"{model_dir}: BPE pre-tokenizer not recognised (probe hash {digest[:16]}…)"
+        )
+    by_id = {index: text for text, index in tokenizer.get_vocab().items()}
+    added = tokenizer.added_tokens_decoder
+    tokens: list[bytes] = []
+    types: list[int] = []
+    for index in range(vocab_size):
+        text = by_id.get(index)
+        if text is None:
+            tokens.append(f"[PAD{index}]".encode())
+            types.append(TokenType.UNUSED)
+            continue
+        if index in added:
+            special = added[index].special or _looks_special(text)
+            types.append(TokenType.CONTROL if special else TokenType.USER_DEFINED)
+        else:
+            types.append(TokenType.NORMAL)
+        tokens.append(text.encode())
+    return Vocab("gpt2", pre, tokens, types, _special(model_dir, tokenizer, vocab_size, True))
+
+
+def _sentencepiece_vocab(model_dir: Path, tokenizer, vocab_size: int) -> Vocab:
+    from sentencepiece import SentencePieceProcessor
+
+    processor = SentencePieceProcessor()
+    processor.LoadFromFile(str(model_dir / "tokenizer.model"))
+    tokens = [f"[PAD{index}]".encode() for index in range(vocab_size)]
+    scores = [-10000.0] * vocab_size
+    types = [int(TokenType.UNUSED)] * vocab_size
+    for index in range(min(processor.vocab_size(), vocab_size)):
+        tokens[index] = processor.IdToPiece(index).encode()
+        scores[index] = processor.GetScore(index)
+        types[index] = _piece_type(processor, index)
+    config = _tokenizer_config(model_dir)
+    for key, entry in (config.get("added_tokens_decoder") or {}).items():
+        index = int(key)
+        if index >= vocab_size:
+            continue
+        text = entry["content"]
+        special = entry.get("special") or _looks_special(text)
+        tokens[index] = (text if special else text.replace("▁", " ")).encode()
+        scores[index] = -1000.0
+        types[index] = TokenType.CONTROL if special else TokenType.USER_DEFINED
+    special = _special(model_dir, tokenizer, vocab_size, False)
+    return Vocab("llama", "default", tokens, types, special, scores)
+
+
+def _piece_type(processor, index: int) -> int:
+    for test, kind in (
+        (processor.IsUnknown, TokenType.UNKNOWN),
+        (processor.IsControl, TokenType.CONTROL),
+        (processor.IsUnused, TokenType.UNUSED),
+        (processor.IsByte, TokenType.BYTE),
+    ):
+        if test(index):
+            return kind
+    return TokenType.NORMAL
+
+
+def _tokenizer_config(model_dir: Path) -> dict:
+    path = model_dir / "tokenizer_config.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _special(model_dir: Path, tokenizer, vocab_size: int, merges: bool) -> gguf.SpecialVocab:
+    special = gguf.SpecialVocab(model_dir, load_merges=merges, n_vocab=vocab_size)
+    special.add_special_token.update(_measured_add_special(tokenizer))
+    return special
+
+
+def _measured_add_special(tokenizer) -> dict[str, bool]:
+    """Does the HF tokenizer put BOS first / EOS last? Asked, not guessed."""
+    ids = tokenizer.encode("hello")
+    measured = {}
+    if tokenizer.bos_token_id is not None:
+        measured["bos"] = bool(ids) and ids[0] == tokenizer.bos_token_id
+    if tokenizer.eos_token_id is not None:
+        measured["eos"] = bool(ids) and ids[-1] == tokenizer.eos_token_id
+    return measured

@@ -1,0 +1,156 @@
+"""The GGUF stage on tiny models: files, facts, checks by llama.cpp and transformers,
+clear errors, and nothing left behind when it stops."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import gguf
+import pytest
+
+from release.errors import StageError
+from release.events import Progress
+from release.files import sha256_file
+from release.gguf_export.formats import FORMATS
+from release.stages.base import Cancelled
+from release.stages.gguf import GGUFStage
+from tests.gguf_fixtures import gguf_context, run_gguf_stage
+
+pytest_plugins = ("tests.gguf_fixtures",)
+
+
+def _field(reader: gguf.GGUFReader, key: str):
+    return reader.get_field(key).contents()
+
+
+def _types(reader: gguf.GGUFReader) -> dict[str, str]:
+    return {t.name: t.tensor_type.name for t in reader.tensors}
+
+
+def test_stage_writes_verified_files_with_measured_facts(confident_llama_dir, tmp_path):
+    """q4_0 is ours; q4_k_m is llama.cpp's quantizer's, from an f16 the release did not
+    ask for, which is written, used and removed."""
+    ctx = gguf_context(confident_llama_dir, tmp_path, types=["q4_0", "q4_k_m"])
+    output, events = run_gguf_stage(ctx)
+
+    names = ["demo-Q4_0.gguf", "demo-Q4_K_M.gguf"]
+    assert sorted(p.name for p in ctx.out_dir.iterdir()) == names
+    assert any(isinstance(e, Progress) and e.unit == "tensors" for e in events)
+    facts = output.facts
+    assert facts["architecture"] == "LlamaForCausalLM" and facts["exporter"] == "built-in"
+    assert set(facts["tools"]) == {"gguf", "llama_cpp"}
+    assert [f["name"] for f in facts["files"]] == names
+    assert [f["exporter"] for f in facts["files"]] == ["built-in", "llama.cpp quantizer"]
+    for record in facts["files"]:
+        path = ctx.out_dir / record["name"]
+        assert record["bytes"] == path.stat().st_size
+        assert record["sha256"] == sha256_file(path)
+        assert set(record["top1_agreement"]) == {"llama_cpp", "transformers"}
+        for loader, agreement in record["top1_agreement"].items():
+            assert agreement >= FORMATS[record["type"]].min_top1, (record["name"], loader)
+        assert record["tokenizer_agreement"] is True
+        assert record["smoke_output"]
+
+    q4 = gguf.GGUFReader(ctx.out_dir / "demo-Q4_0.gguf")
+    types = _types(q4)
+    assert types["blk.1.ffn_down.weight"] == "Q4_0" and types["output.weight"] == "Q8_0"
+    assert types["blk.0.attn_norm.weight"] == "F32"
+    assert _field(q4, "general.name") == "demo"
+    assert _field(q4, "general.base_model.0.repo_url").endswith("SmolLM2-135M-Instruct")
+    assert _field(q4, "general.languages") == ["en"]
+    assert _field(q4, "tokenizer.ggml.pre") == "smollm"
+    assert _field(q4, "tokenizer.ggml.add_bos_token") is False
+    assert "im_start" in _field(q4, "tokenizer.chat_template")
+    k_quant = gguf.GGUFReader(ctx.out_dir / "demo-Q4_K_M.gguf")
+    assert _field(k_quant, "general.file_type") == gguf.LlamaFileType.MOSTLY_Q4_K_M
+    assert set(_types(k_quant)) == set(types)
+
+
+def test_k_quants_without_llama_cpp_name_the_extra(confident_llama_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import llama_cpp now fails
+    ctx = gguf_context(confident_llama_dir, tmp_path, types=["f16", "q4_k_m"])
+    with pytest.raises(StageError, match=r"q4_k_m need llama\.cpp's quantizer") as raised:
+        run_gguf_stage(ctx)
+    assert "model-release[llama-cpp]" in raised.value.hint
+    assert list(ctx.out_dir.iterdir()) == []
+
+
+def test_unknown_architecture_without_converter_lists_the_supported(
+    confident_llama_dir, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("LLAMA_CPP_DIR", raising=False)
+    ctx = gguf_context(confident_llama_dir, tmp_path, types=["f16"])
+    config_path = ctx.stage_dir("merge") / "config.json"
+    config = json.loads(config_path.read_text())
+    config["architectures"] = ["FalconForCausalLM"]
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(StageError, match="FalconForCausalLM is not built in") as raised:
+        run_gguf_stage(ctx)
+    assert "Qwen3ForCausalLM" in raised.value.hint and "llama_cpp_dir" in raised.value.hint
+
+
+def test_unknown_pre_tokenizer_is_refused_before_any_work(confident_llama_dir, tmp_path):
+    ctx = gguf_context(confident_llama_dir, tmp_path, types=["f16"])
+    tokenizer_path = ctx.stage_dir("merge") / "tokenizer.json"
+    tokenizer = json.loads(tokenizer_path.read_text())
+    tokenizer["pre_tokenizer"]["use_regex"] = False  # splits the probe text differently
+    tokenizer_path.write_text(json.dumps(tokenizer))
+    with pytest.raises(StageError, match="BPE pre-tokenizer not recognised"):
+        run_gguf_stage(ctx)
+    assert list(ctx.out_dir.iterdir()) == []
+
+
+def test_cancelled_export_leaves_no_file(confident_llama_dir, tmp_path):
+    ctx = gguf_context(confident_llama_dir, tmp_path, types=["f16"])
+    run = GGUFStage().run(ctx)
+    with pytest.raises(Cancelled):
+        for event in run:
+            if isinstance(event, Progress):
+                ctx.cancel.set()
+    assert list(ctx.out_dir.iterdir()) == []
+
+
+def test_no_types_skips_the_stage(confident_llama_dir, tmp_path):
+    ctx = gguf_context(confident_llama_dir, tmp_path, types=[])
+    assert GGUFStage().skip_reason(ctx.spec) == "gguf.types is empty"
+
+
+def test_unknown_architecture_goes_to_llama_cpp_converter(
+    smollm2_tokenizer_dir, converter_dir, tmp_path
+):
+    """GPT-2 is not built in: llama.cpp's converter writes it, and it is checked the same
+    way, with our general.* values passed through the converter's override file."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=64,
+        n_layer=2,
+        n_head=4,
+        n_positions=1024,
+        n_ctx=1024,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(config)
+    with torch.no_grad():
+        model.transformer.wte.weight.mul_(20)  # confident, as in confident_llama_dir
+    model_dir = tmp_path / "gpt2"
+    model.to(torch.bfloat16).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+
+    ctx = gguf_context(model_dir, tmp_path / "ws", types=["f16"], llama_cpp_dir=converter_dir)
+    output, _ = run_gguf_stage(ctx)
+    (record,) = output.facts["files"]
+    assert output.facts["exporter"] == record["exporter"] == "llama.cpp convert_hf_to_gguf.py"
+    assert record["top1_agreement"]["llama_cpp"] >= 0.99
+    reader = gguf.GGUFReader(ctx.out_dir / "demo-F16.gguf")
+    assert _field(reader, "general.architecture") == "gpt2"
+    assert _field(reader, "general.name") == "demo"
+    assert _field(reader, "general.quantized_by") == "model-release"
+    shutil.rmtree(tmp_path / "ws")
