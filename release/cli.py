@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import click
 import typer
@@ -21,6 +21,14 @@ from cards.cli import app as card_app
 from release import __version__
 from release.console import EventPrinter, Output
 from release.error_table import explain
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from release.events import Event
+    from release.spec import ReleaseSpec
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="model-release",
@@ -58,17 +66,34 @@ def _main(
     _output.quiet = quiet
 
 
-def _run_and_print(spec_path: Path, **options) -> int:
+def _run_and_print(spec_path: Path, *, expect_version: str | None = None, **options) -> int:
     from release.runner import run_release
     from release.spec import load_spec
 
     spec = load_spec(spec_path)
+    if expect_version is not None:
+        from release.github import check_tag
+
+        check_tag(spec, expect_version, spec_path)
     _output.info(f"release {spec.name} {spec.tag} → {spec.workspace}")
-    with EventPrinter(_output) as printer:
-        for event in run_release(spec, **options):
-            printer.show(event)
+    _show(spec, run_release(spec, **options))
     _output.info(f"done: {spec.workspace / 'manifest.json'}")
     return 0
+
+
+def _show(spec: ReleaseSpec, events: Generator[Event, None, T]) -> T:
+    """Print the events (and, in GitHub Actions, report them); returns their result."""
+    from release.github import job_report
+
+    with EventPrinter(_output) as printer, job_report(spec) as report:
+        while True:
+            try:
+                event = next(events)
+            except StopIteration as stop:
+                return stop.value
+            printer.show(event)
+            if report is not None:
+                report.show(event)
 
 
 @app.command()
@@ -85,6 +110,14 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Run every stage but the push; print its plan.")
     ] = False,
+    expect_version: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-version",
+            help="Refuse (exit 2) unless release.yaml's version is this one, e.g. the tag "
+            "that triggered the workflow (v1.2.0 or 1.2.0).",
+        ),
+    ] = None,
 ) -> None:
     """Run a release: each stage whose inputs changed since the last run, in order.
 
@@ -96,7 +129,9 @@ def run(
     stages = default_stages()
     if dry_run:
         stages = [s for s in stages if s.name != "push"]
-    _run_and_print(spec, stages=stages, only=stage, force=force or ())
+    _run_and_print(
+        spec, expect_version=expect_version, stages=stages, only=stage, force=force or ()
+    )
     if dry_run:
         _print_push_plan(spec)
 
@@ -118,16 +153,42 @@ def push(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check and print the plan; upload nothing.")
     ] = False,
+    card_only: Annotated[
+        bool,
+        typer.Option(
+            "--card-only",
+            help="Regenerate the model card from the stored eval results and push only "
+            "README.md and .eval_results/; no model is downloaded or uploaded.",
+        ),
+    ] = False,
 ) -> None:
     """Publish a built release: one commit per repo, then the tag v<version>.
 
     Needs push.repo_id in the spec and a token (HF_TOKEN or `hf auth login`). Run it
     again after a failure to complete the release; after a success it changes nothing.
+    With --card-only, refresh the card of the published release instead (e.g. after
+    committing new eval results): one commit to push.repo_id, the tag is not moved.
     """
+    if card_only:
+        _push_card(spec, dry_run=dry_run)
+        return
     if dry_run:
         _print_push_plan(spec)
         return
     _run_and_print(spec, only=["push"], force=["push"])
+
+
+def _push_card(spec_path: Path, *, dry_run: bool) -> None:
+    from release.hub.card_only import publish_card
+    from release.hub.plan import PushPlan, render_plan
+    from release.spec import load_spec
+
+    spec = load_spec(spec_path)
+    pushed = _show(spec, publish_card(spec, dry_run=dry_run))
+    if pushed.result is None:
+        _output.info(render_plan(PushPlan(repos=(pushed.plan,), generated=())))
+    else:
+        _output.info(f"card of {pushed.result.url}: {pushed.result.status}")
 
 
 @app.command()
@@ -181,6 +242,23 @@ def init(
     _output.info(
         f"wrote {output}; fill in the card section, then: model-release spec check {output}"
     )
+
+
+@app.command()
+def wizard(
+    target: Annotated[
+        Path | None,
+        typer.Argument(help="release.yaml, a folder holding one, or an adapter folder."),
+    ] = None,
+) -> None:
+    """Walk a release interactively: intake, merge, eval, GGUF, card, push.
+
+    Saves release.yaml as you go, so `model-release run` repeats the same release. A
+    workspace with finished stages opens at the first unfinished step.
+    """
+    from release.tui import run_wizard
+
+    run_wizard(target)
 
 
 @spec_app.command("check")

@@ -68,8 +68,14 @@ def push_repo(
     ctx: StageContext,
     repo: RepoPlan,
     additions: dict[str, CommitOperationAdd],
+    *,
+    stale: tuple[str, ...] = STALE_WEIGHTS,
 ) -> Generator[Event, None, RepoResult]:
-    """Steps 1-5 above for one repo; yields log events, returns what happened."""
+    """Steps 1-5 above for one repo; yields log events, returns what happened.
+
+    ``stale``: patterns of the Hub's files the plan replaces (deleted when the plan does
+    not hold them); ``()`` for a plan that updates only some files, such as a card.
+    """
     repo_id = repo.repo_id
     with hub_errors(repo_id, "create the repo"):
         api.create_repo(repo_id, private=repo.private, exist_ok=True)
@@ -82,7 +88,7 @@ def push_repo(
 
     tagged = _find(refs.tags, repo.tag)
     if tagged is not None:
-        upload, delete = _changes(api, repo, tagged.target_commit)
+        upload, delete = _changes(api, repo, tagged.target_commit, stale)
         if upload or delete:
             raise StageError(
                 STAGE,
@@ -96,11 +102,11 @@ def push_repo(
     head = _find(refs.branches, BRANCH)
     if head is None:
         raise StageError(STAGE, f"{repo_id}: the repo has no {BRANCH} branch")
-    upload, delete = _changes(api, repo, head.target_commit)
+    upload, delete = _changes(api, repo, head.target_commit, stale)
     if not upload and not delete:
         yield ctx.log(f"{repo_id}: {BRANCH} already holds every file of the release")
         commit, status, pull_request, uploaded = head.target_commit, "unchanged", None, []
-    elif repo.create_pr and (opened := _open_pull_request(api, repo, refs.pull_requests or [])):
+    elif repo.create_pr and (opened := _open_pull_request(api, repo, refs.pull_requests, stale)):
         yield ctx.log(f"{repo_id}: pull request {opened.name} already holds the release")
         commit, status, pull_request = opened.target_commit, "pull-request", opened.name
         uploaded = []
@@ -133,8 +139,10 @@ def _find(refs: list[GitRefInfo], name: str | None) -> GitRefInfo | None:
     return next((ref for ref in refs if ref.name == name), None) if name else None
 
 
-def _changes(api: HfApi, repo: RepoPlan, revision: str) -> tuple[list[PlannedFile], list[str]]:
-    """Planned files the revision lacks or holds otherwise, and stale weights to delete."""
+def _changes(
+    api: HfApi, repo: RepoPlan, revision: str, stale: tuple[str, ...]
+) -> tuple[list[PlannedFile], list[str]]:
+    """Planned files the revision lacks or holds otherwise, and stale files to delete."""
     from huggingface_hub.hf_api import RepoFile
 
     with hub_errors(repo.repo_id, f"list the files of {revision[:12]}"):
@@ -145,7 +153,7 @@ def _changes(api: HfApi, repo: RepoPlan, revision: str) -> tuple[list[PlannedFil
     delete = sorted(
         path
         for path in remote
-        if path not in planned and any(fnmatch.fnmatch(path, p) for p in STALE_WEIGHTS)
+        if path not in planned and any(fnmatch.fnmatch(path, p) for p in stale)
     )
     return upload, delete
 
@@ -166,10 +174,10 @@ def _git_blob_id(planned: PlannedFile) -> str:
 
 
 def _open_pull_request(
-    api: HfApi, repo: RepoPlan, pull_requests: list[GitRefInfo]
+    api: HfApi, repo: RepoPlan, pull_requests: list[GitRefInfo] | None, stale: tuple[str, ...]
 ) -> GitRefInfo | None:
-    for ref in pull_requests:
-        upload, delete = _changes(api, repo, ref.target_commit)
+    for ref in pull_requests or []:
+        upload, delete = _changes(api, repo, ref.target_commit, stale)
         if not upload and not delete:
             return ref
     return None

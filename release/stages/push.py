@@ -70,11 +70,14 @@ class PushStage(Stage):
         return StageOutput(facts={"repos": results})
 
 
-def hub_api() -> HfApi:
-    """HfApi at $HF_ENDPOINT, read now (huggingface_hub reads it once, at import)."""
+def hub_api(*, token_required: bool = True) -> HfApi:
+    """HfApi at $HF_ENDPOINT, read now (huggingface_hub reads it once, at import).
+
+    Without ``token_required`` it may have no token: enough to read a public repo.
+    """
     from huggingface_hub import HfApi, get_token
 
-    if get_token() is None:
+    if token_required and get_token() is None:
         raise StageError(
             PushStage.name,
             "no Hugging Face token",
