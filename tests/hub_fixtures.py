@@ -154,9 +154,10 @@ def build_release(root: Path, model_dir: Path, *, version: str = "1.0.0") -> Bui
     (workspace / "card" / "README.md").write_text(MODEL_CARD)
     (workspace / "card" / "adapter").mkdir()
     (workspace / "card" / "adapter" / "README.md").write_text(ADAPTER_CARD)
+    (workspace / "card" / "gguf").mkdir()
+    (workspace / "card" / "gguf" / "README.md").write_text(GGUF_CARD)
     (workspace / "gguf").mkdir()
     write_gguf(workspace / "gguf" / "tiny-chat-f32.gguf")
-    (workspace / "gguf" / "README.md").write_text(GGUF_CARD)
     write_adapter(workspace / "adapter")
     spec = ReleaseSpec.model_validate(
         {

@@ -8,10 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import hub_fixtures
 from tests.hub_fixtures import CANARY_TOKEN
-
-hub = hub_fixtures.hub  # until conftest.py registers it
 
 
 @pytest.fixture

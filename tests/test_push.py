@@ -17,14 +17,8 @@ from release.errors import InputError, StageError
 from release.hub.plan import RELEASE_MANIFEST, render_plan
 from release.runner import run_release
 from release.stages.push import PushStage, dry_run
-from tests import hub_fixtures
 from tests.hub_fixtures import ADAPTER_REPO_ID, CANARY_TOKEN, GGUF_REPO_ID, REPO_ID, BuiltRelease
 from tests.hub_server import FakeHub
-
-# Until conftest.py registers them (it must import tests.hub_fixtures before anything
-# imports huggingface_hub: see that module's docstring).
-hub = hub_fixtures.hub
-built_release = hub_fixtures.built_release
 
 
 def push(spec, force: bool = True) -> list:
@@ -44,6 +38,12 @@ def expected_files(release: BuiltRelease, *stages: str) -> dict[str, str]:
         for output in manifest.stages[stage].outputs:
             files[output.path.removeprefix(f"{stage}/")] = output.sha256
     return files
+
+
+def expected_gguf_repo(release: BuiltRelease) -> dict[str, str]:
+    """The GGUF files, and the GGUF card the card stage wrote, as README.md."""
+    card = expected_files(release, "card")["gguf/README.md"]
+    return expected_files(release, "gguf") | {"README.md": card}
 
 
 def downloaded(hub: FakeHub, repo_id: str, revision: str, tmp_path: Path) -> dict[str, str]:
@@ -122,7 +122,7 @@ def test_gguf_and_adapter_repos_get_their_own_commit_card_and_tag(hub, built_rel
 
     gguf_remote = downloaded(hub, GGUF_REPO_ID, "v1.0.0", tmp_path)
     gguf_remote.pop(RELEASE_MANIFEST)
-    assert gguf_remote == expected_files(built_release, "gguf")
+    assert gguf_remote == expected_gguf_repo(built_release)
     card = ModelCard(hub.read(GGUF_REPO_ID, "README.md").decode())
     assert card.data.base_model == REPO_ID
     assert card.data.base_model_relation == "quantized"
@@ -208,7 +208,7 @@ def test_upload_failing_midway_release_completes_on_rerun(hub, built_release, tm
     assert [r["status"] for r in facts["repos"]] == ["released-before", "committed"]
     remote = downloaded(hub, GGUF_REPO_ID, "v1.0.0", tmp_path)
     remote.pop(RELEASE_MANIFEST)
-    assert remote == expected_files(built_release, "gguf")
+    assert remote == expected_gguf_repo(built_release)
 
 
 def test_pull_request_mode_leaves_main_alone_and_tags_after_the_merge(hub, built_release):

@@ -36,11 +36,12 @@ CARD = "README.md"
 Role = Literal["model", "gguf", "adapter"]
 
 ADAPTER_CARD = "adapter/README.md"
-"""The adapter repo's card, among the card stage's outputs."""
+GGUF_CARD = "gguf/README.md"
+"""The adapter and GGUF repos' cards, among the card stage's outputs."""
 
 CARD_SOURCES: dict[Role, str] = {
     "model": "<workspace>/card/README.md",
-    "gguf": "<workspace>/gguf/README.md",
+    "gguf": f"<workspace>/card/{GGUF_CARD}",
     "adapter": f"<workspace>/card/{ADAPTER_CARD}",
 }
 
@@ -154,6 +155,7 @@ def build_plan(spec: ReleaseSpec, manifest: Manifest, workspace: Path, out_dir: 
     repos = [repo("model", push.repo_id, model_files, f"Release {title}")]
     if push.gguf_repo_id:
         gguf = _stage_files(manifest, workspace, "gguf", "push.gguf_repo_id")
+        gguf += [_moved(f, CARD) for f in card if f.path_in_repo == GGUF_CARD]
         repos.append(repo("gguf", push.gguf_repo_id, gguf, f"Release {title} (GGUF)"))
     if push.adapter_repo_id:
         adapter = _stage_files(manifest, workspace, "adapter", "push.adapter_repo_id")

@@ -16,7 +16,7 @@ class AdapterStage(Stage):
         return {
             "base": spec.base.model_dump(mode="json"),
             "allow_pickle": spec.adapter.allow_pickle,
-            "allow_fingerprint_mismatch": getattr(spec.base, "allow_fingerprint_mismatch", False),
+            "allow_fingerprint_mismatch": spec.base.allow_fingerprint_mismatch,
         }
 
     def input_paths(self, spec) -> list[Path]:

@@ -1,11 +1,56 @@
-"""Stage: Model card."""
+"""Stage: Model card. Renders every card of the release from the spec and the manifest.
+
+Outputs, in the card stage's folder:
+- README.md: the merged model's card (model-index from the stored eval results);
+- gguf/README.md: the GGUF repo's card, when GGUF files were exported;
+- adapter/README.md: the adapter repo's card, when push.adapter_repo_id is set.
+
+Every card is linted as it is rendered (``cards.render``); an error stops the stage.
+"""
 
 from __future__ import annotations
 
-from release.stages.base import PendingStage
+from pathlib import Path
+from typing import Any
+
+from release.spec import ReleaseSpec
+from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
 
-class CardStage(PendingStage):
+class CardStage(Stage):
     name = "card"
     title = "Model card"
-    issue = "model cards"
+    depends_on = ("adapter", "merge", "evaluate", "gguf")
+
+    def settings(self, spec: ReleaseSpec) -> dict[str, Any]:
+        return {
+            "name": spec.name,
+            "version": spec.version,
+            "base": spec.base.repo_id,
+            "card": spec.card.model_dump(mode="json"),
+            "push": spec.push.model_dump(mode="json"),
+        }
+
+    def input_paths(self, spec: ReleaseSpec) -> list[Path]:
+        template_dir = [spec.card.template_dir] if spec.card.template_dir else []
+        return [*spec.eval.results, *template_dir]
+
+    def run(self, ctx: StageContext) -> StageRun:
+        from cards.render import render_gguf_card, render_model_card
+        from release.card_context import card_context
+        from release.files import atomic_write_text
+
+        spec, templates = ctx.spec, ctx.spec.card.template_dir
+        cards = {
+            "README.md": render_model_card(card_context(spec, ctx.manifest, "merged"), templates)
+        }
+        if ctx.facts("gguf").get("files"):
+            gguf = card_context(spec, ctx.manifest, "gguf")
+            cards["gguf/README.md"] = render_gguf_card(gguf, templates)
+        if spec.push.adapter_repo_id:
+            adapter = card_context(spec, ctx.manifest, "adapter")
+            cards["adapter/README.md"] = render_model_card(adapter, templates)
+        for path, text in cards.items():
+            atomic_write_text(ctx.out_dir / path, text)
+            yield ctx.log(f"wrote {path} ({len(text):,} characters)")
+        return StageOutput(facts={"cards": sorted(cards)})

@@ -1,0 +1,177 @@
+"""Model-level sanity checks: is the merged model the trained model, and does it work?
+
+- ``merge_equivalence``: logits of the merged model vs base + adapter through PEFT on
+  fixed probe prompts, measured against the adapter's own effect on the base.
+- ``perplexity``: on held-out text, in fixed windows, so the cost is bounded.
+- ``chat_smoke``: greedy generation through the tokenizer's chat template, then checks
+  that the answer is non-empty, stops, is not degenerate and leaks no special tokens.
+
+Everything runs in float32 on the chosen device: bf16 weights upcast exactly, so the
+differences measured are those of the merge, not of the arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+PROBE_PROMPTS = (
+    "The capital of France is",
+    "def fibonacci(n):",
+    "Convert 12 kilometres to miles.",
+    "Water boils at",
+    "Once upon a time, in a small village,",
+    "The three primary colours are",
+    "Translate to German: good morning",
+    "import numpy as np\n",
+)
+
+SMOKE_PROMPTS = (
+    "Convert 25 degrees Celsius to Fahrenheit.",
+    "What is the capital of Japan?",
+    "Write one sentence about the sea.",
+)
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def next_token_logits(model, tokenizer, prompts: Sequence[str]) -> Iterator[torch.Tensor]:
+    """Logits for every position of each prompt, one prompt at a time (no padding)."""
+    device = next(model.parameters()).device
+    for prompt in prompts:
+        ids = tokenizer(prompt, return_tensors="pt").input_ids.to(device)
+        yield model(input_ids=ids).logits[0].float()
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """How far the merged model is from base + adapter, against how far the adapter moves
+    the base. A right merge differs only by rounding to the output dtype (a small share of
+    the adapter's effect); a wrong one (scale, transposition, missing tensors) does not."""
+
+    prompts: int
+    positions: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    adapter_effect: float  # mean |logits(base + adapter) - logits(base)|
+    top1_agreement: float
+
+    @property
+    def relative_error(self) -> float:
+        return self.mean_abs_diff / self.adapter_effect if self.adapter_effect > 0 else 0.0
+
+
+def merge_equivalence(merged, with_adapter, tokenizer, prompts: Sequence[str]) -> Equivalence:
+    """``with_adapter`` is a PeftModel; its base is read with the adapter disabled."""
+    reference = list(next_token_logits(with_adapter, tokenizer, prompts))
+    with with_adapter.disable_adapter():
+        bare = list(next_token_logits(with_adapter, tokenizer, prompts))
+    ours = list(next_token_logits(merged, tokenizer, prompts))
+    diff = torch.cat([(a - b).abs().flatten() for a, b in zip(ours, reference, strict=True)])
+    effect = torch.cat([(a - b).abs().flatten() for a, b in zip(reference, bare, strict=True)])
+    agree = sum(
+        (a.argmax(-1) == b.argmax(-1)).sum().item() for a, b in zip(ours, reference, strict=True)
+    )
+    positions = sum(logits.shape[0] for logits in ours)
+    return Equivalence(
+        prompts=len(prompts),
+        positions=positions,
+        max_abs_diff=diff.max().item(),
+        mean_abs_diff=diff.mean().item(),
+        adapter_effect=effect.mean().item(),
+        top1_agreement=agree / positions,
+    )
+
+
+@torch.no_grad()
+def perplexity(model, token_ids: torch.Tensor, window: int = 256) -> float:
+    """exp(mean next-token loss) over non-overlapping windows of ``token_ids``."""
+    device = next(model.parameters()).device
+    total_loss, total_tokens = 0.0, 0
+    for start in range(0, token_ids.numel() - 1, window):
+        chunk = token_ids[start : start + window + 1].to(device)
+        if chunk.numel() < 2:
+            break
+        logits = model(input_ids=chunk[None, :-1]).logits[0].float()
+        loss = torch.nn.functional.cross_entropy(logits, chunk[1:], reduction="sum")
+        total_loss += loss.item()
+        total_tokens += chunk.numel() - 1
+    return float(torch.exp(torch.tensor(total_loss / total_tokens)))
+
+
+def repeated_ngram_ratio(tokens: Sequence[int], n: int = 3) -> float:
+    """Share of n-grams that repeat an earlier one: 0 for varied text, near 1 for loops."""
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    return 1 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    prompt: str
+    output: str
+    stop: str  # "eos" or "limit"
+    new_tokens: int
+    repeated_ngram_ratio: float
+    leaked: list[str]
+    problems: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def to_facts(self) -> dict:
+        return asdict(self) | {"passed": self.passed}
+
+
+@torch.no_grad()
+def chat_smoke(
+    model, tokenizer, prompt: str, *, max_new_tokens: int, max_repeat: float = 0.5
+) -> SmokeResult:
+    device = next(model.parameters()).device
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+    )
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids.to(device)
+    eos = _eos_ids(model, tokenizer)
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        eos_token_id=sorted(eos),
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos),
+    )
+    new = out[0, ids.shape[1] :].tolist()
+    stop = "eos" if new and new[-1] in eos else "limit"
+    answer_ids = new[:-1] if stop == "eos" else new
+    raw = tokenizer.decode(answer_ids, skip_special_tokens=False)
+    leaked = [tok for tok in _special_strings(tokenizer) if tok in raw]
+    output = tokenizer.decode(answer_ids, skip_special_tokens=True).strip()
+    ratio = repeated_ngram_ratio(answer_ids)
+    problems = []
+    if not output:
+        problems.append("empty answer")
+    if ratio > max_repeat:
+        problems.append(f"degenerate: {ratio:.0%} of 3-grams repeat")
+    if leaked:
+        problems.append(f"special tokens in the text: {', '.join(leaked)}")
+    return SmokeResult(prompt, output, stop, len(new), round(ratio, 4), leaked, problems)
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    ids = model.generation_config.eos_token_id
+    eos = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+    if tokenizer.eos_token_id is not None:
+        eos.add(tokenizer.eos_token_id)
+    return eos
+
+
+def _special_strings(tokenizer) -> list[str]:
+    """Special and template tokens (<|im_start|>, <|eot_id|>…) that must not appear."""
+    added = [t.content for t in tokenizer.added_tokens_decoder.values() if t.special]
+    return sorted({*tokenizer.all_special_tokens, *added} - {""})

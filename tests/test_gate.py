@@ -1,0 +1,112 @@
+"""The regression gate on stored lm-eval results: a catastrophe fails, a dip warns,
+differently measured scores are flagged instead of compared."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cards.evals import load_results
+from release.errors import StageError
+from release.events import StageFinished
+from release.gate import compare, previous_records
+from release.manifest import Manifest, StageRecord
+from release.runner import run_release
+from release.spec import ReleaseSpec
+from release.stages.evaluate import EvaluateStage
+
+
+def lm_eval_file(path: Path, scores: dict[str, float], n_shot: int = 0) -> Path:
+    """A results file shaped as lm-evaluation-harness 0.4 writes it."""
+    data = {
+        "results": {
+            task: {"alias": task, "acc,none": value, "acc_stderr,none": 0.01}
+            for task, value in scores.items()
+        },
+        "versions": {task: 1.0 for task in scores},
+        "n-shot": {task: n_shot for task in scores},
+        "higher_is_better": {task: {"acc": True} for task in scores},
+        "config": {"model": "hf", "model_args": "pretrained=me/model"},
+        "lm_eval_version": "0.4.9",
+        "date": 1760000000.0,
+    }
+    path.write_text(json.dumps(data))
+    return path
+
+
+LAST = {"arc_easy": 0.62, "hellaswag": 0.41, "piqa": 0.68, "winogrande": 0.56, "boolq": 0.55}
+
+
+def gate(tmp_path, now: dict[str, float], *, n_shot_now: int = 0):
+    before = load_results([lm_eval_file(tmp_path / "v1.json", LAST)])
+    after = load_results([lm_eval_file(tmp_path / "v2.json", now, n_shot_now)])
+    return compare(after, before, max_task_drop=0.2, max_average_drop=0.05)
+
+
+def test_catastrophic_drop_fails_naming_tasks_and_scores(tmp_path):
+    verdict = gate(tmp_path, {task: 0.02 + 0.01 * i for i, task in enumerate(LAST)})
+    assert not verdict.passed
+    assert verdict.failures[0].startswith("average 0.564 → 0.04 (-93%)")
+    assert "arc_easy acc 0.62 → 0.02 (-97%)" in verdict.failures
+    assert len(verdict.failures) == 1 + len(LAST)
+
+
+def test_small_drop_passes_with_a_warning(tmp_path):
+    verdict = gate(tmp_path, LAST | {"hellaswag": 0.39})
+    assert verdict.passed
+    assert verdict.warnings == ["hellaswag acc 0.41 → 0.39 (-5%)"]
+    assert verdict.failures == []
+
+
+def test_one_task_collapsing_fails_even_when_the_average_holds(tmp_path):
+    verdict = gate(tmp_path, LAST | {"piqa": 0.50, "boolq": 0.70})
+    assert not verdict.passed
+    assert verdict.failures == ["piqa acc 0.68 → 0.5 (-26%)"]
+
+
+def test_mixed_n_shot_is_flagged_not_compared(tmp_path):
+    verdict = gate(tmp_path, {task: 0.01 for task in LAST}, n_shot_now=5)
+    assert verdict.passed  # nothing comparable: no verdict on apples vs oranges
+    assert verdict.compared == []
+    assert "arc_easy acc: n-shot differs (0 before, 5 now); not compared" in verdict.flagged
+
+
+def test_previous_scores_come_from_the_last_manifest(tmp_path):
+    records = load_results([lm_eval_file(tmp_path / "v1.json", LAST)])
+    manifest = Manifest(name="m", version="1.0.0")
+    facts = {"results": [json.loads(r.model_dump_json()) for r in records]}
+    manifest.stages["evaluate"] = StageRecord(
+        key="k", finished_at="2026-01-01T00:00:00+00:00", seconds=1, facts=facts
+    )
+    manifest.save(tmp_path / "manifest.json")
+    assert previous_records([tmp_path / "manifest.json"]) == records
+
+
+def test_the_evaluate_stage_stops_a_catastrophic_release_before_any_model_loads(tmp_path):
+    """The gate runs first: a release whose scores collapsed fails without a model."""
+    spec = ReleaseSpec.model_validate(
+        {
+            "name": "m",
+            "version": "2.0.0",
+            "base": {"repo_id": "a/b"},
+            "adapter": {"path": str(tmp_path)},
+            "workspace": str(tmp_path / "ws"),
+            "eval": {
+                "results": [str(lm_eval_file(tmp_path / "v2.json", dict.fromkeys(LAST, 0.02)))],
+                "previous": [str(lm_eval_file(tmp_path / "v1.json", LAST))],
+            },
+        }
+    )
+    manifest = Manifest(name="m", version="2.0.0")
+    for name in ("adapter", "merge"):
+        manifest.stages[name] = StageRecord(key=name, finished_at="t", seconds=0)
+    manifest.save(tmp_path / "ws" / "manifest.json")
+    with pytest.raises(StageError) as info:
+        for event in run_release(spec, stages=[EvaluateStage()]):
+            assert not isinstance(event, StageFinished)
+    message = str(info.value)
+    assert message.startswith("evaluate: regression gate failed against the last release:")
+    assert "average 0.564 → 0.02 (-96%)" in message
+    assert "arc_easy acc 0.62 → 0.02 (-97%)" in message
