@@ -4,10 +4,11 @@ When ``GITHUB_ACTIONS=true`` (set by every GitHub runner), ``job_report`` watche
 runner's events and, when the command ends, whether it succeeded or not:
 
 - appends a Markdown summary to ``$GITHUB_STEP_SUMMARY``: each stage with its timing,
-  the eval table and the gate's verdict, the card lint results and what was pushed;
-- prints workflow commands: ``::error file=…,line=N::`` for each card lint problem, one
-  for a failed stage, ``::warning::`` for a stage's warnings, so they show on the run's
-  page and, for files in the repository, next to the line;
+  the stages' warnings, the eval table and the gate's verdict, the card lint results
+  and what was pushed;
+- prints workflow commands (annotations): ``::error file=…,line=N::`` or
+  ``::warning …`` for each card lint problem and ``::error`` for a failed stage, so they
+  show on the run's page and, for files in the repository, next to the line;
 - writes step outputs to ``$GITHUB_OUTPUT``: ``model-url``, ``gguf-url``,
   ``adapter-url``, ``commit`` (of the model repo) and ``card-lint``
   (``passed``, ``warnings`` or ``errors``), which ``action.yml`` passes on.
@@ -83,21 +84,11 @@ def command(
     return f"::{kind}{' ' + shown if shown else ''}::{_data(message)}"
 
 
-def problem_command(problem: Problem, file: str | None = None) -> str:
-    """A card lint problem as an annotation on its file and line."""
-    return command(
-        problem.severity,
-        problem.message,
-        file=file or problem.path,
-        line=problem.line,
-        title="model card",
-    )
-
-
-def annotate(problems: Iterable[Problem], file: str | None = None) -> None:
-    """Print an annotation per problem (stdout, where the runner reads commands)."""
-    for problem in problems:
-        print(problem_command(problem, file), flush=True)
+def annotate(problems: Iterable[Problem]) -> None:
+    """Print an annotation per card lint problem, on its file and line (to stdout, where
+    the runner reads workflow commands)."""
+    for p in problems:
+        print(command(p.severity, p.message, file=p.path, line=p.line, title="model card"))
 
 
 def lint_status(problems: Iterable[Problem]) -> LintStatus:
@@ -154,6 +145,7 @@ class JobReport:
     rows: list[StageRow] = field(default_factory=list)
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Facts of the stages that ran in this command, by stage."""
+    warnings: list[str] = field(default_factory=list)
 
     def show(self, event: Event) -> None:
         match event:
@@ -166,7 +158,7 @@ class JobReport:
                 self.rows.append(StageRow(stage, f"❌ failed: {error}"))
                 print(command("error", str(error), title=f"{stage} failed"), flush=True)
             case Log(stage, message, "warning"):
-                print(command("warning", message, title=stage), flush=True)
+                self.warnings.append(f"{stage}: {message}")
 
     def stage_facts(self, stage: str) -> dict[str, Any]:
         """This command's facts for ``stage``, else those the manifest holds."""
@@ -215,6 +207,7 @@ class JobReport:
                 ["Stage", "Result", "Time"],
                 [[row.stage, row.result, _seconds(row.seconds)] for row in self.rows],
             ),
+            "".join(f"- ⚠️ {_cell(warning)}\n" for warning in self.warnings),
             _evaluation(self.stage_facts("evaluate")),
             _card_section(lints),
             _push_section(self.facts.get("push", {})),
@@ -291,8 +284,16 @@ def _evaluation(facts: dict[str, Any]) -> str:
     if "passed" in gate:
         verdict = "✅ passed" if gate["passed"] else "❌ failed"
         parts.append(f"**Gate: {verdict}**\n")
-        for label, key in (("failure", "failures"), ("warning", "warnings"), ("flag", "flagged")):
-            parts += [f"- {label}: {_cell(item)}" for item in gate.get(key, [])]
+        items = [
+            f"- {label}: {_cell(item)}\n"
+            for label, key in (
+                ("failure", "failures"),
+                ("warning", "warnings"),
+                ("flag", "flagged"),
+            )
+            for item in gate.get(key, [])
+        ]
+        parts.append("".join(items))
     sanity = []
     if equivalence := facts.get("equivalence"):
         agreement = equivalence.get("top1_agreement")
@@ -301,9 +302,8 @@ def _evaluation(facts: dict[str, Any]) -> str:
     if ppl := facts.get("perplexity"):
         shown = " → ".join(_number(ppl.get(k)) for k in ("base", "adapter", "merged"))
         sanity.append(["perplexity base → adapter → merged", shown])
-    if sanity:
-        parts.append("\n" + _table(["Sanity check", "Result"], sanity))
-    return "\n".join(parts)
+    parts.append(_table(["Sanity check", "Result"], sanity))
+    return "\n".join(part for part in parts if part)
 
 
 def _card_section(lints: list[CardLint]) -> str:
