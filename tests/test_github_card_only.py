@@ -104,9 +104,10 @@ def test_card_only_pushes_the_card_and_eval_results_in_one_commit(hub, published
     assert after.branches[0].target_commit == pushed.result.commit
     assert hub.read(REPO_ID, RELEASE_MANIFEST) == hub.read(REPO_ID, RELEASE_MANIFEST, "v1.0.0")
     local_card = spec.workspace / "card" / "README.md"
-    assert hashlib.sha256(hub.read(REPO_ID, "README.md")).digest() == hashlib.sha256(
-        local_card.read_bytes()
-    ).digest()
+    assert (
+        hashlib.sha256(hub.read(REPO_ID, "README.md")).digest()
+        == hashlib.sha256(local_card.read_bytes()).digest()
+    )
 
 
 def test_card_only_twice_changes_nothing_the_second_time(hub, published, tmp_path):
@@ -138,3 +139,27 @@ def test_card_only_dry_run_plans_without_committing(hub, published, tmp_path, ca
     assert ".eval_results/arc_easy-acc.yaml" in out and "README.md" in out
     assert "model.safetensors" not in out
     assert len(hub.calls("commit")) == commits
+
+
+def test_card_only_in_actions_reports_the_commit_and_the_card(
+    hub, published, tmp_path, monkeypatch, capsys
+):
+    spec = refreshed(published, tmp_path, SCORES)
+    spec_path = tmp_path / "release.yaml"
+    spec_path.write_text(spec.to_yaml(tmp_path))
+    summary, output = tmp_path / "summary.md", tmp_path / "output"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+
+    assert main(["push", "--card-only", str(spec_path)]) == 0
+
+    head = hub.repo(REPO_ID).branches["main"]
+    text = summary.read_text()
+    assert "| card | ✅ done |" in text and "| push | ✅ done |" in text
+    assert "### Model card lint: passed" in text
+    assert f"| committed | `{head[:12]}` |" in text
+    lines = output.read_text().splitlines()
+    assert lines[lines.index(next(x for x in lines if x.startswith("commit<<"))) + 1] == head
+    assert "::error" not in capsys.readouterr().out
