@@ -1,0 +1,42 @@
+"""Estimated GGUF file sizes, so a person can choose quant types before exporting.
+
+A GGUF file is mostly its tensors, stored in blocks: ``q8_0`` keeps 32 weights in 34
+bytes, ``q4_k`` 256 weights in 144 bytes. The estimate is the parameter count times the
+bits per weight of the block type that holds most tensors (gguf-py's
+``GGML_QUANT_SIZES``). The ``_m`` mixes of llama.cpp store a few tensors in a larger
+type, and small models keep some tensors in f32, so a real file can be some percent
+larger; the estimate is for choosing, the stage measures the real size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+_BULK_TYPE = {
+    "f32": "F32",
+    "f16": "F16",
+    "bf16": "BF16",
+    "q8_0": "Q8_0",
+    "q4_0": "Q4_0",
+    "q4_1": "Q4_1",
+    "q5_0": "Q5_0",
+    "q5_1": "Q5_1",
+    "q2_k": "Q2_K",
+    "q3_k_m": "Q3_K",
+    "q4_k_m": "Q4_K",
+    "q5_k_m": "Q5_K",
+    "q6_k": "Q6_K",
+}
+
+
+def bits_per_weight(gguf_type: str) -> float:
+    """Bits per weight of the block type that holds most of a ``gguf_type`` file."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    block, size = GGML_QUANT_SIZES[GGMLQuantizationType[_BULK_TYPE[gguf_type]]]
+    return size * 8 / block
+
+
+def estimate_gguf_bytes(parameters: int, types: Iterable[str]) -> dict[str, int]:
+    """Estimated file size of each GGUF type for a model of ``parameters`` weights."""
+    return {t: round(parameters * bits_per_weight(t) / 8) for t in types}

@@ -1,0 +1,67 @@
+"""What every step pane has: a title, a one-line purpose, its form, its stage's run."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from release.tui.session import Session
+from release.tui.steps import State
+from release.tui.widgets.stage_run import StageRun
+
+
+class StepPane(VerticalScroll):
+    stage: ClassVar[str]
+    heading: ClassVar[str]
+    purpose: ClassVar[str]
+    run_label: ClassVar[str] = "run this step"
+    can_focus = False
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(id=f"pane-{self.stage}", classes="pane")
+        self.session = session
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.heading, classes="heading")
+        yield Static(self.purpose, classes="purpose")
+        yield from self.compose_form()
+        yield Static("", classes="problems")
+        yield StageRun()
+        yield Static("", classes="facts")
+
+    def compose_form(self) -> ComposeResult:
+        yield from ()
+
+    @property
+    def run(self) -> StageRun:
+        return self.query_one(StageRun)
+
+    def spec_changes(self) -> dict[str, Any]:
+        """What the form changes in the spec (sections or top-level fields)."""
+        return {}
+
+    def show_problems(self, lines: list[str]) -> None:
+        problems = self.query_one(".problems", Static)
+        problems.update(Text("\n".join(lines), style="red") if lines else "")
+        problems.display = bool(lines)
+
+    def show_state(self, state: State, reason: str | None = None) -> None:
+        """The state line when the stage is not running (on opening, after a run)."""
+        looks = {
+            "done": Text("✔ done", style="bold green"),
+            "skipped": Text(f"– skipped: {reason}", style="dim"),
+            "pending": Text(f"○ not run yet — ctrl+r to {self.run_label}", style="dim"),
+        }
+        if state in looks:
+            self.run.ended(looks[state])
+
+    def show_facts(self, facts: dict[str, Any]) -> None:
+        """Render the stage's recorded facts (empty when it has not run)."""
+        self.query_one(".facts", Static).update(self.render_facts(facts) if facts else "")
+
+    def render_facts(self, facts: dict[str, Any]):
+        return ""

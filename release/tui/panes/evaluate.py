@@ -1,0 +1,91 @@
+"""Eval: merge equivalence, perplexity, chat smoke outputs and the release gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from release.tui.panes.base import StepPane
+from release.tui.widgets.facts import facts_table, verdict
+
+
+class EvalPane(StepPane):
+    stage = "evaluate"
+    heading = "Sanity eval"
+    purpose = "Prove the merged model is base + adapter, reads text well, and can chat."
+    run_label = "evaluate"
+
+    def render_facts(self, facts: dict[str, Any]):
+        parts: list[Any] = []
+        eq = facts.get("equivalence")
+        if eq:
+            ok = (
+                eq["top1_agreement"] >= eq["min_top1_agreement"]
+                and eq["relative_error"] <= eq["max_relative_error"]
+            )
+            parts.append(
+                facts_table(
+                    [
+                        (
+                            "top-1 agreement",
+                            f"{eq['top1_agreement']:.1%} (min {eq['min_top1_agreement']:.0%})",
+                        ),
+                        (
+                            "logit error",
+                            f"{eq['relative_error']:.1%} of the adapter's effect "
+                            f"(max {eq['max_relative_error']:.0%})",
+                        ),
+                        ("verdict", verdict(ok)),
+                    ],
+                    title="Merged vs base + adapter",
+                )
+            )
+        ppl = facts.get("perplexity")
+        if ppl:
+            parts.append(
+                facts_table(
+                    [
+                        (
+                            "perplexity",
+                            f"base {ppl['base']:.2f} · +adapter {ppl['adapter']:.2f} · "
+                            f"merged {ppl['merged']:.2f}",
+                        ),
+                        ("ratio", f"×{ppl['ratio']:.3f} (max ×{ppl['max_ratio']})"),
+                        ("verdict", verdict(ppl["ratio"] <= ppl["max_ratio"])),
+                    ],
+                    title=f"Held-out text ({ppl.get('tokens', '?')} tokens)",
+                )
+            )
+        if facts.get("smoke"):
+            parts.append(_smoke_table(facts["smoke"]))
+        gate = facts.get("gate")
+        if gate is not None:
+            compared = len(gate.get("compared", []))
+            detail = (
+                f"{compared} scores compared with the last release"
+                if compared
+                else ("no earlier release to compare with")
+            )
+            rows: list[tuple[str, str | Text]] = [
+                ("gate", verdict(gate["passed"], "passed", "FAILED")),
+                ("", detail),
+            ]
+            rows += [("warning", Text(w, style="yellow")) for w in gate.get("warnings", [])]
+            parts.append(facts_table(rows, title="Release gate"))
+        return Group(*[item for part in parts for item in (part, Text(""))])
+
+
+def _smoke_table(smoke: list[dict[str, Any]]) -> Table:
+    table = Table(title="Chat smoke test", title_justify="left", title_style="bold", expand=True)
+    table.add_column("prompt", ratio=2)
+    table.add_column("answer", ratio=3)
+    table.add_column("", width=3)
+    for item in smoke:
+        answer = Text(item["output"].strip())
+        if item.get("problems"):
+            answer.append("\n" + "; ".join(item["problems"]), style="red")
+        table.add_row(item["prompt"], answer, verdict(item["passed"], "", ""))
+    return table

@@ -1,0 +1,77 @@
+"""GGUF: choose quant types (with estimated sizes), then the files and their checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.filesize import decimal
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widgets import Label, SelectionList
+from textual.widgets.selection_list import Selection
+
+from release.gguf_sizes import estimate_gguf_bytes
+from release.spec import GGUF_TYPES
+from release.tui.panes.base import StepPane
+from release.tui.widgets.facts import verdict
+
+
+class GGUFPane(StepPane):
+    stage = "gguf"
+    heading = "GGUF export"
+    purpose = "Files for llama.cpp and friends, each read back and compared with the model."
+    run_label = "export"
+
+    def compose_form(self) -> ComposeResult:
+        spec = self.session.spec
+        chosen = set(spec.gguf.types) if spec else set()
+        parameters = self._parameters()
+        sizes = estimate_gguf_bytes(parameters, GGUF_TYPES) if parameters else {}
+        yield Label(
+            "Quant types (space to toggle); sizes are estimates"
+            + ("" if parameters else ", known after intake"),
+            classes="field-label",
+        )
+        yield SelectionList[str](
+            *[
+                Selection(_choice(t, sizes.get(t)), t, t in chosen, id=f"type-{t}")
+                for t in GGUF_TYPES
+            ],
+            id="gguf-types",
+        )
+
+    def _parameters(self) -> int:
+        merged = self.session.facts("merge").get("merged_parameters")
+        return int(merged or self.session.facts("adapter").get("base_parameters") or 0)
+
+    def chosen(self) -> list[str]:
+        selected = set(self.query_one(SelectionList).selected)
+        return [t for t in GGUF_TYPES if t in selected]
+
+    def spec_changes(self) -> dict[str, Any]:
+        return {"gguf": {"types": self.chosen()}}
+
+    def on_selection_list_selected_changed(self) -> None:
+        if not self.chosen():
+            self.show_problems(["no type chosen: the GGUF step will be skipped"])
+        else:
+            self.show_problems([])
+
+    def render_facts(self, facts: dict[str, Any]):
+        table = Table(title="Files", title_justify="left", title_style="bold", expand=True)
+        for column, justify in (("file", "left"), ("size", "right"), ("top-1 agreement", "left")):
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        table.add_column("", width=3)
+        for record in facts.get("files", []):
+            agreements = record.get("top1_agreement", {})
+            minimum = record.get("min_top1_agreement", 0)
+            shown = ", ".join(f"{loader} {value:.1%}" for loader, value in agreements.items())
+            passed = all(value >= minimum for value in agreements.values())
+            table.add_row(record["name"], decimal(record["bytes"]), shown, verdict(passed, "", ""))
+        return table
+
+
+def _choice(gguf_type: str, size: int | None) -> Text:
+    estimate = f"≈ {decimal(size)}" if size else ""
+    return Text.assemble((f"{gguf_type:<8}", "bold"), (f"{estimate:>11}", "dim"))

@@ -1,0 +1,146 @@
+"""Intake: choose the adapter and the base, then prove the adapter fits the base.
+
+The checks run as you type (folders exist, hold what they should); the real intake
+(``run_release(spec, only=["adapter"])``) reads only configs and tensor headers, so it
+shows the adapter's facts and any blocking problem before anything heavy runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Label
+
+from cards.facts import count
+from release.tui.panes.base import StepPane
+from release.tui.widgets.facts import facts_table
+from release.tui.widgets.path_input import FolderCheck, FolderSuggester, PatternCheck
+
+_REPO_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+
+def _shown(path: Path | None) -> str:
+    """A path as a person would type it here: relative to the current folder if inside."""
+    if path is None:
+        return ""
+    path = Path(os.path.normpath(path))
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def _typed_path(value: str) -> Path:
+    """A path typed in a field, absolute and normalised (no '..')."""
+    return Path(os.path.abspath(os.path.expanduser(value)))
+
+
+def _field(label: str, widget: Input) -> Vertical:
+    widget.compact = True
+    return Vertical(Label(label, classes="field-label"), widget, classes="field")
+
+
+class IntakePane(StepPane):
+    stage = "adapter"
+    heading = "Intake"
+    purpose = "Which adapter to release, on which base. Intake checks that they fit."
+    run_label = "check the adapter against the base"
+
+    def compose_form(self) -> ComposeResult:
+        spec = self.session.spec
+        adapter = spec.adapter.path if spec else self.session.adapter_hint
+        folder = FolderSuggester()
+        yield _field(
+            "Adapter folder (adapter_config.json)",
+            Input(
+                _shown(adapter),
+                placeholder="path/to/adapter",
+                id="adapter-path",
+                suggester=folder,
+                validators=[FolderCheck("adapter_config.json", "a PEFT adapter")],
+            ),
+        )
+        with Horizontal(classes="row"):
+            yield _field(
+                "Base model on the Hub",
+                Input(
+                    (spec.base.repo_id or "") if spec else "",
+                    placeholder="owner/name",
+                    id="base-repo",
+                    validators=[
+                        PatternCheck(_REPO_ID, lambda v: f"{v}: write owner/name", optional=True)
+                    ],
+                ),
+            )
+            yield _field(
+                "Local copy of the base (optional)",
+                Input(
+                    _shown(spec.base.path) if spec else "",
+                    placeholder="path/to/base",
+                    id="base-path",
+                    suggester=folder,
+                    validators=[FolderCheck("config.json", "a model folder", optional=True)],
+                ),
+            )
+        with Horizontal(classes="row"):
+            yield _field("Release name", Input(spec.name if spec else "", id="name"))
+            yield _field("Version", Input(spec.version if spec else "0.1.0", id="version"))
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._check_all)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._check_all()
+
+    def _check_all(self) -> None:
+        lines = []
+        for field in self.query(Input):
+            result = field.validate(field.value)
+            if result is not None and not result.is_valid:
+                lines += result.failure_descriptions
+        if not self.query_one("#base-repo", Input).value and not self._value("base-path"):
+            lines.append("give the base's Hub id, a local copy, or both")
+        self.show_problems(lines)
+
+    def _value(self, field: str) -> str:
+        return self.query_one(f"#{field}", Input).value.strip()
+
+    def adapter_dir(self) -> Path:
+        return _typed_path(self._value("adapter-path"))
+
+    def spec_changes(self) -> dict[str, Any]:
+        base_path = self._value("base-path")
+        return {
+            "adapter": {"path": self.adapter_dir()},
+            "base": {
+                "repo_id": self._value("base-repo") or None,
+                "path": _typed_path(base_path) if base_path else None,
+            },
+            "name": self._value("name"),
+            "version": self._value("version"),
+        }
+
+    def render_facts(self, facts: dict[str, Any]):
+        targets = ", ".join(facts.get("target_modules") or []) or "—"
+        kind = facts.get("peft_type", "?")
+        if facts.get("use_dora"):
+            kind += " (DoRA)"
+        elif facts.get("use_rslora"):
+            kind += " (rsLoRA)"
+        return facts_table(
+            [
+                ("adapter", f"{kind}, r={facts.get('r')}, alpha={facts.get('lora_alpha')}"),
+                ("targets", targets),
+                ("trainable", count(facts.get("trainable_parameters", 0))),
+                ("edits", f"{facts.get('edited_parameters', 0)} base tensors"),
+                ("base", str(facts.get("base_id", "?"))),
+                (
+                    "base weights",
+                    f"{count(facts.get('base_parameters', 0))} parameters, "
+                    f"{facts.get('base_dtype', '?')}, {facts.get('base_tensors', 0)} tensors",
+                ),
+                ("fingerprint", str(facts.get("base_fingerprint", "—"))[:16]),
+            ],
+            title="What intake found",
+        )

@@ -1,0 +1,105 @@
+"""Push: where to, the dry-run plan (every file, size and sha256), then the push.
+
+The plan is ``release.stages.push.dry_run``: the same checks as the push (gate, card
+lint, hashes) with nothing sent. It is built in a thread worker, since it rereads the
+files to check their hashes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Checkbox, Input, Static
+
+from release.error_table import explain
+from release.hub.plan import PushPlan, render_plan
+from release.spec import ReleaseSpec
+from release.tui.panes.base import StepPane
+from release.tui.panes.intake import _REPO_ID, _field
+from release.tui.widgets.facts import facts_table
+from release.tui.widgets.path_input import PatternCheck
+
+
+class PushPane(StepPane):
+    stage = "push"
+    heading = "Push to the Hub"
+    purpose = "One commit per repo, then the version tag. Check the plan, then push."
+    run_label = "push (after a confirmation)"
+
+    plan: PushPlan | None = None
+
+    def compose_form(self) -> ComposeResult:
+        push = self.session.spec.push if self.session.spec else None
+        check = PatternCheck(_REPO_ID, lambda v: f"{v}: write owner/name", optional=True)
+        with Horizontal(classes="row"):
+            yield _field(
+                "Model repo",
+                Input(
+                    (push and push.repo_id) or "",
+                    placeholder="owner/name",
+                    id="repo-id",
+                    validators=[check],
+                ),
+            )
+            yield _field(
+                "GGUF repo (optional)",
+                Input(
+                    (push and push.gguf_repo_id) or "",
+                    placeholder="owner/name-GGUF",
+                    id="gguf-repo-id",
+                    validators=[check],
+                ),
+            )
+        yield Checkbox("private repos", bool(push and push.private), id="private")
+        yield Static("", id="plan")
+
+    def _value(self, field: str) -> str | None:
+        return self.query_one(f"#{field}", Input).value.strip() or None
+
+    def spec_changes(self) -> dict[str, Any]:
+        return {
+            "push": {
+                "repo_id": self._value("repo-id"),
+                "gguf_repo_id": self._value("gguf-repo-id"),
+                "private": self.query_one("#private", Checkbox).value,
+            }
+        }
+
+    def refresh_plan(self, spec: ReleaseSpec | None) -> None:
+        self.plan = None
+        if spec is None or not spec.push.repo_id:
+            self.query_one("#plan", Static).update(
+                Text("Name the model repo to see what a push would send.", style="dim")
+            )
+            return
+        self.query_one("#plan", Static).update(Text("checking what a push would send…", "dim"))
+        self._build_plan(spec)
+
+    @work(thread=True, exclusive=True, group="push-plan")
+    def _build_plan(self, spec: ReleaseSpec) -> None:
+        from release.stages.push import dry_run
+
+        try:
+            plan, warnings = dry_run(spec)
+        except Exception as exc:  # any failure is shown as the plan's problem
+            message, _ = explain(exc)
+            self.app.call_from_thread(self._show_plan, None, Text(message, style="red"))
+            return
+        lines = [Text(f"warning: {w}", style="yellow") for w in warnings]
+        self.app.call_from_thread(self._show_plan, plan, Group(*lines, Text(render_plan(plan))))
+
+    def _show_plan(self, plan: PushPlan | None, shown) -> None:
+        self.plan = plan
+        self.query_one("#plan", Static).update(Group(Text("Dry run", style="bold"), shown))
+
+    def render_facts(self, facts: dict[str, Any]):
+        rows = [
+            (repo["role"], Text(f"{repo['url']}  ({repo['status']})", style="link " + repo["url"]))
+            for repo in facts.get("repos", [])
+        ]
+        return facts_table(rows, title="Released")

@@ -1,0 +1,89 @@
+"""What the wizard is working on: the spec, where it is saved, and the manifest.
+
+The wizard opens a release.yaml, a folder holding one, or an adapter folder (then the
+spec starts as ``model-release init`` would write it, and is saved the first time a
+step runs). Edits make a new frozen spec through the same validation as release.yaml,
+so the wizard can never save a spec the CLI would refuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from release.files import atomic_write_text
+from release.manifest import MANIFEST_NAME, Manifest
+from release.spec import ReleaseSpec, load_spec, parse_spec
+from release.starter import starter_spec
+
+SPEC_NAME = "release.yaml"
+
+
+@dataclass
+class Session:
+    spec_path: Path
+    spec: ReleaseSpec | None = None
+    adapter_hint: Path | None = None
+    """The adapter folder the wizard was opened on, before any spec exists."""
+
+    @classmethod
+    def open(cls, target: Path | None) -> Session:
+        target = (target or Path.cwd()).expanduser().absolute()
+        if target.is_file():
+            return cls(target, load_spec(target))
+        if (target / SPEC_NAME).is_file():
+            return cls(target / SPEC_NAME, load_spec(target / SPEC_NAME))
+        if (target / "adapter_config.json").is_file():
+            spec_path = target.parent / SPEC_NAME
+            if spec_path.is_file():
+                spec = load_spec(spec_path)
+                if spec.adapter.path == target:
+                    return cls(spec_path, spec)
+                spec_path = target / SPEC_NAME
+            return cls(spec_path, parse_spec(starter_spec(target, spec_path), spec_path), target)
+        return cls(target / SPEC_NAME if target.is_dir() else target)
+
+    def start(self, adapter_dir: Path) -> ReleaseSpec:
+        """A first spec for ``adapter_dir``, as `model-release init` would write it."""
+        self.spec = parse_spec(starter_spec(adapter_dir, self.spec_path), self.spec_path)
+        return self.spec
+
+    def changed(self, **sections: dict[str, Any] | Any) -> ReleaseSpec:
+        """The spec with some sections (or top-level fields) replaced; validated, not kept."""
+        assert self.spec is not None
+        data = self.spec.model_dump(exclude_defaults=True)
+        for key, value in sections.items():
+            data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+        return ReleaseSpec.model_validate(data, context={"base_dir": self.spec_path.parent})
+
+    def save(self, spec: ReleaseSpec | None = None) -> None:
+        """Keep ``spec`` (default: the current one) and write it to release.yaml."""
+        self.spec = spec or self.spec
+        assert self.spec is not None
+        atomic_write_text(self.spec_path, self.spec.to_yaml(self.spec_path.parent))
+
+    def manifest(self) -> Manifest | None:
+        if self.spec is None:
+            return None
+        path = self.spec.workspace / MANIFEST_NAME
+        if not path.is_file():
+            return None
+        manifest = Manifest.load(path)
+        if (manifest.name, manifest.version) != (self.spec.name, self.spec.version):
+            return None
+        return manifest
+
+    def facts(self, stage: str) -> dict[str, Any]:
+        manifest = self.manifest()
+        return manifest.facts(stage) if manifest else {}
+
+
+def validation_lines(error: ValidationError) -> list[str]:
+    """A pydantic error of the spec as "field: message" lines."""
+    return [
+        f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in error.errors()
+    ]

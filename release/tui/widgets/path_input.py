@@ -1,0 +1,65 @@
+"""Path inputs: folder-name completion (→ accepts) and checks while you type."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.suggester import Suggester
+from textual.validation import ValidationResult, Validator
+
+
+class FolderSuggester(Suggester):
+    """Completes the last part of a path to the first matching folder."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        if not value:
+            return None
+        head, sep, prefix = value.rpartition("/")
+        folder = Path(os.path.expanduser(head + sep)) if sep else Path(".")
+        try:
+            names = sorted(
+                entry.name
+                for entry in os.scandir(folder)
+                if entry.is_dir()
+                and entry.name.startswith(prefix)
+                and entry.name != prefix
+                and not entry.name.startswith(".")
+            )
+        except OSError:
+            return None
+        return f"{value}{names[0][len(prefix) :]}/" if names else None
+
+
+class FolderCheck(Validator):
+    """A folder that holds ``marker`` (empty allowed when ``optional``)."""
+
+    def __init__(self, marker: str, what: str, *, optional: bool = False) -> None:
+        super().__init__()
+        self.marker, self.what, self.optional = marker, what, optional
+
+    def validate(self, value: str) -> ValidationResult:
+        if not value.strip():
+            return self.success() if self.optional else self.failure(f"give the {self.what}")
+        path = Path(value).expanduser()
+        if not path.is_dir():
+            return self.failure(f"{value}: no such folder")
+        if not (path / self.marker).is_file():
+            return self.failure(f"{value}: no {self.marker} here; not {self.what}")
+        return self.success()
+
+
+class PatternCheck(Validator):
+    def __init__(self, pattern: str, message: Callable[[str], str], *, optional: bool) -> None:
+        super().__init__()
+        self.pattern, self.message, self.optional = re.compile(pattern), message, optional
+
+    def validate(self, value: str) -> ValidationResult:
+        if (not value and self.optional) or self.pattern.fullmatch(value):
+            return self.success()
+        return self.failure(self.message(value))

@@ -1,0 +1,49 @@
+"""The steps of the release as a sidebar, each with its state."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from release.tui.steps import STEPS, State
+
+# icon, theme colour (a Theme attribute) or None for dim text
+_LOOK: dict[State, tuple[str, str | None]] = {
+    "pending": ("○", None),
+    "running": ("◉", "warning"),
+    "done": ("✔", "success"),
+    "failed": ("✘", "error"),
+    "skipped": ("–", None),
+}
+
+
+class StepList(OptionList):
+    """One option per step; highlighting a step shows it (the screen listens)."""
+
+    DEFAULT_CSS = """
+    StepList { width: 24; height: 1fr; padding: 1 0; }
+    """
+
+    def __init__(self, states: dict[str, State], **kwargs) -> None:
+        super().__init__(
+            *[Option(self._label(s.stage, states), id=s.stage) for s in STEPS], **kwargs
+        )
+
+    def _label(self, stage: str, states: dict[str, State]) -> Text:
+        step = next(s for s in STEPS if s.stage == stage)
+        state = states.get(stage, "pending")
+        icon, colour = _LOOK[state]
+        style = f"bold {getattr(self.app.current_theme, colour)}" if colour else "dim"
+        return Text.assemble(
+            (f" {icon} ", style),
+            (f"{step.label:<7}", "bold" if state == "running" else ""),
+            (state, "dim italic" if colour is None else style),
+        )
+
+    def show_states(self, states: dict[str, State]) -> None:
+        for step in STEPS:
+            self.replace_option_prompt(step.stage, self._label(step.stage, states))
+
+    def select_step(self, stage: str) -> None:
+        self.highlighted = self.get_option_index(stage)
