@@ -261,23 +261,6 @@ def wizard(
     run_wizard(target)
 
 
-@app.command()
-def wizard(
-    target: Annotated[
-        Path | None,
-        typer.Argument(help="release.yaml, a folder holding one, or an adapter folder."),
-    ] = None,
-) -> None:
-    """Walk a release interactively: intake, merge, eval, GGUF, card, push.
-
-    Saves release.yaml as you go, so `model-release run` repeats the same release. A
-    workspace with finished stages opens at the first unfinished step.
-    """
-    from release.tui import run_wizard
-
-    run_wizard(target)
-
-
 @spec_app.command("check")
 def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
     """Validate release.yaml: every problem with its line number; exit 2 if any."""
