@@ -6,6 +6,7 @@ results, and ``check`` reads only the card.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -36,6 +37,10 @@ def check(
         except CardError as error:
             typer.echo(f"error: {error}", err=True)
             unreadable = True
+    if not json_output and os.environ.get("GITHUB_ACTIONS") == "true":
+        from release.github import emit_check_results  # annotations on the PR's files
+
+        emit_check_results(paths, problems)
     if json_output:
         typer.echo(to_json(problems))
     else:

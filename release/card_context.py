@@ -48,16 +48,32 @@ def card_facts(manifest: Manifest) -> dict[str, Any]:
             key: manifest.facts("evaluate").get(key)
             for key in ("equivalence", "perplexity", "smoke", "gate", "device")
         },
-        "gguf_files": manifest.facts("gguf").get("files"),
+        "gguf_files": [_gguf_file(f) for f in manifest.facts("gguf").get("files", [])] or None,
         "versions": _versions(manifest),
     }
     return _without_none(facts)
 
 
+def _gguf_file(file: dict[str, Any]) -> dict[str, Any]:
+    """One GGUF file's row: its numbers as llama.cpp measured them (what GGUF users run)."""
+
+    def by_llama_cpp(value: Any) -> Any:
+        return value.get("llama_cpp") if isinstance(value, dict) else value
+
+    keys = ("name", "type", "bytes", "sha256")
+    return {key: file.get(key) for key in keys} | {
+        "top1_agreement": by_llama_cpp(file.get("top1_agreement")),
+        "max_abs_diff": by_llama_cpp(file.get("max_abs_diff")),
+    }
+
+
 def _versions(manifest: Manifest) -> dict[str, str]:
+    """Tools of the stages that made the model (not of the card or push themselves, so the
+    same manifest always renders the same card)."""
     tools: dict[str, str] = {}
-    for record in manifest.stages.values():
-        tools |= record.tools
+    for name, record in manifest.stages.items():
+        if name not in ("card", "push"):
+            tools |= record.tools
     return tools
 
 
