@@ -15,6 +15,18 @@ from typing import Any
 from release.errors import InputError, MissingInputError
 from release.spec import BaseModelSpec
 
+TOKENIZER_FILES = (  # what a merged model folder needs to be used as is
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "chat_template.jinja",
+    "chat_template.json",
+)
+
 ALLOW_PATTERNS = [
     "*.safetensors",
     "*.safetensors.index.json",

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from release import lora
-from release.base_model import base_label, read_config, resolve_base_dir
+from release.base_model import TOKENIZER_FILES, base_label, read_config, resolve_base_dir
 from release.errors import InputError
 from release.files import atomic_write_text
 from release.fingerprint import base_fingerprint
@@ -35,17 +35,6 @@ from release.safetensors_stream import list_tensors as list_file_tensors
 from release.spec import ReleaseSpec
 
 TARGETS_NAME = "targets.json"
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "tokenizer.model",
-    "vocab.json",
-    "merges.txt",
-    "chat_template.jinja",
-    "chat_template.json",
-)
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import psutil
 
 from release import lora
+from release.base_model import TOKENIZER_FILES
 from release.safetensors_stream import (
     CODES,
     FLOAT_DTYPES,
@@ -37,18 +38,7 @@ from release.safetensors_stream import (
     to_float32,
 )
 
-COPIED_FILES = (
-    "generation_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "tokenizer.model",
-    "vocab.json",
-    "merges.txt",
-    "chat_template.jinja",
-    "chat_template.json",
-)
+COPIED_FILES = ("generation_config.json", *TOKENIZER_FILES)
 
 
 @dataclass

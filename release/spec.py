@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -33,21 +33,6 @@ from release.yaml_lines import YamlLocator
 
 SPEC_VERSION = 1
 
-GGUF_TYPES = (
-    "f32",
-    "f16",
-    "bf16",
-    "q8_0",
-    "q4_0",
-    "q4_1",
-    "q5_0",
-    "q5_1",
-    "q2_k",
-    "q3_k_m",
-    "q4_k_m",
-    "q5_k_m",
-    "q6_k",
-)
 GGUFType = Literal[
     "f32",
     "f16",
@@ -63,6 +48,7 @@ GGUFType = Literal[
     "q5_k_m",
     "q6_k",
 ]
+GGUF_TYPES: tuple[str, ...] = get_args(GGUFType)
 
 _SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20}
 _SIZE_UNITS["GIB"] = 2**30
