@@ -62,14 +62,10 @@ class Vocab:
 def read_vocab(model_dir: Path, vocab_size: int) -> Vocab:
     """The vocabulary of the tokenizer saved in ``model_dir``, padded to ``vocab_size``
     (the embedding rows) with unused tokens."""
-    from transformers import AutoTokenizer
-
     if _is_byte_level_bpe(model_dir / "tokenizer.json"):
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        return _bpe_vocab(model_dir, tokenizer, vocab_size)
+        return _bpe_vocab(model_dir, vocab_size)
     if (model_dir / "tokenizer.model").is_file():
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        return _sentencepiece_vocab(model_dir, tokenizer, vocab_size)
+        return _sentencepiece_vocab(model_dir, vocab_size)
     raise UnknownTokenizer(
         f"{model_dir}: neither a byte-level BPE tokenizer.json nor a SentencePiece tokenizer.model"
     )
@@ -103,15 +99,20 @@ def _looks_special(text: str) -> bool:
     return (text.startswith("<|") and text.endswith("|>")) or text in ("<pad>", "<mask>")
 
 
-def _bpe_vocab(model_dir: Path, tokenizer, vocab_size: int) -> Vocab:
-    digest = sha256(str(tokenizer.encode(PROBE_TEXT)).encode()).hexdigest()
+def _bpe_vocab(model_dir: Path, vocab_size: int) -> Vocab:
+    """From tokenizer.json with the ``tokenizers`` library alone: transformers would
+    import torch, and the exporter needs neither."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    digest = sha256(str(tokenizer.encode(PROBE_TEXT).ids).encode()).hexdigest()
     pre = PRE_TOKENIZERS.get(digest)
     if pre is None:
         raise UnknownTokenizer(
             f"{model_dir}: BPE pre-tokenizer not recognised (probe hash {digest[:16]}…)"
         )
-    by_id = {index: text for text, index in tokenizer.get_vocab().items()}
-    added = tokenizer.added_tokens_decoder
+    by_id = {index: text for text, index in tokenizer.get_vocab(with_added_tokens=True).items()}
+    added = tokenizer.get_added_tokens_decoder()
     tokens: list[bytes] = []
     types: list[int] = []
     for index in range(vocab_size):
@@ -126,11 +127,23 @@ def _bpe_vocab(model_dir: Path, tokenizer, vocab_size: int) -> Vocab:
         else:
             types.append(TokenType.NORMAL)
         tokens.append(text.encode())
-    return Vocab("gpt2", pre, tokens, types, _special(model_dir, tokenizer, vocab_size, True))
+    config = _tokenizer_config(model_dir)
+    ids = tokenizer.encode("hello").ids
+    measured = {
+        kind: bool(ids) and ids[position] == tokenizer.token_to_id(token)
+        for kind, position in (("bos", 0), ("eos", -1))
+        if (token := _token_text(config.get(f"{kind}_token"))) is not None
+    }
+    return Vocab("gpt2", pre, tokens, types, _special(model_dir, measured, vocab_size, True))
 
 
-def _sentencepiece_vocab(model_dir: Path, tokenizer, vocab_size: int) -> Vocab:
+def _token_text(entry: str | dict | None) -> str | None:
+    return entry.get("content") if isinstance(entry, dict) else entry
+
+
+def _sentencepiece_vocab(model_dir: Path, vocab_size: int) -> Vocab:
     from sentencepiece import SentencePieceProcessor
+    from transformers import AutoTokenizer
 
     processor = SentencePieceProcessor()
     processor.LoadFromFile(str(model_dir / "tokenizer.model"))
@@ -151,7 +164,8 @@ def _sentencepiece_vocab(model_dir: Path, tokenizer, vocab_size: int) -> Vocab:
         tokens[index] = (text if special else text.replace("▁", " ")).encode()
         scores[index] = -1000.0
         types[index] = TokenType.CONTROL if special else TokenType.USER_DEFINED
-    special = _special(model_dir, tokenizer, vocab_size, False)
+    measured = _measured_add_special(AutoTokenizer.from_pretrained(model_dir))
+    special = _special(model_dir, measured, vocab_size, False)
     return Vocab("llama", "default", tokens, types, special, scores)
 
 
@@ -172,9 +186,11 @@ def _tokenizer_config(model_dir: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def _special(model_dir: Path, tokenizer, vocab_size: int, merges: bool) -> gguf.SpecialVocab:
+def _special(
+    model_dir: Path, add_special: dict[str, bool], vocab_size: int, merges: bool
+) -> gguf.SpecialVocab:
     special = gguf.SpecialVocab(model_dir, load_merges=merges, n_vocab=vocab_size)
-    special.add_special_token.update(_measured_add_special(tokenizer))
+    special.add_special_token.update(add_special)
     return special
 
 

