@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from pathlib import Path
 
 import pytest
 import yaml
 from rich.console import Console
-from textual.widgets import ContentSwitcher, Input, Static
+from rich.filesize import decimal
+from textual.widgets import ContentSwitcher, Input, SelectionList, Static
 
+from release.events import Progress
 from release.manifest import MANIFEST_NAME, Manifest
+from release.spec import GGUF_TYPES
 from release.tui.app import make_wizard
+from release.tui.runs import stream_release
 from tests.lora_models import make_adapter
 
 SIZE = (100, 30)
@@ -72,3 +77,153 @@ async def test_intake_from_an_adapter_folder_saves_the_spec(tmp_path, tiny_adapt
     manifest = Manifest.load(tiny_adapter.parent / "build" / MANIFEST_NAME)
     assert manifest.stages["adapter"].facts["r"] == 4
     assert json.loads((tiny_adapter.parent / "build/adapter/adapter_config.json").read_text())
+
+
+def write_spec(folder: Path, base_dir: Path, adapter_dir: Path, **sections) -> Path:
+    """A release.yaml for the tiny model: eval off (a random model cannot chat)."""
+    spec = {
+        "name": "tiny-chat",
+        "version": "1.0.0",
+        "base": {"repo_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "path": str(base_dir)},
+        "adapter": {"path": str(adapter_dir)},
+        "eval": {"enabled": False},
+        "gguf": {"types": []},
+        "card": {"summary": "A tiny test model.", "license": "apache-2.0", "language": ["en"]},
+        **sections,
+    }
+    path = folder / "release.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+async def test_walk_from_intake_to_push(tmp_path, tiny_llama_dir, tiny_adapter, hub):
+    spec_path = write_spec(tmp_path, tiny_llama_dir, tiny_adapter)
+    workspace = tmp_path / "build"
+    app = make_wizard(spec_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert shown_step(app) == "adapter"
+        assert screen.states["evaluate"] == screen.states["gguf"] == "skipped"
+        for stage in ("adapter", "merge", "card"):
+            screen.show_step(stage)
+            await pilot.pause()
+            await pilot.press("ctrl+r")
+            await settle(app, pilot)
+            assert screen.states[stage] == "done", text_of(app, f"#pane-{stage} StageRun #state")
+
+        screen.show_step("push")
+        await pilot.pause()
+        screen.query_one("#repo-id", Input).value = "tester/tiny-chat"
+        await pilot.press("ctrl+s")  # saved: the dry run plans with the new repo
+        await settle(app, pilot)
+        assert "model repo tester/tiny-chat" in text_of(app, "#plan")
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert "Push" in str(app.screen.query_one("#question", Static).content)
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert screen.states["push"] == "done"
+        assert f"{hub.url}/tester/tiny-chat" in text_of(app, "#pane-push .facts")
+
+    manifest = Manifest.load(workspace / MANIFEST_NAME)
+    assert sorted(manifest.stages) == ["adapter", "card", "merge", "push"]
+    assert not list(workspace.glob(".partial-*"))
+    saved = yaml.safe_load(spec_path.read_text())
+    assert saved["push"] == {"repo_id": "tester/tiny-chat"}
+    card = hub.read("tester/tiny-chat", "README.md", revision="v1.0.0")
+    assert card == (workspace / "card" / "README.md").read_bytes()
+    assert b"A tiny test model." in card
+
+
+async def test_gguf_types_chosen_in_the_list_are_exported(tmp_path, tiny_llama_dir, tiny_adapter):
+    spec_path = write_spec(tmp_path, tiny_llama_dir, tiny_adapter)
+    app = make_wizard(spec_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        choices = screen.query_one("#gguf-types", SelectionList)
+        assert "≈" not in str(choices.get_option("type-q8_0").prompt)  # parameters unknown
+        await pilot.press("ctrl+r")  # intake counts the base's parameters
+        await settle(app, pilot)
+        screen.show_step("gguf")
+        await pilot.pause()
+        assert choices.selected == []
+        base_parameters = Manifest.load(tmp_path / "build" / MANIFEST_NAME).facts("adapter")[
+            "base_parameters"
+        ]
+        expected = decimal(round(base_parameters * 34 / 32))  # q8_0: 34 bytes per 32 weights
+        assert f"≈ {expected}" in str(choices.get_option("type-q8_0").prompt)
+        choices.focus()
+        for _ in range(GGUF_TYPES.index("q8_0")):
+            await pilot.press("down")
+        await pilot.press("space")
+        await pilot.press("ctrl+r")  # runs intake and the merge first
+        await settle(app, pilot)
+        assert [screen.states[s] for s in ("adapter", "merge", "gguf")] == ["done"] * 3
+        files = text_of(app, "#pane-gguf .facts")
+        assert "tiny-chat-Q8_0.gguf" in files and "transformers" in files
+    assert yaml.safe_load(spec_path.read_text())["gguf"]["types"] == ["q8_0"]
+    gguf_file = tmp_path / "build" / "gguf" / "tiny-chat-Q8_0.gguf"
+    record = Manifest.load(tmp_path / "build" / MANIFEST_NAME).stages["gguf"].facts["files"][0]
+    assert record["bytes"] == gguf_file.stat().st_size
+
+
+async def test_cancel_leaves_nothing_half_written(
+    tmp_path, tiny_llama_dir, tiny_adapter, monkeypatch
+):
+    import release.tui.screens.release as screen_module
+
+    merging = threading.Event()
+
+    def stream_until_cancelled(spec, post, cancel, **options):
+        """The real run, held at the merge's first progress until the user cancels."""
+
+        def post_and_hold(message):
+            post(message)
+            event = getattr(message, "event", None)
+            if isinstance(event, Progress) and event.stage == "merge" and not merging.is_set():
+                merging.set()
+                assert cancel.wait(10), "escape did not cancel"
+
+        return stream_release(spec, post_and_hold, cancel, **options)
+
+    monkeypatch.setattr(screen_module, "stream_release", stream_until_cancelled)
+    spec_path = write_spec(tmp_path, tiny_llama_dir, tiny_adapter)
+    app = make_wizard(spec_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.screen.show_step("merge")
+        await pilot.pause()
+        await pilot.press("ctrl+r")
+        while not merging.is_set():
+            await pilot.pause(0.05)
+        await pilot.pause()
+        assert app.screen.states["merge"] == "running"
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert app.screen.states["merge"] == "pending"
+        assert app.screen.states["adapter"] == "done"
+        assert "cancelled" in text_of(app, "#pane-merge StageRun #state")
+    workspace = tmp_path / "build"
+    assert not (workspace / "merge").exists()
+    assert not list(workspace.glob(".partial-*"))
+    assert sorted(Manifest.load(workspace / MANIFEST_NAME).stages) == ["adapter"]
+
+
+async def test_resume_opens_at_the_first_unfinished_step(built_release, tmp_path):
+    spec_path = tmp_path / "release.yaml"
+    spec_path.write_text(built_release.spec.to_yaml(tmp_path))
+    manifest = built_release.manifest()
+    del manifest.stages["card"]
+    manifest.save(built_release.manifest_path)
+    app = make_wizard(spec_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert shown_step(app) == "card"
+        assert [app.screen.states[s] for s in ("adapter", "merge", "gguf", "push")] == [
+            "done",
+            "done",
+            "done",
+            "pending",
+        ]

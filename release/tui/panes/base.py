@@ -59,6 +59,10 @@ class StepPane(VerticalScroll):
         if state in looks:
             self.run.ended(looks[state])
 
+    def manifest_changed(self) -> None:
+        """The manifest changed (a stage finished, the wizard opened): update what
+        depends on other stages' facts."""
+
     def show_facts(self, facts: dict[str, Any]) -> None:
         """Render the stage's recorded facts (empty when it has not run)."""
         self.query_one(".facts", Static).update(self.render_facts(facts) if facts else "")

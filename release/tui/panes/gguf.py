@@ -26,19 +26,24 @@ class GGUFPane(StepPane):
     def compose_form(self) -> ComposeResult:
         spec = self.session.spec
         chosen = set(spec.gguf.types) if spec else set()
+        yield Label("", classes="field-label", id="gguf-types-label")
+        yield SelectionList[str](
+            *[Selection(_choice(t, None), t, t in chosen, id=f"type-{t}") for t in GGUF_TYPES],
+            id="gguf-types",
+        )
+
+    def manifest_changed(self) -> None:
+        """Show the estimated sizes once intake has counted the base's parameters."""
         parameters = self._parameters()
         sizes = estimate_gguf_bytes(parameters, GGUF_TYPES) if parameters else {}
-        yield Label(
-            "Quant types (space to toggle); sizes are estimates"
-            + ("" if parameters else ", known after intake"),
-            classes="field-label",
-        )
-        yield SelectionList[str](
-            *[
-                Selection(_choice(t, sizes.get(t)), t, t in chosen, id=f"type-{t}")
-                for t in GGUF_TYPES
-            ],
-            id="gguf-types",
+        choices = self.query_one(SelectionList)
+        for gguf_type in GGUF_TYPES:
+            choices.replace_option_prompt(
+                f"type-{gguf_type}", _choice(gguf_type, sizes.get(gguf_type))
+            )
+        self.query_one("#gguf-types-label", Label).update(
+            "Quant types (space toggles); estimated sizes"
+            + ("" if parameters else " appear after intake")
         )
 
     def _parameters(self) -> int:

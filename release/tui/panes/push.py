@@ -15,6 +15,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, Static
+from textual.worker import Worker
 
 from release.error_table import explain
 from release.hub.plan import PushPlan, render_plan
@@ -32,6 +33,7 @@ class PushPane(StepPane):
     run_label = "push (after a confirmation)"
 
     plan: PushPlan | None = None
+    _plan_worker: Worker | None = None
 
     def compose_form(self) -> ComposeResult:
         push = self.session.spec.push if self.session.spec else None
@@ -78,7 +80,13 @@ class PushPane(StepPane):
             )
             return
         self.query_one("#plan", Static).update(Text("checking what a push would send…", "dim"))
-        self._build_plan(spec)
+        self._plan_worker = self._build_plan(spec)
+
+    async def wait_for_plan(self) -> PushPlan | None:
+        """The plan of the current spec, once the dry run is over (None if it failed)."""
+        if self._plan_worker is not None:
+            await self._plan_worker.wait()
+        return self.plan
 
     @work(thread=True, exclusive=True, group="push-plan")
     def _build_plan(self, spec: ReleaseSpec) -> None:

@@ -106,10 +106,11 @@ class ReleaseScreen(Screen):
             pane = self.pane(step.stage)
             pane.show_state(self.states[step.stage], reasons.get(step.stage))
             pane.show_facts(self.session.facts(step.stage))
+            pane.manifest_changed()
         self.pane("push").refresh_plan(self.session.spec)  # type: ignore[attr-defined]
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option.id:
+        if isinstance(event.option_list, StepList) and event.option.id:
             self.query_one(ContentSwitcher).current = f"pane-{event.option.id}"
 
     def show_step(self, stage: str) -> None:
@@ -143,7 +144,14 @@ class ReleaseScreen(Screen):
 
     def action_save(self) -> None:
         if self._apply_form(self.current):
+            self._reload()
             self.notify(f"saved {self.session.spec_path.name}", title="Spec")
+
+    def _reload(self) -> None:
+        """States, facts and the push plan again, after the spec changed."""
+        self.states = initial_states(self.session.spec, self.session.manifest())
+        self.query_one(StepList).show_states(self.states)
+        self._refresh_panes()
 
     # -- running ------------------------------------------------------------------------
 
@@ -154,9 +162,7 @@ class ReleaseScreen(Screen):
         pane = self.current
         if not self._apply_form(pane):
             return
-        self.states = initial_states(self.session.spec, self.session.manifest())
-        self._refresh_panes()
-        self.query_one(StepList).show_states(self.states)
+        self._reload()
         if pane.stage == "push":
             self._confirm_push()
         else:
@@ -170,9 +176,9 @@ class ReleaseScreen(Screen):
         if not spec.push.repo_id:
             self.current.show_problems(["name the model repo first"])
             return
-        plan = self.pane("push").plan  # type: ignore[attr-defined]
+        plan = await self.pane("push").wait_for_plan()  # type: ignore[attr-defined]
         if plan is None:
-            self.current.show_problems(["no push plan yet: see the dry run above"])
+            self.current.show_problems(["the dry run found a problem: see above"])
             return
         files = sum(len(repo.files) for repo in plan.repos)
         size = decimal(sum(repo.total_bytes for repo in plan.repos))
@@ -246,5 +252,4 @@ class ReleaseScreen(Screen):
                 self.current.show_problems([message_text])
             self.notify(message_text, title="Run failed", severity="error", timeout=10)
             return
-        self.pane("push").refresh_plan(self.session.spec)  # type: ignore[attr-defined]
-        self.pane("gguf").show_facts(self.session.facts("gguf"))
+        self._refresh_panes()
