@@ -68,33 +68,30 @@ def release_metadata(spec: ReleaseSpec) -> ReleaseMetadata:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Job:
     fmt: GGUFFormat
     exporter: str
+    temp: Path
+    """Where the file is written and checked, under a hidden name."""
     final: Path | None
-    """None: the hidden f16 the quantizer starts from, not shipped."""
-
-    @property
-    def temp(self) -> Path:
-        assert self.final is not None
-        return self.final.with_name(f".{self.final.name}.partial")
+    """Its name once checked; None for the quantizer's f16 source, never shipped."""
 
 
 def _jobs(ctx: StageContext, delegated: bool) -> list[_Job]:
-    """One job per requested type, the quantizer's f16 source first."""
+    """One job per requested type, f16 first (the quantizer starts from it)."""
     formats = [FORMATS[name] for name in dict.fromkeys(ctx.spec.gguf.types)]
     direct = CONVERTER_TYPES if delegated else tuple(f.name for f in formats if f.in_process)
     writer = CONVERTER if delegated else BUILT_IN
-    jobs = [
-        _Job(
-            f, writer if f.name in direct else QUANTIZER, ctx.out_dir / file_name(ctx.spec.name, f)
-        )
-        for f in formats
-    ]
+    jobs = []
+    for fmt in formats:
+        final = ctx.out_dir / file_name(ctx.spec.name, fmt)
+        exporter = writer if fmt.name in direct else QUANTIZER
+        jobs.append(_Job(fmt, exporter, final.with_name(f".{final.name}.partial"), final))
     jobs.sort(key=lambda job: (job.exporter == QUANTIZER, job.fmt.name != "f16"))
     if any(job.exporter == QUANTIZER for job in jobs) and "f16" not in ctx.spec.gguf.types:
-        jobs.insert(0, _Job(FORMATS["f16"], writer, None))
+        source = ctx.out_dir / f".{file_name(ctx.spec.name, FORMATS['f16'])}.source"
+        jobs.insert(0, _Job(FORMATS["f16"], writer, source, None))
     return jobs
 
 
@@ -144,29 +141,25 @@ def build_gguf_files(ctx: StageContext) -> Generator[Event, None, dict[str, Any]
     f16_source: Path | None = None
     layout: dict[str, tuple[tuple[int, ...], str | None]] | None = None
     files = []
-    hidden = ctx.out_dir / f".{ctx.spec.name}-source-F16.gguf"
     try:
         for job in jobs:
-            target = job.temp if job.final else hidden
             yield ctx.log(f"writing {job.final.name if job.final else 'an f16 source'}")
-            expected = yield from _write(ctx, job, exporter, target, f16_source, meta)
-            found = read_back(target)
+            expected = yield from _write(ctx, job, exporter, f16_source, meta)
+            found = read_back(job.temp)
             layout = layout or {name: (shape, None) for name, (shape, _) in found.tensors.items()}
-            _check(found, expected or layout, model_dir, target)
+            _check(found, expected or layout, model_dir, job.temp)
             if job.fmt.name == "f16":
-                f16_source = target
+                f16_source = job.temp
             if job.final is None:
                 continue
-            record = yield from _verify(ctx, job, target, model_dir, probe)
-            os.replace(target, job.final)
-            if f16_source == target:
+            record = yield from _verify(ctx, job, model_dir, probe)
+            os.replace(job.temp, job.final)
+            if f16_source == job.temp:
                 f16_source = job.final
             files.append(record)
     finally:
         for job in jobs:
-            if job.final is not None:
-                job.temp.unlink(missing_ok=True)
-        hidden.unlink(missing_ok=True)
+            job.temp.unlink(missing_ok=True)
     return {
         "architecture": read_config(model_dir)["architectures"][0],
         "exporter": CONVERTER if exporter.converter else BUILT_IN,
@@ -182,25 +175,24 @@ def _write(
     ctx: StageContext,
     job: _Job,
     exporter: _Exporter,
-    target: Path,
     f16_source: Path | None,
     meta: ReleaseMetadata,
 ) -> Generator[Event, None, dict | None]:
     """Write one file; return the layout it must read back as (None: the f16 one)."""
     if job.exporter == BUILT_IN:
         assert exporter.source is not None
-        planned = yield from _progress(ctx, export_gguf(exporter.source, target, job.fmt, meta))
+        planned = yield from _progress(ctx, export_gguf(exporter.source, job.temp, job.fmt, meta))
         return {p.name: (p.source.shape, p.qtype.name) for p in planned}
     ctx.check_cancelled()
     try:
         if job.exporter == CONVERTER:
             assert exporter.converter is not None
             convert_with_llama_cpp(
-                exporter.converter, ctx.stage_dir("merge"), target, job.fmt.name, meta
+                exporter.converter, ctx.stage_dir("merge"), job.temp, job.fmt.name, meta
             )
         else:
             assert f16_source is not None
-            quantize_with_llama_cpp(f16_source, target, job.fmt)
+            quantize_with_llama_cpp(f16_source, job.temp, job.fmt)
     except RuntimeError as exc:
         raise StageError(STAGE, str(exc), hint="see the message above; rerun with --debug") from exc
     return None
@@ -238,9 +230,11 @@ def _has_chat_template(model_dir: Path) -> bool:
 
 
 def _verify(
-    ctx: StageContext, job: _Job, path: Path, model_dir: Path, probe: Probe
+    ctx: StageContext, job: _Job, model_dir: Path, probe: Probe
 ) -> Generator[Event, None, dict[str, Any]]:
+    """Load the written file with each reader and compare; its manifest record."""
     assert job.final is not None
+    path = job.temp
     results: dict[str, LoaderResult] = {}
     if llama_cpp_version() is not None:
         yield ctx.log(f"checking {job.final.name} with llama.cpp")
