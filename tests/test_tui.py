@@ -15,7 +15,7 @@ import pytest
 import yaml
 from rich.console import Console
 from rich.filesize import decimal
-from textual.widgets import ContentSwitcher, Input, SelectionList, Static
+from textual.widgets import ContentSwitcher, Input, OptionList, SelectionList, Static
 
 from release.events import Progress
 from release.manifest import MANIFEST_NAME, Manifest
@@ -227,3 +227,27 @@ async def test_resume_opens_at_the_first_unfinished_step(built_release, tmp_path
             "done",
             "pending",
         ]
+
+
+async def test_card_lint_follows_the_form_and_leads_to_the_field(tmp_path, monkeypatch):
+    from tests.tui_workspace import snapshot_workspace
+
+    monkeypatch.chdir(tmp_path)
+    spec_path = snapshot_workspace(tmp_path, ("adapter", "merge", "evaluate", "gguf"))
+    app = make_wizard(spec_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert shown_step(app) == "card"
+        lint = app.screen.query_one("#card-lint", OptionList)
+        assert lint.option_count == 1 and lint.get_option_at_index(0).id == "ok"
+        app.screen.query_one("#card-language", Input).value = "en, klingon"
+        await pilot.pause(0.6)
+        problem = lint.get_option_at_index(0)
+        assert "klingon" in str(problem.prompt) and problem.id.endswith(":language")
+        lint.focus()
+        lint.highlighted = 0
+        await pilot.press("enter")
+        assert app.focused is app.screen.query_one("#card-language", Input)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    assert yaml.safe_load(spec_path.read_text())["card"]["language"] == ["en", "klingon"]

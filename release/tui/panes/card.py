@@ -50,10 +50,9 @@ class CardPane(StepPane):
                     id="card-license",
                     compact=True,
                 )
-                for name, hint in zip(
-                    _LISTS, ("en, fr", "lora, chat", "owner/dataset"), strict=True
-                ):
-                    yield Label(f"{name.capitalize()} (comma-separated)", classes="field-label")
+                hints = ("en, fr (comma-separated)", "lora, chat", "owner/dataset, …")
+                for name, hint in zip(_LISTS, hints, strict=True):
+                    yield Label(name.capitalize(), classes="field-label")
                     yield Input(
                         ", ".join(getattr(card, name)) if card else "",
                         placeholder=hint,

@@ -74,7 +74,7 @@ class EvalPane(StepPane):
                 ("", detail),
             ]
             rows += [("warning", Text(w, style="yellow")) for w in gate.get("warnings", [])]
-            parts.append(facts_table(rows, title="Release gate"))
+            parts.insert(0, facts_table(rows, title="Release gate"))  # the verdict first
         return Group(*[item for part in parts for item in (part, Text(""))])
 
 

@@ -18,17 +18,14 @@ from textual.widgets import Input, Label
 from cards.facts import count
 from release.tui.panes.base import StepPane
 from release.tui.widgets.facts import facts_table
-from release.tui.widgets.path_input import FolderCheck, FolderSuggester, PatternCheck
+from release.tui.widgets.path_input import (
+    FolderCheck,
+    FolderSuggester,
+    PatternCheck,
+    shown_path,
+)
 
 _REPO_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*"
-
-
-def _shown(path: Path | None) -> str:
-    """A path as a person would type it here: relative to the current folder if inside."""
-    if path is None:
-        return ""
-    path = Path(os.path.normpath(path))
-    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def _typed_path(value: str) -> Path:
@@ -54,7 +51,7 @@ class IntakePane(StepPane):
         yield _field(
             "Adapter folder (adapter_config.json)",
             Input(
-                _shown(adapter),
+                shown_path(adapter),
                 placeholder="path/to/adapter",
                 id="adapter-path",
                 suggester=folder,
@@ -76,7 +73,7 @@ class IntakePane(StepPane):
             yield _field(
                 "Local copy of the base (optional)",
                 Input(
-                    _shown(spec.base.path) if spec else "",
+                    shown_path(spec.base.path) if spec else "",
                     placeholder="path/to/base",
                     id="base-path",
                     suggester=folder,

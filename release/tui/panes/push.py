@@ -57,7 +57,7 @@ class PushPane(StepPane):
                     validators=[check],
                 ),
             )
-        yield Checkbox("private repos", bool(push and push.private), id="private")
+        yield Checkbox("private repos", bool(push and push.private), id="private", compact=True)
         yield Static("", id="plan")
 
     def _value(self, field: str) -> str | None:

@@ -45,6 +45,7 @@ from release.tui.steps import (
     skip_reasons,
     stages_through,
 )
+from release.tui.widgets.path_input import shown_path
 from release.tui.widgets.sidebar import StepList
 
 PANES: tuple[type[StepPane], ...] = (IntakePane, MergePane, EvalPane, GGUFPane, CardPane, PushPane)
@@ -85,7 +86,7 @@ class ReleaseScreen(Screen):
     def _title(self) -> None:
         spec = self.session.spec
         self.title = f"{spec.name} {spec.tag}" if spec else "new release"
-        self.sub_title = str(self.session.spec_path)
+        self.sub_title = shown_path(self.session.spec_path)
 
     def pane(self, stage: str) -> StepPane:
         return self.query_one(f"#pane-{stage}", StepPane)

@@ -11,6 +11,14 @@ from textual.suggester import Suggester
 from textual.validation import ValidationResult, Validator
 
 
+def shown_path(path: Path | None) -> str:
+    """A path as a person would type it here: relative to the current folder if inside."""
+    if path is None:
+        return ""
+    path = Path(os.path.normpath(path))
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
 class FolderSuggester(Suggester):
     """Completes the last part of a path to the first matching folder."""
 

@@ -1,0 +1,116 @@
+"""Snapshots of each step of the wizard at 100x30 (and one at 80x24, one light).
+
+The workspaces have fixed facts (tests/tui_workspace.py), so a snapshot changes only
+when the screen does. Review the report before updating: pytest --snapshot-update.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from release.manifest import Manifest
+from release.tui.app import LIGHT, make_wizard
+from tests.tui_workspace import snapshot_workspace
+
+SIZE = (100, 30)
+BEFORE_PUSH = ("adapter", "merge", "evaluate", "gguf", "card")
+
+
+def show(stage: str | None = None):
+    async def run_before(pilot) -> None:
+        if stage:
+            pilot.app.screen.show_step(stage)
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def make(*done: str):
+        return make_wizard(snapshot_workspace(tmp_path, done).relative_to(tmp_path))
+
+    return make
+
+
+def test_intake_before_anything_ran(workspace, snap_compare):
+    assert snap_compare(workspace(), terminal_size=SIZE, run_before=show())
+
+
+def test_intake_facts(workspace, snap_compare):
+    assert snap_compare(workspace("adapter"), terminal_size=SIZE, run_before=show("adapter"))
+
+
+def test_merge_done(workspace, snap_compare):
+    app = workspace("adapter", "merge")
+    assert snap_compare(app, terminal_size=SIZE, run_before=show("merge"))
+
+
+def test_eval_results(workspace, snap_compare):
+    app = workspace("adapter", "merge", "evaluate")
+    assert snap_compare(app, terminal_size=SIZE, run_before=show("evaluate"))
+
+
+def test_gguf_choices_and_files(workspace, snap_compare):
+    app = workspace("adapter", "merge", "evaluate", "gguf")
+    assert snap_compare(app, terminal_size=SIZE, run_before=show("gguf"))
+
+
+def test_card_form_preview_and_lint(workspace, snap_compare):
+    app = workspace("adapter", "merge", "evaluate", "gguf")
+    assert snap_compare(app, terminal_size=SIZE, run_before=show("card"))
+
+
+def test_card_lint_names_the_field(workspace, snap_compare):
+    async def run_before(pilot) -> None:
+        pilot.app.screen.show_step("card")
+        await pilot.pause()
+        pilot.app.screen.query_one("#card-language").value = "en, klingon"
+        await pilot.pause(0.5)
+
+    app = workspace("adapter", "merge", "evaluate", "gguf")
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def _fixed_times(built_release) -> None:
+    """The built release with fixed finish times: the published manifest is stable."""
+    manifest = built_release.manifest()
+    for record in manifest.stages.values():
+        record.finished_at = "2026-01-01T00:00:00+00:00"
+    manifest.save(built_release.manifest_path)
+
+
+@pytest.fixture
+def push_wizard(built_release, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _fixed_times(built_release)
+    (tmp_path / "release.yaml").write_text(built_release.spec.to_yaml(tmp_path))
+    assert Manifest.load(built_release.manifest_path).stages["card"]
+    return make_wizard(tmp_path / "release.yaml")
+
+
+def test_push_plan(push_wizard, snap_compare):
+    assert snap_compare(push_wizard, terminal_size=SIZE, run_before=show("push"))
+
+
+def test_push_confirmation(push_wizard, snap_compare):
+    async def run_before(pilot) -> None:
+        await show("push")(pilot)
+        await pilot.press("ctrl+r")
+        await pilot.pause(0.3)
+
+    assert snap_compare(push_wizard, terminal_size=SIZE, run_before=run_before)
+
+
+def test_small_terminal(workspace, snap_compare):
+    assert snap_compare(workspace("adapter"), terminal_size=(80, 24), run_before=show("adapter"))
+
+
+def test_light_theme(workspace, snap_compare):
+    app = workspace("adapter", "merge")
+    app.theme = LIGHT
+    assert snap_compare(app, terminal_size=SIZE, run_before=show("merge"))
