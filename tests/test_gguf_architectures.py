@@ -3,6 +3,7 @@ tensor bytes and header keys, and llama.cpp runs our file and agrees with transf
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,48 +15,45 @@ from release.gguf_export.agreement import llama_cpp_check, reference_probe
 from release.gguf_export.formats import FORMATS
 from release.gguf_export.metadata import ReleaseMetadata
 from release.gguf_export.writer import export_gguf, open_source
+from tests.gguf_fixtures import make_confident
 
 pytest_plugins = ("tests.gguf_fixtures",)
 
-SHAPE = {
-    "vocab_size": 49152,
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 512,
-}
+SHAPE_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "max_position_embeddings",
+    "bos_token_id",
+    "eos_token_id",
+)
 
 
-def _tiny(kind: str, tokenizer_dir, path):
-    """A confident tiny model (see confident_llama_dir) of architecture ``kind``."""
+def _tiny(kind: str, tiny_llama_dir, path):
+    """The tiny Llama's shape and tokenizer as architecture ``kind``, made confident the
+    way confident_llama_dir is."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    llama = json.loads((tiny_llama_dir / "config.json").read_text())
     config = AutoConfig.for_model(
-        kind,
-        **SHAPE,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=False,
+        kind, **{key: llama[key] for key in SHAPE_KEYS}, tie_word_embeddings=False
     )
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config)
-    with torch.no_grad():
-        model.model.embed_tokens.weight.mul_(20)
-        model.lm_head.weight.copy_(model.model.embed_tokens.weight)
+    model = make_confident(AutoModelForCausalLM.from_config(config))
     model.to(torch.bfloat16).save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(path)
     return path
 
 
 @pytest.fixture(scope="module", params=["qwen2", "qwen3"])
-def exported(request, smollm2_tokenizer_dir, tmp_path_factory):
+def exported(request, tiny_llama_dir, tmp_path_factory):
     """(architecture, model folder, our f16 file)."""
     folder = tmp_path_factory.mktemp(request.param)
-    model_dir = _tiny(request.param, smollm2_tokenizer_dir, folder / "model")
+    model_dir = _tiny(request.param, tiny_llama_dir, folder / "model")
     ours = folder / "ours.gguf"
     for _ in export_gguf(open_source(model_dir), ours, FORMATS["f16"], ReleaseMetadata("t", "1")):
         pass

