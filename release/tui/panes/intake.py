@@ -103,16 +103,26 @@ class IntakePane(StepPane):
     def _value(self, field: str) -> str:
         return self.query_one(f"#{field}", Input).value.strip()
 
+    def _path(self, field: str, current: Path | None) -> Path | None:
+        """The field's path; the spec's own while the field still shows it, so a path
+        written with '..' in release.yaml is not taken for a changed input."""
+        value = self._value(field)
+        if current is not None and value == shown_path(current):
+            return current
+        return _typed_path(value) if value else None
+
     def adapter_dir(self) -> Path:
-        return _typed_path(self._value("adapter-path"))
+        spec = self.session.spec
+        path = self._path("adapter-path", spec.adapter.path if spec else None)
+        return path or _typed_path(".")
 
     def spec_changes(self) -> dict[str, Any]:
-        base_path = self._value("base-path")
+        spec = self.session.spec
         return {
             "adapter": {"path": self.adapter_dir()},
             "base": {
                 "repo_id": self._value("base-repo") or None,
-                "path": _typed_path(base_path) if base_path else None,
+                "path": self._path("base-path", spec.base.path if spec else None),
             },
             "name": self._value("name"),
             "version": self._value("version"),

@@ -124,14 +124,17 @@ class ReleaseScreen(Screen):
     # -- the spec -----------------------------------------------------------------------
 
     def _apply_form(self, pane: StepPane) -> bool:
-        """Take ``pane``'s form into the spec and save release.yaml; False on a problem."""
+        """Take the forms into the spec and save release.yaml; problems show on ``pane``."""
         try:
             if self.session.spec is None and isinstance(pane, IntakePane):
                 self.session.start(pane.adapter_dir())
             if self.session.spec is None:
                 pane.show_problems(["start with the Intake step: choose the adapter"])
                 return False
-            spec = self.session.changed(**pane.spec_changes())
+            changes: dict = {}
+            for each in self.query(StepPane):  # every form, so no edit is left behind
+                changes.update(each.spec_changes())
+            spec = self.session.changed(**changes)
         except ValidationError as exc:
             pane.show_problems(validation_lines(exc))
             return False
