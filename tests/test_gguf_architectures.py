@@ -7,15 +7,17 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import gguf
 import pytest
 
+from release.errors import StageError
 from release.gguf_export.agreement import llama_cpp_check, reference_probe
 from release.gguf_export.formats import FORMATS
 from release.gguf_export.metadata import ReleaseMetadata
 from release.gguf_export.writer import export_gguf, open_source
-from tests.gguf_fixtures import make_confident
+from tests.gguf_fixtures import gguf_context, make_confident, run_gguf_stage
 
 pytest_plugins = ("tests.gguf_fixtures",)
 
@@ -49,35 +51,39 @@ def _tiny(kind: str, tiny_llama_dir, path):
     return path
 
 
-@pytest.fixture(scope="module", params=["qwen2", "qwen3"])
-def exported(request, tiny_llama_dir, tmp_path_factory):
-    """(architecture, model folder, our f16 file)."""
-    folder = tmp_path_factory.mktemp(request.param)
-    model_dir = _tiny(request.param, tiny_llama_dir, folder / "model")
+def _export(kind: str, tiny_llama_dir, folder) -> tuple[Path, Path]:
+    """(model folder, our f16 file) for a tiny model of architecture ``kind``."""
+    model_dir = _tiny(kind, tiny_llama_dir, folder / "model")
     ours = folder / "ours.gguf"
     for _ in export_gguf(open_source(model_dir), ours, FORMATS["f16"], ReleaseMetadata("t", "1")):
         pass
-    return request.param, model_dir, ours
+    return model_dir, ours
 
 
-def test_llama_cpp_runs_our_file_and_agrees(exported):
-    kind, model_dir, ours = exported
-    assert gguf.GGUFReader(ours).get_field("general.architecture").contents() == kind
+@pytest.fixture(scope="module")
+def qwen2(tiny_llama_dir, tmp_path_factory) -> tuple[Path, Path]:
+    return _export("qwen2", tiny_llama_dir, tmp_path_factory.mktemp("qwen2"))
+
+
+@pytest.fixture(scope="module")
+def qwen3(tiny_llama_dir, tmp_path_factory) -> tuple[Path, Path]:
+    return _export("qwen3", tiny_llama_dir, tmp_path_factory.mktemp("qwen3"))
+
+
+def test_qwen3_runs_in_llama_cpp_and_agrees(qwen3):
+    model_dir, ours = qwen3
+    assert gguf.GGUFReader(ours).get_field("general.architecture").contents() == "qwen3"
     result = llama_cpp_check(ours, model_dir, reference_probe(model_dir))
     assert result.agreement.top1_agreement >= 0.99
-    # The borrowed SmolLM2 vocabulary under transformers' Qwen2Tokenizer splits text its
-    # own way (see below): the stage's tokenizer check catches exactly that.
-    assert result.tokenizer_agrees is (kind != "qwen2")
+    assert result.tokenizer_agrees is True
 
 
-def test_matches_llama_cpp_converter(exported, converter_dir, tmp_path):
-    """qwen3 only: for a qwen2 folder, transformers swaps in Qwen2Tokenizer, which
+def test_qwen3_matches_llama_cpp_converter(qwen3, converter_dir, tmp_path):
+    """For a qwen2 folder, transformers swaps in Qwen2Tokenizer, which
     re-splits the SmolLM2 vocabulary our tiny model borrows, and llama.cpp's converter
     refuses its unknown pre-tokenizer hash (it hashes AutoTokenizer's output; we hash
     tokenizer.json's, which a real Qwen2 tokenizer's rebuild equals)."""
-    kind, model_dir, ours = exported
-    if kind != "qwen3":
-        return
+    kind, (model_dir, ours) = "qwen3", qwen3
     theirs = tmp_path / "theirs.gguf"
     subprocess.run(
         [
@@ -104,3 +110,15 @@ def test_matches_llama_cpp_converter(exported, converter_dir, tmp_path):
     for key in reference.fields:
         if key.startswith((f"{kind}.", "tokenizer.")):
             assert mine.get_field(key).contents() == reference.get_field(key).contents(), key
+
+
+def test_a_file_that_fails_a_check_never_gets_its_name(qwen2, tmp_path):
+    """The qwen2 folder is a real failure: transformers' Qwen2Tokenizer splits text its
+    own way over the borrowed SmolLM2 vocabulary, llama.cpp the tokenizer.json way. The
+    stage must stop with that, and leave no GGUF behind. (Its logits checks come first
+    and pass, so llama.cpp and transformers both ran our qwen2 file, biases and all.)"""
+    model_dir, _ = qwen2
+    ctx = gguf_context(model_dir, tmp_path, types=["f16"])
+    with pytest.raises(StageError, match="tokenizes the probe prompts differently"):
+        run_gguf_stage(ctx)
+    assert list(ctx.out_dir.iterdir()) == []
