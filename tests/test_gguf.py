@@ -16,7 +16,7 @@ from release.files import sha256_file
 from release.gguf_export.formats import FORMATS
 from release.stages.base import Cancelled
 from release.stages.gguf import GGUFStage
-from tests.gguf_fixtures import gguf_context, run_gguf_stage
+from tests.gguf_helpers import gguf_context, run_gguf_stage
 
 pytest_plugins = ("tests.gguf_fixtures",)
 

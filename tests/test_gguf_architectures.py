@@ -17,7 +17,7 @@ from release.gguf_export.agreement import llama_cpp_check, reference_probe
 from release.gguf_export.formats import FORMATS
 from release.gguf_export.metadata import ReleaseMetadata
 from release.gguf_export.writer import export_gguf, open_source
-from tests.gguf_fixtures import gguf_context, make_confident, run_gguf_stage
+from tests.gguf_helpers import gguf_context, make_confident, run_gguf_stage
 
 pytest_plugins = ("tests.gguf_fixtures",)
 

@@ -37,16 +37,16 @@ def _llama_cpp_convert(converter_dir: Path, model_dir: Path, target: Path, outty
 
 
 @pytest.fixture(scope="module")
-def exports(smollm2_dir, converter_dir, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+def exports(smollm2_base_dir, converter_dir, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
     """type -> (our file, llama.cpp's file)."""
     out = tmp_path_factory.mktemp("smollm2-gguf")
-    source = open_source(smollm2_dir)
+    source = open_source(smollm2_base_dir)
     files = {}
     for name in TYPES:
         ours, theirs = out / f"ours-{name}.gguf", out / f"llama-cpp-{name}.gguf"
         for _ in export_gguf(source, ours, FORMATS[name], ReleaseMetadata("smollm2", "1.0")):
             pass
-        _llama_cpp_convert(converter_dir, smollm2_dir, theirs, name)
+        _llama_cpp_convert(converter_dir, smollm2_base_dir, theirs, name)
         files[name] = (ours, theirs)
     return files
 
@@ -83,14 +83,14 @@ def test_tokenizer_and_hyperparameters_match_llama_cpp_converter(readers):
         assert ours.get_field(key).contents() == theirs.get_field(key).contents(), key
 
 
-def test_llama_cpp_agrees_with_the_merged_model(exports, smollm2_dir):
-    probe = reference_probe(smollm2_dir)
+def test_llama_cpp_agrees_with_transformers_on_smollm2(exports, smollm2_base_dir):
+    probe = reference_probe(smollm2_base_dir)
     assert "Paris" in probe.smoke_output
-    f16 = llama_cpp_check(exports["f16"][0], smollm2_dir, probe)
+    f16 = llama_cpp_check(exports["f16"][0], smollm2_base_dir, probe)
     assert f16.agreement.top1_agreement >= 0.99
     assert f16.agreement.max_abs_diff < 0.5
     assert f16.tokenizer_agrees is True
     assert "Paris" in f16.smoke_output
-    q8 = llama_cpp_check(exports["q8_0"][0], smollm2_dir, probe)
+    q8 = llama_cpp_check(exports["q8_0"][0], smollm2_base_dir, probe)
     assert q8.agreement.top1_agreement >= FORMATS["q8_0"].min_top1
     assert q8.tokenizer_agrees is True
