@@ -1,6 +1,6 @@
 """SmolLM2-135M-Instruct through our exporter and through llama.cpp's own converter:
 the same bytes for every tensor, the same tokenizer and hyper-parameters, and llama.cpp
-agrees with the merged model on what our files compute."""
+computes from our files what transformers computes from the safetensors."""
 
 from __future__ import annotations
 
