@@ -213,6 +213,11 @@ def demo(
         folder,
         steps=steps,
         on_step=lambda step, loss: _output.info(f"  step {step:3d}  loss {loss:.3f}"),
+        on_score=lambda scores: _output.info(
+            "held-out unit conversions, base + adapter: "
+            + ", ".join(f"{metric} {value:.0%}" for metric, value in scores.items())
+            + " (stored in results/, imported into the card)"
+        ),
     )
     _output.info(f"wrote {spec_path}")
     if no_run:

@@ -61,7 +61,7 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
     value = value.expanduser()
     if base_dir is not None and not value.is_absolute():
         value = Path(base_dir) / value
-    return Path(value).absolute()
+    return Path(os.path.normpath(Path(value).absolute()))
 
 
 SpecPath = Annotated[Path, AfterValidator(_resolve_path)]

@@ -55,7 +55,10 @@ def assert_same_tensors(ours: Path, reference: Path, base: Path) -> None:
         name: max_ulps(mine[name], theirs[name], start[name].to(theirs[name].dtype))
         for name in theirs
     }
-    assert max(worst.values()) <= 1, {k: v for k, v in worst.items() if v > 1}
+    # PEFT rounds an Embedding's delta to bf16 before adding it (see max_ulps), so its own
+    # result may sit 1.5 ulp from the exact sum, 2 once rounded; we round once.
+    limit = {name: 2 if "embed_tokens" in name else 1 for name in theirs}
+    assert all(worst[n] <= limit[n] for n in worst), {k: v for k, v in worst.items() if v > 1}
     assert sum(v == 0 for v in worst.values()) >= len(worst) - 2  # exact nearly everywhere
 
 

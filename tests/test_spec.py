@@ -36,6 +36,10 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_good_spec_resolves_paths_against_its_folder(tmp_path):
     spec = load_spec(write(tmp_path, GOOD))
     assert spec.base.path == tmp_path / "models" / "base"
+    assert (
+        load_spec(write(tmp_path, GOOD.replace("path: adapter", "path: x/../adapter"))).adapter.path
+        == spec.adapter.path
+    )
     assert spec.adapter.path == tmp_path / "adapter"
     assert spec.workspace == tmp_path / "build"
     assert spec.merge.shard_size == 500_000_000

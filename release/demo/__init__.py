@@ -11,6 +11,7 @@ import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
+from release.demo.scores import score_adapter
 from release.demo.smollm2 import REPO_ID, smollm2_base
 from release.demo.train import train_lora
 from release.files import atomic_write_text
@@ -31,6 +32,9 @@ adapter:
   path: adapter
 
 workspace: build
+
+eval:
+  results: [results/unit_conversions.yaml]   # stored by the demo's own small eval
 
 gguf:
   types: [{gguf_types}]
@@ -72,15 +76,20 @@ def build_demo(
     *,
     steps: int = DEMO_STEPS,
     on_step: Callable[[int, float], None] | None = None,
+    on_score: Callable[[dict[str, float]], None] | None = None,
 ) -> Path:
-    """Create the demo in ``folder`` (adapter/, release.yaml); returns release.yaml's path.
-
-    The adapter is kept when it is already there, so building twice is cheap."""
+    """Create the demo in ``folder`` (adapter/, results/, release.yaml); returns
+    release.yaml's path. What is already there is kept, so building twice is cheap."""
     folder.mkdir(parents=True, exist_ok=True)
     base = smollm2_base()
     adapter = folder / "adapter"
     if not (adapter / "adapter_config.json").is_file():
         train_lora(base, adapter, base_id=REPO_ID, steps=steps, on_step=on_step)
+    results = folder / "results" / "unit_conversions.yaml"
+    if not results.is_file():
+        scores = score_adapter(base, adapter, results, model_id=f"{DEMO_NAME} (base + adapter)")
+        if on_score:
+            on_score(scores)
     spec_path = folder / "release.yaml"
     text = _SPEC.format(
         spec_name=spec_path,
