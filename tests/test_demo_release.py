@@ -26,7 +26,12 @@ pytestmark = pytest.mark.slow
 def demo(smollm2_adapter_dir, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("demo")
     shutil.copytree(smollm2_adapter_dir, folder / "adapter")  # the trained LoRA, not retrained
+    scores = smollm2_adapter_dir.with_name(f"{smollm2_adapter_dir.name}-scores.yaml")
+    if scores.is_file():  # the demo's own eval of that adapter, also cached
+        (folder / "results").mkdir()
+        shutil.copyfile(scores, folder / "results" / "unit_conversions.yaml")
     spec_path = build_demo(folder)
+    shutil.copyfile(folder / "results" / "unit_conversions.yaml", scores)
     assert main(["run", str(spec_path)]) == 0
     return folder
 
@@ -130,3 +135,26 @@ def test_perturbed_base_is_stopped_by_intake(demo, smollm2_base_dir, tmp_path, c
     assert "HuggingFaceTB/SmolLM2-135M-Instruct" in err[0]
     assert "differ from the base of release v0.1.0" in err[0]
     assert not (tmp_path / "build" / "merge").exists()
+
+
+def test_card_round_trips_through_huggingface_hub_with_every_score(demo):
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    from cards.evals import load_results
+    from cards.lint import lint_file
+
+    card_path = demo / "build" / "card" / "README.md"
+    assert lint_file(card_path) == []
+    card = ModelCard.load(card_path)
+    assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert card.data.base_model_relation == "finetune"
+    assert card.data.license == "apache-2.0"
+    _, results = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    stored = load_results([demo / "results" / "unit_conversions.yaml"])
+    assert {(r.metric_type, r.metric_value) for r in results} == {
+        (r.metric, r.value) for r in stored
+    }
+    assert "134.5M (134,515,008)" in card.text  # parameters, as intake counted them
+    gguf_card = ModelCard.load(demo / "build" / "card" / "gguf" / "README.md")
+    assert gguf_card.data.base_model_relation == "quantized"
