@@ -102,6 +102,20 @@ def test_unknown_pre_tokenizer_is_refused_before_any_work(confident_llama_dir, t
     assert list(ctx.out_dir.iterdir()) == []
 
 
+def test_a_tensor_without_a_gguf_name_is_refused_before_any_work(confident_llama_dir, tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    ctx = gguf_context(confident_llama_dir, tmp_path, types=["f16"])
+    weights = ctx.stage_dir("merge") / "model.safetensors"
+    tensors = load_file(weights)
+    tensors["model.layers.0.self_attn.mystery.weight"] = torch.zeros(4, 64, dtype=torch.bfloat16)
+    save_file(tensors, weights, metadata={"format": "pt"})
+    with pytest.raises(StageError, match=r"self_attn\.mystery\.weight: no GGUF name in llama"):
+        run_gguf_stage(ctx)
+    assert list(ctx.out_dir.iterdir()) == []
+
+
 def test_cancelled_export_leaves_no_file(confident_llama_dir, tmp_path):
     ctx = gguf_context(confident_llama_dir, tmp_path, types=["f16"])
     run = GGUFStage().run(ctx)

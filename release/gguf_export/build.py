@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,14 +235,27 @@ def _verify(
     """Load the written file with each reader and compare; its manifest record."""
     assert job.final is not None
     path = job.temp
+    with_llama_cpp = llama_cpp_version() is not None
+    # transformers answers the smoke prompt only where llama.cpp cannot.
+    checks: list[tuple[str, Callable[[], LoaderResult]]] = [
+        (
+            "transformers",
+            lambda: transformers_check(path, model_dir, probe, smoke=not with_llama_cpp),
+        )
+    ]
+    if with_llama_cpp:
+        checks.insert(0, ("llama_cpp", lambda: llama_cpp_check(path, model_dir, probe)))
     results: dict[str, LoaderResult] = {}
-    if llama_cpp_version() is not None:
-        yield ctx.log(f"checking {job.final.name} with llama.cpp")
-        results["llama_cpp"] = llama_cpp_check(path, model_dir, probe)
-    yield ctx.log(f"checking {job.final.name} with transformers")
-    results["transformers"] = transformers_check(
-        path, model_dir, probe, smoke="llama_cpp" not in results
-    )
+    for loader, check in checks:
+        yield ctx.log(f"checking {job.final.name} with {loader}")
+        try:
+            results[loader] = check()
+        except Exception as exc:  # a reader we did not write refused our file
+            raise StageError(
+                STAGE,
+                f"{job.final.name}: {loader} could not load it: {exc}",
+                hint="this is a bug in the exporter; please report it",
+            ) from exc
     for loader, result in results.items():
         if result.agreement.top1_agreement < job.fmt.min_top1:
             raise StageError(

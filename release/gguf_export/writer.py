@@ -23,7 +23,7 @@ from release.gguf_export.architectures import (
     unsupported_reason,
     write_hparams,
 )
-from release.gguf_export.formats import GGUFFormat, storage_type, stored_nbytes
+from release.gguf_export.formats import FORMATS, GGUFFormat, storage_type, stored_nbytes
 from release.gguf_export.metadata import ReleaseMetadata, write_metadata
 from release.gguf_export.source import SourceTensor, iter_loaded, list_tensors, read_config
 from release.gguf_export.vocab import UnknownTokenizer, Vocab, read_vocab, write_vocab
@@ -83,15 +83,17 @@ class ExportSource:
 
 
 def open_source(model_dir: Path) -> ExportSource:
-    """Raise UnsupportedModel when the built-in exporter cannot write ``model_dir``."""
+    """Raise UnsupportedModel when the built-in exporter cannot write ``model_dir``
+    (architecture, a tensor it cannot name, or the tokenizer), before any work."""
     config = read_config(model_dir)
     problem = unsupported_reason(config)
     arch = find_architecture(config)
     if problem or arch is None:
         raise UnsupportedModel(problem or "not built in")
     try:
+        plan_tensors(model_dir, config, arch, FORMATS["f16"])
         vocab = read_vocab(model_dir, config["vocab_size"])
-    except UnknownTokenizer as exc:
+    except (UnmappedTensor, UnknownTokenizer) as exc:
         raise UnsupportedModel(str(exc).removeprefix(f"{model_dir}: ")) from None
     return ExportSource(model_dir, config, arch, vocab)
 
