@@ -48,6 +48,7 @@ class GGUFStage(Stage):
             "tags": spec.card.tags,
             "language": spec.card.language,
             "datasets": spec.card.datasets,
+            "tools": self.tools(),  # a new gguf-py or llama.cpp may write other bytes
         }
 
     def tools(self) -> dict[str, str]:
