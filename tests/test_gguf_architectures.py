@@ -1,5 +1,6 @@
-"""Every built-in architecture against llama.cpp's converter on a tiny model: the same
-tensor bytes and header keys, and llama.cpp runs our file and agrees with transformers."""
+"""The built-in architectures beyond Llama (whose SmolLM2 test is in
+test_gguf_llama_cpp.py) on tiny models: the same tensor bytes and header keys as
+llama.cpp's converter, and llama.cpp runs our file and agrees with transformers."""
 
 from __future__ import annotations
 
@@ -34,18 +35,30 @@ SHAPE_KEYS = (
 )
 
 
+# Per architecture: its config name and what it needs beyond the tiny Llama's shape
+# (Gemma 3 scales queries by query_pre_attn_scalar; llama.cpp by head_dim).
+KINDS = {
+    "qwen2": ("qwen2", {}),
+    "qwen3": ("qwen3", {}),
+    "gemma3": ("gemma3_text", {"head_dim": 16, "query_pre_attn_scalar": 16}),
+}
+
+
 def _tiny(kind: str, tiny_llama_dir, path):
     """The tiny Llama's shape and tokenizer as architecture ``kind``, made confident the
-    way confident_llama_dir is."""
+    way confident_llama_dir is, with random norm weights so a norm offset shows."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     llama = json.loads((tiny_llama_dir / "config.json").read_text())
-    config = AutoConfig.for_model(
-        kind, **{key: llama[key] for key in SHAPE_KEYS}, tie_word_embeddings=False
-    )
+    model_type, extra = KINDS[kind]
+    config = AutoConfig.for_model(model_type, **{key: llama[key] for key in SHAPE_KEYS}, **extra)
     torch.manual_seed(0)
     model = make_confident(AutoModelForCausalLM.from_config(config))
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if name.endswith("norm.weight"):
+                weight.normal_(1.0 if kind != "gemma3" else 0.0, 0.1)
     model.to(torch.bfloat16).save_pretrained(path)
     AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(path)
     return path
@@ -65,25 +78,28 @@ def qwen2(tiny_llama_dir, tmp_path_factory) -> tuple[Path, Path]:
     return _export("qwen2", tiny_llama_dir, tmp_path_factory.mktemp("qwen2"))
 
 
-@pytest.fixture(scope="module")
-def qwen3(tiny_llama_dir, tmp_path_factory) -> tuple[Path, Path]:
-    return _export("qwen3", tiny_llama_dir, tmp_path_factory.mktemp("qwen3"))
+@pytest.fixture(scope="module", params=["qwen3", "gemma3"])
+def matched(request, tiny_llama_dir, tmp_path_factory) -> tuple[str, Path, Path]:
+    """Architectures whose tiny model llama.cpp's converter takes as it is."""
+    kind = request.param
+    return (kind, *_export(kind, tiny_llama_dir, tmp_path_factory.mktemp(kind)))
 
 
-def test_qwen3_runs_in_llama_cpp_and_agrees(qwen3):
-    model_dir, ours = qwen3
-    assert gguf.GGUFReader(ours).get_field("general.architecture").contents() == "qwen3"
+def test_runs_in_llama_cpp_and_agrees(matched):
+    kind, model_dir, ours = matched
+    assert gguf.GGUFReader(ours).get_field("general.architecture").contents() == kind
     result = llama_cpp_check(ours, model_dir, reference_probe(model_dir))
     assert result.agreement.top1_agreement >= 0.99
+    assert result.agreement.max_abs_diff < 0.1
     assert result.tokenizer_agrees is True
 
 
-def test_qwen3_matches_llama_cpp_converter(qwen3, converter_dir, tmp_path):
+def test_matches_llama_cpp_converter(matched, converter_dir, tmp_path):
     """For a qwen2 folder, transformers swaps in Qwen2Tokenizer, which
     re-splits the SmolLM2 vocabulary our tiny model borrows, and llama.cpp's converter
     refuses its unknown pre-tokenizer hash (it hashes AutoTokenizer's output; we hash
     tokenizer.json's, which a real Qwen2 tokenizer's rebuild equals)."""
-    kind, (model_dir, ours) = "qwen3", qwen3
+    kind, model_dir, ours = matched
     theirs = tmp_path / "theirs.gguf"
     subprocess.run(
         [

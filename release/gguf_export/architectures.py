@@ -1,7 +1,9 @@
 """The architectures the built-in exporter knows, and each one's quirks, in one table.
 
 A quirk is data here, not a branch somewhere else: whether q/k rows are permuted for
-llama.cpp's rotary layout and which extra hyper-parameters go into the header. A tied
+llama.cpp's rotary layout, whether norm weights are stored with an offset (Gemma keeps
+``w`` where llama.cpp wants ``1 + w``) and which extra hyper-parameters go into the
+header. A tied
 head needs no entry: the checkpoint holds no ``lm_head.weight`` and llama.cpp reads the
 token embeddings in its place. The facts come from reading llama.cpp's own
 converter (convert_hf_to_gguf.py) and gguf-py's constants; the code is ours.
@@ -28,6 +30,13 @@ def _llama_extras(config: Config, writer: gguf.GGUFWriter) -> None:
     writer.add_rope_dimension_count(head_dim(config))
 
 
+def _gemma3_extras(config: Config, writer: gguf.GGUFWriter) -> None:
+    if config.get("final_logit_softcapping"):
+        writer.add_final_logit_softcapping(config["final_logit_softcapping"])
+    if config.get("sliding_window_pattern") != 1:
+        writer.add_sliding_window(config["sliding_window"])
+
+
 @dataclass(frozen=True)
 class Architecture:
     arch: gguf.MODEL_ARCH
@@ -35,6 +44,9 @@ class Architecture:
     permute_qk: bool = False
     """HF keeps the two rotary halves of each head apart; llama.cpp's llama kernels want
     them interleaved, so q_proj/k_proj rows are permuted on the way out."""
+    norm_offset: float = 0.0
+    """Added to every ``*norm.weight``: Gemma's RMSNorm multiplies by ``1 + w``,
+    llama.cpp's by ``w``."""
     extras: HParamWriter = _no_extras
     """Header keys beyond the common ones."""
 
@@ -52,6 +64,9 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     ),
     Architecture(gguf.MODEL_ARCH.QWEN2, ("Qwen2ForCausalLM",)),
     Architecture(gguf.MODEL_ARCH.QWEN3, ("Qwen3ForCausalLM",)),
+    Architecture(
+        gguf.MODEL_ARCH.GEMMA3, ("Gemma3ForCausalLM",), norm_offset=1.0, extras=_gemma3_extras
+    ),
 )
 
 
@@ -86,9 +101,10 @@ def head_dim(config: Config) -> int:
 
 
 def rope_parameters(config: Config) -> Config:
-    """transformers 5 writes ``rope_parameters``; older configs ``rope_theta`` and
-    ``rope_scaling``. Both are read into one mapping."""
+    """The full-attention layers' rope: transformers 5 writes ``rope_parameters`` (per
+    layer type where layers differ); older configs ``rope_theta`` and ``rope_scaling``."""
     params = dict(config.get("rope_parameters") or config.get("rope_scaling") or {})
+    params = dict(params.get("full_attention", params))  # per layer type (Gemma 3)
     params.setdefault("rope_theta", config.get("rope_theta"))
     if "type" in params:
         params.setdefault("rope_type", params["type"])
@@ -104,6 +120,9 @@ def write_hparams(arch: Architecture, config: Config, writer: gguf.GGUFWriter) -
     writer.add_head_count(config["num_attention_heads"])
     writer.add_head_count_kv(config.get("num_key_value_heads", config["num_attention_heads"]))
     _write_rope(rope_parameters(config), writer)
+    sliding = (config.get("rope_parameters") or {}).get("sliding_attention")
+    if sliding and sliding.get("rope_theta") is not None:
+        writer.add_rope_freq_base_swa(sliding["rope_theta"])
     writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
     if "head_dim" in config:
         writer.add_key_length(config["head_dim"])

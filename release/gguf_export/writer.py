@@ -47,6 +47,8 @@ class PlannedTensor:
     qtype: gguf.GGMLQuantizationType
     heads: int | None
     """Permute rows for this many heads (q/k of a llama-style model), or None."""
+    offset: float = 0.0
+    """Added to every value (the architecture's norm offset, on norm weights)."""
 
 
 def plan_tensors(
@@ -67,7 +69,9 @@ def plan_tensors(
             heads = n_head
         elif arch.permute_qk and source.name.endswith(("k_proj.weight", "k_proj.bias")):
             heads = n_kv
-        planned.append(PlannedTensor(source, name, storage_type(fmt, name, source.shape), heads))
+        offset = arch.norm_offset if source.name.endswith("norm.weight") else 0.0
+        qtype = storage_type(fmt, name, source.shape)
+        planned.append(PlannedTensor(source, name, qtype, heads, offset))
     return planned
 
 
@@ -133,6 +137,8 @@ def export_gguf(
             item = by_source[source.name]
             if item.heads is not None:
                 data = permute_rows(data, item.heads)
+            if item.offset:
+                data += np.float32(item.offset)
             writer.write_tensor_data(gguf.quants.quantize(data, item.qtype))
             del data
             yield done, len(planned)
