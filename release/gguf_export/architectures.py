@@ -3,10 +3,10 @@
 A quirk is data here, not a branch somewhere else: whether q/k rows are permuted for
 llama.cpp's rotary layout, whether norm weights are stored with an offset (Gemma keeps
 ``w`` where llama.cpp wants ``1 + w``) and which extra hyper-parameters go into the
-header. A tied
-head needs no entry: the checkpoint holds no ``lm_head.weight`` and llama.cpp reads the
-token embeddings in its place. The facts come from reading llama.cpp's own
-converter (convert_hf_to_gguf.py) and gguf-py's constants; the code is ours.
+header. A tied head needs no entry: the checkpoint holds no ``lm_head.weight`` and
+llama.cpp reads the token embeddings in its place. The facts come from reading
+llama.cpp's own converter (convert_hf_to_gguf.py) and gguf-py's constants; the code is
+ours.
 """
 
 from __future__ import annotations
