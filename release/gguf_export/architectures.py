@@ -47,6 +47,9 @@ class Architecture:
     norm_offset: float = 0.0
     """Added to every ``*norm.weight``: Gemma's RMSNorm multiplies by ``1 + w``,
     llama.cpp's by ``w``."""
+    sentencepiece_space_prefix: bool | None = None
+    """With a SentencePiece tokenizer, whether llama.cpp adds a leading space (Gemma's
+    tokenizer does not); None: llama.cpp's default."""
     extras: HParamWriter = _no_extras
     """Header keys beyond the common ones."""
 
@@ -65,7 +68,11 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture(gguf.MODEL_ARCH.QWEN2, ("Qwen2ForCausalLM",)),
     Architecture(gguf.MODEL_ARCH.QWEN3, ("Qwen3ForCausalLM",)),
     Architecture(
-        gguf.MODEL_ARCH.GEMMA3, ("Gemma3ForCausalLM",), norm_offset=1.0, extras=_gemma3_extras
+        gguf.MODEL_ARCH.GEMMA3,
+        ("Gemma3ForCausalLM",),
+        norm_offset=1.0,
+        sentencepiece_space_prefix=False,
+        extras=_gemma3_extras,
     ),
 )
 

@@ -117,6 +117,8 @@ def export_gguf(
     writer.add_file_type(fmt.file_type)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     write_vocab(writer, source.vocab)
+    if source.vocab.model == "llama" and arch.sentencepiece_space_prefix is not None:
+        writer.add_add_space_prefix(arch.sentencepiece_space_prefix)
     for item in planned:
         writer.add_tensor_info(
             item.name,
