@@ -158,3 +158,21 @@ def test_card_round_trips_through_huggingface_hub_with_every_score(demo):
     assert "134.5M (134,515,008)" in card.text  # parameters, as intake counted them
     gguf_card = ModelCard.load(demo / "build" / "card" / "gguf" / "README.md")
     assert gguf_card.data.base_model_relation == "quantized"
+
+
+def test_gguf_files_load_in_llama_cpp_and_agree_with_the_merged_model(demo, manifest):
+    import gguf
+
+    files = {record["type"]: record for record in manifest.stages["gguf"].facts["files"]}
+    assert {"f16", "q8_0", "q4_k_m"} <= set(files)  # CI installs llama-cpp-python
+    for gguf_type in ("f16", "q8_0"):
+        record = files[gguf_type]
+        assert record["confident_top1_agreement"]["llama_cpp"] >= 0.99, record
+        assert record["top1_agreement"]["llama_cpp"] >= 0.95, record
+        assert record["tokenizer_agreement"] is True
+    assert files["f16"]["top1_agreement"]["llama_cpp"] >= 0.99
+    path = demo / "build" / "gguf" / files["q8_0"]["name"]
+    assert path.stat().st_size == files["q8_0"]["bytes"]
+    reader = gguf.GGUFReader(path)
+    assert reader.get_field("general.architecture").contents() == "llama"
+    assert "im_start" in reader.get_field("tokenizer.chat_template").contents()

@@ -48,7 +48,7 @@ def test_stage_writes_verified_files_with_measured_facts(confident_llama_dir, tm
         assert record["bytes"] == path.stat().st_size
         assert record["sha256"] == sha256_file(path)
         assert set(record["top1_agreement"]) == {"llama_cpp", "transformers"}
-        for loader, agreement in record["top1_agreement"].items():
+        for loader, agreement in record["confident_top1_agreement"].items():
             assert agreement >= FORMATS[record["type"]].min_top1, (record["name"], loader)
         assert record["tokenizer_agreement"] is True
         assert record["smoke_output"]

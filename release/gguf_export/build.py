@@ -257,12 +257,12 @@ def _verify(
                 hint="this is a bug in the exporter; please report it",
             ) from exc
     for loader, result in results.items():
-        if result.agreement.top1_agreement < job.fmt.min_top1:
+        if result.agreement.confident_top1_agreement < job.fmt.min_top1:
             raise StageError(
                 STAGE,
                 f"{job.final.name}: top-1 agreement with the merged model under {loader} is "
-                f"{result.agreement.top1_agreement:.3f}, below {job.fmt.min_top1} for "
-                f"{job.fmt.name}",
+                f"{result.agreement.confident_top1_agreement:.3f} where the model is "
+                f"confident, below {job.fmt.min_top1} for {job.fmt.name}",
                 hint="drop this type from gguf.types, or report the export as a bug",
             )
     tokenizer = results["llama_cpp"].tokenizer_agrees if "llama_cpp" in results else None
@@ -281,6 +281,10 @@ def _verify(
         "bytes": path.stat().st_size,
         "sha256": sha256_file(path),
         "top1_agreement": {k: r.agreement.top1_agreement for k, r in results.items()},
+        "confident_top1_agreement": {
+            k: r.agreement.confident_top1_agreement for k, r in results.items()
+        },
+        "mean_kl": {k: r.agreement.mean_kl for k, r in results.items()},
         "max_abs_diff": {k: r.agreement.max_abs_diff for k, r in results.items()},
         "min_top1_agreement": job.fmt.min_top1,
         "tokenizer_agreement": tokenizer,

@@ -70,9 +70,10 @@ class GGUFPane(StepPane):
         table.add_column("", width=3)
         for record in facts.get("files", []):
             agreements = record.get("top1_agreement", {})
+            checked = record.get("confident_top1_agreement", agreements)
             minimum = record.get("min_top1_agreement", 0)
             shown = ", ".join(f"{loader} {value:.1%}" for loader, value in agreements.items())
-            passed = all(value >= minimum for value in agreements.values())
+            passed = all(value >= minimum for value in checked.values())
             table.add_row(record["name"], decimal(record["bytes"]), shown, verdict(passed, "", ""))
         return table
 
