@@ -30,7 +30,14 @@ from release.files import atomic_write_text
 from release.fingerprint import base_fingerprint
 from release.manifest import Manifest
 from release.module_names import parameter_to_checkpoint
-from release.safetensors_stream import FLOAT_DTYPES, TORCH_NAMES, TensorInfo, list_checkpoint
+from release.safetensors_stream import (
+    FLOAT_DTYPES,
+    TORCH_NAMES,
+    TensorInfo,
+    list_checkpoint,
+    read_array,
+    to_float32,
+)
 from release.safetensors_stream import list_tensors as list_file_tensors
 from release.spec import ReleaseSpec
 
@@ -75,6 +82,7 @@ def inspect(spec: ReleaseSpec, out_dir: Path) -> Iterator[str]:
     staged = out_dir / lora.WEIGHTS_NAME
     adapter_format = _stage_weights(adapter_dir, staged, spec.adapter.allow_pickle)
     adapter = {info.name: info for info in list_file_tensors(staged)}
+    _check_finite(adapter, adapter_dir / lora.WEIGHTS_NAME)
     edits = lora.group_edits(list(adapter), adapter_dir / lora.WEIGHTS_NAME)
     targets, model_class = parameter_to_checkpoint(
         base_dir,
@@ -147,6 +155,22 @@ def _stage_weights(adapter_dir: Path, target: Path, allow_pickle: bool) -> str:
     return "pickle"
 
 
+def _check_finite(adapter: dict[str, TensorInfo], source: Path) -> None:
+    """NaN or inf in an adapter spreads into every merged weight it touches: refuse it."""
+    import numpy as np
+
+    for info in adapter.values():
+        if info.dtype not in FLOAT_DTYPES:
+            continue
+        with open(info.file, "rb") as handle:
+            values = to_float32(read_array(handle, info), info.dtype)
+        if not np.isfinite(values).all():
+            raise InputError(
+                f"{source}: tensor {info.name} holds NaN or inf",
+                hint="the training diverged; release an earlier checkpoint",
+            )
+
+
 def _check_edit(
     edit: lora.ModuleEdit,
     target: str | None,
@@ -162,6 +186,12 @@ def _check_edit(
     if weight.dtype not in FLOAT_DTYPES:
         raise mismatch.error(f"base tensor {target} is {weight.dtype}, not a float", hint=hint)
     rank = adapter[edit.lora_a].shape[0] if edit.lora_a else 0
+    if edit.lora_a and rank != settings.rank(edit.module):
+        raise InputError(
+            f"{mismatch.adapter}: {edit.lora_a} has rank {rank}, but adapter_config.json "
+            f"gives {edit.module} rank {settings.rank(edit.module)}",
+            hint="fix r / rank_pattern in adapter_config.json, or re-save the adapter with PEFT",
+        )
     expected = lora.expected_shapes(edit, weight.shape, rank, settings.fan_in_fan_out)
     for key in edit.keys:
         info = adapter[key]

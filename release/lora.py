@@ -72,15 +72,20 @@ class LoraSettings:
     def scale(self, module: str, rank: int) -> float:
         """PEFT's scaling for ``module``: alpha / r, or alpha / sqrt(r) with rsLoRA;
         alpha_pattern overrides alpha by the same pattern rule PEFT uses."""
-        alpha = next(
-            (
-                value
-                for pattern, value in self.alpha_pattern.items()
-                if re.match(rf"(.*\.)?({pattern})$", module)
-            ),
-            self.alpha,
-        )
+        alpha = _by_pattern(self.alpha_pattern, module, self.alpha)
         return alpha / math.sqrt(rank) if self.use_rslora else alpha / rank
+
+    def rank(self, module: str) -> int:
+        """The rank PEFT gives ``module``: r, or its rank_pattern entry."""
+        return int(_by_pattern(self.rank_pattern, module, self.r))
+
+
+def _by_pattern(patterns: dict[str, Any], module: str, default: Any) -> Any:
+    """The value of the first pattern that matches ``module`` (PEFT's rule), else default."""
+    return next(
+        (value for pattern, value in patterns.items() if re.match(rf"(.*\.)?({pattern})$", module)),
+        default,
+    )
 
 
 def read_config(folder: Path) -> tuple[dict[str, Any], LoraSettings]:

@@ -96,6 +96,13 @@ def list_tensors(path: Path) -> list[TensorInfo]:
                 name, path, entry["dtype"], tuple(entry["shape"]), data_start + begin, end - begin
             )
         )
+    needed = max((info.start + info.nbytes for info in tensors), default=data_start)
+    size = path.stat().st_size
+    if size < needed:
+        raise InputError(
+            f"{path}: truncated ({size} bytes; its header needs {needed})",
+            hint="copy or download the file again",
+        )
     return sorted(tensors, key=lambda info: info.start)
 
 

@@ -128,7 +128,7 @@ class AdapterSpec(_Section):
 
 class MergeSpec(_Section):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    shard_size: int = Field(default=2 * 10**9, description="Largest output shard, in bytes.")
+    shard_size: int = Field(default=2 * 10**9, gt=0, description="Largest output shard, in bytes.")
 
     @field_validator("shard_size", mode="before")
     @classmethod
@@ -261,10 +261,25 @@ def _format_problem(error: dict, locator: YamlLocator, path: Path) -> str:
     return f"{where}: {field}: {message}"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; in a spec that silently drops a setting."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def parse_spec(text: str, path: Path) -> ReleaseSpec:
     """Validate release.yaml text; paths resolve against ``path``'s folder."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""

@@ -102,7 +102,9 @@ class Probe:
 def reference_probe(model_dir: Path) -> Probe:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils.logging import disable_progress_bar
 
+    disable_progress_bar()  # the CLI prints its own progress; stderr is for errors
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     prompts = [tokenizer.encode(text) for text in PROBE_PROMPTS]

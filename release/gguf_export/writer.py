@@ -9,7 +9,8 @@ Peak memory is the largest tensor in float32, whatever the model's size.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,6 +129,24 @@ def export_gguf(
             raw_dtype=item.qtype,
         )
     writer.add_size_label(gguf.size_label(*writer.get_total_parameter_count()))
+    with _naming(path):
+        planned = yield from _write(writer, path, planned)
+    return planned
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """A failed write() (ENOSPC, EIO) names no file; the error line must say which."""
+    try:
+        yield
+    except OSError as exc:
+        exc.filename = exc.filename or str(path)
+        raise
+
+
+def _write(
+    writer: gguf.GGUFWriter, path: Path, planned: list[PlannedTensor]
+) -> Generator[tuple[int, int], None, list[PlannedTensor]]:
     try:
         writer.write_header_to_file(path=path)
         writer.write_kv_data_to_file()
