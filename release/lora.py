@@ -113,7 +113,19 @@ def read_config(folder: Path) -> tuple[dict[str, Any], LoraSettings]:
                 hint="merge it with PEFT's merge_and_unload and give the result as base",
             )
     auto_mapping = raw.get("auto_mapping") or {}
-    settings = LoraSettings(
+    try:
+        settings = _settings(raw, auto_mapping)
+    except (KeyError, TypeError, ValueError) as exc:
+        problem = f"{exc.args[0]!r} is missing" if isinstance(exc, KeyError) else str(exc)
+        raise InputError(
+            f"{path}: {problem}",
+            hint="re-save the adapter with PEFT's save_pretrained",
+        ) from None
+    return raw, settings
+
+
+def _settings(raw: dict[str, Any], auto_mapping: dict[str, Any]) -> LoraSettings:
+    return LoraSettings(
         r=int(raw["r"]),
         alpha=float(raw.get("lora_alpha", 8)),
         dropout=float(raw.get("lora_dropout") or 0.0),
@@ -128,7 +140,6 @@ def read_config(folder: Path) -> tuple[dict[str, Any], LoraSettings]:
         revision=raw.get("revision"),
         base_model_class=auto_mapping.get("base_model_class"),
     )
-    return raw, settings
 
 
 def _sorted_if_list(value: Any) -> list[str] | str:

@@ -221,6 +221,16 @@ def _edit_config(**changes: object) -> Callable[[Path], None]:
     return edit
 
 
+def _drop_config_key(key: str) -> Callable[[Path], None]:
+    def edit(adapter: Path) -> None:
+        path = adapter / "adapter_config.json"
+        config = json.loads(path.read_text())
+        del config[key]
+        path.write_text(json.dumps(config))
+
+    return edit
+
+
 def _config_not_json(adapter: Path) -> None:
     (adapter / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 4,')
 
@@ -246,6 +256,8 @@ ADAPTER_CASES = [
     ),
     Case("adapter-config-not-json", _adapter_case(_config_not_json), 2, ("adapter_config.json",)),
     Case("adapter-rank-lies", _adapter_case(_edit_config(r=16)), 2, ("adapter",)),
+    Case("adapter-config-no-rank", _adapter_case(_drop_config_key("r")), 2, ("'r' is missing",)),
+    Case("adapter-alpha-not-a-number", _adapter_case(_edit_config(lora_alpha="x")), 2, ("x",)),
     Case(
         "adapter-b-without-a",
         _adapter_case(_lora_b_without_a),
