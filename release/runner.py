@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
+from typing import Literal
 
 from release import __version__
 from release.errors import InputError, StageError
@@ -42,6 +43,8 @@ from release.stages import default_stages
 from release.stages.base import Stage, StageContext
 
 LOCK_NAME = ".lock"
+
+StageState = Literal["done", "stale", "pending", "skipped"]
 
 
 def stage_key(stage: Stage, spec: ReleaseSpec, manifest: Manifest) -> tuple[str, list[FileRecord]]:
@@ -76,6 +79,37 @@ def outputs_intact(record: StageRecord, workspace: Path, manifest: Manifest) -> 
         if manifest.hash_file(path) != output.sha256:
             return False
     return True
+
+
+def stage_states(spec: ReleaseSpec, stages: Sequence[Stage] | None = None) -> dict[str, StageState]:
+    """Where each stage stands, as a run started now would find it; runs and writes nothing.
+
+    ``done``: recorded with the key a run would compute now and its outputs intact, so a
+    run skips it. ``stale``: recorded, but its settings, inputs or outputs changed since,
+    or a stage it depends on is stale or pending, so a run does it again. ``pending``: no
+    record. ``skipped``: the stage does not apply to the spec. Records of stages not in
+    ``stages``, and a manifest of another release, are ignored as the runner ignores them.
+    """
+    stages = list(stages if stages is not None else default_stages())
+    manifest = Manifest.load_or_new(
+        spec.workspace / MANIFEST_NAME, name=spec.name, version=spec.version
+    )
+    states: dict[str, StageState] = {}
+    for stage in stages:
+        record = manifest.stages.get(stage.name)
+        if stage.skip_reason(spec):
+            states[stage.name] = "skipped"
+        elif record is None:
+            states[stage.name] = "pending"
+        elif (
+            any(states.get(dep) in ("stale", "pending") for dep in stage.depends_on)
+            or record.key != stage_key(stage, spec, manifest)[0]
+            or not outputs_intact(record, spec.workspace, manifest)
+        ):
+            states[stage.name] = "stale"
+        else:
+            states[stage.name] = "done"
+    return states
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from release.errors import StageError
 from release.events import StageFailed, StageFinished, StageSkipped, StageStarted
 from release.files import sha256_file
 from release.manifest import MANIFEST_NAME, Manifest
-from release.runner import run_release
+from release.runner import run_release, stage_states
 from release.spec import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
@@ -124,6 +124,67 @@ def test_a_failed_stage_leaves_no_output_and_keeps_the_last_good_record(spec):
 def test_unknown_stage_name_is_bad_input(spec):
     with pytest.raises(ValueError, match="unknown stage 'mrege'"):
         list(run_release(spec, stages=[WriteStage("merge")], only=["mrege"]))
+
+
+class NotThisTime(WriteStage):
+    def skip_reason(self, spec):
+        return "not wanted"
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_stage_states_say_what_a_run_would_do_and_write_nothing(spec):
+    first, second, third = (
+        WriteStage("first"),
+        WriteStage("second", ("first",)),
+        WriteStage("third"),
+    )
+    stages = [first, second, NotThisTime("extra"), third]
+    assert stage_states(spec, stages) == dict.fromkeys(["first", "second", "third"], "pending") | {
+        "extra": "skipped"
+    }
+    assert not spec.workspace.exists()  # no lock, no folder: it only looks
+    list(run_release(spec, stages=stages))
+    before = _snapshot(spec.workspace)
+    assert stage_states(spec, stages) == {
+        "first": "done",
+        "second": "done",
+        "extra": "skipped",
+        "third": "done",
+    }
+
+    # An input file changed: the stage that reads it, and the one built on it, are stale.
+    (spec.adapter.path / "adapter_config.json").write_text('{"r": 8}')
+    (spec.workspace / "third" / "out.txt").write_text("edited by hand")
+    states = stage_states(spec, stages)
+    assert states == {"first": "stale", "second": "stale", "extra": "skipped", "third": "stale"}
+    assert _snapshot(spec.workspace) == {
+        **before,
+        str(spec.workspace / "third" / "out.txt"): b"edited by hand",
+    }
+    list(run_release(spec, stages=stages))
+    assert (first.calls, third.calls) == (2, 2)  # the runner reran what was stale
+    assert stage_states(spec, stages)["second"] == "done"
+
+    # A changed setting; a record the spec's stages do not know is ignored.
+    changed = spec.model_copy(update={"card": spec.card.model_copy(update={"summary": "two"})})
+    assert set(stage_states(changed, stages).values()) == {"stale", "skipped"}
+    assert stage_states(spec, [third]) == {"third": "done"}
+
+    # Without the upstream record, the downstream one cannot be trusted.
+    manifest = Manifest.load(spec.workspace / MANIFEST_NAME)
+    del manifest.stages["first"]
+    manifest.save(spec.workspace / MANIFEST_NAME)
+    assert stage_states(spec, [first, second]) == {"first": "pending", "second": "stale"}
+
+
+def test_stage_states_ignore_the_manifest_of_another_release(spec):
+    first = WriteStage("first")
+    list(run_release(spec, stages=[first]))
+    renamed = spec.model_copy(update={"version": "2.0"})
+    assert stage_states(renamed, [first]) == {"first": "pending"}
 
 
 @pytest.fixture(scope="module")
