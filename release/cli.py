@@ -277,18 +277,31 @@ def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
 
 @app.command()
 def status(spec: SpecArg = Path("release.yaml")) -> None:
-    """Show which stages of a release are done, from its manifest."""
+    """Show which stages of a release are done, which changed since, and which are to do."""
     from release.manifest import MANIFEST_NAME, Manifest
+    from release.runner import stage_states
     from release.spec import load_spec
-    from release.stages import STAGE_NAMES
+    from release.stages import default_stages
 
     loaded = load_spec(spec)
-    path = loaded.workspace / MANIFEST_NAME
-    manifest = Manifest.load(path) if path.exists() else None
-    for name in STAGE_NAMES:
-        record = manifest.stages.get(name) if manifest else None
-        state = f"done {record.finished_at} ({record.seconds:.1f} s)" if record else "pending"
-        _output.info(f"{name:9s} {state}")
+    records = Manifest.load_or_new(
+        loaded.workspace / MANIFEST_NAME, name=loaded.name, version=loaded.version
+    ).stages
+    reasons = {stage.name: stage.skip_reason(loaded) for stage in default_stages()}
+    states = stage_states(loaded)
+    for name, state in states.items():
+        record = records.get(name)
+        if state == "done" and record:
+            shown = f"done {record.finished_at} ({record.seconds:.1f} s)"
+        elif state == "stale" and record:
+            shown = f"changed since {record.finished_at}: a run redoes it"
+        elif state == "skipped":
+            shown = f"skipped ({reasons[name]})"
+        else:
+            shown = state
+        _output.info(f"{name:9s} {shown}")
+    if {"stale", "pending"} & set(states.values()):
+        _output.info(f"next: model-release run {spec}")
 
 
 def main(argv: list[str] | None = None) -> int:
