@@ -23,6 +23,7 @@ from release.spec import GGUF_TYPES
 from release.tui.app import make_wizard
 from release.tui.runs import stream_release
 from tests.lora_models import make_adapter
+from tests.tui_workspace import record_current_keys
 
 SIZE = (100, 30)
 pytestmark = pytest.mark.anyio
@@ -217,6 +218,7 @@ async def test_resume_opens_at_the_first_unfinished_step(built_release, tmp_path
     manifest = built_release.manifest()
     del manifest.stages["card"]
     manifest.save(built_release.manifest_path)
+    record_current_keys(built_release.spec)
     app = make_wizard(spec_path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
@@ -251,3 +253,28 @@ async def test_card_lint_follows_the_form_and_leads_to_the_field(tmp_path, monke
         await pilot.press("ctrl+s")
         await pilot.pause()
     assert yaml.safe_load(spec_path.read_text())["card"]["language"] == ["en", "klingon"]
+
+
+async def test_a_step_whose_inputs_changed_reads_changed_and_the_wizard_resumes_there(
+    tmp_path, monkeypatch
+):
+    from tests.tui_workspace import snapshot_workspace
+
+    monkeypatch.chdir(tmp_path)
+    spec_path = snapshot_workspace(tmp_path, ("adapter", "merge", "evaluate"))
+    spec = yaml.safe_load(spec_path.read_text())
+    spec_path.write_text(yaml.safe_dump({**spec, "merge": {"shard_size": "2MB"}}))
+    app = make_wizard(spec_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        states = app.screen.states
+        assert [states[s] for s in ("adapter", "merge", "evaluate", "gguf")] == [
+            "done",
+            "stale",
+            "stale",  # built on the merge, so it cannot be trusted either
+            "pending",
+        ]
+        assert shown_step(app) == "merge"
+        steps = app.screen.query_one("#steps", OptionList)
+        assert str(steps.get_option("merge").prompt).split() == ["◐", "Merge", "changed"]
+        assert "changed since its last run" in text_of(app, "#pane-merge StageRun #state")

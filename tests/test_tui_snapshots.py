@@ -10,7 +10,7 @@ import pytest
 
 from release.manifest import Manifest
 from release.tui.app import LIGHT, make_wizard
-from tests.tui_workspace import snapshot_workspace
+from tests.tui_workspace import record_current_keys, snapshot_workspace
 
 SIZE = (100, 30)
 BEFORE_PUSH = ("adapter", "merge", "evaluate", "gguf", "card")
@@ -88,6 +88,7 @@ def _fixed_times(built_release) -> None:
 def push_wizard(built_release, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _fixed_times(built_release)
+    record_current_keys(built_release.spec)
     (tmp_path / "release.yaml").write_text(built_release.spec.to_yaml(tmp_path))
     assert Manifest.load(built_release.manifest_path).stages["card"]
     return make_wizard(tmp_path / "release.yaml")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from release.manifest import Manifest
+from release.runner import stage_states
 from release.spec import ReleaseSpec
 from release.stages import default_stages
 
-State = Literal["pending", "running", "done", "failed", "skipped"]
+State = Literal["pending", "running", "done", "stale", "failed", "skipped"]
+"""``stale``: done once, but its inputs changed since, so a run would do it again."""
 
 
 @dataclass(frozen=True)
@@ -29,17 +30,11 @@ STEPS = (
 STAGES = tuple(step.stage for step in STEPS)
 
 
-def initial_states(spec: ReleaseSpec | None, manifest: Manifest | None) -> dict[str, State]:
-    """Each step's state as the spec and the manifest leave it, before anything runs."""
-    states: dict[str, State] = {}
-    for stage in default_stages():
-        if spec is not None and stage.skip_reason(spec):
-            states[stage.name] = "skipped"
-        elif manifest is not None and stage.name in manifest.stages:
-            states[stage.name] = "done"
-        else:
-            states[stage.name] = "pending"
-    return states
+def initial_states(spec: ReleaseSpec | None) -> dict[str, State]:
+    """Each step's state as a run started now would find it (``stage_states``)."""
+    if spec is None:
+        return dict.fromkeys(STAGES, "pending")
+    return dict(stage_states(spec))
 
 
 def skip_reasons(spec: ReleaseSpec | None) -> dict[str, str]:

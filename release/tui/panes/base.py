@@ -53,6 +53,9 @@ class StepPane(VerticalScroll):
         """The state line when the stage is not running (on opening, after a run)."""
         looks = {
             "done": Text("✔ done", style="bold green"),
+            "stale": Text(
+                "◐ changed since its last run — ctrl+r runs it again", style="bold yellow"
+            ),
             "skipped": Text(f"– skipped: {reason}", style="dim"),
             "pending": Text(f"○ not run yet — ctrl+r to {self.run_label}", style="dim"),
         }

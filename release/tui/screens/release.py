@@ -63,7 +63,7 @@ class ReleaseScreen(Screen):
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
-        self.states: dict[str, State] = initial_states(session.spec, session.manifest())
+        self.states: dict[str, State] = initial_states(session.spec)
         self.cancel: threading.Event | None = None
 
     # -- layout ---------------------------------------------------------------------
@@ -153,7 +153,7 @@ class ReleaseScreen(Screen):
 
     def _reload(self) -> None:
         """States, facts and the push plan again, after the spec changed."""
-        self.states = initial_states(self.session.spec, self.session.manifest())
+        self.states = initial_states(self.session.spec)
         self.query_one(StepList).show_states(self.states)
         self._refresh_panes()
 
@@ -225,9 +225,10 @@ class ReleaseScreen(Screen):
             case Log():
                 run.log(event)
             case StageSkipped(stage, reason):
-                self._set_state(stage, "skipped" if self.states[stage] != "done" else "done")
-                if self.states[stage] == "skipped":
-                    self.pane(stage).show_state("skipped", reason)
+                # skipped as unchanged (done), or because it does not apply to the spec
+                applies = stage not in skip_reasons(self.session.spec)
+                self._set_state(stage, "done" if applies else "skipped")
+                self.pane(stage).show_state(self.states[stage], reason)
             case StageFinished(stage, seconds, facts):
                 self._set_state(stage, "done")
                 run.finished(seconds)
@@ -245,7 +246,7 @@ class ReleaseScreen(Screen):
         outcome = message.outcome
         self.cancel = None
         if outcome.cancelled:
-            self.states = initial_states(self.session.spec, self.session.manifest())
+            self.states = initial_states(self.session.spec)
             self.query_one(StepList).show_states(self.states)
             self.notify("cancelled; finished steps are kept", title="Run")
             return

@@ -11,11 +11,15 @@ from release.tui.steps import STEPS, State
 # icon, theme colour (a Theme attribute) or None for dim text
 _LOOK: dict[State, tuple[str, str | None]] = {
     "pending": ("○", None),
-    "running": ("◉", "warning"),
+    "running": ("◉", "accent"),
     "done": ("✔", "success"),
+    "stale": ("◐", "warning"),
     "failed": ("✘", "error"),
     "skipped": ("–", None),
 }
+
+# what the sidebar says for a state whose name is a programmer's word
+_WORD: dict[State, str] = {"stale": "changed"}
 
 
 class StepList(OptionList):
@@ -38,7 +42,7 @@ class StepList(OptionList):
         return Text.assemble(
             (f" {icon} ", style),
             (f"{step.label:<7}", "bold" if state == "running" else ""),
-            (state, "dim italic" if colour is None else style),
+            (_WORD.get(state, state), "dim italic" if colour is None else style),
         )
 
     def show_states(self, states: dict[str, State]) -> None:
