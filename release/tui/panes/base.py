@@ -48,6 +48,8 @@ class StepPane(VerticalScroll):
         problems = self.query_one(".problems", Static)
         problems.update(Text("\n".join(lines), style="red") if lines else "")
         problems.display = bool(lines)
+        if lines:  # below a long form or plan they would go unseen
+            self.call_after_refresh(problems.scroll_visible, animate=False)
 
     def show_state(self, state: State, reason: str | None = None) -> None:
         """The state line when the stage is not running (on opening, after a run)."""

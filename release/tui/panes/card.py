@@ -41,7 +41,8 @@ class CardPane(StepPane):
     def compose_form(self) -> ComposeResult:
         card = self.session.spec.card if self.session.spec else None
         with Horizontal(id="card-editor"):
-            with VerticalScroll(id="card-form"):
+            # the form scrolls to the focused field; Tab goes straight to the first one
+            with VerticalScroll(id="card-form", can_focus=False):
                 yield Label("License", classes="field-label")
                 yield Select(
                     [(name, name) for name in sorted(licenses())],
