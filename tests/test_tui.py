@@ -121,10 +121,13 @@ async def test_walk_from_intake_to_push(tmp_path, tiny_llama_dir, tiny_adapter, 
         assert "model repo tester/tiny-chat" in text_of(app, "#plan")
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert "Push" in str(app.screen.query_one("#question", Static).content)
+        question = str(app.screen.query_one("#question", Static).content)
+        # the card names the repo, so it is written again before anything is pushed
+        assert question.startswith("First redo Card (changed with the spec). Push"), question
+        assert screen.states["card"] == "stale"
         await pilot.press("y")
         await settle(app, pilot)
-        assert screen.states["push"] == "done"
+        assert screen.states["push"] == screen.states["card"] == "done"
         assert f"{hub.url}/tester/tiny-chat" in text_of(app, "#pane-push .facts")
 
     manifest = Manifest.load(workspace / MANIFEST_NAME)

@@ -7,6 +7,7 @@ files to check their hashes.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rich.console import Group
@@ -76,7 +77,10 @@ class PushPane(StepPane):
         self.plan = None
         if spec is None or not spec.push.repo_id:
             self.query_one("#plan", Static).update(
-                Text("Name the model repo to see what a push would send.", style="dim")
+                Text(
+                    "Name the model repo, then ctrl+s: the dry run shows what a push would send.",
+                    style="dim",
+                )
             )
             return
         self.query_one("#plan", Static).update(Text("checking what a push would send…", "dim"))
@@ -99,7 +103,9 @@ class PushPane(StepPane):
             self.app.call_from_thread(self._show_plan, None, Text(message, style="red"))
             return
         lines = [Text(f"warning: {w}", style="yellow") for w in warnings]
-        self.app.call_from_thread(self._show_plan, plan, Group(*lines, Text(render_plan(plan))))
+        self.app.call_from_thread(
+            self._show_plan, plan, Group(*lines, _short_hashes(render_plan(plan)))
+        )
 
     def _show_plan(self, plan: PushPlan | None, shown) -> None:
         self.plan = plan
@@ -111,3 +117,8 @@ class PushPane(StepPane):
             for repo in facts.get("repos", [])
         ]
         return facts_table(rows, title="Released")
+
+
+def _short_hashes(plan: str) -> Text:
+    """The plan with each sha256 cut to 12 digits, so a file keeps to one line."""
+    return Text(re.sub(r"\b([0-9a-f]{12})[0-9a-f]{52}\b", r"\1…", plan))

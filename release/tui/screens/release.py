@@ -188,8 +188,12 @@ class ReleaseScreen(Screen):
         size = decimal(sum(repo.total_bytes for repo in plan.repos))
         repos = ", ".join(repo.repo_id for repo in plan.repos)
         question = f"Push {files} files ({size}) to {repos} and tag {spec.tag}?"
+        # files that no longer match the spec are built again first, never published
+        behind = [s.label for s in STEPS[:-1] if self.states[s.stage] in ("stale", "pending")]
+        if behind:
+            question = f"First redo {', '.join(behind)} (changed with the spec). {question}"
         if await self.app.push_screen_wait(ConfirmDialog(question, yes="Push")):
-            self.start_run(["push"], force=["push"])
+            self.start_run(list(STAGES), force=["push"])
 
     def start_run(self, only: list[str], force: list[str] | None = None) -> None:
         self.cancel = threading.Event()
