@@ -22,6 +22,8 @@ class ReleaseWizard(App):
     TITLE = "model-release"
     CSS_PATH = "wizard.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+t", "toggle_theme", "Theme")]
+    # below 100 columns the card's preview goes under its form (wizard.tcss)
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-wide")]
 
     def __init__(self, session: Session, *, theme: str = DARK) -> None:
         super().__init__()

@@ -119,6 +119,13 @@ class PushPane(StepPane):
         return facts_table(rows, title="Released")
 
 
-def _short_hashes(plan: str) -> Text:
-    """The plan with each sha256 cut to 12 digits, so a file keeps to one line."""
-    return Text(re.sub(r"\b([0-9a-f]{12})[0-9a-f]{52}\b", r"\1…", plan))
+def _short_hashes(plan: str) -> Group:
+    """The plan a file to a line: each sha256 cut to 12 digits, and at narrow widths a
+    file's line ends in … rather than wrapping its hash under the next name."""
+    lines = re.sub(r"\b([0-9a-f]{12})[0-9a-f]{52}\b", r"\1…", plan).splitlines()
+    return Group(
+        *(
+            Text(line, no_wrap=True, overflow="ellipsis") if "sha256 " in line else Text(line)
+            for line in lines
+        )
+    )
