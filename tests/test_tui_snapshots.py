@@ -115,3 +115,17 @@ def test_light_theme(workspace, snap_compare):
     app = workspace("adapter", "merge")
     app.theme = LIGHT
     assert snap_compare(app, terminal_size=SIZE, run_before=show("merge"))
+
+
+def test_changed_steps_and_the_card_at_80_columns(tmp_path, monkeypatch, snap_compare):
+    """Tags changed since the last run: the GGUF (its metadata) and the card read
+    'changed'; at 80 columns the card's preview sits under its form."""
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    spec_path = snapshot_workspace(tmp_path, BEFORE_PUSH)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["card"]["tags"] = ["lora", "demo", "units"]
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    app = make_wizard(spec_path.relative_to(tmp_path))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=show("card"))
