@@ -233,3 +233,28 @@ def test_sigkill_after_a_stage_then_rerun_resumes_from_the_manifest(tiny_release
     subprocess.run(_cli("run", str(fresh), "-s", "adapter", "-s", "merge"), check=True, env=env)
     uninterrupted = Manifest.load(tmp_path / "build" / MANIFEST_NAME)
     assert uninterrupted.stages["merge"].outputs == resumed.stages["merge"].outputs
+
+
+def test_status_names_what_changed_and_how_to_redo_it(tmp_path, monkeypatch, capsys):
+    import yaml
+
+    from release.cli import main
+    from tests.tui_workspace import snapshot_workspace
+
+    monkeypatch.chdir(tmp_path)
+    spec_path = snapshot_workspace(tmp_path, ("adapter", "merge", "evaluate"))
+    spec = yaml.safe_load(spec_path.read_text())
+    spec_path.write_text(yaml.safe_dump({**spec, "merge": {"shard_size": "2MB"}}))
+    assert main(["status", str(spec_path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert [line.split()[:2] for line in lines[:6]] == [
+        ["adapter", "done"],
+        ["merge", "changed"],
+        ["evaluate", "changed"],
+        ["gguf", "pending"],
+        ["card", "pending"],
+        ["push", "skipped"],
+    ]
+    assert "a run redoes it" in lines[1]
+    assert " ".join(out.split()).endswith(f"next: model-release run {spec_path}")
