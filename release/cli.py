@@ -175,7 +175,26 @@ def push(
     if dry_run:
         _print_push_plan(spec)
         return
+    _refuse_out_of_date(spec)
     _run_and_print(spec, only=["push"], force=["push"])
+
+
+def _refuse_out_of_date(spec_path: Path) -> None:
+    """A push publishes what the stages built: never files older than the spec/inputs."""
+    from release.errors import InputError
+    from release.runner import stage_states
+    from release.spec import load_spec
+
+    states = stage_states(load_spec(spec_path))
+    behind = [
+        name for name, state in states.items() if name != "push" and state in ("stale", "pending")
+    ]
+    if behind:
+        raise InputError(
+            f"{spec_path}: {', '.join(behind)} changed or not built since the last run; "
+            "pushing now would publish out-of-date files",
+            hint=f"run `model-release run {spec_path}` (it pushes at the end)",
+        )
 
 
 def _push_card(spec_path: Path, *, dry_run: bool) -> None:

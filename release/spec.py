@@ -230,8 +230,9 @@ class ReleaseSpec(_Section):
         return f"v{self.version}"
 
     def to_yaml(self, base_dir: Path | None = None) -> str:
-        """The spec as YAML, defaults left out, paths relative to ``base_dir`` (the folder
-        the file will be saved in), so the saved file reads like one a person wrote."""
+        """The spec as YAML, defaults left out, paths below ``base_dir`` (the folder the
+        file will be saved in) relative to it, others absolute, so the saved file reads
+        like one a person wrote."""
 
         def plain(value: Any) -> Any:
             if isinstance(value, dict):
@@ -239,7 +240,8 @@ class ReleaseSpec(_Section):
             if isinstance(value, list):
                 return [plain(item) for item in value]
             if isinstance(value, Path):
-                return os.path.relpath(value, base_dir) if base_dir else str(value)
+                inside = base_dir is not None and value.is_relative_to(base_dir)
+                return os.path.relpath(value, base_dir) if inside else str(value)
             return value
 
         data = plain(self.model_dump(exclude_defaults=True))

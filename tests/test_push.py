@@ -386,3 +386,25 @@ def test_skipped_without_a_repo_id(built_release):
     spec = built_release.with_push(repo_id=None)
     assert PushStage().skip_reason(spec) == "no push.repo_id in the spec"
     assert PushStage().skip_reason(built_release.spec) is None
+
+
+def test_cli_push_refuses_files_older_than_the_spec(hub, built_release, capsys):
+    from release.cli import main
+    from release.spec import load_spec
+    from tests.tui_workspace import record_current_keys
+
+    spec_path = built_release.workspace.parent / "release.yaml"
+    spec_path.write_text(built_release.spec.to_yaml(spec_path.parent))
+    record_current_keys(load_spec(spec_path))
+    assert main(["push", str(spec_path)]) == 0
+    assert list(hub.repo(REPO_ID).tags) == ["v1.0.0"]
+
+    edited = spec_path.read_text().replace(
+        "name: tiny-chat", "name: tiny-chat\ncard:\n  summary: new"
+    )
+    spec_path.write_text(edited)
+    capsys.readouterr()
+    assert main(["push", str(spec_path)]) == 2
+    err = capsys.readouterr().err
+    assert "card changed or not built since the last run" in err
+    assert f"run `model-release run {spec_path}`" in err
