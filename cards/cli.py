@@ -82,20 +82,20 @@ def build(
     ] = None,
 ) -> None:
     """Build README.md from card.yaml, facts and stored eval results, without running a model."""
-    from cards import atomic
     from cards.evals import eval_results_files
     from cards.render import render_gguf_card, render_model_card
     from cards.spec import load_context
+    from release.files import atomic_write_text
 
     try:
         ctx = load_context(metadata, results or [], baseline or [], facts)
         render = render_gguf_card if gguf else render_model_card
-        atomic.write_text(output, render(ctx, template_dir))
+        atomic_write_text(output, render(ctx, template_dir))
         if eval_results_dir:
             for name, text in eval_results_files(ctx.records).items():
                 target = eval_results_dir / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                atomic.write_text(target, text)
+                atomic_write_text(target, text)
     except (CardError, OSError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(CardError.exit_code) from None

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+from release.files import replace_dir
+
 DEMO_LORA = {
     "r": 8,
     "lora_alpha": 16,
@@ -84,6 +86,5 @@ def train_lora(
     staging = out_dir.with_name(f".partial-{out_dir.name}")
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    staging.replace(out_dir)
+    replace_dir(staging, out_dir)
     return losses
