@@ -229,10 +229,10 @@ class ReleaseSpec(_Section):
     def tag(self) -> str:
         return f"v{self.version}"
 
-    def to_yaml(self, base_dir: Path | None = None) -> str:
-        """The spec as YAML, defaults left out, paths below ``base_dir`` (the folder the
-        file will be saved in) relative to it, others absolute, so the saved file reads
-        like one a person wrote."""
+    def to_plain(self, base_dir: Path | None = None, *, exclude_defaults: bool = True) -> dict:
+        """The spec as plain YAML-ready data: paths below ``base_dir`` (the folder the file
+        will be saved in) relative to it, others absolute, so a saved file reads like one
+        a person wrote."""
 
         def plain(value: Any) -> Any:
             if isinstance(value, dict):
@@ -244,8 +244,11 @@ class ReleaseSpec(_Section):
                 return os.path.relpath(value, base_dir) if inside else str(value)
             return value
 
-        data = plain(self.model_dump(exclude_defaults=True))
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        return plain(self.model_dump(exclude_defaults=exclude_defaults))
+
+    def to_yaml(self, base_dir: Path | None = None) -> str:
+        """The spec as a fresh YAML text, defaults left out (see ``to_plain``)."""
+        return yaml.safe_dump(self.to_plain(base_dir), sort_keys=False, allow_unicode=True)
 
 
 def _line_of(error: dict, locator: YamlLocator) -> int | None:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from release.files import atomic_write_text
 from release.manifest import MANIFEST_NAME, Manifest
 from release.spec import ReleaseSpec, load_spec, parse_spec
+from release.spec_file import spec_text
 from release.starter import starter_spec
 
 SPEC_NAME = "release.yaml"
@@ -28,6 +29,8 @@ class Session:
     spec: ReleaseSpec | None = None
     adapter_hint: Path | None = None
     """The adapter folder the wizard was opened on, before any spec exists."""
+    starter_text: str | None = None
+    """The commented starter spec a new release began from, until it is first saved."""
 
     @classmethod
     def open(cls, target: Path | None) -> Session:
@@ -43,12 +46,15 @@ class Session:
                 if spec.adapter.path == target:
                     return cls(spec_path, spec)
                 spec_path = target / SPEC_NAME
-            return cls(spec_path, parse_spec(starter_spec(target, spec_path), spec_path), target)
+            session = cls(spec_path, adapter_hint=target)
+            session.start(target)
+            return session
         return cls(target / SPEC_NAME if target.is_dir() else target)
 
     def start(self, adapter_dir: Path) -> ReleaseSpec:
         """A first spec for ``adapter_dir``, as `model-release init` would write it."""
-        self.spec = parse_spec(starter_spec(adapter_dir, self.spec_path), self.spec_path)
+        self.starter_text = starter_spec(adapter_dir, self.spec_path)
+        self.spec = parse_spec(self.starter_text, self.spec_path)
         return self.spec
 
     def changed(self, **sections: dict[str, Any] | Any) -> ReleaseSpec:
@@ -60,10 +66,12 @@ class Session:
         return ReleaseSpec.model_validate(data, context={"base_dir": self.spec_path.parent})
 
     def save(self, spec: ReleaseSpec | None = None) -> None:
-        """Keep ``spec`` (default: the current one) and write it to release.yaml."""
+        """Keep ``spec`` (default: the current one) and write it to release.yaml, editing
+        only the settings that changed (comments and layout of the file stay)."""
         self.spec = spec or self.spec
         assert self.spec is not None
-        atomic_write_text(self.spec_path, self.spec.to_yaml(self.spec_path.parent))
+        text = spec_text(self.spec, self.spec_path, unsaved_text=self.starter_text)
+        atomic_write_text(self.spec_path, text)
 
     def manifest(self) -> Manifest | None:
         if self.spec is None:
