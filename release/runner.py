@@ -6,7 +6,8 @@ progress; it holds no UI. For every stage it:
 1. asks the stage whether it applies to the spec (a GGUF stage with no quant types does
    not), and forgets the stage's old record when it does not;
 2. computes the stage's key: a hash of its settings, its external input files and the
-   recorded outputs and facts of the stages it depends on;
+   recorded outputs and facts of the stages it depends on, with no absolute path in it
+   (``stage_key``), so a release folder that moved finds its stages done;
 3. skips the stage when the manifest holds that key and the recorded outputs are intact;
 4. otherwise runs it into a staging folder, renames the folder to ``<workspace>/<stage>``,
    records outputs and facts, and saves the manifest atomically.
@@ -19,12 +20,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import os
 import shutil
 import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from release import __version__
 from release.errors import InputError, StageError
@@ -47,12 +49,23 @@ LOCK_NAME = ".lock"
 StageState = Literal["done", "stale", "pending", "skipped"]
 
 
+CONTENT_KEYED = "<outside the spec's folder: keyed by its files' content>"
+
+
 def stage_key(stage: Stage, spec: ReleaseSpec, manifest: Manifest) -> tuple[str, list[FileRecord]]:
+    """The stage's key, and the records of the input files it hashed.
+
+    Nothing in it depends on where the release's folder is (``spec.base_dir``): inputs
+    and settings inside it are keyed by their path relative to it, so a copied or moved
+    release (a CI checkout elsewhere) finds its stages done. An input outside it (a base
+    model in a cache) is keyed by its files' content and their paths within it alone:
+    its bytes say which base it is, and a cache moved elsewhere holds the same base.
+    """
+    roots = [path for path in stage.input_paths(spec) if path.exists()]
     inputs = [
-        manifest.record(file)
-        for path in stage.input_paths(spec)
-        if path.exists()
-        for file in iter_files(path)
+        manifest.record(file, relative_to=_key_anchor(root, spec.base_dir))
+        for root in roots
+        for file in iter_files(root)
     ]
     upstream = {
         dep: {
@@ -64,11 +77,33 @@ def stage_key(stage: Stage, spec: ReleaseSpec, manifest: Manifest) -> tuple[str,
     }
     payload = {
         "stage": stage.name,
-        "settings": stage.settings(spec),
+        "settings": _portable(stage.settings(spec), spec.base_dir, {str(r) for r in roots}),
         "inputs": [record.model_dump() for record in inputs],
         "upstream": upstream,
     }
     return hashlib.sha256(dumps_canonical(payload).encode()).hexdigest(), inputs
+
+
+def _key_anchor(root: Path, base_dir: Path | None) -> Path:
+    """What the files of the input ``root`` are keyed relative to (see ``stage_key``)."""
+    if base_dir is not None and root.is_relative_to(base_dir):
+        return base_dir
+    return root if root.is_dir() else root.parent
+
+
+def _portable(value: Any, base_dir: Path | None, content_keyed: set[str]) -> Any:
+    """``value`` (a stage's settings) with its absolute paths keyed as ``stage_key`` says:
+    relative when inside ``base_dir``, a placeholder for the inputs keyed by content."""
+    if isinstance(value, dict):
+        return {key: _portable(item, base_dir, content_keyed) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_portable(item, base_dir, content_keyed) for item in value]
+    if isinstance(value, str | Path) and os.path.isabs(value):
+        if base_dir is not None and Path(value).is_relative_to(base_dir):
+            return os.path.relpath(value, base_dir)
+        if str(value) in content_keyed:
+            return CONTENT_KEYED
+    return value
 
 
 def outputs_intact(record: StageRecord, workspace: Path, manifest: Manifest) -> bool:

@@ -22,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -224,6 +225,20 @@ class ReleaseSpec(_Section):
         if not re.fullmatch(r"v?\d+(\.\d+){0,2}([.-]?[A-Za-z0-9]+)*", value):
             raise ValueError(f"{value!r} is not a version (write e.g. 1.0.0)")
         return value.removeprefix("v")
+
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _remember_base_dir(self, info: ValidationInfo) -> ReleaseSpec:
+        if (base_dir := (info.context or {}).get("base_dir")) is not None:
+            self._base_dir = Path(os.path.normpath(Path(base_dir).absolute()))
+        return self
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The folder release.yaml is in (None for a spec built in code): the runner keys
+        the inputs inside it by their path relative to it, so the folder can move."""
+        return self._base_dir
 
     @property
     def tag(self) -> str:

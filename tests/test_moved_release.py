@@ -1,0 +1,156 @@
+"""A release folder that moves (a copy, a CI checkout at another path) keeps its stages.
+
+The release is really built on the tiny Llama (adapter, merge, evaluate and card; the
+GGUF stage is keyed the same way and takes half a minute, so it is left out), then the
+folder holding release.yaml, the adapter, the eval results and build/ is moved whole.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from release.events import StageSkipped, StageStarted
+from release.manifest import MANIFEST_NAME, Manifest
+from release.runner import run_release, stage_states
+from release.spec import load_spec
+from release.stages.base import Stage, StageContext, StageOutput, StageRun
+
+BUILT = {
+    "adapter": "done",
+    "merge": "done",
+    "evaluate": "done",
+    "gguf": "skipped",
+    "card": "done",
+    "push": "skipped",
+}
+RESULTS = {
+    "harness": "my-harness",
+    "results": [{"task": "arc_easy", "metric": "acc", "value": 0.5, "dataset": "org/arc_easy"}],
+}
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def started(events: list) -> list[str]:
+    return [event.stage for event in events if isinstance(event, StageStarted)]
+
+
+@pytest.fixture(scope="module")
+def built(tiny_llama_dir, tmp_path_factory) -> Path:
+    """release.yaml of a built release; the base model lies outside its folder, as a Hub
+    cache does. Tests move copies of the folder."""
+    from tests.lora_models import make_adapter
+
+    root = tmp_path_factory.mktemp("moving") / "release"
+    make_adapter(tiny_llama_dir, root / "adapter", target_modules=["q_proj", "v_proj"])
+    (root / "results.yaml").write_text(yaml.safe_dump(RESULTS))
+    spec = {
+        "name": "tiny",
+        "version": "0.1.0",
+        "base": {"path": str(tiny_llama_dir)},
+        "adapter": {"path": "adapter"},
+        "merge": {"shard_size": "2MB"},
+        "eval": {"results": ["results.yaml"]},
+        "gguf": {"types": []},
+    }
+    (root / "release.yaml").write_text(yaml.safe_dump(spec))
+    list(run_release(load_spec(root / "release.yaml")))
+    return root / "release.yaml"
+
+
+def test_a_moved_release_folder_keeps_every_stage(built, tmp_path):
+    original = tmp_path / "release"
+    shutil.copytree(built.parent, original)
+    spec = load_spec(original / "release.yaml")
+    assert stage_states(spec) == BUILT
+    manifest = Manifest.load(spec.workspace / MANIFEST_NAME)
+    assert [r.path for r in manifest.stages["card"].inputs] == ["results.yaml"]
+    assert "config.json" in [r.path for r in manifest.stages["merge"].inputs]  # the base's
+    before = files(original)
+
+    moved = tmp_path / "elsewhere" / "checkout"
+    shutil.move(original, moved)
+    spec = load_spec(moved / "release.yaml")
+    assert spec.workspace == moved / "build"
+    assert stage_states(spec) == BUILT
+    events = list(run_release(spec))
+    assert started(events) == []
+    done = [e.stage for e in events if e.reason.startswith("unchanged since")]
+    assert done == [stage for stage, state in BUILT.items() if state == "done"], events
+    assert files(moved) == before  # outputs and manifest: not a byte rewritten
+
+    # One changed byte of the adapter still reruns it and the stages below it.
+    weights = moved / "adapter" / "adapter_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    assert set(stage_states(spec).values()) == {"stale", "skipped"}
+    assert started(list(run_release(spec))) == ["adapter", "merge", "evaluate", "card"]
+    assert files(moved / "build" / "merge") != {
+        k.removeprefix("build/merge/"): v for k, v in before.items() if k.startswith("build/merge/")
+    }
+
+
+def test_a_base_moved_to_another_cache_is_the_same_base(built, tiny_llama_dir, tmp_path):
+    """Outside the release's folder, an input is keyed by its content alone."""
+    cache = tmp_path / "other-cache" / "tiny-llama"
+    shutil.copytree(tiny_llama_dir, cache)
+    spec = load_spec(built)
+    moved_base = spec.model_copy(update={"base": spec.base.model_copy(update={"path": cache})})
+    assert stage_states(moved_base) == BUILT
+    (cache / "config.json").write_text((cache / "config.json").read_text() + "\n")
+    assert stage_states(moved_base)["adapter"] == "stale"
+
+
+class PathStage(Stage):
+    """Reads an input file and holds its path in its settings, as the real stages do."""
+
+    name, title = "reader", "Reader"
+
+    def settings(self, spec):
+        return {"adapter": str(spec.adapter.path), "heldout": str(spec.eval.heldout_text)}
+
+    def input_paths(self, spec):
+        return [spec.adapter.path, spec.eval.heldout_text]
+
+    def run(self, ctx: StageContext) -> StageRun:
+        (ctx.out_dir / "out.txt").write_text("read")
+        yield ctx.log("read")
+        return StageOutput()
+
+
+def test_paths_inside_the_folder_are_keyed_relative_to_it(tmp_path):
+    outside = tmp_path / "shared" / "heldout.txt"
+    outside.parent.mkdir()
+    outside.write_text("held out")
+    root = tmp_path / "a"
+    (root / "adapter").mkdir(parents=True)
+    (root / "adapter" / "adapter_config.json").write_text("{}")
+    spec_text = "name: t\nversion: '1'\nbase: {repo_id: a/b}\nadapter: {path: adapter}\n"
+    (root / "release.yaml").write_text(spec_text + f"eval: {{heldout_text: {outside}}}\n")
+    list(run_release(load_spec(root / "release.yaml"), stages=[PathStage()]))
+    record = Manifest.load(root / "build" / MANIFEST_NAME).stages["reader"]
+    assert [r.path for r in record.inputs] == ["adapter/adapter_config.json", "heldout.txt"]
+
+    shutil.copytree(root, tmp_path / "b")
+    copy = load_spec(tmp_path / "b" / "release.yaml")
+    assert stage_states(copy, [PathStage()]) == {"reader": "done"}
+    # Another file at the same place in the folder is another input.
+    (tmp_path / "b" / "adapter" / "adapter_config.json").write_text('{"r": 8}')
+    assert stage_states(copy, [PathStage()]) == {"reader": "stale"}
+    # The same content at another place in the folder is another input too.
+    renamed = tmp_path / "a" / "lora"
+    (tmp_path / "a" / "adapter").rename(renamed)
+    spec = load_spec(root / "release.yaml")
+    spec = spec.model_copy(update={"adapter": spec.adapter.model_copy(update={"path": renamed})})
+    assert stage_states(spec, [PathStage()]) == {"reader": "stale"}
+    events = list(run_release(load_spec(tmp_path / "b" / "release.yaml"), stages=[PathStage()]))
+    assert not any(isinstance(e, StageSkipped) for e in events)
