@@ -58,3 +58,26 @@ class NotAvailableError(StageError):
 
 class HubError(ReleaseError):
     """The Hugging Face Hub refused or failed a request."""
+
+
+class NotEnoughResources(StageError):
+    """A stage would not fit: its outputs on the disk or its peak in memory. Exit code 1,
+    as for a disk that fills up midway: the same spec succeeds on a machine with room.
+
+    ``resource`` is "disk" or "memory"; ``needed`` and ``available`` are bytes; ``where``
+    names the filesystem (the workspace's nearest folder) or the memory limit.
+    """
+
+    def __init__(
+        self,
+        stage: str,
+        message: str,
+        *,
+        hint: str | None = None,
+        resource: str,
+        needed: int,
+        available: int,
+        where: str,
+    ) -> None:
+        super().__init__(stage, message, hint=hint)
+        self.resource, self.needed, self.available, self.where = resource, needed, available, where

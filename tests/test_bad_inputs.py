@@ -23,6 +23,8 @@ import pytest
 
 from release.cli import main
 
+pytest_plugins = ("tests.disk_fixtures",)  # the small_disk fixture
+
 CORPUS = Path(__file__).parent / "bad_inputs"
 GOOD_CARD = Path(__file__).parent / "cards_samples" / "cards" / "good.md"
 CARD_YAML = Path(__file__).parent / "cards_samples" / "demo" / "card.yaml"
@@ -446,26 +448,12 @@ def test_bad_input_fails_cleanly(case: Case, release: Release, capsys):
     _check_nothing_left(release, before)
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 48 MB tmpfs (root only): room for the tiny release, then filled on demand."""
-    import subprocess
-
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
-
-
 def test_a_full_disk_while_writing_the_gguf_fails_cleanly(
-    small_disk, tiny_llama_dir, good_adapter, capsys
+    small_disk, tiny_llama_dir, good_adapter, capsys, monkeypatch
 ):
     import os
+
+    monkeypatch.setenv("MODEL_RELEASE_SKIP_PREFLIGHT", "1")  # the write itself must fail
 
     shutil.copytree(good_adapter, small_disk / "adapter")
     release = Release(small_disk, tiny_llama_dir)

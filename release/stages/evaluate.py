@@ -46,7 +46,13 @@ class EvaluateStage(Stage):
         return {name: version(name) for name in ("torch", "transformers", "peft")}
 
     def run(self, ctx: StageContext) -> StageRun:
-        facts: dict[str, Any] = {}
+        from release.base_model import resolve_base_dir
+        from release.preflight import check, evaluate_needs
+
+        needs = evaluate_needs(
+            resolve_base_dir(ctx.spec.base), ctx.stage_dir("merge"), ctx.stage_dir("adapter")
+        )
+        facts: dict[str, Any] = yield from check(ctx, needs)
         facts["results"], facts["gate"] = _gate(ctx)
         yield from _model_checks(ctx, facts)
         return StageOutput(facts=facts)

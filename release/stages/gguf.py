@@ -57,7 +57,11 @@ class GGUFStage(Stage):
 
     def run(self, ctx: StageContext) -> StageRun:
         from release.gguf_export.build import build_gguf_files
+        from release.preflight import check, gguf_needs
 
+        needs = gguf_needs(ctx.stage_dir("merge"), ctx.spec.gguf.types)
+        preflight = yield from check(ctx, needs)
         facts = yield from build_gguf_files(ctx)
         facts["tools"] = self.tools()
+        facts.update(preflight)
         return StageOutput(facts=facts)

@@ -34,12 +34,18 @@ class MergeStage(Stage):
         from release.base_model import resolve_base_dir
         from release.intake import TARGETS_NAME
         from release.merge_stream import merge_streaming
+        from release.preflight import check, merge_needs
         from release.relay import relay
 
         adapter_dir = ctx.stage_dir("adapter")
+        base_dir = resolve_base_dir(ctx.spec.base)
+        merge = ctx.spec.merge
+        preflight = yield from check(
+            ctx, merge_needs(base_dir, adapter_dir, merge.dtype, merge.shard_size)
+        )
         targets = json.loads((adapter_dir / TARGETS_NAME).read_text(encoding="utf-8"))
         steps = merge_streaming(
-            resolve_base_dir(ctx.spec.base),
+            base_dir,
             adapter_dir,
             targets,
             ctx.out_dir,
@@ -59,5 +65,6 @@ class MergeStage(Stage):
                 "tensors_merged": result.tensors_merged,
                 "peak_rss_bytes": result.peak_rss,
                 "tokenizer_from": result.tokenizer_from,
+                **preflight,
             }
         )

@@ -1,0 +1,268 @@
+"""Preflight: a stage that would not fit refuses before writing, with the numbers.
+
+Disk: real tmpfs mounts too small for the merge or the GGUF files, then big enough.
+Memory: the decision on measured inputs, the cgroup reader on cgroup files laid out as
+the kernel does, and the CLI in a real cgroup v1 memory limit where we may make one.
+The estimates are measured against the files the stages really write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.filesize import decimal
+
+from release.cli import main
+from release.errors import NotEnoughResources
+from release.manifest import MANIFEST_NAME, Manifest
+from release.preflight import (
+    Resources,
+    cgroup_headroom,
+    disk_margin,
+    merge_needs,
+    refusal,
+)
+from tests.disk_fixtures import tmpfs
+
+SPEC = "name: tiny\nversion: 0.1.0\nbase:\n  path: {base}\nadapter:\n  path: adapter\n"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_llama_dir, tmp_path_factory) -> Path:
+    from tests.lora_models import make_adapter
+
+    path = tmp_path_factory.mktemp("preflight") / "adapter"
+    return make_adapter(tiny_llama_dir, path, target_modules=["q_proj", "v_proj"])
+
+
+def release_in(root: Path, base: Path, adapter: Path, extra: str = "") -> Path:
+    shutil.copytree(adapter, root / "adapter")
+    spec = root / "release.yaml"
+    spec.write_text(SPEC.format(base=base) + "eval:\n  enabled: false\n" + extra)
+    return spec
+
+
+def run(spec: Path, *stages: str) -> list[str]:
+    return ["run", str(spec), *(arg for s in stages for arg in ("--stage", s))]
+
+
+def refused_line(capsys, code: int) -> str:
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+def output_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_merge_that_does_not_fit_is_refused_before_a_byte(
+    tmp_path, tiny_llama_dir, adapter, capsys
+):
+    with tmpfs(tmp_path / "disk", "20m") as disk:
+        spec = release_in(disk, tiny_llama_dir, adapter)
+        assert main(run(spec, "adapter")) == 0
+        workspace = disk / "build"
+        before = sorted(p.name for p in workspace.iterdir())
+        capsys.readouterr()
+
+        line = refused_line(capsys, main(run(spec, "merge")))
+
+        free = shutil.disk_usage(disk).free  # nothing written since the check
+        needed = merge_needs(tiny_llama_dir, workspace / "adapter", "auto", 2 * 10**9)
+        assert line.startswith(f"error: merge: not enough disk space in {workspace}: ")
+        assert f"the merged model needs {decimal(needed.output_bytes)}" in line
+        assert f"{decimal(free)} free" in line
+        assert "move the workspace" in line and "shard_size does not help" in line
+        assert sorted(p.name for p in workspace.iterdir()) == before
+        assert sorted(Manifest.load(workspace / MANIFEST_NAME).stages) == ["adapter"]
+
+
+def test_merge_and_gguf_fit_a_bigger_disk_and_the_estimates_hold(
+    tmp_path, tiny_llama_dir, adapter, capsys
+):
+    with tmpfs(tmp_path / "disk", "48m") as small_disk:
+        _fit_a_bigger_disk(small_disk, tiny_llama_dir, adapter, capsys)
+
+
+def _fit_a_bigger_disk(small_disk: Path, tiny_llama_dir: Path, adapter: Path, capsys) -> None:
+    spec = release_in(small_disk, tiny_llama_dir, adapter, "gguf:\n  types: [q8_0]\n")
+    workspace = small_disk / "build"
+    assert main(run(spec, "adapter", "merge")) == 0
+
+    facts = Manifest.load(workspace / MANIFEST_NAME).facts("merge")
+    written = output_bytes(workspace / "merge")
+    assert abs(facts["estimated_output_bytes"] - written) <= 0.02 * written
+    assert 0 < facts["free_disk_bytes"] <= 48 * 2**20
+    assert facts["available_memory_bytes"] > facts["estimated_peak_memory_bytes"] > 0
+
+    # f32 + f16 + q8_0 is about 50 MB: more than the 48 MB disk has left
+    many = spec.read_text().replace("[q8_0]", "[f32, f16, q8_0]")
+    (small_disk / "many.yaml").write_text(many)
+    capsys.readouterr()
+    line = refused_line(capsys, main(run(small_disk / "many.yaml", "gguf")))
+    assert "not enough disk space" in line and "3 GGUF files (f32 27.2 MB" in line
+    assert "choose fewer gguf.types" in line
+    assert f"{decimal(shutil.disk_usage(small_disk).free)} free" in line
+    assert not (workspace / "gguf").exists() and not list(workspace.glob(".partial-*"))
+
+    assert main(run(spec, "gguf")) == 0
+    facts = Manifest.load(workspace / MANIFEST_NAME).facts("gguf")
+    (gguf_file,) = (workspace / "gguf").iterdir()
+    assert facts["estimated_output_bytes"] == pytest.approx(gguf_file.stat().st_size, rel=0.005)
+
+
+# --- memory -------------------------------------------------------------------------
+
+
+def test_the_decision_on_measured_numbers(tiny_llama_dir, adapter, tmp_path):
+    from release.preflight import measure
+
+    needs = merge_needs(tiny_llama_dir, adapter, "auto", 2 * 10**9)
+    have = measure(tmp_path)
+    assert refusal("merge", needs, have) is None  # a tiny merge fits this machine
+
+    short = Resources(have.disk_path, have.free_disk_bytes, needs.memory_bytes - 1, "RAM")
+    problem = refusal("merge", needs, short)
+    assert isinstance(problem, NotEnoughResources) and problem.exit_code == 1
+    assert (problem.resource, problem.needed, problem.available) == (
+        "memory",
+        needs.memory_bytes,
+        needs.memory_bytes - 1,
+    )
+    assert str(problem).startswith(
+        f"merge: not enough memory: merge needs about {decimal(needs.memory_bytes)}"
+    )
+    assert (
+        refusal(
+            "merge",
+            needs,
+            Resources(have.disk_path, have.free_disk_bytes, needs.memory_bytes, "RAM"),
+        )
+        is None
+    )
+
+    exact = needs.output_bytes + disk_margin(needs.output_bytes)
+    full = Resources(tmp_path, exact - 1, have.available_memory_bytes, "RAM")
+    assert refusal("merge", needs, full).resource == "disk"
+    assert (
+        refusal("merge", needs, Resources(tmp_path, exact, have.available_memory_bytes, "RAM"))
+        is None
+    )
+
+
+def _cgroup_tree(root: Path, proc_cgroup: str, files: dict[str, str]) -> tuple[Path, Path]:
+    """A /proc/self/cgroup and a cgroup filesystem as the kernel lays them out."""
+    (root / "cgroup").write_text(proc_cgroup)
+    for name, text in files.items():
+        (root / "fs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "fs" / name).write_text(text)
+    return root / "cgroup", root / "fs"
+
+
+def test_cgroup_v2_limit_the_tightest_level_wins(tmp_path):
+    proc, fs = _cgroup_tree(
+        tmp_path,
+        "0::/user.slice/job\n",
+        {
+            "cgroup.controllers": "cpu memory\n",
+            "user.slice/memory.max": "1000000000\n",
+            "user.slice/memory.current": "600000000\n",
+            "user.slice/memory.stat": "anon 500000000\ninactive_file 50000000\n",
+            "user.slice/job/memory.max": "max\n",
+            "user.slice/job/memory.current": "300000000\n",
+        },
+    )
+    assert cgroup_headroom(proc, fs) == (450_000_000, str(fs / "user.slice"))
+
+
+def test_cgroup_v1_no_limit_is_none_and_a_namespace_reads_its_top(tmp_path):
+    proc, fs = _cgroup_tree(
+        tmp_path,
+        "4:memory:/docker/abc\n3:cpu:/docker/abc\n",
+        {
+            "memory/memory.limit_in_bytes": "9223372036854771712\n",
+            "memory/memory.usage_in_bytes": "1",
+        },
+    )
+    assert cgroup_headroom(proc, fs) is None
+    (fs / "memory" / "memory.limit_in_bytes").write_text("2000\n")
+    (fs / "memory" / "memory.stat").write_text("cache 9\ntotal_inactive_file 10\n")
+    assert cgroup_headroom(proc, fs) == (2009, str(fs / "memory"))
+
+
+MEMORY_V1 = Path("/sys/fs/cgroup/memory")
+
+
+def _own_memory_cgroup() -> Path | None:
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, group = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            folder = MEMORY_V1 / group.strip("/")
+            return folder if (folder / "memory.limit_in_bytes").is_file() else None
+    return None
+
+
+@pytest.fixture
+def memory_limit(tmp_path):
+    """Make a child cgroup v1 with a memory limit; returns a function that runs the CLI
+    in it (root and cgroup v1 only)."""
+    parent = _own_memory_cgroup()
+    if parent is None or os.geteuid() != 0:
+        pytest.skip("needs root and a cgroup v1 memory controller")
+    group = parent / f"model-release-test-{os.getpid()}"
+    try:
+        group.mkdir()
+    except OSError as exc:
+        pytest.skip(f"cannot make a cgroup here: {exc}")
+
+    def run_cli(limit: int, *argv: str) -> subprocess.CompletedProcess:
+        (group / "memory.limit_in_bytes").write_text(str(limit))
+        procs = group / "cgroup.procs"
+        return subprocess.run(
+            [sys.executable, "-m", "release.cli", *argv],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            preexec_fn=lambda: procs.write_text(str(os.getpid())),
+        )
+
+    yield run_cli
+    group.rmdir()
+
+
+@pytest.mark.slow
+def test_a_merge_over_a_cgroup_memory_limit_is_refused(
+    memory_limit, smollm2_base_dir, smollm2_adapter_dir, tmp_path
+):
+    spec = release_in(tmp_path, smollm2_base_dir, smollm2_adapter_dir)
+    assert main(run(spec, "adapter")) == 0
+    needs = merge_needs(smollm2_base_dir, tmp_path / "build" / "adapter", "auto", 2 * 10**9)
+    assert needs.memory_bytes > 300 * 10**6  # the embedding's float32 copies
+
+    done = memory_limit(300 * 10**6, *run(spec, "merge"))
+
+    assert done.returncode == 1, done.stderr
+    match = re.fullmatch(
+        r"error: merge: not enough memory: merge needs about (\S+ \S+) at its peak, "
+        r"(\S+ \S+) available \(the memory limit of cgroup (\S+)\) \(close other programs.*\)",
+        done.stderr.strip(),
+    )
+    assert match, done.stderr
+    assert match[1] == decimal(needs.memory_bytes) and match[3].startswith(str(MEMORY_V1))
+    assert not (tmp_path / "build" / "merge").exists()
+
+    done = memory_limit(2 * 10**9, *run(spec, "merge"))
+    assert done.returncode == 0, done.stderr
+    facts = json.loads((tmp_path / "build" / MANIFEST_NAME).read_text())["stages"]["merge"]["facts"]
+    assert facts["available_memory_bytes"] < 2 * 10**9
+    assert facts["estimated_peak_memory_bytes"] == needs.memory_bytes
