@@ -337,8 +337,10 @@ def main(argv: list[str] | None = None) -> int:
         _output.error("interrupted")
         return 130
     except BaseException as exc:
-        if debug:
-            traceback.print_exc()
+        if debug:  # exception messages can carry the token (a Hub echoing it back)
+            from release.console import redact
+
+            sys.stderr.write(redact(traceback.format_exc()))
         message, code = explain(exc)
         _output.error(message)
         return code
