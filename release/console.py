@@ -31,6 +31,7 @@ from release.events import (
     StageStarted,
 )
 from release.events import Progress as ProgressEvent
+from release.units import human
 
 _TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{20,}")
 
@@ -60,16 +61,6 @@ class Output:
 
     def error(self, text: str) -> None:
         self.err.print(escape(redact(text)), style="red", soft_wrap=True)
-
-
-def _human(value: float, unit: str) -> str:
-    if unit != "bytes":
-        return f"{value:g}"
-    for suffix in ("B", "KB", "MB", "GB"):
-        if value < 1000 or suffix == "GB":
-            return f"{value:.0f} {suffix}" if suffix == "B" else f"{value:.1f} {suffix}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 class EventPrinter:
@@ -106,7 +97,7 @@ class EventPrinter:
             case ProgressEvent(stage, done, total, unit, message):
                 if self._task is not None:
                     detail = message or (
-                        f"{_human(done, unit)} / {_human(total, unit)}" if total else ""
+                        f"{human(done, unit)} / {human(total, unit)}" if total else ""
                     )
                     self.progress.update(
                         self._task, completed=done, total=total, detail=redact(detail)
