@@ -19,7 +19,7 @@ import typer
 
 from cards.cli import app as card_app
 from release import __version__
-from release.console import EventPrinter, Output
+from release.console import EventPrinter, JsonLinesPrinter, Output
 from release.error_table import explain
 
 if TYPE_CHECKING:
@@ -44,6 +44,14 @@ app.add_typer(spec_app, name="spec")
 app.add_typer(card_app, name="card")
 
 SpecArg = Annotated[Path, typer.Argument(help="The release spec (release.yaml).")]
+JsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print each event as one JSON object per line on stdout (type, stage, "
+        "done/total/unit/message, facts; a failure's one-line error), for CI tools.",
+    ),
+]
 _output = Output()
 
 
@@ -66,7 +74,13 @@ def _main(
     _output.quiet = quiet
 
 
-def _run_and_print(spec_path: Path, *, expect_version: str | None = None, **options) -> int:
+def _run_and_print(
+    spec_path: Path,
+    *,
+    expect_version: str | None = None,
+    json_lines: bool = False,
+    **options,
+) -> int:
     from release.runner import run_release
     from release.spec import load_spec
 
@@ -75,17 +89,22 @@ def _run_and_print(spec_path: Path, *, expect_version: str | None = None, **opti
         from release.github import check_tag
 
         check_tag(spec, expect_version, spec_path)
-    _output.info(f"release {spec.name} {spec.tag} → {spec.workspace}")
-    _show(spec, run_release(spec, **options))
-    _output.info(f"done: {spec.workspace / 'manifest.json'}")
+    if not json_lines:
+        _output.info(f"release {spec.name} {spec.tag} → {spec.workspace}")
+    _show(spec, run_release(spec, **options), json_lines=json_lines)
+    if not json_lines:
+        _output.info(f"done: {spec.workspace / 'manifest.json'}")
     return 0
 
 
-def _show(spec: ReleaseSpec, events: Generator[Event, None, T]) -> T:
-    """Print the events (and, in GitHub Actions, report them); returns their result."""
+def _show(spec: ReleaseSpec, events: Generator[Event, None, T], *, json_lines: bool = False) -> T:
+    """Print the events (and, in GitHub Actions, report them); returns their result.
+
+    With ``json_lines``, stdout holds nothing but the events, one JSON object a line."""
     from release.github import job_report
 
-    with EventPrinter(_output) as printer, job_report(spec) as report:
+    printer = JsonLinesPrinter() if json_lines else EventPrinter(_output)
+    with printer, job_report(spec) as report:
         while True:
             try:
                 event = next(events)
@@ -118,6 +137,7 @@ def run(
             "that triggered the workflow (v1.2.0 or 1.2.0).",
         ),
     ] = None,
+    json_lines: JsonOpt = False,
 ) -> None:
     """Run a release: each stage whose inputs changed since the last run, in order.
 
@@ -126,14 +146,29 @@ def run(
     """
     from release.stages import default_stages
 
+    _refuse_json_with_dry_run(json_lines, dry_run)
     stages = default_stages()
     if dry_run:
         stages = [s for s in stages if s.name != "push"]
     _run_and_print(
-        spec, expect_version=expect_version, stages=stages, only=stage, force=force or ()
+        spec,
+        expect_version=expect_version,
+        json_lines=json_lines,
+        stages=stages,
+        only=stage,
+        force=force or (),
     )
     if dry_run:
         _print_push_plan(spec)
+
+
+def _refuse_json_with_dry_run(json_lines: bool, dry_run: bool) -> None:
+    from release.errors import InputError
+
+    if json_lines and dry_run:
+        raise InputError(
+            "--json with --dry-run: a dry run prints a plan, not events", hint="drop one of them"
+        )
 
 
 def _print_push_plan(spec_path: Path) -> None:
@@ -161,6 +196,7 @@ def push(
             "README.md and .eval_results/; no model is downloaded or uploaded.",
         ),
     ] = False,
+    json_lines: JsonOpt = False,
 ) -> None:
     """Publish a built release: one commit per repo, then the tag v<version>.
 
@@ -169,14 +205,15 @@ def push(
     With --card-only, refresh the card of the published release instead (e.g. after
     committing new eval results): one commit to push.repo_id, the tag is not moved.
     """
+    _refuse_json_with_dry_run(json_lines, dry_run)
     if card_only:
-        _push_card(spec, dry_run=dry_run)
+        _push_card(spec, dry_run=dry_run, json_lines=json_lines)
         return
     if dry_run:
         _print_push_plan(spec)
         return
     _refuse_out_of_date(spec)
-    _run_and_print(spec, only=["push"], force=["push"])
+    _run_and_print(spec, json_lines=json_lines, only=["push"], force=["push"])
 
 
 def _refuse_out_of_date(spec_path: Path) -> None:
@@ -197,13 +234,15 @@ def _refuse_out_of_date(spec_path: Path) -> None:
         )
 
 
-def _push_card(spec_path: Path, *, dry_run: bool) -> None:
+def _push_card(spec_path: Path, *, dry_run: bool, json_lines: bool) -> None:
     from release.hub.card_only import publish_card
     from release.hub.plan import PushPlan, render_plan
     from release.spec import load_spec
 
     spec = load_spec(spec_path)
-    pushed = _show(spec, publish_card(spec, dry_run=dry_run))
+    pushed = _show(spec, publish_card(spec, dry_run=dry_run), json_lines=json_lines)
+    if json_lines:
+        return
     if pushed.result is None:
         _output.info(render_plan(PushPlan(repos=(pushed.plan,), generated=())))
     else:

@@ -3,13 +3,17 @@
 ``EventPrinter`` turns runner events into a live progress bar per stage and a line per
 finished stage. Every string is passed through ``redact`` first, so an HF_TOKEN that
 slipped into an exception message or a log line never reaches the terminal.
+``JsonLinesPrinter`` is the machine-readable twin (``--json``): one JSON object per event
+per line on stdout, for CI tools and other front ends that follow a run.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -119,3 +123,56 @@ class EventPrinter:
         if self._task is not None:
             self.progress.remove_task(self._task)
             self._task = None
+
+
+class JsonLinesPrinter:
+    """Write each runner event as one JSON object on a line of stdout, flushed at once.
+
+    Objects carry ``type`` (``stage_started``, ``progress``, ``log``, ``stage_skipped``,
+    ``stage_finished``, ``stage_failed``), ``stage`` and the event's fields; a failure's
+    ``error`` is its one-line message. Every string is redacted, facts included, before
+    it is escaped into JSON (where a token's escaped form could differ from the token).
+    """
+
+    def __enter__(self) -> JsonLinesPrinter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def show(self, event: Event) -> None:
+        line = json.dumps(_redacted(event_json(event)), ensure_ascii=False)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """The JSON object ``--json`` prints for ``event``."""
+    match event:
+        case StageStarted(stage, title):
+            return {"type": "stage_started", "stage": stage, "title": title}
+        case ProgressEvent(stage, done, total, unit, message):
+            fields = {"done": done, "total": total, "unit": unit, "message": message}
+            return {"type": "progress", "stage": stage, **fields}
+        case Log(stage, message, level):
+            return {"type": "log", "stage": stage, "level": level, "message": message}
+        case StageSkipped(stage, reason):
+            return {"type": "stage_skipped", "stage": stage, "reason": reason}
+        case StageFinished(stage, seconds, facts):
+            return {"type": "stage_finished", "stage": stage, "seconds": seconds, "facts": facts}
+        case StageFailed(stage, error):
+            from release.error_table import explain
+
+            return {"type": "stage_failed", "stage": stage, "error": explain(error)[0]}
+    raise TypeError(f"not a runner event: {event!r}")
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` with every string redacted; what JSON cannot hold becomes its str()."""
+    if isinstance(value, dict):
+        return {redact(str(key)): _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(str(value))

@@ -18,7 +18,7 @@ import json
 import re
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,10 +57,22 @@ class _Mismatch:
         return InputError(message, hint=hint)
 
 
-def inspect(spec: ReleaseSpec, out_dir: Path) -> Iterator[str]:
+@dataclass(frozen=True)
+class TensorChecked:
+    """Intake's progress: ``done`` of the adapter's ``total`` tensors read and checked."""
+
+    done: int
+    total: int
+    name: str
+
+
+def inspect(
+    spec: ReleaseSpec, out_dir: Path
+) -> Generator[str | TensorChecked, None, dict[str, Any]]:
     """Check the adapter against the base and write the intake folder into ``out_dir``.
 
-    Yields log lines; returns the facts for the manifest."""
+    Yields log lines and a ``TensorChecked`` per adapter tensor read; returns the facts
+    for the manifest."""
     adapter_dir = spec.adapter.path
     label = base_label(spec.base)
     mismatch = _Mismatch(adapter_dir, label)
@@ -82,7 +94,7 @@ def inspect(spec: ReleaseSpec, out_dir: Path) -> Iterator[str]:
     staged = out_dir / lora.WEIGHTS_NAME
     adapter_format = _stage_weights(adapter_dir, staged, spec.adapter.allow_pickle)
     adapter = {info.name: info for info in list_file_tensors(staged)}
-    _check_finite(adapter, adapter_dir / lora.WEIGHTS_NAME)
+    yield from _check_finite(adapter, adapter_dir / lora.WEIGHTS_NAME)
     edits = lora.group_edits(list(adapter), adapter_dir / lora.WEIGHTS_NAME)
     targets, model_class = parameter_to_checkpoint(
         base_dir,
@@ -155,20 +167,20 @@ def _stage_weights(adapter_dir: Path, target: Path, allow_pickle: bool) -> str:
     return "pickle"
 
 
-def _check_finite(adapter: dict[str, TensorInfo], source: Path) -> None:
+def _check_finite(adapter: dict[str, TensorInfo], source: Path) -> Iterator[TensorChecked]:
     """NaN or inf in an adapter spreads into every merged weight it touches: refuse it."""
     import numpy as np
 
-    for info in adapter.values():
-        if info.dtype not in FLOAT_DTYPES:
-            continue
-        with open(info.file, "rb") as handle:
-            values = to_float32(read_array(handle, info), info.dtype)
-        if not np.isfinite(values).all():
-            raise InputError(
-                f"{source}: tensor {info.name} holds NaN or inf",
-                hint="the training diverged; release an earlier checkpoint",
-            )
+    for done, info in enumerate(adapter.values(), start=1):
+        if info.dtype in FLOAT_DTYPES:
+            with open(info.file, "rb") as handle:
+                values = to_float32(read_array(handle, info), info.dtype)
+            if not np.isfinite(values).all():
+                raise InputError(
+                    f"{source}: tensor {info.name} holds NaN or inf",
+                    hint="the training diverged; release an earlier checkpoint",
+                )
+        yield TensorChecked(done, len(adapter), info.name)
 
 
 def _check_edit(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from release.events import Event
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
 
@@ -29,8 +30,13 @@ class AdapterStage(Stage):
         return {"transformers": version("transformers"), "safetensors": version("safetensors")}
 
     def run(self, ctx: StageContext) -> StageRun:
-        from release.intake import inspect
+        from release.intake import TensorChecked, inspect
         from release.relay import relay
 
-        facts = yield from relay(inspect(ctx.spec, ctx.out_dir), ctx.log)
+        def event(item: str | TensorChecked) -> Event:
+            if isinstance(item, TensorChecked):
+                return ctx.progress(item.done, item.total, "tensors", item.name)
+            return ctx.log(item)
+
+        facts = yield from relay(inspect(ctx.spec, ctx.out_dir), event)
         return StageOutput(facts=facts)

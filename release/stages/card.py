@@ -50,7 +50,8 @@ class CardStage(Stage):
         if spec.push.adapter_repo_id:
             adapter = card_context(spec, ctx.manifest, "adapter")
             cards["adapter/README.md"] = render_model_card(adapter, templates)
-        for path, text in cards.items():
+        for done, (path, text) in enumerate(cards.items(), start=1):
             atomic_write_text(ctx.out_dir / path, text)
             yield ctx.log(f"wrote {path} ({len(text):,} characters)")
+            yield ctx.progress(done, len(cards), "cards", path)
         return StageOutput(facts={"cards": sorted(cards)})
