@@ -173,13 +173,14 @@ def _refuse_json_with_dry_run(json_lines: bool, dry_run: bool) -> None:
 
 def _print_push_plan(spec_path: Path) -> None:
     from release.hub.plan import render_plan
+    from release.hub.remote import hub_lines
     from release.spec import load_spec
     from release.stages.push import dry_run
 
     plan, warnings = dry_run(load_spec(spec_path))
     for warning in warnings:
         _output.markup(f"[yellow]warning:[/yellow] {warning}")
-    _output.info(render_plan(plan))
+    _output.info(render_plan(plan, hub_lines(plan)))
 
 
 @app.command()

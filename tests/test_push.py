@@ -408,3 +408,138 @@ def test_cli_push_refuses_files_older_than_the_spec(hub, built_release, capsys):
     err = capsys.readouterr().err
     assert "card changed or not built since the last run" in err
     assert f"run `model-release run {spec_path}`" in err
+
+
+def with_results(release: BuiltRelease, folder: Path, scores: dict[str, float]):
+    """The spec with stored eval results, and the real card stage run on them."""
+    import yaml
+
+    from release.stages.card import CardStage
+
+    rows = [
+        {"task": task, "metric": "acc", "value": value, "n_shot": 0, "dataset": f"org/{task}"}
+        for task, value in scores.items()
+    ]
+    results = folder / "results.yaml"
+    results.write_text(yaml.safe_dump({"harness": "my-harness", "results": rows}))
+    spec = release.spec.model_copy(
+        update={"eval": release.spec.eval.model_copy(update={"results": [results]})}
+    )
+    list(run_release(spec, stages=[CardStage()], force=["card"]))
+    return spec
+
+
+def test_the_push_publishes_the_card_stages_eval_results(hub, built_release, tmp_path):
+    from huggingface_hub import HfApi, parse_eval_result_entries
+
+    api = HfApi(endpoint=hub.url, token=CANARY_TOKEN)
+    api.create_repo(REPO_ID)
+    api.upload_file(
+        path_or_fileobj=b"- old", path_in_repo=".eval_results/old.yaml", repo_id=REPO_ID
+    )
+    spec = with_results(built_release, tmp_path, {"arc_easy": 0.7348, "hellaswag": 0.4125})
+    entries = {
+        f".{path}": digest  # the card stage's eval_results/ go to the Hub's .eval_results/
+        for path, digest in expected_files(built_release, "card").items()
+        if path.startswith("eval_results/")
+    }
+    assert sorted(entries) == [
+        ".eval_results/arc_easy-acc.yaml",
+        ".eval_results/hellaswag-acc.yaml",
+    ]
+
+    push(spec)
+
+    remote = downloaded(hub, REPO_ID, "v1.0.0", tmp_path)
+    assert {k: v for k, v in remote.items() if k.startswith(".eval_results/")} == entries
+    scores = {}
+    for name in entries:
+        (entry,) = parse_eval_result_entries(yaml_of(hub.read(REPO_ID, name, "v1.0.0")))
+        scores[entry.dataset_id] = entry.value
+    assert scores == {"org/arc_easy": 0.7348, "org/hellaswag": 0.4125}
+    (result,) = built_release.manifest().stages["push"].facts["repos"]
+    assert result["deleted"] == [".eval_results/old.yaml"], "an older release's scores go"
+
+
+def yaml_of(data: bytes):
+    import yaml
+
+    return yaml.safe_load(data)
+
+
+def cli_plan(spec, folder: Path, capsys) -> str:
+    """`model-release push --dry-run` on ``spec``; its output."""
+    from release.cli import main
+
+    path = folder / "release.yaml"
+    path.write_text(spec.to_yaml(folder))
+    assert main(["push", "--dry-run", str(path)]) == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_the_dry_run_says_what_the_hub_holds_and_only_reads(hub, built_release, tmp_path, capsys):
+    from release.units import human
+
+    spec = built_release.spec
+    plan, _ = dry_run(spec)
+    size, count = human(plan.repos[0].total_bytes, "bytes"), len(plan.repos[0].files)
+    text = cli_plan(spec, tmp_path, capsys)
+    assert (
+        "on the Hub: no such repo (or not visible without a token): the push creates it "
+        f"and uploads all {count} files ({size}), then tags it v1.0.0" in text
+    )
+    assert hub.calls("commit") == [] and hub.calls("create_repo") == []
+
+    events = push(spec)
+    assert f"{REPO_ID}: one commit uploading {count} files ({size}); 0 already on the Hub" in [
+        getattr(e, "message", None) for e in events
+    ]
+    before = len(hub.requests)
+    text = cli_plan(spec, tmp_path, capsys)
+    tagged = hub.repo(REPO_ID).tags["v1.0.0"]
+    assert (
+        f"on the Hub: tag v1.0.0 exists (released before at {tagged[:12]}): nothing to push" in text
+    )
+    reads = hub.requests[before:]
+    assert reads and {r.method for r in reads} == {"GET"}
+    assert {r.authorization for r in reads} == {f"Bearer {CANARY_TOKEN}"}
+    # The push does what the plan said.
+    push(spec)
+    (again,) = built_release.manifest().stages["push"].facts["repos"]
+    assert again["status"] == "released-before" and again["commit"] == tagged
+    assert hub.repo(REPO_ID).tags == {"v1.0.0": tagged}
+
+    card = built_release.workspace / "card" / "README.md"
+    card.write_text(card.read_text() + "\nOne more line.\n")
+    _rerecord(built_release, "card")
+    text = cli_plan(spec, tmp_path, capsys)
+    assert (
+        "on the Hub: tag v1.0.0 already exists and holds other files (2 differ); a published "
+        "tag is never moved: the push refuses; bump `version`" in text
+    )
+    with pytest.raises(StageError, match=r"tag v1\.0\.0 already exists and holds other files \(2"):
+        push(spec)
+
+    newer = spec.model_copy(update={"version": "1.0.1"})
+    plan, _ = dry_run(newer)
+    changed = [f for f in plan.repos[0].files if f.path_in_repo in ("README.md", RELEASE_MANIFEST)]
+    size = human(sum(f.size for f in changed), "bytes")
+    text = cli_plan(newer, tmp_path, capsys)
+    assert (
+        f"on the Hub: one commit uploading 2 files ({size}); {count - 2} already on the Hub, "
+        "then tags it v1.0.1" in text
+    )
+
+
+def test_the_dry_run_says_when_the_hub_cannot_be_reached(
+    built_release, tmp_path, monkeypatch, capsys
+):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    text = cli_plan(built_release.spec, tmp_path, capsys)
+    assert f"on the Hub: the Hub at http://127.0.0.1:{port} cannot be reached (" in text
+    assert "not checked" in text and "model.safetensors" in text

@@ -11,7 +11,8 @@ show them. No model is downloaded or uploaded:
 2. The card stage runs alone (forced) on that manifest: README.md from the spec's card
    section, the manifest's facts and the stored eval results, linted as it is rendered.
 3. One commit to ``push.repo_id`` holding README.md and the ``.eval_results/*.yaml``
-   entries of the stored results, made by the push's own code (``release.hub.commit``)
+   entries of the stored results, as the card stage wrote them (the files a full push
+   sends, ``model_card_files``), made by the push's own code (``release.hub.commit``)
    with no file treated as stale, so nothing else in the repo changes; files the Hub
    already holds are not sent again. The release tag is not moved: it keeps the card
    the release was published with.
@@ -21,7 +22,6 @@ The evaluation gate is not run again: it judged the release when it was built.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import time
 from collections.abc import Generator
@@ -33,7 +33,7 @@ from release import __version__
 from release.errors import InputError
 from release.events import Event, Log, StageFinished, StageStarted
 from release.files import atomic_write_bytes
-from release.hub.plan import CARD, RELEASE_MANIFEST, PlannedFile, PushPlan, RepoPlan
+from release.hub.plan import RELEASE_MANIFEST, PushPlan, RepoPlan, model_card_files
 from release.manifest import MANIFEST_NAME, Manifest
 from release.spec import ReleaseSpec
 from release.stages.base import StageContext
@@ -79,7 +79,7 @@ def publish_card(spec: ReleaseSpec, *, dry_run: bool = False) -> Generator[Event
     yield from _ensure_manifest(api, spec)
     manifest = yield from run_release(spec, only=["card"], force=["card"])
     with tempfile.TemporaryDirectory(prefix="model-release-card-") as scratch:
-        plan = card_plan(spec, manifest, Path(scratch))
+        plan = card_plan(spec, manifest)
         yield StageStarted(STAGE, "Push the model card")
         started = time.perf_counter()
         ctx = StageContext(spec, manifest, spec.workspace, Path(scratch), STAGE)
@@ -94,19 +94,10 @@ def publish_card(spec: ReleaseSpec, *, dry_run: bool = False) -> Generator[Event
     return CardPush(plan, result)
 
 
-def card_plan(spec: ReleaseSpec, manifest: Manifest, scratch: Path) -> RepoPlan:
-    """README.md from the card stage, and .eval_results/*.yaml written below ``scratch``."""
-    from cards.evals import eval_results_files, load_results
-
+def card_plan(spec: ReleaseSpec, manifest: Manifest) -> RepoPlan:
+    """README.md and the .eval_results/*.yaml entries, as the card stage wrote them."""
     assert spec.push.repo_id is not None
-    record = manifest.stages["card"]
-    card = next(o for o in record.outputs if o.path == f"card/{CARD}")
-    files = [PlannedFile(CARD, spec.workspace / card.path, card.bytes, card.sha256)]
-    for name, text in eval_results_files(load_results(spec.eval.results)).items():
-        content = text.encode()
-        atomic_write_bytes(scratch / name, content)
-        digest = hashlib.sha256(content).hexdigest()
-        files.append(PlannedFile(name, scratch / name, len(content), digest))
+    files = model_card_files(manifest, spec.workspace)
     sources = ", ".join(path.name for path in spec.eval.results) or "no stored results"
     return RepoPlan(
         role="model",

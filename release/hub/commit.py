@@ -18,6 +18,9 @@ How it works, and why a rerun is always safe:
 5. Tag that commit. With ``create_pr`` the commit opens a pull request instead (an open
    one holding the same files is reused); the tag waits until ``main`` holds the
    release, i.e. a rerun after the pull request is merged.
+
+Steps 2 and 3 only read (``outlook``): the dry run asks the same question, so what it
+says a push would do is what the push does.
 """
 
 from __future__ import annotations
@@ -31,20 +34,39 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from release.errors import StageError
 from release.events import Event
-from release.hub.plan import PlannedFile, RepoPlan
+from release.hub.plan import EVAL_RESULTS, PlannedFile, RepoPlan
 from release.stages.base import StageContext
+from release.units import human
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.hf_api import GitRefInfo, RepoFile
+    from huggingface_hub.hf_api import GitRefInfo, GitRefs, RepoFile
 
 STAGE = "push"
 BRANCH = "main"
-STALE_WEIGHTS = ("*.safetensors", "*.safetensors.index.json", "*.gguf", "*.bin")
+STALE = ("*.safetensors", "*.safetensors.index.json", "*.gguf", "*.bin", f"{EVAL_RESULTS}/*")
 """Files a release replaces: kept on the Hub, an older release's extra shard would sit
-next to the new weights."""
+next to the new weights, and its eval results would be shown as this release's."""
+
+BUMP_HINT = "bump `version` in release.yaml to publish these files"
 
 Status = Literal["committed", "pull-request", "unchanged", "released-before"]
+Action = Literal["released-before", "tag-conflict", "unchanged", "pull-request", "commit"]
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """What a push of one repo would do, as the Hub stands now (steps 2 and 3).
+
+    ``commit`` is the tagged commit (released-before, tag-conflict), the head of main
+    (unchanged, commit) or of the reusable pull request; None for a repo not on the Hub.
+    """
+
+    action: Action
+    commit: str | None
+    upload: list[PlannedFile]
+    delete: list[str]
+    pull_request: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +91,7 @@ def push_repo(
     repo: RepoPlan,
     additions: dict[str, CommitOperationAdd],
     *,
-    stale: tuple[str, ...] = STALE_WEIGHTS,
+    stale: tuple[str, ...] = STALE,
 ) -> Generator[Event, None, RepoResult]:
     """Steps 1-5 above for one repo; yields log events, returns what happened.
 
@@ -86,41 +108,30 @@ def push_repo(
         more = {"pull_request": None, "uploaded": [], "deleted": [], **more}
         return RepoResult(repo.role, repo_id, status, commit, url, tag, **more)
 
-    tagged = _find(refs.tags, repo.tag)
-    if tagged is not None:
-        upload, delete = _changes(api, repo, tagged.target_commit, stale)
-        if upload or delete:
-            raise StageError(
-                STAGE,
-                f"{repo_id}: tag {repo.tag} already exists and holds other files "
-                f"({len(upload) + len(delete)} differ); a published tag is never moved",
-                hint="bump `version` in release.yaml to publish these files",
-            )
-        yield ctx.log(f"{repo_id}: {repo.tag} is already published with these files")
-        return result("released-before", tagged.target_commit, repo.tag)
-
-    head = _find(refs.branches, BRANCH)
-    if head is None:
-        raise StageError(STAGE, f"{repo_id}: the repo has no {BRANCH} branch")
-    upload, delete = _changes(api, repo, head.target_commit, stale)
-    if not upload and not delete:
-        yield ctx.log(f"{repo_id}: {BRANCH} already holds every file of the release")
-        commit, status, pull_request, uploaded = head.target_commit, "unchanged", None, []
-    elif repo.create_pr and (opened := _open_pull_request(api, repo, refs.pull_requests, stale)):
-        yield ctx.log(f"{repo_id}: pull request {opened.name} already holds the release")
-        commit, status, pull_request = opened.target_commit, "pull-request", opened.name
-        uploaded = []
-    else:
-        size = sum(f.size for f in upload)
-        yield ctx.log(
-            f"{repo_id}: one commit uploading {len(upload)} files ({size} bytes)"
-            + (f", deleting {len(delete)}" if delete else "")
-            + f"; {len(repo.files) - len(upload)} already on the Hub"
+    seen = outlook(api, repo, refs, stale)
+    assert seen.commit is not None  # the repo exists now
+    if seen.action == "tag-conflict":
+        raise StageError(
+            STAGE,
+            f"{repo_id}: {tag_conflict(repo, seen)}",
+            hint=BUMP_HINT,
         )
+    if seen.action == "released-before":
+        yield ctx.log(f"{repo_id}: {repo.tag} is already published with these files")
+        return result("released-before", seen.commit, repo.tag)
+
+    commit, pull_request, uploaded = seen.commit, seen.pull_request, []
+    status: Status = "pull-request" if seen.action == "pull-request" else "unchanged"
+    if seen.action == "unchanged":
+        yield ctx.log(f"{repo_id}: {BRANCH} already holds every file of the release")
+    elif seen.action == "pull-request":
+        yield ctx.log(f"{repo_id}: pull request {pull_request} already holds the release")
+    else:
+        yield ctx.log(f"{repo_id}: {commit_summary(repo, seen)}")
         ctx.check_cancelled()
-        info = _commit(api, repo, additions, upload, delete, parent=head.target_commit)
-        commit, status, pull_request = info.oid, "committed", None
-        uploaded = [f.path_in_repo for f in upload]
+        info = _commit(api, repo, additions, seen.upload, seen.delete, parent=seen.commit)
+        commit, status = info.oid, "committed"
+        uploaded = [f.path_in_repo for f in seen.upload]
         if repo.create_pr:
             status, pull_request = "pull-request", info.pr_url
             yield ctx.log(f"{repo_id}: opened {info.pr_url}")
@@ -132,7 +143,49 @@ def push_repo(
         yield ctx.log(f"{repo_id}: tagged {commit[:12]} as {repo.tag}")
     elif repo.tag:
         yield ctx.log(f"{repo_id}: to tag {repo.tag}, rerun the push once the PR is merged")
-    return result(status, commit, tag, pull_request=pull_request, uploaded=uploaded, deleted=delete)
+    more = {"pull_request": pull_request, "uploaded": uploaded, "deleted": seen.delete}
+    return result(status, commit, tag, **more)
+
+
+def outlook(
+    api: HfApi, repo: RepoPlan, refs: GitRefs | None, stale: tuple[str, ...] = STALE
+) -> Outlook:
+    """Steps 2 and 3 for ``repo`` given the Hub's ``refs`` of it (None: no such repo).
+    Only reads."""
+    if refs is None:
+        return Outlook("commit", None, list(repo.files), [])
+    tagged = _find(refs.tags, repo.tag)
+    if tagged is not None:
+        upload, delete = _changes(api, repo, tagged.target_commit, stale)
+        action: Action = "tag-conflict" if upload or delete else "released-before"
+        return Outlook(action, tagged.target_commit, upload, delete)
+    head = _find(refs.branches, BRANCH)
+    if head is None:
+        raise StageError(STAGE, f"{repo.repo_id}: the repo has no {BRANCH} branch")
+    upload, delete = _changes(api, repo, head.target_commit, stale)
+    if not upload and not delete:
+        return Outlook("unchanged", head.target_commit, [], [])
+    if repo.create_pr and (opened := _open_pull_request(api, repo, refs.pull_requests, stale)):
+        return Outlook("pull-request", opened.target_commit, [], [], opened.name)
+    return Outlook("commit", head.target_commit, upload, delete)
+
+
+def tag_conflict(repo: RepoPlan, seen: Outlook) -> str:
+    differ = len(seen.upload) + len(seen.delete)
+    return (
+        f"tag {repo.tag} already exists and holds other files ({differ} differ); "
+        "a published tag is never moved"
+    )
+
+
+def commit_summary(repo: RepoPlan, seen: Outlook) -> str:
+    """What the commit of ``seen`` sends, e.g. "one commit uploading 3 files (2.1 MB)"."""
+    size = human(sum(f.size for f in seen.upload), "bytes")
+    return (
+        f"one commit uploading {len(seen.upload)} files ({size})"
+        + (f", deleting {len(seen.delete)}" if seen.delete else "")
+        + f"; {len(repo.files) - len(seen.upload)} already on the Hub"
+    )
 
 
 def _find(refs: list[GitRefInfo], name: str | None) -> GitRefInfo | None:
@@ -215,6 +268,7 @@ _HINTS = {
     412: "someone pushed to the repo meanwhile: rerun to push on top of their commit",
 }
 RETRY_HINT = "rerun the push: what was uploaded is kept, and the release completes"
+NETWORK_HINT = f"check the network; {RETRY_HINT}"
 
 
 @contextlib.contextmanager
@@ -243,9 +297,7 @@ def hub_errors(repo_id: str, action: str) -> Iterator[None]:
         message = f"{repo_id}: could not {action}: {reason}"
         raise StageError(STAGE, message, hint=RETRY_HINT) from exc
     except transport_errors as exc:
-        raise StageError(
-            STAGE, f"{repo_id}: could not {action}: {exc}", hint=f"check the network; {RETRY_HINT}"
-        ) from exc
+        raise StageError(STAGE, f"{repo_id}: could not {action}: {exc}", hint=NETWORK_HINT) from exc
 
 
 def _reason(exc: BaseException) -> str:

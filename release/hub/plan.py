@@ -1,15 +1,17 @@
 """What a push uploads: repos, files (size, sha256), commit messages and the tag.
 
 The plan is built from the spec and the manifest alone, with no network and no token,
-so ``push --dry-run`` shows exactly what a real push would send. Sizes and hashes come
-from the manifest (what the stages measured when they wrote the files); the push checks
-the files on disk against them before uploading (``release.hub.checks``).
+so ``push --dry-run`` shows exactly what a real push would send (``release.hub.remote``
+adds what the Hub already holds of it). Sizes and hashes come from the manifest (what
+the stages measured when they wrote the files); the push checks the files on disk
+against them before uploading (``release.hub.checks``).
 
 Three repos at most:
 
 - the model repo (``push.repo_id``): the merged model (safetensors shards, index,
   config, generation config, tokenizer files, chat template), the model card as
-  README.md and the release manifest;
+  README.md, the ``.eval_results/*.yaml`` entries of the stored eval results and the
+  release manifest;
 - the GGUF repo (``push.gguf_repo_id``): the GGUF files and their own card;
 - the adapter repo (``push.adapter_repo_id``): the LoRA adapter and its card.
 
@@ -19,6 +21,7 @@ Each repo gets one commit holding all its files, then the tag ``v<version>``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -27,11 +30,15 @@ from release import __version__
 from release.errors import InputError
 from release.manifest import FileRecord, Manifest
 from release.spec import ReleaseSpec
+from release.stages.card import EVAL_RESULTS_DIR
+from release.units import human
 
 RELEASE_MANIFEST = "release/manifest.json"
 """Where the release manifest lands in every pushed repo."""
 
 CARD = "README.md"
+EVAL_RESULTS = ".eval_results"
+"""Where the Hub reads a model's eval results (the card stage's ``eval_results/``)."""
 
 Role = Literal["model", "gguf", "adapter"]
 
@@ -150,7 +157,7 @@ def build_plan(spec: ReleaseSpec, manifest: Manifest, workspace: Path, out_dir: 
     card = _stage_files(manifest, workspace, "card", "push.repo_id")
     model_files = [
         *_stage_files(manifest, workspace, "merge", "push.repo_id"),
-        *[f for f in card if f.path_in_repo == CARD],
+        *model_card_files(manifest, workspace),
     ]
     repos = [repo("model", push.repo_id, model_files, f"Release {title}")]
     if push.gguf_repo_id:
@@ -177,6 +184,18 @@ def build_plan(spec: ReleaseSpec, manifest: Manifest, workspace: Path, out_dir: 
     return PushPlan(repos=tuple(repos), generated=((manifest_file.local, content),))
 
 
+def model_card_files(manifest: Manifest, workspace: Path) -> list[PlannedFile]:
+    """The model repo's card, from the card stage's outputs: README.md and the
+    ``.eval_results/*.yaml`` entries."""
+    card = _stage_files(manifest, workspace, "card", "push.repo_id")
+    entries = [
+        _moved(f, f"{EVAL_RESULTS}/{PurePosixPath(f.path_in_repo).name}")
+        for f in card
+        if PurePosixPath(f.path_in_repo).parent == PurePosixPath(EVAL_RESULTS_DIR)
+    ]
+    return [f for f in card if f.path_in_repo == CARD] + entries
+
+
 def _stage_files(manifest: Manifest, workspace: Path, stage: str, field: str) -> list[PlannedFile]:
     record = manifest.stages.get(stage)
     if record is None or not record.outputs:
@@ -197,28 +216,21 @@ def _moved(planned: PlannedFile, path_in_repo: str) -> PlannedFile:
     return PlannedFile(path_in_repo, planned.local, planned.size, planned.sha256)
 
 
-def render_plan(plan: PushPlan) -> str:
-    """The plan as text for a person: one block per repo, one line per file."""
+def render_plan(plan: PushPlan, hub: Mapping[str, str] | None = None) -> str:
+    """The plan as text for a person: one block per repo, one line per file. ``hub``:
+    a line per repo id saying what the Hub holds of it (``release.hub.remote``)."""
     lines: list[str] = []
     for repo in plan.repos:
         visibility = "private" if repo.private else "public"
         target = "a pull request" if repo.create_pr else "main"
         tag = f", tag {repo.tag}" if repo.tag else ", no tag"
         lines.append(f"{repo.role} repo {repo.repo_id} ({visibility}): one commit to {target}{tag}")
+        if hub and repo.repo_id in hub:
+            lines.append(f"  on the Hub: {hub[repo.repo_id]}")
         lines.append(f"  commit message: {repo.commit_message}")
         width = max(len(f.path_in_repo) for f in repo.files)
         for f in repo.files:
-            lines.append(f"  {f.path_in_repo:<{width}}  {_size(f.size):>9}  sha256 {f.sha256}")
-        lines.append(f"  {len(repo.files)} files, {_size(repo.total_bytes)}")
+            size = human(f.size, "bytes")
+            lines.append(f"  {f.path_in_repo:<{width}}  {size:>9}  sha256 {f.sha256}")
+        lines.append(f"  {len(repo.files)} files, {human(repo.total_bytes, 'bytes')}")
     return "\n".join(lines)
-
-
-def _size(n: int) -> str:
-    if n < 1000:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("kB", "MB", "GB", "TB"):
-        value /= 1000
-        if value < 1000 or unit == "TB":
-            break
-    return f"{value:.1f} {unit}"

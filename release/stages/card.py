@@ -3,18 +3,22 @@
 Outputs, in the card stage's folder:
 - README.md: the merged model's card (model-index from the stored eval results);
 - gguf/README.md: the GGUF repo's card, when GGUF files were exported;
-- adapter/README.md: the adapter repo's card, when push.adapter_repo_id is set.
+- adapter/README.md: the adapter repo's card, when push.adapter_repo_id is set;
+- eval_results/*.yaml: the Hub's ``.eval_results/`` entries of the stored eval results,
+  which the push uploads there (a folder not hidden: the runner records no hidden file).
 
 Every card is linted as it is rendered (``cards.render``); an error stops the stage.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from release.spec import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
+
+EVAL_RESULTS_DIR = "eval_results"
 
 
 class CardStage(Stage):
@@ -36,6 +40,7 @@ class CardStage(Stage):
         return [*spec.eval.results, *template_dir]
 
     def run(self, ctx: StageContext) -> StageRun:
+        from cards.evals import eval_results_files, load_results
         from cards.render import render_gguf_card, render_model_card
         from release.card_context import card_context
         from release.files import atomic_write_text
@@ -54,4 +59,9 @@ class CardStage(Stage):
             atomic_write_text(ctx.out_dir / path, text)
             yield ctx.log(f"wrote {path} ({len(text):,} characters)")
             yield ctx.progress(done, len(cards), "cards", path)
+        entries = eval_results_files(load_results(spec.eval.results))
+        for name, text in entries.items():
+            atomic_write_text(ctx.out_dir / EVAL_RESULTS_DIR / PurePosixPath(name).name, text)
+        if entries:
+            yield ctx.log(f"wrote {len(entries)} .eval_results entries")
         return StageOutput(facts={"cards": sorted(cards)})
