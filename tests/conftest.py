@@ -12,6 +12,9 @@ import pytest
 # Imported first: it sets HF_HUB_DISABLE_XET before anything imports huggingface_hub.
 from tests.hub_fixtures import built_release, hub  # noqa: F401
 
+# isort: split
+from tests.demo_fixtures import demo_release  # noqa: F401
+
 REPO = Path(__file__).resolve().parent.parent
 TEST_CACHE = Path(os.environ.get("MODEL_RELEASE_TEST_CACHE", REPO / ".cache" / "tests"))
 
@@ -24,6 +27,12 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MODEL_RELEASE_CACHE", str(TEST_CACHE))
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The wizard's pilot tests run on asyncio, as Textual does."""
+    return "asyncio"
 
 
 @pytest.fixture(scope="session")

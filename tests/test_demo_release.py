@@ -1,7 +1,7 @@
 """The demo release end to end on the real SmolLM2-135M-Instruct and a LoRA really trained
 with peft: the CLI runs every stage, and the results are checked against PEFT itself.
 
-The workspace is built once for the module (about two minutes on two cores)."""
+The workspace is built once for the session (tests/demo_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import yaml
 from safetensors import safe_open
 
 from release.cli import main
-from release.demo import build_demo
 from release.manifest import MANIFEST_NAME, Manifest
 from tests.lora_models import load_folder, max_ulps, peft_merge
 
@@ -23,17 +22,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def demo(smollm2_adapter_dir, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("demo")
-    shutil.copytree(smollm2_adapter_dir, folder / "adapter")  # the trained LoRA, not retrained
-    scores = smollm2_adapter_dir.with_name(f"{smollm2_adapter_dir.name}-scores.yaml")
-    if scores.is_file():  # the demo's own eval of that adapter, also cached
-        (folder / "results").mkdir()
-        shutil.copyfile(scores, folder / "results" / "unit_conversions.yaml")
-    spec_path = build_demo(folder)
-    shutil.copyfile(folder / "results" / "unit_conversions.yaml", scores)
-    assert main(["run", str(spec_path)]) == 0
-    return folder
+def demo(demo_release) -> Path:
+    return demo_release
 
 
 @pytest.fixture(scope="module")

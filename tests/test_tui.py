@@ -6,16 +6,14 @@ the manifest, release.yaml and the files of each stage, and what the screen show
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 from pathlib import Path
 
 import pytest
 import yaml
-from rich.console import Console
 from rich.filesize import decimal
-from textual.widgets import ContentSwitcher, Input, OptionList, SelectionList, Static
+from textual.widgets import Input, OptionList, SelectionList, Static
 
 from release.events import Progress
 from release.manifest import MANIFEST_NAME, Manifest
@@ -23,15 +21,10 @@ from release.spec import GGUF_TYPES
 from release.tui.app import make_wizard
 from release.tui.runs import stream_release
 from tests.lora_models import make_adapter
+from tests.tui_pilot import SIZE, settle, shown_step, text_of
 from tests.tui_workspace import record_current_keys
 
-SIZE = (100, 30)
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(scope="session")
@@ -39,25 +32,6 @@ def tiny_adapter(tiny_llama_dir, tmp_path_factory) -> Path:
     return make_adapter(
         tiny_llama_dir, tmp_path_factory.mktemp("wizard") / "adapter", target_modules=["q_proj"]
     )
-
-
-async def settle(app, pilot) -> None:
-    """Let the run worker finish and its last messages arrive."""
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-def text_of(app, selector: str) -> str:
-    """What a Static shows, as plain text."""
-    console = Console(width=100, file=io.StringIO(), record=True)
-    console.print(app.screen.query_one(selector, Static).content)
-    return console.export_text()
-
-
-def shown_step(app) -> str:
-    return app.screen.query_one(ContentSwitcher).current.removeprefix("pane-")
 
 
 async def test_intake_from_an_adapter_folder_saves_the_spec(tmp_path, tiny_adapter, monkeypatch):

@@ -1,0 +1,37 @@
+"""The built-in demo as fixtures: a demo folder (release.yaml, the trained LoRA, its
+stored scores) and the release the CLI makes of it.
+
+The demo's adapter and scores come from the session's cached SmolLM2 LoRA rather than
+being retrained, so a folder costs a copy. ``demo_release`` runs `model-release run` once
+per session; the tests that read it must not change it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from release.cli import main
+from release.demo import build_demo
+
+
+def make_demo_folder(folder: Path, adapter_dir: Path) -> Path:
+    """A demo folder around the cached ``adapter_dir``; returns its release.yaml."""
+    shutil.copytree(adapter_dir, folder / "adapter")
+    scores = adapter_dir.with_name(f"{adapter_dir.name}-scores.yaml")
+    if scores.is_file():  # the demo's own eval of that adapter, also cached
+        (folder / "results").mkdir()
+        shutil.copyfile(scores, folder / "results" / "unit_conversions.yaml")
+    spec_path = build_demo(folder)
+    shutil.copyfile(folder / "results" / "unit_conversions.yaml", scores)
+    return spec_path
+
+
+@pytest.fixture(scope="session")
+def demo_release(smollm2_adapter_dir, tmp_path_factory) -> Path:
+    """The demo folder after `model-release run` (about two minutes on two cores)."""
+    folder = tmp_path_factory.mktemp("demo")
+    assert main(["run", str(make_demo_folder(folder, smollm2_adapter_dir))]) == 0
+    return folder
