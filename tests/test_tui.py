@@ -255,3 +255,26 @@ async def test_a_step_whose_inputs_changed_reads_changed_and_the_wizard_resumes_
         steps = app.screen.query_one("#steps", OptionList)
         assert str(steps.get_option("merge").prompt).split() == ["◐", "Merge", "changed"]
         assert "changed since its last run" in text_of(app, "#pane-merge StageRun #state")
+
+
+async def test_page_down_scrolls_a_step_to_its_results_at_80x24(tmp_path, monkeypatch):
+    from tests.tui_workspace import snapshot_workspace
+
+    monkeypatch.chdir(tmp_path)
+    spec_path = snapshot_workspace(tmp_path, ("adapter", "merge", "evaluate", "gguf"))
+    app = make_wizard(spec_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.screen.show_step("gguf")
+        await pilot.pause()
+        pane = app.screen.query_one("#pane-gguf")
+        files = pane.query_one(".facts", Static)
+        app.screen.query_one("#gguf-types", SelectionList).focus()  # it would take the key
+        assert not pane.region.contains_region(files.region)
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert pane.scroll_y > 0
+        assert pane.region.intersection(files.region).height >= 5  # the files table shows
+        await pilot.press("pageup")
+        await pilot.pause()
+        assert pane.scroll_y == 0

@@ -65,8 +65,10 @@ class GGUFPane(StepPane):
 
     def render_facts(self, facts: dict[str, Any]):
         table = Table(title="Files", title_justify="left", title_style="bold", expand=True)
-        for column, justify in (("file", "left"), ("size", "right"), ("top-1 agreement", "left")):
-            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        # names share the release's prefix: fold a long one rather than cut off its type
+        table.add_column("file", overflow="fold")
+        table.add_column("size", justify="right", no_wrap=True)
+        table.add_column("top-1 agreement")
         table.add_column("", width=3)
         for record in facts.get("files", []):
             agreements = record.get("top1_agreement", {})

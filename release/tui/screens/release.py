@@ -58,6 +58,10 @@ class ReleaseScreen(Screen):
         Binding("ctrl+n", "step(1)", "Next step"),
         Binding("ctrl+b", "step(-1)", "Back"),
         Binding("ctrl+s", "save", "Save spec"),
+        # the panes take no focus (Tab goes from field to field), so the screen scrolls
+        # the shown one: at 80x24 a step's results sit below its form
+        Binding("pagedown", "scroll_pane(1)", "Scroll down", show=False, priority=True),
+        Binding("pageup", "scroll_pane(-1)", "Scroll up", show=False, priority=True),
     ]
 
     def __init__(self, session: Session) -> None:
@@ -116,6 +120,13 @@ class ReleaseScreen(Screen):
 
     def show_step(self, stage: str) -> None:
         self.query_one(StepList).select_step(stage)
+
+    def action_scroll_pane(self, direction: int) -> None:
+        pane = self.current
+        if direction > 0:
+            pane.scroll_page_down(animate=False)
+        else:
+            pane.scroll_page_up(animate=False)
 
     def action_step(self, delta: int) -> None:
         index = STAGES.index(self.current.stage) + delta
