@@ -85,7 +85,8 @@ def _fixed_times(built_release) -> None:
 
 
 @pytest.fixture
-def push_wizard(built_release, tmp_path, monkeypatch):
+def push_wizard(built_release, hub, tmp_path, monkeypatch):
+    """The wizard at the push step, the local Hub holding nothing of the release yet."""
     monkeypatch.chdir(tmp_path)
     _fixed_times(built_release)
     record_current_keys(built_release.spec)

@@ -1,8 +1,9 @@
 """Push: where to, the dry-run plan (every file, size and sha256), then the push.
 
 The plan is ``release.stages.push.dry_run``: the same checks as the push (gate, card
-lint, hashes) with nothing sent. It is built in a thread worker, since it rereads the
-files to check their hashes.
+lint, hashes) with nothing sent, then what the Hub already holds of each repo
+(``release.hub.remote``). It is built in a thread worker, since it rereads the files to
+check their hashes and asks the Hub.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class PushPane(StepPane):
 
     @work(thread=True, exclusive=True, group="push-plan")
     def _build_plan(self, spec: ReleaseSpec) -> None:
+        from release.hub.remote import hub_lines
         from release.stages.push import dry_run
 
         try:
@@ -105,6 +107,11 @@ class PushPane(StepPane):
         lines = [Text(f"warning: {w}", style="yellow") for w in warnings]
         self.app.call_from_thread(
             self._show_plan, plan, Group(*lines, _short_hashes(render_plan(plan)))
+        )
+        # then what the Hub holds (read-only; one line if it cannot be reached)
+        hub = hub_lines(plan)
+        self.app.call_from_thread(
+            self._show_plan, plan, Group(*lines, _short_hashes(render_plan(plan, hub)))
         )
 
     def _show_plan(self, plan: PushPlan | None, shown) -> None:
