@@ -63,6 +63,23 @@ def replace_dir(staging: Path, final: Path) -> None:
     _fsync_dir(final.parent)
 
 
+def clear_leftovers(folder: Path) -> None:
+    """Remove what killed writers left directly in ``folder``: ``.partial-*`` staging
+    folders, ``.old-*`` folders of ``replace_dir`` and ``atomic_open``'s temporary files.
+
+    Only for a folder no other writer is using (the runner holds the workspace lock).
+    A stage's own staging folder is cleared when the stage runs again, but a stage that
+    a later run skips (a killed ``--force``) would keep its staging folder forever.
+    """
+    for pattern in (".partial-*", ".old-*", ".*.partial"):
+        for path in folder.glob(pattern):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+
 def _fsync_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)

@@ -12,7 +12,8 @@ progress; it holds no UI. For every stage it:
 4. otherwise runs it into a staging folder, renames the folder to ``<workspace>/<stage>``,
    records outputs and facts, and saves the manifest atomically.
 
-A run killed at any point resumes from the last stage that finished.
+A run killed at any point resumes from the last stage that finished; what the killed
+run left in staging is cleared first (``release.files.clear_leftovers``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any, Literal
 from release import __version__
 from release.errors import InputError, StageError
 from release.events import Event, StageFailed, StageFinished, StageSkipped, StageStarted
-from release.files import iter_files, replace_dir
+from release.files import clear_leftovers, iter_files, replace_dir
 from release.manifest import (
     MANIFEST_NAME,
     FileRecord,
@@ -185,6 +186,7 @@ def run_release(
     manifest_path = workspace / MANIFEST_NAME
 
     with workspace_lock(workspace):
+        clear_leftovers(workspace)
         manifest = Manifest.load_or_new(manifest_path, name=spec.name, version=spec.version)
         for stage in stages:
             if only and stage.name not in only:

@@ -1,12 +1,8 @@
-"""The runner: order, skip-on-unchanged, atomic stage folders, resume after SIGKILL."""
+"""The runner: order, skip-on-unchanged, atomic stage folders (SIGKILL and resume:
+tests/test_kill_resume.py)."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -185,54 +181,6 @@ def test_stage_states_ignore_the_manifest_of_another_release(spec):
     list(run_release(spec, stages=[first]))
     renamed = spec.model_copy(update={"version": "2.0"})
     assert stage_states(renamed, [first]) == {"first": "pending"}
-
-
-@pytest.fixture(scope="module")
-def tiny_release(tiny_llama_dir, tmp_path_factory) -> Path:
-    from tests.lora_models import make_adapter
-
-    root = tmp_path_factory.mktemp("tiny-release")
-    make_adapter(tiny_llama_dir, root / "adapter", target_modules=["q_proj", "v_proj"])
-    (root / "release.yaml").write_text(
-        f"name: tiny\nversion: 0.1.0\nbase:\n  path: {tiny_llama_dir}\n"
-        "adapter:\n  path: adapter\nmerge:\n  shard_size: 2MB\n"
-    )
-    return root / "release.yaml"
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "release.cli", *args]
-
-
-def test_sigkill_after_a_stage_then_rerun_resumes_from_the_manifest(tiny_release, tmp_path):
-    env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    args = _cli("run", str(tiny_release), "--stage", "adapter", "--stage", "merge")
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
-    for line in process.stdout:
-        if line.startswith("✔ adapter"):
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait()
-    assert process.returncode == -signal.SIGKILL
-    workspace = tiny_release.parent / "build"
-    manifest = json.loads((workspace / MANIFEST_NAME).read_text())
-    assert list(manifest["stages"]) == ["adapter"]
-    assert not (workspace / "merge").exists()  # nothing under a final name is partial
-
-    rerun = subprocess.run(args, capture_output=True, text=True, env=env, check=True)
-    assert "○ adapter: skipped (unchanged since" in rerun.stdout
-    assert "✔ merge" in rerun.stdout
-    resumed = Manifest.load(workspace / MANIFEST_NAME)
-    assert list(resumed.stages) == ["adapter", "merge"]
-    assert not list(workspace.glob(".partial-*"))
-
-    # The resumed result is the same, byte for byte, as an uninterrupted run's.
-    fresh = tmp_path / "fresh.yaml"
-    text = tiny_release.read_text().replace("path: adapter", f"path: {tiny_release.parent}/adapter")
-    fresh.write_text(text)
-    subprocess.run(_cli("run", str(fresh), "-s", "adapter", "-s", "merge"), check=True, env=env)
-    uninterrupted = Manifest.load(tmp_path / "build" / MANIFEST_NAME)
-    assert uninterrupted.stages["merge"].outputs == resumed.stages["merge"].outputs
 
 
 def test_status_names_what_changed_and_how_to_redo_it(tmp_path, monkeypatch, capsys):
