@@ -8,6 +8,7 @@ MODEL_RELEASE_DEBUG=1 shows the traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -49,7 +50,8 @@ JsonOpt = Annotated[
     typer.Option(
         "--json",
         help="Print each event as one JSON object per line on stdout (type, stage, "
-        "done/total/unit/message, facts; a failure's one-line error), for CI tools.",
+        "done/total/unit/message, facts; a failure's one-line error), for CI tools; "
+        "nothing else goes to stdout (no GitHub Actions job summary).",
     ),
 ]
 _output = Output()
@@ -100,11 +102,13 @@ def _run_and_print(
 def _show(spec: ReleaseSpec, events: Generator[Event, None, T], *, json_lines: bool = False) -> T:
     """Print the events (and, in GitHub Actions, report them); returns their result.
 
-    With ``json_lines``, stdout holds nothing but the events, one JSON object a line."""
+    With ``json_lines``, stdout holds nothing but the events, one JSON object a line: no
+    job report, whose annotations go to stdout; the tool reading the events reports."""
     from release.github import job_report
 
     printer = JsonLinesPrinter() if json_lines else EventPrinter(_output)
-    with printer, job_report(spec) as report:
+    report_to = contextlib.nullcontext() if json_lines else job_report(spec)
+    with printer, report_to as report:
         while True:
             try:
                 event = next(events)

@@ -72,3 +72,23 @@ def test_a_token_json_would_escape_is_redacted_too(monkeypatch, capsys):
     line = capsys.readouterr().out
     assert json.loads(line)["message"] == "sent ***"
     assert json.dumps(token)[1:-1] not in line
+
+
+def test_a_failed_run_prints_only_json_lines_even_in_github_actions(tmp_path, monkeypatch, capsys):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    spec = tmp_path / "release.yaml"
+    spec.write_text("name: t\nversion: 1.0.0\nbase:\n  repo_id: a/b\nadapter:\n  path: adapter\n")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+
+    assert main(["run", "--json", str(spec)]) == 2
+    captured = capsys.readouterr()
+    events = [json.loads(line) for line in captured.out.splitlines()]
+    assert [(e["type"], e["stage"]) for e in events] == [
+        ("stage_started", "adapter"),
+        ("stage_failed", "adapter"),
+    ]
+    assert events[-1]["error"].startswith("error: ") and "\n" not in events[-1]["error"]
+    assert events[-1]["error"] in captured.err
