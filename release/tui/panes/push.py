@@ -17,7 +17,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, Static
-from textual.worker import Worker
+from textual.worker import Worker, get_current_worker
 
 from release.error_table import explain
 from release.hub.plan import PushPlan, render_plan
@@ -98,23 +98,26 @@ class PushPane(StepPane):
         from release.hub.remote import hub_lines
         from release.stages.push import dry_run
 
+        worker = get_current_worker()
         try:
             plan, warnings = dry_run(spec)
         except Exception as exc:  # any failure is shown as the plan's problem
             message, _ = explain(exc)
-            self.app.call_from_thread(self._show_plan, None, Text(message, style="red"))
+            self.app.call_from_thread(self._show_plan, worker, None, Text(message, style="red"))
             return
         lines = [Text(f"warning: {w}", style="yellow") for w in warnings]
         self.app.call_from_thread(
-            self._show_plan, plan, Group(*lines, _short_hashes(render_plan(plan)))
+            self._show_plan, worker, plan, Group(*lines, _short_hashes(render_plan(plan)))
         )
         # then what the Hub holds (read-only; one line if it cannot be reached)
         hub = hub_lines(plan)
         self.app.call_from_thread(
-            self._show_plan, plan, Group(*lines, _short_hashes(render_plan(plan, hub)))
+            self._show_plan, worker, plan, Group(*lines, _short_hashes(render_plan(plan, hub)))
         )
 
-    def _show_plan(self, plan: PushPlan | None, shown) -> None:
+    def _show_plan(self, worker: Worker, plan: PushPlan | None, shown) -> None:
+        if worker is not self._plan_worker:  # a later dry run (a save) replaced this one
+            return
         self.plan = plan
         self.query_one("#plan", Static).update(Group(Text("Dry run", style="bold"), shown))
 
