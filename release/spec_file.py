@@ -48,7 +48,7 @@ def spec_text(spec: ReleaseSpec, path: Path, *, unsaved_text: str | None = None)
 def _edited(old_text: str, old: ReleaseSpec, new: ReleaseSpec, base_dir: Path) -> str:
     yaml = YAML()
     yaml.preserve_quotes = True
-    yaml.width = 88
+    yaml.width = 2**31  # never fold a line: an unchanged long value keeps its bytes
     document, sequence_indent, sequence_offset = load_yaml_guess_indent(old_text, yaml=yaml)
     mapping_indent = _mapping_indent(old_text)
     if sequence_offset is None:  # no block list in the file: write new ones as `- x`

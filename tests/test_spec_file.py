@@ -147,3 +147,16 @@ def test_an_unreadable_old_file_gives_a_fresh_file(spec_path):
     spec_path.write_text("name: [unclosed\n")
     text = spec_text(spec, spec_path)
     assert text == spec.to_yaml(spec_path.parent)
+
+
+def test_a_long_line_that_did_not_change_is_not_wrapped(spec_path):
+    summary = "  summary: " + " ".join(["A long plain summary line"] * 5)
+    folded = "  summary: >-\n    A tiny model, folded over\n    two lines."
+    text = HAND_WRITTEN.replace(folded, summary)
+    assert len(summary) > 100 and summary in text
+    spec_path.write_text(text)
+    spec = load_spec(spec_path)
+    assert save(changed(spec, spec_path, card={"license": "mit"}), spec_path) == [
+        "-  license: apache-2.0",
+        "+  license: mit",
+    ]
