@@ -52,6 +52,7 @@ class KillPoint:
 class CliRun:
     returncode: int
     events: list[dict] = field(default_factory=list)
+    stdout: str = ""
     stderr: str = ""
     seconds: float = 0.0
 
@@ -110,6 +111,7 @@ def run_cli(
         try:
             assert process.stdout is not None
             for line in process.stdout:
+                run.stdout += line
                 event = json.loads(line)  # --json: stdout holds nothing but events
                 run.events.append(event)
                 if kill and event["type"] == "progress" and event["stage"] == kill.stage:

@@ -6,7 +6,8 @@ one left; a kill point whose stage an earlier kill let finish is reached with --
 (a forced rerun killed midway must keep the old outputs just as valid). After every
 kill, nothing under a final name is partial (``tests.kill_harness``) and the next run
 skips what the manifest recorded. The last run finishes; the release must then be byte
-for byte the one an uninterrupted run made in another folder, on disk and on the Hub.
+for byte the one an uninterrupted run made in another folder, on disk and on the Hub;
+and the Hub token shows in no output and no file.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tests.kill_harness import (
     load_manifest,
     run_cli,
 )
+from tests.secret_scan import Scan
 
 STAGES = ("adapter", "merge", "evaluate", "gguf", "card", "push")
 REPOS = (REPO_ID, GGUF_REPO_ID, ADAPTER_REPO_ID)
@@ -147,11 +149,13 @@ def test_killed_in_every_stage_resumes_to_the_same_release(
     workspace = spec.parent / "build"
     env = cli_env()
     outcomes: Counter[str] = Counter()
+    scan = Scan(CANARY_TOKEN)
 
     def kill(point: KillPoint, force: tuple[str, ...] = ()) -> None:
         before = load_manifest(workspace)
         recorded = set(before.stages) if before else set()
         run = run_cli(spec, env, kill=point, force=force)
+        scan.many(str(point), [run.stdout, run.stderr])
         assert run.killed or run.returncode == 0, f"{point}: exit {run.returncode}\n{run.stderr}"
         assert not run.of_type("stage_failed"), f"{point}: {run.of_type('stage_failed')}"
         # It resumed: each stage before the kill point that the manifest recorded (and
@@ -182,6 +186,9 @@ def test_killed_in_every_stage_resumes_to_the_same_release(
 
     final = run_cli(spec, env)
     assert final.returncode == 0, final.stderr
+    scan.many("final run", [final.stdout, final.stderr])
+    scan.files(workspace, hub.root)
+    assert scan.leaks == []
     assert {e["stage"] for e in final.of_type("stage_skipped")} >= {"adapter", "merge"}
     print(f"\n{len(points) + 1} SIGKILLs at {', '.join(map(str, points))}, {forced} forced")
     print(f"landed: {dict(outcomes)}")
