@@ -15,8 +15,8 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from cards.cli import app as card_app
 from release import __version__
@@ -372,12 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("MODEL_RELEASE_DEBUG") == "1"
     try:
         result = app(args=argv, prog_name="model-release", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
+    except TyperException as exc:  # typer's own click: usage errors, help for no command
+        exc.show()  # type: ignore[attr-defined]  (every subclass is a ClickException)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         _output.error("interrupted")
         return 130
     except BaseException as exc:
