@@ -44,6 +44,8 @@ class StageRecord(BaseModel):
     inputs: list[FileRecord] = Field(default_factory=list)
     outputs: list[FileRecord] = Field(default_factory=list)
     facts: dict[str, Any] = Field(default_factory=dict)
+    measured: dict[str, Any] = Field(default_factory=dict)
+    """The machine as this run found it (peak memory, free disk); keyed nowhere."""
     tools: dict[str, str] = Field(default_factory=dict)
 
 

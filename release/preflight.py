@@ -122,20 +122,26 @@ def refusal(stage: str, needs: Needs, have: Resources) -> NotEnoughResources | N
     return None
 
 
-def check(ctx: StageContext, needs: Needs) -> Generator[Event, None, dict[str, Any]]:
-    """Refuse (``NotEnoughResources``) when ``needs`` does not fit; the numbers as facts."""
+def check(
+    ctx: StageContext, needs: Needs
+) -> Generator[Event, None, tuple[dict[str, Any], dict[str, Any]]]:
+    """Refuse (``NotEnoughResources``) when ``needs`` does not fit. Returns the estimates
+    (facts: they follow from the inputs) and the machine's numbers (measured)."""
     have = measure(ctx.workspace)
     problem = refusal(ctx.stage, needs, have)
     if problem is not None:
         if os.environ.get(SKIP_ENV) != "1":
             raise problem
         yield ctx.log(f"{problem.message} ({SKIP_ENV}=1: going on)", "warning")
-    return {
+    estimates = {
         "estimated_output_bytes": needs.output_bytes,
         "estimated_peak_memory_bytes": needs.memory_bytes,
+    }
+    measured = {
         "free_disk_bytes": have.free_disk_bytes,
         "available_memory_bytes": have.available_memory_bytes,
     }
+    return estimates, measured
 
 
 # --- what the machine has -----------------------------------------------------------

@@ -41,6 +41,7 @@ from release.manifest import (
     dumps_canonical,
     now_iso,
 )
+from release.paths import relative_if_inside
 from release.spec import ReleaseSpec
 from release.stages import default_stages
 from release.stages.base import Stage, StageContext
@@ -100,10 +101,9 @@ def _portable(value: Any, base_dir: Path | None, content_keyed: set[str]) -> Any
     if isinstance(value, list | tuple):
         return [_portable(item, base_dir, content_keyed) for item in value]
     if isinstance(value, str | Path) and os.path.isabs(value):
-        if base_dir is not None and Path(value).is_relative_to(base_dir):
-            return os.path.relpath(value, base_dir)
         if str(value) in content_keyed:
             return CONTENT_KEYED
+        return relative_if_inside(value, base_dir)
     return value
 
 
@@ -261,5 +261,6 @@ def _run_stage(
         inputs=inputs,
         outputs=outputs,
         facts=output.facts,
+        measured=output.measured,
         tools={"model-release": __version__, **stage.tools()},
     )

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from release.errors import MissingInputError, SpecError
+from release.paths import relative_if_inside
 from release.yaml_lines import YamlLocator
 
 SPEC_VERSION = 1
@@ -255,8 +256,7 @@ class ReleaseSpec(_Section):
             if isinstance(value, list):
                 return [plain(item) for item in value]
             if isinstance(value, Path):
-                inside = base_dir is not None and value.is_relative_to(base_dir)
-                return os.path.relpath(value, base_dir) if inside else str(value)
+                return relative_if_inside(value, base_dir)
             return value
 
         return plain(self.model_dump(exclude_defaults=exclude_defaults))

@@ -99,6 +99,20 @@ def test_a_moved_release_folder_keeps_every_stage(built, tmp_path):
     }
 
 
+def test_forced_reruns_that_measure_the_machine_anew_leave_later_stages_done(built, tmp_path):
+    """merge and evaluate record peak memory and free disk; those differ on every run,
+    and must not make the stages after them look changed."""
+    shutil.copytree(built.parent, tmp_path / "release")
+    spec = load_spec(tmp_path / "release" / "release.yaml")
+    before = Manifest.load(spec.workspace / MANIFEST_NAME).stages
+    assert started(list(run_release(spec, force=["merge", "evaluate"]))) == ["merge", "evaluate"]
+    after = Manifest.load(spec.workspace / MANIFEST_NAME).stages
+    assert after["card"] == before["card"]
+    assert {stage: after[stage].key for stage in after} == {s: before[s].key for s in before}
+    assert "free_disk_bytes" in after["evaluate"].measured
+    assert after["merge"].measured["peak_rss_bytes"] > 0
+
+
 def test_a_base_moved_to_another_cache_is_the_same_base(built, tiny_llama_dir, tmp_path):
     """Outside the release's folder, an input is keyed by its content alone."""
     cache = tmp_path / "other-cache" / "tiny-llama"

@@ -99,11 +99,12 @@ def _fit_a_bigger_disk(small_disk: Path, tiny_llama_dir: Path, adapter: Path, ca
     workspace = small_disk / "build"
     assert main(run(spec, "adapter", "merge")) == 0
 
-    facts = Manifest.load(workspace / MANIFEST_NAME).facts("merge")
+    record = Manifest.load(workspace / MANIFEST_NAME).stages["merge"]
+    facts, measured = record.facts, record.measured
     written = output_bytes(workspace / "merge")
     assert abs(facts["estimated_output_bytes"] - written) <= 0.02 * written
-    assert 0 < facts["free_disk_bytes"] <= 48 * 2**20
-    assert facts["available_memory_bytes"] > facts["estimated_peak_memory_bytes"] > 0
+    assert 0 < measured["free_disk_bytes"] <= 48 * 2**20
+    assert measured["available_memory_bytes"] > facts["estimated_peak_memory_bytes"] > 0
 
     # f32 + f16 + q8_0 is about 50 MB: more than the 48 MB disk has left
     many = spec.read_text().replace("[q8_0]", "[f32, f16, q8_0]")
@@ -263,6 +264,6 @@ def test_a_merge_over_a_cgroup_memory_limit_is_refused(
 
     done = memory_limit(2 * 10**9, *run(spec, "merge"))
     assert done.returncode == 0, done.stderr
-    facts = json.loads((tmp_path / "build" / MANIFEST_NAME).read_text())["stages"]["merge"]["facts"]
-    assert facts["available_memory_bytes"] < 2 * 10**9
-    assert facts["estimated_peak_memory_bytes"] == needs.memory_bytes
+    record = json.loads((tmp_path / "build" / MANIFEST_NAME).read_text())["stages"]["merge"]
+    assert record["measured"]["available_memory_bytes"] < 2 * 10**9
+    assert record["facts"]["estimated_peak_memory_bytes"] == needs.memory_bytes

@@ -51,7 +51,6 @@ MERGE_FACTS = {
     "shards": 1,
     "tensors": 272,
     "tensors_merged": 210,
-    "peak_rss_bytes": 465801216,
     "tokenizer_from": "base",
 }
 EVAL_FACTS = {
@@ -148,6 +147,7 @@ GGUF_FACTS = {
         },
     ]
 }
+MEASURED = {"merge": {"peak_rss_bytes": 465801216}}
 FACTS = {"adapter": ADAPTER_FACTS, "merge": MERGE_FACTS, "evaluate": EVAL_FACTS, "gguf": GGUF_FACTS}
 
 
@@ -180,6 +180,7 @@ def snapshot_workspace(root: Path, done: tuple[str, ...]) -> Path:
             finished_at="2026-01-01T00:00:00+00:00",
             seconds=1.0,
             facts=FACTS.get(stage, {}),
+            measured=MEASURED.get(stage, {}),
         )
     (root / "build").mkdir(exist_ok=True)
     manifest.save(root / "build" / MANIFEST_NAME)

@@ -32,6 +32,9 @@ class Cancelled(Exception):
 @dataclass
 class StageOutput:
     facts: dict[str, Any] = field(default_factory=dict)
+    measured: dict[str, Any] = field(default_factory=dict)
+    """What this run measured of the machine (peak memory, free disk): recorded, but
+    never part of a later stage's key, since a rerun on the same inputs measures anew."""
 
 
 @dataclass

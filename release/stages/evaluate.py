@@ -49,21 +49,26 @@ class EvaluateStage(Stage):
         from release.base_model import resolve_base_dir
         from release.preflight import check, evaluate_needs
 
+        results, gate = _gate(ctx)  # first: a collapsed release fails without a model
         needs = evaluate_needs(
             resolve_base_dir(ctx.spec.base), ctx.stage_dir("merge"), ctx.stage_dir("adapter")
         )
-        facts: dict[str, Any] = yield from check(ctx, needs)
-        facts["results"], facts["gate"] = _gate(ctx)
+        facts, measured = yield from check(ctx, needs)
+        facts["results"], facts["gate"] = results, gate
         yield from _model_checks(ctx, facts)
-        return StageOutput(facts=facts)
+        return StageOutput(facts=facts, measured=measured)
 
 
 def _gate(ctx: StageContext) -> tuple[list[dict], dict]:
     from cards.evals import load_results
     from release.gate import compare, previous_records, records_to_facts, worst_first
+    from release.paths import relative_if_inside
 
     spec = ctx.spec.eval
-    current = load_results(spec.results)
+    current = [  # sources as the spec names them: the facts must not hold where it lies
+        record.model_copy(update={"source": relative_if_inside(record.source, ctx.spec.base_dir)})
+        for record in load_results(spec.results)
+    ]
     previous = previous_records(spec.previous)
     verdict = compare(
         current,

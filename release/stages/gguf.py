@@ -60,8 +60,8 @@ class GGUFStage(Stage):
         from release.preflight import check, gguf_needs
 
         needs = gguf_needs(ctx.stage_dir("merge"), ctx.spec.gguf.types)
-        preflight = yield from check(ctx, needs)
+        estimates, measured = yield from check(ctx, needs)
         facts = yield from build_gguf_files(ctx)
         facts["tools"] = self.tools()
-        facts.update(preflight)
-        return StageOutput(facts=facts)
+        facts.update(estimates)
+        return StageOutput(facts=facts, measured=measured)

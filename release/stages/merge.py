@@ -40,7 +40,7 @@ class MergeStage(Stage):
         adapter_dir = ctx.stage_dir("adapter")
         base_dir = resolve_base_dir(ctx.spec.base)
         merge = ctx.spec.merge
-        preflight = yield from check(
+        estimates, measured = yield from check(
             ctx, merge_needs(base_dir, adapter_dir, merge.dtype, merge.shard_size)
         )
         targets = json.loads((adapter_dir / TARGETS_NAME).read_text(encoding="utf-8"))
@@ -63,8 +63,8 @@ class MergeStage(Stage):
                 "shards": result.shards,
                 "tensors": result.tensors,
                 "tensors_merged": result.tensors_merged,
-                "peak_rss_bytes": result.peak_rss,
                 "tokenizer_from": result.tokenizer_from,
-                **preflight,
-            }
+                **estimates,
+            },
+            measured={"peak_rss_bytes": result.peak_rss, **measured},
         )

@@ -88,6 +88,12 @@ class Session:
         manifest = self.manifest()
         return manifest.facts(stage) if manifest else {}
 
+    def shown(self, stage: str) -> dict[str, Any]:
+        """What a step shows of its last run: the facts and what it measured."""
+        manifest = self.manifest()
+        record = manifest.stages.get(stage) if manifest else None
+        return {**record.facts, **record.measured} if record else {}
+
 
 def validation_lines(error: ValidationError) -> list[str]:
     """A pydantic error of the spec as "field: message" lines."""

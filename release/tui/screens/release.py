@@ -110,7 +110,7 @@ class ReleaseScreen(Screen):
         for step in STEPS:
             pane = self.pane(step.stage)
             pane.show_state(self.states[step.stage], reasons.get(step.stage))
-            pane.show_facts(self.session.facts(step.stage))
+            pane.show_facts(self.session.shown(step.stage))
             pane.manifest_changed()
         self.pane("push").refresh_plan(self.session.spec)  # type: ignore[attr-defined]
 
@@ -244,10 +244,10 @@ class ReleaseScreen(Screen):
                 applies = stage not in skip_reasons(self.session.spec)
                 self._set_state(stage, "done" if applies else "skipped")
                 self.pane(stage).show_state(self.states[stage], reason)
-            case StageFinished(stage, seconds, facts):
+            case StageFinished(stage, seconds):
                 self._set_state(stage, "done")
                 run.finished(seconds)
-                self.pane(stage).show_facts(facts)
+                self.pane(stage).show_facts(self.session.shown(stage))
             case StageFailed(stage, error):
                 self._set_state(stage, "failed")
                 text = (
