@@ -17,6 +17,7 @@ from textual.widgets import Input, OptionList, SelectionList, Static
 
 from release.events import Progress
 from release.manifest import MANIFEST_NAME, Manifest
+from release.preflight import gguf_file_bytes
 from release.spec import GGUF_TYPES
 from release.tui.app import make_wizard
 from release.tui.runs import stream_release
@@ -141,10 +142,16 @@ async def test_gguf_types_chosen_in_the_list_are_exported(tmp_path, tiny_llama_d
         assert [screen.states[s] for s in ("adapter", "merge", "gguf")] == ["done"] * 3
         files = text_of(app, "#pane-gguf .facts")
         assert "tiny-chat-Q8_0.gguf" in files and "transformers" in files
+        # merged: each file planned from the merged model's tensors, as the gguf step's
+        # preflight does, in a worker that settle() waited for
+        planned = gguf_file_bytes(tmp_path / "build" / "merge", ["q8_0"])["q8_0"]
+        assert f"≈ {decimal(planned)}" in str(choices.get_option("type-q8_0").prompt)
+        assert "merged model" in text_of(app, "#gguf-types-label")
     assert yaml.safe_load(spec_path.read_text())["gguf"]["types"] == ["q8_0"]
     gguf_file = tmp_path / "build" / "gguf" / "tiny-chat-Q8_0.gguf"
     record = Manifest.load(tmp_path / "build" / MANIFEST_NAME).stages["gguf"].facts["files"][0]
     assert record["bytes"] == gguf_file.stat().st_size
+    assert gguf_file.stat().st_size <= planned <= gguf_file.stat().st_size * 1.002
 
 
 async def test_cancel_leaves_nothing_half_written(
@@ -278,3 +285,21 @@ async def test_page_down_scrolls_a_step_to_its_results_at_80x24(tmp_path, monkey
         await pilot.press("pageup")
         await pilot.pause()
         assert pane.scroll_y == 0
+
+
+async def test_a_hub_lookup_that_breaks_leaves_the_plan_and_the_wizard(
+    built_release, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_ENDPOINT", "http://[::1")  # httpx: InvalidURL, not a network error
+    record_current_keys(built_release.spec)
+    (tmp_path / "release.yaml").write_text(built_release.spec.to_yaml(tmp_path))
+    app = make_wizard(tmp_path / "release.yaml")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.screen.show_step("push")
+        await settle(app, pilot)
+        plan = text_of(app, "#plan")
+        assert "model repo tester/tiny-chat" in plan and "README.md" in plan
+        assert "on the Hub: not checked: " in plan
+        assert app.is_running

@@ -110,7 +110,10 @@ class PushPane(StepPane):
             self._show_plan, worker, plan, Group(*lines, _short_hashes(render_plan(plan)))
         )
         # then what the Hub holds (read-only; one line if it cannot be reached)
-        hub = hub_lines(plan)
+        try:
+            hub = hub_lines(plan)
+        except Exception as exc:  # the local plan stands; the wizard stays open
+            hub = dict.fromkeys((r.repo_id for r in plan.repos), f"not checked: {explain(exc)[0]}")
         self.app.call_from_thread(
             self._show_plan, worker, plan, Group(*lines, _short_hashes(render_plan(plan, hub)))
         )
