@@ -3,7 +3,10 @@ model folder as if the merge stage had written it."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from release.manifest import Manifest
@@ -20,6 +23,23 @@ def make_confident(model):
         model.model.embed_tokens.weight.mul_(20)
         model.lm_head.weight.copy_(model.model.embed_tokens.weight)
     return model
+
+
+def llama_cpp_convert(converter_dir: Path, model_dir: Path, target: Path, outtype: str) -> Path:
+    """``model_dir`` to ``target`` through llama.cpp's own convert_hf_to_gguf.py."""
+    env = {**os.environ, "PYTHONPATH": str(converter_dir)}
+    script = str(converter_dir / "convert_hf_to_gguf.py")
+    command = [
+        sys.executable,
+        script,
+        str(model_dir),
+        "--outtype",
+        outtype,
+        "--outfile",
+        str(target),
+    ]
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return target
 
 
 def gguf_context(model_dir: Path, workspace: Path, **gguf) -> StageContext:

@@ -5,9 +5,6 @@ llama.cpp's converter, and llama.cpp runs our file and agrees with transformers.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import gguf
@@ -18,7 +15,7 @@ from release.gguf_export.agreement import llama_cpp_check, reference_probe
 from release.gguf_export.formats import FORMATS
 from release.gguf_export.metadata import ReleaseMetadata
 from release.gguf_export.writer import export_gguf, open_source
-from tests.gguf_helpers import gguf_context, make_confident, run_gguf_stage
+from tests.gguf_helpers import gguf_context, llama_cpp_convert, make_confident, run_gguf_stage
 
 pytest_plugins = ("tests.gguf_fixtures",)
 
@@ -101,20 +98,7 @@ def test_matches_llama_cpp_converter(matched, converter_dir, tmp_path):
     tokenizer.json's, which a real Qwen2 tokenizer's rebuild equals)."""
     kind, model_dir, ours = matched
     theirs = tmp_path / "theirs.gguf"
-    subprocess.run(
-        [
-            sys.executable,
-            str(converter_dir / "convert_hf_to_gguf.py"),
-            str(model_dir),
-            "--outtype",
-            "f16",
-            "--outfile",
-            str(theirs),
-        ],
-        env={**os.environ, "PYTHONPATH": str(converter_dir)},
-        check=True,
-        capture_output=True,
-    )
+    llama_cpp_convert(converter_dir, model_dir, theirs, "f16")
     mine, reference = gguf.GGUFReader(ours), gguf.GGUFReader(theirs)
     reference_tensors = {t.name: t for t in reference.tensors}
     assert sorted(t.name for t in mine.tensors) == sorted(reference_tensors)

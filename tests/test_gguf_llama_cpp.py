@@ -4,9 +4,6 @@ computes from our files what transformers computes from the safetensors."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import gguf
@@ -16,24 +13,11 @@ from release.gguf_export.agreement import llama_cpp_check, reference_probe
 from release.gguf_export.formats import FORMATS
 from release.gguf_export.metadata import ReleaseMetadata
 from release.gguf_export.writer import export_gguf, open_source
+from tests.gguf_helpers import llama_cpp_convert
 
 pytest_plugins = ("tests.gguf_fixtures",)
 pytestmark = pytest.mark.slow
 TYPES = ("f16", "q8_0")
-
-
-def _llama_cpp_convert(converter_dir: Path, model_dir: Path, target: Path, outtype: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(converter_dir)}
-    command = [
-        sys.executable,
-        str(converter_dir / "convert_hf_to_gguf.py"),
-        str(model_dir),
-        "--outtype",
-        outtype,
-        "--outfile",
-        str(target),
-    ]
-    subprocess.run(command, env=env, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +30,7 @@ def exports(smollm2_base_dir, converter_dir, tmp_path_factory) -> dict[str, tupl
         ours, theirs = out / f"ours-{name}.gguf", out / f"llama-cpp-{name}.gguf"
         for _ in export_gguf(source, ours, FORMATS[name], ReleaseMetadata("smollm2", "1.0")):
             pass
-        _llama_cpp_convert(converter_dir, smollm2_base_dir, theirs, name)
+        llama_cpp_convert(converter_dir, smollm2_base_dir, theirs, name)
         files[name] = (ours, theirs)
     return files
 
