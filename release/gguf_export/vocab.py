@@ -154,9 +154,7 @@ def _sentencepiece_vocab(model_dir: Path, vocab_size: int) -> Vocab:
         tokens[index] = processor.IdToPiece(index).encode()
         scores[index] = processor.GetScore(index)
         types[index] = _piece_type(processor, index)
-    config = _tokenizer_config(model_dir)
-    for key, entry in (config.get("added_tokens_decoder") or {}).items():
-        index = int(key)
+    for index, entry in _added_tokens(model_dir).items():
         if index >= vocab_size:
             continue
         text = entry["content"]
@@ -167,6 +165,19 @@ def _sentencepiece_vocab(model_dir: Path, vocab_size: int) -> Vocab:
     measured = _measured_add_special(AutoTokenizer.from_pretrained(model_dir))
     special = _special(model_dir, measured, vocab_size, False)
     return Vocab("llama", "default", tokens, types, special, scores)
+
+
+def _added_tokens(model_dir: Path) -> dict[int, dict]:
+    """Tokens the HF tokenizer adds over the pieces: id -> {"content", "special"…}.
+
+    transformers 4 listed them in tokenizer_config.json's ``added_tokens_decoder`` (where
+    llama.cpp's converter looks); transformers 5 saves them in tokenizer.json only, so a
+    fine-tune's ``<|im_start|>`` would otherwise become an unused ``[PAD]`` row."""
+    path = model_dir / "tokenizer.json"
+    saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    added = {entry["id"]: entry for entry in saved.get("added_tokens") or []}
+    decoder = _tokenizer_config(model_dir).get("added_tokens_decoder") or {}
+    return added | {int(key): entry for key, entry in decoder.items()}
 
 
 def _piece_type(processor, index: int) -> int:
