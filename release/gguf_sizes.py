@@ -3,14 +3,21 @@
 A GGUF file is mostly its tensors, stored in blocks: ``q8_0`` keeps 32 weights in 34
 bytes, ``q4_k`` 256 weights in 144 bytes. The estimate is the parameter count times the
 bits per weight of the block type that holds most tensors (gguf-py's
-``GGML_QUANT_SIZES``). The ``_m`` mixes of llama.cpp store a few tensors in a larger
-type, and small models keep some tensors in f32, so a real file can be some percent
-larger; the estimate is for choosing, the stage measures the real size.
+``GGML_QUANT_SIZES``). It needs only the parameter count, so it is there before the
+merge, for choosing; a real file can be larger: small models keep some tensors in f32,
+llama.cpp's ``_m`` mixes store a few in a larger type, and K-quants of a model whose rows
+are not whole 256-weight blocks fall back to 32-weight types (SmolLM2-135M's q4_k_m file
+is 40% larger than this estimate). Once the merged model exists,
+``release.preflight.gguf_file_bytes`` plans every tensor instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gguf import GGMLQuantizationType
 
 _BULK_TYPE = {
     "f32": "F32",
@@ -29,11 +36,18 @@ _BULK_TYPE = {
 }
 
 
+def bulk_type(gguf_type: str) -> GGMLQuantizationType:
+    """The block type that holds most of a ``gguf_type`` file."""
+    from gguf import GGMLQuantizationType
+
+    return GGMLQuantizationType[_BULK_TYPE[gguf_type]]
+
+
 def bits_per_weight(gguf_type: str) -> float:
     """Bits per weight of the block type that holds most of a ``gguf_type`` file."""
-    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+    from gguf import GGML_QUANT_SIZES
 
-    block, size = GGML_QUANT_SIZES[GGMLQuantizationType[_BULK_TYPE[gguf_type]]]
+    block, size = GGML_QUANT_SIZES[bulk_type(gguf_type)]
     return size * 8 / block
 
 

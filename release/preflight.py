@@ -10,10 +10,13 @@ How much each stage needs, from headers alone (no tensor is loaded):
 - merge: every output tensor at the merge dtype (the merge's own shard plan) plus the
   small files it copies; memory: the largest tensor's float32 working copies (read,
   merged, delta, cast: about three float32 copies) plus the two largest adapter tensors.
-- gguf: each requested file (in-process types: the exporter's own tensor plan, exact;
-  K-quants and files llama.cpp's converter writes: ``release.gguf_sizes``, with an
-  allowance for llama.cpp's mixes) plus the tokenizer metadata, plus the hidden f16
-  source the quantizer starts from when the release asks for K-quants but not for f16;
+- gguf: each requested file, tensor by tensor at the type it will be stored in (the
+  exporter's own plan; K-quants: the type llama.cpp's quantizer will choose, its mixes
+  and fallbacks, ``release.gguf_export.kquant_types``; within 0.05% of the real files)
+  plus the tokenizer metadata, plus the hidden f16 source the quantizer starts from when
+  the release asks for K-quants but not for f16. A model llama.cpp's converter writes
+  is planned from its checkpoint under llama.cpp's tensor names, its tokenizer file
+  standing in for the metadata (generous);
   memory: the checks load the model in float32 twice over (transformers dequantizes the
   whole GGUF before building the model).
 - evaluate: writes nothing; memory: the base and the merged model in float32.
@@ -55,8 +58,6 @@ MERGE_FP32_COPIES = 3
 GGUF_FP32_MODELS = 2
 """Float32 copies of the model at a GGUF check's peak: transformers' dequantized state
 dict and the model built from it."""
-K_QUANT_ALLOWANCE = 1.15
-"""llama.cpp's _m mixes keep some tensors in a larger type than the bulk one."""
 _GGUF_TENSOR_ALIGNMENT = 32
 _SAFETENSORS_HEADER_PER_TENSOR = 160
 """Bytes of a safetensors header entry (name, dtype, shape, offsets), generously."""
@@ -283,14 +284,15 @@ def _parameters(model_dir: Path) -> tuple[int, int]:
 
 
 def gguf_file_bytes(model_dir: Path, types: Iterable[str]) -> dict[str, int]:
-    """Each GGUF type's estimated file size for the merged model in ``model_dir``."""
-    from release.gguf_export.formats import FORMATS, stored_nbytes
-    from release.gguf_export.writer import UnsupportedModel, open_source, plan_tensors
-    from release.gguf_sizes import estimate_gguf_bytes
+    """Each GGUF type's estimated file size for the merged model in ``model_dir``: every
+    tensor at the type it will be stored in (K-quants: the type llama.cpp's quantizer
+    will pick, ``kquant_types``), its header entry and alignment, and the tokenizer."""
+    from release.gguf_export.formats import FORMATS, storage_type, stored_nbytes
+    from release.gguf_export.kquant_types import kquant_tensor_type
+    from release.gguf_export.source import read_config
+    from release.gguf_export.writer import UnsupportedModel, open_source
 
-    types = list(dict.fromkeys(types))
-    parameters, _ = _parameters(model_dir)
-    bulk = estimate_gguf_bytes(parameters, types)
+    config = read_config(model_dir)
     try:
         source = open_source(model_dir)
     except UnsupportedModel:
@@ -300,18 +302,61 @@ def gguf_file_bytes(model_dir: Path, types: Iterable[str]) -> dict[str, int]:
     else:  # llama.cpp's converter writes it: the tokenizer file is a generous stand-in
         tokenizer = model_dir / "tokenizer.json"
         metadata = tokenizer.stat().st_size if tokenizer.is_file() else 2**20
+    layers = _hparam(config, "num_hidden_layers", "n_layer", "num_layers")
+    heads = _hparam(config, "num_attention_heads", "n_head")
+    gqa = heads // (config.get("num_key_value_heads") or heads or 1)
+    tensors = _gguf_tensors(model_dir, config, source, layers)
+    tied = all(name != "output.weight" for name, _ in tensors)
     sizes = {}
-    for name in types:
-        fmt = FORMATS[name]
-        if source is not None and fmt.in_process:
-            planned = plan_tensors(model_dir, source.config, source.arch, fmt)
-            tensors = sum(
-                stored_nbytes(p.source.shape, p.qtype) + _GGUF_TENSOR_ALIGNMENT for p in planned
-            )
-        else:
-            tensors = round(bulk[name] * (1 if fmt.in_process else K_QUANT_ALLOWANCE))
-        sizes[name] = tensors + metadata
+    for gguf_type in dict.fromkeys(types):
+        fmt = FORMATS[gguf_type]
+        total = metadata
+        for name, shape in tensors:
+            if fmt.in_process:
+                qtype = storage_type(fmt, name, shape)
+            else:
+                source_type = storage_type(FORMATS["f16"], name, shape)
+                qtype = kquant_tensor_type(
+                    name, shape, gguf_type, layers, source_type=source_type, gqa=gqa, tied=tied
+                )
+            total += stored_nbytes(shape, qtype) + _gguf_tensor_header(name, shape)
+        sizes[gguf_type] = total
     return sizes
+
+
+def _hparam(config: dict[str, Any], *spellings: str) -> int:
+    return next((int(config[key]) for key in spellings if config.get(key)), 0)
+
+
+def _gguf_tensors(
+    model_dir: Path, config: dict[str, Any], source: Any, layers: int
+) -> list[tuple[str, tuple[int, ...]]]:
+    """Each tensor's GGUF name and shape: the built-in exporter's plan, or for a model
+    llama.cpp's converter writes, the checkpoint's tensors under the GGUF names of the
+    architecture named like its ``model_type`` (else llama's), where they have one: the
+    names llama.cpp's quantizer chooses types by."""
+    import gguf
+
+    from release.gguf_export.formats import FORMATS
+    from release.gguf_export.source import list_tensors
+    from release.gguf_export.writer import plan_tensors
+
+    if source is not None:
+        planned = plan_tensors(model_dir, source.config, source.arch, FORMATS["f16"])
+        return [(p.name, p.source.shape) for p in planned]
+    arches = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
+    arch = arches.get(config.get("model_type", ""), gguf.MODEL_ARCH.LLAMA)
+    names = gguf.get_tensor_name_map(arch, layers)
+    return [
+        (names.get_name(t.name, try_suffixes=(".weight", ".bias")) or t.name, t.shape)
+        for t in list_tensors(model_dir)
+    ]
+
+
+def _gguf_tensor_header(name: str, shape: tuple[int, ...]) -> int:
+    """A tensor's entry in the GGUF header (name, dimensions, type, offset) plus the
+    most its data's alignment can add."""
+    return 8 + len(name.encode()) + 4 + 8 * len(shape) + 4 + 8 + _GGUF_TENSOR_ALIGNMENT
 
 
 def _vocab_bytes(vocab: Any) -> int:

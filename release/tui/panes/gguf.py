@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.filesize import decimal
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.widgets import Label, SelectionList
 from textual.widgets.selection_list import Selection
+from textual.worker import Worker, get_current_worker
 
 from release.gguf_sizes import estimate_gguf_bytes
 from release.spec import GGUF_TYPES
@@ -22,6 +25,8 @@ class GGUFPane(StepPane):
     heading = "GGUF export"
     purpose = "Files for llama.cpp and friends, each read back and compared with the model."
     run_label = "export"
+    _planned_for: tuple[Path, int] | None = None
+    """The merged model whose planned sizes are shown (its folder, its mtime)."""
 
     def compose_form(self) -> ComposeResult:
         spec = self.session.spec
@@ -33,17 +38,53 @@ class GGUFPane(StepPane):
         )
 
     def manifest_changed(self) -> None:
-        """Show the estimated sizes once intake has counted the base's parameters."""
+        """Show the estimated sizes: from the parameter count once intake has counted
+        them, then, once the merge is done, each file planned tensor by tensor from the
+        merged model (llama.cpp's K-quant mixes and fallbacks included) in a thread, as
+        that reads every header and the tokenizer (about a second on SmolLM2)."""
+        merged = self._merged_dir()
+        key = (merged, merged.stat().st_mtime_ns) if merged else None
+        if key is not None and key == self._planned_for:
+            return  # shown already, and the merged model has not changed
         parameters = self._parameters()
-        sizes = estimate_gguf_bytes(parameters, GGUF_TYPES) if parameters else {}
+        bulk = estimate_gguf_bytes(parameters, GGUF_TYPES) if parameters else {}
+        self._show_sizes(bulk, "" if parameters else " appear after intake")
+        self._planned_for = None
+        if merged is not None:
+            self._plan_sizes(merged, key)
+
+    def _merged_dir(self) -> Path | None:
+        spec = self.session.spec
+        if spec is None or not self.session.facts("merge"):
+            return None
+        folder = spec.workspace / "merge"
+        return folder if folder.is_dir() else None
+
+    @work(thread=True, exclusive=True, group="gguf-sizes")
+    def _plan_sizes(self, merged: Path, key: tuple[Path, int]) -> None:
+        from release.preflight import gguf_file_bytes
+
+        worker = get_current_worker()
+        try:
+            sizes = gguf_file_bytes(merged, GGUF_TYPES)
+        except Exception:  # a folder the gguf step will refuse itself: the estimate stays
+            return
+        self.app.call_from_thread(self._show_planned, worker, sizes, key)
+
+    def _show_planned(self, worker: Worker, sizes: dict[str, int], key: tuple) -> None:
+        if worker.is_cancelled:  # a later manifest change started another
+            return
+        self._planned_for = key
+        self._show_sizes(sizes, " of the merged model's files")
+
+    def _show_sizes(self, sizes: dict[str, int], label: str) -> None:
         choices = self.query_one(SelectionList)
         for gguf_type in GGUF_TYPES:
             choices.replace_option_prompt(
                 f"type-{gguf_type}", _choice(gguf_type, sizes.get(gguf_type))
             )
         self.query_one("#gguf-types-label", Label).update(
-            "Quant types (space toggles); estimated sizes"
-            + ("" if parameters else " appear after intake")
+            f"Quant types (space toggles); estimated sizes{label}"
         )
 
     def _parameters(self) -> int:
