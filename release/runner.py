@@ -68,6 +68,7 @@ def stage_key(stage: Stage, spec: ReleaseSpec, manifest: Manifest) -> tuple[str,
         manifest.record(file, relative_to=_key_anchor(root, spec.base_dir))
         for root in roots
         for file in iter_files(root)
+        if not _own_file(file, spec)
     ]
     upstream = {
         dep: {
@@ -84,6 +85,12 @@ def stage_key(stage: Stage, spec: ReleaseSpec, manifest: Manifest) -> tuple[str,
         "upstream": upstream,
     }
     return hashlib.sha256(dumps_canonical(payload).encode()).hexdigest(), inputs
+
+
+def _own_file(path: Path, spec: ReleaseSpec) -> bool:
+    """The release's own files, its spec and its workspace, are never its inputs: a
+    workspace inside the adapter's folder would otherwise key every run on the last."""
+    return path == spec.file or path.is_relative_to(spec.workspace)
 
 
 def _key_anchor(root: Path, base_dir: Path | None) -> Path:

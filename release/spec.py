@@ -228,11 +228,15 @@ class ReleaseSpec(_Section):
         return value.removeprefix("v")
 
     _base_dir: Path | None = PrivateAttr(default=None)
+    _file: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
-    def _remember_base_dir(self, info: ValidationInfo) -> ReleaseSpec:
-        if (base_dir := (info.context or {}).get("base_dir")) is not None:
+    def _remember_where(self, info: ValidationInfo) -> ReleaseSpec:
+        context = info.context or {}
+        if (base_dir := context.get("base_dir")) is not None:
             self._base_dir = Path(os.path.normpath(Path(base_dir).absolute()))
+        if (file := context.get("spec_file")) is not None:
+            self._file = Path(os.path.normpath(Path(file).absolute()))
         return self
 
     @property
@@ -240,6 +244,12 @@ class ReleaseSpec(_Section):
         """The folder release.yaml is in (None for a spec built in code): the runner keys
         the inputs inside it by their path relative to it, so the folder can move."""
         return self._base_dir
+
+    @property
+    def file(self) -> Path | None:
+        """release.yaml itself (None for a spec built in code). Never a stage's input,
+        even when it lies in one (the wizard may save it inside the adapter's folder)."""
+        return self._file
 
     @property
     def tag(self) -> str:
@@ -313,7 +323,8 @@ def parse_spec(text: str, path: Path) -> ReleaseSpec:
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping of keys (name, version, base, adapter…)")
     try:
-        return ReleaseSpec.model_validate(data, context={"base_dir": path.parent.absolute()})
+        context = {"base_dir": path.parent.absolute(), "spec_file": path.absolute()}
+        return ReleaseSpec.model_validate(data, context=context)
     except ValidationError as exc:
         locator = YamlLocator(text, ReleaseSpec)
         located = [(_line_of(e, locator), _format_problem(e, locator, path)) for e in exc.errors()]

@@ -38,7 +38,7 @@ def spec_text(spec: ReleaseSpec, path: Path, *, unsaved_text: str | None = None)
     if old_text is not None:
         try:
             text = _edited(old_text, parse_spec(old_text, path), spec, path.parent)
-            if parse_spec(text, path) == spec:
+            if parse_spec(text, path).model_dump() == spec.model_dump():  # the settings
                 return text
         except (InputError, YAMLError):  # no longer a valid spec, or a YAML corner
             pass

@@ -64,7 +64,7 @@ def save(spec: ReleaseSpec, path: Path) -> list[str]:
     """Save ``spec`` and return the diff's changed lines (+/-) against the old text."""
     old = path.read_text()
     path.write_text(spec_text(spec, path))
-    assert load_spec(path) == spec
+    assert load_spec(path).model_dump() == spec.model_dump()
     diff = difflib.unified_diff(old.splitlines(), path.read_text().splitlines(), n=0)
     return [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")]
 

@@ -63,7 +63,8 @@ class Session:
         data = self.spec.model_dump(exclude_defaults=True)
         for key, value in sections.items():
             data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
-        return ReleaseSpec.model_validate(data, context={"base_dir": self.spec_path.parent})
+        context = {"base_dir": self.spec_path.parent, "spec_file": self.spec_path}
+        return ReleaseSpec.model_validate(data, context=context)
 
     def save(self, spec: ReleaseSpec | None = None) -> None:
         """Keep ``spec`` (default: the current one) and write it to release.yaml, editing

@@ -1,8 +1,10 @@
-"""A release folder that moves (a copy, a CI checkout at another path) keeps its stages.
+"""What a stage's key holds, on a real tiny release: nothing of where the release's
+folder is (a copy, a CI checkout at another path keeps its stages), nothing the machine
+measured (a forced rerun leaves later stages done), and none of the release's own files
+(a spec and workspace saved inside the adapter's folder are not adapter inputs).
 
-The release is really built on the tiny Llama (adapter, merge, evaluate and card; the
-GGUF stage is keyed the same way and takes half a minute, so it is left out), then the
-folder holding release.yaml, the adapter, the eval results and build/ is moved whole.
+The release is built on the tiny Llama (adapter, merge, evaluate and card; the GGUF
+stage is keyed the same way and takes half a minute, so it is left out).
 """
 
 from __future__ import annotations
@@ -168,3 +170,37 @@ def test_paths_inside_the_folder_are_keyed_relative_to_it(tmp_path):
     assert stage_states(spec, [PathStage()]) == {"reader": "stale"}
     events = list(run_release(load_spec(tmp_path / "b" / "release.yaml"), stages=[PathStage()]))
     assert not any(isinstance(e, StageSkipped) for e in events)
+
+
+def test_a_spec_and_workspace_inside_the_adapter_folder_are_not_its_inputs(
+    tiny_llama_dir, tmp_path
+):
+    """The wizard saves release.yaml in the adapter's folder when the folder above holds
+    another release's: then build/ lies inside the adapter input too."""
+    from tests.lora_models import make_adapter
+
+    adapter = make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj"])
+    spec_path = adapter / "release.yaml"
+    spec = {
+        "name": "tiny",
+        "version": "0.1.0",
+        "base": {"path": str(tiny_llama_dir)},
+        "adapter": {"path": "."},
+        "eval": {"enabled": False},
+        "gguf": {"types": []},
+    }
+    spec_path.write_text(yaml.safe_dump(spec))
+    assert started(list(run_release(load_spec(spec_path), only=["adapter", "merge"]))) == [
+        "adapter",
+        "merge",
+    ]
+    spec["card"] = {"summary": "Edited after the merge."}
+    spec_path.write_text(yaml.safe_dump(spec))
+    loaded = load_spec(spec_path)
+    assert loaded.workspace == adapter / "build"
+    states = stage_states(loaded)
+    assert (states["adapter"], states["merge"]) == ("done", "done")
+    record = Manifest.load(loaded.workspace / MANIFEST_NAME).stages["adapter"]
+    keyed = [r.path for r in record.inputs]  # the adapter's files and the base's
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= set(keyed)
+    assert [p for p in keyed if p == "release.yaml" or p.startswith("build")] == []
