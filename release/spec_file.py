@@ -3,8 +3,10 @@
 The wizard edits a spec and saves it so the CLI can repeat the release. Writing the
 spec out afresh would drop the comments, the key order, the flow lists and the folded
 paragraphs of a hand-written file. Instead the old file is loaded round-trip
-(ruamel.yaml) and only the settings whose values changed are replaced, added or
-removed; everything else keeps its bytes.
+(ruamel.yaml) and only the settings whose values changed are replaced or added, and
+a setting cleared to nothing loses its line; everything else keeps its bytes. If the
+edited text would not read back as the new spec (a YAML corner), a fresh file is
+written instead: correct settings come before kept comments.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.error import CommentMark, YAMLError
+from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from release.errors import InputError
@@ -99,12 +102,29 @@ def _update(
         current = node.get(key)
         if isinstance(value, dict) and isinstance(current, CommentedMap):
             _update(current, old.get(key) or {}, value, written.get(key) or {})
+        elif value is None and key in node:  # cleared: `key:` alone would read as null
+            _delete(node, key)
         elif key in node:
             node[key] = _styled_like(current, value)
         elif key in written:
             node[key] = written[key]
             if top_level and len(node) > 1:
                 node.yaml_set_comment_before_after_key(key, before="\n")
+
+
+def _delete(node: CommentedMap, key: str) -> None:
+    """Drop ``key``'s line. ruamel keeps the blank lines and comments that follow a
+    mapping's last line in that line's comment: they go to the line before."""
+    keys = list(node)
+    comment = node.ca.items.pop(key, [None] * 4)[2]
+    del node[key]
+    if comment is None or keys[-1] != key or len(keys) < 2:
+        return
+    following = comment.value.split("\n", 1)[1]  # after the line's own end (and comment)
+    previous = node.ca.items.setdefault(keys[-2], [None] * 4)
+    if previous[2] is None:
+        previous[2] = CommentToken("\n", CommentMark(0))
+    previous[2].value += following
 
 
 def _styled_like(current: Any, value: Any) -> Any:

@@ -160,3 +160,8 @@ def test_a_long_line_that_did_not_change_is_not_wrapped(spec_path):
         "-  license: apache-2.0",
         "+  license: mit",
     ]
+
+
+def test_a_cleared_setting_loses_its_line(spec_path):
+    spec = load_spec(spec_path)
+    assert save(changed(spec, spec_path, base={"path": None}), spec_path) == ["-  path: ./base"]
