@@ -10,6 +10,7 @@ per line on stdout, for CI tools and other front ends that follow a run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -141,7 +142,7 @@ class JsonLinesPrinter:
         pass
 
     def show(self, event: Event) -> None:
-        line = json.dumps(_redacted(event_json(event)), ensure_ascii=False)
+        line = json.dumps(_redacted(event_json(event)), ensure_ascii=False, allow_nan=False)
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
@@ -168,11 +169,14 @@ def event_json(event: Event) -> dict[str, Any]:
 
 
 def _redacted(value: Any) -> Any:
-    """``value`` with every string redacted; what JSON cannot hold becomes its str()."""
+    """``value`` with every string redacted; what JSON cannot hold becomes its str(), and
+    a non-finite number null (Python's NaN is not JSON: strict parsers reject it)."""
     if isinstance(value, dict):
         return {redact(str(key)): _redacted(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_redacted(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if value is None or isinstance(value, bool | int | float):
         return value
     return redact(str(value))

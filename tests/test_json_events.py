@@ -92,3 +92,14 @@ def test_a_failed_run_prints_only_json_lines_even_in_github_actions(tmp_path, mo
     ]
     assert events[-1]["error"].startswith("error: ") and "\n" not in events[-1]["error"]
     assert events[-1]["error"] in captured.err
+
+
+def test_a_non_finite_fact_is_null_not_nan(capsys):
+    with JsonLinesPrinter() as printer:
+        printer.show(StageFinished("evaluate", 1.0, {"ratio": float("nan"), "top": float("inf")}))
+
+    def refuse(constant: str):
+        raise AssertionError(f"{constant} is not JSON")
+
+    line = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert line["facts"] == {"ratio": None, "top": None}
