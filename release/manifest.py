@@ -100,6 +100,10 @@ class Manifest(BaseModel):
         )
         return digest
 
+    def forget_missing_hashes(self) -> None:
+        """Drop cached hashes of files no longer there (the old place of a moved folder)."""
+        self.hash_cache = {key: v for key, v in self.hash_cache.items() if Path(key).exists()}
+
     def record(self, path: Path, relative_to: Path | None = None) -> FileRecord:
         shown = os.path.relpath(path, relative_to) if relative_to else str(path.absolute())
         return FileRecord(path=shown, bytes=path.stat().st_size, sha256=self.hash_file(path))

@@ -195,6 +195,7 @@ def run_release(
     with workspace_lock(workspace):
         clear_leftovers(workspace)
         manifest = Manifest.load_or_new(manifest_path, name=spec.name, version=spec.version)
+        hashed_before = dict(manifest.hash_cache)
         for stage in stages:
             if only and stage.name not in only:
                 continue
@@ -230,6 +231,11 @@ def run_release(
             manifest.stages[stage.name] = record
             manifest.save(manifest_path)
             yield StageFinished(stage.name, record.seconds, record.facts)
+        if manifest.hash_cache != hashed_before and manifest_path.exists():
+            # a run that skipped every stage still hashed (a moved folder, touched files):
+            # keep the hashes, or every later run and status hashes gigabytes again
+            manifest.forget_missing_hashes()
+            manifest.save(manifest_path)
     return manifest
 
 

@@ -68,7 +68,7 @@ def built(tiny_llama_dir, tmp_path_factory) -> Path:
     return root / "release.yaml"
 
 
-def test_a_moved_release_folder_keeps_every_stage(built, tmp_path):
+def test_a_moved_release_folder_keeps_every_stage(built, tmp_path, monkeypatch):
     original = tmp_path / "release"
     shutil.copytree(built.parent, original)
     spec = load_spec(original / "release.yaml")
@@ -87,7 +87,23 @@ def test_a_moved_release_folder_keeps_every_stage(built, tmp_path):
     assert started(events) == []
     done = [e.stage for e in events if e.reason.startswith("unchanged since")]
     assert done == [stage for stage, state in BUILT.items() if state == "done"], events
-    assert files(moved) == before  # outputs and manifest: not a byte rewritten
+    manifest_path = Path("build") / MANIFEST_NAME
+    now = files(moved)
+    assert now.pop(str(manifest_path)) != before.pop(str(manifest_path))  # new hash cache
+    assert now == before  # outputs: not a byte rewritten
+    assert Manifest.load(moved / manifest_path).stages == manifest.stages
+    cached = Manifest.load(moved / manifest_path).hash_cache
+    assert any(key.startswith(str(moved)) for key in cached)
+    assert not any(key.startswith(str(original)) for key in cached)  # the old place: gone
+
+    # The hashes of the moved files were kept: the next run reads no file whole.
+    import release.manifest
+
+    hashed = []
+    monkeypatch.setattr(release.manifest, "sha256_file", lambda path: hashed.append(path))
+    assert started(list(run_release(spec))) == []
+    assert hashed == []
+    monkeypatch.undo()
 
     # One changed byte of the adapter still reruns it and the stages below it.
     weights = moved / "adapter" / "adapter_model.safetensors"
