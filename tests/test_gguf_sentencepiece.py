@@ -160,3 +160,21 @@ def test_added_tokens_saved_by_transformers_5_reach_the_gguf(staged, spm_llama, 
     fields = _fields(gguf.GGUFReader(ours), "tokenizer.")
     assert fields["tokenizer.ggml.tokens"][600:603] == list(ADDED)
     assert fields == _fields(gguf.GGUFReader(staged[1]["f16"]), "tokenizer.")
+
+
+def test_a_tokenizer_model_transformers_cannot_read_is_an_unknown_tokenizer(spm_llama, tmp_path):
+    """Without tokenizer.json, transformers converts tokenizer.model with protobuf; when
+    that is missing the exporter says so (and the stage hands the file to llama.cpp's
+    converter) instead of crashing on transformers' ValueError."""
+    from release.gguf_export.vocab import UnknownTokenizer, read_vocab
+
+    model_dir = shutil.copytree(spm_llama, tmp_path / "model")
+    (model_dir / "tokenizer.json").unlink()
+    vocab_size = json.loads((model_dir / "config.json").read_text())["vocab_size"]
+    try:
+        import google.protobuf  # noqa: F401
+    except ImportError:
+        with pytest.raises(UnknownTokenizer, match="pip install protobuf"):
+            read_vocab(model_dir, vocab_size)
+    else:  # transformers can convert it: the same pieces as from the full folder
+        assert read_vocab(model_dir, vocab_size).tokens == read_vocab(spm_llama, vocab_size).tokens

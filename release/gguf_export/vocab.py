@@ -162,8 +162,15 @@ def _sentencepiece_vocab(model_dir: Path, vocab_size: int) -> Vocab:
         tokens[index] = (text if special else text.replace("▁", " ")).encode()
         scores[index] = -1000.0
         types[index] = TokenType.CONTROL if special else TokenType.USER_DEFINED
-    measured = _measured_add_special(AutoTokenizer.from_pretrained(model_dir))
-    special = _special(model_dir, measured, vocab_size, False)
+    try:
+        hf_tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except (ValueError, ImportError, OSError) as exc:
+        # without tokenizer.json, transformers converts tokenizer.model with protobuf
+        raise UnknownTokenizer(
+            f"{model_dir}: transformers cannot load this SentencePiece tokenizer "
+            f"({str(exc).splitlines()[0]}); `pip install protobuf` may let it"
+        ) from exc
+    special = _special(model_dir, _measured_add_special(hf_tokenizer), vocab_size, False)
     return Vocab("llama", "default", tokens, types, special, scores)
 
 
