@@ -93,6 +93,9 @@ def disk_margin(output_bytes: int) -> int:
     return DISK_MARGIN_BYTES + round(output_bytes * DISK_MARGIN_FRACTION)
 
 
+_OVERRIDE = f" (if the estimate is wrong here, {SKIP_ENV}=1 goes on regardless)"
+
+
 def refusal(stage: str, needs: Needs, have: Resources) -> NotEnoughResources | None:
     """The error a stage should stop with, or None when ``needs`` fits in ``have``."""
     wanted = needs.output_bytes + disk_margin(needs.output_bytes)
@@ -103,7 +106,7 @@ def refusal(stage: str, needs: Needs, have: Resources) -> NotEnoughResources | N
             f"{_decimal(needs.output_bytes)} (+ {_decimal(wanted - needs.output_bytes)} margin), "
             f"{_decimal(have.free_disk_bytes)} free",
             hint=f"free {_decimal(wanted - have.free_disk_bytes)} there or move the workspace "
-            f"to a bigger disk; {needs.hint}",
+            f"to a bigger disk; {needs.hint}{_OVERRIDE}",
             resource="disk",
             needed=wanted,
             available=have.free_disk_bytes,
@@ -114,7 +117,9 @@ def refusal(stage: str, needs: Needs, have: Resources) -> NotEnoughResources | N
             stage,
             f"not enough memory: {stage} needs about {_decimal(needs.memory_bytes)} at its "
             f"peak, {_decimal(have.available_memory_bytes)} available ({have.memory_source})",
-            hint="close other programs or run on a machine with more memory",
+            hint="close other programs or run on a machine with more memory"
+            + (f"; {needs.hint}" if needs.hint else "")
+            + _OVERRIDE,
             resource="memory",
             needed=needs.memory_bytes,
             available=have.available_memory_bytes,
@@ -216,9 +221,10 @@ def _room(folder: Path, limit_file: str, usage_file: str, inactive_key: str) -> 
     try:
         limit_text = (folder / limit_file).read_text().strip()
         usage = int((folder / usage_file).read_text())
+        limit = None if limit_text == "max" else int(limit_text)
     except (OSError, ValueError):
         return None
-    if limit_text == "max" or int(limit_text) >= 2**62:  # v1 writes "no limit" as ~2**63
+    if limit is None or limit >= 2**62:  # v1 writes "no limit" as ~2**63
         return None
     inactive = 0
     try:
@@ -228,7 +234,7 @@ def _room(folder: Path, limit_file: str, usage_file: str, inactive_key: str) -> 
                 inactive = int(value)
     except (OSError, ValueError):
         pass
-    return int(limit_text) - usage + inactive
+    return limit - usage + inactive
 
 
 # --- what each stage needs ----------------------------------------------------------
@@ -388,15 +394,24 @@ def gguf_needs(model_dir: Path, types: list[str]) -> Needs:
     )
 
 
-def evaluate_needs(base_dir: Path, merged_dir: Path, adapter_dir: Path) -> Needs:
-    """The sanity eval holds the base (with the adapter) and the merged model in float32."""
+def evaluate_needs(
+    base_dir: Path, merged_dir: Path, adapter_dir: Path, *, on_accelerator: bool = False
+) -> Needs:
+    """The sanity eval holds the base (with the adapter) and the merged model in float32;
+    on an accelerator each goes to it once loaded, so RAM holds one at a time."""
     from release import lora
     from release.safetensors_stream import list_tensors
 
     adapter = sum(_fp32_bytes(info.shape) for info in list_tensors(adapter_dir / lora.WEIGHTS_NAME))
     base, _ = _parameters(base_dir)
     merged, _ = _parameters(merged_dir)
-    return Needs("nothing", 0, (base + merged) * 4 + adapter, hint="")
+    in_memory = max(base, merged) if on_accelerator else base + merged
+    return Needs(
+        "nothing",
+        0,
+        in_memory * 4 + adapter,
+        hint="or skip the sanity eval with eval.enabled: false (it is what proves the merge)",
+    )
 
 
 def _decimal(size: int) -> str:

@@ -9,6 +9,7 @@ The estimates are measured against the files the stages really write.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ from release.preflight import (
     Resources,
     cgroup_headroom,
     disk_margin,
+    evaluate_needs,
     merge_needs,
     refusal,
 )
@@ -159,6 +161,28 @@ def test_the_decision_on_measured_numbers(tiny_llama_dir, adapter, tmp_path):
         refusal("merge", needs, Resources(tmp_path, exact, have.available_memory_bytes, "RAM"))
         is None
     )
+
+
+def test_the_eval_refusal_names_its_ways_out_and_an_accelerator_needs_less_ram(
+    tiny_llama_dir, adapter, tmp_path
+):
+    from release.preflight import SKIP_ENV, measure
+
+    on_cpu = evaluate_needs(tiny_llama_dir, tiny_llama_dir, adapter)
+    on_gpu = evaluate_needs(tiny_llama_dir, tiny_llama_dir, adapter, on_accelerator=True)
+    from safetensors import safe_open
+
+    parameters = 0
+    for shard in tiny_llama_dir.glob("*.safetensors"):
+        with safe_open(shard, "pt") as handle:
+            shapes = [handle.get_slice(k).get_shape() for k in handle.keys()]  # noqa: SIM118
+            parameters += sum(math.prod(shape) for shape in shapes)
+    assert on_cpu.memory_bytes - on_gpu.memory_bytes == 4 * parameters  # one fp32 model less
+
+    have = measure(tmp_path)
+    short = Resources(have.disk_path, have.free_disk_bytes, on_cpu.memory_bytes - 1, "RAM")
+    problem = refusal("evaluate", on_cpu, short)
+    assert "eval.enabled: false" in problem.hint and f"{SKIP_ENV}=1" in problem.hint
 
 
 def _cgroup_tree(root: Path, proc_cgroup: str, files: dict[str, str]) -> tuple[Path, Path]:

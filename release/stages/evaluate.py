@@ -50,8 +50,13 @@ class EvaluateStage(Stage):
         from release.preflight import check, evaluate_needs
 
         results, gate = _gate(ctx)  # first: a collapsed release fails without a model
+        from release.sanity import pick_device
+
         needs = evaluate_needs(
-            resolve_base_dir(ctx.spec.base), ctx.stage_dir("merge"), ctx.stage_dir("adapter")
+            resolve_base_dir(ctx.spec.base),
+            ctx.stage_dir("merge"),
+            ctx.stage_dir("adapter"),
+            on_accelerator=pick_device().type != "cpu",
         )
         facts, measured = yield from check(ctx, needs)
         facts["results"], facts["gate"] = results, gate
