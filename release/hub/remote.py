@@ -34,7 +34,14 @@ if TYPE_CHECKING:
 
 
 def hub_lines(plan: PushPlan, api: HfApi | None = None) -> dict[str, str]:
-    """One line per repo id of ``plan``: what a push would do, as the Hub stands now."""
+    """One line per repo id of ``plan``: what a push would do, as the Hub stands now.
+    Redacted: a refusing Hub may echo the token back in the message a line quotes."""
+    from release.console import redact
+
+    return {repo_id: redact(line) for repo_id, line in _hub_lines(plan, api).items()}
+
+
+def _hub_lines(plan: PushPlan, api: HfApi | None) -> dict[str, str]:
     if api is None:
         from release.stages.push import hub_api
 
