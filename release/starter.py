@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from release.errors import InputError, MissingInputError
@@ -62,8 +63,19 @@ def _slug(text: str) -> str:
     return slug or "my-model"
 
 
-def starter_spec(adapter_dir: Path, spec_path: Path) -> str:
-    """The text of a starter release.yaml for ``adapter_dir``, to be saved at ``spec_path``."""
+@dataclass(frozen=True)
+class AdapterDefaults:
+    """What adapter_config.json suggests for a release: a name and the base."""
+
+    name: str
+    base_repo_id: str | None
+    base_path: str | None
+    config: dict
+
+
+def adapter_defaults(adapter_dir: Path) -> AdapterDefaults:
+    """The release name (the folder's, as a slug) and the base the adapter names: a Hub
+    id, or a local folder when that is what PEFT recorded."""
     config_path = adapter_dir / "adapter_config.json"
     if not config_path.is_file():
         raise MissingInputError(
@@ -75,16 +87,29 @@ def starter_spec(adapter_dir: Path, spec_path: Path) -> str:
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"{config_path}: not valid JSON ({exc})") from None
     base = str(config.get("base_model_name_or_path") or "")
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", base) and not Path(base).exists():
-        base_line = f"repo_id: {base}"
-    elif base:
-        base_line = f"path: {base}"
+    is_repo_id = bool(re.fullmatch(r"[\w.-]+/[\w.-]+", base)) and not Path(base).exists()
+    return AdapterDefaults(
+        name=_slug(adapter_dir.absolute().name),
+        base_repo_id=base if is_repo_id else None,
+        base_path=base if base and not is_repo_id else None,
+        config=config,
+    )
+
+
+def starter_spec(adapter_dir: Path, spec_path: Path) -> str:
+    """The text of a starter release.yaml for ``adapter_dir``, to be saved at ``spec_path``."""
+    defaults = adapter_defaults(adapter_dir)
+    config = defaults.config
+    if defaults.base_repo_id:
+        base_line = f"repo_id: {defaults.base_repo_id}"
+    elif defaults.base_path:
+        base_line = f"path: {defaults.base_path}"
     else:
         base_line = "repo_id: owner/base-model   # adapter_config.json does not name its base"
     adapter = os.path.relpath(adapter_dir.absolute(), spec_path.absolute().parent)
     return _TEMPLATE.format(
         spec=spec_path.name,
-        name=_slug(adapter_dir.absolute().name),
+        name=defaults.name,
         base_line=base_line,
         adapter=adapter,
         peft_type=config.get("peft_type", "?"),

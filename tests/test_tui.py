@@ -303,3 +303,23 @@ async def test_a_hub_lookup_that_breaks_leaves_the_plan_and_the_wizard(
         assert "model repo tester/tiny-chat" in plan and "README.md" in plan
         assert "on the Hub: not checked: " in plan
         assert app.is_running
+
+
+async def test_choosing_an_adapter_fills_the_base_and_name_it_names(
+    tmp_path, tiny_adapter, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    recorded = json.loads((tiny_adapter / "adapter_config.json").read_text())  # by PEFT
+    app = make_wizard(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert screen.query_one("#name", Input).value == ""
+        screen.query_one("#adapter-path", Input).value = str(tiny_adapter)
+        await pilot.pause()
+        base = recorded["base_model_name_or_path"]
+        assert Path(base).is_dir()  # the tiny adapter was trained on a local folder
+        assert screen.query_one("#base-path", Input).value == base
+        assert screen.query_one("#base-repo", Input).value == ""
+        assert screen.query_one("#name", Input).value == tiny_adapter.name
+        assert "give the base" not in text_of(app, "#pane-adapter .problems")

@@ -16,6 +16,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label
 
 from cards.facts import count
+from release.errors import ReleaseError
+from release.starter import adapter_defaults
 from release.tui.panes.base import StepPane
 from release.tui.widgets.facts import facts_table
 from release.tui.widgets.path_input import (
@@ -71,7 +73,7 @@ class IntakePane(StepPane):
                 ),
             )
             yield _field(
-                "Local copy of the base (optional)",
+                "Local copy (optional)",
                 Input(
                     shown_path(spec.base.path) if spec else "",
                     placeholder="path/to/base",
@@ -88,7 +90,25 @@ class IntakePane(StepPane):
         self.call_after_refresh(self._check_all)
 
     def on_input_changed(self, event: Input.Changed) -> None:
+        checked = event.validation_result
+        if event.input.id == "adapter-path" and checked and checked.is_valid:
+            self._fill_from_adapter(_typed_path(event.value))
         self._check_all()
+
+    def _fill_from_adapter(self, adapter_dir: Path) -> None:
+        """Empty fields take what the adapter's config suggests (as `init` would write)."""
+        try:
+            defaults = adapter_defaults(adapter_dir)
+        except ReleaseError:
+            return  # the field's own check says what is wrong
+        for field, value in (
+            ("base-repo", defaults.base_repo_id),
+            ("base-path", defaults.base_path),
+            ("name", defaults.name),
+        ):
+            widget = self.query_one(f"#{field}", Input)
+            if value and not widget.value.strip():
+                widget.value = value
 
     def _check_all(self) -> None:
         lines = []

@@ -53,7 +53,7 @@ class FolderCheck(Validator):
 
     def validate(self, value: str) -> ValidationResult:
         if not value.strip():
-            return self.success() if self.optional else self.failure(f"give the {self.what}")
+            return self.success() if self.optional else self.failure(f"choose {self.what}")
         path = Path(value).expanduser()
         if not path.is_dir():
             return self.failure(f"{value}: no such folder")
