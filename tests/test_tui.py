@@ -315,7 +315,8 @@ async def test_choosing_an_adapter_fills_the_base_and_name_it_names(
         await pilot.pause()
         screen = app.screen
         assert screen.query_one("#name", Input).value == ""
-        screen.query_one("#adapter-path", Input).value = str(tiny_adapter)
+        assert app.focused is screen.query_one("#adapter-path", Input)  # type straight away
+        await pilot.press(*str(tiny_adapter))
         await pilot.pause()
         base = recorded["base_model_name_or_path"]
         assert Path(base).is_dir()  # the tiny adapter was trained on a local folder

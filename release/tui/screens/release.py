@@ -85,7 +85,10 @@ class ReleaseScreen(Screen):
         self._title()
         self.query_one(StepList).select_step(resume_step(self.states))
         self._refresh_panes()
-        self.query_one(StepList).focus()
+        if self.session.spec is None:  # a new release: the first thing to give is the adapter
+            self.pane("adapter").query_one("#adapter-path").focus()
+        else:
+            self.query_one(StepList).focus()
 
     def _title(self) -> None:
         spec = self.session.spec
