@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from release.gguf_export.quiet import held_stderr
+
 PROBE_PROMPTS = (
     "The capital of France is Paris. The capital of Italy is Rome, and the capital of "
     "Spain is Madrid. Paris is famous for the Eiffel Tower, which was built in 1889 for "
@@ -149,9 +151,10 @@ def transformers_check(path: Path, model_dir: Path, probe: Probe, *, smoke: bool
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(
-        path.parent, gguf_file=path.name, dtype=torch.float32
-    )
+    with held_stderr():  # its GGUF loader draws a tqdm bar of its own
+        model = AutoModelForCausalLM.from_pretrained(
+            path.parent, gguf_file=path.name, dtype=torch.float32
+        )
     logits, answer = _transformers_run(model, probe.prompts, probe.smoke_ids if smoke else None)
     text = ""
     if smoke:

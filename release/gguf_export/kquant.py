@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from release.gguf_export.formats import GGUFFormat
+from release.gguf_export.quiet import held_stderr, last_line
 
 EXTRA = "llama-cpp"
 INSTALL_HINT = f"pip install 'model-release[{EXTRA}]' (builds llama-cpp-python, ~7 minutes)"
@@ -42,8 +43,13 @@ def quantize_with_llama_cpp(source: Path, target: Path, fmt: GGUFFormat) -> None
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = int(fmt.file_type)
     params.nthread = os.cpu_count() or 1
-    status = llama_cpp.llama_model_quantize(
-        str(source).encode(), str(target).encode(), ctypes.byref(params)
-    )
+    with held_stderr() as chatter:
+        status = llama_cpp.llama_model_quantize(
+            str(source).encode(), str(target).encode(), ctypes.byref(params)
+        )
     if status != 0:
-        raise QuantizeFailed(f"llama.cpp could not quantize {source.name} to {fmt.name}")
+        said = last_line(chatter)
+        raise QuantizeFailed(
+            f"llama.cpp could not quantize {source.name} to {fmt.name}"
+            + (f" ({said})" if said else "")
+        )
