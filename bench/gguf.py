@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def converter_script(explicit: Path | None) -> Path:
-    from release.gguf_export.delegate import SCRIPT, install_converter
-    from release.paths import cache_dir
+    from release.core.paths import cache_dir
+    from release.gguf.delegate import SCRIPT, install_converter
 
     if explicit:
         return explicit / SCRIPT
@@ -35,9 +35,9 @@ def converter_script(explicit: Path | None) -> Path:
 
 
 def export_ours(model: Path, out: Path, type_name: str) -> None:
-    from release.gguf_export.formats import FORMATS
-    from release.gguf_export.metadata import ReleaseMetadata
-    from release.gguf_export.writer import export_gguf, open_source
+    from release.gguf.formats import FORMATS
+    from release.gguf.metadata import ReleaseMetadata
+    from release.gguf.writer import export_gguf, open_source
 
     source = open_source(model)
     for _ in export_gguf(source, out, FORMATS[type_name], ReleaseMetadata("bench", "1.0")):

@@ -35,7 +35,7 @@ def generate(workdir: Path, hidden: int, layers: int, rank: int) -> None:
     from safetensors.torch import save_file
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from release.safetensors_stream import OutTensor, ShardWriter, plan_shards
+    from release.checkpoint.safetensors import OutTensor, ShardWriter, plan_shards
 
     base, adapter = workdir / "base", workdir / "adapter"
     config = LlamaConfig(
@@ -77,7 +77,7 @@ def generate(workdir: Path, hidden: int, layers: int, rank: int) -> None:
 
 def run_stage(stage: str, base: Path, adapter: Path, workspace: Path) -> None:
     from release.runner import run_release
-    from release.spec import ReleaseSpec
+    from release.spec.schema import ReleaseSpec
 
     spec = ReleaseSpec(
         name="bench",

@@ -7,27 +7,50 @@ results, and ``check`` reads only the card.
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cards.errors import CardError
 
-app = typer.Typer(
-    help="Check and build model cards.", no_args_is_help=True, pretty_exceptions_enable=False
-)
+if TYPE_CHECKING:
+    from cards.lint import Problem
+
+OnChecked = Callable[[list[Path], "list[Problem]"], None]
+"""Called after ``check`` with the cards and their problems: how a host reports them
+(model-release hands in GitHub Actions annotations; cards itself knows no CI)."""
 
 
-@app.command()
-def check(
-    paths: Annotated[list[Path], typer.Argument(help="Model cards (README.md) to check.")],
-    json_output: Annotated[bool, typer.Option("--json", help="Print problems as JSON.")] = False,
-) -> None:
-    """Check model cards: metadata, model-index, citations and claims in the text.
+def make_app(on_checked: OnChecked | None = None) -> typer.Typer:
+    """The ``card`` command group; ``on_checked`` sees every ``check``'s problems."""
+    app = typer.Typer(
+        help="Check and build model cards.", no_args_is_help=True, pretty_exceptions_enable=False
+    )
+    app.command()(_check_command(on_checked))
+    app.command()(build)
+    return app
 
-    Prints FILE:LINE: error|warning: MESSAGE. Exit 1 on errors, 2 on an unreadable file.
-    """
+
+def _check_command(on_checked: OnChecked | None) -> Callable[..., None]:
+    def check(
+        paths: Annotated[list[Path], typer.Argument(help="Model cards (README.md) to check.")],
+        json_output: Annotated[
+            bool, typer.Option("--json", help="Print problems as JSON.")
+        ] = False,
+    ) -> None:
+        """Check model cards: metadata, model-index, citations and claims in the text.
+
+        Prints FILE:LINE: error|warning: MESSAGE. Exit 1 on errors, 2 on an unreadable file.
+        """
+        _check(paths, json_output, None if json_output else on_checked)
+
+    return check
+
+
+def _check(paths: list[Path], json_output: bool, on_checked: OnChecked | None) -> None:
     from cards.lint import lint_file, to_json
 
     problems, unreadable = [], False
@@ -37,10 +60,8 @@ def check(
         except CardError as error:
             typer.echo(f"error: {error}", err=True)
             unreadable = True
-    if not json_output and os.environ.get("GITHUB_ACTIONS") == "true":
-        from release.github import emit_check_results  # annotations on the PR's files
-
-        emit_check_results(paths, problems)
+    if on_checked is not None:
+        on_checked(paths, problems)
     if json_output:
         typer.echo(to_json(problems))
     else:
@@ -53,7 +74,6 @@ def check(
     raise typer.Exit(2 if unreadable else 1 if errors else 0)
 
 
-@app.command()
 def build(
     metadata: Annotated[
         Path, typer.Option("--metadata", help="card.yaml: Hub metadata, repo_id and prose.")
@@ -85,18 +105,34 @@ def build(
     from cards.evals import eval_results_files
     from cards.render import render_gguf_card, render_model_card
     from cards.spec import load_context
-    from release.files import atomic_write_text
 
     try:
         ctx = load_context(metadata, results or [], baseline or [], facts)
         render = render_gguf_card if gguf else render_model_card
-        atomic_write_text(output, render(ctx, template_dir))
+        _write_atomically(output, render(ctx, template_dir))
         if eval_results_dir:
             for name, text in eval_results_files(ctx.records).items():
                 target = eval_results_dir / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(target, text)
+                _write_atomically(target, text)
     except (CardError, OSError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(CardError.exit_code) from None
     typer.echo(f"wrote {output}", err=True)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` under a temporary name beside ``path``, then rename it: a card is
+    never seen half-written."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+app = make_app()
+"""``python -m cards``: the card commands on their own."""

@@ -16,53 +16,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field
-
-from cards import yamlio
+from cards import lmeval, simple_results, yamlio
 from cards.errors import CardError
+from cards.records import TASK_TYPE, EvalRecord
 
-# lm-eval tasks are scored on generated or ranked text; the Hub files them under this tag.
-TASK_TYPE = "text-generation"
-Finite = Annotated[float, AllowInfNan(False)]
-
-
-class EvalRecord(BaseModel):
-    """One score. ``key`` is what merging and comparing match on; ``n_shot`` is kept
-    apart so a comparison can flag numbers measured with different shots."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    task: str = Field(min_length=1)
-    metric: str = Field(min_length=1)
-    value: Finite
-    stderr: Finite | None = None
-    n_shot: int | None = Field(default=None, ge=0)
-    filter: str = "none"
-    task_version: str | None = None
-    harness: str = Field(min_length=1)
-    harness_version: str | None = None
-    model: str | None = None
-    model_revision: str | None = None
-    dataset: str | None = None
-    dataset_config: str | None = None
-    split: str | None = None
-    higher_is_better: bool | None = None
-    date: datetime | None = None
-    source: str = Field(min_length=1)
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.task, self.metric, self.filter)
+EVAL_RESULTS_DIR = ".eval_results"
+"""The Hub's folder of eval result entries, in a model repo."""
 
 
 def load_results(paths: Iterable[str | Path]) -> list[EvalRecord]:
     """Read and merge results files (see the module docstring), sorted by task, metric."""
-    from cards import lmeval, simple_results
-
     readers = {".json": lmeval.read, ".yaml": simple_results.read_yaml}
     readers |= {".yml": simple_results.read_yaml, ".csv": simple_results.read_csv}
     newest: dict[tuple, tuple[tuple, EvalRecord]] = {}
@@ -159,13 +124,5 @@ def eval_results_files(records: Sequence[EvalRecord]) -> dict[str, str]:
         )
         stem = "-".join(part for part in (r.task, r.metric, r.filter) if part != "none")
         text = yamlio.dump(eval_result_entries_to_yaml([entry]))
-        files[f".eval_results/{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)}.yaml"] = text
+        files[f"{EVAL_RESULTS_DIR}/{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)}.yaml"] = text
     return files
-
-
-def read_text(path: Path) -> str:
-    """A results file's text, or a one-line ``CardError``."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise CardError(f"{path}: cannot read results file ({error.strerror})") from error

@@ -21,8 +21,9 @@ from pydantic import ValidationError
 
 from cards import body, yamlio
 from cards.errors import CardError, dotted
-from cards.frontmatter import LineMap, line_map, split
+from cards.frontmatter import split
 from cards.schema import METADATA_KEYS, WHOLE_CARD_KINDS, CardMetadata, whole_card_problems
+from cards.yamlio import LineMap, line_map
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from cards.errors import CardError, invalid
-from cards.evals import EvalRecord, read_text
+from cards.records import EvalRecord, read_text
 
 HARNESS = "lm-evaluation-harness"
 _NOT_METRICS = {"alias", "name", "sample_len", "sample_count"}

@@ -25,7 +25,8 @@ from cards import facts as fact_rows
 from cards import yamlio
 from cards.citations import method_citations
 from cards.errors import CardError
-from cards.evals import EvalRecord, to_model_index
+from cards.evals import to_model_index
+from cards.records import EvalRecord
 from cards.schema import CardMetadata, RepoId
 
 _TEMPLATES = Path(__file__).parent / "templates"

@@ -33,12 +33,22 @@ from pydantic_core import PydanticCustomError
 
 from cards import vocab
 
-# huggingface_hub's REPO_ID_REGEX, plus its length and "--"/".." rules.
-_REPO_ID = re.compile(r"^(\b[\w\-.]+\b/)?\b[\w\-.]+\b$")
+
+def is_repo_id(value: str, *, owner_required: bool = False) -> bool:
+    """Whether ``value`` is a Hub repo id, by huggingface_hub's own rules (``name`` or
+    ``owner/name``; with ``owner_required``, only the latter): the one repo-id rule."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(value)
+    except HFValidationError:
+        return False
+    return "/" in value or not owner_required
 
 
 def _repo_id(value: str) -> str:
-    if len(value) > 96 or "--" in value or ".." in value or not _REPO_ID.match(value):
+    if not is_repo_id(value):
         raise ValueError(f"{value!r} is not a Hub repo id (expected 'owner/name')")
     return value
 

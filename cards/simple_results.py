@@ -36,7 +36,7 @@ from pydantic import ValidationError
 
 from cards import yamlio
 from cards.errors import CardError, invalid
-from cards.evals import EvalRecord, read_text
+from cards.records import EvalRecord, read_text
 
 _RUN_FIELDS = ("harness", "harness_version", "model", "model_revision", "date")
 

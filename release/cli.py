@@ -1,8 +1,8 @@
 """The `model-release` command line.
 
 Commands are thin: they load the spec, hand it to the runner or the cards package, and
-print what comes back through ``release.console``. Errors become one line and an exit
-code through ``release.error_table`` (2: bad input, 1: a stage failed); --debug or
+print what comes back through ``release.report.console``. Errors become one line and an exit
+code through ``release.report.error_table`` (2: bad input, 1: a stage failed); --debug or
 MODEL_RELEASE_DEBUG=1 shows the traceback.
 """
 
@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from typer.exceptions import TyperException
 
-from cards.cli import app as card_app
+from cards.cli import make_app as make_card_app
 from release import __version__
-from release.console import EventPrinter, JsonLinesPrinter, Output
-from release.error_table import explain
+from release.report.console import EventPrinter, JsonLinesPrinter, Output
+from release.report.error_table import explain
 
 if TYPE_CHECKING:
     from collections.abc import Generator
 
-    from release.events import Event
-    from release.spec import ReleaseSpec
+    from release.core.events import Event
+    from release.spec.schema import ReleaseSpec
 
 T = TypeVar("T")
 
@@ -41,8 +41,18 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 spec_app = typer.Typer(help="Check release.yaml files.", no_args_is_help=True)
+
+
+def _annotate_in_actions(paths: list[Path], problems: list) -> None:
+    """Inside GitHub Actions, ``card check`` also puts its problems on the files' lines."""
+    from release.report.github import emit_check_results, in_actions
+
+    if in_actions():
+        emit_check_results(paths, problems)
+
+
 app.add_typer(spec_app, name="spec")
-app.add_typer(card_app, name="card")
+app.add_typer(make_card_app(on_checked=_annotate_in_actions), name="card")
 
 SpecArg = Annotated[Path, typer.Argument(help="The release spec (release.yaml).")]
 JsonOpt = Annotated[
@@ -52,6 +62,14 @@ JsonOpt = Annotated[
         help="Print each event as one JSON object per line on stdout (type, stage, "
         "done/total/unit/message, facts; a failure's one-line error), for CI tools; "
         "nothing else goes to stdout (no GitHub Actions job summary).",
+    ),
+]
+ExpectVersionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--expect-version",
+        help="Refuse (exit 2) unless release.yaml's version is this one, e.g. the tag "
+        "that triggered the workflow (v1.2.0 or 1.2.0).",
     ),
 ]
 _output = Output()
@@ -84,13 +102,11 @@ def _run_and_print(
     **options,
 ) -> int:
     from release.runner import run_release
-    from release.spec import load_spec
+    from release.spec.schema import load_spec
 
     spec = load_spec(spec_path)
     if expect_version is not None:
-        from release.github import check_tag
-
-        check_tag(spec, expect_version, spec_path)
+        _check_version(spec_path, expect_version)
     if not json_lines:
         _output.info(f"release {spec.name} {spec.tag} → {spec.workspace}")
     _show(spec, run_release(spec, **options), json_lines=json_lines)
@@ -99,12 +115,19 @@ def _run_and_print(
     return 0
 
 
+def _check_version(spec_path: Path, expect_version: str) -> None:
+    from release.report.github import check_tag
+    from release.spec.schema import load_spec
+
+    check_tag(load_spec(spec_path), expect_version, spec_path)
+
+
 def _show(spec: ReleaseSpec, events: Generator[Event, None, T], *, json_lines: bool = False) -> T:
     """Print the events (and, in GitHub Actions, report them); returns their result.
 
     With ``json_lines``, stdout holds nothing but the events, one JSON object a line: no
     job report, whose annotations go to stdout; the tool reading the events reports."""
-    from release.github import job_report
+    from release.report.github import job_report
 
     printer = JsonLinesPrinter() if json_lines else EventPrinter(_output)
     report_to = contextlib.nullcontext() if json_lines else job_report(spec)
@@ -133,14 +156,7 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Run every stage but the push; print its plan.")
     ] = False,
-    expect_version: Annotated[
-        str | None,
-        typer.Option(
-            "--expect-version",
-            help="Refuse (exit 2) unless release.yaml's version is this one, e.g. the tag "
-            "that triggered the workflow (v1.2.0 or 1.2.0).",
-        ),
-    ] = None,
+    expect_version: ExpectVersionOpt = None,
     json_lines: JsonOpt = False,
 ) -> None:
     """Run a release: each stage whose inputs changed since the last run, in order.
@@ -167,7 +183,7 @@ def run(
 
 
 def _refuse_json_with_dry_run(json_lines: bool, dry_run: bool) -> None:
-    from release.errors import InputError
+    from release.core.errors import InputError
 
     if json_lines and dry_run:
         raise InputError(
@@ -178,7 +194,7 @@ def _refuse_json_with_dry_run(json_lines: bool, dry_run: bool) -> None:
 def _print_push_plan(spec_path: Path) -> None:
     from release.hub.plan import render_plan
     from release.hub.remote import hub_lines
-    from release.spec import load_spec
+    from release.spec.schema import load_spec
     from release.stages.push import dry_run
 
     plan, warnings = dry_run(load_spec(spec_path))
@@ -201,6 +217,7 @@ def push(
             "README.md and .eval_results/; no model is downloaded or uploaded.",
         ),
     ] = False,
+    expect_version: ExpectVersionOpt = None,
     json_lines: JsonOpt = False,
 ) -> None:
     """Publish a built release: one commit per repo, then the tag v<version>.
@@ -211,6 +228,8 @@ def push(
     committing new eval results): one commit to push.repo_id, the tag is not moved.
     """
     _refuse_json_with_dry_run(json_lines, dry_run)
+    if expect_version is not None:
+        _check_version(spec, expect_version)
     if card_only:
         _push_card(spec, dry_run=dry_run, json_lines=json_lines)
         return
@@ -223,9 +242,9 @@ def push(
 
 def _refuse_out_of_date(spec_path: Path) -> None:
     """A push publishes what the stages built: never files older than the spec/inputs."""
-    from release.errors import InputError
+    from release.core.errors import InputError
     from release.runner import stage_states
-    from release.spec import load_spec
+    from release.spec.schema import load_spec
 
     states = stage_states(load_spec(spec_path))
     behind = [
@@ -240,9 +259,9 @@ def _refuse_out_of_date(spec_path: Path) -> None:
 
 
 def _push_card(spec_path: Path, *, dry_run: bool, json_lines: bool) -> None:
-    from release.hub.card_only import publish_card
+    from release.card_push import publish_card
     from release.hub.plan import PushPlan, render_plan
-    from release.spec import load_spec
+    from release.spec.schema import load_spec
 
     spec = load_spec(spec_path)
     pushed = _show(spec, publish_card(spec, dry_run=dry_run), json_lines=json_lines)
@@ -300,9 +319,9 @@ def init(
     ] = False,
 ) -> None:
     """Write a commented starter release.yaml for an adapter."""
-    from release.errors import InputError
-    from release.files import atomic_write_text
-    from release.starter import starter_spec
+    from release.core.errors import InputError
+    from release.core.files import atomic_write_text
+    from release.spec.starter import starter_spec
 
     if output.exists() and not overwrite:
         raise InputError(f"{output}: already exists", hint="pass --overwrite or choose --output")
@@ -332,7 +351,7 @@ def wizard(
 @spec_app.command("check")
 def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
     """Validate release.yaml: every problem with its line number; exit 2 if any."""
-    from release.spec import load_spec
+    from release.spec.schema import load_spec
 
     loaded = load_spec(spec)
     _output.info(f"{spec}: ok ({loaded.name} {loaded.tag})")
@@ -341,9 +360,9 @@ def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
 @app.command()
 def status(spec: SpecArg = Path("release.yaml")) -> None:
     """Show which stages of a release are done, which changed since, and which are to do."""
-    from release.manifest import MANIFEST_NAME, Manifest
+    from release.core.manifest import MANIFEST_NAME, Manifest
     from release.runner import stage_states
-    from release.spec import load_spec
+    from release.spec.schema import load_spec
     from release.stages import default_stages
 
     loaded = load_spec(spec)
@@ -382,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BaseException as exc:
         if debug:  # exception messages can carry the token (a Hub echoing it back)
-            from release.console import redact
+            from release.core.redact import redact
 
             sys.stderr.write(redact(traceback.format_exc()))
         message, code = explain(exc)

@@ -1,6 +1,6 @@
 """Run a release: the stages in order, each skipped when its inputs are unchanged.
 
-``run_release`` is a generator of events (``release.events``) so any front end can show
+``run_release`` is a generator of events (``release.core.events``) so any front end can show
 progress; it holds no UI. For every stage it:
 
 1. asks the stage whether it applies to the spec (a GGUF stage with no quant types does
@@ -13,7 +13,7 @@ progress; it holds no UI. For every stage it:
    records outputs and facts, and saves the manifest atomically.
 
 A run killed at any point resumes from the last stage that finished; what the killed
-run left in staging is cleared first (``release.files.clear_leftovers``).
+run left in staging is cleared first (``release.core.files.clear_leftovers``).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from release import __version__
-from release.errors import InputError, StageError
-from release.events import Event, StageFailed, StageFinished, StageSkipped, StageStarted
-from release.files import clear_leftovers, iter_files, replace_dir
-from release.manifest import (
+from release.core.errors import InputError, StageError, named_stage
+from release.core.events import Event, StageFailed, StageFinished, StageSkipped, StageStarted
+from release.core.files import clear_leftovers, iter_files, replace_dir
+from release.core.manifest import (
     MANIFEST_NAME,
     FileRecord,
     Manifest,
@@ -41,8 +41,8 @@ from release.manifest import (
     dumps_canonical,
     now_iso,
 )
-from release.paths import relative_if_inside
-from release.spec import ReleaseSpec
+from release.core.paths import relative_if_inside
+from release.spec.schema import ReleaseSpec
 from release.stages import default_stages
 from release.stages.base import Stage, StageContext
 
@@ -259,7 +259,8 @@ def _run_stage(
     yield StageStarted(stage.name, stage.title)
     started = time.perf_counter()
     try:
-        output = yield from stage.run(ctx)
+        with named_stage(stage.name):
+            output = yield from stage.run(ctx)
         final = workspace / stage.name
         replace_dir(staging, final)
     except BaseException as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from release.gguf_export.delegate import install_converter
+from release.gguf.delegate import install_converter
 from tests.conftest import TEST_CACHE
 from tests.gguf_helpers import make_confident
 

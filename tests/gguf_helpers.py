@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from release.manifest import Manifest
-from release.spec import ReleaseSpec
+from release.core.manifest import Manifest
+from release.spec.schema import ReleaseSpec
 from release.stages.base import StageContext, StageOutput
 from release.stages.gguf import GGUFStage
 

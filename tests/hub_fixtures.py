@@ -22,9 +22,9 @@ import pytest
 
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 
-from release.files import iter_files
-from release.manifest import MANIFEST_NAME, Manifest, StageRecord, now_iso
-from release.spec import ReleaseSpec
+from release.core.files import iter_files
+from release.core.manifest import MANIFEST_NAME, Manifest, StageRecord, now_iso
+from release.spec.schema import ReleaseSpec
 from tests.hub_server import FakeHub
 
 CANARY_TOKEN = "hf_CANARYdoNotLeakQ7xZ3kW9pR2m"

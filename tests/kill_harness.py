@@ -28,9 +28,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from release.files import iter_files, sha256_file
+from release.core.files import iter_files, sha256_file
+from release.core.manifest import MANIFEST_NAME, FileRecord, Manifest
 from release.hub.plan import release_manifest_bytes
-from release.manifest import MANIFEST_NAME, FileRecord, Manifest
 
 REPO = Path(__file__).resolve().parent.parent
 PUSH_MANIFEST = "push/manifest.json"

@@ -11,13 +11,13 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from release.errors import InputError
-from release.events import StageFinished
-from release.fingerprint import base_fingerprint
-from release.manifest import MANIFEST_NAME
+from release.checkpoint.fingerprint import base_fingerprint
+from release.checkpoint.safetensors import list_checkpoint
+from release.core.errors import InputError
+from release.core.events import StageFinished
+from release.core.manifest import MANIFEST_NAME
 from release.runner import run_release
-from release.safetensors_stream import list_checkpoint
-from release.spec import ReleaseSpec
+from release.spec.schema import ReleaseSpec
 from tests.lora_models import load_folder, make_adapter
 
 TARGETS = ["q_proj", "v_proj", "gate_proj", "down_proj"]

@@ -15,7 +15,7 @@ import yaml
 from safetensors import safe_open
 
 from release.cli import main
-from release.manifest import MANIFEST_NAME, Manifest
+from release.core.manifest import MANIFEST_NAME, Manifest
 from tests.lora_models import load_folder, max_ulps, peft_merge
 
 pytestmark = pytest.mark.slow

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from cards.evals import load_results
-from release.errors import StageError
-from release.events import StageFinished
-from release.gate import compare, previous_records
-from release.manifest import Manifest, StageRecord
+from release.core.errors import StageError
+from release.core.events import StageFinished
+from release.core.manifest import Manifest, StageRecord
+from release.evaluate.gate import compare, previous_records
 from release.runner import run_release
-from release.spec import ReleaseSpec
+from release.spec.schema import ReleaseSpec
 from release.stages.evaluate import EvaluateStage
 
 

@@ -10,11 +10,10 @@ import sys
 import gguf
 import pytest
 
-from release.errors import StageError
-from release.events import Progress
-from release.files import sha256_file
-from release.gguf_export.formats import FORMATS
-from release.stages.base import Cancelled
+from release.core.errors import Cancelled, StageError
+from release.core.events import Progress
+from release.core.files import sha256_file
+from release.gguf.formats import FORMATS
 from release.stages.gguf import GGUFStage
 from tests.gguf_helpers import gguf_context, run_gguf_stage
 

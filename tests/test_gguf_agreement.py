@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from release.gguf_export.agreement import CONFIDENT_GAP, compare
+from release.gguf.agreement import CONFIDENT_GAP, compare
 
 
 def test_a_flipped_near_tie_lowers_top1_but_not_confident_agreement():

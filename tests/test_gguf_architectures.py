@@ -10,11 +10,11 @@ from pathlib import Path
 import gguf
 import pytest
 
-from release.errors import StageError
-from release.gguf_export.agreement import llama_cpp_check, reference_probe
-from release.gguf_export.formats import FORMATS
-from release.gguf_export.metadata import ReleaseMetadata
-from release.gguf_export.writer import export_gguf, open_source
+from release.core.errors import StageError
+from release.gguf.agreement import llama_cpp_check, reference_probe
+from release.gguf.formats import FORMATS
+from release.gguf.metadata import ReleaseMetadata
+from release.gguf.writer import export_gguf, open_source
 from tests.gguf_helpers import gguf_context, llama_cpp_convert, make_confident, run_gguf_stage
 
 pytest_plugins = ("tests.gguf_fixtures",)

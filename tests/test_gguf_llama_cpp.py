@@ -9,10 +9,10 @@ from pathlib import Path
 import gguf
 import pytest
 
-from release.gguf_export.agreement import llama_cpp_check, reference_probe
-from release.gguf_export.formats import FORMATS
-from release.gguf_export.metadata import ReleaseMetadata
-from release.gguf_export.writer import export_gguf, open_source
+from release.gguf.agreement import llama_cpp_check, reference_probe
+from release.gguf.formats import FORMATS
+from release.gguf.metadata import ReleaseMetadata
+from release.gguf.writer import export_gguf, open_source
 from tests.gguf_helpers import llama_cpp_convert
 
 pytest_plugins = ("tests.gguf_fixtures",)

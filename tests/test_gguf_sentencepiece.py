@@ -14,9 +14,9 @@ import gguf
 import pytest
 from gguf import TokenType
 
-from release.gguf_export.formats import FORMATS
-from release.gguf_export.metadata import ReleaseMetadata
-from release.gguf_export.writer import export_gguf, open_source
+from release.gguf.formats import FORMATS
+from release.gguf.metadata import ReleaseMetadata
+from release.gguf.writer import export_gguf, open_source
 from tests.gguf_helpers import gguf_context, llama_cpp_convert, run_gguf_stage
 from tests.spm_models import ADDED, CHATML, make_spm_llama
 
@@ -166,7 +166,7 @@ def test_a_tokenizer_model_transformers_cannot_read_is_an_unknown_tokenizer(spm_
     """Without tokenizer.json, transformers converts tokenizer.model with protobuf; when
     that is missing the exporter says so (and the stage hands the file to llama.cpp's
     converter) instead of crashing on transformers' ValueError."""
-    from release.gguf_export.vocab import UnknownTokenizer, read_vocab
+    from release.gguf.vocab import UnknownTokenizer, read_vocab
 
     model_dir = shutil.copytree(spm_llama, tmp_path / "model")
     (model_dir / "tokenizer.json").unlink()

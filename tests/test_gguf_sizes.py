@@ -10,10 +10,10 @@ import gguf
 import numpy as np
 import pytest
 
-from release.gguf_export.kquant_types import kquant_tensor_type
-from release.gguf_sizes import bits_per_weight, estimate_gguf_bytes
-from release.preflight import gguf_file_bytes
-from release.spec import GGUF_TYPES
+from release.gguf.kquant_types import kquant_tensor_type
+from release.gguf.needs import gguf_file_bytes
+from release.gguf.sizes import bits_per_weight, estimate_gguf_bytes
+from release.spec.schema import GGUF_TYPES
 
 
 def test_every_spec_type_has_an_estimate():
@@ -51,10 +51,10 @@ K_QUANTS = ("q2_k", "q3_k_m", "q4_k_m", "q5_k_m", "q6_k")
 
 def _quantized(model_dir: Path, out: Path, types: tuple[str, ...]) -> dict[str, Path]:
     """Our f16 file of ``model_dir`` and each of ``types`` quantized from it by llama.cpp."""
-    from release.gguf_export.formats import FORMATS
-    from release.gguf_export.kquant import quantize_with_llama_cpp
-    from release.gguf_export.metadata import ReleaseMetadata
-    from release.gguf_export.writer import export_gguf, open_source
+    from release.gguf.formats import FORMATS
+    from release.gguf.kquant import quantize_with_llama_cpp
+    from release.gguf.metadata import ReleaseMetadata
+    from release.gguf.writer import export_gguf, open_source
 
     out.mkdir()
     files = {"f16": out / "f16.gguf"}
@@ -103,8 +103,8 @@ def llama_cpp_tensor_types(path: Path) -> dict[str, gguf.GGMLQuantizationType]:
 
 def predicted_types(model_dir: Path, gguf_type: str) -> dict[str, gguf.GGMLQuantizationType]:
     """Each tensor's type in llama.cpp's ``gguf_type`` file of our f16 export."""
-    from release.gguf_export.formats import FORMATS
-    from release.gguf_export.writer import open_source, plan_tensors
+    from release.gguf.formats import FORMATS
+    from release.gguf.writer import open_source, plan_tensors
 
     source = open_source(model_dir)
     config = source.config

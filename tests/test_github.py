@@ -13,8 +13,8 @@ import pytest
 
 from cards.lint import Problem
 from release.cli import main
-from release.github import command, emit_check_results
-from release.manifest import Manifest
+from release.core.manifest import Manifest
+from release.report.github import command, emit_check_results
 from tests.hub_fixtures import CANARY_TOKEN, MODEL_CARD, REPO_ID, BuiltRelease
 
 EVALUATE_FACTS = {

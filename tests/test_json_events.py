@@ -7,9 +7,16 @@ from __future__ import annotations
 import json
 
 from release.cli import main
-from release.console import JsonLinesPrinter
-from release.errors import StageError
-from release.events import Log, Progress, StageFailed, StageFinished, StageSkipped, StageStarted
+from release.core.errors import StageError
+from release.core.events import (
+    Log,
+    Progress,
+    StageFailed,
+    StageFinished,
+    StageSkipped,
+    StageStarted,
+)
+from release.report.console import JsonLinesPrinter
 
 TOKEN = "hf_JSONcanaryQ7xZ3kW9pR2mAbCdEf"
 

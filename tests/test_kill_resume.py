@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from release.errors import InputError
+from release.core.errors import InputError
+from release.core.manifest import MANIFEST_NAME, FileRecord, Manifest, StageRecord
 from release.hub.plan import RELEASE_MANIFEST, release_manifest_bytes
-from release.manifest import MANIFEST_NAME, FileRecord, Manifest, StageRecord
 from tests.conftest import TEST_CACHE
 from tests.hub_fixtures import ADAPTER_REPO_ID, CANARY_TOKEN, GGUF_REPO_ID, REPO_ID
 from tests.hub_server import FakeHub

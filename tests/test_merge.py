@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from release.events import Progress
+from release.core.events import Progress
 from release.runner import run_release
-from release.spec import ReleaseSpec
+from release.spec.schema import ReleaseSpec
 from tests.lora_models import (
     load_folder,
     make_adapter,

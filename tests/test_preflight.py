@@ -18,19 +18,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from rich.filesize import decimal
 
 from release.cli import main
-from release.errors import NotEnoughResources
-from release.manifest import MANIFEST_NAME, Manifest
-from release.preflight import (
-    Resources,
-    cgroup_headroom,
-    disk_margin,
-    evaluate_needs,
-    merge_needs,
-    refusal,
-)
+from release.core.errors import NotEnoughResources
+from release.core.manifest import MANIFEST_NAME, Manifest
+from release.core.units import human
+from release.evaluate.needs import evaluate_needs
+from release.merge.needs import merge_needs
+from release.preflight import Resources, cgroup_headroom, disk_margin, refusal
 from tests.disk_fixtures import tmpfs
 
 SPEC = "name: tiny\nversion: 0.1.0\nbase:\n  path: {base}\nadapter:\n  path: adapter\n"
@@ -82,8 +77,8 @@ def test_a_merge_that_does_not_fit_is_refused_before_a_byte(
         free = shutil.disk_usage(disk).free  # nothing written since the check
         needed = merge_needs(tiny_llama_dir, workspace / "adapter", "auto", 2 * 10**9)
         assert line.startswith(f"error: merge: not enough disk space in {workspace}: ")
-        assert f"the merged model needs {decimal(needed.output_bytes)}" in line
-        assert f"{decimal(free)} free" in line
+        assert f"the merged model needs {human(needed.output_bytes, 'bytes')}" in line
+        assert f"{human(free, 'bytes')} free" in line
         assert "move the workspace" in line and "shard_size does not help" in line
         assert sorted(p.name for p in workspace.iterdir()) == before
         assert sorted(Manifest.load(workspace / MANIFEST_NAME).stages) == ["adapter"]
@@ -115,7 +110,7 @@ def _fit_a_bigger_disk(small_disk: Path, tiny_llama_dir: Path, adapter: Path, ca
     line = refused_line(capsys, main(run(small_disk / "many.yaml", "gguf")))
     assert "not enough disk space" in line and "3 GGUF files (f32 27.2 MB" in line
     assert "choose fewer gguf.types" in line
-    assert f"{decimal(shutil.disk_usage(small_disk).free)} free" in line
+    assert f"{human(shutil.disk_usage(small_disk).free, 'bytes')} free" in line
     assert not (workspace / "gguf").exists() and not list(workspace.glob(".partial-*"))
 
     assert main(run(spec, "gguf")) == 0
@@ -143,7 +138,7 @@ def test_the_decision_on_measured_numbers(tiny_llama_dir, adapter, tmp_path):
         needs.memory_bytes - 1,
     )
     assert str(problem).startswith(
-        f"merge: not enough memory: merge needs about {decimal(needs.memory_bytes)}"
+        f"merge: not enough memory: merge needs about {human(needs.memory_bytes, 'bytes')}"
     )
     assert (
         refusal(
@@ -283,7 +278,7 @@ def test_a_merge_over_a_cgroup_memory_limit_is_refused(
         done.stderr.strip(),
     )
     assert match, done.stderr
-    assert match[1] == decimal(needs.memory_bytes) and match[3].startswith(str(MEMORY_V1))
+    assert match[1] == human(needs.memory_bytes, "bytes") and match[3].startswith(str(MEMORY_V1))
     assert not (tmp_path / "build" / "merge").exists()
 
     done = memory_limit(2 * 10**9, *run(spec, "merge"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from release.errors import InputError, StageError
+from release.core.errors import InputError, StageError
 from release.hub.plan import RELEASE_MANIFEST, render_plan
 from release.runner import run_release
 from release.stages.push import PushStage, dry_run
@@ -389,7 +389,7 @@ def test_skipped_without_a_repo_id(built_release):
 
 def test_cli_push_refuses_files_older_than_the_spec(hub, built_release, capsys):
     from release.cli import main
-    from release.spec import load_spec
+    from release.spec.schema import load_spec
     from tests.tui_workspace import record_current_keys
 
     spec_path = built_release.workspace.parent / "release.yaml"
@@ -477,7 +477,7 @@ def cli_plan(spec, folder: Path, capsys) -> str:
 
 
 def test_the_dry_run_says_what_the_hub_holds_and_only_reads(hub, built_release, tmp_path, capsys):
-    from release.units import human
+    from release.core.units import human
 
     spec = built_release.spec
     plan, _ = dry_run(spec)

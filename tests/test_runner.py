@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from release.errors import StageError
-from release.events import StageFailed, StageFinished, StageSkipped, StageStarted
-from release.files import sha256_file
-from release.manifest import MANIFEST_NAME, Manifest
+from release.core.errors import StageError
+from release.core.events import StageFailed, StageFinished, StageSkipped, StageStarted
+from release.core.files import sha256_file
+from release.core.manifest import MANIFEST_NAME, Manifest
 from release.runner import run_release, stage_states
-from release.spec import ReleaseSpec
+from release.spec.schema import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
 

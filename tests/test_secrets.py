@@ -139,7 +139,7 @@ def echoing_hub(monkeypatch, request):
 
 
 def built_spec(built_release, folder: Path) -> Path:
-    from release.spec import load_spec
+    from release.spec.schema import load_spec
     from tests.tui_workspace import record_current_keys
 
     path = folder / "release.yaml"

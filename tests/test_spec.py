@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from release.cli import main
-from release.errors import SpecError
-from release.spec import load_spec, parse_size
+from release.core.errors import SpecError
+from release.spec.schema import load_spec, parse_size
 
 GOOD = """\
 name: tiny-release

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from release.spec import ReleaseSpec, load_spec, parse_spec
-from release.spec_file import spec_text
-from release.starter import starter_spec
+from release.spec.editor import spec_text
+from release.spec.schema import ReleaseSpec, load_spec, parse_spec
+from release.spec.starter import starter_spec
 
 HAND_WRITTEN = """\
 # Our release. Keep the base pinned!

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from release.events import StageSkipped, StageStarted
-from release.manifest import MANIFEST_NAME, Manifest
+from release.core.events import StageSkipped, StageStarted
+from release.core.manifest import MANIFEST_NAME, Manifest
 from release.runner import run_release, stage_states
-from release.spec import load_spec
+from release.spec.schema import load_spec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
 BUILT = {
@@ -97,10 +97,10 @@ def test_a_moved_release_folder_keeps_every_stage(built, tmp_path, monkeypatch):
     assert not any(key.startswith(str(original)) for key in cached)  # the old place: gone
 
     # The hashes of the moved files were kept: the next run reads no file whole.
-    import release.manifest
+    import release.core.manifest
 
     hashed = []
-    monkeypatch.setattr(release.manifest, "sha256_file", lambda path: hashed.append(path))
+    monkeypatch.setattr(release.core.manifest, "sha256_file", lambda path: hashed.append(path))
     assert started(list(run_release(spec))) == []
     assert hashed == []
     monkeypatch.undo()

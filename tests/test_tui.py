@@ -15,10 +15,10 @@ import yaml
 from rich.filesize import decimal
 from textual.widgets import Input, OptionList, SelectionList, Static
 
-from release.events import Progress
-from release.manifest import MANIFEST_NAME, Manifest
-from release.preflight import gguf_file_bytes
-from release.spec import GGUF_TYPES
+from release.core.events import Progress
+from release.core.manifest import MANIFEST_NAME, Manifest
+from release.gguf.needs import gguf_file_bytes
+from release.spec.schema import GGUF_TYPES
 from release.tui.app import make_wizard
 from release.tui.runs import stream_release
 from tests.lora_models import make_adapter

@@ -13,7 +13,7 @@ from gguf import GGUFReader
 from textual.widgets import Input
 
 from release.cli import main
-from release.manifest import MANIFEST_NAME, Manifest
+from release.core.manifest import MANIFEST_NAME, Manifest
 from release.tui.app import make_wizard
 from tests.demo_fixtures import make_demo_folder
 from tests.tui_pilot import SIZE, settle, shown_step, text_of

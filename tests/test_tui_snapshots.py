@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from release.manifest import Manifest
+from release.core.manifest import Manifest
 from release.tui.app import LIGHT, make_wizard
 from tests.tui_workspace import record_current_keys, snapshot_workspace
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from release.manifest import MANIFEST_NAME, Manifest, StageRecord
+from release.core.manifest import MANIFEST_NAME, Manifest, StageRecord
 from release.runner import stage_key
-from release.spec import ReleaseSpec, load_spec
+from release.spec.schema import ReleaseSpec, load_spec
 from release.stages import default_stages
 
 ADAPTER_FACTS = {

@@ -11,10 +11,10 @@ import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
+from release.core.files import atomic_write_text
 from release.demo.scores import score_adapter
 from release.demo.smollm2 import REPO_ID, smollm2_base
 from release.demo.train import train_lora
-from release.files import atomic_write_text
 
 DEMO_NAME = "smollm2-135m-unit-converter"
 DEMO_STEPS = 40

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from release.files import atomic_write_text
+from release.core.files import atomic_write_text
 
 _FACTORS = (  # as in the training data: names, factor, symbols
     ("kilometres", "miles", 0.621371, "km", "mi"),

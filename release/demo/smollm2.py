@@ -12,8 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from release.errors import MissingInputError
-from release.paths import cache_dir
+from release.core.errors import MissingInputError
+from release.core.paths import cache_dir
 
 REPO_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"

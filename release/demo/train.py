@@ -14,7 +14,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from release.files import replace_dir
+from release.core.files import replace_dir
 
 DEMO_LORA = {
     "r": 8,

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from release.errors import StageError
+from release.core.errors import WorkError
+from release.core.manifest import Manifest
 from release.hub.plan import PushPlan, RepoPlan
-from release.manifest import Manifest
-from release.spec import ReleaseSpec
+from release.spec.schema import ReleaseSpec
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitOperationAdd
-
-STAGE = "push"
 
 
 def check_gate(spec: ReleaseSpec, manifest: Manifest) -> str | None:
@@ -31,14 +29,12 @@ def check_gate(spec: ReleaseSpec, manifest: Manifest) -> str | None:
         return "eval.enabled is false: pushing a release no evaluation gate has checked"
     gate = manifest.facts("evaluate").get("gate")
     if not isinstance(gate, dict) or "passed" not in gate:
-        raise StageError(
-            STAGE,
+        raise WorkError(
             "the evaluate stage recorded no gate result",
             hint="run `model-release run` so the evaluate stage runs first",
         )
     if gate["passed"] is not True:
-        raise StageError(
-            STAGE,
+        raise WorkError(
             "the evaluation gate failed: this release is not pushed",
             hint="see the evaluate stage's report (manifest.json, stages.evaluate.facts.gate)",
         )
@@ -59,8 +55,7 @@ def lint_cards(plan: PushPlan) -> list[str]:
             (errors if problem.severity == "error" else warnings).append(line)
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise StageError(
-            STAGE,
+        raise WorkError(
             f"the card has errors, nothing was pushed: {errors[0]}{more}",
             hint="fix the card's inputs in release.yaml and rerun; "
             "`model-release card lint` lists every problem",
@@ -75,16 +70,14 @@ def prepare_additions(repo: RepoPlan) -> dict[str, CommitOperationAdd]:
     additions: dict[str, CommitOperationAdd] = {}
     for planned in repo.files:
         if not planned.local.is_file():
-            raise StageError(
-                STAGE,
+            raise WorkError(
                 f"{planned.local}: missing, though the manifest lists it",
                 hint="rerun `model-release run` to rebuild the release",
             )
         operation = CommitOperationAdd(planned.path_in_repo, planned.local)
         actual = operation.upload_info.sha256.hex()
         if (operation.upload_info.size, actual) != (planned.size, planned.sha256):
-            raise StageError(
-                STAGE,
+            raise WorkError(
                 f"{planned.local} changed after the manifest recorded it "
                 f"(sha256 {actual[:12]}…, manifest {planned.sha256[:12]}…)",
                 hint="rerun `model-release run` so the stage that made it runs again",

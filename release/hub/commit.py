@@ -32,19 +32,18 @@ from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from release.errors import StageError
-from release.events import Event
-from release.hub.plan import EVAL_RESULTS, PlannedFile, RepoPlan
-from release.stages.base import StageContext
-from release.units import human
+from cards.evals import EVAL_RESULTS_DIR
+from release.core.errors import WorkError
+from release.core.events import Event, Reporter
+from release.core.units import human
+from release.hub.plan import PlannedFile, RepoPlan
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.hf_api import GitRefInfo, GitRefs, RepoFile
 
-STAGE = "push"
 BRANCH = "main"
-STALE = ("*.safetensors", "*.safetensors.index.json", "*.gguf", "*.bin", f"{EVAL_RESULTS}/*")
+STALE = ("*.safetensors", "*.safetensors.index.json", "*.gguf", "*.bin", f"{EVAL_RESULTS_DIR}/*")
 """Files a release replaces: kept on the Hub, an older release's extra shard would sit
 next to the new weights, and its eval results would be shown as this release's."""
 
@@ -87,7 +86,7 @@ class RepoResult:
 
 def push_repo(
     api: HfApi,
-    ctx: StageContext,
+    report: Reporter,
     repo: RepoPlan,
     additions: dict[str, CommitOperationAdd],
     *,
@@ -111,38 +110,37 @@ def push_repo(
     seen = outlook(api, repo, refs, stale)
     assert seen.commit is not None  # the repo exists now
     if seen.action == "tag-conflict":
-        raise StageError(
-            STAGE,
+        raise WorkError(
             f"{repo_id}: {tag_conflict(repo, seen)}",
             hint=BUMP_HINT,
         )
     if seen.action == "released-before":
-        yield ctx.log(f"{repo_id}: {repo.tag} is already published with these files")
+        yield report.log(f"{repo_id}: {repo.tag} is already published with these files")
         return result("released-before", seen.commit, repo.tag)
 
     commit, pull_request, uploaded = seen.commit, seen.pull_request, []
     status: Status = "pull-request" if seen.action == "pull-request" else "unchanged"
     if seen.action == "unchanged":
-        yield ctx.log(f"{repo_id}: {BRANCH} already holds every file of the release")
+        yield report.log(f"{repo_id}: {BRANCH} already holds every file of the release")
     elif seen.action == "pull-request":
-        yield ctx.log(f"{repo_id}: pull request {pull_request} already holds the release")
+        yield report.log(f"{repo_id}: pull request {pull_request} already holds the release")
     else:
-        yield ctx.log(f"{repo_id}: {commit_summary(repo, seen)}")
-        ctx.check_cancelled()
+        yield report.log(f"{repo_id}: {commit_summary(repo, seen)}")
+        report.check_cancelled()
         info = _commit(api, repo, additions, seen.upload, seen.delete, parent=seen.commit)
         commit, status = info.oid, "committed"
         uploaded = [f.path_in_repo for f in seen.upload]
         if repo.create_pr:
             status, pull_request = "pull-request", info.pr_url
-            yield ctx.log(f"{repo_id}: opened {info.pr_url}")
+            yield report.log(f"{repo_id}: opened {info.pr_url}")
     tag = None
     if repo.tag and status != "pull-request":
         with hub_errors(repo_id, f"create the tag {repo.tag}"):
             api.create_tag(repo_id, tag=repo.tag, revision=commit, tag_message=repo.commit_message)
         tag = repo.tag
-        yield ctx.log(f"{repo_id}: tagged {commit[:12]} as {repo.tag}")
+        yield report.log(f"{repo_id}: tagged {commit[:12]} as {repo.tag}")
     elif repo.tag:
-        yield ctx.log(f"{repo_id}: to tag {repo.tag}, rerun the push once the PR is merged")
+        yield report.log(f"{repo_id}: to tag {repo.tag}, rerun the push once the PR is merged")
     more = {"pull_request": pull_request, "uploaded": uploaded, "deleted": seen.delete}
     return result(status, commit, tag, **more)
 
@@ -161,7 +159,7 @@ def outlook(
         return Outlook(action, tagged.target_commit, upload, delete)
     head = _find(refs.branches, BRANCH)
     if head is None:
-        raise StageError(STAGE, f"{repo.repo_id}: the repo has no {BRANCH} branch")
+        raise WorkError(f"{repo.repo_id}: the repo has no {BRANCH} branch")
     upload, delete = _changes(api, repo, head.target_commit, stale)
     if not upload and not delete:
         return Outlook("unchanged", head.target_commit, [], [])
@@ -273,7 +271,7 @@ NETWORK_HINT = f"check the network; {RETRY_HINT}"
 
 @contextlib.contextmanager
 def hub_errors(repo_id: str, action: str) -> Iterator[None]:
-    """Turn huggingface_hub's errors into one StageError line that says what to do."""
+    """Turn huggingface_hub's errors into one WorkError line that says what to do."""
     from huggingface_hub.errors import HfHubHTTPError
 
     # The HTTP library's base error (httpx's, under whatever name the installed
@@ -283,8 +281,7 @@ def hub_errors(repo_id: str, action: str) -> Iterator[None]:
         yield
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
-        raise StageError(
-            STAGE,
+        raise WorkError(
             f"{repo_id}: could not {action}: {_reason(exc)}",
             hint=_HINTS.get(status or 0, RETRY_HINT),
         ) from exc
@@ -295,9 +292,9 @@ def hub_errors(repo_id: str, action: str) -> Iterator[None]:
         if isinstance(exc.__cause__, HfHubHTTPError):
             reason = f"{reason.rstrip('.')}: {_reason(exc.__cause__)}"
         message = f"{repo_id}: could not {action}: {reason}"
-        raise StageError(STAGE, message, hint=RETRY_HINT) from exc
+        raise WorkError(message, hint=RETRY_HINT) from exc
     except transport_errors as exc:
-        raise StageError(STAGE, f"{repo_id}: could not {action}: {exc}", hint=NETWORK_HINT) from exc
+        raise WorkError(f"{repo_id}: could not {action}: {exc}", hint=NETWORK_HINT) from exc
 
 
 def _reason(exc: BaseException) -> str:

@@ -26,19 +26,20 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from cards.evals import EVAL_RESULTS_DIR
 from release import __version__
-from release.errors import InputError
-from release.manifest import FileRecord, Manifest
-from release.spec import ReleaseSpec
-from release.stages.card import EVAL_RESULTS_DIR
-from release.units import human
+from release.core.errors import InputError
+from release.core.manifest import FileRecord, Manifest
+from release.core.units import human
+from release.spec.schema import ReleaseSpec
 
 RELEASE_MANIFEST = "release/manifest.json"
 """Where the release manifest lands in every pushed repo."""
 
 CARD = "README.md"
-EVAL_RESULTS = ".eval_results"
-"""Where the Hub reads a model's eval results (the card stage's ``eval_results/``)."""
+STAGED_EVAL_RESULTS = EVAL_RESULTS_DIR.removeprefix(".")
+"""Where the card stage keeps the .eval_results entries: the same name, visible (a
+stage's hidden files are not its outputs)."""
 
 Role = Literal["model", "gguf", "adapter"]
 
@@ -189,9 +190,9 @@ def model_card_files(manifest: Manifest, workspace: Path) -> list[PlannedFile]:
     ``.eval_results/*.yaml`` entries."""
     card = _stage_files(manifest, workspace, "card", "push.repo_id")
     entries = [
-        _moved(f, f"{EVAL_RESULTS}/{PurePosixPath(f.path_in_repo).name}")
+        _moved(f, f"{EVAL_RESULTS_DIR}/{PurePosixPath(f.path_in_repo).name}")
         for f in card
-        if PurePosixPath(f.path_in_repo).parent == PurePosixPath(EVAL_RESULTS_DIR)
+        if PurePosixPath(f.path_in_repo).parent == PurePosixPath(STAGED_EVAL_RESULTS)
     ]
     return [f for f in card if f.path_in_repo == CARD] + entries
 

@@ -15,8 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from release.errors import StageError
-from release.files import atomic_write_bytes
+from release.core.errors import StageError
+from release.core.files import atomic_write_bytes
+from release.core.units import human
 from release.hub.commit import (
     BRANCH,
     NETWORK_HINT,
@@ -27,7 +28,6 @@ from release.hub.commit import (
     tag_conflict,
 )
 from release.hub.plan import PushPlan, RepoPlan
-from release.units import human
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -36,14 +36,14 @@ if TYPE_CHECKING:
 def hub_lines(plan: PushPlan, api: HfApi | None = None) -> dict[str, str]:
     """One line per repo id of ``plan``: what a push would do, as the Hub stands now.
     Redacted: a refusing Hub may echo the token back in the message a line quotes."""
-    from release.console import redact
+    from release.core.redact import redact
 
     return {repo_id: redact(line) for repo_id, line in _hub_lines(plan, api).items()}
 
 
 def _hub_lines(plan: PushPlan, api: HfApi | None) -> dict[str, str]:
     if api is None:
-        from release.stages.push import hub_api
+        from release.hub.api import hub_api
 
         api = hub_api(token_required=False)
     lines: dict[str, str] = {}

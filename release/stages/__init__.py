@@ -1,4 +1,6 @@
-"""The stages of a release, in the order they run.
+"""The stages of a release, in the order they run: one thin file each, its key (what of
+the spec and which files it reads) and one call into its domain. ``base`` holds the
+contract (``Stage``, ``StageContext``, ``StageOutput``).
 
 Stage modules import torch and friends inside their functions, never at the top, so that
 `model-release --help`, `spec check` and `card build` start instantly.
@@ -7,8 +9,6 @@ Stage modules import torch and friends inside their functions, never at the top,
 from __future__ import annotations
 
 from release.stages.base import Stage
-
-STAGE_NAMES = ("adapter", "merge", "evaluate", "gguf", "card", "push")
 
 
 def default_stages() -> list[Stage]:

@@ -1,11 +1,11 @@
-"""Stage: Adapter intake. Proves the adapter belongs to the base (``release.intake``)."""
+"""Stage: Adapter intake. Proves the adapter belongs to the base (``release.merge.intake``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from release.events import Event
+from release.core.events import Event
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
 
@@ -30,8 +30,8 @@ class AdapterStage(Stage):
         return {"transformers": version("transformers"), "safetensors": version("safetensors")}
 
     def run(self, ctx: StageContext) -> StageRun:
-        from release.intake import TensorChecked, inspect
-        from release.relay import relay
+        from release.core.relay import relay
+        from release.merge.intake import TensorChecked, inspect
 
         def event(item: str | TensorChecked) -> Event:
             if isinstance(item, TensorChecked):

@@ -20,13 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from release.events import Event, Log, Progress
-from release.manifest import Manifest
-from release.spec import ReleaseSpec
-
-
-class Cancelled(Exception):
-    """The user asked the run to stop; raised at the next checkpoint of a stage."""
+from release.core.errors import Cancelled
+from release.core.events import Event, Log, Progress
+from release.core.manifest import Manifest
+from release.spec.schema import ReleaseSpec
 
 
 @dataclass
@@ -91,16 +88,3 @@ class Stage(ABC):
 
     @abstractmethod
     def run(self, ctx: StageContext) -> StageRun: ...
-
-
-class PendingStage(Stage):
-    """A stage whose implementation has not landed yet: the runner reports it skipped."""
-
-    issue: ClassVar[str]
-
-    def skip_reason(self, spec: ReleaseSpec) -> str | None:
-        return f"not available yet ({self.issue})"
-
-    def run(self, ctx: StageContext) -> StageRun:
-        raise AssertionError("a pending stage is always skipped")
-        yield

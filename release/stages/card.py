@@ -15,10 +15,8 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from release.spec import ReleaseSpec
+from release.spec.schema import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
-
-EVAL_RESULTS_DIR = "eval_results"
 
 
 class CardStage(Stage):
@@ -42,8 +40,9 @@ class CardStage(Stage):
     def run(self, ctx: StageContext) -> StageRun:
         from cards.evals import eval_results_files, load_results
         from cards.render import render_gguf_card, render_model_card
-        from release.card_context import card_context
-        from release.files import atomic_write_text
+        from release.core.files import atomic_write_text
+        from release.hub.plan import STAGED_EVAL_RESULTS
+        from release.report.card_context import card_context
 
         spec, templates = ctx.spec, ctx.spec.card.template_dir
         cards = {
@@ -61,7 +60,7 @@ class CardStage(Stage):
             yield ctx.progress(done, len(cards), "cards", path)
         entries = eval_results_files(load_results(spec.eval.results))
         for name, text in entries.items():
-            atomic_write_text(ctx.out_dir / EVAL_RESULTS_DIR / PurePosixPath(name).name, text)
+            atomic_write_text(ctx.out_dir / STAGED_EVAL_RESULTS / PurePosixPath(name).name, text)
         if entries:
             yield ctx.log(f"wrote {len(entries)} .eval_results entries")
         return StageOutput(facts={"cards": sorted(cards)})

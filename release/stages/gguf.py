@@ -1,7 +1,7 @@
 """Stage: GGUF export of the merged model, checked by llama.cpp and transformers.
 
 Reads ``<workspace>/merge`` and writes ``<workspace>/gguf/<name>-<TYPE>.gguf`` for each
-type in ``gguf.types``. The work lives in ``release.gguf_export`` (imported inside
+type in ``gguf.types``. The work lives in ``release.gguf`` (imported inside
 ``run`` so the CLI starts without gguf or torch); this module says what the stage
 depends on and what it records.
 
@@ -17,8 +17,9 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from release.spec import ReleaseSpec
+from release.spec.schema import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
+from release.stages.merge import MergeStage
 
 
 def _version(package: str) -> str | None:
@@ -56,12 +57,14 @@ class GGUFStage(Stage):
         return {tool: v for tool, v in found.items() if v}
 
     def run(self, ctx: StageContext) -> StageRun:
-        from release.gguf_export.build import build_gguf_files
-        from release.preflight import check, gguf_needs
+        from release.gguf.build import build_gguf_files
+        from release.gguf.needs import gguf_needs
+        from release.preflight import check
 
-        needs = gguf_needs(ctx.stage_dir("merge"), ctx.spec.gguf.types)
-        estimates, measured = yield from check(ctx, needs)
-        facts = yield from build_gguf_files(ctx)
+        merged = ctx.stage_dir(MergeStage.name)
+        needs = gguf_needs(merged, ctx.spec.gguf.types)
+        estimates, measured = yield from check(ctx, ctx.workspace, needs)
+        facts = yield from build_gguf_files(ctx.spec, merged, ctx.out_dir, ctx)
         facts["tools"] = self.tools()
         facts.update(estimates)
         return StageOutput(facts=facts, measured=measured)

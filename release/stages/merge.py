@@ -1,5 +1,5 @@
 """Stage: Merge. Streams the base through the adapter into a complete HF model folder
-(``release.merge_stream``)."""
+(``release.merge.stream``)."""
 
 from __future__ import annotations
 
@@ -31,17 +31,18 @@ class MergeStage(Stage):
         return {"torch": version("torch"), "safetensors": version("safetensors")}
 
     def run(self, ctx: StageContext) -> StageRun:
-        from release.base_model import resolve_base_dir
-        from release.intake import TARGETS_NAME
-        from release.merge_stream import merge_streaming
-        from release.preflight import check, merge_needs
-        from release.relay import relay
+        from release.checkpoint.base import resolve_base_dir
+        from release.core.relay import relay
+        from release.merge.intake import TARGETS_NAME
+        from release.merge.needs import merge_needs
+        from release.merge.stream import merge_streaming
+        from release.preflight import check
 
         adapter_dir = ctx.stage_dir("adapter")
         base_dir = resolve_base_dir(ctx.spec.base)
         merge = ctx.spec.merge
         estimates, measured = yield from check(
-            ctx, merge_needs(base_dir, adapter_dir, merge.dtype, merge.shard_size)
+            ctx, ctx.workspace, merge_needs(base_dir, adapter_dir, merge.dtype, merge.shard_size)
         )
         targets = json.loads((adapter_dir / TARGETS_NAME).read_text(encoding="utf-8"))
         steps = merge_streaming(

@@ -19,19 +19,18 @@ for a push that happened.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from release.errors import MissingInputError, StageError
-from release.files import atomic_write_bytes
-from release.manifest import MANIFEST_NAME, Manifest
-from release.spec import ReleaseSpec
+from release.core.errors import MissingInputError, named_stage
+from release.core.files import atomic_write_bytes
+from release.core.manifest import MANIFEST_NAME, Manifest
+from release.spec.schema import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
 if TYPE_CHECKING:
-    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub import CommitOperationAdd
 
     from release.hub.plan import PushPlan
 
@@ -53,6 +52,7 @@ class PushStage(Stage):
         return {"huggingface_hub": __version__}
 
     def run(self, ctx: StageContext) -> StageRun:
+        from release.hub.api import hub_api
         from release.hub.commit import push_repo
         from release.hub.plan import build_plan
 
@@ -68,23 +68,6 @@ class PushStage(Stage):
             results.append(result.as_fact())
         yield ctx.progress(len(plan.repos), len(plan.repos), "repos")
         return StageOutput(facts={"repos": results})
-
-
-def hub_api(*, token_required: bool = True) -> HfApi:
-    """HfApi at $HF_ENDPOINT, read now (huggingface_hub reads it once, at import).
-
-    Without ``token_required`` it may have no token: enough to read a public repo.
-    """
-    from huggingface_hub import HfApi, get_token
-
-    if token_required and get_token() is None:
-        raise StageError(
-            PushStage.name,
-            "no Hugging Face token",
-            hint="set HF_TOKEN to a token with write access, or run `hf auth login`",
-        )
-    endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/") or None
-    return HfApi(endpoint=endpoint)
 
 
 def _preflight(
@@ -120,5 +103,6 @@ def dry_run(spec: ReleaseSpec) -> tuple[PushPlan, list[str]]:
     manifest = Manifest.load(manifest_path)
     with tempfile.TemporaryDirectory(prefix="model-release-push-") as scratch:
         plan = build_plan(spec, manifest, spec.workspace, Path(scratch))
-        warnings, _ = _preflight(spec, manifest, plan)
+        with named_stage(PushStage.name):
+            warnings, _ = _preflight(spec, manifest, plan)
     return plan, warnings

@@ -1,6 +1,6 @@
 """The model card as the card stage would write it now, with its problems, for the form.
 
-The same calls as the card stage (``release.card_context`` and ``cards.render``), but a
+The same calls as the card stage (``release.report.card_context`` and ``cards.render``), but a
 problem is returned rather than raised: a card that fails its own lint is still shown,
 with every problem and the form field it concerns.
 """
@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from cards.errors import CardError
 from cards.lint import Problem, lint_card
-from release.manifest import Manifest
-from release.spec import ReleaseSpec
+from release.core.manifest import Manifest
+from release.spec.schema import ReleaseSpec
 
 CARD_PATH = "README.md"
 
@@ -27,7 +27,7 @@ class CardPreview:
 
 def preview_model_card(spec: ReleaseSpec, manifest: Manifest | None) -> CardPreview:
     from cards.render import render_model_card
-    from release.card_context import card_context
+    from release.report.card_context import card_context
 
     manifest = manifest or Manifest(name=spec.name, version=spec.version)
     try:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from release.events import Event, Progress
-from release.spec import ReleaseSpec
-from release.stages.base import Cancelled
+from release.core.errors import Cancelled
+from release.core.events import Event, Progress
+from release.spec.schema import ReleaseSpec
 
 
 class RunEvent(Message):

@@ -14,11 +14,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from release.files import atomic_write_text
-from release.manifest import MANIFEST_NAME, Manifest
-from release.spec import ReleaseSpec, load_spec, parse_spec
-from release.spec_file import spec_text
-from release.starter import starter_spec
+from release.core.files import atomic_write_text
+from release.core.manifest import MANIFEST_NAME, Manifest
+from release.spec.editor import spec_text
+from release.spec.schema import ReleaseSpec, load_spec, parse_spec
+from release.spec.starter import starter_spec
 
 SPEC_NAME = "release.yaml"
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from release.runner import stage_states
-from release.spec import ReleaseSpec
+from release.spec.schema import ReleaseSpec
 from release.stages import default_stages
 
 State = Literal["pending", "running", "done", "stale", "failed", "skipped"]

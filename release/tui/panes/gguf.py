@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.filesize import decimal
 from rich.table import Table
 from rich.text import Text
 from textual import work
@@ -14,8 +13,9 @@ from textual.widgets import Label, SelectionList
 from textual.widgets.selection_list import Selection
 from textual.worker import Worker, get_current_worker
 
-from release.gguf_sizes import estimate_gguf_bytes
-from release.spec import GGUF_TYPES
+from release.core.units import human
+from release.gguf.sizes import estimate_gguf_bytes
+from release.spec.schema import GGUF_TYPES
 from release.tui.panes.base import StepPane
 from release.tui.widgets.facts import verdict
 
@@ -62,7 +62,7 @@ class GGUFPane(StepPane):
 
     @work(thread=True, exclusive=True, group="gguf-sizes")
     def _plan_sizes(self, merged: Path, key: tuple[Path, int]) -> None:
-        from release.preflight import gguf_file_bytes
+        from release.gguf.needs import gguf_file_bytes
 
         worker = get_current_worker()
         try:
@@ -117,10 +117,12 @@ class GGUFPane(StepPane):
             minimum = record.get("min_top1_agreement", 0)
             shown = ", ".join(f"{loader} {value:.1%}" for loader, value in agreements.items())
             passed = all(value >= minimum for value in checked.values())
-            table.add_row(record["name"], decimal(record["bytes"]), shown, verdict(passed, "", ""))
+            table.add_row(
+                record["name"], human(record["bytes"], "bytes"), shown, verdict(passed, "", "")
+            )
         return table
 
 
 def _choice(gguf_type: str, size: int | None) -> Text:
-    estimate = f"≈ {decimal(size)}" if size else ""
+    estimate = f"≈ {human(size, 'bytes')}" if size else ""
     return Text.assemble((f"{gguf_type:<8}", "bold"), (f"{estimate:>11}", "dim"))

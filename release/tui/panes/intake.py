@@ -16,18 +16,21 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label
 
 from cards.facts import count
-from release.errors import ReleaseError
-from release.starter import adapter_defaults
+from cards.schema import is_repo_id
+from release.core.errors import ReleaseError
+from release.spec.starter import adapter_defaults
 from release.tui.panes.base import StepPane
 from release.tui.widgets.facts import facts_table
 from release.tui.widgets.path_input import (
     FolderCheck,
     FolderSuggester,
-    PatternCheck,
+    RuleCheck,
     shown_path,
 )
 
-_REPO_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+def is_owned_repo_id(value: str) -> bool:
+    return is_repo_id(value, owner_required=True)
 
 
 def _typed_path(value: str) -> Path:
@@ -68,7 +71,9 @@ class IntakePane(StepPane):
                     placeholder="owner/name",
                     id="base-repo",
                     validators=[
-                        PatternCheck(_REPO_ID, lambda v: f"{v}: write owner/name", optional=True)
+                        RuleCheck(
+                            is_owned_repo_id, lambda v: f"{v}: write owner/name", optional=True
+                        )
                     ],
                 ),
             )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.filesize import decimal
-
 from cards.facts import count
+from release.core.units import human
 from release.tui.panes.base import StepPane
 from release.tui.widgets.facts import facts_table
 
@@ -24,14 +23,14 @@ class MergePane(StepPane):
                 ("dtype", str(facts.get("dtype", "?"))),
                 (
                     "written",
-                    f"{decimal(facts.get('bytes_written', 0))} in {facts.get('shards', '?')} "
-                    "shard(s)",
+                    f"{human(facts.get('bytes_written', 0), 'bytes')} in "
+                    f"{facts.get('shards', '?')} shard(s)",
                 ),
                 (
                     "tensors",
                     f"{facts.get('tensors_merged', 0)} of {facts.get('tensors', 0)} merged",
                 ),
-                ("peak memory", decimal(facts.get("peak_rss_bytes", 0))),
+                ("peak memory", human(facts.get("peak_rss_bytes", 0), "bytes")),
                 ("tokenizer", str(facts.get("tokenizer_from", "?"))),
             ],
             title="Merged model",

@@ -19,13 +19,13 @@ from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, Static
 from textual.worker import Worker, get_current_worker
 
-from release.error_table import explain
 from release.hub.plan import PushPlan, render_plan
-from release.spec import ReleaseSpec
+from release.report.error_table import explain
+from release.spec.schema import ReleaseSpec
 from release.tui.panes.base import StepPane
-from release.tui.panes.intake import _REPO_ID, _field
+from release.tui.panes.intake import _field, is_owned_repo_id
 from release.tui.widgets.facts import facts_table
-from release.tui.widgets.path_input import PatternCheck
+from release.tui.widgets.path_input import RuleCheck
 
 
 class PushPane(StepPane):
@@ -39,7 +39,7 @@ class PushPane(StepPane):
 
     def compose_form(self) -> ComposeResult:
         push = self.session.spec.push if self.session.spec else None
-        check = PatternCheck(_REPO_ID, lambda v: f"{v}: write owner/name", optional=True)
+        check = RuleCheck(is_owned_repo_id, lambda v: f"{v}: write owner/name", optional=True)
         with Horizontal(classes="row"):
             yield _field(
                 "Model repo",

@@ -13,7 +13,6 @@ import threading
 from typing import ClassVar
 
 from pydantic import ValidationError
-from rich.filesize import decimal
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -22,10 +21,18 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, OptionList
 
-from release.console import redact
-from release.error_table import explain
-from release.errors import ReleaseError
-from release.events import Log, Progress, StageFailed, StageFinished, StageSkipped, StageStarted
+from release.core.errors import ReleaseError
+from release.core.events import (
+    Log,
+    Progress,
+    StageFailed,
+    StageFinished,
+    StageSkipped,
+    StageStarted,
+)
+from release.core.redact import redact
+from release.core.units import human
+from release.report.error_table import explain
 from release.tui.panes.base import StepPane
 from release.tui.panes.card import CardPane
 from release.tui.panes.evaluate import EvalPane
@@ -199,7 +206,7 @@ class ReleaseScreen(Screen):
             self.current.show_problems(["the dry run found a problem: see above"])
             return
         files = sum(len(repo.files) for repo in plan.repos)
-        size = decimal(sum(repo.total_bytes for repo in plan.repos))
+        size = human(sum(repo.total_bytes for repo in plan.repos), "bytes")
         repos = ", ".join(repo.repo_id for repo in plan.repos)
         question = f"Push {files} files ({size}) to {repos} and tag {spec.tag}?"
         # files that no longer match the spec are built again first, never published

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,12 +61,16 @@ class FolderCheck(Validator):
         return self.success()
 
 
-class PatternCheck(Validator):
-    def __init__(self, pattern: str, message: Callable[[str], str], *, optional: bool) -> None:
+class RuleCheck(Validator):
+    """A field checked by one of the project's rules (``accepts``), e.g. ``is_repo_id``."""
+
+    def __init__(
+        self, accepts: Callable[[str], bool], message: Callable[[str], str], *, optional: bool
+    ) -> None:
         super().__init__()
-        self.pattern, self.message, self.optional = re.compile(pattern), message, optional
+        self.accepts, self.message, self.optional = accepts, message, optional
 
     def validate(self, value: str) -> ValidationResult:
-        if (not value and self.optional) or self.pattern.fullmatch(value):
+        if (not value and self.optional) or self.accepts(value):
             return self.success()
         return self.failure(self.message(value))

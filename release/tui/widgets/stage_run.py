@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from rich.filesize import decimal
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, ProgressBar, RichLog
 
-from release.console import redact
-from release.events import Log, Progress
-
-
-def amount(value: float, unit: str) -> str:
-    return decimal(int(value)) if unit == "bytes" else f"{value:g}"
+from release.core.events import Log, Progress
+from release.core.redact import redact
+from release.core.units import human
 
 
 class StageRun(Vertical):
@@ -43,8 +39,8 @@ class StageRun(Vertical):
 
     def progress(self, event: Progress) -> None:
         self.query_one(ProgressBar).update(total=event.total, progress=event.done)
-        done = amount(event.done, event.unit)
-        total = f" / {amount(event.total, event.unit)}" if event.total else ""
+        done = human(event.done, event.unit)
+        total = f" / {human(event.total, event.unit)}" if event.total else ""
         unit = "" if event.unit == "bytes" else f" {event.unit}"
         detail = f"  {redact(event.message)}" if event.message else ""
         self._state(Text.assemble(("running  ", "bold"), f"{done}{total}{unit}", (detail, "dim")))

@@ -1,0 +1,8 @@
+"""Model folders on disk: the one reader and writer of their files.
+
+- ``safetensors``: headers, one tensor at a time by plain reads, shards written in order;
+  parameter counts for the preflight.
+- ``config``: config.json, and the text model's view of a multimodal one.
+- ``base``: the base model of a release, local or downloaded from the Hub.
+- ``fingerprint``: which base weights an adapter is merged onto, cheaply.
+"""

@@ -1,0 +1,331 @@
+"""Read and write safetensors files one tensor at a time.
+
+A safetensors file is an 8-byte little-endian header length, a JSON header (name ->
+dtype, shape, byte range) and the tensors' raw bytes. Knowing that, a checkpoint can be
+listed from its headers alone, a single tensor read with one ``readinto`` of its byte
+range, and an output file written tensor by tensor once every tensor's dtype and shape
+are known in advance (the header comes first).
+
+We read byte ranges instead of ``safe_open``'s mmap on purpose: pages of a mapped file
+stay resident and count toward the process's RSS until the file is closed, so walking a
+5 GB shard through mmap can hold 5 GB. A plain read holds one tensor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from release.core.errors import InputError
+from release.core.files import atomic_open
+
+INDEX_NAME = "model.safetensors.index.json"
+SINGLE_NAME = "model.safetensors"
+
+DTYPE_BYTES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+}
+FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
+# safetensors dtype code <-> the names used in config.json and the spec.
+TORCH_NAMES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
+CODES = {name: code for code, name in TORCH_NAMES.items()}
+_HEADER_LIMIT = 100 * 2**20
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Where one tensor of a checkpoint lives: its file and byte range, dtype and shape."""
+
+    name: str
+    file: Path
+    dtype: str
+    shape: tuple[int, ...]
+    start: int  # absolute offset in ``file``
+    nbytes: int
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+def read_header(path: Path) -> tuple[dict[str, Any], int]:
+    """The JSON header of a safetensors file and the offset where tensor data begins."""
+    with open(path, "rb") as handle:
+        raw = handle.read(8)
+        if len(raw) != 8:
+            raise InputError(f"{path}: not a safetensors file (too short)")
+        (length,) = struct.unpack("<Q", raw)
+        if length > _HEADER_LIMIT:
+            raise InputError(f"{path}: not a safetensors file (header of {length} bytes)")
+        try:
+            header = json.loads(handle.read(length))
+        except ValueError:
+            raise InputError(f"{path}: not a safetensors file (header is not JSON)") from None
+    return header, 8 + length
+
+
+def list_tensors(path: Path) -> list[TensorInfo]:
+    """The tensors of one safetensors file, in the order of their bytes."""
+    header, data_start = read_header(path)
+    tensors = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = entry["data_offsets"]
+        tensors.append(
+            TensorInfo(
+                name, path, entry["dtype"], tuple(entry["shape"]), data_start + begin, end - begin
+            )
+        )
+    needed = max((info.start + info.nbytes for info in tensors), default=data_start)
+    size = path.stat().st_size
+    if size < needed:
+        raise InputError(
+            f"{path}: truncated ({size} bytes; its header needs {needed})",
+            hint="copy or download the file again",
+        )
+    return sorted(tensors, key=lambda info: info.start)
+
+
+def checkpoint_files(folder: Path) -> list[Path]:
+    """The safetensors files of a model folder, in name order: its index's, else every
+    *.safetensors (shard names sort as the shards are numbered)."""
+    index = folder / INDEX_NAME
+    if index.is_file():
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        files = [folder / name for name in sorted(set(weight_map.values()))]
+    else:
+        files = sorted(folder.glob("*.safetensors"))
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        raise InputError(f"{folder}: checkpoint file missing: {missing[0]}")
+    return files
+
+
+def list_checkpoint(folder: Path) -> dict[str, TensorInfo]:
+    """Every tensor of a model folder by name, shards in order, each in byte order."""
+    files = checkpoint_files(folder)
+    if not files:
+        raise InputError(
+            f"{folder}: no *.safetensors weights",
+            hint="point base.path at a model folder saved with safetensors",
+        )
+    tensors: dict[str, TensorInfo] = {}
+    for path in files:
+        for info in list_tensors(path):
+            tensors[info.name] = info
+    return tensors
+
+
+def read_bytes(handle: BinaryIO, info: TensorInfo, offset: int, size: int) -> bytes:
+    handle.seek(info.start + offset)
+    return handle.read(size)
+
+
+_NUMPY = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "BF16": "<u2",  # numpy has no bfloat16: kept as raw bits, see to_float32
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U8": "u1",
+    "BOOL": "?",
+    "F8_E4M3": "u1",
+    "F8_E5M2": "u1",
+}
+_COPY_CHUNK = 16 * 2**20
+
+
+def read_array(handle: BinaryIO, info: TensorInfo) -> np.ndarray:
+    """One tensor as a numpy array, read with a single ``readinto`` of its byte range."""
+    array = np.empty(info.shape, dtype=_NUMPY[info.dtype])
+    handle.seek(info.start)
+    if handle.readinto(memoryview(array.reshape(-1)).cast("B")) != info.nbytes:
+        raise InputError(f"{info.file}: truncated at tensor {info.name}")
+    return array
+
+
+def to_float32(array: np.ndarray, code: str) -> np.ndarray:
+    """A float tensor's values as a new float32 array (bf16 bits become the high half)."""
+    if code != "BF16":
+        return array.astype(np.float32)
+    wide = np.empty(array.shape, dtype=np.float32)
+    halves = wide.reshape(-1).view(np.uint16)  # little-endian: [low, high] per float
+    halves[0::2] = 0
+    halves[1::2] = array.reshape(-1)
+    return wide
+
+
+def from_float32(array: np.ndarray, code: str) -> np.ndarray:
+    """float32 values cast to ``code``, rounding to nearest even as torch does.
+
+    For bf16 this rounds ``array`` in place (callers pass a scratch array)."""
+    if code != "BF16":
+        return array.astype(_NUMPY[code])
+    nan = np.isnan(array)
+    bits = array.reshape(-1).view(np.uint32)
+    odd = (bits >> 16) & 1
+    bits += np.uint32(0x7FFF)
+    bits += odd
+    del odd
+    high = bits.view(np.uint16)[1::2].reshape(array.shape)
+    if nan.any():
+        high = np.where(nan, np.uint16(0x7FC0), high)
+    return high
+
+
+def copy_bytes(source: BinaryIO, info: TensorInfo, target: BinaryIO) -> None:
+    """Copy a tensor's bytes unchanged, in chunks, without holding the tensor."""
+    source.seek(info.start)
+    left = info.nbytes
+    while left:
+        chunk = source.read(min(left, _COPY_CHUNK))
+        if not chunk:
+            raise InputError(f"{info.file}: truncated at tensor {info.name}")
+        target.write(chunk)
+        left -= len(chunk)
+
+
+@dataclass(frozen=True)
+class OutTensor:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * DTYPE_BYTES[self.dtype]
+
+
+def plan_shards(tensors: Iterable[OutTensor], shard_size: int) -> list[list[OutTensor]]:
+    """Split tensors, in order, into shards of at most ``shard_size`` bytes (a tensor
+    larger than that gets a shard of its own), like transformers' save_pretrained."""
+    shards: list[list[OutTensor]] = [[]]
+    size = 0
+    for tensor in tensors:
+        if shards[-1] and size + tensor.nbytes > shard_size:
+            shards.append([])
+            size = 0
+        shards[-1].append(tensor)
+        size += tensor.nbytes
+    return shards if shards[0] else []
+
+
+def shard_names(count: int) -> list[str]:
+    if count == 1:
+        return [SINGLE_NAME]
+    return [f"model-{i:05d}-of-{count:05d}.safetensors" for i in range(1, count + 1)]
+
+
+def _header_bytes(shard: list[OutTensor]) -> bytes:
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for tensor in shard:
+        header[tensor.name] = {
+            "dtype": tensor.dtype,
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + tensor.nbytes],
+        }
+        offset += tensor.nbytes
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # data starts 8-byte aligned, as safetensors writes it
+    return struct.pack("<Q", len(raw)) + raw
+
+
+class ShardWriter:
+    """Writes planned shards tensor by tensor; ``write`` must follow the plan's order.
+
+    Use it as a context manager. Each shard goes to a temporary file that is renamed
+    when its last tensor is in, and the index is written last, so a crash never leaves a
+    shard or an index that looks complete. Nothing is buffered beyond the tensor being
+    written.
+    """
+
+    def __init__(self, folder: Path, shards: list[list[OutTensor]]) -> None:
+        self.folder = folder
+        self.shards = shards
+        self.names = shard_names(len(shards))
+        self._queue: Iterator[tuple[int, OutTensor]] = (
+            (number, tensor) for number, shard in enumerate(shards) for tensor in shard
+        )
+        self._shard = contextlib.ExitStack()
+        self._number = -1
+        self._handle: BinaryIO | None = None
+        self.bytes_written = 0
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self._finish()
+        else:
+            self._shard.__exit__(exc_type, exc, tb)
+
+    def write(self, name: str, array: np.ndarray) -> None:
+        """Write the next planned tensor from an array of its output dtype."""
+        handle = self._next(name, tuple(array.shape))
+        handle.write(memoryview(np.ascontiguousarray(array).reshape(-1)).cast("B"))
+
+    def copy(self, name: str, source: BinaryIO, info: TensorInfo) -> None:
+        """Write the next planned tensor as ``info``'s bytes, unchanged."""
+        copy_bytes(source, info, self._next(name, info.shape))
+
+    def _next(self, name: str, shape: tuple[int, ...]) -> BinaryIO:
+        number, planned = next(self._queue)
+        if planned.name != name or shape != planned.shape:
+            raise AssertionError(f"shard plan expected {planned.name}, got {name}")
+        if number != self._number:
+            self._shard.close()
+            self._number = number
+            self._handle = self._shard.enter_context(
+                atomic_open(self.folder / self.names[number], "wb")
+            )
+            self._handle.write(_header_bytes(self.shards[number]))
+        assert self._handle is not None
+        self.bytes_written += planned.nbytes
+        return self._handle
+
+    def _finish(self) -> None:
+        """Close the last shard and write the index (transformers' layout)."""
+        self._shard.close()
+        if next(self._queue, None) is not None:
+            raise AssertionError("shard plan not complete")
+        weight_map = {
+            tensor.name: self.names[number]
+            for number, shard in enumerate(self.shards)
+            for tensor in shard
+        }
+        total = sum(tensor.nbytes for shard in self.shards for tensor in shard)
+        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+        with atomic_open(self.folder / INDEX_NAME, "w", encoding="utf-8") as handle:
+            json.dump(index, handle, indent=2)
+            handle.write("\n")
+
+
+def parameter_counts(model_dir: Path) -> tuple[int, int]:
+    """A model folder's parameter count and its largest tensor's element count."""
+    sizes = [info.numel for info in list_checkpoint(model_dir).values()]
+    return sum(sizes), max(sizes, default=0)

@@ -1,0 +1,13 @@
+"""What every room of the house shares; imports nothing from the rest of ``release``.
+
+- ``errors``: the exceptions raised on purpose (one line for a person, an exit code);
+  ``WorkError`` and ``named_stage`` for domain code that does not know its stage.
+- ``events``: what the runner tells a front end (plain data), and ``Reporter``, the
+  narrow interface domain code reports and checks cancellation through.
+- ``manifest``: ``workspace/manifest.json``, the release's memory: keys, files, facts.
+- ``files``: atomic writes and folder swaps, hashing, listing a stage's outputs.
+- ``paths``: the cache folder; paths kept relative to the spec's folder.
+- ``relay``: re-yield a worker generator's items as stage events.
+- ``redact``: the one rule that keeps tokens out of every text we write.
+- ``units``: the one byte formatter of the pipeline (cards/ keeps its own for card text).
+"""

@@ -1,0 +1,121 @@
+"""The release manifest: what each stage read, wrote and measured.
+
+``<workspace>/manifest.json`` is the release's memory. For every finished stage it holds
+a key (a hash of the stage's settings and inputs), the files it wrote (path, bytes,
+sha256), the facts it measured (parameter counts, perplexities, agreements…), its timing
+and the versions of the tools it used. The runner reads it back to skip stages whose
+inputs have not changed; the card reads its facts so every number on the card is a
+measured one.
+
+It is written atomically after every stage, so a killed run leaves the manifest of the
+last finished stage, never a torn file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from release.core.errors import InputError
+from release.core.files import atomic_write_text, sha256_file
+
+MANIFEST_NAME = "manifest.json"
+SCHEMA_VERSION = 1
+
+
+class FileRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    bytes: int
+    sha256: str
+
+
+class StageRecord(BaseModel):
+    status: Literal["done"] = "done"
+    key: str
+    finished_at: str
+    seconds: float
+    inputs: list[FileRecord] = Field(default_factory=list)
+    outputs: list[FileRecord] = Field(default_factory=list)
+    facts: dict[str, Any] = Field(default_factory=dict)
+    measured: dict[str, Any] = Field(default_factory=dict)
+    """The machine as this run found it (peak memory, free disk); keyed nowhere."""
+    tools: dict[str, str] = Field(default_factory=dict)
+
+
+class _CachedHash(BaseModel):
+    bytes: int
+    mtime_ns: int
+    sha256: str
+
+
+class Manifest(BaseModel):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str
+    version: str
+    stages: dict[str, StageRecord] = Field(default_factory=dict)
+    hash_cache: dict[str, _CachedHash] = Field(
+        default_factory=dict,
+        description="sha256 of large input files by (path, size, mtime), to skip rehashing.",
+    )
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except (ValidationError, ValueError) as exc:
+            first = str(exc).splitlines()[0]
+            raise InputError(
+                f"{path}: not a model-release manifest ({first})",
+                hint="move it away to start the release afresh",
+            ) from None
+
+    @classmethod
+    def load_or_new(cls, path: Path, *, name: str, version: str) -> Manifest:
+        if path.exists():
+            manifest = cls.load(path)
+            if (manifest.name, manifest.version) == (name, version):
+                return manifest
+        return cls(name=name, version=version)
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
+
+    def hash_file(self, path: Path) -> str:
+        """sha256 of ``path``, reusing the cached value while size and mtime match."""
+        stat = path.stat()
+        key = str(path.absolute())
+        cached = self.hash_cache.get(key)
+        if cached and (cached.bytes, cached.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+            return cached.sha256
+        digest = sha256_file(path)
+        self.hash_cache[key] = _CachedHash(
+            bytes=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=digest
+        )
+        return digest
+
+    def forget_missing_hashes(self) -> None:
+        """Drop cached hashes of files no longer there (the old place of a moved folder)."""
+        self.hash_cache = {key: v for key, v in self.hash_cache.items() if Path(key).exists()}
+
+    def record(self, path: Path, relative_to: Path | None = None) -> FileRecord:
+        shown = os.path.relpath(path, relative_to) if relative_to else str(path.absolute())
+        return FileRecord(path=shown, bytes=path.stat().st_size, sha256=self.hash_file(path))
+
+    def facts(self, stage: str) -> dict[str, Any]:
+        record = self.stages.get(stage)
+        return record.facts if record else {}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def dumps_canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)

@@ -1,0 +1,8 @@
+"""The sanity eval and the release gate: is the merged model the trained one, and no
+worse than the last release?
+
+- ``sanity``: the arithmetic of the checks (equivalence, perplexity, chat smoke).
+- ``checks``: the model checks in order, on loaded models, each failure one line.
+- ``gate``: stored scores against the last release's (no model, no torch).
+- ``needs``: what the eval will hold at its peak (the preflight's estimate).
+"""

@@ -1,0 +1,171 @@
+"""The regression gate: this release's stored eval scores against the last release's.
+
+Scores are matched on (task, metric, filter). A score is compared only with a score
+measured the same way: a different n-shot or task version is flagged, never compared
+silently. The gate fails when one task drops by more than ``max_task_drop`` (relative)
+or the average of the compared scores by more than ``max_average_drop``; smaller drops
+are warnings. Metrics where lower is better (perplexity, word error rate) count a rise
+as a drop.
+
+Pure data in, data out: no models, no torch; the card and the Action summary show it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from cards.evals import load_results
+from cards.records import EvalRecord
+from release.core.errors import InputError, WorkError
+from release.core.manifest import MANIFEST_NAME, Manifest
+from release.core.paths import relative_if_inside
+from release.spec.schema import EvalSpec
+
+
+@dataclass(frozen=True)
+class Comparison:
+    task: str
+    metric: str
+    previous: float
+    current: float
+    drop: float  # relative; positive means worse
+
+    def describe(self) -> str:
+        return (
+            f"{self.task} {self.metric} {_pct(self.previous)} → {_pct(self.current)} "
+            f"(-{self.drop:.0%})"
+        )
+
+
+@dataclass
+class GateVerdict:
+    passed: bool = True
+    compared: list[Comparison] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    flagged: list[str] = field(default_factory=list)
+    average_previous: float | None = None
+    average_current: float | None = None
+
+    def to_facts(self) -> dict:
+        return asdict(self)
+
+
+def _pct(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _lower_is_better(record: EvalRecord) -> bool:
+    if record.higher_is_better is not None:
+        return not record.higher_is_better
+    return any(word in record.metric.lower() for word in ("perplexity", "ppl", "wer", "loss"))
+
+
+def _relative_drop(previous: EvalRecord, current: EvalRecord) -> float:
+    if previous.value == 0:
+        return 0.0
+    change = (previous.value - current.value) / abs(previous.value)
+    return -change if _lower_is_better(previous) else change
+
+
+def compare(
+    current: Iterable[EvalRecord],
+    previous: Iterable[EvalRecord],
+    *,
+    max_task_drop: float,
+    max_average_drop: float,
+) -> GateVerdict:
+    verdict = GateVerdict()
+    before = {record.key: record for record in previous}
+    higher_better: list[tuple[float, float]] = []
+    for record in current:
+        old = before.get(record.key)
+        if old is None:
+            continue
+        label = f"{record.task} {record.metric}"
+        if old.n_shot != record.n_shot:
+            verdict.flagged.append(
+                f"{label}: n-shot differs ({old.n_shot} before, {record.n_shot} now); not compared"
+            )
+            continue
+        if old.task_version != record.task_version:
+            verdict.flagged.append(
+                f"{label}: task version differs ({old.task_version} before, "
+                f"{record.task_version} now); not compared"
+            )
+            continue
+        comparison = Comparison(
+            record.task, record.metric, old.value, record.value, _relative_drop(old, record)
+        )
+        verdict.compared.append(comparison)
+        if not _lower_is_better(record):
+            higher_better.append((old.value, record.value))
+        if comparison.drop > max_task_drop:
+            verdict.failures.append(comparison.describe())
+        elif comparison.drop > 0.01:
+            verdict.warnings.append(comparison.describe())
+    if higher_better:
+        verdict.average_previous = sum(old for old, _ in higher_better) / len(higher_better)
+        verdict.average_current = sum(new for _, new in higher_better) / len(higher_better)
+        if verdict.average_previous > 0:
+            drop = (verdict.average_previous - verdict.average_current) / verdict.average_previous
+            if drop > max_average_drop:
+                verdict.failures.insert(
+                    0,
+                    f"average {_pct(verdict.average_previous)} → "
+                    f"{_pct(verdict.average_current)} (-{drop:.0%})",
+                )
+    verdict.passed = not verdict.failures
+    return verdict
+
+
+def worst_first(verdict: GateVerdict, count: int = 3) -> list[str]:
+    worst = sorted(verdict.compared, key=lambda c: c.drop, reverse=True)[:count]
+    return [c.describe() for c in worst if c.drop > 0]
+
+
+def previous_records(paths: Iterable[Path]) -> list[EvalRecord]:
+    """The last release's scores: from its manifest.json (the stored results its evaluate
+    stage recorded) or from results files directly."""
+    records: list[EvalRecord] = []
+    files: list[Path] = []
+    for path in paths:
+        if path.name == MANIFEST_NAME:
+            facts = Manifest.load(path).facts("evaluate")
+            records += [EvalRecord.model_validate(r) for r in facts.get("results", [])]
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"{path}: no such file", hint="fix eval.previous in release.yaml")
+    return records + load_results(files)
+
+
+def records_to_facts(records: Iterable[EvalRecord]) -> list[dict]:
+    return [json.loads(record.model_dump_json(exclude_none=True)) for record in records]
+
+
+def gate_stored_results(spec: EvalSpec, spec_dir: Path | None) -> tuple[list[dict], dict]:
+    """The gate on the spec's stored results against the last release's; raises with the
+    worst drops when it fails. Returns the results and the verdict as facts, each
+    result's source relative to ``spec_dir`` (the facts must not hold where it lies)."""
+    current = [
+        record.model_copy(update={"source": relative_if_inside(record.source, spec_dir)})
+        for record in load_results(spec.results)
+    ]
+    previous = previous_records(spec.previous)
+    verdict = compare(
+        current,
+        previous,
+        max_task_drop=spec.max_task_drop,
+        max_average_drop=spec.max_average_drop,
+    )
+    if not verdict.passed:
+        worst = "; ".join(dict.fromkeys([*verdict.failures, *worst_first(verdict)]))
+        raise WorkError(
+            f"regression gate failed against the last release: {worst}",
+            hint="find out what broke (a wrong base? another eval setup?) before releasing",
+        )
+    return records_to_facts(current), verdict.to_facts()

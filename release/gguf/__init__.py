@@ -1,0 +1,26 @@
+"""GGUF export: a merged HF model folder in, verified ``<name>-<TYPE>.gguf`` files out.
+
+How it works, one module a job:
+
+- ``source``: the merged checkpoint as the exporter reads it (through
+  ``release.checkpoint.safetensors``): headers to plan, one float32 tensor at a time.
+- ``architectures``: the registry of built-in architectures and their quirks.
+- ``vocab``: the tokenizer as GGUF metadata (byte-level BPE with llama.cpp's
+  pre-tokenizer names, SentencePiece), special tokens, chat template.
+- ``metadata``: ``general.*`` from the release.
+- ``formats``: the types a release can ask for, and which type each tensor is stored in.
+- ``sizes``: every byte count of a GGUF file (tensors by type, header entries, the
+  tokenizer), and the quick estimate from a parameter count.
+- ``kquant_types``: the type llama.cpp's quantizer picks per tensor (mixes, fallbacks).
+- ``needs``: the GGUF stage's files and peak memory, for the preflight.
+- ``writer``: the streaming exporter on gguf-py's GGUFWriter.
+- ``kquant``: K-quants through llama.cpp's quantizer (llama-cpp-python).
+- ``delegate``: architectures we lack, through llama.cpp's convert_hf_to_gguf.py.
+- ``readback``: gguf-py's reader confirms what was written.
+- ``agreement``: llama.cpp and transformers load each file and are compared with the
+  merged model's logits.
+- ``build``: the GGUF stage's work, file by file, atomic; it sees the stage only
+  through ``release.core.events.Reporter``.
+
+Nothing here is imported by ``release.stages.gguf`` until the stage runs.
+"""

@@ -1,0 +1,193 @@
+"""Does the GGUF compute what the merged model computes? Asked of readers we did not write.
+
+The merged model (transformers, float32) gives reference logits on a few probe prompts.
+Each GGUF file is then loaded by llama.cpp (llama-cpp-python, when installed) and by
+transformers' GGUF loader, fed the *same token ids*, and compared position by position:
+the share of positions whose top-1 token agrees (over all positions, and over those where
+the reference is confident), the mean KL divergence and the largest absolute logit
+difference. llama.cpp's own tokenizer is checked against the HF one on the same prompts,
+and a smoke prompt is answered greedily so a person can read what the file says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from release.gguf.quiet import held_stderr
+
+PROBE_PROMPTS = (
+    "The capital of France is Paris. The capital of Italy is Rome, and the capital of "
+    "Spain is Madrid. Paris is famous for the Eiffel Tower, which was built in 1889 for "
+    "the World's Fair.",
+    "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + "
+    "fibonacci(n - 2)\n\n\nfor i in range(10):\n    print(i, fibonacci(i))\n",
+    "Photosynthesis is the process by which green plants turn sunlight, water and carbon "
+    "dioxide into glucose and oxygen. It takes place mainly in the leaves, inside the "
+    "chloroplasts.",
+    "Once upon a time, in a small village by the sea, there lived an old fisherman who "
+    "went out every morning before dawn. One day he caught a fish that could speak, and "
+    "it asked him to let it go.",
+    "To make a cup of tea, boil fresh water, pour it over the tea leaves and let them "
+    "steep for three to five minutes. Then remove the leaves and add milk or lemon.",
+    "The water cycle describes how water evaporates from the oceans, forms clouds, falls "
+    "as rain or snow, and flows back to the sea through rivers and groundwater.",
+)
+SMOKE_PROMPT = "What is the capital of France? Answer in one sentence."
+SMOKE_TOKENS = 24
+
+
+CONFIDENT_GAP = 0.5
+"""Logits by which the reference's top token must lead the runner-up for a position to
+count as confident. Quantization noise flips near-ties (on SmolLM2, every q8_0
+disagreement under llama.cpp had a gap under 0.3), which says nothing about the file."""
+
+
+@dataclass(frozen=True)
+class Agreement:
+    top1_agreement: float
+    """Share of all probe positions where both pick the same top token."""
+    confident_top1_agreement: float
+    """The same, over positions where the reference is confident (``CONFIDENT_GAP``);
+    this is what the per-type tolerance is checked against."""
+    max_abs_diff: float
+    mean_kl: float
+    """Mean KL(reference || candidate) of the next-token distributions, in nats."""
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def compare(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> Agreement:
+    agree = total = confident_agree = confident = 0
+    worst, kl_sum = 0.0, 0.0
+    for ref, got in zip(reference, candidate, strict=True):
+        same = ref.argmax(-1) == got.argmax(-1)
+        top2 = np.sort(ref, -1)[:, -2:]
+        sure = (top2[:, 1] - top2[:, 0]) >= CONFIDENT_GAP
+        agree += int(same.sum())
+        total += ref.shape[0]
+        confident_agree += int((same & sure).sum())
+        confident += int(sure.sum())
+        worst = max(worst, float(np.abs(ref - got).max()))
+        log_p, log_q = _log_softmax(ref.astype(np.float64)), _log_softmax(got.astype(np.float64))
+        kl_sum += float((np.exp(log_p) * (log_p - log_q)).sum())
+    return Agreement(
+        top1_agreement=round(agree / total, 4),
+        confident_top1_agreement=round(confident_agree / confident, 4) if confident else 1.0,
+        max_abs_diff=round(worst, 4),
+        mean_kl=round(kl_sum / total, 6),
+    )
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Token ids of the probe prompts and the smoke prompt, from the merged model's
+    tokenizer, with the merged model's own logits and greedy answer."""
+
+    prompts: list[list[int]]
+    logits: list[np.ndarray]
+    smoke_ids: list[int]
+    smoke_output: str
+    texts: tuple[str, ...] = PROBE_PROMPTS
+
+    @property
+    def vocab_rows(self) -> int:
+        return self.logits[0].shape[-1]
+
+
+def reference_probe(model_dir: Path) -> Probe:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils.logging import disable_progress_bar
+
+    disable_progress_bar()  # the CLI prints its own progress; stderr is for errors
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    prompts = [tokenizer.encode(text) for text in PROBE_PROMPTS]
+    smoke_ids = _smoke_ids(tokenizer)
+    logits, answer = _transformers_run(model, prompts, smoke_ids)
+    return Probe(prompts, logits, smoke_ids, tokenizer.decode(answer, skip_special_tokens=True))
+
+
+def _smoke_ids(tokenizer) -> list[int]:
+    if tokenizer.chat_template:
+        messages = [{"role": "user", "content": SMOKE_PROMPT}]
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return tokenizer.encode(text, add_special_tokens=False)
+    return tokenizer.encode(SMOKE_PROMPT)
+
+
+def _transformers_run(model, prompts: list[list[int]], smoke_ids: list[int] | None):
+    """Logits of each prompt, and the greedy answer to ``smoke_ids`` (if given)."""
+    import torch
+
+    with torch.inference_mode():
+        logits = [model(torch.tensor([ids])).logits[0].float().numpy() for ids in prompts]
+        if smoke_ids is None:
+            return logits, []
+        out = model.generate(
+            torch.tensor([smoke_ids]), max_new_tokens=SMOKE_TOKENS, do_sample=False
+        )
+    return logits, out[0, len(smoke_ids) :].tolist()
+
+
+@dataclass(frozen=True)
+class LoaderResult:
+    agreement: Agreement
+    smoke_output: str
+    tokenizer_agrees: bool | None = None
+    """llama.cpp only: its tokenizer gives the HF token ids on every probe prompt."""
+
+
+def transformers_check(path: Path, model_dir: Path, probe: Probe, *, smoke: bool) -> LoaderResult:
+    """Load ``path`` with transformers' GGUF loader and compare with the probe; answer
+    the smoke prompt too when ``smoke`` (when llama.cpp is not there to answer it)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with held_stderr():  # its GGUF loader draws a tqdm bar of its own
+        model = AutoModelForCausalLM.from_pretrained(
+            path.parent, gguf_file=path.name, dtype=torch.float32
+        )
+    logits, answer = _transformers_run(model, probe.prompts, probe.smoke_ids if smoke else None)
+    text = ""
+    if smoke:
+        text = AutoTokenizer.from_pretrained(model_dir).decode(answer, skip_special_tokens=True)
+    return LoaderResult(compare(probe.logits, logits), text)
+
+
+def llama_cpp_check(path: Path, model_dir: Path, probe: Probe) -> LoaderResult:
+    """Load ``path`` with llama.cpp and compare with the probe."""
+    import llama_cpp
+    from transformers import AutoTokenizer
+
+    longest = max(len(ids) for ids in [*probe.prompts, probe.smoke_ids]) + SMOKE_TOKENS
+    llm = llama_cpp.Llama(
+        str(path), n_ctx=max(256, longest), logits_all=True, verbose=False, n_threads=2
+    )
+    try:
+        logits = []
+        for ids in probe.prompts:
+            llm.reset()
+            llm.eval(ids)
+            logits.append(np.array(llm.scores[: len(ids), : probe.vocab_rows]))
+        agrees = all(
+            llm.tokenize(text.encode(), add_bos=True, special=False) == ids
+            for text, ids in zip(probe.texts, probe.prompts, strict=True)
+        )
+        llm.reset()
+        answer = []
+        for token in llm.generate(probe.smoke_ids, temp=0.0, top_k=1, reset=True):
+            if token == llm.token_eos() or len(answer) == SMOKE_TOKENS:
+                break
+            answer.append(token)
+    finally:
+        llm.close()
+    text = AutoTokenizer.from_pretrained(model_dir).decode(answer, skip_special_tokens=True)
+    return LoaderResult(compare(probe.logits, logits), text, agrees)

@@ -1,0 +1,287 @@
+"""Every GGUF file a release asks for: written, read back, checked, then given its name.
+
+Order of work: the checks that need no work come first (is the architecture built in, or
+is llama.cpp's converter there; is llama.cpp's quantizer there for K-quants), so a
+release that cannot finish fails at once. Then the merged model's reference logits, once.
+Then each file: written under a hidden temporary name, read back with gguf-py, loaded by
+llama.cpp and by transformers and compared with the reference, and only then renamed to
+``<name>-<TYPE>.gguf``. A file that fails a check never gets its final name.
+
+K-quants (and, for delegated architectures, every type the converter cannot write) are
+made by llama.cpp's quantizer from an f16 file: the release's own f16 when it asks for
+one, else a hidden intermediate that is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from release.checkpoint.config import read_config
+from release.core.errors import WorkError
+from release.core.events import Event, Reporter
+from release.core.files import sha256_file
+from release.gguf.agreement import (
+    SMOKE_PROMPT,
+    LoaderResult,
+    Probe,
+    llama_cpp_check,
+    reference_probe,
+    transformers_check,
+)
+from release.gguf.architectures import supported_classes
+from release.gguf.delegate import CONVERTER_TYPES, convert_with_llama_cpp, find_converter
+from release.gguf.formats import FORMATS, GGUFFormat, file_name
+from release.gguf.kquant import INSTALL_HINT, llama_cpp_version, quantize_with_llama_cpp
+from release.gguf.metadata import ReleaseMetadata
+from release.gguf.readback import ReadBack, check_read_back, read_back, required_keys
+from release.gguf.writer import (
+    ExportSource,
+    PlannedTensor,
+    UnsupportedModel,
+    export_gguf,
+    open_source,
+)
+from release.spec.schema import ReleaseSpec
+
+BUILT_IN = "built-in"
+CONVERTER = "llama.cpp convert_hf_to_gguf.py"
+QUANTIZER = "llama.cpp quantizer"
+
+
+def release_metadata(spec: ReleaseSpec) -> ReleaseMetadata:
+    return ReleaseMetadata(
+        name=spec.name,
+        version=spec.version,
+        license=spec.card.license,
+        base_model=spec.base.repo_id,
+        repo_id=spec.push.gguf_repo_id or spec.push.repo_id,
+        tags=list(spec.card.tags),
+        languages=list(spec.card.language),
+        datasets=list(spec.card.datasets),
+    )
+
+
+@dataclass(frozen=True)
+class _Job:
+    fmt: GGUFFormat
+    exporter: str
+    temp: Path
+    """Where the file is written and checked, under a hidden name."""
+    final: Path | None
+    """Its name once checked; None for the quantizer's f16 source, never shipped."""
+
+
+def _jobs(spec: ReleaseSpec, out_dir: Path, delegated: bool) -> list[_Job]:
+    """One job per requested type, f16 first (the quantizer starts from it)."""
+    formats = [FORMATS[name] for name in dict.fromkeys(spec.gguf.types)]
+    direct = CONVERTER_TYPES if delegated else tuple(f.name for f in formats if f.in_process)
+    writer = CONVERTER if delegated else BUILT_IN
+    jobs = []
+    for fmt in formats:
+        final = out_dir / file_name(spec.name, fmt)
+        exporter = writer if fmt.name in direct else QUANTIZER
+        jobs.append(_Job(fmt, exporter, final.with_name(f".{final.name}.partial"), final))
+    jobs.sort(key=lambda job: (job.exporter == QUANTIZER, job.fmt.name != "f16"))
+    if any(job.exporter == QUANTIZER for job in jobs) and "f16" not in spec.gguf.types:
+        source = out_dir / f".{file_name(spec.name, FORMATS['f16'])}.source"
+        jobs.insert(0, _Job(FORMATS["f16"], writer, source, None))
+    return jobs
+
+
+@dataclass(frozen=True)
+class _Exporter:
+    """The built-in source, or else llama.cpp's converter script."""
+
+    source: ExportSource | None
+    converter: Path | None
+
+
+def _preflight(spec: ReleaseSpec, out_dir: Path, model_dir: Path) -> _Exporter:
+    """Fail before any work when the release cannot finish."""
+    try:
+        exporter = _Exporter(open_source(model_dir), None)
+    except UnsupportedModel as problem:
+        converter = find_converter(spec.gguf.llama_cpp_dir)
+        if converter is None:
+            raise WorkError(
+                f"{model_dir}: {problem}",
+                hint=f"built in: {', '.join(supported_classes())}; for other models set "
+                "gguf.llama_cpp_dir (or LLAMA_CPP_DIR) to a llama.cpp checkout",
+            ) from None
+        exporter = _Exporter(None, converter)
+    needs = [
+        job.fmt.name
+        for job in _jobs(spec, out_dir, exporter.converter is not None)
+        if job.exporter == QUANTIZER
+    ]
+    if needs and llama_cpp_version() is None:
+        raise WorkError(
+            f"{', '.join(needs)} need llama.cpp's quantizer (llama-cpp-python)",
+            hint=INSTALL_HINT,
+        )
+    return exporter
+
+
+def build_gguf_files(
+    spec: ReleaseSpec, model_dir: Path, out_dir: Path, report: Reporter
+) -> Generator[Event, None, dict[str, Any]]:
+    """The GGUF files of ``spec`` from the merged model in ``model_dir``, into ``out_dir``;
+    yields ``report``'s events, returns the stage's facts."""
+    exporter = _preflight(spec, out_dir, model_dir)
+    meta = release_metadata(spec)
+    yield report.log("computing the merged model's reference logits")
+    probe = reference_probe(model_dir)
+    jobs = _jobs(spec, out_dir, exporter.converter is not None)
+    f16_source: Path | None = None
+    layout: dict[str, tuple[tuple[int, ...], str | None]] | None = None
+    files = []
+    try:
+        for job in jobs:
+            yield report.log(f"writing {job.final.name if job.final else 'an f16 source'}")
+            expected = yield from _write(report, job, exporter, model_dir, f16_source, meta)
+            found = read_back(job.temp)
+            layout = layout or {name: (shape, None) for name, (shape, _) in found.tensors.items()}
+            _check(found, expected or layout, model_dir, job.temp)
+            if job.fmt.name == "f16":
+                f16_source = job.temp
+            if job.final is None:
+                continue
+            record = yield from _verify(report, job, model_dir, probe)
+            os.replace(job.temp, job.final)
+            if f16_source == job.temp:
+                f16_source = job.final
+            files.append(record)
+    finally:
+        for job in jobs:
+            job.temp.unlink(missing_ok=True)
+    return {
+        "architecture": read_config(model_dir)["architectures"][0],
+        "exporter": CONVERTER if exporter.converter else BUILT_IN,
+        "files": files,
+        "probe_prompts": len(probe.prompts),
+        "probe_positions": sum(len(ids) for ids in probe.prompts),
+        "smoke_prompt": SMOKE_PROMPT,
+        "smoke_reference_output": probe.smoke_output,
+    }
+
+
+def _write(
+    report: Reporter,
+    job: _Job,
+    exporter: _Exporter,
+    model_dir: Path,
+    f16_source: Path | None,
+    meta: ReleaseMetadata,
+) -> Generator[Event, None, dict | None]:
+    """Write one file; return the layout it must read back as (None: the f16 one)."""
+    if job.exporter == BUILT_IN:
+        assert exporter.source is not None
+        planned = yield from _progress(
+            report, export_gguf(exporter.source, job.temp, job.fmt, meta)
+        )
+        return {p.name: (p.source.shape, p.qtype.name) for p in planned}
+    report.check_cancelled()
+    try:
+        if job.exporter == CONVERTER:
+            assert exporter.converter is not None
+            convert_with_llama_cpp(exporter.converter, model_dir, job.temp, job.fmt.name, meta)
+        else:
+            assert f16_source is not None
+            quantize_with_llama_cpp(f16_source, job.temp, job.fmt)
+    except RuntimeError as exc:
+        raise WorkError(str(exc), hint="see the message above; rerun with --debug") from exc
+    return None
+
+
+def _progress(
+    report: Reporter, export: Generator[tuple[int, int], None, list[PlannedTensor]]
+) -> Generator[Event, None, list[PlannedTensor]]:
+    """Turn the exporter's (done, total) into progress events; return its result."""
+    while True:
+        try:
+            done, total = next(export)
+        except StopIteration as stop:
+            return stop.value
+        yield report.progress(done, total, "tensors")
+
+
+def _check(found: ReadBack, expected: dict, model_dir: Path, path: Path) -> None:
+    keys = required_keys(found.architecture, chat_template=_has_chat_template(model_dir))
+    try:
+        check_read_back(found, expected, keys, path)
+    except ValueError as exc:
+        raise WorkError(str(exc), hint="this is a bug in the exporter; please report it") from None
+
+
+def _has_chat_template(model_dir: Path) -> bool:
+    if (model_dir / "chat_template.jinja").is_file() or (
+        model_dir / "chat_template.json"
+    ).is_file():
+        return True
+    config = model_dir / "tokenizer_config.json"
+    return config.is_file() and "chat_template" in json.loads(config.read_text(encoding="utf-8"))
+
+
+def _verify(
+    report: Reporter, job: _Job, model_dir: Path, probe: Probe
+) -> Generator[Event, None, dict[str, Any]]:
+    """Load the written file with each reader and compare; its manifest record."""
+    assert job.final is not None
+    path = job.temp
+    with_llama_cpp = llama_cpp_version() is not None
+    # transformers answers the smoke prompt only where llama.cpp cannot.
+    checks: list[tuple[str, Callable[[], LoaderResult]]] = [
+        (
+            "transformers",
+            lambda: transformers_check(path, model_dir, probe, smoke=not with_llama_cpp),
+        )
+    ]
+    if with_llama_cpp:
+        checks.insert(0, ("llama_cpp", lambda: llama_cpp_check(path, model_dir, probe)))
+    results: dict[str, LoaderResult] = {}
+    for loader, check in checks:
+        yield report.log(f"checking {job.final.name} with {loader}")
+        try:
+            results[loader] = check()
+        except Exception as exc:  # a reader we did not write refused our file
+            raise WorkError(
+                f"{job.final.name}: {loader} could not load it: {exc}",
+                hint="this is a bug in the exporter; please report it",
+            ) from exc
+    for loader, result in results.items():
+        if result.agreement.confident_top1_agreement < job.fmt.min_top1:
+            raise WorkError(
+                f"{job.final.name}: top-1 agreement with the merged model under {loader} is "
+                f"{result.agreement.confident_top1_agreement:.3f} where the model is "
+                f"confident, below {job.fmt.min_top1} for {job.fmt.name}",
+                hint="drop this type from gguf.types, or report the export as a bug",
+            )
+    tokenizer = results["llama_cpp"].tokenizer_agrees if "llama_cpp" in results else None
+    if tokenizer is False:
+        raise WorkError(
+            f"{job.final.name}: llama.cpp tokenizes the probe prompts differently from "
+            "the merged model's tokenizer",
+            hint="the tokenizer export is wrong for this model; please report it",
+        )
+    smoke = results.get("llama_cpp", results["transformers"]).smoke_output
+    return {
+        "name": job.final.name,
+        "type": job.fmt.name,
+        "exporter": job.exporter,
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+        "top1_agreement": {k: r.agreement.top1_agreement for k, r in results.items()},
+        "confident_top1_agreement": {
+            k: r.agreement.confident_top1_agreement for k, r in results.items()
+        },
+        "mean_kl": {k: r.agreement.mean_kl for k, r in results.items()},
+        "max_abs_diff": {k: r.agreement.max_abs_diff for k, r in results.items()},
+        "min_top1_agreement": job.fmt.min_top1,
+        "tokenizer_agreement": tokenizer,
+        "smoke_output": smoke,
+    }

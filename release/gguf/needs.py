@@ -1,0 +1,109 @@
+"""What a GGUF export will write and hold at its peak, before it starts (the preflight).
+
+Each requested file is planned tensor by tensor at the type it will be stored in (the
+exporter's own plan; K-quants: the type llama.cpp's quantizer will choose, its mixes and
+fallbacks, ``kquant_types``), with its header entry, alignment and the tokenizer
+(``sizes``); within 0.05% of the real files. A model llama.cpp's converter writes is
+planned from its checkpoint under llama.cpp's tensor names, its tokenizer file standing
+in for the metadata (generous). A hidden f16 source is added when the release asks for
+K-quants but not for f16. Memory: the checks load the model in float32 twice over
+(transformers dequantizes the whole GGUF before building the model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import gguf
+
+from release.checkpoint.config import read_config, text_config
+from release.checkpoint.safetensors import parameter_counts
+from release.core.units import human
+from release.gguf.formats import FORMATS, storage_type
+from release.gguf.kquant_types import kquant_tensor_type
+from release.gguf.sizes import stored_nbytes, tensor_header_bytes, vocab_bytes
+from release.gguf.source import list_tensors
+from release.gguf.writer import UnsupportedModel, open_source, plan_tensors
+from release.preflight import Needs
+
+GGUF_FP32_MODELS = 2
+"""Float32 copies of the model at a GGUF check's peak: transformers' dequantized state
+dict and the model built from it."""
+
+
+def gguf_file_bytes(model_dir: Path, types: Iterable[str]) -> dict[str, int]:
+    """Each GGUF type's estimated file size for the merged model in ``model_dir``: every
+    tensor at the type it will be stored in (K-quants: the type llama.cpp's quantizer
+    will pick, ``kquant_types``), its header entry and alignment, and the tokenizer."""
+    config = text_config(read_config(model_dir))
+    try:
+        source = open_source(model_dir)
+    except UnsupportedModel:
+        source = None
+    if source is not None:
+        metadata = vocab_bytes(source.vocab)
+    else:  # llama.cpp's converter writes it: the tokenizer file is a generous stand-in
+        tokenizer = model_dir / "tokenizer.json"
+        metadata = tokenizer.stat().st_size if tokenizer.is_file() else 2**20
+    layers = _hparam(config, "num_hidden_layers", "n_layer", "num_layers")
+    heads = _hparam(config, "num_attention_heads", "n_head")
+    gqa = heads // (config.get("num_key_value_heads") or heads or 1)
+    tensors = _gguf_tensors(model_dir, config, source, layers)
+    tied = all(name != "output.weight" for name, _ in tensors)
+    sizes = {}
+    for gguf_type in dict.fromkeys(types):
+        fmt = FORMATS[gguf_type]
+        total = metadata
+        for name, shape in tensors:
+            if fmt.in_process:
+                qtype = storage_type(fmt, name, shape)
+            else:
+                source_type = storage_type(FORMATS["f16"], name, shape)
+                qtype = kquant_tensor_type(
+                    name, shape, gguf_type, layers, source_type=source_type, gqa=gqa, tied=tied
+                )
+            total += stored_nbytes(shape, qtype) + tensor_header_bytes(name, shape)
+        sizes[gguf_type] = total
+    return sizes
+
+
+def _hparam(config: dict[str, Any], *spellings: str) -> int:
+    return next((int(config[key]) for key in spellings if config.get(key)), 0)
+
+
+def _gguf_tensors(
+    model_dir: Path, config: dict[str, Any], source: Any, layers: int
+) -> list[tuple[str, tuple[int, ...]]]:
+    """Each tensor's GGUF name and shape: the built-in exporter's plan, or for a model
+    llama.cpp's converter writes, the checkpoint's tensors under the GGUF names of the
+    architecture named like its ``model_type`` (else llama's), where they have one: the
+    names llama.cpp's quantizer chooses types by."""
+    if source is not None:
+        planned = plan_tensors(model_dir, source.config, source.arch, FORMATS["f16"])
+        return [(p.name, p.source.shape) for p in planned]
+    arches = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
+    arch = arches.get(config.get("model_type", ""), gguf.MODEL_ARCH.LLAMA)
+    names = gguf.get_tensor_name_map(arch, layers)
+    return [
+        (names.get_name(t.name, try_suffixes=(".weight", ".bias")) or t.name, t.shape)
+        for t in list_tensors(model_dir)
+    ]
+
+
+def gguf_needs(model_dir: Path, types: list[str]) -> Needs:
+    """The GGUF files a release asks for (and a hidden f16 source the quantizer needs)."""
+    types = list(dict.fromkeys(types))
+    quantized = [t for t in types if not FORMATS[t].in_process]
+    with_source = [*types, "f16"] if quantized and "f16" not in types else types
+    sizes = gguf_file_bytes(model_dir, with_source)
+    parameters, largest = parameter_counts(model_dir)
+    listed = ", ".join(f"{t} {human(sizes[t], 'bytes')}" for t in types)
+    return Needs(
+        what=f"{len(types)} GGUF file{'s' if len(types) > 1 else ''} ({listed})"
+        + (f" and an f16 source for {', '.join(quantized)}" if with_source != types else ""),
+        output_bytes=sum(sizes.values()),
+        memory_bytes=GGUF_FP32_MODELS * parameters * 4 + 2 * largest * 4,
+        hint="or choose fewer gguf.types",
+    )

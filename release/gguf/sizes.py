@@ -1,0 +1,82 @@
+"""Estimated GGUF file sizes, so a person can choose quant types before exporting.
+
+A GGUF file is mostly its tensors, stored in blocks: ``q8_0`` keeps 32 weights in 34
+bytes, ``q4_k`` 256 weights in 144 bytes. The estimate is the parameter count times the
+bits per weight of the block type that holds most tensors (gguf-py's
+``GGML_QUANT_SIZES``). It needs only the parameter count, so it is there before the
+merge, for choosing; a real file can be larger: small models keep some tensors in f32,
+llama.cpp's ``_m`` mixes store a few in a larger type, and K-quants of a model whose rows
+are not whole 256-weight blocks fall back to 32-weight types (SmolLM2-135M's q4_k_m file
+is 40% larger than this estimate). Once the merged model exists, ``gguf_file_bytes``
+(``release.gguf.needs``) plans every tensor with the byte counts below instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gguf import GGMLQuantizationType
+
+_GGUF_TENSOR_ALIGNMENT = 32
+
+_BULK_TYPE = {
+    "f32": "F32",
+    "f16": "F16",
+    "bf16": "BF16",
+    "q8_0": "Q8_0",
+    "q4_0": "Q4_0",
+    "q4_1": "Q4_1",
+    "q5_0": "Q5_0",
+    "q5_1": "Q5_1",
+    "q2_k": "Q2_K",
+    "q3_k_m": "Q3_K",
+    "q4_k_m": "Q4_K",
+    "q5_k_m": "Q5_K",
+    "q6_k": "Q6_K",
+}
+
+
+def bulk_type(gguf_type: str) -> GGMLQuantizationType:
+    """The block type that holds most of a ``gguf_type`` file."""
+    from gguf import GGMLQuantizationType
+
+    return GGMLQuantizationType[_BULK_TYPE[gguf_type]]
+
+
+def bits_per_weight(gguf_type: str) -> float:
+    """Bits per weight of the block type that holds most of a ``gguf_type`` file."""
+    from gguf import GGML_QUANT_SIZES
+
+    block, size = GGML_QUANT_SIZES[bulk_type(gguf_type)]
+    return size * 8 / block
+
+
+def estimate_gguf_bytes(parameters: int, types: Iterable[str]) -> dict[str, int]:
+    """Estimated file size of each GGUF type for a model of ``parameters`` weights."""
+    return {t: round(parameters * bits_per_weight(t) / 8) for t in types}
+
+
+def stored_nbytes(shape: tuple[int, ...], qtype: GGMLQuantizationType) -> int:
+    """Bytes of a tensor of ``shape`` stored as ``qtype``."""
+    import gguf
+
+    return math.prod(gguf.quant_shape_to_byte_shape(shape, qtype))
+
+
+def tensor_header_bytes(name: str, shape: tuple[int, ...]) -> int:
+    """A tensor's entry in the GGUF header (name, dimensions, type, offset) plus the
+    most its data's alignment can add."""
+    return 8 + len(name.encode()) + 4 + 8 * len(shape) + 4 + 8 + _GGUF_TENSOR_ALIGNMENT
+
+
+def vocab_bytes(vocab: Any) -> int:
+    """The tokenizer's share of a GGUF's metadata: length-prefixed strings and arrays."""
+    merges = getattr(vocab.special, "merges", None) or []
+    template = getattr(vocab.special, "chat_template", None) or ""
+    strings = sum(8 + len(token) for token in vocab.tokens)
+    strings += sum(8 + len(merge.encode()) for merge in merges)
+    numbers = 4 * len(vocab.types) + (4 * len(vocab.scores) if vocab.scores is not None else 0)
+    return strings + numbers + len(str(template).encode()) + 4096  # + the other keys

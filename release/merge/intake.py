@@ -1,0 +1,300 @@
+"""Adapter intake: prove an adapter belongs to the base before anything is merged.
+
+A LoRA merged onto the wrong base silently ruins a model, so intake checks, in order of
+cost: the adapter's declared base (name and revision) against the spec's; that every
+module it edits exists in the base with the shapes it expects and a float dtype; and the
+base's fingerprint (``release.checkpoint.fingerprint``) against the one recorded for the same
+declared base, in the spec or in the previous release's manifest.
+
+Its output folder is the adapter as the merge will read it: adapter_config.json,
+adapter_model.safetensors (converted from a pickle when the spec allows one), the
+adapter's tokenizer files if it has them, and ``targets.json``, which maps each edited
+model parameter to the base checkpoint tensor it lands on.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cards.schema import is_repo_id
+from release.checkpoint.base import TOKENIZER_FILES, base_label, resolve_base_dir
+from release.checkpoint.config import read_config
+from release.checkpoint.fingerprint import base_fingerprint
+from release.checkpoint.safetensors import (
+    FLOAT_DTYPES,
+    TORCH_NAMES,
+    TensorInfo,
+    list_checkpoint,
+    read_array,
+    to_float32,
+)
+from release.checkpoint.safetensors import list_tensors as list_file_tensors
+from release.core.errors import InputError
+from release.core.files import atomic_write_text
+from release.core.manifest import Manifest
+from release.merge import lora
+from release.merge.module_names import parameter_to_checkpoint
+from release.spec.schema import ReleaseSpec
+
+TARGETS_NAME = "targets.json"
+
+
+@dataclass
+class _Mismatch:
+    """The adapter does not fit the base: the one-line error, naming both."""
+
+    adapter: Path
+    base: str
+
+    def error(self, what: str, hint: str) -> InputError:
+        message = f"adapter {self.adapter} does not fit base {self.base}: {what}"
+        return InputError(message, hint=hint)
+
+
+@dataclass(frozen=True)
+class TensorChecked:
+    """Intake's progress: ``done`` of the adapter's ``total`` tensors read and checked."""
+
+    done: int
+    total: int
+    name: str
+
+
+def inspect(
+    spec: ReleaseSpec, out_dir: Path
+) -> Generator[str | TensorChecked, None, dict[str, Any]]:
+    """Check the adapter against the base and write the intake folder into ``out_dir``.
+
+    Yields log lines and a ``TensorChecked`` per adapter tensor read; returns the facts
+    for the manifest."""
+    adapter_dir = spec.adapter.path
+    label = base_label(spec.base)
+    mismatch = _Mismatch(adapter_dir, label)
+    if not adapter_dir.is_dir():
+        raise InputError(f"adapter.path: {adapter_dir} is not a folder")
+    raw, settings = lora.read_adapter_config(adapter_dir)
+    _check_declared_base(settings, spec, mismatch)
+
+    base_dir = resolve_base_dir(spec.base)
+    base_config = read_config(base_dir)
+    if base_config.get("quantization_config"):
+        method = base_config["quantization_config"].get("quant_method", "?")
+        raise InputError(
+            f"base {label} is quantized ({method}); a merge needs its full-precision weights",
+            hint="point base at the unquantized model the adapter was trained on",
+        )
+    base = list_checkpoint(base_dir)
+
+    staged = out_dir / lora.WEIGHTS_NAME
+    adapter_format = _stage_weights(adapter_dir, staged, spec.adapter.allow_pickle)
+    adapter = {info.name: info for info in list_file_tensors(staged)}
+    yield from _check_finite(adapter, adapter_dir / lora.WEIGHTS_NAME)
+    edits = lora.group_edits(list(adapter), adapter_dir / lora.WEIGHTS_NAME)
+    targets, model_class = parameter_to_checkpoint(
+        base_dir,
+        list(base),
+        set(edits),
+        preferred_class=settings.base_model_class,
+        trust_remote_code=spec.base.trust_remote_code,
+    )
+    yield f"adapter modules placed on {model_class or 'the base'}'s checkpoint names"
+    for parameter, edit in sorted(edits.items()):
+        _check_edit(edit, targets.get(parameter), base, adapter, settings, mismatch)
+
+    fingerprint = base_fingerprint(base)
+    yield f"base fingerprint {fingerprint[:16]}…"
+    _check_fingerprint(fingerprint, spec, mismatch)
+
+    shutil.copyfile(adapter_dir / lora.CONFIG_NAME, out_dir / lora.CONFIG_NAME)
+    for name in TOKENIZER_FILES:
+        if (adapter_dir / name).is_file():
+            shutil.copyfile(adapter_dir / name, out_dir / name)
+    atomic_write_text(out_dir / TARGETS_NAME, json.dumps(targets, indent=2, sort_keys=True))
+    return _facts(raw, settings, edits, adapter, base, staged, adapter_format, spec) | {
+        "base_fingerprint": fingerprint,
+        "base_model_class": model_class,
+    }
+
+
+def _check_declared_base(settings: lora.LoraSettings, spec: ReleaseSpec, mismatch: _Mismatch):
+    declared = settings.base_model_name_or_path
+    repo_id = spec.base.repo_id
+    by_name = (
+        declared
+        and repo_id
+        and is_repo_id(declared, owner_required=True)
+        and not Path(declared).exists()
+    )
+    if by_name and declared.lower() != repo_id.lower():
+        raise mismatch.error(
+            f"adapter_config.json says it was trained on {declared}",
+            hint=f"set base.repo_id to {declared}, or use the adapter trained on {repo_id}",
+        )
+    if settings.revision and spec.base.revision and settings.revision != spec.base.revision:
+        raise mismatch.error(
+            f"adapter_config.json says it was trained on revision {settings.revision}",
+            hint=f"set base.revision to {settings.revision}",
+        )
+
+
+def _stage_weights(adapter_dir: Path, target: Path, allow_pickle: bool) -> str:
+    """Copy the adapter's weights to ``target`` as safetensors; returns the source format."""
+    source = adapter_dir / lora.WEIGHTS_NAME
+    if source.is_file():
+        shutil.copyfile(source, target)
+        return "safetensors"
+    pickled = adapter_dir / lora.PICKLE_NAME
+    if not pickled.is_file():
+        raise InputError(
+            f"{adapter_dir}: no {lora.WEIGHTS_NAME}",
+            hint="point adapter.path at the folder PEFT's save_pretrained wrote",
+        )
+    if not allow_pickle:
+        raise InputError(
+            f"{pickled}: the adapter is a pickle only; model-release does not load pickles",
+            hint="re-save it with safe_serialization=True, or set adapter.allow_pickle: true "
+            "(loaded with torch.load(weights_only=True))",
+        )
+    import torch
+    from safetensors.torch import save_file
+
+    try:
+        state = torch.load(pickled, map_location="cpu", weights_only=True)
+    except Exception as exc:  # weights_only refuses arbitrary objects; say so in one line
+        raise InputError(f"{pickled}: cannot load safely ({str(exc).splitlines()[0]})") from None
+    save_file({key: value.contiguous() for key, value in state.items()}, target)
+    return "pickle"
+
+
+def _check_finite(adapter: dict[str, TensorInfo], source: Path) -> Iterator[TensorChecked]:
+    """NaN or inf in an adapter spreads into every merged weight it touches: refuse it."""
+    import numpy as np
+
+    for done, info in enumerate(adapter.values(), start=1):
+        if info.dtype in FLOAT_DTYPES:
+            with open(info.file, "rb") as handle:
+                values = to_float32(read_array(handle, info), info.dtype)
+            if not np.isfinite(values).all():
+                raise InputError(
+                    f"{source}: tensor {info.name} holds NaN or inf",
+                    hint="the training diverged; release an earlier checkpoint",
+                )
+        yield TensorChecked(done, len(adapter), info.name)
+
+
+def _check_edit(
+    edit: lora.ModuleEdit,
+    target: str | None,
+    base: dict[str, TensorInfo],
+    adapter: dict[str, TensorInfo],
+    settings: lora.LoraSettings,
+    mismatch: _Mismatch,
+) -> None:
+    hint = "the adapter was trained on another model; point base at that model"
+    if target is None:
+        raise mismatch.error(f"the base has no parameter {edit.parameter}", hint=hint)
+    weight = base[target]
+    if weight.dtype not in FLOAT_DTYPES:
+        raise mismatch.error(f"base tensor {target} is {weight.dtype}, not a float", hint=hint)
+    rank = adapter[edit.lora_a].shape[0] if edit.lora_a else 0
+    if edit.lora_a and rank != settings.rank(edit.module):
+        raise InputError(
+            f"{mismatch.adapter}: {edit.lora_a} has rank {rank}, but adapter_config.json "
+            f"gives {edit.module} rank {settings.rank(edit.module)}",
+            hint="fix r / rank_pattern in adapter_config.json, or re-save the adapter with PEFT",
+        )
+    expected = lora.expected_shapes(edit, weight.shape, rank, settings.fan_in_fan_out)
+    for key in edit.keys:
+        info = adapter[key]
+        if info.dtype not in FLOAT_DTYPES:
+            raise InputError(f"{mismatch.adapter}: tensor {key} is {info.dtype}, not a float")
+        if key in expected and info.shape != expected[key]:
+            raise mismatch.error(
+                f"{key} is {list(info.shape)}, but the base's {target} is "
+                f"{list(weight.shape)} (expected {list(expected[key])})",
+                hint=hint,
+            )
+
+
+def _previous_fingerprints(spec: ReleaseSpec, base_id: str) -> Iterator[tuple[str, str]]:
+    """(where, fingerprint) recorded for ``base_id`` by the previous release's manifest."""
+    for path in spec.eval.previous:
+        if path.suffix != ".json" or not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        if not isinstance(data, dict) or "stages" not in data:
+            continue  # stored eval results, not a manifest
+        manifest = Manifest.load(path)
+        facts = manifest.facts("adapter")
+        if facts.get("base_id") == base_id and facts.get("base_fingerprint"):
+            yield f"the base of release v{manifest.version} ({path})", facts["base_fingerprint"]
+
+
+def _check_fingerprint(fingerprint: str, spec: ReleaseSpec, mismatch: _Mismatch) -> None:
+    expected: list[tuple[str, str]] = []
+    if spec.base.fingerprint:
+        expected.append(("base.fingerprint in the spec", spec.base.fingerprint))
+    expected += _previous_fingerprints(spec, base_label(spec.base))
+    if spec.base.allow_fingerprint_mismatch:
+        return
+    for where, value in expected:
+        if value.lower() != fingerprint:
+            raise mismatch.error(
+                f"declared base {mismatch.base}, but its weights differ from {where}: "
+                f"fingerprint {fingerprint[:16]}… != {value[:16]}…",
+                hint="point base at the weights the adapter was trained on; if the base "
+                "was changed on purpose, set base.allow_fingerprint_mismatch: true",
+            )
+
+
+def _facts(
+    raw: dict[str, Any],
+    settings: lora.LoraSettings,
+    edits: dict[str, lora.ModuleEdit],
+    adapter: dict[str, TensorInfo],
+    base: dict[str, TensorInfo],
+    staged: Path,
+    adapter_format: str,
+    spec: ReleaseSpec,
+) -> dict[str, Any]:
+    # A base_layer copy (PEFT's save_embedding_layers) is a snapshot of the base, not
+    # trained; everything else in the file is.
+    copies = {edit.replacement for edit in edits.values() if edit.kind and edit.replacement}
+    trainable = sum(info.numel for key, info in adapter.items() if key not in copies)
+    dtype_bytes: Counter[str] = Counter()
+    for info in base.values():
+        dtype_bytes[info.dtype] += info.nbytes
+    adapter_dtypes = sorted({TORCH_NAMES.get(i.dtype, i.dtype) for i in adapter.values()})
+    return {
+        "peft_type": str(raw["peft_type"]).upper(),
+        "r": settings.r,
+        "lora_alpha": settings.alpha,
+        "lora_dropout": settings.dropout,
+        "use_rslora": settings.use_rslora,
+        "use_dora": settings.use_dora,
+        "target_modules": settings.target_modules,
+        "modules_to_save": settings.modules_to_save,
+        "rank_pattern": settings.rank_pattern,
+        "alpha_pattern": settings.alpha_pattern,
+        "edited_parameters": len(edits),
+        "trainable_parameters": trainable,
+        "adapter_bytes": staged.stat().st_size,
+        "adapter_format": adapter_format,
+        "adapter_dtypes": adapter_dtypes,
+        "declared_base": settings.base_model_name_or_path,
+        "base_id": base_label(spec.base),
+        "base_repo_id": spec.base.repo_id,
+        "base_revision": spec.base.revision,
+        "base_parameters": sum(info.numel for info in base.values()),
+        "base_dtype": TORCH_NAMES.get(dtype_bytes.most_common(1)[0][0], "mixed"),
+        "base_tensors": len(base),
+    }

@@ -1,0 +1,253 @@
+"""A PEFT LoRA adapter as data: its config, its tensors grouped by module, and the merge.
+
+PEFT saves an adapter as ``adapter_config.json`` plus ``adapter_model.safetensors``
+whose keys are the wrapped model's module paths, ``base_model.model.<module>.<part>``:
+
+- ``lora_A.weight`` (r, in) and ``lora_B.weight`` (out, r) for a Linear layer;
+- ``lora_embedding_A`` (r, vocab) and ``lora_embedding_B`` (dim, r) for an Embedding;
+- ``lora_magnitude_vector`` for DoRA (one value per output row; per embedding column);
+- ``base_layer.weight``: a full copy of an embedding PEFT saved alongside its LoRA
+  (``save_embedding_layers``), which replaces the base weight on load;
+- ``<param>`` (e.g. ``lm_head.weight``): a ``modules_to_save`` copy, which replaces it.
+
+The merge follows PEFT's formulas (``peft.tuners.lora.layer`` and ``variants``), in
+float32: ``W' = W + s * (B @ A)`` with ``s = alpha / r`` (``alpha / sqrt(r)`` for
+rsLoRA), transposed for embeddings, and for DoRA ``W' = m / ||W + s B A|| * (W + s B A)``
+with the norm taken per output row (per embedding dimension for an Embedding).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from release.core.errors import InputError
+
+CONFIG_NAME = "adapter_config.json"
+WEIGHTS_NAME = "adapter_model.safetensors"
+PICKLE_NAME = "adapter_model.bin"
+PREFIX = "base_model.model."
+SUPPORTED_TYPES = ("LORA",)
+# Options that change what the merged weight is; we refuse them rather than merge wrong.
+_UNSUPPORTED_OPTIONS = (
+    "lora_bias",
+    "use_qalora",
+    "target_parameters",
+    "layer_replication",
+    "trainable_token_indices",
+    "alora_invocation_tokens",
+    "use_bdlora",
+    "arrow_config",
+    "kasa_config",
+    "velora_config",
+    "monteclora_config",
+)
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """The parts of adapter_config.json that decide the merge (and go on the card)."""
+
+    r: int
+    alpha: float
+    dropout: float
+    use_rslora: bool
+    use_dora: bool
+    fan_in_fan_out: bool
+    target_modules: list[str] | str
+    modules_to_save: list[str]
+    rank_pattern: dict[str, int]
+    alpha_pattern: dict[str, float]
+    base_model_name_or_path: str | None
+    revision: str | None
+    base_model_class: str | None
+
+    def scale(self, module: str, rank: int) -> float:
+        """PEFT's scaling for ``module``: alpha / r, or alpha / sqrt(r) with rsLoRA;
+        alpha_pattern overrides alpha by the same pattern rule PEFT uses."""
+        alpha = _by_pattern(self.alpha_pattern, module, self.alpha)
+        return alpha / math.sqrt(rank) if self.use_rslora else alpha / rank
+
+    def rank(self, module: str) -> int:
+        """The rank PEFT gives ``module``: r, or its rank_pattern entry."""
+        return int(_by_pattern(self.rank_pattern, module, self.r))
+
+
+def _by_pattern(patterns: dict[str, Any], module: str, default: Any) -> Any:
+    """The value of the first pattern that matches ``module`` (PEFT's rule), else default."""
+    return next(
+        (value for pattern, value in patterns.items() if re.match(rf"(.*\.)?({pattern})$", module)),
+        default,
+    )
+
+
+def read_adapter_config(folder: Path) -> tuple[dict[str, Any], LoraSettings]:
+    """adapter_config.json, checked for what we can merge."""
+    path = folder / CONFIG_NAME
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(
+            f"{path}: missing; {folder} is not a PEFT adapter folder",
+            hint="point adapter.path at the folder save_pretrained wrote",
+        ) from None
+    except ValueError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    peft_type = str(raw.get("peft_type", "")).upper()
+    if peft_type not in SUPPORTED_TYPES:
+        raise InputError(
+            f"{path}: peft_type {raw.get('peft_type')!r} is not supported",
+            hint="model-release merges LoRA adapters (incl. rsLoRA, DoRA, modules_to_save)",
+        )
+    for option in _UNSUPPORTED_OPTIONS:
+        if raw.get(option):
+            raise InputError(
+                f"{path}: {option}={raw[option]!r} is not supported by the merge",
+                hint="merge it with PEFT's merge_and_unload and give the result as base",
+            )
+    auto_mapping = raw.get("auto_mapping") or {}
+    try:
+        settings = _settings(raw, auto_mapping)
+    except (KeyError, TypeError, ValueError) as exc:
+        problem = f"{exc.args[0]!r} is missing" if isinstance(exc, KeyError) else str(exc)
+        raise InputError(
+            f"{path}: {problem}",
+            hint="re-save the adapter with PEFT's save_pretrained",
+        ) from None
+    return raw, settings
+
+
+def _settings(raw: dict[str, Any], auto_mapping: dict[str, Any]) -> LoraSettings:
+    return LoraSettings(
+        r=int(raw["r"]),
+        alpha=float(raw.get("lora_alpha", 8)),
+        dropout=float(raw.get("lora_dropout") or 0.0),
+        use_rslora=bool(raw.get("use_rslora")),
+        use_dora=bool(raw.get("use_dora")),
+        fan_in_fan_out=bool(raw.get("fan_in_fan_out")),
+        target_modules=_sorted_if_list(raw.get("target_modules") or []),
+        modules_to_save=sorted(raw.get("modules_to_save") or []),
+        rank_pattern=dict(raw.get("rank_pattern") or {}),
+        alpha_pattern=dict(raw.get("alpha_pattern") or {}),
+        base_model_name_or_path=raw.get("base_model_name_or_path"),
+        revision=raw.get("revision"),
+        base_model_class=auto_mapping.get("base_model_class"),
+    )
+
+
+def _sorted_if_list(value: Any) -> list[str] | str:
+    return value if isinstance(value, str) else sorted(value)
+
+
+@dataclass
+class ModuleEdit:
+    """What the adapter does to one parameter of the base (``<module>.<param>``)."""
+
+    module: str
+    param: str = "weight"
+    kind: Literal["linear", "embedding"] | None = None  # None: replacement only
+    lora_a: str | None = None
+    lora_b: str | None = None
+    magnitude: str | None = None
+    replacement: str | None = None
+    keys: list[str] = field(default_factory=list)
+
+    @property
+    def parameter(self) -> str:
+        return f"{self.module}.{self.param}"
+
+
+_LORA_PARTS = {
+    "lora_A.weight": ("linear", "lora_a"),
+    "lora_B.weight": ("linear", "lora_b"),
+    "lora_embedding_A": ("embedding", "lora_a"),
+    "lora_embedding_B": ("embedding", "lora_b"),
+    "lora_magnitude_vector": (None, "magnitude"),
+    "lora_magnitude_vector.weight": (None, "magnitude"),
+    "base_layer.weight": (None, "replacement"),
+}
+
+
+def group_edits(keys: list[str], source: Path) -> dict[str, ModuleEdit]:
+    """Adapter tensor keys -> one edit per base parameter, by model parameter name."""
+    edits: dict[str, ModuleEdit] = {}
+    for key in keys:
+        if not key.startswith(PREFIX):
+            raise InputError(f"{source}: tensor {key!r} is not a PEFT LoRA weight")
+        path = key.removeprefix(PREFIX)
+        part = next((p for p in _LORA_PARTS if path.endswith("." + p)), None)
+        if part is None:  # a modules_to_save copy of one parameter
+            module, _, param = path.rpartition(".")
+            edit = edits.setdefault(path, ModuleEdit(module, param))
+            edit.replacement = key
+        else:
+            module = path[: -len(part) - 1]
+            kind, slot = _LORA_PARTS[part]
+            edit = edits.setdefault(f"{module}.weight", ModuleEdit(module))
+            setattr(edit, slot, key)
+            edit.kind = kind or edit.kind
+        edit.keys.append(key)
+    for edit in edits.values():
+        has_lora = edit.lora_a is not None, edit.lora_b is not None
+        if (any(has_lora) and not all(has_lora)) or (edit.magnitude and not edit.lora_a):
+            raise InputError(f"{source}: {edit.module} has an incomplete LoRA pair ({edit.keys})")
+    return edits
+
+
+def expected_shapes(
+    edit: ModuleEdit, base_shape: tuple[int, ...], rank: int, fan_in_fan_out: bool
+) -> dict[str, tuple[int, ...]]:
+    """The shape each adapter tensor of ``edit`` must have on a base weight of
+    ``base_shape`` (rank from lora_A)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    if edit.replacement:
+        shapes[edit.replacement] = base_shape
+    if edit.kind is None or len(base_shape) != 2:
+        return shapes
+    assert edit.lora_a and edit.lora_b
+    if edit.kind == "embedding":
+        vocab, dim = base_shape
+        shapes |= {edit.lora_a: (rank, vocab), edit.lora_b: (dim, rank)}
+        columns = dim
+    else:
+        out, inp = reversed(base_shape) if fan_in_fan_out else base_shape
+        shapes |= {edit.lora_a: (rank, inp), edit.lora_b: (out, rank)}
+        columns = out
+    if edit.magnitude:
+        shapes[edit.magnitude] = (columns,)
+    return shapes
+
+
+def merge_weight(
+    weight: np.ndarray,
+    edit: ModuleEdit,
+    read: Callable[[str], np.ndarray],
+    settings: LoraSettings,
+) -> np.ndarray:
+    """The merged parameter in float32 from float32 inputs (a new array)."""
+    merged = (read(edit.replacement) if edit.replacement else weight).astype(np.float32, copy=False)
+    if edit.kind is None:
+        return merged
+    assert edit.lora_a and edit.lora_b
+    lora_a, lora_b = read(edit.lora_a), read(edit.lora_b)
+    delta = lora_b @ lora_a
+    if edit.kind == "embedding" or settings.fan_in_fan_out:
+        delta = delta.T
+    delta *= np.float32(settings.scale(edit.module, lora_a.shape[0]))
+    merged += delta
+    del delta
+    if edit.magnitude:
+        # Rows of W are output features for Linear; for an Embedding (and a fan-in-fan-out
+        # Conv1D) the output features are W's columns.
+        by_column = edit.kind == "embedding" or settings.fan_in_fan_out
+        norm = np.linalg.norm(merged, axis=0 if by_column else 1)
+        factor = read(edit.magnitude) / norm
+        merged *= factor.reshape(1, -1) if by_column else factor.reshape(-1, 1)
+    return merged

@@ -1,0 +1,167 @@
+"""Merge a LoRA adapter into its base one tensor at a time.
+
+The base's shards are walked in byte order; each tensor is read alone, merged in
+float32 when the adapter edits it (``release.merge.lora.merge_weight``), cast to the output
+dtype and written straight into its planned output shard (``ShardWriter``). Because
+every output tensor's dtype and shape are known from the headers before any byte is
+read, the shards are planned up front and nothing is buffered: peak memory is about one
+tensor's float32 working copies, whatever the model's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from release.checkpoint.base import TOKENIZER_FILES
+from release.checkpoint.safetensors import (
+    CODES,
+    FLOAT_DTYPES,
+    TORCH_NAMES,
+    OutTensor,
+    ShardWriter,
+    TensorInfo,
+    from_float32,
+    list_checkpoint,
+    list_tensors,
+    plan_shards,
+    read_array,
+    to_float32,
+)
+from release.merge import lora
+
+COPIED_FILES = ("generation_config.json", *TOKENIZER_FILES)
+
+
+@dataclass
+class MergeResult:
+    parameters: int
+    dtype: str
+    bytes_written: int
+    shards: int
+    tensors: int
+    tensors_merged: int
+    peak_rss: int
+    tokenizer_from: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """Progress: ``done`` of ``total`` bytes of the base processed, after ``tensor``."""
+
+    tensor: str
+    done: int
+    total: int
+
+
+def output_dtype(info: TensorInfo, dtype: str) -> str:
+    """The safetensors dtype a base tensor is written in: floats follow ``dtype`` ("auto"
+    keeps each tensor's own), anything else is copied as it is."""
+    if dtype == "auto" or info.dtype not in FLOAT_DTYPES:
+        return info.dtype
+    return CODES[dtype]
+
+
+def merge_streaming(
+    base_dir: Path,
+    adapter_dir: Path,
+    targets: dict[str, str],
+    out_dir: Path,
+    *,
+    dtype: str = "auto",
+    shard_size: int = 2 * 10**9,
+) -> Generator[Step, None, MergeResult]:
+    """Write the merged model folder into ``out_dir``; yields a Step per tensor."""
+    _, settings = lora.read_adapter_config(adapter_dir)
+    adapter_file = adapter_dir / lora.WEIGHTS_NAME
+    adapter = {info.name: info for info in list_tensors(adapter_file)}
+    edits = {
+        targets[parameter]: edit
+        for parameter, edit in lora.group_edits(list(adapter), adapter_file).items()
+    }
+    base = list_checkpoint(base_dir)
+    plan = [OutTensor(name, output_dtype(info, dtype), info.shape) for name, info in base.items()]
+    shards = plan_shards(plan, shard_size)
+    total = sum(info.nbytes for info in base.values())
+    process = psutil.Process()
+    peak = process.memory_info().rss
+    done = 0
+    with (
+        contextlib.ExitStack() as files,
+        open(adapter_file, "rb") as adapter_handle,
+        ShardWriter(out_dir, shards) as writer,
+    ):
+        handles = {}
+
+        def read_adapter(key: str) -> np.ndarray:
+            info = adapter[key]
+            return to_float32(read_array(adapter_handle, info), info.dtype)
+
+        for out in plan:
+            info = base[out.name]
+            if info.file not in handles:
+                handles[info.file] = files.enter_context(open(info.file, "rb"))
+            edit = edits.get(out.name)
+            if edit is None and out.dtype == info.dtype:
+                writer.copy(out.name, handles[info.file], info)
+            else:
+                weight = to_float32(read_array(handles[info.file], info), info.dtype)
+                if edit is not None:
+                    weight = lora.merge_weight(weight, edit, read_adapter, settings)
+                writer.write(out.name, from_float32(weight, out.dtype))
+                del weight
+            peak = max(peak, process.memory_info().rss)
+            done += info.nbytes
+            yield Step(out.name, done, total)
+    written = {out.dtype for out in plan if out.dtype in FLOAT_DTYPES}
+    written_dtype = TORCH_NAMES[written.pop()] if len(written) == 1 else "mixed"
+    _write_config(base_dir, out_dir, written_dtype)
+    tokenizer_from = _copy_side_files(base_dir, adapter_dir, out_dir)
+    return MergeResult(
+        parameters=sum(info.numel for info in base.values()),
+        dtype=written_dtype,
+        bytes_written=writer.bytes_written,
+        shards=len(shards),
+        tensors=len(plan),
+        tensors_merged=len(edits),
+        peak_rss=peak,
+        tokenizer_from=tokenizer_from,
+    )
+
+
+def _write_config(base_dir: Path, out_dir: Path, dtype: str) -> None:
+    """config.json as the base's, with the dtype actually written and no quantization."""
+    config: dict[str, Any] = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
+    config.pop("quantization_config", None)
+    if dtype != "mixed":
+        for key in ("torch_dtype", "dtype"):
+            if key in config or key == "dtype":
+                config[key] = dtype
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def _copy_side_files(base_dir: Path, adapter_dir: Path, out_dir: Path) -> str:
+    """Copy generation config, tokenizer, chat template and remote code; never the
+    base's README.
+
+    A tokenizer saved with the adapter is the one it was trained with (new tokens, a
+    chat template), so it wins over the base's, as a set, never mixed file by file."""
+    tokenizer_from = "adapter" if (adapter_dir / "tokenizer_config.json").is_file() else "base"
+    for name in COPIED_FILES:
+        source = base_dir / name
+        if name != "generation_config.json" and tokenizer_from == "adapter":
+            source = adapter_dir / name
+        if source.is_file():
+            shutil.copyfile(source, out_dir / name)
+    if "auto_map" in json.loads((out_dir / "config.json").read_text(encoding="utf-8")):
+        for source in base_dir.glob("*.py"):  # remote code the config points at
+            shutil.copyfile(source, out_dir / source.name)
+    return tokenizer_from

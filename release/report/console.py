@@ -1,0 +1,171 @@
+"""Everything the CLI prints goes through here: rich output, one place to redact secrets.
+
+``EventPrinter`` turns runner events into a live progress bar per stage and a line per
+finished stage. Every string is passed through ``redact`` first, so an HF_TOKEN that
+slipped into an exception message or a log line never reaches the terminal.
+``JsonLinesPrinter`` is the machine-readable twin (``--json``): one JSON object per event
+per line on stdout, for CI tools and other front ends that follow a run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from release.core.events import (
+    Event,
+    Log,
+    StageFailed,
+    StageFinished,
+    StageSkipped,
+    StageStarted,
+)
+from release.core.events import Progress as ProgressEvent
+from release.core.redact import redact
+from release.core.units import human
+
+
+class Output:
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.out = Console(highlight=False)
+        self.err = Console(stderr=True, highlight=False)
+        self.quiet = quiet
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self.out.print(escape(redact(text)))
+
+    def markup(self, text: str) -> None:
+        """Print trusted rich markup (our own strings only)."""
+        if not self.quiet:
+            self.out.print(redact(text))
+
+    def error(self, text: str) -> None:
+        self.err.print(escape(redact(text)), style="red", soft_wrap=True)
+
+
+class EventPrinter:
+    """Render runner events: a progress bar while a stage works, a line when it ends."""
+
+    def __init__(self, output: Output) -> None:
+        self.output = output
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=output.out,
+            transient=True,
+            disable=output.quiet or not sys.stdout.isatty(),
+        )
+        self._task = None
+
+    def __enter__(self) -> EventPrinter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def show(self, event: Event) -> None:
+        out = self.output
+        match event:
+            case StageStarted(stage, title):
+                self._task = self.progress.add_task(title, total=None, detail="")
+                out.markup(f"[bold]▶ {escape(title)}[/bold]")
+            case ProgressEvent(stage, done, total, unit, message):
+                if self._task is not None:
+                    detail = message or (
+                        f"{human(done, unit)} / {human(total, unit)}" if total else ""
+                    )
+                    self.progress.update(
+                        self._task, completed=done, total=total, detail=redact(detail)
+                    )
+            case Log(stage, message, level):
+                style = "yellow" if level == "warning" else "dim"
+                prefix = "warning: " if level == "warning" else ""
+                out.markup(f"  [{style}]{escape(prefix + redact(message))}[/{style}]")
+            case StageSkipped(stage, reason):
+                out.markup(f"[dim]○ {stage}: skipped ({escape(reason)})[/dim]")
+            case StageFinished(stage, seconds, _):
+                self._end_task()
+                out.markup(f"[green]✔ {stage}[/green] [dim]{seconds:.1f} s[/dim]")
+            case StageFailed(stage, _):
+                self._end_task()
+                out.markup(f"[red]✘ {stage}: failed[/red]")
+
+    def _end_task(self) -> None:
+        if self._task is not None:
+            self.progress.remove_task(self._task)
+            self._task = None
+
+
+class JsonLinesPrinter:
+    """Write each runner event as one JSON object on a line of stdout, flushed at once.
+
+    Objects carry ``type`` (``stage_started``, ``progress``, ``log``, ``stage_skipped``,
+    ``stage_finished``, ``stage_failed``), ``stage`` and the event's fields; a failure's
+    ``error`` is its one-line message. Every string is redacted, facts included, before
+    it is escaped into JSON (where a token's escaped form could differ from the token).
+    """
+
+    def __enter__(self) -> JsonLinesPrinter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def show(self, event: Event) -> None:
+        line = json.dumps(_redacted(event_json(event)), ensure_ascii=False, allow_nan=False)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """The JSON object ``--json`` prints for ``event``."""
+    match event:
+        case StageStarted(stage, title):
+            return {"type": "stage_started", "stage": stage, "title": title}
+        case ProgressEvent(stage, done, total, unit, message):
+            fields = {"done": done, "total": total, "unit": unit, "message": message}
+            return {"type": "progress", "stage": stage, **fields}
+        case Log(stage, message, level):
+            return {"type": "log", "stage": stage, "level": level, "message": message}
+        case StageSkipped(stage, reason):
+            return {"type": "stage_skipped", "stage": stage, "reason": reason}
+        case StageFinished(stage, seconds, facts):
+            return {"type": "stage_finished", "stage": stage, "seconds": seconds, "facts": facts}
+        case StageFailed(stage, error):
+            from release.report.error_table import explain
+
+            return {"type": "stage_failed", "stage": stage, "error": explain(error)[0]}
+    raise TypeError(f"not a runner event: {event!r}")
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` with every string redacted; what JSON cannot hold becomes its str(), and
+    a non-finite number null (Python's NaN is not JSON: strict parsers reject it)."""
+    if isinstance(value, dict):
+        return {redact(str(key)): _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(str(value))

@@ -1,0 +1,346 @@
+"""ReleaseSpec: the schema of release.yaml.
+
+The spec is the whole input of a release: the CLI runs it, the wizard edits and saves it,
+the GitHub Action runs it again on a tag. It is frozen and forbids unknown keys, so a typo
+is an error with its line number rather than a silently ignored option.
+
+Relative paths in release.yaml are relative to the file's folder, and are made absolute
+while the file is loaded (``load_spec``), so the rest of the code never sees a relative
+path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from cards.schema import is_repo_id
+from release.core.errors import MissingInputError, SpecError
+from release.core.paths import relative_if_inside
+from release.spec.yaml_lines import YamlLocator
+
+SPEC_VERSION = 1
+
+GGUFType = Literal[
+    "f32",
+    "f16",
+    "bf16",
+    "q8_0",
+    "q4_0",
+    "q4_1",
+    "q5_0",
+    "q5_1",
+    "q2_k",
+    "q3_k_m",
+    "q4_k_m",
+    "q5_k_m",
+    "q6_k",
+]
+GGUF_TYPES: tuple[str, ...] = get_args(GGUFType)
+
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20}
+_SIZE_UNITS["GIB"] = 2**30
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    base_dir = (info.context or {}).get("base_dir")
+    value = value.expanduser()
+    if base_dir is not None and not value.is_absolute():
+        value = Path(base_dir) / value
+    return Path(os.path.normpath(Path(value).absolute()))
+
+
+SpecPath = Annotated[Path, AfterValidator(_resolve_path)]
+
+
+def parse_size(value: int | str) -> int:
+    """'2GB', '500MiB', 1000000 -> bytes."""
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*", value, flags=re.IGNORECASE)
+    if not match:
+        raise ValueError(f"not a size: {value!r} (write e.g. 2GB, 500MB or 800MiB)")
+    number, unit = match.groups()
+    return int(float(number) * _SIZE_UNITS[(unit or "").upper()])
+
+
+def _check_repo_id(value: str | None) -> str | None:
+    if value is not None and not is_repo_id(value, owner_required=True):
+        raise ValueError(f"not a Hub repo id: {value!r} (write owner/name)")
+    return value
+
+
+RepoId = Annotated[str, AfterValidator(_check_repo_id)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BaseModelSpec(_Section):
+    """The base model the adapter was trained on.
+
+    ``repo_id`` is the base's identity on the Hub (it goes on the card as base_model);
+    ``path`` is a local copy of its weights. With only ``repo_id``, the weights are
+    downloaded at ``revision``.
+    """
+
+    repo_id: RepoId | None = None
+    revision: str | None = None
+    path: SpecPath | None = None
+    fingerprint: str | None = Field(
+        default=None, description="Expected base fingerprint (sha256); a mismatch stops intake."
+    )
+    allow_fingerprint_mismatch: bool = Field(
+        default=False,
+        description="Accept a base whose fingerprint differs from the recorded one.",
+    )
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _needs_a_source(self) -> BaseModelSpec:
+        if self.repo_id is None and self.path is None:
+            raise ValueError("give base.repo_id (a Hub id), base.path (a local folder), or both")
+        return self
+
+
+class AdapterSpec(_Section):
+    path: SpecPath
+    allow_pickle: bool = Field(
+        default=False,
+        description="Accept a pickle-only adapter_model.bin (loaded with weights_only=True).",
+    )
+
+
+class MergeSpec(_Section):
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    shard_size: int = Field(default=2 * 10**9, gt=0, description="Largest output shard, in bytes.")
+
+    @field_validator("shard_size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        return parse_size(value) if isinstance(value, str) else value
+
+
+class EvalSpec(_Section):
+    enabled: bool = True
+    prompts: list[str] | None = Field(
+        default=None, description="Chat smoke-test prompts; default: prompts shipped with us."
+    )
+    heldout_text: SpecPath | None = None
+    max_new_tokens: int = Field(default=48, ge=1, le=4096)
+    min_top1_agreement: float = Field(
+        default=0.9, ge=0, le=1, description="Merged vs base + adapter, on probe prompts."
+    )
+    max_merge_error: float = Field(
+        default=0.25,
+        gt=0,
+        description="Mean logit difference merged vs base + adapter, as a share of the "
+        "adapter's own effect on the base's logits.",
+    )
+    max_perplexity_ratio: float = Field(
+        default=1.5, gt=1, description="Fail when ppl(base+adapter) / ppl(base) exceeds this."
+    )
+    results: list[SpecPath] = Field(
+        default_factory=list, description="Stored eval results of this release (lm-eval JSON…)"
+    )
+    previous: list[SpecPath] = Field(
+        default_factory=list,
+        description="The last release's manifest.json or stored results, for the gate.",
+    )
+    max_task_drop: float = Field(default=0.20, ge=0, le=1)
+    max_average_drop: float = Field(default=0.05, ge=0, le=1)
+
+
+class GGUFSpec(_Section):
+    types: list[GGUFType] = Field(default_factory=lambda: ["f16", "q8_0"])
+    llama_cpp_dir: SpecPath | None = None
+
+
+class CardSpec(_Section):
+    summary: str = ""
+    intended_uses: str = ""
+    limitations: str = ""
+    training_data: str = ""
+    license: str = "apache-2.0"
+    license_name: str | None = None
+    license_link: str | None = None
+    language: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    datasets: list[str] = Field(default_factory=list)
+    pipeline_tag: str = "text-generation"
+    bibtex: str = Field(default="", description="Extra BibTeX entries to cite.")
+    template_dir: SpecPath | None = None
+
+
+class PushSpec(_Section):
+    repo_id: RepoId | None = None
+    gguf_repo_id: RepoId | None = None
+    adapter_repo_id: RepoId | None = None
+    private: bool = False
+    create_pr: bool = False
+    tag: bool = True
+
+
+class ReleaseSpec(_Section):
+    spec_version: Literal[1] = SPEC_VERSION
+    name: str
+    version: str
+    base: BaseModelSpec
+    adapter: AdapterSpec
+    workspace: SpecPath = Field(default=Path("build"), validate_default=True)
+    merge: MergeSpec = MergeSpec()
+    eval: EvalSpec = EvalSpec()
+    gguf: GGUFSpec = GGUFSpec()
+    card: CardSpec = CardSpec()
+    push: PushSpec = PushSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                f"{value!r} cannot be a file or repo name: use letters, digits, '.', '_' or '-'"
+            )
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not re.fullmatch(r"v?\d+(\.\d+){0,2}([.-]?[A-Za-z0-9]+)*", value):
+            raise ValueError(f"{value!r} is not a version (write e.g. 1.0.0)")
+        return value.removeprefix("v")
+
+    _base_dir: Path | None = PrivateAttr(default=None)
+    _file: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _remember_where(self, info: ValidationInfo) -> ReleaseSpec:
+        context = info.context or {}
+        if (base_dir := context.get("base_dir")) is not None:
+            self._base_dir = Path(os.path.normpath(Path(base_dir).absolute()))
+        if (file := context.get("spec_file")) is not None:
+            self._file = Path(os.path.normpath(Path(file).absolute()))
+        return self
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The folder release.yaml is in (None for a spec built in code): the runner keys
+        the inputs inside it by their path relative to it, so the folder can move."""
+        return self._base_dir
+
+    @property
+    def file(self) -> Path | None:
+        """release.yaml itself (None for a spec built in code). Never a stage's input,
+        even when it lies in one (the wizard may save it inside the adapter's folder)."""
+        return self._file
+
+    @property
+    def tag(self) -> str:
+        return f"v{self.version}"
+
+    def to_plain(self, base_dir: Path | None = None, *, exclude_defaults: bool = True) -> dict:
+        """The spec as plain YAML-ready data: paths below ``base_dir`` (the folder the file
+        will be saved in) relative to it, others absolute, so a saved file reads like one
+        a person wrote."""
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {key: plain(item) for key, item in value.items()}
+            if isinstance(value, list):
+                return [plain(item) for item in value]
+            if isinstance(value, Path):
+                return relative_if_inside(value, base_dir)
+            return value
+
+        return plain(self.model_dump(exclude_defaults=exclude_defaults))
+
+    def to_yaml(self, base_dir: Path | None = None) -> str:
+        """The spec as a fresh YAML text, defaults left out (see ``to_plain``)."""
+        return yaml.safe_dump(self.to_plain(base_dir), sort_keys=False, allow_unicode=True)
+
+
+def _line_of(error: dict, locator: YamlLocator) -> int | None:
+    return locator.line_of(tuple(error["loc"]), key=error["type"] == "extra_forbidden")
+
+
+def _format_problem(error: dict, locator: YamlLocator, path: Path) -> str:
+    loc = tuple(error["loc"])
+    field = ".".join(str(part) for part in loc) or "(top level)"
+    line = _line_of(error, locator)
+    where = f"{path}:{line}" if line else str(path)
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key" + locator.suggestion(loc)
+    return f"{where}: {field}: {message}"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; in a spec that silently drops a setting."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def parse_spec(text: str, path: Path) -> ReleaseSpec:
+    """Validate release.yaml text; paths resolve against ``path``'s folder."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark:
+            problem += f" ({context} started on line {context_mark.line + 1})"
+        raise SpecError(
+            f"{path}{line}: not valid YAML: {problem}", hint="fix the YAML syntax"
+        ) from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping of keys (name, version, base, adapter…)")
+    try:
+        context = {"base_dir": path.parent.absolute(), "spec_file": path.absolute()}
+        return ReleaseSpec.model_validate(data, context=context)
+    except ValidationError as exc:
+        locator = YamlLocator(text, ReleaseSpec)
+        located = [(_line_of(e, locator), _format_problem(e, locator, path)) for e in exc.errors()]
+        problems = [problem for _, problem in sorted(located, key=lambda item: item[0] or 0)]
+        count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        raise SpecError(f"{path}: {count}", problems=problems) from None
+
+
+def load_spec(path: str | Path) -> ReleaseSpec:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MissingInputError(
+            f"{path}: no such file", hint="create one with `model-release init ADAPTER_DIR`"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    return parse_spec(text, path)

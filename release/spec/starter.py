@@ -1,0 +1,119 @@
+"""`model-release init`: a commented starter release.yaml, filled from the adapter."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cards.schema import is_repo_id
+from release.core.errors import InputError, MissingInputError
+
+_TEMPLATE = """\
+# release.yaml: everything model-release needs to publish this adapter.
+# Check it with `model-release spec check {spec}`, run it with `model-release run {spec}`.
+# Relative paths are relative to this file.
+name: {name}
+version: 0.1.0
+
+base:
+  {base_line}
+  # revision: main           # pin the base's commit for a reproducible release
+  # path: /models/base        # a local copy of the base's weights (skips the download)
+
+adapter:
+  path: {adapter}             # from adapter_config.json: {peft_type}, r={r}, alpha={alpha}
+
+workspace: build              # merged model, GGUF files, card and manifest.json go here
+
+merge:
+  dtype: auto                 # auto (as the base), bfloat16, float16 or float32
+  shard_size: 2GB
+
+eval:
+  enabled: true
+  # heldout_text: heldout.txt # text for the perplexity check (default: shipped sample)
+  # results: [results/results_2026-01-01T00-00-00.json]   # lm-eval output of this model
+  # previous: [../v0.0.9/manifest.json]                   # the last release, for the gate
+
+gguf:
+  types: [f16, q8_0]          # also: bf16, q4_0, q4_1, q5_0, q5_1, q4_k_m, q5_k_m, q6_k
+
+card:
+  summary: ""                 # one paragraph: what this model is and does
+  intended_uses: ""
+  limitations: ""
+  training_data: ""
+  license: apache-2.0         # a Hub license id; `other` needs license_name and license_link
+  language: [en]
+  tags: [lora]
+  datasets: []
+
+# push:
+#   repo_id: your-name/{name}
+#   gguf_repo_id: your-name/{name}-GGUF
+#   private: false
+#   create_pr: false
+"""
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")
+    return slug or "my-model"
+
+
+@dataclass(frozen=True)
+class AdapterDefaults:
+    """What adapter_config.json suggests for a release: a name and the base."""
+
+    name: str
+    base_repo_id: str | None
+    base_path: str | None
+    config: dict
+
+
+def adapter_defaults(adapter_dir: Path) -> AdapterDefaults:
+    """The release name (the folder's, as a slug) and the base the adapter names: a Hub
+    id, or a local folder when that is what PEFT recorded."""
+    config_path = adapter_dir / "adapter_config.json"
+    if not config_path.is_file():
+        raise MissingInputError(
+            f"{config_path}: not found",
+            hint="point `init` at the folder that PEFT's save_pretrained wrote",
+        )
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{config_path}: not valid JSON ({exc})") from None
+    base = str(config.get("base_model_name_or_path") or "")
+    names_repo = is_repo_id(base, owner_required=True) and not Path(base).exists()
+    return AdapterDefaults(
+        name=_slug(adapter_dir.absolute().name),
+        base_repo_id=base if names_repo else None,
+        base_path=base if base and not names_repo else None,
+        config=config,
+    )
+
+
+def starter_spec(adapter_dir: Path, spec_path: Path) -> str:
+    """The text of a starter release.yaml for ``adapter_dir``, to be saved at ``spec_path``."""
+    defaults = adapter_defaults(adapter_dir)
+    config = defaults.config
+    if defaults.base_repo_id:
+        base_line = f"repo_id: {defaults.base_repo_id}"
+    elif defaults.base_path:
+        base_line = f"path: {defaults.base_path}"
+    else:
+        base_line = "repo_id: owner/base-model   # adapter_config.json does not name its base"
+    adapter = os.path.relpath(adapter_dir.absolute(), spec_path.absolute().parent)
+    return _TEMPLATE.format(
+        spec=spec_path.name,
+        name=defaults.name,
+        base_line=base_line,
+        adapter=adapter,
+        peft_type=config.get("peft_type", "?"),
+        r=config.get("r", "?"),
+        alpha=config.get("lora_alpha", "?"),
+    )
