@@ -34,9 +34,11 @@ from release.core.errors import InputError, named_stage
 from release.core.events import Event, Log, StageFinished, StageStarted
 from release.core.files import atomic_write_bytes
 from release.core.manifest import MANIFEST_NAME, Manifest
+from release.hub.facts import PushFacts
 from release.hub.plan import RELEASE_MANIFEST, PushPlan, RepoPlan, model_card_files
 from release.spec.schema import ReleaseSpec
 from release.stages.base import StageContext
+from release.stages.card import CardStage
 from release.stages.push import PushStage
 
 if TYPE_CHECKING:
@@ -81,7 +83,8 @@ def _publish_card(spec: ReleaseSpec, dry_run: bool) -> Generator[Event, None, Ca
                 hint="publish the release first: `model-release run`",
             )
     yield from _ensure_manifest(api, spec)
-    manifest = yield from run_release(spec, only=["card"], force=["card"])
+    card_only = [CardStage.name]
+    manifest = yield from run_release(spec, only=card_only, force=card_only)
     with tempfile.TemporaryDirectory(prefix="model-release-card-") as scratch:
         plan = card_plan(spec, manifest)
         yield StageStarted(PushStage.name, "Push the model card")
@@ -94,14 +97,14 @@ def _publish_card(spec: ReleaseSpec, dry_run: bool) -> Generator[Event, None, Ca
             return CardPush(plan, None)
         result = yield from push_repo(api, ctx, plan, additions, stale=())
     seconds = round(time.perf_counter() - started, 3)
-    yield StageFinished(PushStage.name, seconds, {"repos": [result.as_fact()]})
+    yield StageFinished(PushStage.name, seconds, PushFacts(repos=[result]).as_json())
     return CardPush(plan, result)
 
 
 def card_plan(spec: ReleaseSpec, manifest: Manifest) -> RepoPlan:
     """README.md and the .eval_results/*.yaml entries, as the card stage wrote them."""
     assert spec.push.repo_id is not None
-    files = model_card_files(manifest, spec.workspace)
+    files = model_card_files(manifest, spec.workspace, CardStage.name)
     sources = ", ".join(path.name for path in spec.eval.results) or "no stored results"
     return RepoPlan(
         role="model",

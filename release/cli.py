@@ -165,11 +165,12 @@ def run(
     WORKSPACE/manifest.json. A run that was interrupted resumes where it stopped.
     """
     from release.stages import default_stages
+    from release.stages.push import PushStage
 
     _refuse_json_with_dry_run(json_lines, dry_run)
     stages = default_stages()
     if dry_run:
-        stages = [s for s in stages if s.name != "push"]
+        stages = [s for s in stages if s.name != PushStage.name]
     _run_and_print(
         spec,
         expect_version=expect_version,
@@ -237,7 +238,10 @@ def push(
         _print_push_plan(spec)
         return
     _refuse_out_of_date(spec)
-    _run_and_print(spec, json_lines=json_lines, only=["push"], force=["push"])
+    from release.stages.push import PushStage
+
+    push_only = [PushStage.name]
+    _run_and_print(spec, json_lines=json_lines, only=push_only, force=push_only)
 
 
 def _refuse_out_of_date(spec_path: Path) -> None:
@@ -245,10 +249,13 @@ def _refuse_out_of_date(spec_path: Path) -> None:
     from release.core.errors import InputError
     from release.runner import stage_states
     from release.spec.schema import load_spec
+    from release.stages.push import PushStage
 
     states = stage_states(load_spec(spec_path))
     behind = [
-        name for name, state in states.items() if name != "push" and state in ("stale", "pending")
+        name
+        for name, state in states.items()
+        if name != PushStage.name and state in ("stale", "pending")
     ]
     if behind:
         raise InputError(

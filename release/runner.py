@@ -274,7 +274,7 @@ def _run_stage(
         seconds=round(time.perf_counter() - started, 3),
         inputs=inputs,
         outputs=outputs,
-        facts=output.facts,
+        facts=output.facts.as_json(),
         measured=output.measured,
         tools={"model-release": __version__, **stage.tools()},
     )

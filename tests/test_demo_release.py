@@ -146,6 +146,10 @@ def test_card_round_trips_through_huggingface_hub_with_every_score(demo):
         (r.metric, r.value) for r in stored
     }
     assert "134.5M (134,515,008)" in card.text  # parameters, as intake counted them
+    config = json.loads((demo / "build" / "merge" / "config.json").read_text())
+    context, vocabulary = config["max_position_embeddings"], config["vocab_size"]
+    assert f"| Context length | {context:,} tokens |" in card.text  # as the merge recorded
+    assert f"| Vocabulary size | {vocabulary:,} |" in card.text
     gguf_card = ModelCard.load(demo / "build" / "card" / "gguf" / "README.md")
     assert gguf_card.data.base_model_relation == "quantized"
 

@@ -41,7 +41,7 @@ def test_stage_writes_verified_files_with_measured_facts(confident_llama_dir, tm
     names = ["demo-Q4_0.gguf", "demo-Q4_K_M.gguf"]
     assert sorted(p.name for p in ctx.out_dir.iterdir()) == names
     assert any(isinstance(e, Progress) and e.unit == "tensors" for e in events)
-    facts = output.facts
+    facts = output.facts.as_json()  # as the manifest holds them
     assert facts["architecture"] == "LlamaForCausalLM" and facts["exporter"] == "built-in"
     assert set(facts["tools"]) == {"gguf", "llama_cpp"}
     assert [f["name"] for f in facts["files"]] == names
@@ -163,9 +163,9 @@ def test_unknown_architecture_goes_to_llama_cpp_converter(
 
     ctx = gguf_context(model_dir, tmp_path / "ws", types=["f16"], llama_cpp_dir=converter_dir)
     output, _ = run_gguf_stage(ctx)
-    (record,) = output.facts["files"]
-    assert output.facts["exporter"] == record["exporter"] == "llama.cpp convert_hf_to_gguf.py"
-    assert record["top1_agreement"]["llama_cpp"] >= 0.99
+    (record,) = output.facts.files
+    assert output.facts.exporter == record.exporter == "llama.cpp convert_hf_to_gguf.py"
+    assert record.top1_agreement["llama_cpp"] >= 0.99
     reader = gguf.GGUFReader(ctx.out_dir / "demo-F16.gguf")
     assert _field(reader, "general.architecture") == "gpt2"
     assert _field(reader, "general.name") == "demo"

@@ -54,7 +54,7 @@ def staged(spm_llama, tmp_path_factory) -> tuple[dict, dict[str, Path]]:
     ctx = gguf_context(spm_llama, tmp_path_factory.mktemp("spm-stage"), types=list(TYPES))
     output, _ = run_gguf_stage(ctx)
     files = {name: ctx.out_dir / f"demo-{name.upper()}.gguf" for name in TYPES}
-    return output.facts, files
+    return output.facts.as_json(), files
 
 
 def test_the_stage_exports_and_verifies_a_sentencepiece_llama(staged):

@@ -17,10 +17,12 @@ from release.core.manifest import Manifest
 from release.report.github import command, emit_check_results
 from tests.hub_fixtures import CANARY_TOKEN, MODEL_CARD, REPO_ID, BuiltRelease
 
-EVALUATE_FACTS = {
+HARNESS = {"harness": "lm-evaluation-harness", "source": "results.json"}
+EVALUATE_FACTS = {  # as the evaluate stage records them
     "results": [
-        {"task": "arc_easy", "metric": "acc", "value": 0.7348, "stderr": 0.0091, "n_shot": 0},
-        {"task": "gsm8k", "metric": "exact_match", "value": 0.31, "n_shot": 5},
+        {"task": "arc_easy", "metric": "acc", "value": 0.7348, "stderr": 0.0091, "n_shot": 0}
+        | HARNESS,
+        {"task": "gsm8k", "metric": "exact_match", "value": 0.31, "n_shot": 5} | HARNESS,
     ],
     "gate": {
         "passed": True,

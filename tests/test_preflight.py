@@ -24,6 +24,7 @@ from release.core.errors import NotEnoughResources
 from release.core.manifest import MANIFEST_NAME, Manifest
 from release.core.units import human
 from release.evaluate.needs import evaluate_needs
+from release.gguf.facts import GGUFFacts
 from release.merge.needs import merge_needs
 from release.preflight import Resources, cgroup_headroom, disk_margin, refusal
 from tests.disk_fixtures import tmpfs
@@ -114,9 +115,9 @@ def _fit_a_bigger_disk(small_disk: Path, tiny_llama_dir: Path, adapter: Path, ca
     assert not (workspace / "gguf").exists() and not list(workspace.glob(".partial-*"))
 
     assert main(run(spec, "gguf")) == 0
-    facts = Manifest.load(workspace / MANIFEST_NAME).facts("gguf")
+    facts = GGUFFacts.of(Manifest.load(workspace / MANIFEST_NAME))
     (gguf_file,) = (workspace / "gguf").iterdir()
-    assert facts["estimated_output_bytes"] == pytest.approx(gguf_file.stat().st_size, rel=0.005)
+    assert facts.estimated_output_bytes == pytest.approx(gguf_file.stat().st_size, rel=0.005)
 
 
 # --- memory -------------------------------------------------------------------------

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
 
 from release.core.events import StageSkipped, StageStarted
+from release.core.facts import StageFacts
 from release.core.manifest import MANIFEST_NAME, Manifest
 from release.runner import run_release, stage_states
 from release.spec.schema import load_spec
@@ -142,6 +144,10 @@ def test_a_base_moved_to_another_cache_is_the_same_base(built, tiny_llama_dir, t
     assert stage_states(moved_base)["adapter"] == "stale"
 
 
+class ReadFacts(StageFacts):
+    stage: ClassVar[str] = "read"
+
+
 class PathStage(Stage):
     """Reads an input file and holds its path in its settings, as the real stages do."""
 
@@ -156,7 +162,7 @@ class PathStage(Stage):
     def run(self, ctx: StageContext) -> StageRun:
         (ctx.out_dir / "out.txt").write_text("read")
         yield ctx.log("read")
-        return StageOutput()
+        return StageOutput(facts=ReadFacts())
 
 
 def test_paths_inside_the_folder_are_keyed_relative_to_it(tmp_path):

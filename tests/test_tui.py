@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from rich.filesize import decimal
 from textual.widgets import Input, OptionList, SelectionList, Static
 
 from release.core.events import Progress
 from release.core.manifest import MANIFEST_NAME, Manifest
+from release.core.units import human
 from release.gguf.needs import gguf_file_bytes
+from release.merge.facts import AdapterFacts
 from release.spec.schema import GGUF_TYPES
 from release.tui.app import make_wizard
 from release.tui.runs import stream_release
@@ -128,10 +129,9 @@ async def test_gguf_types_chosen_in_the_list_are_exported(tmp_path, tiny_llama_d
         screen.show_step("gguf")
         await pilot.pause()
         assert choices.selected == []
-        base_parameters = Manifest.load(tmp_path / "build" / MANIFEST_NAME).facts("adapter")[
-            "base_parameters"
-        ]
-        expected = decimal(round(base_parameters * 34 / 32))  # q8_0: 34 bytes per 32 weights
+        intake = AdapterFacts.of(Manifest.load(tmp_path / "build" / MANIFEST_NAME))
+        q8_0 = round(intake.base_parameters * 34 / 32)  # q8_0: 34 bytes per 32 weights
+        expected = human(q8_0, "bytes")
         assert f"≈ {expected}" in str(choices.get_option("type-q8_0").prompt)
         choices.focus()
         for _ in range(GGUF_TYPES.index("q8_0")):
@@ -145,7 +145,7 @@ async def test_gguf_types_chosen_in_the_list_are_exported(tmp_path, tiny_llama_d
         # merged: each file planned from the merged model's tensors, as the gguf step's
         # preflight does, in a worker that settle() waited for
         planned = gguf_file_bytes(tmp_path / "build" / "merge", ["q8_0"])["q8_0"]
-        assert f"≈ {decimal(planned)}" in str(choices.get_option("type-q8_0").prompt)
+        assert f"≈ {human(planned, 'bytes')}" in str(choices.get_option("type-q8_0").prompt)
         assert "merged model" in text_of(app, "#gguf-types-label")
     assert yaml.safe_load(spec_path.read_text())["gguf"]["types"] == ["q8_0"]
     gguf_file = tmp_path / "build" / "gguf" / "tiny-chat-Q8_0.gguf"

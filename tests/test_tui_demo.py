@@ -14,6 +14,7 @@ from textual.widgets import Input
 
 from release.cli import main
 from release.core.manifest import MANIFEST_NAME, Manifest
+from release.evaluate.facts import EvaluateFacts
 from release.tui.app import make_wizard
 from tests.demo_fixtures import make_demo_folder
 from tests.tui_pilot import SIZE, settle, shown_step, text_of
@@ -93,9 +94,9 @@ async def test_the_wizard_releases_the_demo(demo_release, smollm2_adapter_dir, t
     # the CLI's release of the same demo: the same merged weights, eval numbers, tensors
     cli = Manifest.load(demo_release / "build" / MANIFEST_NAME)
     assert manifest.stages["merge"].outputs == cli.stages["merge"].outputs
-    ours, theirs = manifest.facts("evaluate"), cli.facts("evaluate")
-    assert ours["perplexity"] == theirs["perplexity"]
-    assert ours["equivalence"] == theirs["equivalence"]
+    ours, theirs = EvaluateFacts.of(manifest), EvaluateFacts.of(cli)
+    assert ours.perplexity == theirs.perplexity
+    assert ours.equivalence == theirs.equivalence
     wizard_tensors, wizard_meta = gguf_contents(workspace / "gguf" / q8_name)
     cli_tensors, cli_meta = gguf_contents(demo_release / "build" / "gguf" / q8_name)
     assert wizard_tensors == cli_tensors

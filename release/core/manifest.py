@@ -108,10 +108,6 @@ class Manifest(BaseModel):
         shown = os.path.relpath(path, relative_to) if relative_to else str(path.absolute())
         return FileRecord(path=shown, bytes=path.stat().st_size, sha256=self.hash_file(path))
 
-    def facts(self, stage: str) -> dict[str, Any]:
-        record = self.stages.get(stage)
-        return record.facts if record else {}
-
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")

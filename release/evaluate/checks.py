@@ -16,10 +16,10 @@ from collections.abc import Generator
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
+from release.evaluate.facts import EquivalenceFacts, EvaluateFacts, PerplexityFacts, SmokeFacts
 from release.spec.schema import ReleaseSpec
 
 
@@ -33,8 +33,9 @@ def _heldout_text(spec: ReleaseSpec) -> tuple[str, str]:
 
 def model_checks(
     spec: ReleaseSpec, base_dir: Path, adapter_dir: Path, merged_dir: Path, report: Reporter
-) -> Generator[Event, None, dict[str, Any]]:
-    """Merge equivalence, perplexity and the chat smoke test; returns their facts."""
+) -> Generator[Event, None, EvaluateFacts]:
+    """Merge equivalence, perplexity and the chat smoke test; returns their facts (the
+    stage adds the gate's)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -48,7 +49,6 @@ def model_checks(
         pick_device,
     )
 
-    facts: dict[str, Any] = {}
     device = pick_device()
     remote = spec.base.trust_remote_code
     tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=remote)
@@ -57,25 +57,26 @@ def model_checks(
     base = AutoModelForCausalLM.from_pretrained(base_dir, **load)
     with_adapter = PeftModel.from_pretrained(base, adapter_dir).to(device).eval()
     merged = AutoModelForCausalLM.from_pretrained(merged_dir, **load).to(device).eval()
-    facts["device"] = str(device)
 
     steps = 4 + len(spec.eval.prompts or SMOKE_PROMPTS)
     yield report.progress(0, steps, "checks", "merge equivalence")
     equivalence = merge_equivalence(merged, with_adapter, tokenizer, PROBE_PROMPTS)
-    facts["equivalence"] = {
+    equivalent = (
+        equivalence.top1_agreement >= spec.eval.min_top1_agreement
+        and equivalence.relative_error <= spec.eval.max_merge_error
+    )
+    equivalence_facts = EquivalenceFacts(
         **{key: round(value, 6) for key, value in asdict(equivalence).items()},
-        "relative_error": round(equivalence.relative_error, 6),
-        "min_top1_agreement": spec.eval.min_top1_agreement,
-        "max_relative_error": spec.eval.max_merge_error,
-    }
+        relative_error=round(equivalence.relative_error, 6),
+        min_top1_agreement=spec.eval.min_top1_agreement,
+        max_relative_error=spec.eval.max_merge_error,
+        passed=equivalent,
+    )
     if equivalence.adapter_effect < 1e-4:
         yield report.log(
             "the adapter changes no logits on the probe prompts: was it trained?", "warning"
         )
-    if (
-        equivalence.top1_agreement < spec.eval.min_top1_agreement
-        or equivalence.relative_error > spec.eval.max_merge_error
-    ):
+    if not equivalent:
         raise WorkError(
             f"the merged model is not base + adapter: top-1 agreement "
             f"{equivalence.top1_agreement:.1%} (min {spec.eval.min_top1_agreement:.0%}), mean "
@@ -95,14 +96,15 @@ def model_checks(
     yield report.progress(3, steps, "checks", "perplexity: merged")
     ppl["merged"] = perplexity(merged, ids)
     ratio = ppl["adapter"] / ppl["base"]
-    facts["perplexity"] = {
-        "text": name,
-        "tokens": int(ids.numel()),
+    perplexity_facts = PerplexityFacts(
+        text=name,
+        tokens=int(ids.numel()),
         **{key: round(value, 4) for key, value in ppl.items()},
-        "ratio": round(ratio, 4),
-        "max_ratio": spec.eval.max_perplexity_ratio,
-    }
-    if ratio > spec.eval.max_perplexity_ratio:
+        ratio=round(ratio, 4),
+        max_ratio=spec.eval.max_perplexity_ratio,
+        passed=ratio <= spec.eval.max_perplexity_ratio,
+    )
+    if not perplexity_facts.passed:
         raise WorkError(
             f"the adapter makes the base much worse on held-out text: perplexity "
             f"{ppl['base']:.2f} → {ppl['adapter']:.2f} (×{ratio:.2f}, limit "
@@ -115,13 +117,17 @@ def model_checks(
     for index, prompt in enumerate(spec.eval.prompts or SMOKE_PROMPTS):
         yield report.progress(4 + index, steps, "checks", f"chat: {prompt[:40]}")
         result = chat_smoke(merged, tokenizer, prompt, max_new_tokens=spec.eval.max_new_tokens)
-        smoke.append(result.to_facts())
+        smoke.append(SmokeFacts.model_validate(result.to_facts()))
         if not result.passed:
             raise WorkError(
                 f"chat smoke test failed on {prompt!r}: {'; '.join(result.problems)} "
                 f"(answer: {result.output[:80]!r})",
                 hint="check the chat template and the tokenizer files of the merged model",
             )
-    facts["smoke"] = smoke
     yield report.progress(steps, steps, "checks")
-    return facts
+    return EvaluateFacts(
+        device=str(device),
+        equivalence=equivalence_facts,
+        perplexity=perplexity_facts,
+        smoke=smoke,
+    )

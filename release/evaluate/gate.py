@@ -22,6 +22,7 @@ from cards.records import EvalRecord
 from release.core.errors import InputError, WorkError
 from release.core.manifest import MANIFEST_NAME, Manifest
 from release.core.paths import relative_if_inside
+from release.evaluate.facts import EvaluateFacts, GateFacts
 from release.spec.schema import EvalSpec
 
 
@@ -134,8 +135,8 @@ def previous_records(paths: Iterable[Path]) -> list[EvalRecord]:
     files: list[Path] = []
     for path in paths:
         if path.name == MANIFEST_NAME:
-            facts = Manifest.load(path).facts("evaluate")
-            records += [EvalRecord.model_validate(r) for r in facts.get("results", [])]
+            facts = EvaluateFacts.of(Manifest.load(path))
+            records += [EvalRecord.model_validate(r) for r in (facts.results if facts else [])]
         elif path.is_file():
             files.append(path)
         else:
@@ -147,7 +148,7 @@ def records_to_facts(records: Iterable[EvalRecord]) -> list[dict]:
     return [json.loads(record.model_dump_json(exclude_none=True)) for record in records]
 
 
-def gate_stored_results(spec: EvalSpec, spec_dir: Path | None) -> tuple[list[dict], dict]:
+def gate_stored_results(spec: EvalSpec, spec_dir: Path | None) -> tuple[list[dict], GateFacts]:
     """The gate on the spec's stored results against the last release's; raises with the
     worst drops when it fails. Returns the results and the verdict as facts, each
     result's source relative to ``spec_dir`` (the facts must not hold where it lies)."""
@@ -168,4 +169,4 @@ def gate_stored_results(spec: EvalSpec, spec_dir: Path | None) -> tuple[list[dic
             f"regression gate failed against the last release: {worst}",
             hint="find out what broke (a wrong base? another eval setup?) before releasing",
         )
-    return records_to_facts(current), verdict.to_facts()
+    return records_to_facts(current), GateFacts.model_validate(verdict.to_facts())

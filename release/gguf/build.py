@@ -19,7 +19,6 @@ import os
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from release.checkpoint.config import read_config
 from release.core.errors import WorkError
@@ -35,6 +34,7 @@ from release.gguf.agreement import (
 )
 from release.gguf.architectures import supported_classes
 from release.gguf.delegate import CONVERTER_TYPES, convert_with_llama_cpp, find_converter
+from release.gguf.facts import GGUFFacts, GGUFFileFacts
 from release.gguf.formats import FORMATS, GGUFFormat, file_name
 from release.gguf.kquant import INSTALL_HINT, llama_cpp_version, quantize_with_llama_cpp
 from release.gguf.metadata import ReleaseMetadata
@@ -129,7 +129,7 @@ def _preflight(spec: ReleaseSpec, out_dir: Path, model_dir: Path) -> _Exporter:
 
 def build_gguf_files(
     spec: ReleaseSpec, model_dir: Path, out_dir: Path, report: Reporter
-) -> Generator[Event, None, dict[str, Any]]:
+) -> Generator[Event, None, GGUFFacts]:
     """The GGUF files of ``spec`` from the merged model in ``model_dir``, into ``out_dir``;
     yields ``report``'s events, returns the stage's facts."""
     exporter = _preflight(spec, out_dir, model_dir)
@@ -159,15 +159,15 @@ def build_gguf_files(
     finally:
         for job in jobs:
             job.temp.unlink(missing_ok=True)
-    return {
-        "architecture": read_config(model_dir)["architectures"][0],
-        "exporter": CONVERTER if exporter.converter else BUILT_IN,
-        "files": files,
-        "probe_prompts": len(probe.prompts),
-        "probe_positions": sum(len(ids) for ids in probe.prompts),
-        "smoke_prompt": SMOKE_PROMPT,
-        "smoke_reference_output": probe.smoke_output,
-    }
+    return GGUFFacts(
+        architecture=read_config(model_dir)["architectures"][0],
+        exporter=CONVERTER if exporter.converter else BUILT_IN,
+        files=files,
+        probe_prompts=len(probe.prompts),
+        probe_positions=sum(len(ids) for ids in probe.prompts),
+        smoke_prompt=SMOKE_PROMPT,
+        smoke_reference_output=probe.smoke_output,
+    )
 
 
 def _write(
@@ -229,7 +229,7 @@ def _has_chat_template(model_dir: Path) -> bool:
 
 def _verify(
     report: Reporter, job: _Job, model_dir: Path, probe: Probe
-) -> Generator[Event, None, dict[str, Any]]:
+) -> Generator[Event, None, GGUFFileFacts]:
     """Load the written file with each reader and compare; its manifest record."""
     assert job.final is not None
     path = job.temp
@@ -269,19 +269,20 @@ def _verify(
             hint="the tokenizer export is wrong for this model; please report it",
         )
     smoke = results.get("llama_cpp", results["transformers"]).smoke_output
-    return {
-        "name": job.final.name,
-        "type": job.fmt.name,
-        "exporter": job.exporter,
-        "bytes": path.stat().st_size,
-        "sha256": sha256_file(path),
-        "top1_agreement": {k: r.agreement.top1_agreement for k, r in results.items()},
-        "confident_top1_agreement": {
+    return GGUFFileFacts(
+        name=job.final.name,
+        type=job.fmt.name,
+        exporter=job.exporter,
+        bytes=path.stat().st_size,
+        sha256=sha256_file(path),
+        top1_agreement={k: r.agreement.top1_agreement for k, r in results.items()},
+        confident_top1_agreement={
             k: r.agreement.confident_top1_agreement for k, r in results.items()
         },
-        "mean_kl": {k: r.agreement.mean_kl for k, r in results.items()},
-        "max_abs_diff": {k: r.agreement.max_abs_diff for k, r in results.items()},
-        "min_top1_agreement": job.fmt.min_top1,
-        "tokenizer_agreement": tokenizer,
-        "smoke_output": smoke,
-    }
+        mean_kl={k: r.agreement.mean_kl for k, r in results.items()},
+        max_abs_diff={k: r.agreement.max_abs_diff for k, r in results.items()},
+        min_top1_agreement=job.fmt.min_top1,
+        tokenizer_agreement=tokenizer,
+        smoke_output=smoke,
+        passed=True,  # a file that fails a check above is never kept
+    )

@@ -1,6 +1,5 @@
 """What must hold before a single byte of a release is uploaded.
 
-- The evaluation gate passed (``manifest.stages["evaluate"].facts["gate"]["passed"]``).
 - Every card the push would publish lints without errors (``cards.lint``).
 - Every file on disk is the file the manifest recorded: same size, same sha256. The
   hash is the one huggingface_hub computes for the upload itself
@@ -15,30 +14,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from release.core.errors import WorkError
-from release.core.manifest import Manifest
 from release.hub.plan import PushPlan, RepoPlan
-from release.spec.schema import ReleaseSpec
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitOperationAdd
-
-
-def check_gate(spec: ReleaseSpec, manifest: Manifest) -> str | None:
-    """Refuse unless the evaluation gate passed; returns a warning when eval is off."""
-    if not spec.eval.enabled:
-        return "eval.enabled is false: pushing a release no evaluation gate has checked"
-    gate = manifest.facts("evaluate").get("gate")
-    if not isinstance(gate, dict) or "passed" not in gate:
-        raise WorkError(
-            "the evaluate stage recorded no gate result",
-            hint="run `model-release run` so the evaluate stage runs first",
-        )
-    if gate["passed"] is not True:
-        raise WorkError(
-            "the evaluation gate failed: this release is not pushed",
-            hint="see the evaluate stage's report (manifest.json, stages.evaluate.facts.gate)",
-        )
-    return None
 
 
 def lint_cards(plan: PushPlan) -> list[str]:
@@ -58,7 +37,7 @@ def lint_cards(plan: PushPlan) -> list[str]:
         raise WorkError(
             f"the card has errors, nothing was pushed: {errors[0]}{more}",
             hint="fix the card's inputs in release.yaml and rerun; "
-            "`model-release card lint` lists every problem",
+            "`model-release card check` lists every problem",
         )
     return warnings
 

@@ -29,13 +29,14 @@ import contextlib
 import fnmatch
 import hashlib
 from collections.abc import Generator, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from cards.evals import EVAL_RESULTS_DIR
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
 from release.core.units import human
+from release.hub.facts import RepoResult, Status
 from release.hub.plan import PlannedFile, RepoPlan
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ next to the new weights, and its eval results would be shown as this release's."
 
 BUMP_HINT = "bump `version` in release.yaml to publish these files"
 
-Status = Literal["committed", "pull-request", "unchanged", "released-before"]
 Action = Literal["released-before", "tag-conflict", "unchanged", "pull-request", "commit"]
 
 
@@ -66,22 +66,6 @@ class Outlook:
     upload: list[PlannedFile]
     delete: list[str]
     pull_request: str | None = None
-
-
-@dataclass(frozen=True)
-class RepoResult:
-    role: str
-    repo_id: str
-    status: Status
-    commit: str
-    url: str
-    tag: str | None
-    pull_request: str | None
-    uploaded: list[str]
-    deleted: list[str]
-
-    def as_fact(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def push_repo(
@@ -105,7 +89,9 @@ def push_repo(
 
     def result(status: Status, commit: str, tag: str | None = None, **more: Any) -> RepoResult:
         more = {"pull_request": None, "uploaded": [], "deleted": [], **more}
-        return RepoResult(repo.role, repo_id, status, commit, url, tag, **more)
+        return RepoResult(
+            role=repo.role, repo_id=repo_id, status=status, commit=commit, url=url, tag=tag, **more
+        )
 
     seen = outlook(api, repo, refs, stale)
     assert seen.commit is not None  # the repo exists now

@@ -117,7 +117,20 @@ def release_manifest_bytes(manifest: Manifest) -> bytes:
     return (published.model_dump_json(indent=2, exclude={"hash_cache"}) + "\n").encode()
 
 
-def build_plan(spec: ReleaseSpec, manifest: Manifest, workspace: Path, out_dir: Path) -> PushPlan:
+@dataclass(frozen=True)
+class Sources:
+    """The stages whose outputs a push publishes, by the names the manifest files them
+    under (the push stage names them; the plan knows no stage)."""
+
+    merge: str
+    gguf: str
+    adapter: str
+    card: str
+
+
+def build_plan(
+    spec: ReleaseSpec, manifest: Manifest, workspace: Path, out_dir: Path, sources: Sources
+) -> PushPlan:
     """The push of ``spec``'s release, from the outputs recorded in ``manifest``.
 
     ``out_dir`` is where the push writes the files it generates (the release manifest).
@@ -155,18 +168,18 @@ def build_plan(spec: ReleaseSpec, manifest: Manifest, workspace: Path, out_dir: 
             files=tuple(sorted(by_path.values(), key=lambda f: f.path_in_repo)),
         )
 
-    card = _stage_files(manifest, workspace, "card", "push.repo_id")
+    card = _stage_files(manifest, workspace, sources.card, "push.repo_id")
     model_files = [
-        *_stage_files(manifest, workspace, "merge", "push.repo_id"),
-        *model_card_files(manifest, workspace),
+        *_stage_files(manifest, workspace, sources.merge, "push.repo_id"),
+        *model_card_files(manifest, workspace, sources.card),
     ]
     repos = [repo("model", push.repo_id, model_files, f"Release {title}")]
     if push.gguf_repo_id:
-        gguf = _stage_files(manifest, workspace, "gguf", "push.gguf_repo_id")
+        gguf = _stage_files(manifest, workspace, sources.gguf, "push.gguf_repo_id")
         gguf += [_moved(f, CARD) for f in card if f.path_in_repo == GGUF_CARD]
         repos.append(repo("gguf", push.gguf_repo_id, gguf, f"Release {title} (GGUF)"))
     if push.adapter_repo_id:
-        adapter = _stage_files(manifest, workspace, "adapter", "push.adapter_repo_id")
+        adapter = _stage_files(manifest, workspace, sources.adapter, "push.adapter_repo_id")
         adapter += [_moved(f, CARD) for f in card if f.path_in_repo == ADAPTER_CARD]
         message = f"Release {title} (adapter)"
         repos.append(repo("adapter", push.adapter_repo_id, adapter, message))
@@ -185,10 +198,10 @@ def build_plan(spec: ReleaseSpec, manifest: Manifest, workspace: Path, out_dir: 
     return PushPlan(repos=tuple(repos), generated=((manifest_file.local, content),))
 
 
-def model_card_files(manifest: Manifest, workspace: Path) -> list[PlannedFile]:
+def model_card_files(manifest: Manifest, workspace: Path, card_stage: str) -> list[PlannedFile]:
     """The model repo's card, from the card stage's outputs: README.md and the
     ``.eval_results/*.yaml`` entries."""
-    card = _stage_files(manifest, workspace, "card", "push.repo_id")
+    card = _stage_files(manifest, workspace, card_stage, "push.repo_id")
     entries = [
         _moved(f, f"{EVAL_RESULTS_DIR}/{PurePosixPath(f.path_in_repo).name}")
         for f in card

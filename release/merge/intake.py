@@ -39,6 +39,7 @@ from release.core.errors import InputError
 from release.core.files import atomic_write_text
 from release.core.manifest import Manifest
 from release.merge import lora
+from release.merge.facts import AdapterFacts
 from release.merge.module_names import parameter_to_checkpoint
 from release.spec.schema import ReleaseSpec
 
@@ -66,9 +67,7 @@ class TensorChecked:
     name: str
 
 
-def inspect(
-    spec: ReleaseSpec, out_dir: Path
-) -> Generator[str | TensorChecked, None, dict[str, Any]]:
+def inspect(spec: ReleaseSpec, out_dir: Path) -> Generator[str | TensorChecked, None, AdapterFacts]:
     """Check the adapter against the base and write the intake folder into ``out_dir``.
 
     Yields log lines and a ``TensorChecked`` per adapter tensor read; returns the facts
@@ -116,10 +115,10 @@ def inspect(
         if (adapter_dir / name).is_file():
             shutil.copyfile(adapter_dir / name, out_dir / name)
     atomic_write_text(out_dir / TARGETS_NAME, json.dumps(targets, indent=2, sort_keys=True))
-    return _facts(raw, settings, edits, adapter, base, staged, adapter_format, spec) | {
-        "base_fingerprint": fingerprint,
-        "base_model_class": model_class,
-    }
+    facts = _facts(raw, settings, edits, adapter, base, staged, adapter_format, spec)
+    return facts.model_copy(
+        update={"base_fingerprint": fingerprint, "base_model_class": model_class}
+    )
 
 
 def _check_declared_base(settings: lora.LoraSettings, spec: ReleaseSpec, mismatch: _Mismatch):
@@ -234,9 +233,9 @@ def _previous_fingerprints(spec: ReleaseSpec, base_id: str) -> Iterator[tuple[st
         if not isinstance(data, dict) or "stages" not in data:
             continue  # stored eval results, not a manifest
         manifest = Manifest.load(path)
-        facts = manifest.facts("adapter")
-        if facts.get("base_id") == base_id and facts.get("base_fingerprint"):
-            yield f"the base of release v{manifest.version} ({path})", facts["base_fingerprint"]
+        facts = AdapterFacts.of(manifest)
+        if facts and facts.base_id == base_id and facts.base_fingerprint:
+            yield f"the base of release v{manifest.version} ({path})", facts.base_fingerprint
 
 
 def _check_fingerprint(fingerprint: str, spec: ReleaseSpec, mismatch: _Mismatch) -> None:
@@ -265,7 +264,7 @@ def _facts(
     staged: Path,
     adapter_format: str,
     spec: ReleaseSpec,
-) -> dict[str, Any]:
+) -> AdapterFacts:
     # A base_layer copy (PEFT's save_embedding_layers) is a snapshot of the base, not
     # trained; everything else in the file is.
     copies = {edit.replacement for edit in edits.values() if edit.kind and edit.replacement}
@@ -274,27 +273,27 @@ def _facts(
     for info in base.values():
         dtype_bytes[info.dtype] += info.nbytes
     adapter_dtypes = sorted({TORCH_NAMES.get(i.dtype, i.dtype) for i in adapter.values()})
-    return {
-        "peft_type": str(raw["peft_type"]).upper(),
-        "r": settings.r,
-        "lora_alpha": settings.alpha,
-        "lora_dropout": settings.dropout,
-        "use_rslora": settings.use_rslora,
-        "use_dora": settings.use_dora,
-        "target_modules": settings.target_modules,
-        "modules_to_save": settings.modules_to_save,
-        "rank_pattern": settings.rank_pattern,
-        "alpha_pattern": settings.alpha_pattern,
-        "edited_parameters": len(edits),
-        "trainable_parameters": trainable,
-        "adapter_bytes": staged.stat().st_size,
-        "adapter_format": adapter_format,
-        "adapter_dtypes": adapter_dtypes,
-        "declared_base": settings.base_model_name_or_path,
-        "base_id": base_label(spec.base),
-        "base_repo_id": spec.base.repo_id,
-        "base_revision": spec.base.revision,
-        "base_parameters": sum(info.numel for info in base.values()),
-        "base_dtype": TORCH_NAMES.get(dtype_bytes.most_common(1)[0][0], "mixed"),
-        "base_tensors": len(base),
-    }
+    return AdapterFacts(
+        peft_type=str(raw["peft_type"]).upper(),
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        use_rslora=settings.use_rslora,
+        use_dora=settings.use_dora,
+        target_modules=settings.target_modules,
+        modules_to_save=settings.modules_to_save,
+        rank_pattern=settings.rank_pattern,
+        alpha_pattern=settings.alpha_pattern,
+        edited_parameters=len(edits),
+        trainable_parameters=trainable,
+        adapter_bytes=staged.stat().st_size,
+        adapter_format=adapter_format,
+        adapter_dtypes=adapter_dtypes,
+        declared_base=settings.base_model_name_or_path,
+        base_id=base_label(spec.base),
+        base_repo_id=spec.base.repo_id,
+        base_revision=spec.base.revision,
+        base_parameters=sum(info.numel for info in base.values()),
+        base_dtype=TORCH_NAMES.get(dtype_bytes.most_common(1)[0][0], "mixed"),
+        base_tensors=len(base),
+    )

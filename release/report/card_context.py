@@ -7,63 +7,82 @@ metadata from the spec. Light on purpose (no torch): ``card build`` runs it.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
 
 from cards.evals import load_results
 from cards.render import CardContext
 from cards.schema import CardMetadata
+from release.core.facts import StageFacts
 from release.core.manifest import Manifest
+from release.evaluate.facts import EvaluateFacts
+from release.gguf.facts import GGUFFacts, GGUFFileFacts
+from release.hub.facts import PushFacts
+from release.merge.facts import AdapterFacts, MergeFacts
 from release.spec.schema import ReleaseSpec
 
 PLACEHOLDER_OWNER = "your-name"
 """Owner shown in usage snippets while push.repo_id is not set yet."""
 
 Kind = Literal["merged", "adapter", "gguf"]
+
+
+class CardFacts(StageFacts):
+    """The card stage: the cards it rendered (paths in its folder)."""
+
+    stage: ClassVar[str] = "card"
+
+    cards: list[str] = Field(default_factory=list)
+
+
 _RELATION = {"merged": "finetune", "adapter": "adapter", "gguf": "quantized"}
 
 
 def card_facts(manifest: Manifest) -> dict[str, Any]:
-    adapter = manifest.facts("adapter")
-    merge = manifest.facts("merge")
+    """The stages' typed facts, selected and renamed into the facts dict cards/ renders
+    (the format ``card build --facts`` reads)."""
+    adapter = AdapterFacts.of(manifest) or AdapterFacts()
+    merge = MergeFacts.of(manifest) or MergeFacts()
+    evaluate = EvaluateFacts.of(manifest) or EvaluateFacts()
+    gguf = GGUFFacts.of(manifest) or GGUFFacts()
     facts: dict[str, Any] = {
-        "base_parameters": adapter.get("base_parameters"),
-        "trainable_parameters": adapter.get("trainable_parameters"),
-        "adapter_bytes": adapter.get("adapter_bytes"),
-        "base_revision": adapter.get("base_revision"),
-        "architecture": merge.get("architecture") or adapter.get("base_model_class"),
-        "dtype": merge.get("dtype") or adapter.get("base_dtype"),
-        "merged_bytes": merge.get("bytes_written"),
-        "context_length": merge.get("context_length"),
-        "vocab_size": merge.get("vocab_size"),
-        "peft_type": adapter.get("peft_type"),
+        "base_parameters": adapter.base_parameters,
+        "trainable_parameters": adapter.trainable_parameters,
+        "adapter_bytes": adapter.adapter_bytes,
+        "base_revision": adapter.base_revision,
+        "architecture": merge.architecture or adapter.base_model_class,
+        "dtype": merge.dtype or adapter.base_dtype,
+        "merged_bytes": merge.bytes_written,
+        "context_length": merge.context_length,
+        "vocab_size": merge.vocab_size,
+        "peft_type": adapter.peft_type,
         "lora": {
-            "r": adapter.get("r"),
-            "alpha": adapter.get("lora_alpha"),
-            "dropout": adapter.get("lora_dropout"),
-            "target_modules": adapter.get("target_modules"),
-            "use_rslora": adapter.get("use_rslora"),
-            "use_dora": adapter.get("use_dora"),
+            "r": adapter.r,
+            "alpha": adapter.lora_alpha,
+            "dropout": adapter.lora_dropout,
+            "target_modules": adapter.target_modules,
+            "use_rslora": adapter.use_rslora,
+            "use_dora": adapter.use_dora,
         },
-        "sanity": {
-            key: manifest.facts("evaluate").get(key)
-            for key in ("equivalence", "perplexity", "smoke", "gate", "device")
-        },
-        "gguf_files": [_gguf_file(f) for f in manifest.facts("gguf").get("files", [])] or None,
+        "sanity": evaluate.model_dump(
+            mode="json", include={"equivalence", "perplexity", "smoke", "gate", "device"}
+        ),
+        "gguf_files": [_gguf_file(file) for file in gguf.files] or None,
         "versions": _versions(manifest),
     }
     return _without_none(facts)
 
 
-def _gguf_file(file: dict[str, Any]) -> dict[str, Any]:
+def _gguf_file(file: GGUFFileFacts) -> dict[str, Any]:
     """One GGUF file's row: its numbers as llama.cpp measured them (what GGUF users run)."""
-
-    def by_llama_cpp(value: Any) -> Any:
-        return value.get("llama_cpp") if isinstance(value, dict) else value
-
-    keys = ("name", "type", "bytes", "sha256")
-    return {key: file.get(key) for key in keys} | {
-        "top1_agreement": by_llama_cpp(file.get("top1_agreement")),
-        "max_abs_diff": by_llama_cpp(file.get("max_abs_diff")),
+    return {
+        "name": file.name,
+        "type": file.type,
+        "bytes": file.bytes,
+        "sha256": file.sha256,
+        "top1_agreement": file.top1_agreement.get("llama_cpp"),
+        "max_abs_diff": file.max_abs_diff.get("llama_cpp"),
     }
 
 
@@ -72,7 +91,7 @@ def _versions(manifest: Manifest) -> dict[str, str]:
     same manifest always renders the same card)."""
     tools: dict[str, str] = {}
     for name, record in manifest.stages.items():
-        if name not in ("card", "push"):
+        if name not in (CardFacts.stage, PushFacts.stage):
             tools |= record.tools
     return tools
 
@@ -82,6 +101,10 @@ def _without_none(value: Any) -> Any:
         kept = {k: _without_none(v) for k, v in value.items() if v is not None}
         return {k: v for k, v in kept.items() if v != {}}
     return value
+
+
+def has_gguf_files(manifest: Manifest) -> bool:
+    return bool((facts := GGUFFacts.of(manifest)) and facts.files)
 
 
 def repo_ids(spec: ReleaseSpec) -> dict[Kind, str]:
@@ -120,7 +143,7 @@ def card_context(spec: ReleaseSpec, manifest: Manifest, kind: Kind) -> CardConte
         repo_id=ids["adapter"] if kind == "adapter" else ids["merged"],
         model_name=spec.name,
         kind="adapter" if kind == "adapter" else "merged",
-        gguf_repo_id=ids["gguf"] if manifest.facts("gguf").get("files") else None,
+        gguf_repo_id=ids["gguf"] if has_gguf_files(manifest) else None,
         summary=spec.card.summary,
         intended_uses=spec.card.intended_uses,
         limitations=spec.card.limitations,

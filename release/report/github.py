@@ -26,16 +26,23 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from cards.records import EvalRecord
 from release.core.errors import InputError
 from release.core.events import Event, Log, StageFailed, StageFinished, StageSkipped
+from release.core.facts import StageFacts
 from release.core.manifest import MANIFEST_NAME, Manifest
 from release.core.redact import redact
+from release.evaluate.facts import EvaluateFacts
+from release.hub.facts import PushFacts
+from release.report.card_context import CardFacts
 from release.spec.schema import ReleaseSpec
 
 if TYPE_CHECKING:
     from cards.lint import Problem
+
+Record = TypeVar("Record", bound=StageFacts)
 
 LintStatus = Literal["passed", "warnings", "errors"]
 
@@ -144,7 +151,7 @@ class JobReport:
     spec: ReleaseSpec
     rows: list[StageRow] = field(default_factory=list)
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Facts of the stages that ran in this command, by stage."""
+    """Facts of the stages that ran in this command, by stage, as their events carry them."""
     warnings: list[str] = field(default_factory=list)
 
     def show(self, event: Event) -> None:
@@ -160,20 +167,22 @@ class JobReport:
             case Log(stage, message, "warning"):
                 self.warnings.append(f"{stage}: {message}")
 
-    def stage_facts(self, stage: str) -> dict[str, Any]:
-        """This command's facts for ``stage``, else those the manifest holds."""
-        if stage in self.facts:
-            return self.facts[stage]
-        path = self.spec.workspace / MANIFEST_NAME
-        manifest = _load_manifest(path)
-        return manifest.facts(stage) if manifest else {}
+    def stage_facts(self, record: type[Record]) -> Record | None:
+        """This command's facts of ``record``'s stage, else those the manifest holds."""
+        if record.stage in self.facts:
+            return record.model_validate(self.facts[record.stage])
+        return record.of(_load_manifest(self.spec.workspace / MANIFEST_NAME))
+
+    def pushed(self) -> PushFacts:
+        """What this command pushed (nothing when the push did not run in it)."""
+        return PushFacts.model_validate(self.facts.get(PushFacts.stage, {}))
 
     def card_lints(self) -> list[CardLint]:
         """Lint every card the card stage recorded (README.md files)."""
         from cards.lint import lint_card
 
         manifest = _load_manifest(self.spec.workspace / MANIFEST_NAME)
-        record = manifest.stages.get("card") if manifest else None
+        record = manifest.stages.get(CardFacts.stage) if manifest else None
         lints = []
         for output in record.outputs if record else []:
             path = self.spec.workspace / output.path
@@ -192,10 +201,10 @@ class JobReport:
 
     def outputs(self, lints: list[CardLint]) -> dict[str, str]:
         outputs: dict[str, str] = {}
-        for repo in self.facts.get("push", {}).get("repos", []):
-            outputs[f"{repo['role']}-url"] = repo["url"]
-            if repo["role"] == "model":
-                outputs["commit"] = repo["commit"]
+        for repo in self.pushed().repos:
+            outputs[f"{repo.role}-url"] = repo.url
+            if repo.role == "model":
+                outputs["commit"] = repo.commit
         if lints:
             outputs["card-lint"] = lint_status(p for lint in lints for p in lint.problems)
         return outputs
@@ -208,9 +217,9 @@ class JobReport:
                 [[row.stage, row.result, _seconds(row.seconds)] for row in self.rows],
             ),
             "".join(f"- ⚠️ {_cell(warning)}\n" for warning in self.warnings),
-            _evaluation(self.stage_facts("evaluate")),
+            _evaluation(self.stage_facts(EvaluateFacts)),
             _card_section(lints),
-            _push_section(self.facts.get("push", {})),
+            _push_section(self.pushed()),
         ]
         return "\n".join(part for part in parts if part) + "\n"
 
@@ -258,49 +267,48 @@ def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, int | float) else ""
 
 
-def _evaluation(facts: dict[str, Any]) -> str:
-    if not facts:
+def _evaluation(facts: EvaluateFacts | None) -> str:
+    if facts is None:
         return ""
-    gate = facts.get("gate") or {}
-    compared = {(c["task"], c["metric"]): c for c in gate.get("compared", [])}
+    gate = facts.gate
+    compared = {(c.task, c.metric, c.filter): c for c in gate.compared} if gate else {}
     rows = []
-    for result in facts.get("results", []):
-        before = compared.get((result["task"], result["metric"]))
+    for result in map(EvalRecord.model_validate, facts.results):
+        before = compared.get(result.key)
         rows.append(
             [
-                result["task"],
-                result["metric"],
-                _number(result["value"]),
-                _number(result.get("stderr")),
-                "" if result.get("n_shot") is None else result["n_shot"],
-                _number(before["previous"]) if before else "",
-                f"{-before['drop']:+.1%}" if before else "",
+                result.task,
+                result.metric,
+                _number(result.value),
+                _number(result.stderr),
+                "" if result.n_shot is None else result.n_shot,
+                _number(before.previous) if before else "",
+                f"{-before.drop:+.1%}" if before else "",
             ]
         )
     parts = ["### Evaluation\n"]
     parts.append(
         _table(["Task", "Metric", "Value", "± stderr", "Shots", "Previous", "Change"], rows)
     )
-    if "passed" in gate:
-        verdict = "✅ passed" if gate["passed"] else "❌ failed"
+    if gate is not None:
+        verdict = "✅ passed" if gate.passed else "❌ failed"
         parts.append(f"**Gate: {verdict}**\n")
         items = [
             f"- {label}: {_cell(item)}\n"
-            for label, key in (
-                ("failure", "failures"),
-                ("warning", "warnings"),
-                ("flag", "flagged"),
+            for label, found in (
+                ("failure", gate.failures),
+                ("warning", gate.warnings),
+                ("flag", gate.flagged),
             )
-            for item in gate.get(key, [])
+            for item in found
         ]
         parts.append("".join(items))
     sanity = []
-    if equivalence := facts.get("equivalence"):
-        agreement = equivalence.get("top1_agreement")
-        if agreement is not None:
-            sanity.append(["merged vs base + adapter, top-1 agreement", f"{agreement:.1%}"])
-    if ppl := facts.get("perplexity"):
-        shown = " → ".join(_number(ppl.get(k)) for k in ("base", "adapter", "merged"))
+    if facts.equivalence is not None:
+        agreement = facts.equivalence.top1_agreement
+        sanity.append(["merged vs base + adapter, top-1 agreement", f"{agreement:.1%}"])
+    if (ppl := facts.perplexity) is not None:
+        shown = " → ".join(_number(value) for value in (ppl.base, ppl.adapter, ppl.merged))
         sanity.append(["perplexity base → adapter → merged", shown])
     parts.append(_table(["Sanity check", "Result"], sanity))
     return "\n".join(part for part in parts if part)
@@ -320,17 +328,17 @@ def _card_section(lints: list[CardLint]) -> str:
     return "\n".join(parts)
 
 
-def _push_section(facts: dict[str, Any]) -> str:
+def _push_section(facts: PushFacts) -> str:
     rows = [
         [
-            repo["role"],
-            f"[{repo['repo_id']}]({repo['url']})",
-            repo["status"],
-            f"`{repo['commit'][:12]}`",
-            repo.get("tag") or "",
-            repo.get("pull_request") or "",
+            repo.role,
+            f"[{repo.repo_id}]({repo.url})",
+            repo.status,
+            f"`{repo.commit[:12]}`",
+            repo.tag or "",
+            repo.pull_request or "",
         ]
-        for repo in facts.get("repos", [])
+        for repo in facts.repos
     ]
     table = _table(["Repo", "Hub", "Status", "Commit", "Tag", "Pull request"], rows)
     return f"### Hub\n\n{table}" if table else ""

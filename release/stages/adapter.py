@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from release.core.events import Event
+from release.merge.facts import AdapterFacts
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
 
 class AdapterStage(Stage):
-    name = "adapter"
+    name = AdapterFacts.stage
     title = "Adapter intake"
 
     def settings(self, spec) -> dict[str, Any]:

@@ -22,13 +22,15 @@ from typing import Any, ClassVar
 
 from release.core.errors import Cancelled
 from release.core.events import Event, Log, Progress
+from release.core.facts import StageFacts
 from release.core.manifest import Manifest
 from release.spec.schema import ReleaseSpec
 
 
 @dataclass
 class StageOutput:
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: StageFacts
+    """What the stage measured of its inputs and outputs (a record its readers name)."""
     measured: dict[str, Any] = field(default_factory=dict)
     """What this run measured of the machine (peak memory, free disk): recorded, but
     never part of a later stage's key, since a rerun on the same inputs measures anew."""
@@ -46,9 +48,6 @@ class StageContext:
     def stage_dir(self, name: str) -> Path:
         """The final folder of an earlier stage's outputs."""
         return self.workspace / name
-
-    def facts(self, stage: str) -> dict[str, Any]:
-        return self.manifest.facts(stage)
 
     def check_cancelled(self) -> None:
         if self.cancel.is_set():

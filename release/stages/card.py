@@ -15,14 +15,18 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from release.evaluate.facts import EvaluateFacts
+from release.gguf.facts import GGUFFacts
+from release.merge.facts import AdapterFacts, MergeFacts
+from release.report.card_context import CardFacts
 from release.spec.schema import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
 
 class CardStage(Stage):
-    name = "card"
+    name = CardFacts.stage
     title = "Model card"
-    depends_on = ("adapter", "merge", "evaluate", "gguf")
+    depends_on = (AdapterFacts.stage, MergeFacts.stage, EvaluateFacts.stage, GGUFFacts.stage)
 
     def settings(self, spec: ReleaseSpec) -> dict[str, Any]:
         return {
@@ -42,13 +46,13 @@ class CardStage(Stage):
         from cards.render import render_gguf_card, render_model_card
         from release.core.files import atomic_write_text
         from release.hub.plan import STAGED_EVAL_RESULTS
-        from release.report.card_context import card_context
+        from release.report.card_context import card_context, has_gguf_files
 
         spec, templates = ctx.spec, ctx.spec.card.template_dir
         cards = {
             "README.md": render_model_card(card_context(spec, ctx.manifest, "merged"), templates)
         }
-        if ctx.facts("gguf").get("files"):
+        if has_gguf_files(ctx.manifest):
             gguf = card_context(spec, ctx.manifest, "gguf")
             cards["gguf/README.md"] = render_gguf_card(gguf, templates)
         if spec.push.adapter_repo_id:
@@ -63,4 +67,4 @@ class CardStage(Stage):
             atomic_write_text(ctx.out_dir / STAGED_EVAL_RESULTS / PurePosixPath(name).name, text)
         if entries:
             yield ctx.log(f"wrote {len(entries)} .eval_results entries")
-        return StageOutput(facts={"cards": sorted(cards)})
+        return StageOutput(facts=CardFacts(cards=sorted(cards)))

@@ -12,16 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from release.evaluate.facts import EvaluateFacts
+from release.merge.facts import AdapterFacts, MergeFacts
 from release.spec.schema import ReleaseSpec
-from release.stages.adapter import AdapterStage
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
-from release.stages.merge import MergeStage
 
 
 class EvaluateStage(Stage):
-    name = "evaluate"
+    name = EvaluateFacts.stage
     title = "Sanity eval"
-    depends_on = (AdapterStage.name, MergeStage.name)
+    depends_on = (AdapterFacts.stage, MergeFacts.stage)
 
     def skip_reason(self, spec: ReleaseSpec) -> str | None:
         return None if spec.eval.enabled else "eval.enabled is false"
@@ -49,10 +49,11 @@ class EvaluateStage(Stage):
         spec = ctx.spec
         results, gate = gate_stored_results(spec.eval, spec.base_dir)  # needs no model
         base_dir = resolve_base_dir(spec.base)
-        adapter_dir, merged_dir = ctx.stage_dir(AdapterStage.name), ctx.stage_dir(MergeStage.name)
+        adapter_dir = ctx.stage_dir(AdapterFacts.stage)
+        merged_dir = ctx.stage_dir(MergeFacts.stage)
         on_accelerator = pick_device().type != "cpu"
         needs = evaluate_needs(base_dir, merged_dir, adapter_dir, on_accelerator=on_accelerator)
-        facts, measured = yield from check(ctx, ctx.workspace, needs)
-        facts["results"], facts["gate"] = results, gate
-        facts |= yield from model_checks(spec, base_dir, adapter_dir, merged_dir, ctx)
+        estimates, measured = yield from check(ctx, ctx.workspace, needs)
+        checked = yield from model_checks(spec, base_dir, adapter_dir, merged_dir, ctx)
+        facts = checked.model_copy(update={"results": results, "gate": gate, **estimates})
         return StageOutput(facts=facts, measured=measured)

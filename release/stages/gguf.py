@@ -17,9 +17,10 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from release.gguf.facts import GGUFFacts
+from release.merge.facts import MergeFacts
 from release.spec.schema import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
-from release.stages.merge import MergeStage
 
 
 def _version(package: str) -> str | None:
@@ -30,9 +31,9 @@ def _version(package: str) -> str | None:
 
 
 class GGUFStage(Stage):
-    name = "gguf"
+    name = GGUFFacts.stage
     title = "GGUF export"
-    depends_on = ("merge",)
+    depends_on = (MergeFacts.stage,)
 
     def skip_reason(self, spec: ReleaseSpec) -> str | None:
         return None if spec.gguf.types else "gguf.types is empty"
@@ -61,10 +62,9 @@ class GGUFStage(Stage):
         from release.gguf.needs import gguf_needs
         from release.preflight import check
 
-        merged = ctx.stage_dir(MergeStage.name)
+        merged = ctx.stage_dir(MergeFacts.stage)
         needs = gguf_needs(merged, ctx.spec.gguf.types)
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
         facts = yield from build_gguf_files(ctx.spec, merged, ctx.out_dir, ctx)
-        facts["tools"] = self.tools()
-        facts.update(estimates)
+        facts = facts.model_copy(update={"tools": self.tools(), **estimates})
         return StageOutput(facts=facts, measured=measured)

@@ -7,13 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from release.merge.facts import AdapterFacts, MergeFacts
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
 
 class MergeStage(Stage):
-    name = "merge"
+    name = MergeFacts.stage
     title = "Merge"
-    depends_on = ("adapter",)
+    depends_on = (AdapterFacts.stage,)
 
     def settings(self, spec) -> dict[str, Any]:
         return {
@@ -32,13 +33,14 @@ class MergeStage(Stage):
 
     def run(self, ctx: StageContext) -> StageRun:
         from release.checkpoint.base import resolve_base_dir
+        from release.checkpoint.config import read_config, text_config
         from release.core.relay import relay
         from release.merge.intake import TARGETS_NAME
         from release.merge.needs import merge_needs
         from release.merge.stream import merge_streaming
         from release.preflight import check
 
-        adapter_dir = ctx.stage_dir("adapter")
+        adapter_dir = ctx.stage_dir(AdapterFacts.stage)
         base_dir = resolve_base_dir(ctx.spec.base)
         merge = ctx.spec.merge
         estimates, measured = yield from check(
@@ -56,16 +58,21 @@ class MergeStage(Stage):
         result = yield from relay(
             steps, lambda step: ctx.progress(step.done, step.total, "bytes", step.tensor)
         )
+        config = text_config(read_config(ctx.out_dir))
+        facts = MergeFacts(
+            merged_parameters=result.parameters,
+            dtype=result.dtype,
+            bytes_written=result.bytes_written,
+            shards=result.shards,
+            tensors=result.tensors,
+            tensors_merged=result.tensors_merged,
+            tokenizer_from=result.tokenizer_from,
+            architecture=(config.get("architectures") or [None])[0],
+            context_length=config.get("max_position_embeddings"),
+            vocab_size=config.get("vocab_size"),
+            **estimates,
+        )
         return StageOutput(
-            facts={
-                "merged_parameters": result.parameters,
-                "dtype": result.dtype,
-                "bytes_written": result.bytes_written,
-                "shards": result.shards,
-                "tensors": result.tensors,
-                "tensors_merged": result.tensors_merged,
-                "tokenizer_from": result.tokenizer_from,
-                **estimates,
-            },
+            facts=facts,
             measured={"peak_rss_bytes": result.peak_rss, **measured},
         )

@@ -23,9 +23,15 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from release.core.errors import MissingInputError, named_stage
+from release.core.errors import MissingInputError, WorkError, named_stage
 from release.core.files import atomic_write_bytes
 from release.core.manifest import MANIFEST_NAME, Manifest
+from release.evaluate.facts import EvaluateFacts
+from release.gguf.facts import GGUFFacts
+from release.hub.facts import PushFacts
+from release.hub.plan import Sources
+from release.merge.facts import AdapterFacts, MergeFacts
+from release.report.card_context import CardFacts
 from release.spec.schema import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
@@ -35,10 +41,16 @@ if TYPE_CHECKING:
     from release.hub.plan import PushPlan
 
 
+SOURCES = Sources(
+    merge=MergeFacts.stage, gguf=GGUFFacts.stage, adapter=AdapterFacts.stage, card=CardFacts.stage
+)
+"""Where the push finds what it publishes: the stages' folders."""
+
+
 class PushStage(Stage):
-    name = "push"
+    name = PushFacts.stage
     title = "Push to the Hub"
-    depends_on = ("merge", "evaluate", "gguf", "card")
+    depends_on = (MergeFacts.stage, EvaluateFacts.stage, GGUFFacts.stage, CardFacts.stage)
 
     def skip_reason(self, spec: ReleaseSpec) -> str | None:
         return None if spec.push.repo_id else "no push.repo_id in the spec"
@@ -56,7 +68,7 @@ class PushStage(Stage):
         from release.hub.commit import push_repo
         from release.hub.plan import build_plan
 
-        plan = build_plan(ctx.spec, ctx.manifest, ctx.workspace, ctx.out_dir)
+        plan = build_plan(ctx.spec, ctx.manifest, ctx.workspace, ctx.out_dir, SOURCES)
         warnings, additions = _preflight(ctx.spec, ctx.manifest, plan)
         for warning in warnings:
             yield ctx.log(warning, "warning")
@@ -65,9 +77,9 @@ class PushStage(Stage):
         for done, (repo, operations) in enumerate(zip(plan.repos, additions, strict=True)):
             yield ctx.progress(done, len(plan.repos), "repos", repo.repo_id)
             result = yield from push_repo(api, ctx, repo, operations)
-            results.append(result.as_fact())
+            results.append(result)
         yield ctx.progress(len(plan.repos), len(plan.repos), "repos")
-        return StageOutput(facts={"repos": results})
+        return StageOutput(facts=PushFacts(repos=results))
 
 
 def _preflight(
@@ -75,14 +87,32 @@ def _preflight(
 ) -> tuple[list[str], list[dict[str, CommitOperationAdd]]]:
     """The local checks, in order; writes the files the push generates. Returns
     warnings and, per repo, the checked upload operations."""
-    from release.hub.checks import check_gate, lint_cards, prepare_additions
+    from release.hub.checks import lint_cards, prepare_additions
 
-    warnings = [warning] if (warning := check_gate(spec, manifest)) else []
+    warnings = [warning] if (warning := _check_gate(spec, manifest)) else []
     warnings += lint_cards(plan)
     for path, content in plan.generated:
         atomic_write_bytes(path, content)
     additions = [prepare_additions(repo) for repo in plan.repos]
     return warnings, additions
+
+
+def _check_gate(spec: ReleaseSpec, manifest: Manifest) -> str | None:
+    """Refuse unless the evaluation gate passed; returns a warning when eval is off."""
+    if not spec.eval.enabled:
+        return "eval.enabled is false: pushing a release no evaluation gate has checked"
+    evaluated = EvaluateFacts.of(manifest)
+    if evaluated is None or evaluated.gate is None:
+        raise WorkError(
+            "the evaluate stage recorded no gate result",
+            hint="run `model-release run` so the evaluate stage runs first",
+        )
+    if not evaluated.gate.passed:
+        raise WorkError(
+            "the evaluation gate failed: this release is not pushed",
+            hint="see the evaluate stage's report (manifest.json, stages.evaluate.facts.gate)",
+        )
+    return None
 
 
 def dry_run(spec: ReleaseSpec) -> tuple[PushPlan, list[str]]:
@@ -102,7 +132,7 @@ def dry_run(spec: ReleaseSpec) -> tuple[PushPlan, list[str]]:
         )
     manifest = Manifest.load(manifest_path)
     with tempfile.TemporaryDirectory(prefix="model-release-push-") as scratch:
-        plan = build_plan(spec, manifest, spec.workspace, Path(scratch))
+        plan = build_plan(spec, manifest, spec.workspace, Path(scratch), SOURCES)
         with named_stage(PushStage.name):
             warnings, _ = _preflight(spec, manifest, plan)
     return plan, warnings

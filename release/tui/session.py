@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from release.core.facts import StageFacts
 from release.core.files import atomic_write_text
 from release.core.manifest import MANIFEST_NAME, Manifest
 from release.spec.editor import spec_text
 from release.spec.schema import ReleaseSpec, load_spec, parse_spec
 from release.spec.starter import starter_spec
+
+Record = TypeVar("Record", bound=StageFacts)
 
 SPEC_NAME = "release.yaml"
 
@@ -85,15 +88,15 @@ class Session:
             return None
         return manifest
 
-    def facts(self, stage: str) -> dict[str, Any]:
-        manifest = self.manifest()
-        return manifest.facts(stage) if manifest else {}
+    def facts(self, record: type[Record]) -> Record | None:
+        """The last run's facts of ``record``'s stage, None when it has not run."""
+        return record.of(self.manifest())
 
-    def shown(self, stage: str) -> dict[str, Any]:
-        """What a step shows of its last run: the facts and what it measured."""
+    def measured(self, stage: str) -> dict[str, Any]:
+        """What the last run of ``stage`` measured of the machine."""
         manifest = self.manifest()
         record = manifest.stages.get(stage) if manifest else None
-        return {**record.facts, **record.measured} if record else {}
+        return record.measured if record else {}
 
 
 def validation_lines(error: ValidationError) -> list[str]:

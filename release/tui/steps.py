@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from release.evaluate.facts import EvaluateFacts
+from release.gguf.facts import GGUFFacts
+from release.hub.facts import PushFacts
+from release.merge.facts import AdapterFacts, MergeFacts
+from release.report.card_context import CardFacts
 from release.runner import stage_states
 from release.spec.schema import ReleaseSpec
 from release.stages import default_stages
@@ -20,12 +25,12 @@ class Step:
 
 
 STEPS = (
-    Step("adapter", "Intake"),
-    Step("merge", "Merge"),
-    Step("evaluate", "Eval"),
-    Step("gguf", "GGUF"),
-    Step("card", "Card"),
-    Step("push", "Push"),
+    Step(AdapterFacts.stage, "Intake"),
+    Step(MergeFacts.stage, "Merge"),
+    Step(EvaluateFacts.stage, "Eval"),
+    Step(GGUFFacts.stage, "GGUF"),
+    Step(CardFacts.stage, "Card"),
+    Step(PushFacts.stage, "Push"),
 )
 STAGES = tuple(step.stage for step in STEPS)
 

@@ -9,17 +9,23 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from release.core.facts import StageFacts
 from release.tui.session import Session
 from release.tui.steps import State
 from release.tui.widgets.stage_run import StageRun
 
 
 class StepPane(VerticalScroll):
-    stage: ClassVar[str]
+    facts_type: ClassVar[type[StageFacts]]
+    """The record of what this step's stage measured; its ``stage`` names the step."""
     heading: ClassVar[str]
     purpose: ClassVar[str]
     run_label: ClassVar[str] = "run this step"
     can_focus = False
+
+    @property
+    def stage(self) -> str:
+        return self.facts_type.stage
 
     def __init__(self, session: Session) -> None:
         super().__init__(id=f"pane-{self.stage}", classes="pane")
@@ -68,9 +74,13 @@ class StepPane(VerticalScroll):
         """The manifest changed (a stage finished, the wizard opened): update what
         depends on other stages' facts."""
 
-    def show_facts(self, facts: dict[str, Any]) -> None:
-        """Render the stage's recorded facts (empty when it has not run)."""
-        self.query_one(".facts", Static).update(self.render_facts(facts) if facts else "")
+    def show_facts(self) -> None:
+        """Render the stage's recorded facts (nothing when it has not run)."""
+        facts = self.session.facts(self.facts_type)
+        shown = self.render_facts(facts, self.session.measured(self.stage)) if facts else ""
+        self.query_one(".facts", Static).update(shown)
 
-    def render_facts(self, facts: dict[str, Any]):
+    def render_facts(self, facts: Any, measured: dict[str, Any]):
+        """``facts``: this step's ``facts_type``; ``measured``: what the run measured of
+        the machine (peak memory, free disk)."""
         return ""

@@ -7,6 +7,7 @@ moves the cursor there. ctrl+s saves the form into release.yaml.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
@@ -19,6 +20,7 @@ from textual.widgets.option_list import Option
 
 from cards.frontmatter import split
 from cards.vocab import licenses
+from release.report.card_context import CardFacts
 from release.tui.card_preview import preview_model_card
 from release.tui.panes.base import StepPane
 
@@ -26,12 +28,21 @@ _LISTS = ("language", "tags", "datasets")
 _PROSE = ("summary", "limitations")
 
 
+@dataclass(frozen=True)
+class LintLine:
+    """One problem as the lint list shows it; ``field`` is the form field it concerns."""
+
+    field: str | None
+    text: str
+    severity: str
+
+
 def _items(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
 class CardPane(StepPane):
-    stage = "card"
+    facts_type = CardFacts
     heading = "Model card"
     purpose = "What the Hub shows. Numbers come from the manifest; the words are yours."
     run_label = "write the cards"
@@ -108,12 +119,14 @@ class CardPane(StepPane):
         try:
             spec = self.session.changed(**self.spec_changes())
         except ValidationError as exc:
-            self._show_lint([(None, line) for line in validation_lines(exc)])
+            self._show_lint([LintLine(None, line, "error") for line in validation_lines(exc)])
             return
         preview = preview_model_card(spec, self.session.manifest())
         self._show_lint(
             [
-                (p.field, f"{p.field or f'line {p.line}'}: {p.severity}: {p.message}")
+                LintLine(
+                    p.field, f"{p.field or f'line {p.line}'}: {p.severity}: {p.message}", p.severity
+                )
                 for p in preview.problems
             ]
         )
@@ -121,14 +134,15 @@ class CardPane(StepPane):
             front = split(preview.text)
             self.query_one(Markdown).update(front.body if front else preview.text)
 
-    def _show_lint(self, problems: list[tuple[str | None, str]]) -> None:
+    def _show_lint(self, problems: list[LintLine]) -> None:
         lint = self.query_one("#card-lint", OptionList)
         lint.clear_options()
         if not problems:
             lint.add_option(Option(Text("✔ the card passes its checks", style="green"), id="ok"))
-        for index, (field, line) in enumerate(problems):
-            style = "red" if ": error:" in line or field is None else "yellow"
-            lint.add_option(Option(Text(line, style=style), id=f"{index}:{field or ''}"))
+        for index, problem in enumerate(problems):
+            style = "red" if problem.severity == "error" else "yellow"
+            option_id = f"{index}:{problem.field or ''}"
+            lint.add_option(Option(Text(problem.text, style=style), id=option_id))
         lint.styles.height = min(len(problems), 4) + 2 if problems else 3
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

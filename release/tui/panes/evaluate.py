@@ -8,84 +8,77 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from release.evaluate.facts import EvaluateFacts, SmokeFacts
 from release.tui.panes.base import StepPane
 from release.tui.widgets.facts import facts_table, verdict
 
 
 class EvalPane(StepPane):
-    stage = "evaluate"
+    facts_type = EvaluateFacts
     heading = "Sanity eval"
     purpose = "Prove the merged model is base + adapter, reads text well, and can chat."
     run_label = "evaluate"
 
-    def render_facts(self, facts: dict[str, Any]):
+    def render_facts(self, facts: EvaluateFacts, measured: dict[str, Any]):
         parts: list[Any] = []
-        eq = facts.get("equivalence")
-        if eq:
-            ok = (
-                eq["top1_agreement"] >= eq["min_top1_agreement"]
-                and eq["relative_error"] <= eq["max_relative_error"]
-            )
+        if (eq := facts.equivalence) is not None:
             parts.append(
                 facts_table(
                     [
                         (
                             "top-1 agreement",
-                            f"{eq['top1_agreement']:.1%} (min {eq['min_top1_agreement']:.0%})",
+                            f"{eq.top1_agreement:.1%} (min {eq.min_top1_agreement:.0%})",
                         ),
                         (
                             "logit error",
-                            f"{eq['relative_error']:.1%} of the adapter's effect "
-                            f"(max {eq['max_relative_error']:.0%})",
+                            f"{eq.relative_error:.1%} of the adapter's effect "
+                            f"(max {eq.max_relative_error:.0%})",
                         ),
-                        ("verdict", verdict(ok)),
+                        ("verdict", verdict(eq.passed is not False)),
                     ],
                     title="Merged vs base + adapter",
                 )
             )
-        ppl = facts.get("perplexity")
-        if ppl:
+        if (ppl := facts.perplexity) is not None:
             parts.append(
                 facts_table(
                     [
                         (
                             "perplexity",
-                            f"base {ppl['base']:.2f} · +adapter {ppl['adapter']:.2f} · "
-                            f"merged {ppl['merged']:.2f}",
+                            f"base {ppl.base:.2f} · +adapter {ppl.adapter:.2f} · "
+                            f"merged {ppl.merged:.2f}",
                         ),
-                        ("ratio", f"×{ppl['ratio']:.3f} (max ×{ppl['max_ratio']})"),
-                        ("verdict", verdict(ppl["ratio"] <= ppl["max_ratio"])),
+                        ("ratio", f"×{ppl.ratio:.3f} (max ×{ppl.max_ratio})"),
+                        ("verdict", verdict(ppl.passed is not False)),
                     ],
-                    title=f"Held-out text ({ppl.get('tokens', '?')} tokens)",
+                    title=f"Held-out text ({ppl.tokens} tokens)",
                 )
             )
-        if facts.get("smoke"):
-            parts.append(_smoke_table(facts["smoke"]))
-        gate = facts.get("gate")
-        if gate is not None:
-            compared = len(gate.get("compared", []))
+        if facts.smoke:
+            parts.append(_smoke_table(facts.smoke))
+        if (gate := facts.gate) is not None:
             detail = (
-                f"{compared} scores compared with the last release"
-                if compared
+                f"{len(gate.compared)} scores compared with the last release"
+                if gate.compared
                 else ("no earlier release to compare with")
             )
             rows: list[tuple[str, str | Text]] = [
-                ("gate", verdict(gate["passed"], "passed", "FAILED")),
+                ("gate", verdict(gate.passed, "passed", "FAILED")),
                 ("", detail),
             ]
-            rows += [("warning", Text(w, style="yellow")) for w in gate.get("warnings", [])]
+            rows += [("warning", Text(w, style="yellow")) for w in gate.warnings]
             parts.insert(0, facts_table(rows, title="Release gate"))  # the verdict first
         return Group(*[item for part in parts for item in (part, Text(""))])
 
 
-def _smoke_table(smoke: list[dict[str, Any]]) -> Table:
+def _smoke_table(smoke: list[SmokeFacts]) -> Table:
     table = Table(title="Chat smoke test", title_justify="left", title_style="bold", expand=True)
     table.add_column("prompt", ratio=2)
     table.add_column("answer", ratio=3)
     table.add_column("", width=3)
     for item in smoke:
-        answer = Text(item["output"].strip())
-        if item.get("problems"):
-            answer.append("\n" + "; ".join(item["problems"]), style="red")
-        table.add_row(item["prompt"], answer, verdict(item["passed"], "", ""))
+        answer = Text(item.output.strip())
+        if item.problems:
+            answer.append("\n" + "; ".join(item.problems), style="red")
+        table.add_row(item.prompt, answer, verdict(item.passed, "", ""))
     return table

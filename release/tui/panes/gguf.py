@@ -14,14 +14,16 @@ from textual.widgets.selection_list import Selection
 from textual.worker import Worker, get_current_worker
 
 from release.core.units import human
+from release.gguf.facts import GGUFFacts
 from release.gguf.sizes import estimate_gguf_bytes
+from release.merge.facts import AdapterFacts, MergeFacts
 from release.spec.schema import GGUF_TYPES
 from release.tui.panes.base import StepPane
 from release.tui.widgets.facts import verdict
 
 
 class GGUFPane(StepPane):
-    stage = "gguf"
+    facts_type = GGUFFacts
     heading = "GGUF export"
     purpose = "Files for llama.cpp and friends, each read back and compared with the model."
     run_label = "export"
@@ -55,9 +57,9 @@ class GGUFPane(StepPane):
 
     def _merged_dir(self) -> Path | None:
         spec = self.session.spec
-        if spec is None or not self.session.facts("merge"):
+        if spec is None or self.session.facts(MergeFacts) is None:
             return None
-        folder = spec.workspace / "merge"
+        folder = spec.workspace / MergeFacts.stage
         return folder if folder.is_dir() else None
 
     @work(thread=True, exclusive=True, group="gguf-sizes")
@@ -88,8 +90,8 @@ class GGUFPane(StepPane):
         )
 
     def _parameters(self) -> int:
-        merged = self.session.facts("merge").get("merged_parameters")
-        return int(merged or self.session.facts("adapter").get("base_parameters") or 0)
+        merged, adapter = self.session.facts(MergeFacts), self.session.facts(AdapterFacts)
+        return (merged and merged.merged_parameters) or (adapter and adapter.base_parameters) or 0
 
     def chosen(self) -> list[str]:
         selected = set(self.query_one(SelectionList).selected)
@@ -104,22 +106,17 @@ class GGUFPane(StepPane):
         else:
             self.show_problems([])
 
-    def render_facts(self, facts: dict[str, Any]):
+    def render_facts(self, facts: GGUFFacts, measured: dict[str, Any]):
         table = Table(title="Files", title_justify="left", title_style="bold", expand=True)
         # names share the release's prefix: fold a long one rather than cut off its type
         table.add_column("file", overflow="fold")
         table.add_column("size", justify="right", no_wrap=True)
         table.add_column("top-1 agreement")
         table.add_column("", width=3)
-        for record in facts.get("files", []):
-            agreements = record.get("top1_agreement", {})
-            checked = record.get("confident_top1_agreement", agreements)
-            minimum = record.get("min_top1_agreement", 0)
-            shown = ", ".join(f"{loader} {value:.1%}" for loader, value in agreements.items())
-            passed = all(value >= minimum for value in checked.values())
-            table.add_row(
-                record["name"], human(record["bytes"], "bytes"), shown, verdict(passed, "", "")
-            )
+        for file in facts.files:
+            shown = ", ".join(f"{loader} {v:.1%}" for loader, v in file.top1_agreement.items())
+            passed = file.passed is not False  # the stage keeps no file that failed
+            table.add_row(file.name, human(file.bytes, "bytes"), shown, verdict(passed, "", ""))
         return table
 
 

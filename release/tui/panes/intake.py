@@ -18,6 +18,7 @@ from textual.widgets import Input, Label
 from cards.facts import count
 from cards.schema import is_repo_id
 from release.core.errors import ReleaseError
+from release.merge.facts import AdapterFacts
 from release.spec.starter import adapter_defaults
 from release.tui.panes.base import StepPane
 from release.tui.widgets.facts import facts_table
@@ -44,7 +45,7 @@ def _field(label: str, widget: Input) -> Vertical:
 
 
 class IntakePane(StepPane):
-    stage = "adapter"
+    facts_type = AdapterFacts
     heading = "Intake"
     purpose = "Which adapter to release, on which base. Intake checks that they fit."
     run_label = "check the adapter against the base"
@@ -153,26 +154,26 @@ class IntakePane(StepPane):
             "version": self._value("version"),
         }
 
-    def render_facts(self, facts: dict[str, Any]):
-        targets = ", ".join(facts.get("target_modules") or []) or "—"
-        kind = facts.get("peft_type", "?")
-        if facts.get("use_dora"):
+    def render_facts(self, facts: AdapterFacts, measured: dict[str, Any]):
+        targets = ", ".join(facts.target_modules or []) or "—"
+        kind = facts.peft_type or "?"
+        if facts.use_dora:
             kind += " (DoRA)"
-        elif facts.get("use_rslora"):
+        elif facts.use_rslora:
             kind += " (rsLoRA)"
         return facts_table(
             [
-                ("adapter", f"{kind}, r={facts.get('r')}, alpha={facts.get('lora_alpha')}"),
+                ("adapter", f"{kind}, r={facts.r}, alpha={facts.lora_alpha}"),
                 ("targets", targets),
-                ("trainable", count(facts.get("trainable_parameters", 0))),
-                ("edits", f"{facts.get('edited_parameters', 0)} base tensors"),
-                ("base", str(facts.get("base_id", "?"))),
+                ("trainable", count(facts.trainable_parameters or 0)),
+                ("edits", f"{facts.edited_parameters or 0} base tensors"),
+                ("base", str(facts.base_id or "?")),
                 (
                     "base weights",
-                    f"{count(facts.get('base_parameters', 0))} parameters, "
-                    f"{facts.get('base_dtype', '?')}, {facts.get('base_tensors', 0)} tensors",
+                    f"{count(facts.base_parameters or 0)} parameters, "
+                    f"{facts.base_dtype or '?'}, {facts.base_tensors or 0} tensors",
                 ),
-                ("fingerprint", str(facts.get("base_fingerprint", "—"))[:16]),
+                ("fingerprint", (facts.base_fingerprint or "—")[:16]),
             ],
             title="What intake found",
         )

@@ -19,6 +19,7 @@ from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, Static
 from textual.worker import Worker, get_current_worker
 
+from release.hub.facts import PushFacts
 from release.hub.plan import PushPlan, render_plan
 from release.report.error_table import explain
 from release.spec.schema import ReleaseSpec
@@ -29,7 +30,7 @@ from release.tui.widgets.path_input import RuleCheck
 
 
 class PushPane(StepPane):
-    stage = "push"
+    facts_type = PushFacts
     heading = "Push to the Hub"
     purpose = "One commit per repo, then the version tag. Check the plan, then push."
     run_label = "push (after a confirmation)"
@@ -124,10 +125,10 @@ class PushPane(StepPane):
         self.plan = plan
         self.query_one("#plan", Static).update(Group(Text("Dry run", style="bold"), shown))
 
-    def render_facts(self, facts: dict[str, Any]):
+    def render_facts(self, facts: PushFacts, measured: dict[str, Any]):
         rows = [
-            (repo["role"], Text(f"{repo['url']}  ({repo['status']})", style="link " + repo["url"]))
-            for repo in facts.get("repos", [])
+            (repo.role, Text(f"{repo.url}  ({repo.status})", style="link " + repo.url))
+            for repo in facts.repos
         ]
         return facts_table(rows, title="Released")
 

@@ -93,7 +93,7 @@ class ReleaseScreen(Screen):
         self.query_one(StepList).select_step(resume_step(self.states))
         self._refresh_panes()
         if self.session.spec is None:  # a new release: the first thing to give is the adapter
-            self.pane("adapter").query_one("#adapter-path").focus()
+            self.pane(IntakePane.facts_type.stage).query_one("#adapter-path").focus()
         else:
             self.query_one(StepList).focus()
 
@@ -120,9 +120,9 @@ class ReleaseScreen(Screen):
         for step in STEPS:
             pane = self.pane(step.stage)
             pane.show_state(self.states[step.stage], reasons.get(step.stage))
-            pane.show_facts(self.session.shown(step.stage))
+            pane.show_facts()
             pane.manifest_changed()
-        self.pane("push").refresh_plan(self.session.spec)  # type: ignore[attr-defined]
+        self.pane(PushPane.facts_type.stage).refresh_plan(self.session.spec)  # type: ignore[attr-defined]
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         if isinstance(event.option_list, StepList) and event.option.id:
@@ -188,11 +188,11 @@ class ReleaseScreen(Screen):
         if not self._apply_form(pane):
             return
         self._reload()
-        if pane.stage == "push":
+        if isinstance(pane, PushPane):
             self._confirm_push()
         else:
-            only = ["adapter"] if pane.stage == "adapter" else stages_through(pane.stage)
-            self.start_run([s for s in only if s != "push"])
+            only = [pane.stage] if isinstance(pane, IntakePane) else stages_through(pane.stage)
+            self.start_run([s for s in only if s != PushPane.facts_type.stage])
 
     @work
     async def _confirm_push(self) -> None:
@@ -201,7 +201,7 @@ class ReleaseScreen(Screen):
         if not spec.push.repo_id:
             self.current.show_problems(["name the model repo first"])
             return
-        plan = await self.pane("push").wait_for_plan()  # type: ignore[attr-defined]
+        plan = await self.pane(PushPane.facts_type.stage).wait_for_plan()  # type: ignore[attr-defined]
         if plan is None:
             self.current.show_problems(["the dry run found a problem: see above"])
             return
@@ -257,7 +257,7 @@ class ReleaseScreen(Screen):
             case StageFinished(stage, seconds):
                 self._set_state(stage, "done")
                 run.finished(seconds)
-                self.pane(stage).show_facts(self.session.shown(stage))
+                self.pane(stage).show_facts()
             case StageFailed(stage, error):
                 self._set_state(stage, "failed")
                 text = (

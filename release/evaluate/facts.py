@@ -1,0 +1,89 @@
+"""What the evaluate stage records in the manifest: each check's numbers, its limits and
+its verdict, so readers (the card, the wizard, the job summary) show the verdict the
+stage reached instead of working it out again."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from release.core.facts import Facts, StageFacts
+
+
+class EquivalenceFacts(Facts):
+    """Merged model vs base + adapter on the probe prompts."""
+
+    prompts: int
+    positions: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    adapter_effect: float
+    top1_agreement: float
+    relative_error: float
+    min_top1_agreement: float
+    max_relative_error: float
+    passed: bool | None = None
+
+
+class PerplexityFacts(Facts):
+    """Held-out text: base, base + adapter and merged model."""
+
+    text: str
+    tokens: int
+    base: float
+    adapter: float
+    merged: float
+    ratio: float
+    max_ratio: float
+    passed: bool | None = None
+
+
+class SmokeFacts(Facts):
+    """One chat smoke test: a greedy answer through the chat template."""
+
+    prompt: str
+    output: str
+    stop: str
+    new_tokens: int
+    repeated_ngram_ratio: float
+    leaked: list[str] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)
+    passed: bool
+
+
+class ComparisonFacts(Facts):
+    """One score against the last release's: ``drop`` is relative, positive is worse."""
+
+    task: str
+    metric: str
+    filter: str = "none"
+    previous: float
+    current: float
+    drop: float
+
+
+class GateFacts(Facts):
+    """The regression gate's verdict against the last release."""
+
+    passed: bool
+    compared: list[ComparisonFacts] = Field(default_factory=list)
+    failures: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    flagged: list[str] = Field(default_factory=list)
+    average_previous: float | None = None
+    average_current: float | None = None
+
+
+class EvaluateFacts(StageFacts):
+    stage: ClassVar[str] = "evaluate"
+
+    results: list[dict[str, Any]] = Field(default_factory=list)
+    """The stored eval results of this release (``cards.records.EvalRecord`` as JSON)."""
+    gate: GateFacts | None = None
+    device: str | None = None
+    equivalence: EquivalenceFacts | None = None
+    perplexity: PerplexityFacts | None = None
+    smoke: list[SmokeFacts] = Field(default_factory=list)
+    estimated_output_bytes: int | None = None
+    estimated_peak_memory_bytes: int | None = None

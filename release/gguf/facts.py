@@ -1,0 +1,43 @@
+"""What the GGUF stage records in the manifest: each file, as llama.cpp and transformers
+read it back, with the limit it had to meet and the verdict."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from release.core.facts import Facts, StageFacts
+
+
+class GGUFFileFacts(Facts):
+    name: str
+    type: str
+    exporter: str | None = None
+    bytes: int
+    sha256: str
+    top1_agreement: dict[str, float] = Field(default_factory=dict)
+    """Per loader (``llama_cpp``, ``transformers``): on every probe position."""
+    confident_top1_agreement: dict[str, float] = Field(default_factory=dict)
+    """Per loader: where the merged model is confident; what ``min_top1_agreement`` bounds."""
+    mean_kl: dict[str, float] = Field(default_factory=dict)
+    max_abs_diff: dict[str, float] = Field(default_factory=dict)
+    min_top1_agreement: float | None = None
+    tokenizer_agreement: bool | None = None
+    smoke_output: str | None = None
+    passed: bool | None = None
+
+
+class GGUFFacts(StageFacts):
+    stage: ClassVar[str] = "gguf"
+
+    architecture: str | None = None
+    exporter: str | None = None
+    files: list[GGUFFileFacts] = Field(default_factory=list)
+    probe_prompts: int | None = None
+    probe_positions: int | None = None
+    smoke_prompt: str | None = None
+    smoke_reference_output: str | None = None
+    tools: dict[str, str] = Field(default_factory=dict)
+    estimated_output_bytes: int | None = None
+    estimated_peak_memory_bytes: int | None = None
