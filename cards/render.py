@@ -25,7 +25,7 @@ from cards import facts as fact_rows
 from cards import yamlio
 from cards.citations import method_citations
 from cards.errors import CardError
-from cards.evals import to_model_index
+from cards.evals import dataset_label, metric_label, to_model_index
 from cards.records import EvalRecord
 from cards.schema import CardMetadata, RepoId
 
@@ -160,7 +160,7 @@ def _eval_table(records: list[EvalRecord], baseline: list[EvalRecord]) -> dict[s
     base = {r.key: r for r in baseline}
     compared = any(r.key in base for r in records)
     cells, mismatches = [], []
-    for r in records:
+    for depth, r in _grouped(records):
         other = base.get(r.key)
         mark = "†" if other and other.n_shot != r.n_shot else ""
         if mark:
@@ -169,8 +169,8 @@ def _eval_table(records: list[EvalRecord], baseline: list[EvalRecord]) -> dict[s
             )
         cells.append(
             [
-                r.task,
-                r.metric if r.filter == "none" else f"{r.metric} ({r.filter})",
+                "↳ " * depth + dataset_label(r),
+                metric_label(r),
                 "" if r.n_shot is None else str(r.n_shot),
                 f"{r.value:.4f}",
                 "" if r.stderr is None else f"± {r.stderr:.4f}",
@@ -182,6 +182,26 @@ def _eval_table(records: list[EvalRecord], baseline: list[EvalRecord]) -> dict[s
     header += ["Base model", "Source"] if compared else ["Source"]
     harnesses = sorted({f"{r.harness} {r.harness_version or ''}".strip() for r in records})
     return {"header": header, "cells": cells, "mismatches": mismatches, "harnesses": harnesses}
+
+
+def _grouped(records: list[EvalRecord]) -> list[tuple[int, EvalRecord]]:
+    """Records in table order, with their depth: each group's aggregate once, its
+    subtasks right under it (a group whose aggregate is absent leaves them at the top)."""
+    tasks = {r.task for r in records}
+    children: dict[str | None, list[EvalRecord]] = {}
+    for r in records:
+        inside = r.group in tasks and r.group != r.task
+        children.setdefault(r.group if inside else None, []).append(r)
+    ordered: list[tuple[int, EvalRecord]] = []
+
+    def visit(parent: str | None, depth: int) -> None:
+        level = children.get(parent, [])
+        for task in dict.fromkeys(r.task for r in level):
+            ordered.extend((depth, r) for r in level if r.task == task)
+            visit(task, depth + 1)
+
+    visit(None, 0)
+    return ordered
 
 
 def _shots(record: EvalRecord) -> str:

@@ -12,7 +12,13 @@ from huggingface_hub import parse_eval_result_entries
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from cards.errors import CardError
-from cards.evals import eval_results_files, load_results, to_eval_results, to_model_index
+from cards.evals import (
+    dataset_label,
+    eval_results_files,
+    load_results,
+    to_eval_results,
+    to_model_index,
+)
 
 SAMPLES = Path(__file__).parent / "cards_samples"
 FIRST = SAMPLES / "results_2026-03-01T10-00-00.123456.json"
@@ -103,8 +109,12 @@ def test_model_index_round_trips_through_huggingface_hub():
     name, results = model_index_to_eval_results(to_model_index(records, "demo"))
     assert name == "demo"
     got = {(r.dataset_name, r.metric_type, r.metric_config): r.metric_value for r in results}
-    want = {(r.task, r.metric, None if r.filter == "none" else r.filter): r.value for r in records}
+    want = {
+        (dataset_label(r), r.metric, None if r.filter == "none" else r.filter): r.value
+        for r in records
+    }
     assert got == want
+    assert "mmlu (group of 2 tasks)" in {r.dataset_name for r in results}
     shots = {r.dataset_name: r.dataset_args["num_few_shot"] for r in results}
     assert shots["gsm8k"] == 5 and shots["arc_easy"] == 0
 

@@ -12,6 +12,7 @@ from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from cards.errors import CardError
+from cards.evals import dataset_label
 from cards.lint import lint_card
 from cards.render import CardContext, render_gguf_card, render_model_card
 from cards.schema import CardMetadata
@@ -39,7 +40,8 @@ def test_demo_card_round_trips_through_huggingface_hub(demo, tmp_path):
     assert name == "smollm2-135m-demo-lora"
     got = {(r.dataset_name, r.metric_type, r.metric_config): r.metric_value for r in results}
     want = {
-        (r.task, r.metric, None if r.filter == "none" else r.filter): r.value for r in demo.records
+        (dataset_label(r), r.metric, None if r.filter == "none" else r.filter): r.value
+        for r in demo.records
     }
     assert got == want and len(got) == 9
     assert CardMetadata.from_model_card_data(card.data).model_index is not None
