@@ -66,6 +66,7 @@ def lint_card(text: str, path: str = "README.md") -> list[Problem]:
     findings = [
         *body.bibtex_findings(blocks),
         *body.table_findings(prose, data.get("model-index")),
+        *body.impossible_value_findings(prose),
         *body.base_model_findings(lines, data.get("base_model")),
         *body.parameter_findings(prose),
     ]

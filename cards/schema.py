@@ -120,7 +120,9 @@ class Dataset(_Strict):
     config: str | None = None
     split: str | None = None
     revision: str | None = None
-    args: dict[str, Any] | None = None
+    # load_dataset() arguments; the Trainer writes the config name here as a string
+    # (``args: plain_text``), which the Hub accepts.
+    args: dict[str, Any] | str | None = None
 
 
 class Metric(_Strict):
