@@ -32,6 +32,19 @@ from cards.schema import CardMetadata, RepoId
 _TEMPLATES = Path(__file__).parent / "templates"
 
 
+CardKind = Literal["adapter", "finetune", "merge", "quantized"]
+
+
+def card_kind(metadata: CardMetadata) -> CardKind:
+    """What the repo holds, as its metadata says: ``base_model_relation`` when given,
+    else an adapter when ``library_name`` is peft, else a fine-tuned full model.
+    Each kind has its own prose and usage snippet (a PeftModel snippet on a full
+    model's repo would not load)."""
+    if metadata.base_model_relation:
+        return metadata.base_model_relation
+    return "adapter" if metadata.library_name == "peft" else "finetune"
+
+
 class CardContext(BaseModel):
     """Everything a card says. Numbers come from ``facts`` and ``records``, never prose."""
 
@@ -40,7 +53,6 @@ class CardContext(BaseModel):
     metadata: CardMetadata
     repo_id: RepoId
     model_name: str | None = None
-    kind: Literal["adapter", "merged"] = "adapter"
     gguf_repo_id: RepoId | None = None
     summary: str = ""
     intended_uses: str = ""
@@ -57,7 +69,8 @@ class CardContext(BaseModel):
 
 
 def render_model_card(ctx: CardContext, template_dir: str | Path | None = None) -> str:
-    """README.md of the adapter or merged-model repo: front matter and body."""
+    """README.md of a model repo (adapter, merged fine-tune, model merge or quantized
+    model, see ``card_kind``): front matter and body."""
     metadata = ctx.metadata
     if ctx.records:
         data = metadata.to_dict() | {"model-index": to_model_index(ctx.records, ctx.name)}
@@ -131,7 +144,7 @@ def _view(ctx: CardContext, metadata: CardMetadata) -> dict[str, Any]:
     return {
         "name": ctx.name,
         "repo_id": ctx.repo_id,
-        "kind": ctx.kind,
+        "kind": card_kind(metadata),
         "gguf_repo_id": ctx.gguf_repo_id,
         "base_models": metadata.base_model or [],
         "datasets": metadata.datasets or [],

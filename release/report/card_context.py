@@ -119,7 +119,6 @@ def card_context(spec: ReleaseSpec, manifest: Manifest, kind: Kind) -> CardConte
         metadata=card_metadata(spec, kind),
         repo_id=ids["adapter"] if kind == "adapter" else ids["merged"],
         model_name=spec.name,
-        kind="adapter" if kind == "adapter" else "merged",
         gguf_repo_id=ids["gguf"] if manifest.facts("gguf").get("files") else None,
         summary=spec.card.summary,
         intended_uses=spec.card.intended_uses,
