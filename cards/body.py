@@ -55,9 +55,16 @@ def scan(body: str, first_line: int) -> tuple[list[tuple[int, str]], list[Block]
     return prose, blocks
 
 
+def is_bibtex(block: Block) -> bool:
+    """A ```bibtex (or ```bib) fence, or a bare fence that opens with ``@type{``."""
+    return block.info in ("bibtex", "bib") or (
+        not block.info and bool(_BIBTEX_START.match(block.text))
+    )
+
+
 def bibtex_findings(blocks: list[Block]) -> Iterator[Finding]:
     for block in blocks:
-        if block.info in ("bibtex", "bib") or (not block.info and _BIBTEX_START.match(block.text)):
+        if is_bibtex(block):
             for problem in parse_bibtex(block.text)[1]:
                 yield block.line + problem.line - 1, problem.severity, problem.message
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cards import facts as fact_rows
 from cards import yamlio
-from cards.citations import method_citations
+from cards.citations import method_citations, unique_citations
 from cards.errors import CardError
 from cards.evals import dataset_label, metric_label, to_model_index
 from cards.records import EvalRecord
@@ -140,7 +140,7 @@ def _view(ctx: CardContext, metadata: CardMetadata) -> dict[str, Any]:
     """What templates see: plain values, tables already reduced to present rows."""
     facts = ctx.facts
     harnesses = {r.harness for r in [*ctx.records, *ctx.baseline]}
-    citations = [*method_citations(facts, harnesses), *ctx.citations]
+    citations = unique_citations([*method_citations(facts, harnesses), *ctx.citations])
     return {
         "name": ctx.name,
         "repo_id": ctx.repo_id,
@@ -164,7 +164,7 @@ def _view(ctx: CardContext, metadata: CardMetadata) -> dict[str, Any]:
         "facts": facts,
         "evals": _eval_table(ctx.records, ctx.baseline),
         "gguf_files": _gguf_rows(facts.get("gguf_files") or []),
-        "citations": list(dict.fromkeys(citations)),
+        "citations": citations,
     }
 
 

@@ -23,7 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from cards.schema import is_repo_id
-from release.checkpoint.base import TOKENIZER_FILES, base_label, resolve_base_dir
+from release.checkpoint.base import (
+    TOKENIZER_FILES,
+    base_citations,
+    base_label,
+    resolve_base_dir,
+)
 from release.checkpoint.config import read_config
 from release.checkpoint.fingerprint import base_fingerprint
 from release.checkpoint.safetensors import (
@@ -119,6 +124,7 @@ def inspect(
     return _facts(raw, settings, edits, adapter, base, staged, adapter_format, spec) | {
         "base_fingerprint": fingerprint,
         "base_model_class": model_class,
+        "base_citations": base_citations(base_dir),
     }
 
 

@@ -36,6 +36,7 @@ def card_facts(manifest: Manifest) -> dict[str, Any]:
         "context_length": merge.get("context_length"),
         "vocab_size": merge.get("vocab_size"),
         "peft_type": adapter.get("peft_type"),
+        "base_model_citation": "\n\n".join(adapter.get("base_citations") or []) or None,
         "lora": {
             "r": adapter.get("r"),
             "alpha": adapter.get("lora_alpha"),
