@@ -170,12 +170,13 @@ def table_findings(prose: list[tuple[int, str]], model_index: Any) -> Iterator[F
     for raw_header, rows in _tables(prose) if known else ():
         for line, label, metric, cell in _claims(raw_header, rows):
             shown = _NUMBER.match(cell.strip("*` "))
+            if not shown:
+                continue
+            row, column = _norm(label), None if metric is None else _norm(metric)
             same = [
-                s
-                for s in known
-                if _norm(label) in s.datasets and (metric is None or _norm(metric) in s.metrics)
+                s for s in known if row in s.datasets and (column is None or column in s.metrics)
             ]
-            if shown and same and not any(_agrees(shown, s.value) for s in same):
+            if same and not any(_agrees(shown, s.value) for s in same):
                 expected = ", ".join(f"{s.value:g}" for s in same)
                 claim = f"{label} {metric}" if metric else label
                 yield (
