@@ -2,4 +2,21 @@
 
 Nothing here imports torch, transformers or peft: a card is checked or rebuilt from
 the card, the release facts and stored eval results alone, in well under a second.
+
+The modules:
+
+- ``cli``: the ``card check`` and ``card build`` commands (``python -m cards``).
+- ``spec``: card.yaml and facts.json into a ``render.CardContext``.
+- ``render``: the card's kind, front matter and body (templates/); every card is linted.
+- ``facts``: measured facts as table rows.
+- eval results: ``records`` (one score, ``EvalRecord``; which dataset ids are Hub ids),
+  ``lmeval`` (lm-evaluation-harness files, groups included), ``simple_results`` (YAML
+  and CSV), ``evals`` (merging, model-index, ``.eval_results/``).
+- lint: ``lint`` (the entry point), ``schema`` (the Hub's metadata as pydantic models),
+  ``card_rules`` (rules across fields: duplicates, licenses), ``body`` (the Markdown
+  body against its metadata: tables, base model, BibTeX, parameter counts).
+- citations: ``citations`` (parse BibTeX, the methods' own entries), ``card_bibtex``
+  (the BibTeX another card, a base model's or a dataset's, asks to be cited with).
+- plumbing: ``frontmatter``, ``yamlio``, ``vocab`` (the Hub's closed lists, data/),
+  ``errors``.
 """

@@ -4,6 +4,8 @@
 - A number in a table row that names a model-index result and metric must agree with
   model-index, up to the rounding the table shows, as a fraction or a percentage.
 - A line that speaks of the base model must name the metadata's ``base_model``.
+- A number in any table that is a share (an accuracy-like metric, or written with %)
+  must lie in [0, 100], whatever the table's layout.
 - Parameter counts stated in prose must agree with each other.
 
 Each check yields ``(line, severity, message)`` with 1-based card line numbers.
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cards.citations import parse_bibtex
+from cards.schema import is_bounded_metric
 
 Finding = tuple[int, str, str]
 
@@ -52,9 +55,16 @@ def scan(body: str, first_line: int) -> tuple[list[tuple[int, str]], list[Block]
     return prose, blocks
 
 
+def is_bibtex(block: Block) -> bool:
+    """A ```bibtex (or ```bib) fence, or a bare fence that opens with ``@type{``."""
+    return block.info in ("bibtex", "bib") or (
+        not block.info and bool(_BIBTEX_START.match(block.text))
+    )
+
+
 def bibtex_findings(blocks: list[Block]) -> Iterator[Finding]:
     for block in blocks:
-        if block.info in ("bibtex", "bib") or (not block.info and _BIBTEX_START.match(block.text)):
+        if is_bibtex(block):
             for problem in parse_bibtex(block.text)[1]:
                 yield block.line + problem.line - 1, problem.severity, problem.message
 
@@ -160,12 +170,13 @@ def table_findings(prose: list[tuple[int, str]], model_index: Any) -> Iterator[F
     for raw_header, rows in _tables(prose) if known else ():
         for line, label, metric, cell in _claims(raw_header, rows):
             shown = _NUMBER.match(cell.strip("*` "))
+            if not shown:
+                continue
+            row, column = _norm(label), None if metric is None else _norm(metric)
             same = [
-                s
-                for s in known
-                if _norm(label) in s.datasets and (metric is None or _norm(metric) in s.metrics)
+                s for s in known if row in s.datasets and (column is None or column in s.metrics)
             ]
-            if shown and same and not any(_agrees(shown, s.value) for s in same):
+            if same and not any(_agrees(shown, s.value) for s in same):
                 expected = ", ".join(f"{s.value:g}" for s in same)
                 claim = f"{label} {metric}" if metric else label
                 yield (
@@ -174,6 +185,51 @@ def table_findings(prose: list[tuple[int, str]], model_index: Any) -> Iterator[F
                     f"table gives {claim} = {shown.group(0).strip()}, "
                     f"but model-index says {expected}",
                 )
+
+
+_CELL_NUMBER = re.compile(r"^([+-]?\d+(?:\.\d+)?)\s*(%?)$")
+_COUNT_HEADER = re.compile(r"shot|sample|size|count|num|#|token|param|step|epoch|len", re.I)
+
+
+def _bounded(label: str) -> bool:
+    """Does a header or label name a share: an accuracy-like metric, or a percent?"""
+    words = re.split(r"[\s()\[\]/,:*`]+", label.lower())
+    return "%" in label or any(word and is_bounded_metric(word) for word in words)
+
+
+def impossible_value_findings(prose: list[tuple[int, str]]) -> Iterator[Finding]:
+    """Shares outside [0, 100] in any table: a value column next to a "Metric" column,
+    a "| Metric | Value |" table, columns per metric or per benchmark (where only a
+    ``%`` says the number is a share)."""
+    for raw_header, rows in _tables(prose):
+        header = [_norm(cell) for cell in raw_header]
+        metric_col = header.index("metric") if "metric" in header else None
+        for line, cells in rows:
+            for col in range(1, min(len(header), len(cells))):
+                shown = _CELL_NUMBER.match(cells[col].strip("*` "))
+                if not shown or col == metric_col:
+                    continue
+                if metric_col is not None:
+                    label = cells[metric_col] if header[col] in _VALUE_HEADERS else raw_header[col]
+                elif _COUNT_HEADER.search(raw_header[col]):
+                    continue
+                else:
+                    label = f"{cells[0]} {raw_header[col]}"
+                number = float(shown.group(1))
+                if (shown.group(2) or _bounded(label)) and not 0 <= number <= 100:
+                    row = cells[0].strip("*` ")
+                    if metric_col:  # a "Metric" column beside the row's label
+                        what = f"{row} {cells[metric_col]}"
+                    elif header[col] in _VALUE_HEADERS:  # "| Metric | Value |"
+                        what = row
+                    else:
+                        what = f"{row} {raw_header[col]}"
+                    yield (
+                        line,
+                        "error",
+                        f"table gives {what} = {cells[col].strip('*` ')}: impossible for a "
+                        "share, which lies in [0, 1] or [0, 100]",
+                    )
 
 
 # --- base model and parameter claims ----------------------------------------------------

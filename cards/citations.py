@@ -156,3 +156,16 @@ def method_citations(facts: dict[str, Any], harnesses: Iterable[str] = ()) -> li
 def _library() -> dict[str, str]:
     text = resources.files("cards").joinpath("data", "citations.bib").read_text(encoding="utf-8")
     return {entry.key: entry.text for entry in parse_bibtex(text)[0]}
+
+
+def unique_citations(texts: Iterable[str]) -> list[str]:
+    """``texts`` without repeats: a text whose BibTeX keys were all cited already (the
+    base model's card citing LoRA, say) is dropped, so the card has no duplicate key."""
+    seen: set[str] = set()
+    kept = []
+    for text in texts:
+        keys = {entry.key for entry in parse_bibtex(text)[0]}
+        if text.strip() and not (keys and keys <= seen):
+            kept.append(text)
+            seen |= keys
+    return kept

@@ -45,30 +45,44 @@ def load_results(paths: Iterable[str | Path]) -> list[EvalRecord]:
 
 
 def _dataset_types(records: Sequence[EvalRecord]) -> list[str]:
-    """The model-index dataset type of each record: its Hub dataset id where known.
+    """The model-index dataset type of each record: its Hub dataset id where that id is
+    its task's alone, else the task's own name.
 
-    Two lm-eval tasks can read the same dataset, config and split (a task and its
-    chain-of-thought variant); the Hub would merge them, so those fall back to the
-    task name.
+    huggingface_hub files results under one (dataset type, config, split) together, in
+    the first one's name: two tasks that read the same dataset (a task and its
+    chain-of-thought variant) would share a row, and the second task's scores would be
+    shown under the first's name. Records without a Hub dataset (local data, groups)
+    have no id to share, and use the task name too.
     """
     tasks_by_identity: dict[tuple, set[str]] = {}
     for r in records:
-        identity = (r.dataset, r.dataset_config, r.split, r.metric, r.filter)
-        tasks_by_identity.setdefault(identity, set()).add(r.task)
+        tasks_by_identity.setdefault((r.dataset, r.dataset_config, r.split), set()).add(r.task)
     return [
         r.dataset
-        if r.dataset
-        and len(tasks_by_identity[(r.dataset, r.dataset_config, r.split, r.metric, r.filter)]) == 1
+        if r.dataset and tasks_by_identity[(r.dataset, r.dataset_config, r.split)] == {r.task}
         else r.task
         for r in records
     ]
+
+
+def dataset_label(record: EvalRecord) -> str:
+    """The task as the card names it: a group says it is one."""
+    if record.is_group:
+        return f"{record.task} (group of {len(record.subtasks)} tasks)"
+    return record.task
+
+
+def metric_label(record: EvalRecord) -> str:
+    """The metric as the card names it: lm-eval's default filter ``none`` is left out."""
+    return record.metric if record.filter == "none" else f"{record.metric} ({record.filter})"
 
 
 def to_eval_results(records: Sequence[EvalRecord], source_url: str | None = None) -> list:
     """The records as huggingface_hub ``EvalResult`` objects (one per score).
 
     n-shot goes where the Open LLM Leaderboard put it, ``dataset.args.num_few_shot``;
-    a filter other than lm-eval's default ``none`` becomes the metric config.
+    a filter other than lm-eval's default ``none`` becomes the metric config, and is
+    named in the metric's name, so two filters of one metric read apart on the Hub.
     """
     from huggingface_hub import EvalResult
 
@@ -76,12 +90,13 @@ def to_eval_results(records: Sequence[EvalRecord], source_url: str | None = None
         EvalResult(
             task_type=TASK_TYPE,
             dataset_type=dataset_type,
-            dataset_name=r.task,
+            dataset_name=dataset_label(r),
             dataset_config=r.dataset_config,
             dataset_split=r.split,
             dataset_args=None if r.n_shot is None else {"num_few_shot": r.n_shot},
             metric_type=r.metric,
             metric_value=r.value,
+            metric_name=None if r.filter == "none" else metric_label(r),
             metric_config=None if r.filter == "none" else r.filter,
             source_name=Path(r.source).name if source_url else None,
             source_url=source_url,
@@ -103,8 +118,9 @@ def eval_results_files(records: Sequence[EvalRecord]) -> dict[str, str]:
     """``.eval_results/<task>-<metric>.yaml`` texts for the Hub's benchmark leaderboards.
 
     One score a file, as the Hub asks for variants of one benchmark. Only records read
-    from a Hub dataset can be listed there. The entry's ``task_id`` is the harness task
-    name; a benchmark's own ``eval.yaml`` may name it differently.
+    from a Hub dataset can be listed there (``EvalRecord`` keeps no other dataset).
+    The entry's ``task_id`` is the harness task name; a benchmark's own ``eval.yaml``
+    may name it differently.
     """
     from huggingface_hub import EvalResultEntry, eval_result_entries_to_yaml
 
@@ -114,7 +130,7 @@ def eval_results_files(records: Sequence[EvalRecord]) -> dict[str, str]:
             continue
         how = [r.harness + (f" {r.harness_version}" if r.harness_version else "")]
         how += [f"{r.n_shot}-shot"] if r.n_shot is not None else []
-        how += [r.metric if r.filter == "none" else f"{r.metric} ({r.filter})"]
+        how += [metric_label(r)]
         entry = EvalResultEntry(
             dataset_id=r.dataset,
             task_id=r.task,

@@ -20,9 +20,10 @@ import yaml
 from pydantic import ValidationError
 
 from cards import body, yamlio
+from cards.card_rules import WHOLE_CARD_KINDS, whole_card_problems
 from cards.errors import CardError, dotted
 from cards.frontmatter import split
-from cards.schema import METADATA_KEYS, WHOLE_CARD_KINDS, CardMetadata, whole_card_problems
+from cards.schema import METADATA_KEYS, CardMetadata
 from cards.yamlio import LineMap, line_map
 
 
@@ -65,6 +66,7 @@ def lint_card(text: str, path: str = "README.md") -> list[Problem]:
     findings = [
         *body.bibtex_findings(blocks),
         *body.table_findings(prose, data.get("model-index")),
+        *body.impossible_value_findings(prose),
         *body.base_model_findings(lines, data.get("base_model")),
         *body.parameter_findings(prose),
     ]
@@ -105,8 +107,10 @@ def _metadata(front, add) -> dict:
             f"key {key!r} given twice (first on line {first}); the Hub keeps only the last",
         )
     _schema_problems(data, where, front.yaml_line, add)
-    for path, _, message in whole_card_problems(data):
-        add(where.line_of(path, front.yaml_line), "error", message, dotted(path))
+    for problem in whole_card_problems(data):
+        # a rule about the whole card (no license) points at the opening '---'
+        line = where.line_of(problem.path, front.yaml_line) if problem.path else front.yaml_line - 1
+        add(line, problem.severity, problem.message, dotted(problem.path) or None)
     return data
 
 

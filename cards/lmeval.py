@@ -7,6 +7,10 @@ keys are ``"<metric>,<filter>"`` pairs such as ``"acc,none"`` next to
 the model arguments and ``model_sha``; ``lm_eval_version`` (or ``git_hash`` in older
 files) and ``date`` (a UNIX time) describe the run.
 
+A group (``group_subtasks`` maps it to its members) has its aggregate under
+``groups``, and often again under ``results``; it is read once, as a group record
+that names its subtasks, and each member names its group.
+
 A metric the harness could not compute is written as ``"N/A"``; it is left out, and an
 ``"N/A"`` stderr (no bootstrap) becomes ``None``. A NaN score is an error, not a skip.
 """
@@ -39,6 +43,12 @@ def read(path: Path) -> list[EvalRecord]:
         )
     run = _run_fields(data, path)
     tables = {**_dict(data.get("groups")), **data["results"]}
+    members = {
+        group: tuple(subtasks)
+        for group, subtasks in _dict(data.get("group_subtasks")).items()
+        if isinstance(subtasks, list) and subtasks
+    }
+    parent = {task: group for group, subtasks in members.items() for task in subtasks}
     records = []
     for task, scores in tables.items():
         for key, value in _dict(scores).items():
@@ -55,6 +65,8 @@ def read(path: Path) -> list[EvalRecord]:
                 "filter": filter_,
                 "value": value,
                 "stderr": scores.get(f"{metric}_stderr,{filter_}"),
+                "group": parent.get(task),
+                "subtasks": members.get(task, ()),
             }
             if not _number(fields["stderr"]):
                 fields["stderr"] = None

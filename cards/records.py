@@ -10,9 +10,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, field_validator
 
+from cards import vocab
 from cards.errors import CardError
+from cards.schema import is_repo_id
 
 # lm-eval tasks are scored on generated or ranked text; the Hub files them under this tag.
 TASK_TYPE = "text-generation"
@@ -42,10 +44,33 @@ class EvalRecord(BaseModel):
     higher_is_better: bool | None = None
     date: datetime | None = None
     source: str = Field(min_length=1)
+    group: str | None = None
+    """The task group this task was run in (lm-eval ``group_subtasks``), if any."""
+    subtasks: tuple[str, ...] = ()
+    """For a group's aggregate score: the tasks it aggregates. Empty for a task."""
 
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.task, self.metric, self.filter)
+
+    @property
+    def is_group(self) -> bool:
+        return bool(self.subtasks)
+
+    @field_validator("dataset")
+    @classmethod
+    def _hub_dataset_only(cls, value: str | None) -> str | None:
+        """Only a Hub dataset id is kept: ``json`` or a local path names no dataset
+        anyone else can find, and the Hub would group every such task under it."""
+        return value if value and is_hub_dataset_id(value) else None
+
+
+def is_hub_dataset_id(value: str) -> bool:
+    """Whether a harness's dataset path names a Hub dataset: ``owner/name``, or one of the
+    canonical ids without an owner; never a builder name (``json``, ``csv``...) or a path."""
+    if value in vocab.dataset_builders() or value.startswith((".", "/", "~")):
+        return False
+    return is_repo_id(value, owner_required=True) or value in vocab.canonical_datasets()
 
 
 def read_text(path: Path) -> str:

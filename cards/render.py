@@ -23,13 +23,26 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cards import facts as fact_rows
 from cards import yamlio
-from cards.citations import method_citations
+from cards.citations import method_citations, unique_citations
 from cards.errors import CardError
-from cards.evals import to_model_index
+from cards.evals import dataset_label, metric_label, to_model_index
 from cards.records import EvalRecord
 from cards.schema import CardMetadata, RepoId
 
 _TEMPLATES = Path(__file__).parent / "templates"
+
+
+CardKind = Literal["adapter", "finetune", "merge", "quantized"]
+
+
+def card_kind(metadata: CardMetadata) -> CardKind:
+    """What the repo holds, as its metadata says: ``base_model_relation`` when given,
+    else an adapter when ``library_name`` is peft, else a fine-tuned full model.
+    Each kind has its own prose and usage snippet (a PeftModel snippet on a full
+    model's repo would not load)."""
+    if metadata.base_model_relation:
+        return metadata.base_model_relation
+    return "adapter" if metadata.library_name == "peft" else "finetune"
 
 
 class CardContext(BaseModel):
@@ -40,7 +53,6 @@ class CardContext(BaseModel):
     metadata: CardMetadata
     repo_id: RepoId
     model_name: str | None = None
-    kind: Literal["adapter", "merged"] = "adapter"
     gguf_repo_id: RepoId | None = None
     summary: str = ""
     intended_uses: str = ""
@@ -57,7 +69,8 @@ class CardContext(BaseModel):
 
 
 def render_model_card(ctx: CardContext, template_dir: str | Path | None = None) -> str:
-    """README.md of the adapter or merged-model repo: front matter and body."""
+    """README.md of a model repo (adapter, merged fine-tune, model merge or quantized
+    model, see ``card_kind``): front matter and body."""
     metadata = ctx.metadata
     if ctx.records:
         data = metadata.to_dict() | {"model-index": to_model_index(ctx.records, ctx.name)}
@@ -127,11 +140,11 @@ def _view(ctx: CardContext, metadata: CardMetadata) -> dict[str, Any]:
     """What templates see: plain values, tables already reduced to present rows."""
     facts = ctx.facts
     harnesses = {r.harness for r in [*ctx.records, *ctx.baseline]}
-    citations = [*method_citations(facts, harnesses), *ctx.citations]
+    citations = unique_citations([*method_citations(facts, harnesses), *ctx.citations])
     return {
         "name": ctx.name,
         "repo_id": ctx.repo_id,
-        "kind": ctx.kind,
+        "kind": card_kind(metadata),
         "gguf_repo_id": ctx.gguf_repo_id,
         "base_models": metadata.base_model or [],
         "datasets": metadata.datasets or [],
@@ -151,7 +164,7 @@ def _view(ctx: CardContext, metadata: CardMetadata) -> dict[str, Any]:
         "facts": facts,
         "evals": _eval_table(ctx.records, ctx.baseline),
         "gguf_files": _gguf_rows(facts.get("gguf_files") or []),
-        "citations": list(dict.fromkeys(citations)),
+        "citations": citations,
     }
 
 
@@ -160,7 +173,7 @@ def _eval_table(records: list[EvalRecord], baseline: list[EvalRecord]) -> dict[s
     base = {r.key: r for r in baseline}
     compared = any(r.key in base for r in records)
     cells, mismatches = [], []
-    for r in records:
+    for depth, r in _grouped(records):
         other = base.get(r.key)
         mark = "†" if other and other.n_shot != r.n_shot else ""
         if mark:
@@ -169,8 +182,8 @@ def _eval_table(records: list[EvalRecord], baseline: list[EvalRecord]) -> dict[s
             )
         cells.append(
             [
-                r.task,
-                r.metric if r.filter == "none" else f"{r.metric} ({r.filter})",
+                "↳ " * depth + dataset_label(r),
+                metric_label(r),
                 "" if r.n_shot is None else str(r.n_shot),
                 f"{r.value:.4f}",
                 "" if r.stderr is None else f"± {r.stderr:.4f}",
@@ -182,6 +195,26 @@ def _eval_table(records: list[EvalRecord], baseline: list[EvalRecord]) -> dict[s
     header += ["Base model", "Source"] if compared else ["Source"]
     harnesses = sorted({f"{r.harness} {r.harness_version or ''}".strip() for r in records})
     return {"header": header, "cells": cells, "mismatches": mismatches, "harnesses": harnesses}
+
+
+def _grouped(records: list[EvalRecord]) -> list[tuple[int, EvalRecord]]:
+    """Records in table order, with their depth: each group's aggregate once, its
+    subtasks right under it (a group whose aggregate is absent leaves them at the top)."""
+    tasks = {r.task for r in records}
+    children: dict[str | None, list[EvalRecord]] = {}
+    for r in records:
+        inside = r.group in tasks and r.group != r.task
+        children.setdefault(r.group if inside else None, []).append(r)
+    ordered: list[tuple[int, EvalRecord]] = []
+
+    def visit(parent: str | None, depth: int) -> None:
+        level = children.get(parent, [])
+        for task in dict.fromkeys(r.task for r in level):
+            ordered.extend((depth, r) for r in level if r.task == task)
+            visit(task, depth + 1)
+
+    visit(None, 0)
+    return ordered
 
 
 def _shots(record: EvalRecord) -> str:

@@ -6,10 +6,10 @@ lists (cards/data/), and model-index values must be finite numbers in a plausibl
 range. ``cards.lint`` validates anyone's card against the same models and turns the
 errors into ``file:line`` messages.
 
-A rule that can only be checked on a whole object (a duplicated result, ``license:
-other`` without a name) raises ``PydanticCustomError`` with ``ctx["at"]``: the path,
-relative to the error's own location, of the value to blame, so lint can point at
-its line.
+A rule that can only be checked on a whole card (``cards.card_rules``: a duplicated
+result, ``license: other`` without a name) raises ``PydanticCustomError`` with
+``ctx["at"]``: the path, relative to the error's own location, of the value to blame,
+so lint can point at its line. Only its errors do: its warnings are lint's to report.
 """
 
 from __future__ import annotations
@@ -100,62 +100,6 @@ def is_bounded_metric(metric_type: str) -> bool:
     return bool(_BOUNDED.match(metric_type)) and not metric_type.lower().startswith("matthews")
 
 
-def whole_card_problems(data: dict) -> list[tuple[tuple, str, str]]:
-    """Rules that span fields, as ``(path, kind, message)``, on plain card data.
-
-    They run on dicts rather than on validated models so that lint can report them on
-    a card that also has field errors (pydantic skips after-validators then).
-    Malformed parts are skipped here: field validation reports those.
-    """
-    problems: list[tuple[tuple, str, str]] = []
-    if data.get("license") == "other" and not (
-        data.get("license_name") and data.get("license_link")
-    ):
-        message = "license: other needs license_name and license_link (the license's own page)"
-        problems.append((("license",), "license_other", message))
-    if data.get("base_model_relation") and not data.get("base_model"):
-        message = "base_model_relation is set but base_model is missing"
-        problems.append((("base_model_relation",), "relation_without_base", message))
-    entries = data.get("model-index")
-    for e, entry in enumerate(entries if isinstance(entries, list) else []):
-        results = entry.get("results") if isinstance(entry, dict) else None
-        for path, message in _duplicate_results(results if isinstance(results, list) else []):
-            problems.append((("model-index", e, "results", *path), "duplicate_result", message))
-    return problems
-
-
-def _duplicate_results(results: list) -> list[tuple[tuple, str]]:
-    """Metrics given twice for one task, dataset, config, split and revision."""
-
-    def get(obj: Any, key: str) -> Any:
-        return obj.get(key) if isinstance(obj, dict) else None
-
-    seen: dict[tuple, str] = {}
-    found = []
-    for i, result in enumerate(results):
-        task, dataset = get(result, "task"), get(result, "dataset")
-        identity = (get(task, "type"), *(get(dataset, k) for k in _DATASET_KEYS))
-        metrics = get(result, "metrics")
-        for j, metric in enumerate(metrics if isinstance(metrics, list) else []):
-            if get(metric, "type") is None:
-                continue  # malformed: the field checks report it
-            key = repr((*identity, get(metric, "type"), get(metric, "config")))
-            here = f"results[{i}].metrics[{j}]"
-            if key in seen:
-                message = (
-                    f"duplicate result: {get(metric, 'type')} on {get(dataset, 'type')} "
-                    f"is already given at {seen[key]}"
-                )
-                found.append(((i, "metrics", j), message))
-            else:
-                seen[key] = here
-    return found
-
-
-# The Hub groups model-index results by these (huggingface_hub EvalResult.unique_identifier).
-_DATASET_KEYS = ("type", "config", "split", "revision")
-
-
 def located(kind: str, message: str, *at: str | int) -> PydanticCustomError:
     """An error whose value lies at ``at`` below the validated object (see module doc)."""
     return PydanticCustomError(kind, message.replace("{", "{{").replace("}", "}}"), {"at": at})
@@ -176,7 +120,9 @@ class Dataset(_Strict):
     config: str | None = None
     split: str | None = None
     revision: str | None = None
-    args: dict[str, Any] | None = None
+    # load_dataset() arguments; the Trainer writes the config name here as a string
+    # (``args: plain_text``), which the Hub accepts.
+    args: dict[str, Any] | str | None = None
 
 
 class Metric(_Strict):
@@ -235,8 +181,11 @@ class CardMetadata(_Strict):
 
     @model_validator(mode="after")
     def _whole_card(self) -> CardMetadata:
-        for path, kind, message in whole_card_problems(self.to_dict()):
-            raise located(kind, message, *path)
+        from cards.card_rules import whole_card_problems
+
+        for problem in whole_card_problems(self.to_dict()):
+            if problem.severity == "error":
+                raise located(problem.kind, problem.message, *problem.path)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -260,5 +209,3 @@ class CardMetadata(_Strict):
 
 # The keys a card's front matter may have in our schema, as written in YAML.
 METADATA_KEYS = frozenset(f.alias or name for name, f in CardMetadata.model_fields.items())
-# Error types raised by whole_card_problems through the after-validator.
-WHOLE_CARD_KINDS = frozenset({"license_other", "relation_without_base", "duplicate_result"})

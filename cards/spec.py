@@ -4,6 +4,10 @@
 ``base_model``, ``model-index``...) next to the context keys of ``CardContext``
 (``repo_id``, ``summary``, ``limitations``, ``citations``...). Unknown keys are
 errors, so ``licence:`` is caught here rather than published.
+
+Two keys name other cards, by path relative to card.yaml: ``base_model_card`` (the
+base model's README.md) and ``dataset_cards`` (the datasets' README.md files). The
+BibTeX those cards ask to be cited with is cited in this card (``cards.card_bibtex``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import yaml
 from pydantic import ValidationError
 
 from cards import yamlio
+from cards.card_bibtex import card_file_citations
 from cards.errors import CardError, invalid
 from cards.evals import load_results
 from cards.render import CardContext
@@ -35,8 +40,11 @@ def load_context(
     facts = _load(facts_path, json.loads, "JSON") if facts_path else {}
     if not isinstance(facts, dict):
         raise CardError(f"{facts_path}: expected a JSON object of facts")
+    cited = _cited_cards(spec, metadata_path)
     metadata = {k: v for k, v in spec.items() if k in METADATA_KEYS}
     context: dict[str, Any] = {k: v for k, v in spec.items() if k not in METADATA_KEYS}
+    if cited:
+        context["citations"] = [*cited, *(context.get("citations") or [])]
     try:
         return CardContext(
             metadata=CardMetadata.model_validate(metadata),
@@ -49,6 +57,20 @@ def load_context(
         raise invalid(str(metadata_path), error) from error
     except TypeError as error:  # a non-string key at the top of card.yaml
         raise CardError(f"{metadata_path}: {error}") from error
+
+
+def _cited_cards(spec: dict, metadata_path: Path) -> list[str]:
+    """BibTeX from the cards named by ``base_model_card`` and ``dataset_cards`` (both
+    taken out of ``spec``), base model first."""
+    base = spec.pop("base_model_card", None)
+    datasets = spec.pop("dataset_cards", None) or []
+    paths = ([base] if base else []) + (datasets if isinstance(datasets, list) else [datasets])
+    cited = []
+    for path in paths:
+        if not isinstance(path, str):
+            raise CardError(f"{metadata_path}: card paths must be strings, not {path!r}")
+        cited += card_file_citations(metadata_path.parent / path)
+    return cited
 
 
 def _load(path: Path, parse, kind: str) -> Any:

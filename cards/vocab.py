@@ -31,3 +31,13 @@ def tasks() -> frozenset[str]:
 def languages() -> frozenset[str]:
     """ISO 639-1 / 639-2/B / 639-3 codes and the Hub's special values."""
     return _ids("languages.txt")
+
+
+def dataset_builders() -> frozenset[str]:
+    """Builder names of 🤗 datasets (``json``, ``csv``...): local data, never a Hub id."""
+    return _ids("dataset_builders.txt")
+
+
+def canonical_datasets() -> frozenset[str]:
+    """Hub dataset ids without an owner that the Hub still resolves."""
+    return _ids("canonical_datasets.txt")

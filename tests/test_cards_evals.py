@@ -12,7 +12,13 @@ from huggingface_hub import parse_eval_result_entries
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from cards.errors import CardError
-from cards.evals import eval_results_files, load_results, to_eval_results, to_model_index
+from cards.evals import (
+    dataset_label,
+    eval_results_files,
+    load_results,
+    to_eval_results,
+    to_model_index,
+)
 
 SAMPLES = Path(__file__).parent / "cards_samples"
 FIRST = SAMPLES / "results_2026-03-01T10-00-00.123456.json"
@@ -103,8 +109,12 @@ def test_model_index_round_trips_through_huggingface_hub():
     name, results = model_index_to_eval_results(to_model_index(records, "demo"))
     assert name == "demo"
     got = {(r.dataset_name, r.metric_type, r.metric_config): r.metric_value for r in results}
-    want = {(r.task, r.metric, None if r.filter == "none" else r.filter): r.value for r in records}
+    want = {
+        (dataset_label(r), r.metric, None if r.filter == "none" else r.filter): r.value
+        for r in records
+    }
     assert got == want
+    assert "mmlu (group of 2 tasks)" in {r.dataset_name for r in results}
     shots = {r.dataset_name: r.dataset_args["num_few_shot"] for r in results}
     assert shots["gsm8k"] == 5 and shots["arc_easy"] == 0
 
@@ -141,3 +151,40 @@ def test_eval_results_files_parse_with_huggingface_hub():
     assert entry.notes == "lm-evaluation-harness 0.4.8, 0-shot, acc"
     # mmlu (a group) has no dataset of its own, so it has no leaderboard entry
     assert not any("mmlu-acc" in name for name in files)
+
+
+def test_only_hub_dataset_ids_are_kept_and_reach_eval_results(tmp_path):
+    path = tmp_path / "r.yaml"
+    datasets = {"a": "json", "b": "./data/local", "c": "xnli", "d": "allenai/ai2_arc", "e": "csv"}
+    rows = [{"task": t, "metric": "acc", "value": 0.5, "dataset": d} for t, d in datasets.items()]
+    path.write_text(yaml.safe_dump({"harness": "h", "results": rows}))
+    records = load_results([path])
+    assert {r.task: r.dataset for r in records} == {
+        "a": None,
+        "b": None,
+        "c": "xnli",
+        "d": "allenai/ai2_arc",
+        "e": None,
+    }
+    assert sorted(eval_results_files(records)) == [
+        ".eval_results/c-acc.yaml",
+        ".eval_results/d-acc.yaml",
+    ]
+
+
+def test_tasks_on_one_hub_dataset_with_other_metrics_stay_apart(tmp_path):
+    """The Hub groups by dataset identity whatever the metric: a perplexity and an f1 of
+    two tasks on one dataset must not share a row (nor its name)."""
+    path = tmp_path / "r.yaml"
+    rows = [
+        {"task": "squad_f1", "metric": "f1", "value": 0.71, "dataset": "rajpurkar/squad"},
+        {"task": "squad_ppl", "metric": "perplexity", "value": 12.5, "dataset": "rajpurkar/squad"},
+    ]
+    path.write_text(yaml.safe_dump({"harness": "h", "results": rows}))
+    _, results = model_index_to_eval_results(to_model_index(load_results([path]), "m"))
+    assert sorted(
+        (r.dataset_type, r.dataset_name, r.metric_type, r.metric_value) for r in results
+    ) == [
+        ("squad_f1", "squad_f1", "f1", 0.71),
+        ("squad_ppl", "squad_ppl", "perplexity", 12.5),
+    ]

@@ -11,6 +11,7 @@ from cards.lint import lint_card, lint_file
 CARDS = Path(__file__).parent / "cards_samples" / "cards"
 
 # card -> the one problem it must produce: (line, severity, words in the message)
+NO_LICENSE = (1, "warning", "no license: the Hub will show none")
 EXPECTED = {
     "bad_license.md": (3, "error", "'apache2' is not a Hub license id"),
     "bad_language.md": (5, "error", "'es-ES' is not an ISO 639-1/639-3 language code"),
@@ -28,7 +29,8 @@ EXPECTED = {
     "other_base_model.md": (7, "error", "names base model 'meta-llama/Llama-3.1-8B'"),
     "yaml_error.md": (4, "error", "does not parse"),
     "license_other.md": (2, "error", "license: other needs license_name and license_link"),
-    "typo_key.md": (2, "warning", "unknown key 'licence'; did you mean 'license'?"),
+    # a misspelt license is no license: the Hub shows none (issue 17)
+    "typo_key.md": [NO_LICENSE, (2, "warning", "unknown key 'licence'; did you mean 'license'?")],
     "unclosed_front_matter.md": (1, "error", "never closed"),
     "duplicate_key.md": (4, "error", "key 'license' given twice (first on line 2)"),
     "leaderboard_table.md": (
@@ -42,10 +44,11 @@ EXPECTED = {
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_each_defect_is_reported_once_on_its_line(name):
     problems = lint_file(CARDS / name)
-    line, severity, words = EXPECTED[name]
-    assert [(p.line, p.severity) for p in problems] == [(line, severity)], problems
-    assert words in problems[0].message
-    assert problems[0].format().startswith(f"{CARDS / name}:{line}: {severity}: ")
+    expected = EXPECTED[name] if isinstance(EXPECTED[name], list) else [EXPECTED[name]]
+    assert [(p.line, p.severity) for p in problems] == [(n, s) for n, s, _ in expected], problems
+    for problem, (line, severity, words) in zip(problems, expected, strict=True):
+        assert words in problem.message
+        assert problem.format().startswith(f"{CARDS / name}:{line}: {severity}: ")
 
 
 def test_every_sample_card_has_an_expectation():
@@ -83,6 +86,7 @@ def test_table_numbers_may_be_rounded_or_percent_but_not_different(shown, ok):
 
 def test_metric_filter_in_the_table_selects_the_matching_config():
     text = """---
+license: mit
 model-index:
 - name: m
   results:
@@ -96,8 +100,13 @@ model-index:
 | --- | --- | --- |
 | gsm8k | exact_match (strict-match) | 0.0182 |
 """
-    [problem] = lint_card(text)
-    assert problem.line == 13 and "model-index says 0.0152" in problem.message
+    same_label, problem = lint_card(text)
+    assert problem.line == 14 and "model-index says 0.0152" in problem.message
+    # both filters have no name, so the Hub shows both as "exact_match" (issue 17)
+    assert (same_label.line, same_label.severity) == (10, "warning")
+    assert "the Hub shows this and results[0].metrics[0] both as 'exact_match'" in (
+        same_label.message
+    )
 
 
 def test_numbers_in_code_blocks_and_unrelated_tables_are_ignored():
@@ -123,10 +132,13 @@ def test_unreadable_file_is_a_card_error(tmp_path):
 @pytest.mark.parametrize(
     ("yaml_text", "expected"),
     [
-        ("datasets: ['']", [(2, "error", "datasets[0]: empty string")]),
-        ("1: x", [(2, "error", "Keys should be strings")]),
+        ("datasets: ['']", [NO_LICENSE, (2, "error", "datasets[0]: empty string")]),
+        ("1: x", [NO_LICENSE, (2, "error", "Keys should be strings")]),
         ("- a\n- b", [(2, "error", "must be a mapping")]),
-        ("model-index: 5", [(2, "error", "model-index: Input should be a valid list")]),
+        (
+            "model-index: 5",
+            [NO_LICENSE, (2, "error", "model-index: Input should be a valid list")],
+        ),
         ("x: !!python/object:os.system {}", [(2, "error", "does not parse")]),
     ],
 )
@@ -139,7 +151,7 @@ def test_malformed_metadata_is_reported_not_crashed_on(yaml_text, expected):
 
 
 def test_non_mapping_metrics_are_not_called_duplicates():
-    text = "---\nmodel-index:\n- name: m\n  results:\n  - task: {type: t}\n"
+    text = "---\nlicense: mit\nmodel-index:\n- name: m\n  results:\n  - task: {type: t}\n"
     text += "    dataset: {type: d, name: D}\n    metrics: [1, 2]\n---\n"
     messages = [p.message for p in lint_card(text)]
     assert len(messages) == 2 and not any("duplicate" in m for m in messages)

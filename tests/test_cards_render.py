@@ -8,12 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
+from typer.testing import CliRunner
 
+from cards.cli import app as card_app
 from cards.errors import CardError
+from cards.evals import dataset_label
 from cards.lint import lint_card
-from cards.render import CardContext, render_gguf_card, render_model_card
+from cards.render import CardContext, card_kind, render_gguf_card, render_model_card
 from cards.schema import CardMetadata
 from cards.spec import load_context
 
@@ -39,7 +43,8 @@ def test_demo_card_round_trips_through_huggingface_hub(demo, tmp_path):
     assert name == "smollm2-135m-demo-lora"
     got = {(r.dataset_name, r.metric_type, r.metric_config): r.metric_value for r in results}
     want = {
-        (r.task, r.metric, None if r.filter == "none" else r.filter): r.value for r in demo.records
+        (dataset_label(r), r.metric, None if r.filter == "none" else r.filter): r.value
+        for r in demo.records
     }
     assert got == want and len(got) == 9
     assert CardMetadata.from_model_card_data(card.data).model_index is not None
@@ -83,7 +88,7 @@ def test_missing_facts_leave_no_row_and_no_none():
 
 
 def test_gguf_card_lists_files_and_is_a_quantized_child(demo, tmp_path):
-    merged = demo.model_copy(update={"repo_id": "demo-org/smollm2-135m-demo", "kind": "merged"})
+    merged = demo.model_copy(update={"repo_id": "demo-org/smollm2-135m-demo"})
     readme = tmp_path / "README.md"
     readme.write_text(render_gguf_card(merged))
     card = ModelCard.load(readme)
@@ -158,3 +163,61 @@ def test_front_matter_is_byte_for_byte_what_huggingface_hub_writes(demo):
     # writer; our libyaml dump must produce the very same text.
     for text in (render_model_card(demo), render_gguf_card(demo)):
         assert ModelCard(text).content == text
+
+
+KINDS = {
+    # (base_model_relation, library_name, extra metadata): (prose, usage snippet)
+    "adapter": (
+        ("adapter", "peft", {}),
+        "LoRA adapter of the base model [HuggingFaceTB/SmolLM2-135M-Instruct]",
+        'model = PeftModel.from_pretrained(base_model, "demo-org/m")',
+    ),
+    "finetune": (
+        ("finetune", "transformers", {}),
+        "Fine-tune of the base model [HuggingFaceTB/SmolLM2-135M-Instruct]"
+        "(https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct), with its LoRA adapter "
+        "merged into the weights: a full model, loaded without PEFT.",
+        'model = AutoModelForCausalLM.from_pretrained("demo-org/m")',
+    ),
+    "merge": (
+        ("merge", "transformers", {"base_model": ["a-org/one", "b-org/two"]}),
+        "Merge of the models [a-org/one](https://huggingface.co/a-org/one), "
+        "[b-org/two](https://huggingface.co/b-org/two): a full model",
+        'model = AutoModelForCausalLM.from_pretrained("demo-org/m")',
+    ),
+    "quantized": (
+        ("quantized", "transformers", {}),
+        "Quantized version of [HuggingFaceTB/SmolLM2-135M-Instruct]",
+        'AutoModelForCausalLM.from_pretrained("demo-org/m", device_map="auto")',
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_card_build_takes_the_kind_from_card_yaml(tmp_path, kind):
+    """base_model_relation and library_name in card.yaml decide prose and usage (issue 17:
+    a full model's card said "LoRA adapter" and showed a PeftModel snippet)."""
+    (relation, library, extra), prose, snippet = KINDS[kind]
+    spec = yaml.safe_load((DEMO / "card.yaml").read_text())
+    spec |= {"repo_id": "demo-org/m", "base_model_relation": relation, "library_name": library}
+    (tmp_path / "card.yaml").write_text(yaml.safe_dump(spec | extra))
+    build = ["build", "--metadata", str(tmp_path / "card.yaml")]
+    build += ["--facts", str(DEMO / "facts.json"), "--output", str(tmp_path / "README.md")]
+    result = CliRunner().invoke(card_app, build)
+    assert result.exit_code == 0, result.output
+    card = ModelCard.load(tmp_path / "README.md")
+    assert (card.data.base_model_relation, card.data.library_name) == (relation, library)
+    assert prose in card.text and snippet in card.text
+    others = [s for k, (_, _, s) in KINDS.items() if s != snippet and k != kind]
+    assert not any(other in card.text for other in others)
+    assert ("PeftModel" in card.text) == (kind == "adapter")
+    assert ("LoRA adapter of" in card.text) == (kind == "adapter")
+
+
+def test_without_a_relation_peft_means_adapter_and_anything_else_a_full_model():
+    def kind(**metadata):
+        return card_kind(CardMetadata(base_model=["a/b"], **metadata))
+
+    assert kind(library_name="peft") == "adapter"
+    assert kind(library_name="transformers") == "finetune"
+    assert kind(library_name="peft", base_model_relation="quantized") == "quantized"

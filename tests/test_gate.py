@@ -110,3 +110,36 @@ def test_the_evaluate_stage_stops_a_catastrophic_release_before_any_model_loads(
     assert message.startswith("evaluate: regression gate failed against the last release:")
     assert "average 0.564 → 0.02 (-96%)" in message
     assert "arc_easy acc 0.62 → 0.02 (-97%)" in message
+
+
+def filtered_file(path: Path, strict: float, flexible: float) -> Path:
+    """gsm8k as lm-eval writes it: one exact_match per filter."""
+    scores = {"exact_match,strict-match": strict, "exact_match,flexible-extract": flexible}
+    data = {
+        "results": {"gsm8k": {"alias": "gsm8k", **scores}},
+        "n-shot": {"gsm8k": 5},
+        "versions": {"gsm8k": 3.0},
+        "lm_eval_version": "0.4.13",
+    }
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_the_gate_names_the_filter_of_each_score(tmp_path):
+    before = load_results([filtered_file(tmp_path / "v1.json", 0.3, 0.35)])
+    after = load_results([filtered_file(tmp_path / "v2.json", 0.0, 0.0)])
+    verdict = compare(after, before, max_task_drop=0.2, max_average_drop=0.5)
+    assert sorted(verdict.failures[1:]) == [
+        "gsm8k exact_match (flexible-extract) 0.35 → 0 (-100%)",
+        "gsm8k exact_match (strict-match) 0.3 → 0 (-100%)",
+    ]
+    shifted = load_results([filtered_file(tmp_path / "v3.json", 0.3, 0.35)])
+    flagged = compare(
+        [r.model_copy(update={"n_shot": 0}) for r in shifted],
+        before,
+        max_task_drop=0.2,
+        max_average_drop=0.5,
+    ).flagged
+    assert "gsm8k exact_match (strict-match): n-shot differs (5 before, 0 now); not compared" in (
+        flagged
+    )

@@ -2,14 +2,16 @@
 
 ``base.path`` is used as it is. A base given only by ``base.repo_id`` is downloaded with
 huggingface_hub's ``snapshot_download`` at ``base.revision`` (weights in safetensors,
-configs, tokenizer and chat template only; a pickle ``*.bin`` is never fetched) into the
-Hub cache, so a second stage or a rerun finds it there.
+configs, tokenizer, chat template and the model card only; a pickle ``*.bin`` is never
+fetched) into the Hub cache, so a second stage or a rerun finds it there. The card
+(README.md) is read for the BibTeX the base asks to be cited with.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from cards.card_bibtex import card_citations
 from release.core.errors import InputError, MissingInputError
 from release.spec.schema import BaseModelSpec
 
@@ -35,6 +37,7 @@ ALLOW_PATTERNS = [
     "*.tiktoken",
     "*.txt",
     "*.py",
+    "README.md",
 ]
 
 
@@ -68,3 +71,13 @@ def resolve_base_dir(base: BaseModelSpec) -> Path:
             hint="check the repo id and revision, and log in (hf auth login) for gated models",
         ) from None
     return Path(folder)
+
+
+def base_citations(base_dir: Path) -> list[str]:
+    """The BibTeX entries the base's own card (README.md) asks to be cited with; none
+    when the folder has no card or the card cannot be read."""
+    card = base_dir / "README.md"
+    try:
+        return card_citations(card.read_text(encoding="utf-8")) if card.is_file() else []
+    except (OSError, UnicodeDecodeError):
+        return []  # a base whose card is unreadable is still a base; it is just not cited

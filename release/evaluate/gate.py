@@ -33,12 +33,19 @@ class Comparison:
     previous: float
     current: float
     drop: float  # relative; positive means worse
+    filter: str = "none"
 
     def describe(self) -> str:
         return (
-            f"{self.task} {self.metric} {_pct(self.previous)} → {_pct(self.current)} "
-            f"(-{self.drop:.0%})"
+            f"{_label(self.task, self.metric, self.filter)} {_pct(self.previous)} → "
+            f"{_pct(self.current)} (-{self.drop:.0%})"
         )
+
+
+def _label(task: str, metric: str, filter_: str) -> str:
+    """How a score is named in the gate's lines: lm-eval's default filter ``none`` is left
+    out, any other is named, so the strict and flexible scores of one task read apart."""
+    return f"{task} {metric}" + ("" if filter_ == "none" else f" ({filter_})")
 
 
 @dataclass
@@ -86,7 +93,7 @@ def compare(
         old = before.get(record.key)
         if old is None:
             continue
-        label = f"{record.task} {record.metric}"
+        label = _label(record.task, record.metric, record.filter)
         if old.n_shot != record.n_shot:
             verdict.flagged.append(
                 f"{label}: n-shot differs ({old.n_shot} before, {record.n_shot} now); not compared"
@@ -99,7 +106,12 @@ def compare(
             )
             continue
         comparison = Comparison(
-            record.task, record.metric, old.value, record.value, _relative_drop(old, record)
+            record.task,
+            record.metric,
+            old.value,
+            record.value,
+            _relative_drop(old, record),
+            record.filter,
         )
         verdict.compared.append(comparison)
         if not _lower_is_better(record):

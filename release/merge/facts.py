@@ -38,6 +38,8 @@ class AdapterFacts(StageFacts):
     base_tensors: int | None = None
     base_fingerprint: str | None = None
     base_model_class: str | None = None
+    base_citations: list[str] = Field(default_factory=list)
+    """BibTeX entries the base model's own card asks to be cited with."""
 
 
 class MergeFacts(StageFacts):

@@ -23,7 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from cards.schema import is_repo_id
-from release.checkpoint.base import TOKENIZER_FILES, base_label, resolve_base_dir
+from release.checkpoint.base import (
+    TOKENIZER_FILES,
+    base_citations,
+    base_label,
+    resolve_base_dir,
+)
 from release.checkpoint.config import read_config
 from release.checkpoint.fingerprint import base_fingerprint
 from release.checkpoint.safetensors import (
@@ -117,7 +122,11 @@ def inspect(spec: ReleaseSpec, out_dir: Path) -> Generator[str | TensorChecked, 
     atomic_write_text(out_dir / TARGETS_NAME, json.dumps(targets, indent=2, sort_keys=True))
     facts = _facts(raw, settings, edits, adapter, base, staged, adapter_format, spec)
     return facts.model_copy(
-        update={"base_fingerprint": fingerprint, "base_model_class": model_class}
+        update={
+            "base_fingerprint": fingerprint,
+            "base_model_class": model_class,
+            "base_citations": base_citations(base_dir),
+        }
     )
 
 

@@ -57,6 +57,7 @@ def card_facts(manifest: Manifest) -> dict[str, Any]:
         "context_length": merge.context_length,
         "vocab_size": merge.vocab_size,
         "peft_type": adapter.peft_type,
+        "base_model_citation": "\n\n".join(adapter.base_citations) or None,
         "lora": {
             "r": adapter.r,
             "alpha": adapter.lora_alpha,
@@ -142,7 +143,6 @@ def card_context(spec: ReleaseSpec, manifest: Manifest, kind: Kind) -> CardConte
         metadata=card_metadata(spec, kind),
         repo_id=ids["adapter"] if kind == "adapter" else ids["merged"],
         model_name=spec.name,
-        kind="adapter" if kind == "adapter" else "merged",
         gguf_repo_id=ids["gguf"] if has_gguf_files(manifest) else None,
         summary=spec.card.summary,
         intended_uses=spec.card.intended_uses,
