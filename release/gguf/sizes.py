@@ -59,17 +59,25 @@ def estimate_gguf_bytes(parameters: int, types: Iterable[str]) -> dict[str, int]
     return {t: round(parameters * bits_per_weight(t) / 8) for t in types}
 
 
+def gguf_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape a tensor has in a GGUF file: a 0-d tensor (Gemma 4's clipped linears'
+    bounds, ``…input_max``) is written as 1-D of one value, as llama.cpp's converter
+    writes it; GGUF has no scalars."""
+    return shape or (1,)
+
+
 def stored_nbytes(shape: tuple[int, ...], qtype: GGMLQuantizationType) -> int:
     """Bytes of a tensor of ``shape`` stored as ``qtype``."""
     import gguf
 
-    return math.prod(gguf.quant_shape_to_byte_shape(shape, qtype))
+    return math.prod(gguf.quant_shape_to_byte_shape(gguf_shape(shape), qtype))
 
 
 def tensor_header_bytes(name: str, shape: tuple[int, ...]) -> int:
     """A tensor's entry in the GGUF header (name, dimensions, type, offset) plus the
     most its data's alignment can add."""
-    return 8 + len(name.encode()) + 4 + 8 * len(shape) + 4 + 8 + _GGUF_TENSOR_ALIGNMENT
+    dims = len(gguf_shape(shape))
+    return 8 + len(name.encode()) + 4 + 8 * dims + 4 + 8 + _GGUF_TENSOR_ALIGNMENT
 
 
 def vocab_bytes(vocab: Any) -> int:
