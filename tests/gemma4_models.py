@@ -188,12 +188,10 @@ def make_gemma4_multimodal(path: Path, tokenizer=None, *, seed: int = 0, **overr
         pooling_kernel_size=2,
         use_clipped_linears=True,
     )
+    # The subsampling convolutions keep Gemma 4's channels (128, 32): llama.cpp's audio
+    # graph assumes them, and aborts (GGML_ASSERT) on narrower ones.
     audio = Gemma4AudioConfig(
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        subsampling_conv_channels=[8, 4],
-        output_proj_dims=32,
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, output_proj_dims=32
     )
     ids = tokenizer.convert_tokens_to_ids
     config = Gemma4Config(

@@ -46,6 +46,7 @@ from release.gguf.formats import FORMATS, GGUFFormat, file_name
 from release.gguf.kquant import INSTALL_HINT, llama_cpp_version, quantize_with_llama_cpp
 from release.gguf.metadata import ReleaseMetadata
 from release.gguf.pinned import runtime_build
+from release.gguf.projector import Projector, projector_name, towers, write_projector
 from release.gguf.readback import ReadBack, check_read_back, read_back, required_keys
 from release.gguf.writer import (
     ExportSource,
@@ -153,10 +154,18 @@ def build_gguf_files(
     yield report.log("computing the merged model's reference logits")
     probe = reference_probe(model_dir)
     jobs = _jobs(spec, out_dir, exporter.converter is not None)
+    projector_file = out_dir / projector_name(spec.name)
+    projector_temp = projector_file.with_name(f".{projector_file.name}.partial")
     f16_source: Path | None = None
     layout: dict[str, tuple[tuple[int, ...], str | None]] | None = None
     files = []
+    projector = None
     try:
+        if exporter.converter is not None and towers(model_dir):
+            yield report.log(
+                f"writing {projector_file.name} (the {', '.join(towers(model_dir))} towers)"
+            )
+            projector = _write_projector(exporter.converter, model_dir, projector_temp, meta)
         for job in jobs:
             yield report.log(f"writing {job.final.name if job.final else 'an f16 source'}")
             expected = yield from _write(report, job, exporter, model_dir, f16_source, meta)
@@ -167,12 +176,16 @@ def build_gguf_files(
                 f16_source = job.temp
             if job.final is None:
                 continue
-            record = yield from _verify(report, job, model_dir, probe, found.architecture)
+            mmproj = projector.path if projector else None
+            record = yield from _verify(report, job, model_dir, probe, found.architecture, mmproj)
             os.replace(job.temp, job.final)
             if f16_source == job.temp:
                 f16_source = job.final
             files.append(record)
+        if projector is not None:
+            os.replace(projector_temp, projector_file)
     finally:
+        projector_temp.unlink(missing_ok=True)
         for job in jobs:
             job.temp.unlink(missing_ok=True)
     return {
@@ -180,6 +193,7 @@ def build_gguf_files(
         "exporter": CONVERTER if exporter.converter else BUILT_IN,
         "llama_cpp": _llama_cpp_build(exporter),
         "files": files,
+        "projector": _projector_record(projector, projector_file, files),
         "probe_prompts": len(probe.prompts),
         "probe_positions": sum(len(ids) for ids in probe.prompts),
         "smoke_prompt": SMOKE_PROMPT,
@@ -214,6 +228,30 @@ def _write(
     except RuntimeError as exc:
         raise WorkError(str(exc), hint="see the message above; rerun with --debug") from exc
     return None
+
+
+def _write_projector(converter: Converter, model_dir: Path, temp: Path, meta) -> Projector:
+    try:
+        return write_projector(converter.script, model_dir, temp, meta)
+    except (RuntimeError, ValueError) as exc:
+        raise WorkError(
+            f"{temp.name.strip('.').removesuffix('.partial')}: {exc}",
+            hint="the towers' projector could not be written; drop gguf.types to skip GGUF, "
+            "or report it with the manifest",
+        ) from None
+
+
+def _projector_record(projector: Projector | None, path: Path, files: list) -> dict | None:
+    if projector is None:
+        return None
+    return {
+        "name": path.name,
+        "towers": projector.towers,
+        "tensors": projector.tensors,
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+        "loaded_by_llama_cpp": all(f.get("mmproj_loaded") for f in files) if files else None,
+    }
 
 
 def _progress(
@@ -258,7 +296,12 @@ def _has_chat_template(model_dir: Path) -> bool:
 
 
 def _verify(
-    report: Reporter, job: _Job, model_dir: Path, probe: Probe, architecture: str
+    report: Reporter,
+    job: _Job,
+    model_dir: Path,
+    probe: Probe,
+    architecture: str,
+    mmproj: Path | None,
 ) -> Generator[Event, None, dict[str, Any]]:
     """Load the written file with each reader and compare; its manifest record."""
     assert job.final is not None
@@ -274,7 +317,9 @@ def _verify(
             )
         )
     if with_llama_cpp:
-        checks.insert(0, ("llama_cpp", lambda: llama_cpp_check(path, model_dir, probe)))
+        checks.insert(
+            0, ("llama_cpp", lambda: llama_cpp_check(path, model_dir, probe, mmproj=mmproj))
+        )
     results: dict[str, LoaderResult] = {}
     for loader, check in checks:
         yield report.log(f"checking {job.final.name} with {loader}")
@@ -317,4 +362,15 @@ def _verify(
         "min_top1_agreement": job.fmt.min_top1,
         "tokenizer_agreement": tokenizer,
         "smoke_output": smoke,
+        **_llama_cpp_extras(results.get("llama_cpp")),
     }
+
+
+def _llama_cpp_extras(result: LoaderResult | None) -> dict[str, Any]:
+    """What llama.cpp read from the file: its stop ids; whether it opened the projector."""
+    if result is None or result.llama_cpp is None:
+        return {}
+    extras: dict[str, Any] = {"stop_ids": result.llama_cpp.stop_ids}
+    if result.llama_cpp.mmproj_loaded is not None:
+        extras["mmproj_loaded"] = result.llama_cpp.mmproj_loaded
+    return extras

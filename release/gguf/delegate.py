@@ -53,8 +53,15 @@ def find_converter(llama_cpp_dir: Path | None) -> Converter:
 
 
 def convert_with_llama_cpp(
-    script: Path, model_dir: Path, target: Path, outtype: str, meta: ReleaseMetadata
+    script: Path,
+    model_dir: Path,
+    target: Path,
+    outtype: str,
+    meta: ReleaseMetadata,
+    *,
+    mmproj: bool = False,
 ) -> None:
+    """``model_dir`` to ``target``: the text model, or with ``mmproj`` its towers."""
     root = script.parent
     override = target.with_name(f".{target.name}.metadata.json")
     override.write_text(json.dumps(_override(meta)), encoding="utf-8")
@@ -70,6 +77,7 @@ def convert_with_llama_cpp(
         str(target),
         "--metadata",
         str(override),
+        *(["--mmproj"] if mmproj else []),
     ]
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
