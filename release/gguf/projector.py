@@ -20,6 +20,14 @@ from release.gguf.metadata import ReleaseMetadata
 
 PREFIX = "mmproj-"
 TOWERS = ("vision_config", "audio_config")
+_TOWER_PARTS = (".vision_tower.", ".audio_tower.", ".embed_vision.", ".embed_audio.")
+_TOWER_PARTS += (".multi_modal_projector.",)
+
+
+def is_tower_tensor(name: str) -> bool:
+    """A tensor of a tower (or its projection into the text model): the projector's,
+    never the text GGUF's."""
+    return any(part in f".{name}" for part in _TOWER_PARTS)
 
 
 def towers(model_dir: Path) -> list[str]:
