@@ -164,9 +164,12 @@ def make_gemma4_text(path: Path, tokenizer=None, *, seed: int = 0, **overrides) 
     return _save(model, tokenizer, path)
 
 
-def make_gemma4_multimodal(path: Path, tokenizer=None, *, seed: int = 0, **overrides) -> Path:
+def make_gemma4_multimodal(
+    path: Path, tokenizer=None, *, seed: int = 0, audio: dict | None = None, **overrides
+) -> Path:
     """A Gemma4ForConditionalGeneration: the text model above plus a 1-layer vision and a
-    1-layer audio tower (clipped linears in both), with its processor files."""
+    1-layer audio tower (clipped linears in both), with its processor files; ``audio``
+    overrides the audio tower's settings."""
     import torch
     from transformers import (
         Gemma4AudioConfig,
@@ -190,14 +193,18 @@ def make_gemma4_multimodal(path: Path, tokenizer=None, *, seed: int = 0, **overr
     )
     # The subsampling convolutions keep Gemma 4's channels (128, 32): llama.cpp's audio
     # graph assumes them, and aborts (GGML_ASSERT) on narrower ones.
-    audio = Gemma4AudioConfig(
-        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, output_proj_dims=32
-    )
+    audio_settings = {
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "output_proj_dims": 32,
+    }
+    audio_config = Gemma4AudioConfig(**(audio_settings | (audio or {})))
     ids = tokenizer.convert_tokens_to_ids
     config = Gemma4Config(
         text_config=_text_config(tokenizer, **overrides),
         vision_config=vision,
-        audio_config=audio,
+        audio_config=audio_config,
         boi_token_id=ids("<|image>"),
         eoi_token_id=ids("<image|>"),
         image_token_id=ids("<|image|>"),

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from release.checkpoint.config import read_config
+import gguf
+
+from release.checkpoint.config import read_config, text_config
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
 from release.core.files import sha256_file
@@ -34,7 +36,7 @@ from release.gguf.agreement import (
     reference_probe,
     transformers_check,
 )
-from release.gguf.architectures import supported_classes
+from release.gguf.architectures import gguf_arch, supported_classes
 from release.gguf.delegate import (
     CONVERTER_TYPES,
     Converter,
@@ -45,8 +47,8 @@ from release.gguf.delegate import (
 from release.gguf.formats import FORMATS, GGUFFormat, file_name
 from release.gguf.kquant import INSTALL_HINT, llama_cpp_version, quantize_with_llama_cpp
 from release.gguf.metadata import ReleaseMetadata
-from release.gguf.pinned import runtime_build
-from release.gguf.projector import Projector, projector_name, towers, write_projector
+from release.gguf.pinned import runtime_build, runtime_knows
+from release.gguf.projector import checked_projector, projector_name, projector_record, towers
 from release.gguf.readback import ReadBack, check_read_back, read_back, required_keys
 from release.gguf.writer import (
     ExportSource,
@@ -131,6 +133,7 @@ def _preflight(spec: ReleaseSpec, out_dir: Path, model_dir: Path) -> _Exporter:
                 f"{INSTALL_HINT}, or set gguf.llama_cpp_dir to a llama.cpp checkout",
             ) from None
         exporter = _Exporter(None, converter)
+        _check_runtime_knows(model_dir)
     needs = [
         job.fmt.name
         for job in _jobs(spec, out_dir, exporter.converter is not None)
@@ -142,6 +145,20 @@ def _preflight(spec: ReleaseSpec, out_dir: Path, model_dir: Path) -> _Exporter:
             hint=INSTALL_HINT,
         )
     return exporter
+
+
+def _check_runtime_knows(model_dir: Path) -> None:
+    """A runtime older than the architecture would fail every check after the export."""
+    arch = gguf_arch(text_config(read_config(model_dir)))
+    runtime = runtime_build()
+    if arch is None or runtime is None:
+        return
+    name = gguf.MODEL_ARCH_NAMES[arch]
+    if runtime_knows(name) is False:
+        raise WorkError(
+            f"{model_dir}: the installed {runtime.label} cannot load {name} models",
+            hint="install a llama-cpp-python release that supports it, or drop gguf.types",
+        )
 
 
 def build_gguf_files(
@@ -165,7 +182,9 @@ def build_gguf_files(
             yield report.log(
                 f"writing {projector_file.name} (the {', '.join(towers(model_dir))} towers)"
             )
-            projector = _write_projector(exporter.converter, model_dir, projector_temp, meta)
+            projector = checked_projector(
+                exporter.converter.script, model_dir, projector_temp, meta
+            )
         for job in jobs:
             yield report.log(f"writing {job.final.name if job.final else 'an f16 source'}")
             expected = yield from _write(report, job, exporter, model_dir, f16_source, meta)
@@ -193,7 +212,7 @@ def build_gguf_files(
         "exporter": CONVERTER if exporter.converter else BUILT_IN,
         "llama_cpp": _llama_cpp_build(exporter),
         "files": files,
-        "projector": _projector_record(projector, projector_file, files),
+        "projector": projector_record(projector, projector_file, files),
         "probe_prompts": len(probe.prompts),
         "probe_positions": sum(len(ids) for ids in probe.prompts),
         "smoke_prompt": SMOKE_PROMPT,
@@ -228,30 +247,6 @@ def _write(
     except RuntimeError as exc:
         raise WorkError(str(exc), hint="see the message above; rerun with --debug") from exc
     return None
-
-
-def _write_projector(converter: Converter, model_dir: Path, temp: Path, meta) -> Projector:
-    try:
-        return write_projector(converter.script, model_dir, temp, meta)
-    except (RuntimeError, ValueError) as exc:
-        raise WorkError(
-            f"{temp.name.strip('.').removesuffix('.partial')}: {exc}",
-            hint="the towers' projector could not be written; drop gguf.types to skip GGUF, "
-            "or report it with the manifest",
-        ) from None
-
-
-def _projector_record(projector: Projector | None, path: Path, files: list) -> dict | None:
-    if projector is None:
-        return None
-    return {
-        "name": path.name,
-        "towers": projector.towers,
-        "tensors": projector.tensors,
-        "bytes": path.stat().st_size,
-        "sha256": sha256_file(path),
-        "loaded_by_llama_cpp": all(f.get("mmproj_loaded") for f in files) if files else None,
-    }
 
 
 def _progress(

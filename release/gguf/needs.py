@@ -22,6 +22,7 @@ from gguf import GGMLQuantizationType
 from release.checkpoint.config import read_config, text_config
 from release.checkpoint.safetensors import parameter_counts
 from release.core.units import human
+from release.gguf.architectures import gguf_arch
 from release.gguf.formats import FORMATS, storage_type
 from release.gguf.kquant_types import kquant_tensor_type
 from release.gguf.projector import is_tower_tensor, towers
@@ -91,9 +92,7 @@ def _gguf_tensors(
     if source is not None:
         planned = plan_tensors(model_dir, source.config, source.arch, FORMATS["f16"])
         return [(p.name, p.source.shape) for p in planned]
-    arches = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
-    model_type = str(config.get("model_type", "")).removesuffix("_text")
-    arch = arches.get(model_type, gguf.MODEL_ARCH.LLAMA)
+    arch = gguf_arch(config) or gguf.MODEL_ARCH.LLAMA
     names = gguf.get_tensor_name_map(arch, layers)
     return [  # a multimodal wrapper's text model is written as the bare model's
         (

@@ -72,6 +72,23 @@ def runtime_build() -> LlamaCppBuild | None:
     return LlamaCppBuild(package, llama_cpp.llama_version().decode())
 
 
+def runtime_knows(arch_name: str) -> bool | None:
+    """Whether the installed runtime's libllama names the GGUF architecture ``arch_name``
+    (its table of architecture names is NUL-terminated strings in the library; a runtime
+    older than the architecture lacks it). The name is looked for as the end of a
+    string, since the linker stores "bert" inside "nomic-bert": a false yes only skips
+    the refusal. None without the runtime."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return None
+    libraries = sorted(Path(llama_cpp.__file__).parent.glob("lib/libllama.*"))
+    libraries = libraries or sorted(Path(llama_cpp.__file__).parent.glob("lib/llama.*"))
+    if not libraries:
+        return None
+    return arch_name.encode() + b"\0" in libraries[0].read_bytes()
+
+
 @dataclass(frozen=True)
 class PinnedConverter:
     script: Path

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from release.checkpoint.config import read_config
+from release.core.errors import WorkError
+from release.core.files import sha256_file
 from release.gguf.delegate import convert_with_llama_cpp
 from release.gguf.metadata import ReleaseMetadata
 
@@ -67,3 +69,32 @@ def write_projector(
     if any(len(tensor.shape) == 0 for tensor in reader.tensors):
         raise ValueError(f"{target.name}: a 0-d tensor (GGUF has none)")
     return Projector(target, found, len(reader.tensors))
+
+
+def checked_projector(
+    script: Path, model_dir: Path, temp: Path, meta: ReleaseMetadata
+) -> Projector:
+    """``write_projector``, its failure a one-line error naming the file."""
+    try:
+        return write_projector(script, model_dir, temp, meta)
+    except (RuntimeError, ValueError) as exc:
+        raise WorkError(
+            f"{temp.name.strip('.').removesuffix('.partial')}: {exc}",
+            hint="the towers' projector could not be written; drop gguf.types to skip GGUF, "
+            "or report it with the manifest",
+        ) from None
+
+
+def projector_record(projector: Projector | None, path: Path, files: list) -> dict | None:
+    """The projector's facts: file, towers, bytes, whether llama.cpp opened it beside
+    every text file (``mmproj_loaded`` in their records)."""
+    if projector is None:
+        return None
+    return {
+        "name": path.name,
+        "towers": projector.towers,
+        "tensors": projector.tensors,
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+        "loaded_by_llama_cpp": all(f.get("mmproj_loaded") for f in files) if files else None,
+    }
