@@ -178,8 +178,13 @@ def test_card_lints_clean_and_round_trips(released):
 
     from cards.lint import lint_file
 
-    _, _, workspace = released
+    case, _, workspace = released
     card_path = workspace / "card" / "README.md"
-    assert lint_file(card_path) == []
-    card = ModelCard.load(card_path)
-    assert card.data.license == "gemma"
+    gguf_card_path = workspace / "card" / "gguf" / "README.md"
+    assert lint_file(card_path) == [] and lint_file(gguf_card_path) == []
+    for card in (ModelCard.load(card_path), ModelCard.load(gguf_card_path)):
+        assert card.data.license == "gemma"
+        assert card.data.license_link == "https://ai.google.dev/gemma/terms"
+        # a checkpoint that keeps its towers is an image-text-to-text model on the Hub
+        tag = "image-text-to-text" if case == "towers" else "text-generation"
+        assert card.data.pipeline_tag == tag
