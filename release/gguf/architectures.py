@@ -103,6 +103,14 @@ def unsupported_reason(config: Config) -> str | None:
     return None
 
 
+def gguf_arch(config: Config) -> gguf.MODEL_ARCH | None:
+    """The GGUF architecture llama.cpp's converter writes for a (text) config, by its
+    ``model_type`` (a multimodal wrapper's text model: ``gemma4_text`` is ``gemma4``);
+    None where gguf-py has no architecture of that name."""
+    arches = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
+    return arches.get(str(config.get("model_type", "")).removesuffix("_text"))
+
+
 def head_dim(config: Config) -> int:
     return config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
 

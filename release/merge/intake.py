@@ -44,8 +44,9 @@ from release.core.errors import InputError
 from release.core.files import atomic_write_text
 from release.core.manifest import Manifest
 from release.merge import lora
+from release.merge.base_checks import check_stop_tokens, refuse_quantized
 from release.merge.facts import AdapterFacts
-from release.merge.module_names import parameter_to_checkpoint
+from release.merge.module_names import parameter_to_checkpoint, placement
 from release.spec.schema import ReleaseSpec
 
 TARGETS_NAME = "targets.json"
@@ -86,14 +87,10 @@ def inspect(spec: ReleaseSpec, out_dir: Path) -> Generator[str | TensorChecked, 
     _check_declared_base(settings, spec, mismatch)
 
     base_dir = resolve_base_dir(spec.base)
-    base_config = read_config(base_dir)
-    if base_config.get("quantization_config"):
-        method = base_config["quantization_config"].get("quant_method", "?")
-        raise InputError(
-            f"base {label} is quantized ({method}); a merge needs its full-precision weights",
-            hint="point base at the unquantized model the adapter was trained on",
-        )
     base = list_checkpoint(base_dir)
+    refuse_quantized(label, read_config(base_dir), base, spec.base.repo_id)
+    has_tokenizer = (adapter_dir / "tokenizer_config.json").is_file()
+    check_stop_tokens(adapter_dir if has_tokenizer else base_dir, base_dir)
 
     staged = out_dir / lora.WEIGHTS_NAME
     adapter_format = _stage_weights(adapter_dir, staged, spec.adapter.allow_pickle)
@@ -107,7 +104,9 @@ def inspect(spec: ReleaseSpec, out_dir: Path) -> Generator[str | TensorChecked, 
         preferred_class=settings.base_model_class,
         trust_remote_code=spec.base.trust_remote_code,
     )
-    yield f"adapter modules placed on {model_class or 'the base'}'s checkpoint names"
+    yield f"adapter modules placed on {model_class or 'the base'}'s checkpoint names: " + (
+        placement(targets.values()) or "none"
+    )
     for parameter, edit in sorted(edits.items()):
         _check_edit(edit, targets.get(parameter), base, adapter, settings, mismatch)
 

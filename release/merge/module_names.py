@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Collection, Iterator
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 
@@ -98,3 +99,14 @@ def parameter_to_checkpoint(
         if len(mapping) == len(wanted):
             break
     return best
+
+
+def placement(checkpoint_names: Iterable[str]) -> str:
+    """Where edited tensors sit, part by part: "model.language_model 28, model.audio_tower
+    3" (a part is the name before ``.layers.``, else before the module's own name), so a
+    plain target list that also reached a multimodal model's towers shows it."""
+    parts: Counter[str] = Counter()
+    for name in checkpoint_names:
+        head, layers, _ = name.partition(".layers.")
+        parts[head if layers else ".".join(name.split(".")[:-2]) or name] += 1
+    return ", ".join(f"{part} {count}" for part, count in sorted(parts.items()))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from release.checkpoint.base import TOKENIZER_FILES
+from release.checkpoint.base import PROCESSOR_FILES, TOKENIZER_FILES
 from release.checkpoint.safetensors import (
     CODES,
     FLOAT_DTYPES,
@@ -38,7 +38,7 @@ from release.checkpoint.safetensors import (
 )
 from release.merge import lora
 
-COPIED_FILES = ("generation_config.json", *TOKENIZER_FILES)
+COPIED_FILES = ("generation_config.json", *PROCESSOR_FILES, *TOKENIZER_FILES)
 
 
 @dataclass
@@ -149,15 +149,15 @@ def _write_config(base_dir: Path, out_dir: Path, dtype: str) -> None:
 
 
 def _copy_side_files(base_dir: Path, adapter_dir: Path, out_dir: Path) -> str:
-    """Copy generation config, tokenizer, chat template and remote code; never the
-    base's README.
+    """Copy generation config, processor configs, tokenizer, chat template and remote
+    code; never the base's README.
 
     A tokenizer saved with the adapter is the one it was trained with (new tokens, a
     chat template), so it wins over the base's, as a set, never mixed file by file."""
     tokenizer_from = "adapter" if (adapter_dir / "tokenizer_config.json").is_file() else "base"
     for name in COPIED_FILES:
         source = base_dir / name
-        if name != "generation_config.json" and tokenizer_from == "adapter":
+        if name in TOKENIZER_FILES and tokenizer_from == "adapter":
             source = adapter_dir / name
         if source.is_file():
             shutil.copyfile(source, out_dir / name)

@@ -25,6 +25,11 @@ from release.spec.schema import ReleaseSpec
 PLACEHOLDER_OWNER = "your-name"
 """Owner shown in usage snippets while push.repo_id is not set yet."""
 
+LICENSE_LINKS = {"gemma": "https://ai.google.dev/gemma/terms"}
+"""Terms a license id names without an SPDX text: linked when the spec gives no link."""
+WITH_TOWERS = "image-text-to-text"
+"""The Hub's pipeline tag for a checkpoint that still has its vision tower (Gemma 4)."""
+
 Kind = Literal["merged", "adapter", "gguf"]
 
 
@@ -118,17 +123,28 @@ def repo_ids(spec: ReleaseSpec) -> dict[Kind, str]:
     }
 
 
-def card_metadata(spec: ReleaseSpec, kind: Kind) -> CardMetadata:
+def _pipeline_tag(spec: ReleaseSpec, manifest: Manifest | None) -> str:
+    """The spec's tag; left at its default, the one for a model with a vision tower
+    when the GGUF stage wrote its projector."""
+    gguf = GGUFFacts.of(manifest)
+    projector = gguf.projector if gguf else None
+    chosen = "pipeline_tag" in spec.card.model_fields_set
+    if not chosen and projector and "vision" in projector.towers:
+        return WITH_TOWERS
+    return spec.card.pipeline_tag
+
+
+def card_metadata(spec: ReleaseSpec, kind: Kind, manifest: Manifest | None = None) -> CardMetadata:
     card = spec.card
     base = repo_ids(spec)["merged"] if kind == "gguf" else spec.base.repo_id
     data: dict[str, Any] = {
         "license": card.license,
         "license_name": card.license_name,
-        "license_link": card.license_link,
+        "license_link": card.license_link or LICENSE_LINKS.get(card.license),
         "language": card.language or None,
         "tags": list(dict.fromkeys([*card.tags, "model-release"])),
         "datasets": card.datasets or None,
-        "pipeline_tag": card.pipeline_tag,
+        "pipeline_tag": _pipeline_tag(spec, manifest),
         "library_name": {"merged": "transformers", "adapter": "peft", "gguf": None}[kind],
         "base_model": base,
         "base_model_relation": _RELATION[kind] if base else None,
@@ -140,7 +156,7 @@ def card_context(spec: ReleaseSpec, manifest: Manifest, kind: Kind) -> CardConte
     ids = repo_ids(spec)
     records = load_results(spec.eval.results) if kind != "gguf" else []
     return CardContext(
-        metadata=card_metadata(spec, kind),
+        metadata=card_metadata(spec, kind, manifest),
         repo_id=ids["adapter"] if kind == "adapter" else ids["merged"],
         model_name=spec.name,
         gguf_repo_id=ids["gguf"] if has_gguf_files(manifest) else None,

@@ -1,0 +1,106 @@
+"""What the folders declare that rules a merge out, checked before any tensor is read.
+
+- A quantized base (QLoRA: bitsandbytes 4-bit, a pre-quantized ``-bnb-4bit`` repo, or
+  any ``quantization_config``) stores packed integer weights; adding a LoRA delta to
+  them would write garbage. The merge needs the unquantized base the adapter was
+  trained against, named in the spec.
+- The tokenizer's EOS and generation_config's stop tokens must agree: a trainer that
+  rewrites one and not the other ships a model that never stops (or stops at once) in
+  every runtime that reads the other file; llama.cpp's GGUF keeps the tokenizer's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from release.checkpoint.safetensors import TensorInfo
+from release.core.errors import InputError
+
+_BNB_MARKER = ".quant_state.bitsandbytes__"
+"""bitsandbytes' per-weight state tensors (``….weight.quant_state.bitsandbytes__nf4``)."""
+
+
+def _quantization(config: dict[str, Any], base: dict[str, TensorInfo]) -> str | None:
+    """How the base is quantized, in words, or None."""
+    quant = config.get("quantization_config")
+    if not isinstance(quant, dict):
+        text = config.get("text_config")
+        quant = text.get("quantization_config") if isinstance(text, dict) else None
+    packed = [name for name in base if _BNB_MARKER in name]
+    if isinstance(quant, dict):
+        method = str(quant.get("quant_method", "unknown method"))
+        if method == "bitsandbytes":
+            bits = (
+                "4-bit"
+                if quant.get("load_in_4bit") or quant.get("bnb_4bit_quant_type")
+                else "8-bit"
+            )
+            kind = quant.get("bnb_4bit_quant_type")
+            method = f"bitsandbytes {bits}" + (f" {kind}" if kind else "")
+        found = f"config.json has a quantization_config ({method})"
+        return found + (f", {len(packed)} packed weights" if packed else "")
+    if packed:
+        kind = packed[0].rsplit("__", 1)[-1]
+        return f"{len(packed)} weights are packed by bitsandbytes ({kind})"
+    return None
+
+
+def refuse_quantized(
+    label: str, config: dict[str, Any], base: dict[str, TensorInfo], repo_id: str | None
+) -> None:
+    """A one-line error when the base holds quantized (packed) weights."""
+    found = _quantization(config, base)
+    if found is None:
+        return
+    unquantized = ""
+    if repo_id and repo_id.lower().endswith(("-bnb-4bit", "-bnb-8bit")):
+        unquantized = f" (for {repo_id}: the repo without '{repo_id[-9:]}')"
+    raise InputError(
+        f"base {label} is quantized: {found}; a LoRA cannot be merged into packed weights",
+        hint="set base.repo_id (or base.path) to the unquantized base the adapter was "
+        f"trained on{unquantized}; QLoRA adapters merge onto it exactly",
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _token_id(tokenizer_dir: Path, token: str) -> int | None:
+    """``token``'s id in tokenizer.json (added tokens first, then the model's vocab)."""
+    data = _read_json(tokenizer_dir / "tokenizer.json") or {}
+    for entry in data.get("added_tokens") or []:
+        if entry.get("content") == token:
+            return entry.get("id")
+    vocab = (data.get("model") or {}).get("vocab")
+    return vocab.get(token) if isinstance(vocab, dict) else None
+
+
+def check_stop_tokens(tokenizer_dir: Path, generation_dir: Path) -> None:
+    """A one-line error when tokenizer_config.json's EOS is not one of
+    generation_config.json's ``eos_token_id``s (the files the merged folder will hold)."""
+    tokenizer_config = _read_json(tokenizer_dir / "tokenizer_config.json")
+    generation = _read_json(generation_dir / "generation_config.json")
+    if not tokenizer_config or not generation or generation.get("eos_token_id") is None:
+        return
+    eos = tokenizer_config.get("eos_token")
+    eos = eos.get("content") if isinstance(eos, dict) else eos
+    if not isinstance(eos, str):
+        return
+    eos_id = _token_id(tokenizer_dir, eos)
+    stops = generation["eos_token_id"]
+    stops = stops if isinstance(stops, list) else [stops]
+    if eos_id is None or eos_id in stops:
+        return
+    raise InputError(
+        f"{tokenizer_dir / 'tokenizer_config.json'}: eos_token {eos!r} (id {eos_id}) is not "
+        f"among {generation_dir / 'generation_config.json'}'s eos_token_id {stops}",
+        hint="make them agree (the trainer rewrote one of them): set eos_token to the base's, "
+        "or add its id to generation_config.json's eos_token_id",
+    )

@@ -1,0 +1,190 @@
+"""Gemma 4 released end to end through ``model-release run``: each tiny fixture (the
+text-only Gemma4ForCausalLM, and Gemma4ForConditionalGeneration with a LoRA that also
+reaches the towers) from intake to the card, pushed to the local Hub, and checked
+against PEFT, the pinned llama.cpp converter and llama.cpp's runtime.
+
+The sanity eval is off: its chat smoke test asks for a readable answer, and a random
+tiny model answers with newlines (any architecture; the eval stage is not Gemma's).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gguf
+import pytest
+
+from release.cli import main
+from release.core.manifest import MANIFEST_NAME, Manifest
+from tests.gguf_helpers import llama_cpp_convert
+from tests.hub_fixtures import CANARY_TOKEN
+from tests.lora_models import peft_merge
+from tests.test_merge import assert_same_tensors
+
+pytest_plugins = ("tests.gguf_fixtures",)  # converter_dir: the pinned converter
+
+CASES = {"text": "gemma4_text_dir", "towers": "gemma4_multimodal_dir"}
+GENERAL = "general."
+"""Keys our release sets through the converter's override file (name, version…)."""
+
+
+def _field(reader: gguf.GGUFReader, key: str):
+    field = reader.get_field(key)
+    return field.contents() if field is not None else None
+
+
+@pytest.fixture(scope="module")
+def module_hub(tmp_path_factory):
+    """The local Hub (tests/hub_server.py) for the module, and the user's directories
+    redirected as conftest does per test (a module fixture runs before that)."""
+    from tests.conftest import TEST_CACHE
+    from tests.hub_server import FakeHub
+
+    patch = pytest.MonkeyPatch()
+    with FakeHub(tmp_path_factory.mktemp("hub"), CANARY_TOKEN) as hub:
+        patch.setenv("HF_ENDPOINT", hub.url)
+        patch.setenv("HF_TOKEN", CANARY_TOKEN)
+        patch.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf_home")))
+        patch.setenv("MODEL_RELEASE_CACHE", str(TEST_CACHE))
+        patch.delenv("GITHUB_ACTIONS", raising=False)
+        yield hub
+    patch.undo()
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def released(request, module_hub, gemma4_adapters, tmp_path_factory) -> tuple[str, Path, Path]:
+    """(case, base, workspace) after ``model-release run`` of every stage."""
+    case = request.param
+    base = request.getfixturevalue(CASES[case])
+    root = tmp_path_factory.mktemp(f"gemma4-release-{case}")
+    spec = root / "release.yaml"
+    spec.write_text(
+        f"name: tiny-gemma4-{case}\nversion: 0.1.0\n"
+        f"base:\n  path: {base}\nadapter:\n  path: {gemma4_adapters[case]}\n"
+        f"workspace: {root / 'build'}\n"
+        "gguf:\n  types: [f16, q8_0]\n"
+        "eval:\n  enabled: false\n"
+        "card:\n  license: gemma\n"
+        f"push:\n  repo_id: tester/gemma4-{case}\n  gguf_repo_id: tester/gemma4-{case}-GGUF\n"
+    )
+    assert main(["run", str(spec)]) == 0
+    return case, base, root / "build"
+
+
+def test_merge_equals_peft(released, gemma4_adapters, tmp_path):
+    case, base, workspace = released
+    reference = peft_merge(base, gemma4_adapters[case], tmp_path / "peft")
+    assert_same_tensors(workspace / "merge", reference, base)
+
+
+def test_gguf_is_the_pinned_converters_byte_for_byte(released, converter_dir, tmp_path):
+    """Every tensor and every key but our general.* overrides equal to a plain run of
+    the pinned convert_hf_to_gguf.py on the merged folder."""
+    case, _, workspace = released
+    ours = gguf.GGUFReader(workspace / "gguf" / f"tiny-gemma4-{case}-F16.gguf")
+    theirs = gguf.GGUFReader(
+        llama_cpp_convert(converter_dir, workspace / "merge", tmp_path / "theirs.gguf", "f16")
+    )
+    assert _field(ours, "general.architecture") == "gemma4"
+    assert [t.name for t in ours.tensors] == [t.name for t in theirs.tensors]
+    for mine, their in zip(ours.tensors, theirs.tensors, strict=True):
+        assert mine.tensor_type == their.tensor_type, mine.name
+        assert bytes(mine.data.tobytes()) == bytes(their.data.tobytes()), mine.name
+    keys = [k for k in theirs.fields if not k.startswith(GENERAL) and not k.startswith("GGUF.")]
+    assert keys == [
+        k for k in ours.fields if not k.startswith(GENERAL) and not k.startswith("GGUF.")
+    ]
+    for key in keys:
+        assert _field(ours, key) == _field(theirs, key), key
+    build = json.loads((converter_dir / "BUILD.json").read_text())
+    facts = Manifest.load(workspace / MANIFEST_NAME).stages["gguf"].facts
+    assert facts["llama_cpp"]["commit"] == build["commit"]
+
+
+def test_llama_cpp_agrees_with_the_merged_model(released):
+    _, _, workspace = released
+    facts = Manifest.load(workspace / MANIFEST_NAME).stages["gguf"].facts
+    files = {record["type"]: record for record in facts["files"]}
+    assert files["f16"]["top1_agreement"]["llama_cpp"] >= 0.99  # every position
+    assert files["q8_0"]["confident_top1_agreement"]["llama_cpp"] >= 0.99
+    assert all(record["tokenizer_agreement"] for record in files.values())
+    assert set(files["f16"]["top1_agreement"]) == {"llama_cpp"}  # transformers gives way
+
+
+def test_chat_template_and_stop_tokens_survive(released):
+    _, _, workspace = released
+    merged = workspace / "merge"
+    reader = gguf.GGUFReader(next((workspace / "gguf").glob("tiny-gemma4-*-F16.gguf")))
+    tokenizer = json.loads((merged / "tokenizer.json").read_text())
+    ids = {entry["content"]: entry["id"] for entry in tokenizer["added_tokens"]}
+    assert _field(reader, "tokenizer.chat_template") == (merged / "chat_template.jinja").read_text()
+    assert _field(reader, "tokenizer.ggml.bos_token_id") == ids["<bos>"]
+    assert _field(reader, "tokenizer.ggml.eos_token_id") == ids["<eos>"]
+    generation = json.loads((merged / "generation_config.json").read_text())
+    facts = Manifest.load(workspace / MANIFEST_NAME).stages["gguf"].facts
+    for record in facts["files"]:  # what llama.cpp stops on: <eos>, <turn|>, <|tool_response>
+        assert record["stop_ids"] == sorted(generation["eos_token_id"])
+    assert ids["<turn|>"] in generation["eos_token_id"]
+
+
+def test_projector_for_the_towers(released):
+    case, _, workspace = released
+    facts = Manifest.load(workspace / MANIFEST_NAME).stages["gguf"].facts
+    projectors = sorted((workspace / "gguf").glob("mmproj-*.gguf"))
+    if case == "text":
+        assert facts["projector"] is None and projectors == []
+        return
+    (path,) = projectors
+    assert path.name == f"mmproj-tiny-gemma4-{case}-F16.gguf"
+    assert facts["projector"]["towers"] == ["vision", "audio"]
+    assert facts["projector"]["loaded_by_llama_cpp"] is True
+    reader = gguf.GGUFReader(path)
+    assert _field(reader, "clip.has_vision_encoder") and _field(reader, "clip.has_audio_encoder")
+    assert all(len(t.shape) >= 1 for t in reader.tensors)  # the 0-d bounds as 1-D
+    assert any(t.name.endswith("input_max") for t in reader.tensors)
+
+
+def test_size_estimates_are_close_to_the_files(released):
+    """The preflight's plan against the files written (on files this small the fixed
+    allowances per file and per tensor dominate: within 3%, never under)."""
+    from release.gguf.needs import gguf_file_bytes, projector_file_bytes
+
+    case, _, workspace = released
+    estimate = gguf_file_bytes(workspace / "merge", ["f16", "q8_0"])
+    for gguf_type, planned in estimate.items():
+        written = (workspace / "gguf" / f"tiny-gemma4-{case}-{gguf_type.upper()}.gguf").stat()
+        assert 1 <= planned / written.st_size < 1.03, gguf_type
+    for path in (workspace / "gguf").glob("mmproj-*.gguf"):
+        assert 1 <= projector_file_bytes(workspace / "merge") / path.stat().st_size < 1.03
+
+
+def test_pushed_with_every_file_a_gemma4_user_needs(released, module_hub):
+    from huggingface_hub import HfApi
+
+    case, _, _ = released
+    api = HfApi(endpoint=module_hub.url, token=CANARY_TOKEN)
+    files = set(api.list_repo_files(f"tester/gemma4-{case}"))
+    assert {"chat_template.jinja", "generation_config.json", "tokenizer.json", "README.md"} <= files
+    if case == "towers":
+        assert {"processor_config.json", "preprocessor_config.json"} <= files
+    gguf_files = set(api.list_repo_files(f"tester/gemma4-{case}-GGUF"))
+    assert f"tiny-gemma4-{case}-Q8_0.gguf" in gguf_files
+    assert (f"mmproj-tiny-gemma4-{case}-F16.gguf" in gguf_files) == (case == "towers")
+
+
+def test_card_lints_clean_and_round_trips(released):
+    from huggingface_hub import ModelCard
+
+    from cards.lint import lint_file
+
+    case, _, workspace = released
+    card_path = workspace / "card" / "README.md"
+    gguf_card_path = workspace / "card" / "gguf" / "README.md"
+    assert lint_file(card_path) == [] and lint_file(gguf_card_path) == []
+    for card in (ModelCard.load(card_path), ModelCard.load(gguf_card_path)):
+        assert card.data.license == "gemma"
+        assert card.data.license_link == "https://ai.google.dev/gemma/terms"
+        # a checkpoint that keeps its towers is an image-text-to-text model on the Hub
+        tag = "image-text-to-text" if case == "towers" else "text-generation"
+        assert card.data.pipeline_tag == tag

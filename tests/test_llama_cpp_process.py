@@ -1,0 +1,62 @@
+"""llama.cpp in a child process: a file it cannot load, or a layout it aborts on with
+GGML_ASSERT, is a one-line error, and the release's own process lives on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from release.gguf.delegate import convert_with_llama_cpp
+from release.gguf.llama_cpp_process import LlamaCppCrashed, Request, run_llama_cpp
+from release.gguf.metadata import ReleaseMetadata
+from release.gguf.pinned import runtime_knows
+from tests.gemma4_models import make_gemma4_multimodal
+
+pytest_plugins = ("tests.gguf_fixtures",)  # converter_dir: the pinned converter
+
+
+def _request(path: Path, mmproj: Path | None = None) -> Request:
+    return Request(
+        path=str(path),
+        prompts=[[2, 300, 301]],
+        texts=["x"],
+        smoke_ids=[2, 300],
+        smoke_tokens=2,
+        vocab_rows=64,
+        mmproj=str(mmproj) if mmproj else None,
+    )
+
+
+def test_a_file_llama_cpp_cannot_load_is_one_line(tmp_path):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + bytes(60))
+
+    with pytest.raises(LlamaCppCrashed) as raised:
+        run_llama_cpp(_request(broken))
+
+    message = str(raised.value)
+    assert message.startswith("llama.cpp failed (exit 1): ") and "\n" not in message
+
+
+def test_a_ggml_assert_abort_is_one_line(converter_dir, tmp_path):
+    """An audio tower narrower than llama.cpp's audio graph assumes (subsampling
+    channels 8, 4): its multimodal loader aborts the process on GGML_ASSERT."""
+    model = make_gemma4_multimodal(tmp_path / "model", audio={"subsampling_conv_channels": [8, 4]})
+    meta = ReleaseMetadata("tiny", "0.1")
+    script = converter_dir / "convert_hf_to_gguf.py"
+    text, projector = tmp_path / "text.gguf", tmp_path / "mmproj.gguf"
+    convert_with_llama_cpp(script, model, text, "f16", meta)
+    convert_with_llama_cpp(script, model, projector, "f16", meta, mmproj=True)
+
+    with pytest.raises(LlamaCppCrashed) as raised:
+        run_llama_cpp(_request(text, projector))
+
+    message = str(raised.value)
+    assert message.startswith("llama.cpp crashed (SIGABRT): ") and "\n" not in message
+    assert "GGML_ASSERT" in message
+
+
+def test_the_runtime_names_the_architectures_it_loads():
+    assert runtime_knows("gemma4") and runtime_knows("llama") and runtime_knows("bert")
+    assert runtime_knows("gemma99") is False
