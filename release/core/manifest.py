@@ -49,6 +49,14 @@ class StageRecord(BaseModel):
     tools: dict[str, str] = Field(default_factory=dict)
 
 
+class Refusal(BaseModel):
+    """A stage that ran and said no (``core.errors.Refused``): why, and what it measured."""
+
+    finished_at: str
+    message: str
+    facts: dict[str, Any] = Field(default_factory=dict)
+
+
 class _CachedHash(BaseModel):
     bytes: int
     mtime_ns: int
@@ -60,6 +68,10 @@ class Manifest(BaseModel):
     name: str
     version: str
     stages: dict[str, StageRecord] = Field(default_factory=dict)
+    refused: dict[str, Refusal] = Field(
+        default_factory=dict,
+        description="Stages whose verdict was no on the last run (the gate), by name.",
+    )
     hash_cache: dict[str, _CachedHash] = Field(
         default_factory=dict,
         description="sha256 of large input files by (path, size, mtime), to skip rehashing.",

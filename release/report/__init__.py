@@ -4,4 +4,5 @@
 - ``error_table``: exception types to one line and an exit code.
 - ``github``: the job summary, annotations and step outputs of a run in Actions.
 - ``card_context``: a release's spec and manifest as the context cards/ renders.
+- ``history``: each version of a release's chain of manifests, as typed entries.
 """
