@@ -393,6 +393,29 @@ def status(spec: SpecArg = Path("release.yaml")) -> None:
         _output.info(f"next: model-release run {spec}")
 
 
+@app.command()
+def notes(spec: SpecArg = Path("release.yaml")) -> None:
+    """Print Markdown release notes: what changed since the last release."""
+    from release.report.notes import notes_of
+    from release.spec.schema import load_spec
+
+    typer.echo(notes_of(load_spec(spec)), nl=False)
+
+
+@app.command()
+def compare(
+    old: Annotated[Path, typer.Argument(help="The last release: manifest.json or results.")],
+    new: Annotated[Path, typer.Argument(help="This release: manifest.json or results.")],
+) -> int:
+    """The regression gate on two sets of stored results; exit 1 when it would fail."""
+    from release.report.compare import compare_files, comparison_markdown
+    from release.spec.schema import EvalSpec
+
+    verdict = compare_files(old, new)
+    typer.echo(comparison_markdown(verdict, "old", "new", EvalSpec()), nl=False)
+    return 0 if verdict.passed else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("MODEL_RELEASE_DEBUG") == "1"

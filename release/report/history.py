@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cards.records import EvalRecord
 from release.core.manifest import Manifest
 from release.evaluate.facts import EvaluateFacts, GateFacts
+from release.evaluate.gate import compare
 from release.evaluate.history import chain, evaluated, refusal_reason, scores
 from release.gguf.facts import GGUFFacts
 from release.hub.facts import PushFacts
@@ -119,3 +121,43 @@ def history(manifest: Manifest, folder: Path) -> History:
 
 def history_of(path: Path) -> History:
     return history(Manifest.load(path), path.parent)
+
+
+def history_facts(found: History) -> dict[str, Any] | None:
+    """The card's "Release history" entry, oldest version first: each version's scores
+    (those of this release's tasks) and their change against the release before it, the
+    one its gate compared with. A score measured differently (another n-shot or task
+    version) carries why instead of a change. None when there is no earlier version."""
+    if len(found.entries) < 2:
+        return None
+    keys = [record.key for record in found.entries[0].scores]
+    versions, last = [], None
+    for item in reversed(found.entries):
+        own = {record.key: record for record in item.scores}
+        before = {record.key: record for record in last.scores} if last else {}
+        versions.append(
+            {
+                "version": item.version,
+                "date": (item.date or "")[:10] or None,
+                "reason": item.refused,
+                "scores": [_cell(own.get(key), before.get(key)) for key in keys],
+            }
+        )
+        last = item if item.released else last
+    columns = [
+        f"{task} {metric}" + ("" if filter_ == "none" else f" ({filter_})")
+        for task, metric, filter_ in keys
+    ]
+    return {"columns": columns, "versions": versions}
+
+
+def _cell(record: EvalRecord | None, before: EvalRecord | None) -> dict[str, Any]:
+    if record is None:
+        return {}
+    cell: dict[str, Any] = {"value": record.value}
+    if before is None:
+        return cell
+    verdict = compare([record], [before], max_task_drop=1, max_average_drop=1)
+    if verdict.flagged:
+        return cell | {"differs": verdict.flagged[0]}
+    return cell | {"change": -verdict.compared[0].drop}
