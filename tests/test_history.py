@@ -161,3 +161,14 @@ def test_notes_before_any_run_is_one_line(tmp_path, capsys):
     )
     assert main(["notes", str(tmp_path / "release.yaml")]) == 2
     assert "no manifest yet" in capsys.readouterr().err
+
+
+def test_the_push_gives_the_notes_as_the_hub_commit_description(chain, hub):
+    """Last in this file: it adds a push to 3.0.0's manifest."""
+    spec = chain.specs["3.0.0"]
+    pushed = spec.model_copy(update={"push": spec.push.model_copy(update={"repo_id": "me/tiny"})})
+    notes = release_notes(history_of(chain.manifest("3.0.0")), spec.eval)
+    list(run_release(pushed))
+    repo = hub.repo("me/tiny")
+    description = repo.commits[repo.branches["main"]]["description"]
+    assert description.startswith(notes.strip() + "\n\nReleased with model-release")

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from cards.facts import size
 from release.core.errors import InputError
-from release.core.manifest import MANIFEST_NAME
+from release.core.manifest import MANIFEST_NAME, Manifest
 from release.evaluate.gate import compare
 from release.report.compare import comparison_markdown
-from release.report.history import History, ReleaseEntry, history_of
+from release.report.history import History, ReleaseEntry, history, history_of
 from release.spec.schema import EvalSpec, ReleaseSpec
 
 
@@ -27,6 +27,11 @@ def notes_of(spec: ReleaseSpec) -> str:
             f"{path}: no manifest yet", hint="run `model-release run` first; the notes read it"
         )
     return release_notes(history_of(path), spec.eval)
+
+
+def manifest_notes(spec: ReleaseSpec, manifest: Manifest) -> str:
+    """The notes of a release whose manifest is in hand (the push's, being written)."""
+    return release_notes(history(manifest, spec.workspace), spec.eval)
 
 
 def release_notes(history: History, limits: EvalSpec) -> str:
