@@ -7,12 +7,14 @@ table; the verdict itself is ``release.evaluate.gate.compare``'s.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from cards.evals import load_results
 from cards.records import EvalRecord
 from release.core.errors import InputError
 from release.core.manifest import Manifest
+from release.evaluate.facts import ComparisonFacts
 from release.evaluate.gate import Comparison, GateVerdict, compare, worst_first
 from release.evaluate.history import is_manifest, scores
 from release.spec.schema import EvalSpec
@@ -36,9 +38,27 @@ def compare_files(old: Path, new: Path, thresholds: EvalSpec | None = None) -> G
     )
 
 
-def change(comparison: Comparison) -> str:
-    """The relative change, signed so that + is better (a lower perplexity too)."""
-    return f"{-comparison.drop:+.1%}"
+def change(drop: float) -> str:
+    """A gate's relative drop as a change, signed so that + is better (a lower
+    perplexity too)."""
+    return f"{-drop:+.1%}"
+
+
+def score_rows(compared: Iterable[Comparison | ComparisonFacts]) -> list[list[str]]:
+    """Task, metric, filter, n-shot, before, now, change: one row per compared score,
+    worst first (the compare command, the notes and the wizard show these rows)."""
+    return [
+        [
+            c.task,
+            c.metric,
+            c.filter,
+            "" if c.n_shot is None else str(c.n_shot),
+            f"{c.previous:.4g}",
+            f"{c.current:.4g}",
+            change(c.drop),
+        ]
+        for c in sorted(compared, key=lambda c: c.drop, reverse=True)
+    ]
 
 
 def score_table(verdict: GateVerdict, old: str, new: str) -> list[str]:
@@ -47,13 +67,7 @@ def score_table(verdict: GateVerdict, old: str, new: str) -> list[str]:
         f"| Task | Metric | Filter | n-shot | {old} | {new} | Change |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for c in sorted(verdict.compared, key=lambda c: c.drop, reverse=True):
-        shots = "" if c.n_shot is None else str(c.n_shot)
-        lines.append(
-            f"| {c.task} | {c.metric} | {c.filter} | {shots} | {c.previous:.4g} "
-            f"| {c.current:.4g} | {change(c)} |"
-        )
-    return lines
+    return lines + [f"| {' | '.join(row)} |" for row in score_rows(verdict.compared)]
 
 
 def verdict_lines(verdict: GateVerdict, limits: EvalSpec) -> list[str]:
