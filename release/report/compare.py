@@ -30,9 +30,10 @@ def stored_scores(path: Path) -> list[EvalRecord]:
 def compare_files(old: Path, new: Path, thresholds: EvalSpec | None = None) -> GateVerdict:
     """The gate on two sets of stored results, with the spec's default thresholds."""
     limits = thresholds or EvalSpec()
+    before = stored_scores(old)
     return compare(
         stored_scores(new),
-        stored_scores(old),
+        before,
         max_task_drop=limits.max_task_drop,
         max_average_drop=limits.max_average_drop,
     )
@@ -41,7 +42,7 @@ def compare_files(old: Path, new: Path, thresholds: EvalSpec | None = None) -> G
 def change(drop: float) -> str:
     """A gate's relative drop as a change, signed so that + is better (a lower
     perplexity too)."""
-    return f"{-drop:+.1%}"
+    return f"{0.0 - drop:+.1%}"  # 0.0 - 0.0 is 0.0, where -0.0 would show as "-0.0%"
 
 
 def score_rows(compared: Iterable[Comparison | ComparisonFacts]) -> list[list[str]]:

@@ -160,4 +160,4 @@ def _cell(record: EvalRecord | None, before: EvalRecord | None) -> dict[str, Any
     verdict = compare([record], [before], max_task_drop=1, max_average_drop=1)
     if verdict.flagged:
         return cell | {"differs": verdict.flagged[0]}
-    return cell | {"change": -verdict.compared[0].drop}
+    return cell | {"change": 0.0 - verdict.compared[0].drop}  # never -0.0
