@@ -4,8 +4,9 @@ The entry (filled by model-release from its manifests, or written by hand in a
 facts.json) holds ``columns`` (score labels) and ``versions``, oldest first, each with
 ``version``, ``date``, ``reason`` (why it was not released; absent when it was) and one
 cell per column: ``value``, and ``change`` (relative, + is better) against the release
-before it, or ``differs`` (why the two were not compared). Changes are shown, never
-computed here.
+before it, or ``differs`` (why the two were not compared); and ``missing``: earlier
+versions whose manifest could not be read, where the history stops. Changes are shown,
+never computed here.
 """
 
 from __future__ import annotations
@@ -34,5 +35,6 @@ def history_table(history: dict[str, Any] | None) -> dict[str, Any]:
                 shown += f" (measured differently ({len(notes)}))"
             cells.append(shown)
         rows.append([version["version"], version.get("date") or "", status, *cells])
+    notes += [f"The history stops before {line}" for line in history.get("missing") or []]
     header = ["Version", "Date", "Status", *history.get("columns", [])]
     return {"header": header, "rows": rows, "notes": notes}

@@ -15,7 +15,7 @@ from release.cli import main
 from release.core.errors import Refused
 from release.core.manifest import MANIFEST_NAME, FileRecord, Manifest, StageRecord
 from release.evaluate.gate import records_to_facts
-from release.report.history import history_of
+from release.report.history import history_facts, history_of
 from release.report.notes import release_notes
 from release.runner import run_release
 from release.spec.schema import EvalSpec, ReleaseSpec
@@ -118,7 +118,8 @@ def test_a_gone_previous_manifest_ends_the_chain_and_says_so(tmp_path):
     one.unlink()
     found = history_of(two)
     assert [e.version for e in found.entries] == ["2.0"]
-    assert found.missing == [f"?: {one} is gone"]
+    assert found.missing == ["?: ../one/manifest.json is gone"]
+    assert history_facts(found)["missing"] == found.missing
 
 
 def test_notes_name_base_revision_tools_and_files(tmp_path):
@@ -162,6 +163,7 @@ def test_the_card_renders_a_history_entry_and_marks_other_measurements():
                 ],
             },
         ],
+        "missing": ["0.9: /old/manifest.json is gone"],
     }
     ctx = CardContext(
         metadata=CardMetadata.model_validate({"license": "apache-2.0"}),
@@ -176,6 +178,7 @@ def test_the_card_renders_a_history_entry_and_marks_other_measurements():
     assert "| 3.0 | 2026-03-01 | released | 0.7000 (measured differently (2)) |" in card
     assert "(1) 2.0 was not released: gate failed: arc_easy" in card
     assert f"(2) arc_easy acc: {DIFFERS}" in card
+    assert "(3) The history stops before 0.9: /old/manifest.json is gone" in card
 
 
 def test_a_card_without_history_has_no_section():

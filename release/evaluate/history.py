@@ -56,7 +56,8 @@ def chain(manifest: Manifest, folder: Path) -> Chain:
             continue
         seen.add(path)
         if not path.is_file():
-            found.missing.append(f"{previous.version or previous.path}: {path} is gone")
+            # the recorded relative path: this line may go on a published card
+            found.missing.append(f"{previous.version or '?'}: {previous.path} is gone")
             continue
         older = Manifest.load(path)
         found.manifests.append(older)

@@ -127,8 +127,9 @@ def history_facts(found: History) -> dict[str, Any] | None:
     """The card's "Release history" entry, oldest version first: each version's scores
     (those of this release's tasks) and their change against the release before it, the
     one its gate compared with. A score measured differently (another n-shot or task
-    version) carries why instead of a change. None when there is no earlier version."""
-    if len(found.entries) < 2:
+    version) carries why instead of a change; ``missing`` names where the chain broke off.
+    None when there is no earlier version to show or to miss."""
+    if len(found.entries) < 2 and not found.missing:
         return None
     keys = [record.key for record in found.entries[0].scores]
     versions, last = [], None
@@ -148,7 +149,7 @@ def history_facts(found: History) -> dict[str, Any] | None:
         f"{task} {metric}" + ("" if filter_ == "none" else f" ({filter_})")
         for task, metric, filter_ in keys
     ]
-    return {"columns": columns, "versions": versions}
+    return {"columns": columns, "versions": versions, "missing": found.missing}
 
 
 def _cell(record: EvalRecord | None, before: EvalRecord | None) -> dict[str, Any]:
