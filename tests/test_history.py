@@ -6,11 +6,13 @@ back from the lm-eval-shaped results files."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from cards.facts import size
 from release.cli import main
 from release.core.errors import StageError
 from release.core.manifest import MANIFEST_NAME
@@ -116,14 +118,27 @@ def test_the_notes_name_exactly_what_changed(chain):
     notes = release_notes(history_of(chain.manifest("3.0.0")), spec.eval)
     one, three = chain.results("1.0.0"), chain.results("3.0.0")
     assert notes.startswith("## tiny-chat 3.0.0\n\nChanges since 1.0.0")
-    assert "2.0.0 was not released: regression gate failed" in notes
+    assert "\n\n- 2.0.0 was not released: regression gate failed" in notes
     for task in ("arc_easy", "hellaswag"):
         change = (three[task] - one[task]) / one[task]
         row = f"| {task} | acc | none | 0 | {one[task]:.4g} | {three[task]:.4g} | {change:+.1%} |"
         assert row in notes
     assert "- added: boolq acc" in notes and "- dropped: piqa acc" in notes
     assert "- adapter rank: 4 → 8" in notes
-    assert "- resized: `adapter/adapter_model.safetensors`" in notes
+    assert re.findall(r"^### (.+)$", notes, re.M) == [
+        "Scores",
+        "Tasks",
+        "Files",
+        "Base and adapter",
+    ]
+    old, new = (
+        (chain.root / f"adapter-{v}" / "adapter_model.safetensors") for v in ("1.0.0", "3.0.0")
+    )
+    files = notes.split("### Files\n\n")[1].split("\n\n")[0].splitlines()
+    assert files == [  # as peft wrote them; merged weights and config kept their sizes
+        f"- resized: `adapter/adapter_model.safetensors` {size(old.stat().st_size)} → "
+        f"{size(new.stat().st_size)}"
+    ]
     assert "- gate: passed (a score may drop 20%, the average of the compared scores 5%)" in notes
     assert "base:" not in notes and "### Tools" not in notes  # the same base and tools
 

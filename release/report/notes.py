@@ -41,8 +41,9 @@ def release_notes(history: History, limits: EvalSpec) -> str:
     if last is None:
         return f"{title}\n\nThe first release: no earlier release to compare with.\n"
     held = [e for e in history.entries[1 : history.entries.index(last)] if not e.released]
-    lines = [title, "", f"Changes since {last.version} ({last.date or 'undated'})."]
-    lines += [f"{e.version} was not released: {e.refused}" for e in held]
+    when = f"released {last.date[:10]}" if last.date else "undated"
+    lines = [title, "", f"Changes since {last.version} ({when})."]
+    lines += ["", *(f"- {e.version} was not released: {e.refused}" for e in held)] if held else []
     sections = [
         ("Scores", _scores(current, last, limits)),
         ("Tasks", _tasks(current, last)),
