@@ -190,3 +190,12 @@ def test_compare_of_a_missing_file_is_one_line(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "old.json"), str(tmp_path / "new.json")]) == 2
     err = capsys.readouterr().err
     assert "old.json: no such file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_notes_before_the_evaluate_stage_ran_is_one_line(tmp_path, capsys):
+    spec = tmp_path / "release.yaml"
+    spec.write_text("name: m\nversion: 1.0.0\nbase: {repo_id: a/b}\nadapter: {path: .}\n")
+    Manifest(name="m", version="1.0.0").save(tmp_path / "build" / MANIFEST_NAME)
+    assert main(["notes", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "the evaluate stage has not run, so the last release is not known" in err

@@ -36,7 +36,6 @@ from release.core.facts import StageFacts
 from release.core.manifest import MANIFEST_NAME, Manifest
 from release.core.redact import redact
 from release.evaluate.facts import EvaluateFacts
-from release.evaluate.history import evaluated
 from release.hub.facts import PushFacts
 from release.report.card_context import CardFacts
 from release.report.notes import manifest_notes
@@ -197,7 +196,7 @@ class JobReport:
     def notes(self) -> str:
         """The release notes, once the evaluate stage has measured (or been refused)."""
         manifest = _load_manifest(self.spec.workspace / MANIFEST_NAME)
-        if manifest is None or evaluated(manifest) is None:
+        if manifest is None:
             return ""
         try:
             return manifest_notes(self.spec, manifest)

@@ -14,8 +14,9 @@ from cards.facts import size
 from release.core.errors import InputError
 from release.core.manifest import MANIFEST_NAME, Manifest
 from release.evaluate.gate import compare
+from release.evaluate.history import evaluated
 from release.report.compare import comparison_markdown
-from release.report.history import History, ReleaseEntry, history, history_of
+from release.report.history import History, ReleaseEntry, history
 from release.spec.schema import EvalSpec, ReleaseSpec
 
 
@@ -26,11 +27,20 @@ def notes_of(spec: ReleaseSpec) -> str:
         raise InputError(
             f"{path}: no manifest yet", hint="run `model-release run` first; the notes read it"
         )
-    return release_notes(history_of(path), spec.eval)
+    notes = manifest_notes(spec, Manifest.load(path))
+    if not notes:
+        raise InputError(
+            f"{path}: the evaluate stage has not run, so the last release is not known",
+            hint="run `model-release run` with eval.previous set; the notes compare with it",
+        )
+    return notes
 
 
 def manifest_notes(spec: ReleaseSpec, manifest: Manifest) -> str:
-    """The notes of a release whose manifest is in hand (the push's, being written)."""
+    """The notes of a release whose manifest is in hand (the push's, being written);
+    empty before the evaluate stage has recorded which release was the last one."""
+    if evaluated(manifest) is None:
+        return ""
     return release_notes(history(manifest, spec.workspace), spec.eval)
 
 
