@@ -4,6 +4,11 @@ Commands are thin: they load the spec, hand it to the runner or the cards packag
 print what comes back through ``release.report.console``. Errors become one line and an exit
 code through ``release.report.error_table`` (2: bad input, 1: a stage failed); --debug or
 MODEL_RELEASE_DEBUG=1 shows the traceback.
+
+The commands live here, but for:
+
+- ``history``: ``notes`` and ``compare``, what changed since the last release;
+- ``__main__``: ``python -m release.cli``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typer.exceptions import TyperException
 
 from cards.cli import make_app as make_card_app
 from release import __version__
+from release.cli.history import compare, notes
 from release.report.console import EventPrinter, JsonLinesPrinter, Output
 from release.report.error_table import explain
 
@@ -393,27 +399,8 @@ def status(spec: SpecArg = Path("release.yaml")) -> None:
         _output.info(f"next: model-release run {spec}")
 
 
-@app.command()
-def notes(spec: SpecArg = Path("release.yaml")) -> None:
-    """Print Markdown release notes: what changed since the last release."""
-    from release.report.notes import notes_of
-    from release.spec.schema import load_spec
-
-    typer.echo(notes_of(load_spec(spec)), nl=False)
-
-
-@app.command()
-def compare(
-    old: Annotated[Path, typer.Argument(help="The last release: manifest.json or results.")],
-    new: Annotated[Path, typer.Argument(help="This release: manifest.json or results.")],
-) -> int:
-    """The regression gate on two sets of stored results; exit 1 when it would fail."""
-    from release.report.compare import compare_files, comparison_markdown
-    from release.spec.schema import EvalSpec
-
-    verdict = compare_files(old, new)
-    typer.echo(comparison_markdown(verdict, "old", "new", EvalSpec()), nl=False)
-    return 0 if verdict.passed else 1
+app.command()(notes)
+app.command()(compare)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -438,7 +425,3 @@ def main(argv: list[str] | None = None) -> int:
         _output.error(message)
         return code
     return result if isinstance(result, int) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
