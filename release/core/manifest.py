@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from release.core.errors import InputError
 from release.core.files import atomic_write_text, sha256_file
@@ -95,6 +102,15 @@ class Manifest(BaseModel):
             if (manifest.name, manifest.version) == (name, version):
                 return manifest
         return cls(name=name, version=version)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_refused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``refused`` only while there is a refusal: a manifest without one is written
+        byte for byte as before the field existed (the published manifest, its sha256)."""
+        data = handler(self)
+        if not self.refused:
+            data.pop("refused", None)
+        return data
 
     def save(self, path: Path) -> None:
         atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
