@@ -26,6 +26,7 @@ from cards import yamlio
 from cards.citations import method_citations, unique_citations
 from cards.errors import CardError
 from cards.evals import dataset_label, metric_label, to_model_index
+from cards.history import history_table
 from cards.records import EvalRecord
 from cards.schema import CardMetadata, RepoId
 
@@ -164,6 +165,7 @@ def _view(ctx: CardContext, metadata: CardMetadata) -> dict[str, Any]:
         "facts": facts,
         "evals": _eval_table(ctx.records, ctx.baseline),
         "gguf_files": _gguf_rows(facts.get("gguf_files") or []),
+        "history": history_table(facts.get("history")),
         "citations": citations,
     }
 

@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from release import __version__
-from release.core.errors import InputError, StageError, named_stage
+from release.core.errors import InputError, Refused, StageError, named_stage
 from release.core.events import Event, StageFailed, StageFinished, StageSkipped, StageStarted
 from release.core.files import clear_leftovers, iter_files, replace_dir
 from release.core.manifest import (
     MANIFEST_NAME,
     FileRecord,
     Manifest,
+    Refusal,
     StageRecord,
     dumps_canonical,
     now_iso,
@@ -265,8 +266,14 @@ def _run_stage(
         replace_dir(staging, final)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, Refused):
+            manifest.refused[stage.name] = Refusal(
+                finished_at=now_iso(), message=exc.message, facts=exc.facts
+            )
+            manifest.save(workspace / MANIFEST_NAME)
         yield StageFailed(stage.name, exc)
         raise
+    manifest.refused.pop(stage.name, None)
     outputs = [manifest.record(path, relative_to=workspace) for path in iter_files(final)]
     return StageRecord(
         key=key,

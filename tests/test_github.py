@@ -71,6 +71,9 @@ def with_card(release: BuiltRelease, text: str) -> Path:
     return spec_path
 
 
+FIRST_NOTES = "## tiny-chat 1.0.0\n\nThe first release: no earlier release to compare with."
+
+
 def read_outputs(path: Path) -> dict[str, str]:
     """Parse $GITHUB_OUTPUT's `name<<DELIMITER` blocks as the runner does."""
     lines, outputs = path.read_text().splitlines(), {}
@@ -123,7 +126,9 @@ def test_run_in_actions_writes_summary_annotations_and_outputs(hub, built_releas
         "model-url": f"{hub.url}/{REPO_ID}",
         "commit": head.target_commit,
         "card-lint": "warnings",
+        "notes": FIRST_NOTES,
     }
+    assert summary.endswith(f"\n{FIRST_NOTES}\n")
     assert CANARY_TOKEN not in summary + out + actions["output"].read_text()
 
 
@@ -145,7 +150,7 @@ def test_failed_run_still_writes_its_summary_and_an_error_per_problem(
     summary = actions["summary"].read_text()
     assert "| push | ❌ failed: push: the card has errors, nothing was pushed" in summary
     assert "### Model card lint: errors" in summary
-    assert read_outputs(actions["output"]) == {"card-lint": "errors"}
+    assert read_outputs(actions["output"]) == {"card-lint": "errors", "notes": FIRST_NOTES}
     assert not hub.calls("commit")
 
 

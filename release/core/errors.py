@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 
 class Cancelled(Exception):
@@ -69,6 +70,16 @@ class WorkError(StageError):
 
     def __str__(self) -> str:
         return super().__str__() if self.stage else ReleaseError.__str__(self)
+
+
+class Refused(WorkError):
+    """The work ran and its verdict is no (the regression gate). ``facts`` is what it
+    measured on the way (a stage's facts as JSON): the runner files them in the manifest
+    under ``refused``, so a later release's history can say why this one was held back."""
+
+    def __init__(self, message: str, *, facts: dict[str, Any], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.facts = facts
 
 
 @contextlib.contextmanager

@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from release.core.errors import InputError
 from release.core.files import atomic_write_text, sha256_file
@@ -49,6 +56,14 @@ class StageRecord(BaseModel):
     tools: dict[str, str] = Field(default_factory=dict)
 
 
+class Refusal(BaseModel):
+    """A stage that ran and said no (``core.errors.Refused``): why, and what it measured."""
+
+    finished_at: str
+    message: str
+    facts: dict[str, Any] = Field(default_factory=dict)
+
+
 class _CachedHash(BaseModel):
     bytes: int
     mtime_ns: int
@@ -60,6 +75,10 @@ class Manifest(BaseModel):
     name: str
     version: str
     stages: dict[str, StageRecord] = Field(default_factory=dict)
+    refused: dict[str, Refusal] = Field(
+        default_factory=dict,
+        description="Stages whose verdict was no on the last run (the gate), by name.",
+    )
     hash_cache: dict[str, _CachedHash] = Field(
         default_factory=dict,
         description="sha256 of large input files by (path, size, mtime), to skip rehashing.",
@@ -83,6 +102,15 @@ class Manifest(BaseModel):
             if (manifest.name, manifest.version) == (name, version):
                 return manifest
         return cls(name=name, version=version)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_refused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``refused`` only while there is a refusal: a manifest without one is written
+        byte for byte as before the field existed (the published manifest, its sha256)."""
+        data = handler(self)
+        if not self.refused:
+            data.pop("refused", None)
+        return data
 
     def save(self, path: Path) -> None:
         atomic_write_text(path, self.model_dump_json(indent=2) + "\n")

@@ -4,5 +4,7 @@ worse than the last release?
 - ``sanity``: the arithmetic of the checks (equivalence, perplexity, chat smoke).
 - ``checks``: the model checks in order, on loaded models, each failure one line.
 - ``gate``: stored scores against the last release's (no model, no torch).
+- ``history``: the chain of previous manifests the gates compared against; a version the
+  gate held back stands for the release before it.
 - ``needs``: what the eval will hold at its peak (the preflight's estimate).
 """

@@ -58,6 +58,7 @@ class ComparisonFacts(Facts):
     task: str
     metric: str
     filter: str = "none"
+    n_shot: int | None = None
     previous: float
     current: float
     drop: float
@@ -75,12 +76,24 @@ class GateFacts(Facts):
     average_current: float | None = None
 
 
+class PreviousRelease(Facts):
+    """A manifest the gate compared against: where it lay, relative to the folder of the
+    manifest that records it (so a history can follow the chain), and its sha256."""
+
+    path: str
+    sha256: str
+    name: str | None = None
+    version: str | None = None
+
+
 class EvaluateFacts(StageFacts):
     stage: ClassVar[str] = "evaluate"
 
     results: list[dict[str, Any]] = Field(default_factory=list)
     """The stored eval results of this release (``cards.records.EvalRecord`` as JSON)."""
     gate: GateFacts | None = None
+    previous: list[PreviousRelease] = Field(default_factory=list)
+    """The previous releases' manifests among ``eval.previous``: the release history's chain."""
     device: str | None = None
     equivalence: EquivalenceFacts | None = None
     perplexity: PerplexityFacts | None = None

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from cards.evals import load_results
 from cards.records import EvalRecord
-from release.core.errors import InputError, WorkError
-from release.core.manifest import MANIFEST_NAME, Manifest
+from release.core.errors import InputError, Refused
 from release.core.paths import relative_if_inside
 from release.evaluate.facts import EvaluateFacts, GateFacts
+from release.evaluate.history import is_manifest, previous_release, released_scores
 from release.spec.schema import EvalSpec
 
 
@@ -34,12 +34,14 @@ class Comparison:
     current: float
     drop: float  # relative; positive means worse
     filter: str = "none"
+    n_shot: int | None = None
+
+    @property
+    def label(self) -> str:
+        return _label(self.task, self.metric, self.filter)
 
     def describe(self) -> str:
-        return (
-            f"{_label(self.task, self.metric, self.filter)} {_pct(self.previous)} → "
-            f"{_pct(self.current)} (-{self.drop:.0%})"
-        )
+        return f"{self.label} {_pct(self.previous)} → {_pct(self.current)} (-{self.drop:.0%})"
 
 
 def _label(task: str, metric: str, filter_: str) -> str:
@@ -112,6 +114,7 @@ def compare(
             record.value,
             _relative_drop(old, record),
             record.filter,
+            record.n_shot,
         )
         verdict.compared.append(comparison)
         if not _lower_is_better(record):
@@ -142,13 +145,13 @@ def worst_first(verdict: GateVerdict, count: int = 3) -> list[str]:
 
 def previous_records(paths: Iterable[Path]) -> list[EvalRecord]:
     """The last release's scores: from its manifest.json (the stored results its evaluate
-    stage recorded) or from results files directly."""
+    stage recorded; a version the gate held back stands for the release before it) or
+    from results files directly."""
     records: list[EvalRecord] = []
     files: list[Path] = []
     for path in paths:
-        if path.name == MANIFEST_NAME:
-            facts = EvaluateFacts.of(Manifest.load(path))
-            records += [EvalRecord.model_validate(r) for r in (facts.results if facts else [])]
+        if is_manifest(path) and path.is_file():
+            records += released_scores(path)
         elif path.is_file():
             files.append(path)
         else:
@@ -160,10 +163,12 @@ def records_to_facts(records: Iterable[EvalRecord]) -> list[dict]:
     return [json.loads(record.model_dump_json(exclude_none=True)) for record in records]
 
 
-def gate_stored_results(spec: EvalSpec, spec_dir: Path | None) -> tuple[list[dict], GateFacts]:
-    """The gate on the spec's stored results against the last release's; raises with the
-    worst drops when it fails. Returns the results and the verdict as facts, each
-    result's source relative to ``spec_dir`` (the facts must not hold where it lies)."""
+def gate_stored_results(spec: EvalSpec, spec_dir: Path | None, workspace: Path) -> EvaluateFacts:
+    """The gate on the spec's stored results against the last release's; raises
+    ``Refused`` with the worst drops when it fails. Returns the results, the verdict and
+    the previous manifests (relative to ``workspace``, where this release's manifest
+    lies) as facts, each result's source relative to ``spec_dir`` (the facts must not
+    hold where it lies)."""
     current = [
         record.model_copy(update={"source": relative_if_inside(record.source, spec_dir)})
         for record in load_results(spec.results)
@@ -175,10 +180,16 @@ def gate_stored_results(spec: EvalSpec, spec_dir: Path | None) -> tuple[list[dic
         max_task_drop=spec.max_task_drop,
         max_average_drop=spec.max_average_drop,
     )
+    facts = EvaluateFacts(
+        results=records_to_facts(current),
+        gate=GateFacts.model_validate(verdict.to_facts()),
+        previous=[previous_release(path, workspace) for path in spec.previous if is_manifest(path)],
+    )
     if not verdict.passed:
         worst = "; ".join(dict.fromkeys([*verdict.failures, *worst_first(verdict)]))
-        raise WorkError(
+        raise Refused(
             f"regression gate failed against the last release: {worst}",
+            facts=facts.as_json(),
             hint="find out what broke (a wrong base? another eval setup?) before releasing",
         )
-    return records_to_facts(current), GateFacts.model_validate(verdict.to_facts())
+    return facts

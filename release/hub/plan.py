@@ -129,9 +129,17 @@ class Sources:
 
 
 def build_plan(
-    spec: ReleaseSpec, manifest: Manifest, workspace: Path, out_dir: Path, sources: Sources
+    spec: ReleaseSpec,
+    manifest: Manifest,
+    workspace: Path,
+    out_dir: Path,
+    sources: Sources,
+    *,
+    notes: str = "",
 ) -> PushPlan:
     """The push of ``spec``'s release, from the outputs recorded in ``manifest``.
+
+    ``notes`` (the release notes, Markdown) open each commit's description.
 
     ``out_dir`` is where the push writes the files it generates (the release manifest).
     Raises ``InputError`` when the spec asks for a repo whose files the stages did not
@@ -149,7 +157,7 @@ def build_plan(
     )
     tag = spec.tag if push.tag else None
     title = f"{spec.name} {spec.tag}"
-    description = (
+    description = (notes.strip() + "\n\n" if notes.strip() else "") + (
         f"Released with model-release {__version__}. "
         f"Every file's sha256 is listed in {RELEASE_MANIFEST} "
         f"(sha256 {manifest_file.sha256})."

@@ -7,6 +7,7 @@ metadata from the spec. Light on purpose (no torch): ``card build`` runs it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -18,8 +19,8 @@ from release.core.facts import StageFacts
 from release.core.manifest import Manifest
 from release.evaluate.facts import EvaluateFacts
 from release.gguf.facts import GGUFFacts, GGUFFileFacts
-from release.hub.facts import PushFacts
 from release.merge.facts import AdapterFacts, MergeFacts
+from release.report.history import history, history_facts, model_tools
 from release.spec.schema import ReleaseSpec
 
 PLACEHOLDER_OWNER = "your-name"
@@ -44,9 +45,10 @@ class CardFacts(StageFacts):
 _RELATION = {"merged": "finetune", "adapter": "adapter", "gguf": "quantized"}
 
 
-def card_facts(manifest: Manifest) -> dict[str, Any]:
+def card_facts(manifest: Manifest, folder: Path | None = None) -> dict[str, Any]:
     """The stages' typed facts, selected and renamed into the facts dict cards/ renders
-    (the format ``card build --facts`` reads)."""
+    (the format ``card build --facts`` reads). ``folder``, where the manifest lies, is
+    where its chain of previous releases starts (the card's release history)."""
     adapter = AdapterFacts.of(manifest) or AdapterFacts()
     merge = MergeFacts.of(manifest) or MergeFacts()
     evaluate = EvaluateFacts.of(manifest) or EvaluateFacts()
@@ -75,7 +77,8 @@ def card_facts(manifest: Manifest) -> dict[str, Any]:
             mode="json", include={"equivalence", "perplexity", "smoke", "gate", "device"}
         ),
         "gguf_files": [_gguf_file(file) for file in gguf.files] or None,
-        "versions": _versions(manifest),
+        "versions": model_tools(manifest),
+        "history": history_facts(history(manifest, folder)) if folder else None,
     }
     return _without_none(facts)
 
@@ -90,16 +93,6 @@ def _gguf_file(file: GGUFFileFacts) -> dict[str, Any]:
         "top1_agreement": file.top1_agreement.get("llama_cpp"),
         "max_abs_diff": file.max_abs_diff.get("llama_cpp"),
     }
-
-
-def _versions(manifest: Manifest) -> dict[str, str]:
-    """Tools of the stages that made the model (not of the card or push themselves, so the
-    same manifest always renders the same card)."""
-    tools: dict[str, str] = {}
-    for name, record in manifest.stages.items():
-        if name not in (CardFacts.stage, PushFacts.stage):
-            tools |= record.tools
-    return tools
 
 
 def _without_none(value: Any) -> Any:
@@ -164,7 +157,7 @@ def card_context(spec: ReleaseSpec, manifest: Manifest, kind: Kind) -> CardConte
         intended_uses=spec.card.intended_uses,
         limitations=spec.card.limitations,
         training_data=spec.card.training_data,
-        facts=card_facts(manifest),
+        facts=card_facts(manifest, spec.workspace),
         records=records,
         citations=[spec.card.bibtex] if spec.card.bibtex.strip() else [],
     )

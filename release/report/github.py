@@ -10,8 +10,9 @@ runner's events and, when the command ends, whether it succeeded or not:
   ``::warning …`` for each card lint problem and ``::error`` for a failed stage, so they
   show on the run's page and, for files in the repository, next to the line;
 - writes step outputs to ``$GITHUB_OUTPUT``: ``model-url``, ``gguf-url``,
-  ``adapter-url``, ``commit`` (of the model repo) and ``card-lint``
-  (``passed``, ``warnings`` or ``errors``), which ``action.yml`` passes on.
+  ``adapter-url``, ``commit`` (of the model repo), ``card-lint``
+  (``passed``, ``warnings`` or ``errors``) and ``notes`` (the release notes, Markdown,
+  for a GitHub release body), which ``action.yml`` passes on.
 
 Outside GitHub Actions it does nothing. Every string goes through ``redact``, so a
 token in an error message reaches neither the summary nor the log. No torch here: the
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from cards.records import EvalRecord
-from release.core.errors import InputError
+from release.core.errors import InputError, ReleaseError
 from release.core.events import Event, Log, StageFailed, StageFinished, StageSkipped
 from release.core.facts import StageFacts
 from release.core.manifest import MANIFEST_NAME, Manifest
@@ -37,6 +38,7 @@ from release.core.redact import redact
 from release.evaluate.facts import EvaluateFacts
 from release.hub.facts import PushFacts
 from release.report.card_context import CardFacts
+from release.report.notes import manifest_notes
 from release.spec.schema import ReleaseSpec
 
 if TYPE_CHECKING:
@@ -191,13 +193,24 @@ class JobReport:
                 lints.append(CardLint(file, lint_card(path.read_text(encoding="utf-8"), file)))
         return lints
 
+    def notes(self) -> str:
+        """The release notes, once the evaluate stage has measured (or been refused)."""
+        manifest = _load_manifest(self.spec.workspace / MANIFEST_NAME)
+        if manifest is None:
+            return ""
+        try:
+            return manifest_notes(self.spec, manifest)
+        except ReleaseError:  # a previous manifest gone bad: the run's report still goes out
+            return ""
+
     def finish(self) -> None:
         """Annotations, the summary and the step outputs."""
         lints = self.card_lints()
         for lint in lints:
             annotate(lint.problems)
-        append_summary(self.markdown(lints))
-        set_outputs(self.outputs(lints))
+        notes = self.notes()
+        append_summary(self.markdown(lints) + (f"\n{notes}" if notes else ""))
+        set_outputs(self.outputs(lints) | ({"notes": notes.rstrip()} if notes else {}))
 
     def outputs(self, lints: list[CardLint]) -> dict[str, str]:
         outputs: dict[str, str] = {}

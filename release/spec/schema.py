@@ -162,7 +162,8 @@ class EvalSpec(_Section):
     )
     previous: list[SpecPath] = Field(
         default_factory=list,
-        description="The last release's manifest.json or stored results, for the gate.",
+        description="The last release's manifest.json or stored results, for the gate; a "
+        "manifest also leads the release history to the releases before it.",
     )
     max_task_drop: float = Field(default=0.20, ge=0, le=1)
     max_average_drop: float = Field(default=0.05, ge=0, le=1)

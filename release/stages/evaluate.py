@@ -47,7 +47,7 @@ class EvaluateStage(Stage):
         from release.preflight import check
 
         spec = ctx.spec
-        results, gate = gate_stored_results(spec.eval, spec.base_dir)  # needs no model
+        gated = gate_stored_results(spec.eval, spec.base_dir, ctx.workspace)  # needs no model
         base_dir = resolve_base_dir(spec.base)
         adapter_dir = ctx.stage_dir(AdapterFacts.stage)
         merged_dir = ctx.stage_dir(MergeFacts.stage)
@@ -55,5 +55,6 @@ class EvaluateStage(Stage):
         needs = evaluate_needs(base_dir, merged_dir, adapter_dir, on_accelerator=on_accelerator)
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
         checked = yield from model_checks(spec, base_dir, adapter_dir, merged_dir, ctx)
-        facts = checked.model_copy(update={"results": results, "gate": gate, **estimates})
+        stored = {"results": gated.results, "gate": gated.gate, "previous": gated.previous}
+        facts = checked.model_copy(update={**stored, **estimates})
         return StageOutput(facts=facts, measured=measured)

@@ -32,6 +32,7 @@ from release.hub.facts import PushFacts
 from release.hub.plan import Sources
 from release.merge.facts import AdapterFacts, MergeFacts
 from release.report.card_context import CardFacts
+from release.report.notes import manifest_notes
 from release.spec.schema import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
@@ -68,7 +69,8 @@ class PushStage(Stage):
         from release.hub.commit import push_repo
         from release.hub.plan import build_plan
 
-        plan = build_plan(ctx.spec, ctx.manifest, ctx.workspace, ctx.out_dir, SOURCES)
+        notes = manifest_notes(ctx.spec, ctx.manifest)
+        plan = build_plan(ctx.spec, ctx.manifest, ctx.workspace, ctx.out_dir, SOURCES, notes=notes)
         warnings, additions = _preflight(ctx.spec, ctx.manifest, plan)
         for warning in warnings:
             yield ctx.log(warning, "warning")
@@ -132,7 +134,8 @@ def dry_run(spec: ReleaseSpec) -> tuple[PushPlan, list[str]]:
         )
     manifest = Manifest.load(manifest_path)
     with tempfile.TemporaryDirectory(prefix="model-release-push-") as scratch:
-        plan = build_plan(spec, manifest, spec.workspace, Path(scratch), SOURCES)
+        notes = manifest_notes(spec, manifest)
+        plan = build_plan(spec, manifest, spec.workspace, Path(scratch), SOURCES, notes=notes)
         with named_stage(PushStage.name):
             warnings, _ = _preflight(spec, manifest, plan)
     return plan, warnings

@@ -7,8 +7,11 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual.widgets import Static
 
-from release.evaluate.facts import EvaluateFacts, SmokeFacts
+from release.evaluate.facts import ComparisonFacts, EvaluateFacts, SmokeFacts
+from release.evaluate.history import evaluated
+from release.report.compare import score_rows
 from release.tui.panes.base import StepPane
 from release.tui.widgets.facts import facts_table, verdict
 
@@ -18,6 +21,14 @@ class EvalPane(StepPane):
     heading = "Sanity eval"
     purpose = "Prove the merged model is base + adapter, reads text well, and can chat."
     run_label = "evaluate"
+
+    def show_facts(self) -> None:
+        """The recorded facts, or what the stage measured before the gate said no (the
+        comparison is what the user needs to see then)."""
+        manifest = self.session.manifest()
+        facts = evaluated(manifest) if manifest else None
+        shown = self.render_facts(facts, self.session.measured(self.stage)) if facts else ""
+        self.query_one(".facts", Static).update(shown)
 
     def render_facts(self, facts: EvaluateFacts, measured: dict[str, Any]):
         parts: list[Any] = []
@@ -66,9 +77,24 @@ class EvalPane(StepPane):
                 ("gate", verdict(gate.passed, "passed", "FAILED")),
                 ("", detail),
             ]
+            rows += [("failure", Text(f, style="red")) for f in gate.failures]
             rows += [("warning", Text(w, style="yellow")) for w in gate.warnings]
-            parts.insert(0, facts_table(rows, title="Release gate"))  # the verdict first
+            rows += [("not compared", Text(f, style="yellow")) for f in gate.flagged]
+            gate_parts = [facts_table(rows, title="Release gate")]  # the verdict first
+            if gate.compared:
+                gate_parts.append(_comparison_table(gate.compared))
+            parts[:0] = gate_parts
         return Group(*[item for part in parts for item in (part, Text(""))])
+
+
+def _comparison_table(compared: list[ComparisonFacts]) -> Table:
+    """The gate's comparison, as ``model-release compare`` and the release notes show it."""
+    table = Table(title="Against the last release", title_justify="left", title_style="bold")
+    for column in ("task", "metric", "filter", "n-shot", "before", "now", "change"):
+        table.add_column(column, justify="right" if column in ("before", "now") else "left")
+    for row in score_rows(compared):
+        table.add_row(*row[:-1], Text(row[-1], style="red" if row[-1].startswith("-") else ""))
+    return table
 
 
 def _smoke_table(smoke: list[SmokeFacts]) -> Table:

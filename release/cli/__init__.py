@@ -4,6 +4,11 @@ Commands are thin: they load the spec, hand it to the runner or the cards packag
 print what comes back through ``release.report.console``. Errors become one line and an exit
 code through ``release.report.error_table`` (2: bad input, 1: a stage failed); --debug or
 MODEL_RELEASE_DEBUG=1 shows the traceback.
+
+The commands live here, but for:
+
+- ``history``: ``notes`` and ``compare``, what changed since the last release;
+- ``__main__``: ``python -m release.cli``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typer.exceptions import TyperException
 
 from cards.cli import make_app as make_card_app
 from release import __version__
+from release.cli.history import compare, notes
 from release.report.console import EventPrinter, JsonLinesPrinter, Output
 from release.report.error_table import explain
 
@@ -393,6 +399,10 @@ def status(spec: SpecArg = Path("release.yaml")) -> None:
         _output.info(f"next: model-release run {spec}")
 
 
+app.command()(notes)
+app.command()(compare)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("MODEL_RELEASE_DEBUG") == "1"
@@ -415,7 +425,3 @@ def main(argv: list[str] | None = None) -> int:
         _output.error(message)
         return code
     return result if isinstance(result, int) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The gate's comparison as people read it: a Markdown table of every compared score
+with its change and filter, the scores measured differently, and the verdict.
+
+``model-release compare``, the release notes and the wizard's eval step show the same
+table; the verdict itself is ``release.evaluate.gate.compare``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from cards.evals import load_results
+from cards.records import EvalRecord
+from release.core.errors import InputError
+from release.core.manifest import Manifest
+from release.evaluate.facts import ComparisonFacts
+from release.evaluate.gate import Comparison, GateVerdict, compare, worst_first
+from release.evaluate.history import is_manifest, scores
+from release.spec.schema import EvalSpec
+
+
+def stored_scores(path: Path) -> list[EvalRecord]:
+    """The scores in a manifest (what its evaluate stage recorded) or a results file."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file", hint="give a manifest.json or a results file")
+    return scores(Manifest.load(path)) if is_manifest(path) else load_results([path])
+
+
+def compare_files(old: Path, new: Path, thresholds: EvalSpec | None = None) -> GateVerdict:
+    """The gate on two sets of stored results, with the spec's default thresholds."""
+    limits = thresholds or EvalSpec()
+    before = stored_scores(old)
+    return compare(
+        stored_scores(new),
+        before,
+        max_task_drop=limits.max_task_drop,
+        max_average_drop=limits.max_average_drop,
+    )
+
+
+def change(drop: float) -> str:
+    """A gate's relative drop as a change, signed so that + is better (a lower
+    perplexity too)."""
+    return f"{0.0 - drop:+.1%}"  # 0.0 - 0.0 is 0.0, where -0.0 would show as "-0.0%"
+
+
+def score_rows(compared: Iterable[Comparison | ComparisonFacts]) -> list[list[str]]:
+    """Task, metric, filter, n-shot, before, now, change: one row per compared score,
+    worst first (the compare command, the notes and the wizard show these rows)."""
+    return [
+        [
+            c.task,
+            c.metric,
+            c.filter,
+            "" if c.n_shot is None else str(c.n_shot),
+            f"{c.previous:.4g}",
+            f"{c.current:.4g}",
+            change(c.drop),
+        ]
+        for c in sorted(compared, key=lambda c: c.drop, reverse=True)
+    ]
+
+
+def score_table(verdict: GateVerdict, old: str, new: str) -> list[str]:
+    """Markdown lines: one row per compared score, worst first."""
+    lines = [
+        f"| Task | Metric | Filter | n-shot | {old} | {new} | Change |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    return lines + [f"| {' | '.join(row)} |" for row in score_rows(verdict.compared)]
+
+
+def verdict_lines(verdict: GateVerdict, limits: EvalSpec) -> list[str]:
+    """The scores not compared, and the gate's verdict with its thresholds."""
+    lines = [f"- not compared: {line}" for line in verdict.flagged]
+    rule = (
+        f"a score may drop {limits.max_task_drop:.0%}, "
+        f"the average of the compared scores {limits.max_average_drop:.0%}"
+    )
+    if verdict.passed:
+        lines.append(f"- gate: passed ({rule})")
+    else:
+        worst = dict.fromkeys([*verdict.failures, *worst_first(verdict)])
+        lines.append(f"- gate: FAILED ({rule}): {'; '.join(worst)}")
+    return lines
+
+
+def comparison_markdown(verdict: GateVerdict, old: str, new: str, limits: EvalSpec) -> str:
+    if not verdict.compared:
+        table = ["No score was measured the same way in both."]
+    else:
+        table = score_table(verdict, old, new)
+    return "\n".join([*table, "", *verdict_lines(verdict, limits)]) + "\n"
