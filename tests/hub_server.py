@@ -2,9 +2,16 @@
 
 It speaks the part of the Hub's protocol that ``HfApi`` uses to create a repo, commit
 files (preupload, the git-LFS batch API, upload PUTs and verify, the ndjson commit),
-list refs and trees, tag commits and download files back (``/resolve``). The shapes are
-the ones huggingface_hub 2.4.0 sends and expects (/work/shared/HUB-PROTOCOL.md). Xet is
+list refs and trees, tag commits and download files back as ``snapshot_download`` does
+(revision info, the file tree, ``/resolve`` with ETag and X-Repo-Commit, an LFS file as
+a redirect to a CDN URL with X-Linked-Etag and X-Linked-Size, byte ranges for resumed
+downloads). The shapes are the ones huggingface_hub 2.4.0 sends and expects
+(/work/shared/HUB-PROTOCOL.md; what the client sends is in docs/hub-protocol.md). Xet is
 not spoken: clients must run with ``HF_HUB_DISABLE_XET=1`` so large files go over LFS.
+
+Reads are answered as the Hub answers them: a public repo without a token; a private or
+missing one with 401 RepoNotFound without a token and 404 with one; a gated repo
+(``FakeHub.gate``) with 403 GatedRepo on its files.
 
 How it keeps things, on disk below ``root``:
 
@@ -68,6 +75,7 @@ class Request:
     route: str
     authorization: str | None = None
     status: int = 0
+    range: str | None = None
 
 
 class HubHTTPError(Exception):
@@ -90,6 +98,7 @@ class Repo:
     branches: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     pull_requests: dict[int, str] = field(default_factory=dict)
+    gated: bool = False
 
     def resolve(self, revision: str) -> str:
         if revision in self.branches:
@@ -116,6 +125,7 @@ class FakeHub:
         self.token = token
         self.requests: list[Request] = []
         self._failures: list[Failure] = []
+        self._cut_after: int | None = None
         self._lock = threading.RLock()
         (self.root / "blobs").mkdir(parents=True, exist_ok=True)
         (self.root / "repos").mkdir(parents=True, exist_ok=True)
@@ -127,6 +137,9 @@ class FakeHub:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.cdn_url = f"http://localhost:{self._server.server_address[1]}"
+        """LFS downloads redirect here: another host name for the same server, so the
+        client treats it as the Hub's CDN (no token sent, metadata from the redirect)."""
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
@@ -162,6 +175,27 @@ class FakeHub:
 
     def blob(self, sha256: str) -> Path:
         return self.root / "blobs" / sha256
+
+    def cut_download(self, after: int) -> None:
+        """The next CDN download stops after ``after`` bytes and the connection closes,
+        as a dropped network does; the client resumes it with a Range request."""
+        with self._lock:
+            self._cut_after = after
+
+    def gate(self, repo_id: str) -> None:
+        """Make ``repo_id`` gated, with terms the token's account has not accepted."""
+        with self._lock:
+            repo = self._load(repo_id)
+            repo.gated = True
+            self._save(repo_id, repo)
+
+    def move_branch(self, repo_id: str, branch: str, commit: str) -> None:
+        """Point ``branch`` at ``commit``, as a force-push by the repo's owner does."""
+        with self._lock:
+            repo = self._load(repo_id)
+            repo.resolve(commit)
+            repo.branches[branch] = commit
+            self._save(repo_id, repo)
 
     def merge_pull_request(self, repo_id: str, number: int) -> None:
         """What a maintainer's "merge" does to a pull request opened on the head of main."""
@@ -411,8 +445,11 @@ class _Handler(BaseHTTPRequestHandler):
         ("POST", "lfs_verify", r"/lfs-objects/(?P<oid>[0-9a-f]{64})/verify"),
         ("HEAD", "resolve", rf"/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)"),
         ("GET", "resolve", rf"/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)"),
+        ("GET", "cdn", r"/cdn/(?P<oid>[0-9a-f]{64})"),
     )
-    UNAUTHENTICATED = frozenset({"agent_harnesses", "lfs_upload", "lfs_verify"})
+    UNAUTHENTICATED = frozenset({"agent_harnesses", "lfs_upload", "lfs_verify", "cdn"})
+    READS = frozenset({"repo_info", "refs", "tree", "resolve"})
+    """Routes a public repo answers without a token."""
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the request log is ``FakeHub.requests``."""
@@ -434,6 +471,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         body = self._read_body()
         record = Request(method, url.path, "unknown", self.headers.get("authorization"))
+        record.range = self.headers.get("range")
         with hub._lock:
             hub.requests.append(record)
         for route_method, route, pattern in self.ROUTES:
@@ -448,8 +486,8 @@ class _Handler(BaseHTTPRequestHandler):
         params = {key: unquote(value) for key, value in match.groupdict().items() if value}
         query = {key: values[0] for key, values in parse_qs(url.query).items()}
         try:
-            if route not in self.UNAUTHENTICATED and not self._authorized(route):
-                raise HubHTTPError(401, "Invalid credentials in Authorization header")
+            if route not in self.UNAUTHENTICATED:
+                self._check_access(route, params.get("repo"))
             if (status := hub._take_failure(route)) is not None:
                 raise HubHTTPError(status, f"injected failure on {route}")
             status, headers, payload = self._handle(route, params, query, body)
@@ -458,13 +496,24 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(exc)
             return
         record.status = status
-        self._send(status, payload, headers)
+        cut = None
+        if route == "cdn" and method == "GET":
+            with hub._lock:
+                cut, hub._cut_after = hub._cut_after, None
+        self._send(status, payload, headers, cut=cut)
 
-    def _authorized(self, route: str) -> bool:
-        expected = f"Bearer {self.server_hub.token}"
-        if self.headers.get("authorization") == expected:
-            return True
-        return route == "resolve"  # downloads of public files need no token
+    def _check_access(self, route: str, repo_id: str | None) -> None:
+        """As the Hub: a wrong token is refused; no token reads public repos only, and a
+        private repo is then indistinguishable from a missing one."""
+        hub = self.server_hub
+        given = self.headers.get("authorization")
+        if given == f"Bearer {hub.token}":
+            return
+        if given is not None or route not in self.READS or repo_id is None:
+            raise HubHTTPError(401, "Invalid credentials in Authorization header")
+        path = hub._repo_path(repo_id)
+        if not path.is_file() or hub.repo(repo_id).private:
+            raise HubHTTPError(401, "Repository not found", "RepoNotFound")
 
     def _handle(
         self, route: str, params: dict[str, str], query: dict[str, str], body: bytes
@@ -498,15 +547,44 @@ class _Handler(BaseHTTPRequestHandler):
             return _json(hub.lfs_upload(params["oid"], body))
         if route == "lfs_verify":
             return _json(hub.lfs_verify(json.loads(body)))
+        if route == "cdn":
+            return self._ranged(hub.blob(params["oid"]).read_bytes(), {})
         return self._resolve(repo_id, revision, params["path"])
 
     def _resolve(self, repo_id: str, revision: str, path: str) -> tuple[int, dict, bytes]:
+        """A regular file comes back at once; an LFS file as the Hub sends it, a 302 to
+        its CDN URL whose X-Linked-* headers carry the content's sha256 and size."""
         hub = self.server_hub
+        if hub.repo(repo_id).gated:
+            message = (
+                f"Access to model {repo_id} is restricted and you are not in the authorized list."
+            )
+            raise HubHTTPError(403, message, "GatedRepo")
         oid, entry = hub.resolve_file(repo_id, revision, path)
+        if entry.lfs:
+            pointer = lfs_pointer(entry.sha256, entry.size)
+            headers = {
+                "X-Repo-Commit": oid,
+                "ETag": f'"{git_blob_oid(pointer)}"',
+                "X-Linked-Etag": f'"{entry.sha256}"',
+                "X-Linked-Size": str(entry.size),
+                "Location": f"{hub.cdn_url}/cdn/{entry.sha256}",
+            }
+            return 302, headers, b""
         data = hub.blob(entry.sha256).read_bytes()
-        etag = entry.sha256 if entry.lfs else git_blob_oid(data)
-        headers = {"X-Repo-Commit": oid, "ETag": f'"{etag}"'}
-        return 200, headers, data
+        return self._ranged(data, {"X-Repo-Commit": oid, "ETag": f'"{git_blob_oid(data)}"'})
+
+    def _ranged(self, data: bytes, headers: dict[str, str]) -> tuple[int, dict, bytes]:
+        """``Range: bytes=N-`` (or ``N-M``), which a resumed download sends: 206 and
+        the rest of the file."""
+        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("range") or "")
+        if not match or self.command == "HEAD":
+            return 200, headers, data
+        start, end = int(match[1]), int(match[2] or len(data) - 1)
+        if start >= len(data):
+            raise HubHTTPError(416, f"range {start}- is past the end ({len(data)} bytes)")
+        content_range = f"bytes {start}-{end}/{len(data)}"
+        return 206, {**headers, "Content-Range": content_range}, data[start : end + 1]
 
     def _read_body(self) -> bytes:
         if self.headers.get("transfer-encoding", "").lower() == "chunked":
@@ -519,7 +597,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+    def _send(
+        self, status: int, payload: bytes, headers: dict[str, str], cut: int | None = None
+    ) -> None:
         self.send_response(status)
         headers = {"Content-Type": "application/json", **headers}
         for name, value in headers.items():
@@ -527,7 +607,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(payload)
+            self.wfile.write(payload if cut is None else payload[:cut])
+        if cut is not None:
+            self.wfile.flush()
+            self.close_connection = True
 
     def _send_error(self, exc: HubHTTPError) -> None:
         headers = {"X-Error-Message": exc.message}

@@ -53,12 +53,17 @@ CONVERTER = "llama.cpp convert_hf_to_gguf.py"
 QUANTIZER = "llama.cpp quantizer"
 
 
-def release_metadata(spec: ReleaseSpec) -> ReleaseMetadata:
+def release_metadata(spec: ReleaseSpec, intake: dict[str, Any]) -> ReleaseMetadata:
+    """The GGUF header's ``general.*`` from the spec, and the Hub commits ``intake``
+    (the adapter stage's facts) pinned."""
     return ReleaseMetadata(
         name=spec.name,
         version=spec.version,
         license=spec.card.license,
         base_model=spec.base.repo_id,
+        base_commit=intake.get("base_commit"),
+        adapter_repo_id=intake.get("adapter_repo_id"),
+        adapter_commit=intake.get("adapter_commit"),
         repo_id=spec.push.gguf_repo_id or spec.push.repo_id,
         tags=list(spec.card.tags),
         languages=list(spec.card.language),
@@ -128,12 +133,13 @@ def _preflight(spec: ReleaseSpec, out_dir: Path, model_dir: Path) -> _Exporter:
 
 
 def build_gguf_files(
-    spec: ReleaseSpec, model_dir: Path, out_dir: Path, report: Reporter
+    spec: ReleaseSpec, model_dir: Path, out_dir: Path, report: Reporter, intake: dict[str, Any]
 ) -> Generator[Event, None, dict[str, Any]]:
     """The GGUF files of ``spec`` from the merged model in ``model_dir``, into ``out_dir``;
-    yields ``report``'s events, returns the stage's facts."""
+    yields ``report``'s events, returns the stage's facts. ``intake`` is the adapter
+    stage's facts (the commits the release was made from)."""
     exporter = _preflight(spec, out_dir, model_dir)
-    meta = release_metadata(spec)
+    meta = release_metadata(spec, intake)
     yield report.log("computing the merged model's reference logits")
     probe = reference_probe(model_dir)
     jobs = _jobs(spec, out_dir, exporter.converter is not None)

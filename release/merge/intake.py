@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from cards.schema import is_repo_id
-from release.checkpoint.base import TOKENIZER_FILES, base_label, resolve_base_dir
+from release.checkpoint.adapter import adapter_folder, adapter_label, adapter_snapshot
+from release.checkpoint.base import TOKENIZER_FILES, base_label, base_snapshot, resolve_base_dir
 from release.checkpoint.config import read_config
 from release.checkpoint.fingerprint import base_fingerprint
 from release.checkpoint.safetensors import (
@@ -35,6 +36,7 @@ from release.checkpoint.safetensors import (
     to_float32,
 )
 from release.checkpoint.safetensors import list_tensors as list_file_tensors
+from release.checkpoint.snapshot import Snapshot
 from release.core.errors import InputError
 from release.core.files import atomic_write_text
 from release.core.manifest import Manifest
@@ -49,7 +51,7 @@ TARGETS_NAME = "targets.json"
 class _Mismatch:
     """The adapter does not fit the base: the one-line error, naming both."""
 
-    adapter: Path
+    adapter: str
     base: str
 
     def error(self, what: str, hint: str) -> InputError:
@@ -66,22 +68,38 @@ class TensorChecked:
     name: str
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A warning for the user that does not stop intake."""
+
+    message: str
+
+
 def inspect(
-    spec: ReleaseSpec, out_dir: Path
-) -> Generator[str | TensorChecked, None, dict[str, Any]]:
+    spec: ReleaseSpec, out_dir: Path, last: dict[str, Any] | None = None
+) -> Generator[str | Notice | TensorChecked, None, dict[str, Any]]:
     """Check the adapter against the base and write the intake folder into ``out_dir``.
 
-    Yields log lines and a ``TensorChecked`` per adapter tensor read; returns the facts
-    for the manifest."""
-    adapter_dir = spec.adapter.path
+    ``last`` is the previous run's facts, whose pinned commits a rerun compares with.
+    Yields log lines, notices and a ``TensorChecked`` per adapter tensor read; returns
+    the facts for the manifest."""
+    adapter_hub = adapter_snapshot(spec.adapter)
+    adapter_dir = adapter_folder(spec.adapter, adapter_hub)
     label = base_label(spec.base)
-    mismatch = _Mismatch(adapter_dir, label)
+    mismatch = _Mismatch(adapter_label(spec.adapter), label)
     if not adapter_dir.is_dir():
         raise InputError(f"adapter.path: {adapter_dir} is not a folder")
     raw, settings = lora.read_adapter_config(adapter_dir)
     _check_declared_base(settings, spec, mismatch)
 
-    base_dir = resolve_base_dir(spec.base)
+    base_hub = base_snapshot(spec.base)
+    base_dir = base_hub.folder if base_hub else resolve_base_dir(spec.base)
+    pinned = _pinned(base_hub, adapter_hub)
+    for field, snapshot in (("base", base_hub), ("adapter", adapter_hub)):
+        if snapshot is not None:
+            yield f"{field} {snapshot.repo_id} at commit {snapshot.commit}"
+            if moved := _moved(field, snapshot, last or {}):
+                yield Notice(moved)
     base_config = read_config(base_dir)
     if base_config.get("quantization_config"):
         method = base_config["quantization_config"].get("quant_method", "?")
@@ -119,6 +137,35 @@ def inspect(
     return _facts(raw, settings, edits, adapter, base, staged, adapter_format, spec) | {
         "base_fingerprint": fingerprint,
         "base_model_class": model_class,
+        **pinned,
+    }
+
+
+def _moved(field: str, now: Snapshot, last: dict[str, Any]) -> str | None:
+    """The warning for a rerun whose revision now resolves to another commit than the
+    last run's did (None when it does not): a rerun is meant to repeat a release."""
+    same_ask = (last.get(f"{field}_repo_id"), last.get(f"{field}_revision")) == (
+        now.repo_id,
+        now.revision,
+    )
+    before = last.get(f"{field}_commit")
+    if not same_ask or before is None or before == now.commit:
+        return None
+    asked = now.revision or "the default branch"
+    return (
+        f"{field}.revision: {now.repo_id} {asked} now resolves to commit {now.commit[:12]}, "
+        f"the last run used {before[:12]}; set {field}.revision: {before} to repeat that run"
+    )
+
+
+def _pinned(base: Snapshot | None, adapter: Snapshot | None) -> dict[str, str | None]:
+    """The commit each Hub download resolved to (None for a local folder): the stages
+    after intake fetch these, so a release is made of one commit of each repo."""
+    return {
+        "base_commit": base.commit if base else None,
+        "adapter_repo_id": adapter.repo_id if adapter else None,
+        "adapter_revision": adapter.revision if adapter else None,
+        "adapter_commit": adapter.commit if adapter else None,
     }
 
 

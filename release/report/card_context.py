@@ -29,7 +29,8 @@ def card_facts(manifest: Manifest) -> dict[str, Any]:
         "base_parameters": adapter.get("base_parameters"),
         "trainable_parameters": adapter.get("trainable_parameters"),
         "adapter_bytes": adapter.get("adapter_bytes"),
-        "base_revision": adapter.get("base_revision"),
+        "base_revision": adapter.get("base_commit") or adapter.get("base_revision"),
+        "adapter_revision": _at(adapter.get("adapter_repo_id"), adapter.get("adapter_commit")),
         "architecture": merge.get("architecture") or adapter.get("base_model_class"),
         "dtype": merge.get("dtype") or adapter.get("base_dtype"),
         "merged_bytes": merge.get("bytes_written"),
@@ -52,6 +53,10 @@ def card_facts(manifest: Manifest) -> dict[str, Any]:
         "versions": _versions(manifest),
     }
     return _without_none(facts)
+
+
+def _at(repo_id: str | None, commit: str | None) -> str | None:
+    return f"{repo_id}@{commit}" if repo_id and commit else None
 
 
 def _gguf_file(file: dict[str, Any]) -> dict[str, Any]:

@@ -16,12 +16,13 @@ class AdapterStage(Stage):
     def settings(self, spec) -> dict[str, Any]:
         return {
             "base": spec.base.model_dump(mode="json"),
+            "adapter": {"repo_id": spec.adapter.repo_id, "revision": spec.adapter.revision},
             "allow_pickle": spec.adapter.allow_pickle,
             "allow_fingerprint_mismatch": spec.base.allow_fingerprint_mismatch,
         }
 
     def input_paths(self, spec) -> list[Path]:
-        paths = [spec.adapter.path, *spec.eval.previous]
+        paths = [*([spec.adapter.path] if spec.adapter.path else []), *spec.eval.previous]
         return paths + ([spec.base.path] if spec.base.path else [])
 
     def tools(self) -> dict[str, str]:
@@ -31,12 +32,15 @@ class AdapterStage(Stage):
 
     def run(self, ctx: StageContext) -> StageRun:
         from release.core.relay import relay
-        from release.merge.intake import TensorChecked, inspect
+        from release.merge.intake import Notice, TensorChecked, inspect
 
-        def event(item: str | TensorChecked) -> Event:
+        def event(item: str | Notice | TensorChecked) -> Event:
             if isinstance(item, TensorChecked):
                 return ctx.progress(item.done, item.total, "tensors", item.name)
+            if isinstance(item, Notice):
+                return ctx.log(item.message, "warning")
             return ctx.log(item)
 
-        facts = yield from relay(inspect(ctx.spec, ctx.out_dir), event)
+        last = ctx.facts(self.name)  # the previous run's, until this one is recorded
+        facts = yield from relay(inspect(ctx.spec, ctx.out_dir, last), event)
         return StageOutput(facts=facts)

@@ -48,7 +48,7 @@ class EvaluateStage(Stage):
 
         spec = ctx.spec
         results, gate = gate_stored_results(spec.eval, spec.base_dir)  # needs no model
-        base_dir = resolve_base_dir(spec.base)
+        base_dir = resolve_base_dir(spec.base, ctx.facts(AdapterStage.name).get("base_commit"))
         adapter_dir, merged_dir = ctx.stage_dir(AdapterStage.name), ctx.stage_dir(MergeStage.name)
         on_accelerator = pick_device().type != "cpu"
         needs = evaluate_needs(base_dir, merged_dir, adapter_dir, on_accelerator=on_accelerator)

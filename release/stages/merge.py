@@ -39,7 +39,7 @@ class MergeStage(Stage):
         from release.preflight import check
 
         adapter_dir = ctx.stage_dir("adapter")
-        base_dir = resolve_base_dir(ctx.spec.base)
+        base_dir = resolve_base_dir(ctx.spec.base, ctx.facts("adapter").get("base_commit"))
         merge = ctx.spec.merge
         estimates, measured = yield from check(
             ctx, ctx.workspace, merge_needs(base_dir, adapter_dir, merge.dtype, merge.shard_size)
