@@ -137,9 +137,9 @@ def _show(spec: ReleaseSpec, events: Generator[Event, None, T], *, json_lines: b
                 event = next(events)
             except StopIteration as stop:
                 return stop.value
-            printer.show(event)
             if report is not None:
                 report.show(event)
+            printer.show(event)
 
 
 @app.command()
@@ -355,6 +355,26 @@ def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
 
     loaded = load_spec(spec)
     _output.info(f"{spec}: ok ({loaded.name} {loaded.tag})")
+
+
+@spec_app.command("sources")
+def spec_sources(spec: SpecArg = Path("release.yaml")) -> None:
+    """Print each Hub repo the release downloads and the commit its revision resolves to
+    now, one `FIELD REPO_ID REVISION COMMIT` line each. Downloads nothing; the GitHub
+    Action keys its Hugging Face cache on these lines."""
+    from release.checkpoint.snapshot import resolve_commit
+    from release.spec.schema import load_spec
+
+    loaded = load_spec(spec)
+    downloaded = {
+        "base": loaded.base.repo_id if loaded.base.path is None else None,
+        "adapter": loaded.adapter.repo_id,
+    }
+    revisions = {"base": loaded.base.revision, "adapter": loaded.adapter.revision}
+    for field, repo_id in downloaded.items():
+        if repo_id:
+            commit = resolve_commit(repo_id, revisions[field], field=field)
+            print(f"{field} {repo_id} {revisions[field] or 'main'} {commit}")
 
 
 @app.command()

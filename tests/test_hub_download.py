@@ -13,6 +13,7 @@ from release.core.errors import InputError
 from release.core.events import Log, StageFinished
 from release.runner import run_release
 from release.spec.schema import ReleaseSpec
+from tests.hub_fixtures import upload_folder
 from tests.hub_server import FakeHub
 from tests.lora_models import make_adapter
 
@@ -25,20 +26,6 @@ def hub_adapter_dir(tiny_llama_dir, tmp_path_factory) -> Path:
     return make_adapter(
         tiny_llama_dir, tmp_path_factory.mktemp("hub-adapter"), target_modules=["q_proj"]
     )
-
-
-def upload(hub: FakeHub, repo_id: str, folder: Path, private=False, **extra: bytes) -> str:
-    """``folder`` (and ``extra`` files) as one commit of ``repo_id``; returns its sha."""
-    from huggingface_hub import CommitOperationAdd, HfApi
-
-    api = HfApi(endpoint=hub.url)
-    api.create_repo(repo_id, exist_ok=True, private=private)
-    operations = [
-        CommitOperationAdd(str(path.relative_to(folder)), path)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    ] + [CommitOperationAdd(name, data) for name, data in extra.items()]
-    return api.create_commit(repo_id, operations, commit_message=f"upload {repo_id}").oid
 
 
 def hub_spec(tmp_path: Path, **sections: dict) -> ReleaseSpec:
@@ -61,8 +48,8 @@ def on_hub(hub, tiny_llama_dir, hub_adapter_dir) -> dict[str, str]:
     """The base (with a pickle beside its safetensors, which must never be fetched) and
     the adapter on the local Hub; their commits."""
     return {
-        "base": upload(hub, BASE_ID, tiny_llama_dir, **{"pytorch_model.bin": b"pickle"}),
-        "adapter": upload(hub, ADAPTER_ID, hub_adapter_dir),
+        "base": upload_folder(hub, BASE_ID, tiny_llama_dir, **{"pytorch_model.bin": b"pickle"}),
+        "adapter": upload_folder(hub, ADAPTER_ID, hub_adapter_dir),
     }
 
 
@@ -90,7 +77,7 @@ def test_base_and_adapter_from_the_hub_are_pinned_by_commit(
     assert staged.read_bytes() == (hub_adapter_dir / "adapter_model.safetensors").read_bytes()
 
     # The owner pushes a new base to main; the merge still reads the pinned commit.
-    moved = upload(hub, BASE_ID, tiny_llama_dir, **{"notes.txt": b"v2"})
+    moved = upload_folder(hub, BASE_ID, tiny_llama_dir, **{"notes.txt": b"v2"})
     assert hub.repo(BASE_ID).branches["main"] == moved != on_hub["base"]
     since = len(hub.requests)
     list(run_release(spec, only=["merge"]))
@@ -109,7 +96,7 @@ def test_base_and_adapter_from_the_hub_are_pinned_by_commit(
 
 
 def test_a_pinned_revision_downloads_that_commit(hub, on_hub, tiny_llama_dir, tmp_path):
-    upload(hub, BASE_ID, tiny_llama_dir, **{"config.json": b"{}"})  # main moves on
+    upload_folder(hub, BASE_ID, tiny_llama_dir, **{"config.json": b"{}"})  # main moves on
     spec = hub_spec(tmp_path, base={"revision": on_hub["base"]})
     facts = next(
         e.facts for e in run_release(spec, only=["adapter"]) if isinstance(e, StageFinished)
@@ -155,7 +142,7 @@ def test_a_private_adapter_without_a_token_says_to_set_one(
     hub, on_hub, hub_adapter_dir, tmp_path, monkeypatch
 ):
     private = "trainer/private-lora"
-    upload(hub, private, hub_adapter_dir, private=True)
+    upload_folder(hub, private, hub_adapter_dir, private=True)
     monkeypatch.delenv("HF_TOKEN")
     with pytest.raises(InputError) as caught:
         list(run_release(hub_spec(tmp_path, adapter={"repo_id": private}), only=["adapter"]))

@@ -13,7 +13,9 @@ the spec field and what to do.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,34 @@ def download(
     ``field`` is the spec section that names the repo (``base``, ``adapter``), for errors.
     """
     from huggingface_hub import snapshot_download
+
+    with _hub_errors(repo_id, revision, field=field):
+        folder = Path(
+            snapshot_download(
+                repo_id, revision=revision, allow_patterns=allow_patterns, endpoint=_endpoint()
+            )
+        )
+    return Snapshot(folder, repo_id, revision, commit=folder.name)
+
+
+def resolve_commit(repo_id: str, revision: str | None, *, field: str) -> str:
+    """The commit sha ``revision`` of ``repo_id`` resolves to now; downloads nothing."""
+    from huggingface_hub import HfApi
+
+    with _hub_errors(repo_id, revision, field=field):
+        info = HfApi(endpoint=_endpoint()).model_info(repo_id, revision=revision)
+    assert info.sha is not None  # the Hub always answers a revision with its commit
+    return info.sha
+
+
+def _endpoint() -> str | None:
+    """$HF_ENDPOINT as it is now (huggingface_hub reads it once, at import)."""
+    return os.environ.get("HF_ENDPOINT", "").rstrip("/") or None
+
+
+@contextlib.contextmanager
+def _hub_errors(repo_id: str, revision: str | None, *, field: str) -> Iterator[None]:
+    """huggingface_hub's errors for a read of ``repo_id``, as one line naming ``field``."""
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -48,14 +78,9 @@ def download(
         RevisionNotFoundError,
     )
 
-    endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/") or None
     label = f"{repo_id}@{revision}" if revision else repo_id
     try:
-        folder = Path(
-            snapshot_download(
-                repo_id, revision=revision, allow_patterns=allow_patterns, endpoint=endpoint
-            )
-        )
+        yield
     except GatedRepoError:
         raise InputError(
             f"{field}.repo_id: {repo_id} is gated and this token has no access to it",
@@ -85,7 +110,6 @@ def download(
             f"{field}.repo_id: cannot download {label} ({str(exc).splitlines()[0]})",
             hint="run again; if it persists, check the Hub's status",
         ) from None
-    return Snapshot(folder, repo_id, revision, commit=folder.name)
 
 
 def _not_found(repo_id: str) -> str:
