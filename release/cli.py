@@ -274,6 +274,32 @@ def _push_card(spec_path: Path, *, dry_run: bool, json_lines: bool) -> None:
 
 
 @app.command()
+def publish(
+    spec: SpecArg = Path("release.yaml"),
+    remote: Annotated[str, typer.Option(help="The git remote to push to.")] = "origin",
+    action: Annotated[
+        str | None,
+        typer.Option(
+            help="The action the written workflow uses (owner/repo@ref); default: "
+            "model-release's own.",
+        ),
+    ] = None,
+) -> None:
+    """Publish through GitHub Actions: commit release.yaml and the stored results (and
+    .github/workflows/release.yml if no workflow runs model-release), tag v<version> and
+    push both; the repository's workflow then releases on a runner. `push` publishes
+    from this machine instead."""
+    from release.publish import ACTION_REF
+    from release.publish import publish as publish_release
+    from release.spec.schema import load_spec
+
+    done = publish_release(load_spec(spec), remote=remote, action=action or ACTION_REF)
+    if done.workflow_written:
+        _output.info("wrote .github/workflows/release.yml (it needs the secret HF_TOKEN)")
+    _output.info(f"pushed {done.tag} ({done.commit[:12]}) to {done.remote}; {done.follow}")
+
+
+@app.command()
 def demo(
     folder: Annotated[Path, typer.Argument(help="Where to create the demo.")] = Path("demo"),
     steps: Annotated[int, typer.Option(help="Training steps for the demo adapter.", min=1)] = 40,
