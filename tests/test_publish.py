@@ -119,3 +119,21 @@ def test_publish_outside_a_git_repository_says_what_to_do(tmp_path, capsys):
     assert main(["publish", str(tmp_path / "release.yaml")]) == 2
     err = capsys.readouterr().err
     assert "a git repository" in err and "model-release push" in err
+
+
+@pytest.mark.anyio
+async def test_the_wizard_publishes_through_github_actions(repo):
+    from release.tui.app import make_wizard
+    from tests.tui_pilot import SIZE
+
+    app = make_wizard(repo / "release.yaml")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    assert remote(repo, "rev-parse", "v1.0.0^{commit}") == git(repo, "rev-parse", "HEAD")
+    tree = remote(repo, "ls-tree", "-r", "--name-only", "v1.0.0").splitlines()
+    assert ".github/workflows/release.yml" in tree and "release.yaml" in tree
