@@ -85,14 +85,20 @@ def test_base_and_adapter_from_the_hub_are_pinned_by_commit(
     merged = load_file(spec.workspace / "merge" / "model.safetensors")
     assert merged.keys() == load_file(tiny_llama_dir / "model.safetensors").keys()
 
-    # A rerun of intake resolves main anew, and says that it moved.
-    events = list(run_release(spec, only=["adapter"], force=["adapter"]))
-    warnings = [e.message for e in events if isinstance(e, Log) and e.level == "warning"]
-    assert warnings == [
+    # A rerun keeps the pinned commit, and says that main moved.
+    moved_note = (
         f"base.revision: {BASE_ID} the default branch now resolves to commit {moved[:12]}, "
         f"the last run used {on_hub['base'][:12]}; set base.revision: {on_hub['base']} to "
         "repeat that run"
-    ]
+    )
+    events = list(run_release(spec, only=["adapter"]))
+    assert [type(e).__name__ for e in events] == ["Log", "StageSkipped"]
+    assert events[0].level == "warning"
+    assert events[0].message == f"{moved_note} (kept: --force adapter takes the new commit)"
+    # Forced, intake resolves main anew, and says so again.
+    events = list(run_release(spec, only=["adapter"], force=["adapter"]))
+    warnings = [e.message for e in events if isinstance(e, Log) and e.level == "warning"]
+    assert warnings == [moved_note]
 
 
 def test_a_pinned_revision_downloads_that_commit(hub, on_hub, tiny_llama_dir, tmp_path):

@@ -36,8 +36,8 @@ from release.checkpoint.safetensors import (
     to_float32,
 )
 from release.checkpoint.safetensors import list_tensors as list_file_tensors
-from release.checkpoint.snapshot import Snapshot
-from release.core.errors import InputError
+from release.checkpoint.snapshot import Snapshot, resolve_commit
+from release.core.errors import InputError, ReleaseError
 from release.core.files import atomic_write_text
 from release.core.manifest import Manifest
 from release.merge import lora
@@ -98,7 +98,7 @@ def inspect(
     for field, snapshot in (("base", base_hub), ("adapter", adapter_hub)):
         if snapshot is not None:
             yield f"{field} {snapshot.repo_id} at commit {snapshot.commit}"
-            if moved := _moved(field, snapshot, last or {}):
+            if moved := _moved(field, snapshot.repo_id, snapshot.revision, snapshot.commit, last):
                 yield Notice(moved)
     base_config = read_config(base_dir)
     if base_config.get("quantization_config"):
@@ -141,32 +141,62 @@ def inspect(
     }
 
 
-def _moved(field: str, now: Snapshot, last: dict[str, Any]) -> str | None:
+def _moved(
+    field: str, repo_id: str, revision: str | None, commit: str, last: dict[str, Any] | None
+) -> str | None:
     """The warning for a rerun whose revision now resolves to another commit than the
     last run's did (None when it does not): a rerun is meant to repeat a release."""
+    last = last or {}
     same_ask = (last.get(f"{field}_repo_id"), last.get(f"{field}_revision")) == (
-        now.repo_id,
-        now.revision,
+        repo_id,
+        revision,
     )
     before = last.get(f"{field}_commit")
-    if not same_ask or before is None or before == now.commit:
+    if not same_ask or before is None or before == commit:
         return None
-    asked = now.revision or "the default branch"
+    asked = revision or "the default branch"
     return (
-        f"{field}.revision: {now.repo_id} {asked} now resolves to commit {now.commit[:12]}, "
+        f"{field}.revision: {repo_id} {asked} now resolves to commit {commit[:12]}, "
         f"the last run used {before[:12]}; set {field}.revision: {before} to repeat that run"
     )
 
 
-def _pinned(base: Snapshot | None, adapter: Snapshot | None) -> dict[str, str | None]:
-    """The commit each Hub download resolved to (None for a local folder): the stages
-    after intake fetch these, so a release is made of one commit of each repo."""
-    return {
-        "base_commit": base.commit if base else None,
-        "adapter_repo_id": adapter.repo_id if adapter else None,
-        "adapter_revision": adapter.revision if adapter else None,
-        "adapter_commit": adapter.commit if adapter else None,
+def moved_since(spec: ReleaseSpec, last: dict[str, Any]) -> list[str]:
+    """For a rerun that keeps intake's result: each Hub source whose revision now
+    resolves to another commit than the one the release was made from. The release
+    keeps its pinned commits; this says they are no longer the branch's head."""
+    sources = {
+        "base": (spec.base.repo_id if spec.base.path is None else None, spec.base.revision),
+        "adapter": (spec.adapter.repo_id, spec.adapter.revision),
     }
+    notes = []
+    for field, (repo_id, revision) in sources.items():
+        if repo_id is None or last.get(f"{field}_commit") is None:
+            continue
+        try:
+            commit = resolve_commit(repo_id, revision, field=field)
+        except ReleaseError as error:  # offline: the pinned commits stand, unchecked
+            notes.append(f"{field}: cannot check whether {repo_id} moved ({error})")
+            continue
+        if moved := _moved(field, repo_id, revision, commit, last):
+            notes.append(f"{moved} (kept: --force adapter takes the new commit)")
+    return notes
+
+
+def _pinned(base: Snapshot | None, adapter: Snapshot | None) -> dict[str, str | None]:
+    """The commit each Hub download resolved to: the stages after intake fetch these,
+    so a release is made of one commit of each repo. Nothing for local folders, whose
+    facts (and so the manifests of local releases) stay as they were."""
+    facts: dict[str, str | None] = {}
+    if base is not None:
+        facts["base_commit"] = base.commit
+    if adapter is not None:
+        facts |= {
+            "adapter_repo_id": adapter.repo_id,
+            "adapter_revision": adapter.revision,
+            "adapter_commit": adapter.commit,
+        }
+    return facts
 
 
 def _check_declared_base(settings: lora.LoraSettings, spec: ReleaseSpec, mismatch: _Mismatch):

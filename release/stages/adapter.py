@@ -14,16 +14,26 @@ class AdapterStage(Stage):
     title = "Adapter intake"
 
     def settings(self, spec) -> dict[str, Any]:
-        return {
+        settings = {
             "base": spec.base.model_dump(mode="json"),
-            "adapter": {"repo_id": spec.adapter.repo_id, "revision": spec.adapter.revision},
             "allow_pickle": spec.adapter.allow_pickle,
             "allow_fingerprint_mismatch": spec.base.allow_fingerprint_mismatch,
         }
+        if spec.adapter.repo_id:  # a local adapter is keyed by its files (input_paths)
+            settings["adapter"] = {
+                "repo_id": spec.adapter.repo_id,
+                "revision": spec.adapter.revision,
+            }
+        return settings
 
     def input_paths(self, spec) -> list[Path]:
         paths = [*([spec.adapter.path] if spec.adapter.path else []), *spec.eval.previous]
         return paths + ([spec.base.path] if spec.base.path else [])
+
+    def notes_when_kept(self, spec, facts: dict[str, Any]) -> list[str]:
+        from release.merge.intake import moved_since
+
+        return moved_since(spec, facts)
 
     def tools(self) -> dict[str, str]:
         from importlib.metadata import version

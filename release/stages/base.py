@@ -82,6 +82,10 @@ class Stage(ABC):
         """External files this stage reads (earlier stages' outputs are added for it)."""
         return []
 
+    def notes_when_kept(self, spec: ReleaseSpec, facts: dict[str, Any]) -> list[str]:
+        """Warnings for a rerun that keeps this stage's result (``facts``) as it is."""
+        return []
+
     def tools(self) -> dict[str, str]:
         """Versions of the libraries whose behaviour shapes this stage's outputs."""
         return {}
