@@ -129,7 +129,7 @@ def test_a_pinned_revision_downloads_that_commit(hub, on_hub, tiny_llama_dir, tm
             {},
             lambda hub: hub.gate(BASE_ID),
             "base.repo_id: acme/tiny-base is gated and this token has no access to it "
-            "(accept its terms on the Hub (/acme/tiny-base) with the account of HF_TOKEN)",
+            "(accept its terms at {endpoint}/acme/tiny-base with the account of HF_TOKEN)",
         ),
     ],
     ids=["missing repo", "missing revision", "gated"],
@@ -140,7 +140,7 @@ def test_hub_sources_are_refused_in_one_line(hub, on_hub, tmp_path, sections, pr
     spec = hub_spec(tmp_path, **sections)
     with pytest.raises(InputError) as caught:
         list(run_release(spec, only=["adapter"]))
-    assert str(caught.value) == expected
+    assert str(caught.value) == expected.format(endpoint=hub.url)
     assert not (spec.workspace / "adapter").exists()
 
 

@@ -84,7 +84,8 @@ def _hub_errors(repo_id: str, revision: str | None, *, field: str) -> Iterator[N
     except GatedRepoError:
         raise InputError(
             f"{field}.repo_id: {repo_id} is gated and this token has no access to it",
-            hint=f"accept its terms on the Hub (/{repo_id}) with the account of HF_TOKEN",
+            hint=f"accept its terms at {_endpoint() or 'https://huggingface.co'}/{repo_id} "
+            "with the account of HF_TOKEN",
         ) from None
     except RevisionNotFoundError:
         raise InputError(
