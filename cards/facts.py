@@ -47,6 +47,7 @@ MODEL_DETAILS: _Spec = [
     ("adapter_bytes", "Adapter size", size),
     ("merged_bytes", "Merged model size", size),
     ("base_revision", "Base model revision", lambda v: f"`{v}`"),
+    ("adapter_revision", "Adapter (Hub) revision", lambda v: f"`{v}`"),
 ]
 
 LORA: _Spec = [

@@ -18,6 +18,10 @@ folder); available memory is psutil's, or less where a cgroup limit leaves less 
 tightest level of the process's cgroup, v1 or v2). Disk gets a margin (filesystem
 overhead, the manifest); memory does not, as the estimate is already a peak.
 
+In GitHub Actions a refusal also names the runner that fits: GitHub's standard Linux
+runner starts with about 14 GB of free disk and 16 GB of RAM, its larger runners have
+more (``LARGER_RUNNERS``), and a self-hosted runner has what its machine has.
+
 ``MODEL_RELEASE_SKIP_PREFLIGHT=1`` turns a refusal into a warning, for filesystems whose
 free space misleads (compression, quotas counted elsewhere), like rpm's --ignoresize.
 """
@@ -72,6 +76,53 @@ def disk_margin(output_bytes: int) -> int:
     return DISK_MARGIN_BYTES + round(output_bytes * DISK_MARGIN_FRACTION)
 
 
+@dataclass(frozen=True)
+class RunnerSize:
+    """A GitHub-hosted Linux runner: cores, RAM and disk, in GB as GitHub lists them."""
+
+    name: str
+    memory_gb: int
+    disk_gb: int
+
+
+HOSTED_RUNNER = RunnerSize("ubuntu-latest", memory_gb=16, disk_gb=14)
+"""The standard runner of a public repository: its RAM and the free disk it starts with."""
+LARGER_RUNNERS = (
+    RunnerSize("4-core", memory_gb=16, disk_gb=150),
+    RunnerSize("8-core", memory_gb=32, disk_gb=300),
+    RunnerSize("16-core", memory_gb=64, disk_gb=600),
+    RunnerSize("32-core", memory_gb=128, disk_gb=1200),
+    RunnerSize("64-core", memory_gb=256, disk_gb=2040),
+)
+RUNNER_MEMORY_OVERHEAD = 2 * 10**9
+"""RAM a runner's OS and agent hold beside the stage."""
+
+
+def runner_needed(resource: str, needed: int, available: int) -> str:
+    """In GitHub Actions, the runner a refused stage needs ("" elsewhere). The disk a
+    runner needs in all is this stage's output plus what the job already wrote, counted
+    from the free disk a standard runner starts with."""
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        return ""
+    if resource == "memory":
+        total, label = needed + RUNNER_MEMORY_OVERHEAD, "RAM"
+        fits = [r for r in LARGER_RUNNERS if r.memory_gb * 10**9 >= total]
+    else:
+        total = needed + max(HOSTED_RUNNER.disk_gb * 10**9 - available, 0)
+        label = "disk"
+        fits = [r for r in LARGER_RUNNERS if r.disk_gb * 10**9 >= total]
+    wanted = f"about {_bytes(total)} of {label}"
+    if not fits:
+        return f"; on GitHub Actions it needs a self-hosted runner with {wanted}"
+    size = fits[0]
+    return (
+        f"; on GitHub Actions it needs a runner with {wanted}: a {size.name} larger runner "
+        f"({size.memory_gb} GB RAM, {size.disk_gb} GB disk) or a self-hosted one "
+        f"(ubuntu-latest has {HOSTED_RUNNER.memory_gb} GB RAM, about "
+        f"{HOSTED_RUNNER.disk_gb} GB free disk)"
+    )
+
+
 _OVERRIDE = f" (if the estimate is wrong here, {SKIP_ENV}=1 goes on regardless)"
 
 
@@ -85,7 +136,8 @@ def refusal(stage: str, needs: Needs, have: Resources) -> NotEnoughResources | N
             f"{_bytes(needs.output_bytes)} (+ {_bytes(wanted - needs.output_bytes)} margin), "
             f"{_bytes(have.free_disk_bytes)} free",
             hint=f"free {_bytes(wanted - have.free_disk_bytes)} there or move the workspace "
-            f"to a bigger disk; {needs.hint}{_OVERRIDE}",
+            f"to a bigger disk; {needs.hint}"
+            f"{runner_needed('disk', wanted, have.free_disk_bytes)}{_OVERRIDE}",
             resource="disk",
             needed=wanted,
             available=have.free_disk_bytes,
@@ -98,6 +150,7 @@ def refusal(stage: str, needs: Needs, have: Resources) -> NotEnoughResources | N
             f"peak, {_bytes(have.available_memory_bytes)} available ({have.memory_source})",
             hint="close other programs or run on a machine with more memory"
             + (f"; {needs.hint}" if needs.hint else "")
+            + runner_needed("memory", needs.memory_bytes, have.available_memory_bytes)
             + _OVERRIDE,
             resource="memory",
             needed=needs.memory_bytes,

@@ -31,7 +31,14 @@ from typing import Any, Literal
 
 from release import __version__
 from release.core.errors import InputError, Refused, StageError, named_stage
-from release.core.events import Event, StageFailed, StageFinished, StageSkipped, StageStarted
+from release.core.events import (
+    Event,
+    Log,
+    StageFailed,
+    StageFinished,
+    StageSkipped,
+    StageStarted,
+)
 from release.core.files import clear_leftovers, iter_files, replace_dir
 from release.core.manifest import (
     MANIFEST_NAME,
@@ -226,6 +233,8 @@ def run_release(
                 and previous.key == key
                 and outputs_intact(previous, workspace, manifest)
             ):
+                for note in stage.notes_when_kept(spec, manifest):
+                    yield Log(stage.name, note, "warning")
                 yield StageSkipped(stage.name, f"unchanged since {previous.finished_at}")
                 continue
             record = yield from _run_stage(stage, spec, manifest, workspace, key, inputs, cancel)

@@ -21,8 +21,12 @@ TEST_CACHE = Path(os.environ.get("MODEL_RELEASE_TEST_CACHE", REPO / ".cache" / "
 
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):
+    from huggingface_hub import constants
+
     home = tmp_path_factory.mktemp("hf_home")
     monkeypatch.setenv("HF_HOME", str(home))
+    # huggingface_hub reads its cache folder once, at import: point this test's at HOME.
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("MODEL_RELEASE_CACHE", str(TEST_CACHE))
     monkeypatch.delenv("HF_TOKEN", raising=False)

@@ -93,6 +93,23 @@ def hub(tmp_path_factory, monkeypatch) -> FakeHub:
         yield server
 
 
+def upload_folder(
+    hub: FakeHub, repo_id: str, folder: Path, *, private: bool = False, **extra: bytes
+) -> str:
+    """``folder`` (and ``extra`` files) as one commit of ``repo_id`` on the local Hub,
+    pushed with the real client; returns the commit's sha."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    api.create_repo(repo_id, exist_ok=True, private=private)
+    operations = [
+        CommitOperationAdd(str(path.relative_to(folder)), path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    ] + [CommitOperationAdd(name, data) for name, data in extra.items()]
+    return api.create_commit(repo_id, operations, commit_message=f"upload {repo_id}").oid
+
+
 @dataclass
 class BuiltRelease:
     spec: ReleaseSpec

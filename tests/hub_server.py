@@ -2,11 +2,19 @@
 
 It speaks the part of the Hub's protocol that ``HfApi`` uses to create a repo, commit
 files (preupload, the git-LFS batch API, upload PUTs and verify, the ndjson commit),
-list refs and trees, tag commits and download files back (``/resolve``). The shapes are
-the ones huggingface_hub 2.4.0 sends and expects (/work/shared/HUB-PROTOCOL.md). Xet is
+list refs and trees, tag commits and download files back as ``snapshot_download`` does
+(revision info, the file tree, ``/resolve`` with ETag and X-Repo-Commit, an LFS file as
+a redirect to a CDN URL with X-Linked-Etag and X-Linked-Size, byte ranges for resumed
+downloads). The shapes are the ones huggingface_hub 2.4.0 sends and expects
+(/work/shared/HUB-PROTOCOL.md; what the client sends is in docs/hub-protocol.md). Xet is
 not spoken: clients must run with ``HF_HUB_DISABLE_XET=1`` so large files go over LFS.
 
-How it keeps things, on disk below ``root``:
+Reads are answered as the Hub answers them: a public repo without a token; a private or
+missing one with 401 RepoNotFound without a token and 404 with one; a gated repo
+(``FakeHub.gate``) with 403 GatedRepo on its files.
+
+This module keeps the state; ``tests.hub_http`` speaks HTTP for it (routes, access,
+headers). How it keeps things, on disk below ``root``:
 
 - ``blobs/<sha256>``: the content of every file ever uploaded, LFS or not. Blobs that
   were PUT survive a commit that failed, as on the Hub, so a retried push skips them.
@@ -28,12 +36,9 @@ import os
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
-
-import yaml
 
 LFS_SUFFIXES = (".safetensors", ".gguf", ".bin", ".pt", ".pth", ".onnx")
 LFS_MIN_SIZE = 10 * 2**20
@@ -68,6 +73,7 @@ class Request:
     route: str
     authorization: str | None = None
     status: int = 0
+    range: str | None = None
 
 
 class HubHTTPError(Exception):
@@ -90,6 +96,7 @@ class Repo:
     branches: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     pull_requests: dict[int, str] = field(default_factory=dict)
+    gated: bool = False
 
     def resolve(self, revision: str) -> str:
         if revision in self.branches:
@@ -116,17 +123,23 @@ class FakeHub:
         self.token = token
         self.requests: list[Request] = []
         self._failures: list[Failure] = []
+        self._cut_after: int | None = None
         self._lock = threading.RLock()
         (self.root / "blobs").mkdir(parents=True, exist_ok=True)
         (self.root / "repos").mkdir(parents=True, exist_ok=True)
         hub = self
 
-        class Handler(_Handler):
+        from tests.hub_http import HubHandler
+
+        class Handler(HubHandler):
             server_hub = hub
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.cdn_url = f"http://localhost:{self._server.server_address[1]}"
+        """LFS downloads redirect here: another host name for the same server, so the
+        client treats it as the Hub's CDN (no token sent, metadata from the redirect)."""
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
@@ -144,7 +157,7 @@ class FakeHub:
 
     def fail(self, route: str, status: int, *, times: int | None = 1, after: int = 0) -> None:
         """Answer ``status`` to the next ``times`` requests on ``route`` (None: all of
-        them), after letting ``after`` through. Routes: see ``_Handler.ROUTES``."""
+        them), after letting ``after`` through. Routes: see ``tests.hub_http.HubHandler.ROUTES``."""
         with self._lock:
             self._failures.append(Failure(route, status, times, after))
 
@@ -162,6 +175,27 @@ class FakeHub:
 
     def blob(self, sha256: str) -> Path:
         return self.root / "blobs" / sha256
+
+    def cut_download(self, after: int) -> None:
+        """The next CDN download stops after ``after`` bytes and the connection closes,
+        as a dropped network does; the client resumes it with a Range request."""
+        with self._lock:
+            self._cut_after = after
+
+    def gate(self, repo_id: str) -> None:
+        """Make ``repo_id`` gated, with terms the token's account has not accepted."""
+        with self._lock:
+            repo = self._load(repo_id)
+            repo.gated = True
+            self._save(repo_id, repo)
+
+    def move_branch(self, repo_id: str, branch: str, commit: str) -> None:
+        """Point ``branch`` at ``commit``, as a force-push by the repo's owner does."""
+        with self._lock:
+            repo = self._load(repo_id)
+            repo.resolve(commit)
+            repo.branches[branch] = commit
+            self._save(repo_id, repo)
 
     def merge_pull_request(self, repo_id: str, number: int) -> None:
         """What a maintainer's "merge" does to a pull request opened on the head of main."""
@@ -384,174 +418,3 @@ class FakeHub:
         if entry is None:
             raise HubHTTPError(404, f"{path} not found at {revision}", "EntryNotFound")
         return oid, entry
-
-
-_REPO = r"(?P<repo>[^/]+/[^/]+)"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Routes requests to FakeHub methods. Patterns match the raw (still quoted) path,
-    so a revision like ``refs%2Fpr%2F1`` stays one segment."""
-
-    protocol_version = "HTTP/1.1"
-    server_hub: FakeHub
-
-    ROUTES: tuple[tuple[str, str, str], ...] = (
-        ("GET", "agent_harnesses", r"/api/agent-harnesses"),
-        ("POST", "create_repo", r"/api/repos/create"),
-        ("POST", "validate_yaml", r"/api/validate-yaml"),
-        ("GET", "refs", rf"/api/models/{_REPO}/refs"),
-        ("GET", "tree", rf"/api/models/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?"),
-        ("POST", "preupload", rf"/api/models/{_REPO}/preupload/(?P<rev>[^/]+)"),
-        ("POST", "commit", rf"/api/models/{_REPO}/commit/(?P<rev>[^/]+)"),
-        ("POST", "tag", rf"/api/models/{_REPO}/tag/(?P<rev>[^/]+)"),
-        ("GET", "repo_info", rf"/api/models/{_REPO}(?:/revision/(?P<rev>[^/]+))?"),
-        ("POST", "lfs_batch", rf"/{_REPO}\.git/info/lfs/objects/batch"),
-        ("PUT", "lfs_upload", r"/lfs-objects/(?P<oid>[0-9a-f]{64})"),
-        ("POST", "lfs_verify", r"/lfs-objects/(?P<oid>[0-9a-f]{64})/verify"),
-        ("HEAD", "resolve", rf"/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)"),
-        ("GET", "resolve", rf"/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)"),
-    )
-    UNAUTHENTICATED = frozenset({"agent_harnesses", "lfs_upload", "lfs_verify"})
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the request log is ``FakeHub.requests``."""
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def _dispatch(self, method: str) -> None:
-        hub = self.server_hub
-        url = urlsplit(self.path)
-        body = self._read_body()
-        record = Request(method, url.path, "unknown", self.headers.get("authorization"))
-        with hub._lock:
-            hub.requests.append(record)
-        for route_method, route, pattern in self.ROUTES:
-            match = re.fullmatch(pattern, url.path)
-            if route_method == method and match:
-                record.route = route
-                break
-        else:
-            record.status = 404
-            self._send_error(HubHTTPError(404, f"no route for {method} {url.path}"))
-            return
-        params = {key: unquote(value) for key, value in match.groupdict().items() if value}
-        query = {key: values[0] for key, values in parse_qs(url.query).items()}
-        try:
-            if route not in self.UNAUTHENTICATED and not self._authorized(route):
-                raise HubHTTPError(401, "Invalid credentials in Authorization header")
-            if (status := hub._take_failure(route)) is not None:
-                raise HubHTTPError(status, f"injected failure on {route}")
-            status, headers, payload = self._handle(route, params, query, body)
-        except HubHTTPError as exc:
-            record.status = exc.status
-            self._send_error(exc)
-            return
-        record.status = status
-        self._send(status, payload, headers)
-
-    def _authorized(self, route: str) -> bool:
-        expected = f"Bearer {self.server_hub.token}"
-        if self.headers.get("authorization") == expected:
-            return True
-        return route == "resolve"  # downloads of public files need no token
-
-    def _handle(
-        self, route: str, params: dict[str, str], query: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
-        hub = self.server_hub
-        repo_id = params.get("repo", "")
-        revision = params.get("rev", "main")
-        if route == "agent_harnesses":
-            return _json({"standardEnvVars": [], "harnesses": {}})
-        if route == "create_repo":
-            return _json(hub.create_repo(json.loads(body)))
-        if route == "validate_yaml":
-            return _validate_yaml(json.loads(body)["content"])
-        if route == "refs":
-            return _json(hub.refs(repo_id, query.get("include_prs") == "1"))
-        if route == "tree":
-            return _json(hub.tree(repo_id, revision, params.get("path", "")))
-        if route == "repo_info":
-            return _json(hub.repo_info(repo_id, revision))
-        if route == "preupload":
-            return _json(hub.preupload(repo_id, json.loads(body)))
-        if route == "commit":
-            lines = [json.loads(line) for line in body.splitlines() if line.strip()]
-            return _json(hub.commit(repo_id, revision, query.get("create_pr") == "1", lines))
-        if route == "tag":
-            return _json(hub.tag(repo_id, revision, json.loads(body)))
-        if route == "lfs_batch":
-            status, headers, payload = _json(hub.lfs_batch(repo_id, json.loads(body)))
-            return status, {**headers, "Content-Type": "application/vnd.git-lfs+json"}, payload
-        if route == "lfs_upload":
-            return _json(hub.lfs_upload(params["oid"], body))
-        if route == "lfs_verify":
-            return _json(hub.lfs_verify(json.loads(body)))
-        return self._resolve(repo_id, revision, params["path"])
-
-    def _resolve(self, repo_id: str, revision: str, path: str) -> tuple[int, dict, bytes]:
-        hub = self.server_hub
-        oid, entry = hub.resolve_file(repo_id, revision, path)
-        data = hub.blob(entry.sha256).read_bytes()
-        etag = entry.sha256 if entry.lfs else git_blob_oid(data)
-        headers = {"X-Repo-Commit": oid, "ETag": f'"{etag}"'}
-        return 200, headers, data
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
-            while size := int(self.rfile.readline().strip(), 16):
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("content-length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _send(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        headers = {"Content-Type": "application/json", **headers}
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-
-    def _send_error(self, exc: HubHTTPError) -> None:
-        headers = {"X-Error-Message": exc.message}
-        if exc.code:
-            headers["X-Error-Code"] = exc.code
-        self._send(exc.status, json.dumps({"error": exc.message, **exc.extra}).encode(), headers)
-
-
-def _json(value: Any) -> tuple[int, dict[str, str], bytes]:
-    return 200, {}, json.dumps(value).encode()
-
-
-def _validate_yaml(content: str) -> tuple[int, dict[str, str], bytes]:
-    """The Hub's card metadata check, reduced to what a fake can know: the front matter
-    must be a YAML mapping."""
-    match = re.match(r"\A---\n(.*?)\n---\n", content, flags=re.DOTALL)
-    try:
-        metadata = yaml.safe_load(match[1]) if match else {}
-    except yaml.YAMLError as exc:
-        return _errors(f"metadata is not valid YAML: {exc}")
-    if not isinstance(metadata, dict):
-        return _errors("metadata must be a YAML mapping")
-    return _json({})
-
-
-def _errors(message: str) -> tuple[int, dict[str, str], bytes]:
-    return 400, {}, json.dumps({"errors": [{"message": message}]}).encode()

@@ -10,6 +10,7 @@ actionlint knows.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -68,6 +69,10 @@ def as_workflow(action: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def run_step(action: dict[str, Any]) -> dict[str, Any]:
+    return next(step for step in action["runs"]["steps"] if step.get("id") == "run")
+
+
 def lint_action(action: dict[str, Any], folder: Path) -> subprocess.CompletedProcess:
     path = folder / "action-as-workflow.yml"
     path.write_text(yaml.safe_dump(as_workflow(action), sort_keys=False))
@@ -96,10 +101,10 @@ def test_actionlint_passes_on_the_composite_actions_steps(tmp_path):
             'property "nope" is not defined',
         ),
         (
-            lambda a: a["runs"]["steps"][1]["env"].update(CONFIG="${{ inputs.configg }}"),
+            lambda a: run_step(a)["env"].update(CONFIG="${{ inputs.configg }}"),
             'property "configg" is not defined',
         ),
-        (lambda a: a["runs"]["steps"][1].update(run='echo $CONFIG "${args[@]}"'), "SC2086"),
+        (lambda a: run_step(a).update(run='echo $CONFIG "${args[@]}"'), "SC2086"),
     ],
     ids=["unknown step", "unknown input", "shellcheck"],
 )
@@ -121,5 +126,50 @@ def test_release_workflow_keeps_the_token_to_the_step_that_needs_it():
     assert [step.get("uses") for step in holders] == ["./"]
     action = yaml.safe_load(ACTION.read_text())
     with_token = [step for step in action["runs"]["steps"] if "inputs.hf-token" in str(step)]
-    assert [step["env"]["HF_TOKEN"] for step in with_token] == ["${{ inputs.hf-token }}"]
-    assert all("HF_TOKEN" not in step["run"] for step in action["runs"]["steps"])
+    # Resolving the Hub commits (the cache key) and the release itself read the Hub.
+    assert [step["id"] for step in with_token] == ["sources", "run"]
+    assert {step["env"]["HF_TOKEN"] for step in with_token} == {"${{ inputs.hf-token }}"}
+    assert all("HF_TOKEN" not in step.get("run", "") for step in action["runs"]["steps"])
+
+
+def readme_workflows() -> list[str]:
+    """The README's complete workflow examples (YAML blocks with jobs)."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
+    return [block for block in blocks if "\njobs:" in block]
+
+
+def test_the_readmes_workflow_examples_pass_actionlint_and_the_habits(tmp_path):
+    examples = readme_workflows()
+    assert len(examples) >= 2
+    folder = tmp_path / ".github" / "workflows"
+    folder.mkdir(parents=True)
+    paths = []
+    for index, text in enumerate(examples):
+        path = folder / f"example-{index}.yml"
+        path.write_text(text.replace("<owner>/model-release@v0", "acme/model-release@v0"))
+        paths.append(path)
+        workflow = yaml.safe_load(text)
+        assert workflow["permissions"] == {"contents": "read"}
+        assert workflow["concurrency"]["cancel-in-progress"] is False
+        (job,) = workflow["jobs"].values()
+        assert job["timeout-minutes"] > 0 and "env" not in job
+        holders = [step for step in job["steps"] if "secrets." in yaml.safe_dump(step)]
+        assert [step["uses"] for step in holders] == ["<owner>/model-release@v0"]
+        assert_pinned(job["steps"])
+    result = actionlint(*paths)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def assert_pinned(steps: list[dict[str, Any]]) -> None:
+    """Third-party actions by commit sha, with the tag in a comment for people."""
+    for step in steps:
+        uses = step.get("uses", "")
+        if uses.startswith("actions/"):
+            assert re.fullmatch(r"actions/[\w-]+@[0-9a-f]{40}", uses), uses
+
+
+def test_the_release_workflow_and_the_action_pin_actions_by_sha():
+    release = yaml.safe_load((REPO / ".github" / "workflows" / "release.yml").read_text())
+    assert_pinned(release["jobs"]["release"]["steps"])
+    assert_pinned(yaml.safe_load(ACTION.read_text())["runs"]["steps"])

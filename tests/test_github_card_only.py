@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,6 +21,7 @@ from release.hub.plan import RELEASE_MANIFEST
 from release.runner import run_release
 from release.spec.schema import ReleaseSpec
 from release.stages.push import PushStage
+from tests.action_runner import run_action
 from tests.hub_fixtures import REPO_ID, BuiltRelease
 from tests.hub_server import FakeHub
 
@@ -169,27 +167,6 @@ def test_card_only_in_actions_reports_the_commit_and_the_card(
     assert "::error" not in capsys.readouterr().out
 
 
-ACTION = Path(__file__).resolve().parent.parent / "action.yml"
-
-
-def run_action_step(tmp_path: Path, inputs: dict[str, str]) -> subprocess.CompletedProcess:
-    """The action's "Run model-release" step as a runner runs it: its script with bash,
-    its env with the inputs substituted, model-release in the venv the install step made."""
-    step = next(
-        s for s in yaml.safe_load(ACTION.read_text())["runs"]["steps"] if s.get("id") == "run"
-    )
-    venv_bin = tmp_path / "runner-temp" / "model-release-venv" / "bin"
-    venv_bin.mkdir(parents=True, exist_ok=True)
-    if not (venv_bin / "model-release").exists():
-        (venv_bin / "model-release").symlink_to(shutil.which("model-release"))
-    env = {**os.environ, "RUNNER_TEMP": str(tmp_path / "runner-temp")}
-    for name, value in step["env"].items():
-        match = re.fullmatch(r"\$\{\{ inputs\.([\w-]+) \}\}", value)
-        assert match, value
-        env[name] = inputs.get(match[1], "")
-    return subprocess.run(["bash", "-c", step["run"]], env=env, capture_output=True, text=True)
-
-
 def test_the_action_pushes_a_card_only_for_the_tagged_version(hub, published, tmp_path):
     spec = refreshed(published, tmp_path, SCORES)
     spec_path = tmp_path / "release.yaml"
@@ -198,11 +175,17 @@ def test_the_action_pushes_a_card_only_for_the_tagged_version(hub, published, tm
     inputs = {"config": str(spec_path), "card-only": "true", "hf-token": token}
     commits = len(hub.calls("commit"))
 
-    other = run_action_step(tmp_path, {**inputs, "expect-version": "v9.9.9"})
+    runner_temp = tmp_path / "runner-temp"
+    other = run_action(tmp_path, runner_temp, {**inputs, "expect-version": "v9.9.9"})
     assert other.returncode == 2, other.stderr
     assert f"version is {spec.version} but the tag is v9.9.9" in other.stderr
     assert len(hub.calls("commit")) == commits
 
-    same = run_action_step(tmp_path, {**inputs, "expect-version": f"v{spec.version}"})
+    same = run_action(tmp_path, runner_temp, {**inputs, "expect-version": f"v{spec.version}"})
     assert same.returncode == 0, same.stderr
     assert len(hub.calls("commit")) == commits + 1
+    # No model is downloaded, so nothing is pinned and no Hugging Face cache restored.
+    assert same.steps["Pin the Hub downloads"] == "skipped"
+    assert same.steps["Restore the Hugging Face cache"] == "skipped"
+    assert same.outputs["commit"] == hub.repo(REPO_ID).branches["main"]
+    assert same.outputs["card-lint"] == "passed"

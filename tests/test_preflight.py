@@ -26,7 +26,7 @@ from release.core.units import human
 from release.evaluate.needs import evaluate_needs
 from release.gguf.facts import GGUFFacts
 from release.merge.needs import merge_needs
-from release.preflight import Resources, cgroup_headroom, disk_margin, refusal
+from release.preflight import Needs, Resources, cgroup_headroom, disk_margin, refusal
 from tests.disk_fixtures import tmpfs
 
 SPEC = "name: tiny\nversion: 0.1.0\nbase:\n  path: {base}\nadapter:\n  path: adapter\n"
@@ -287,3 +287,26 @@ def test_a_merge_over_a_cgroup_memory_limit_is_refused(
     record = json.loads((tmp_path / "build" / MANIFEST_NAME).read_text())["stages"]["merge"]
     assert record["measured"]["available_memory_bytes"] < 2 * 10**9
     assert record["facts"]["estimated_peak_memory_bytes"] == needs.memory_bytes
+
+
+def test_in_github_actions_the_refusal_names_the_runner_that_fits(tmp_path, monkeypatch):
+    """The README's 4B and 8B figures (Runners) on GitHub's standard runner."""
+    hosted = Resources(tmp_path, 14 * 10**9, 15 * 10**9, "RAM")
+    gguf_4b = Needs("2 GGUF files", 12_300_000_000, 35_300_000_000, hint="fewer gguf.types")
+    eval_8b = Needs("nothing", 0, 64_400_000_000, hint="eval.enabled: false")
+    merge_8b = Needs("the merged model", 16_100_000_000, 6_300_000_000, hint="")
+    assert "GitHub" not in refusal("gguf", gguf_4b, hosted).hint
+
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert (
+        "; on GitHub Actions it needs a runner with about 37.3 GB of RAM: a 16-core larger "
+        "runner (64 GB RAM, 600 GB disk) or a self-hosted one (ubuntu-latest has 16 GB RAM, "
+        "about 14 GB free disk)"
+    ) in refusal("gguf", gguf_4b, hosted).hint
+    assert (
+        "about 66.4 GB of RAM: a 32-core larger runner" in refusal("evaluate", eval_8b, hosted).hint
+    )
+    disk = refusal("merge", merge_8b, hosted)
+    assert disk.resource == "disk" and "of disk: a 4-core larger runner" in disk.hint
+    huge = Needs("nothing", 0, 300 * 10**9, hint="")
+    assert "it needs a self-hosted runner with about 302" in refusal("evaluate", huge, hosted).hint

@@ -78,7 +78,7 @@ def test_every_problem_is_collected_not_just_the_first(tmp_path):
     assert ":1: name: '../../etc' cannot be a file or repo name" in text
     assert ":2: version: 'one' is not a version" in text
     assert ":3: base: give base.repo_id" in text
-    assert ":4: adapter.path: Field required" in text
+    assert ":4: adapter: give adapter.path (a local folder) or adapter.repo_id" in text
     assert ":5: extra: unknown key" in text
 
 

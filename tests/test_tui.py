@@ -324,3 +324,27 @@ async def test_choosing_an_adapter_fills_the_base_and_name_it_names(
         assert screen.query_one("#base-repo", Input).value == ""
         assert screen.query_one("#name", Input).value == tiny_adapter.name
         assert "give the base" not in text_of(app, "#pane-adapter .problems")
+
+
+async def test_intake_of_an_adapter_on_the_hub_keeps_its_repo_id(
+    tmp_path, tiny_llama_dir, tiny_adapter, hub
+):
+    from tests.hub_fixtures import upload_folder
+
+    commit = upload_folder(hub, "trainer/tiny-lora", tiny_adapter)
+    spec_path = write_spec(tmp_path, tiny_llama_dir, tiny_adapter)
+    spec_path.write_text(
+        spec_path.read_text().replace(f"path: {tiny_adapter}", "repo_id: trainer/tiny-lora")
+    )
+    app = make_wizard(spec_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        shown = app.screen.query_one("#adapter-repo", Input)
+        assert shown.value == "trainer/tiny-lora" and shown.disabled
+        await pilot.press("ctrl+r")
+        await settle(app, pilot)
+        assert app.screen.states["adapter"] == "done"
+    saved = yaml.safe_load(spec_path.read_text())
+    assert saved["adapter"] == {"repo_id": "trainer/tiny-lora"}
+    facts = Manifest.load(tmp_path / "build" / MANIFEST_NAME).stages["adapter"].facts
+    assert facts["adapter_commit"] == commit

@@ -4,5 +4,7 @@
   parameter counts for the preflight.
 - ``config``: config.json, and the text model's view of a multimodal one.
 - ``base``: the base model of a release, local or downloaded from the Hub.
+- ``adapter``: the adapter's folder, local or downloaded from the Hub.
+- ``snapshot``: Hub downloads pinned to the commit they resolved to; one-line errors.
 - ``fingerprint``: which base weights an adapter is merged onto, cheaply.
 """

@@ -1,10 +1,12 @@
 """The base model of a release: where its files are and what it declares.
 
 ``base.path`` is used as it is. A base given only by ``base.repo_id`` is downloaded with
-huggingface_hub's ``snapshot_download`` at ``base.revision`` (weights in safetensors,
-configs, tokenizer, chat template and the model card only; a pickle ``*.bin`` is never
-fetched) into the Hub cache, so a second stage or a rerun finds it there. The card
-(README.md) is read for the BibTeX the base asks to be cited with.
+huggingface_hub at ``base.revision`` (``release.checkpoint.snapshot``: weights in
+safetensors, configs, tokenizer, chat template and the model card only; a pickle
+``*.bin`` is never fetched) into the Hub cache, so a second stage or a rerun finds it
+there. Intake records the commit it resolved to; the stages after it download that
+commit, not the branch. The card (README.md) is read for the BibTeX the base asks to be
+cited with.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cards.card_bibtex import card_citations
-from release.core.errors import InputError, MissingInputError
+from release.checkpoint.snapshot import Snapshot, download
+from release.core.errors import MissingInputError
 from release.spec.schema import BaseModelSpec
 
 TOKENIZER_FILES = (  # what a merged model folder needs to be used as is
@@ -52,8 +55,18 @@ def base_label(base: BaseModelSpec) -> str:
     return str(base.path)
 
 
-def resolve_base_dir(base: BaseModelSpec) -> Path:
-    """The local folder of the base's files, downloading it when only repo_id is given."""
+def base_snapshot(base: BaseModelSpec, commit: str | None = None) -> Snapshot | None:
+    """The base as downloaded from the Hub (None when ``base.path`` is given), at
+    ``commit`` once a run has pinned it, else at ``base.revision``."""
+    if base.path is not None:
+        return None
+    assert base.repo_id is not None  # the spec requires repo_id or path
+    return download(base.repo_id, commit or base.revision, ALLOW_PATTERNS, field="base")
+
+
+def resolve_base_dir(base: BaseModelSpec, commit: str | None = None) -> Path:
+    """The local folder of the base's files, downloading it when only repo_id is given
+    (at the pinned ``commit`` when there is one)."""
     if base.path is not None:
         if not (base.path / "config.json").is_file():
             raise MissingInputError(
@@ -61,20 +74,9 @@ def resolve_base_dir(base: BaseModelSpec) -> Path:
                 hint="point base.path at a folder written by save_pretrained",
             )
         return base.path
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError
-
-    assert base.repo_id is not None  # the spec requires repo_id or path
-    try:
-        folder = snapshot_download(
-            base.repo_id, revision=base.revision, allow_patterns=ALLOW_PATTERNS
-        )
-    except HfHubHTTPError as exc:
-        raise InputError(
-            f"base.repo_id: cannot download {base_label(base)} ({str(exc).splitlines()[0]})",
-            hint="check the repo id and revision, and log in (hf auth login) for gated models",
-        ) from None
-    return Path(folder)
+    snapshot = base_snapshot(base, commit)
+    assert snapshot is not None
+    return snapshot.folder
 
 
 def base_citations(base_dir: Path) -> list[str]:

@@ -143,9 +143,9 @@ def _show(spec: ReleaseSpec, events: Generator[Event, None, T], *, json_lines: b
                 event = next(events)
             except StopIteration as stop:
                 return stop.value
-            printer.show(event)
             if report is not None:
                 report.show(event)
+            printer.show(event)
 
 
 @app.command()
@@ -287,6 +287,32 @@ def _push_card(spec_path: Path, *, dry_run: bool, json_lines: bool) -> None:
 
 
 @app.command()
+def publish(
+    spec: SpecArg = Path("release.yaml"),
+    remote: Annotated[str, typer.Option(help="The git remote to push to.")] = "origin",
+    action: Annotated[
+        str | None,
+        typer.Option(
+            help="The action the written workflow uses (owner/repo@ref); default: "
+            "model-release's own.",
+        ),
+    ] = None,
+) -> None:
+    """Publish through GitHub Actions: commit release.yaml and the stored results (and
+    .github/workflows/release.yml if no workflow runs model-release), tag v<version> and
+    push both; the repository's workflow then releases on a runner. `push` publishes
+    from this machine instead."""
+    from release.publish import ACTION_REF
+    from release.publish import publish as publish_release
+    from release.spec.schema import load_spec
+
+    done = publish_release(load_spec(spec), remote=remote, action=action or ACTION_REF)
+    if done.workflow_written:
+        _output.info("wrote .github/workflows/release.yml (it needs the secret HF_TOKEN)")
+    _output.info(f"pushed {done.tag} ({done.commit[:12]}) to {done.remote}; {done.follow}")
+
+
+@app.command()
 def demo(
     folder: Annotated[Path, typer.Argument(help="Where to create the demo.")] = Path("demo"),
     steps: Annotated[int, typer.Option(help="Training steps for the demo adapter.", min=1)] = 40,
@@ -368,6 +394,26 @@ def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
 
     loaded = load_spec(spec)
     _output.info(f"{spec}: ok ({loaded.name} {loaded.tag})")
+
+
+@spec_app.command("sources")
+def spec_sources(spec: SpecArg = Path("release.yaml")) -> None:
+    """Print each Hub repo the release downloads and the commit its revision resolves to
+    now, one `FIELD REPO_ID REVISION COMMIT` line each. Downloads nothing; the GitHub
+    Action keys its Hugging Face cache on these lines."""
+    from release.checkpoint.snapshot import resolve_commit
+    from release.spec.schema import load_spec
+
+    loaded = load_spec(spec)
+    downloaded = {
+        "base": loaded.base.repo_id if loaded.base.path is None else None,
+        "adapter": loaded.adapter.repo_id,
+    }
+    revisions = {"base": loaded.base.revision, "adapter": loaded.adapter.revision}
+    for field, repo_id in downloaded.items():
+        if repo_id:
+            commit = resolve_commit(repo_id, revisions[field], field=field)
+            print(f"{field} {repo_id} {revisions[field] or 'main'} {commit}")
 
 
 @app.command()

@@ -58,6 +58,7 @@ from release.gguf.writer import (
     export_gguf,
     open_source,
 )
+from release.merge.facts import AdapterFacts
 from release.spec.schema import ReleaseSpec
 
 BUILT_IN = "built-in"
@@ -65,12 +66,17 @@ CONVERTER = "llama.cpp convert_hf_to_gguf.py"
 QUANTIZER = "llama.cpp quantizer"
 
 
-def release_metadata(spec: ReleaseSpec) -> ReleaseMetadata:
+def release_metadata(spec: ReleaseSpec, intake: AdapterFacts | None) -> ReleaseMetadata:
+    """The GGUF header's ``general.*`` from the spec, and the Hub commits ``intake``
+    (the adapter stage's facts) pinned."""
     return ReleaseMetadata(
         name=spec.name,
         version=spec.version,
         license=spec.card.license,
         base_model=spec.base.repo_id,
+        base_commit=intake.base_commit if intake else None,
+        adapter_repo_id=intake.adapter_repo_id if intake else None,
+        adapter_commit=intake.adapter_commit if intake else None,
         repo_id=spec.push.gguf_repo_id or spec.push.repo_id,
         tags=list(spec.card.tags),
         languages=list(spec.card.language),
@@ -162,12 +168,17 @@ def _check_runtime_knows(model_dir: Path) -> None:
 
 
 def build_gguf_files(
-    spec: ReleaseSpec, model_dir: Path, out_dir: Path, report: Reporter
+    spec: ReleaseSpec,
+    model_dir: Path,
+    out_dir: Path,
+    report: Reporter,
+    intake: AdapterFacts | None = None,
 ) -> Generator[Event, None, GGUFFacts]:
     """The GGUF files of ``spec`` from the merged model in ``model_dir``, into ``out_dir``;
-    yields ``report``'s events, returns the stage's facts."""
+    yields ``report``'s events, returns the stage's facts. ``intake`` is the adapter
+    stage's facts (the commits the release was made from)."""
     exporter = _preflight(spec, out_dir, model_dir)
-    meta = release_metadata(spec)
+    meta = release_metadata(spec, intake)
     yield report.log("computing the merged model's reference logits")
     probe = reference_probe(model_dir)
     jobs = _jobs(spec, out_dir, exporter.converter is not None)

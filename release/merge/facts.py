@@ -39,6 +39,12 @@ class AdapterFacts(StageFacts):
     base_fingerprint: str | None = None
     base_model_class: str | None = None
     base_citations: list[str] = Field(default_factory=list)
+    base_commit: str | None = None
+    """The commit a Hub base resolved to: the stages after intake download this one."""
+    adapter_repo_id: str | None = None
+    adapter_revision: str | None = None
+    adapter_commit: str | None = None
+    """The commit a Hub adapter resolved to (None for a local folder)."""
     """BibTeX entries the base model's own card asks to be cited with."""
 
 

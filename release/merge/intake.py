@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from cards.schema import is_repo_id
+from release.checkpoint.adapter import adapter_folder, adapter_label, adapter_snapshot
 from release.checkpoint.base import (
     TOKENIZER_FILES,
     base_citations,
     base_label,
+    base_snapshot,
     resolve_base_dir,
 )
 from release.checkpoint.config import read_config
@@ -40,7 +42,8 @@ from release.checkpoint.safetensors import (
     to_float32,
 )
 from release.checkpoint.safetensors import list_tensors as list_file_tensors
-from release.core.errors import InputError
+from release.checkpoint.snapshot import Snapshot, resolve_commit
+from release.core.errors import InputError, ReleaseError
 from release.core.files import atomic_write_text
 from release.core.manifest import Manifest
 from release.merge import lora
@@ -56,7 +59,7 @@ TARGETS_NAME = "targets.json"
 class _Mismatch:
     """The adapter does not fit the base: the one-line error, naming both."""
 
-    adapter: Path
+    adapter: str
     base: str
 
     def error(self, what: str, hint: str) -> InputError:
@@ -73,20 +76,38 @@ class TensorChecked:
     name: str
 
 
-def inspect(spec: ReleaseSpec, out_dir: Path) -> Generator[str | TensorChecked, None, AdapterFacts]:
+@dataclass(frozen=True)
+class Notice:
+    """A warning for the user that does not stop intake."""
+
+    message: str
+
+
+def inspect(
+    spec: ReleaseSpec, out_dir: Path, last: AdapterFacts | None = None
+) -> Generator[str | Notice | TensorChecked, None, AdapterFacts]:
     """Check the adapter against the base and write the intake folder into ``out_dir``.
 
-    Yields log lines and a ``TensorChecked`` per adapter tensor read; returns the facts
-    for the manifest."""
-    adapter_dir = spec.adapter.path
+    ``last`` is the previous run's facts, whose pinned commits a rerun compares with.
+    Yields log lines, notices and a ``TensorChecked`` per adapter tensor read; returns
+    the facts for the manifest."""
+    adapter_hub = adapter_snapshot(spec.adapter)
+    adapter_dir = adapter_folder(spec.adapter, adapter_hub)
     label = base_label(spec.base)
-    mismatch = _Mismatch(adapter_dir, label)
+    mismatch = _Mismatch(adapter_label(spec.adapter), label)
     if not adapter_dir.is_dir():
         raise InputError(f"adapter.path: {adapter_dir} is not a folder")
     raw, settings = lora.read_adapter_config(adapter_dir)
     _check_declared_base(settings, spec, mismatch)
 
-    base_dir = resolve_base_dir(spec.base)
+    base_hub = base_snapshot(spec.base)
+    base_dir = base_hub.folder if base_hub else resolve_base_dir(spec.base)
+    pinned = _pinned(base_hub, adapter_hub)
+    for field, snapshot in (("base", base_hub), ("adapter", adapter_hub)):
+        if snapshot is not None:
+            yield f"{field} {snapshot.repo_id} at commit {snapshot.commit}"
+            if moved := _moved(field, snapshot.repo_id, snapshot.revision, snapshot.commit, last):
+                yield Notice(moved)
     base = list_checkpoint(base_dir)
     refuse_quantized(label, read_config(base_dir), base, spec.base.repo_id)
     has_tokenizer = (adapter_dir / "tokenizer_config.json").is_file()
@@ -125,8 +146,72 @@ def inspect(spec: ReleaseSpec, out_dir: Path) -> Generator[str | TensorChecked, 
             "base_fingerprint": fingerprint,
             "base_model_class": model_class,
             "base_citations": base_citations(base_dir),
+            **pinned,
         }
     )
+
+
+def _last_pin(field: str, last: AdapterFacts) -> tuple[str | None, str | None, str | None]:
+    """What the last run asked of the base or the adapter, and the commit it resolved."""
+    if field == "base":
+        return last.base_repo_id, last.base_revision, last.base_commit
+    return last.adapter_repo_id, last.adapter_revision, last.adapter_commit
+
+
+def _moved(
+    field: str, repo_id: str, revision: str | None, commit: str, last: AdapterFacts | None
+) -> str | None:
+    """The warning for a rerun whose revision now resolves to another commit than the
+    last run's did (None when it does not): a rerun is meant to repeat a release."""
+    if last is None:
+        return None
+    last_repo, last_revision, before = _last_pin(field, last)
+    same_ask = (last_repo, last_revision) == (repo_id, revision)
+    if not same_ask or before is None or before == commit:
+        return None
+    asked = revision or "the default branch"
+    return (
+        f"{field}.revision: {repo_id} {asked} now resolves to commit {commit[:12]}, "
+        f"the last run used {before[:12]}; set {field}.revision: {before} to repeat that run"
+    )
+
+
+def moved_since(spec: ReleaseSpec, last: AdapterFacts) -> list[str]:
+    """For a rerun that keeps intake's result: each Hub source whose revision now
+    resolves to another commit than the one the release was made from. The release
+    keeps its pinned commits; this says they are no longer the branch's head."""
+    sources = {
+        "base": (spec.base.repo_id if spec.base.path is None else None, spec.base.revision),
+        "adapter": (spec.adapter.repo_id, spec.adapter.revision),
+    }
+    notes = []
+    for field, (repo_id, revision) in sources.items():
+        if repo_id is None or _last_pin(field, last)[2] is None:
+            continue
+        try:
+            commit = resolve_commit(repo_id, revision, field=field)
+        except ReleaseError as error:  # offline: the pinned commits stand, unchecked
+            notes.append(f"{field}: cannot check whether {repo_id} moved ({error})")
+            continue
+        if moved := _moved(field, repo_id, revision, commit, last):
+            notes.append(f"{moved} (kept: --force adapter takes the new commit)")
+    return notes
+
+
+def _pinned(base: Snapshot | None, adapter: Snapshot | None) -> dict[str, str | None]:
+    """The commit each Hub download resolved to: the stages after intake fetch these,
+    so a release is made of one commit of each repo. Nothing for local folders, whose
+    facts (and so the manifests of local releases) stay as they were."""
+    facts: dict[str, str | None] = {}
+    if base is not None:
+        facts["base_commit"] = base.commit
+    if adapter is not None:
+        facts |= {
+            "adapter_repo_id": adapter.repo_id,
+            "adapter_revision": adapter.revision,
+            "adapter_commit": adapter.commit,
+        }
+    return facts
 
 
 def _check_declared_base(settings: lora.LoraSettings, spec: ReleaseSpec, mismatch: _Mismatch):

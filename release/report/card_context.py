@@ -57,7 +57,8 @@ def card_facts(manifest: Manifest, folder: Path | None = None) -> dict[str, Any]
         "base_parameters": adapter.base_parameters,
         "trainable_parameters": adapter.trainable_parameters,
         "adapter_bytes": adapter.adapter_bytes,
-        "base_revision": adapter.base_revision,
+        "base_revision": adapter.base_commit or adapter.base_revision,
+        "adapter_revision": _at(adapter.adapter_repo_id, adapter.adapter_commit),
         "architecture": merge.architecture or adapter.base_model_class,
         "dtype": merge.dtype or adapter.base_dtype,
         "merged_bytes": merge.bytes_written,
@@ -81,6 +82,10 @@ def card_facts(manifest: Manifest, folder: Path | None = None) -> dict[str, Any]
         "history": history_facts(history(manifest, folder)) if folder else None,
     }
     return _without_none(facts)
+
+
+def _at(repo_id: str | None, commit: str | None) -> str | None:
+    return f"{repo_id}@{commit}" if repo_id and commit else None
 
 
 def _gguf_file(file: GGUFFileFacts) -> dict[str, Any]:

@@ -9,6 +9,8 @@ runner's events and, when the command ends, whether it succeeded or not:
 - prints workflow commands (annotations): ``::error file=…,line=N::`` or
   ``::warning …`` for each card lint problem and ``::error`` for a failed stage, so they
   show on the run's page and, for files in the repository, next to the line;
+- folds each stage's log lines into a log group (``::group::``) that closes as the stage
+  ends, so the printer's line with the stage's time shows under the folded group;
 - writes step outputs to ``$GITHUB_OUTPUT``: ``model-url``, ``gguf-url``,
   ``adapter-url``, ``commit`` (of the model repo), ``card-lint``
   (``passed``, ``warnings`` or ``errors``) and ``notes`` (the release notes, Markdown,
@@ -31,7 +33,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from cards.records import EvalRecord
 from release.core.errors import InputError, ReleaseError
-from release.core.events import Event, Log, StageFailed, StageFinished, StageSkipped
+from release.core.events import (
+    Event,
+    Log,
+    StageFailed,
+    StageFinished,
+    StageSkipped,
+    StageStarted,
+)
 from release.core.facts import StageFacts
 from release.core.manifest import MANIFEST_NAME, Manifest
 from release.core.redact import redact
@@ -157,13 +166,19 @@ class JobReport:
     warnings: list[str] = field(default_factory=list)
 
     def show(self, event: Event) -> None:
+        """Take ``event`` in; called before the console prints it, so a stage's group
+        opens above its first line and closes above its "done in" line."""
         match event:
+            case StageStarted(stage, title):
+                print(f"::group::{_data(title)} ({stage})", flush=True)
             case StageFinished(stage, seconds, facts):
+                print("::endgroup::", flush=True)
                 self.rows.append(StageRow(stage, "✅ done", seconds))
                 self.facts[stage] = facts
             case StageSkipped(stage, reason):
                 self.rows.append(StageRow(stage, f"⏭️ skipped: {reason}"))
             case StageFailed(stage, error):
+                print("::endgroup::", flush=True)
                 self.rows.append(StageRow(stage, f"❌ failed: {error}"))
                 print(command("error", str(error), title=f"{stage} failed"), flush=True)
             case Log(stage, message, "warning"):

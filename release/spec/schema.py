@@ -121,11 +121,28 @@ class BaseModelSpec(_Section):
 
 
 class AdapterSpec(_Section):
-    path: SpecPath
+    """The LoRA adapter: a local folder (``path``) or a Hub repo (``repo_id`` at
+    ``revision``), downloaded like the base. Exactly one of the two."""
+
+    path: SpecPath | None = None
+    repo_id: RepoId | None = None
+    revision: str | None = None
     allow_pickle: bool = Field(
         default=False,
         description="Accept a pickle-only adapter_model.bin (loaded with weights_only=True).",
     )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AdapterSpec:
+        if (self.path is None) == (self.repo_id is None):
+            raise ValueError(
+                "give adapter.path (a local folder) or adapter.repo_id (a Hub id), not both"
+                if self.path
+                else "give adapter.path (a local folder) or adapter.repo_id (a Hub id)"
+            )
+        if self.revision is not None and self.repo_id is None:
+            raise ValueError("adapter.revision needs adapter.repo_id")
+        return self
 
 
 class MergeSpec(_Section):

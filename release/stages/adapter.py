@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from release.core.events import Event
+from release.core.manifest import Manifest
 from release.merge.facts import AdapterFacts
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
@@ -15,15 +16,27 @@ class AdapterStage(Stage):
     title = "Adapter intake"
 
     def settings(self, spec) -> dict[str, Any]:
-        return {
+        settings = {
             "base": spec.base.model_dump(mode="json"),
             "allow_pickle": spec.adapter.allow_pickle,
             "allow_fingerprint_mismatch": spec.base.allow_fingerprint_mismatch,
         }
+        if spec.adapter.repo_id:  # a local adapter is keyed by its files (input_paths)
+            settings["adapter"] = {
+                "repo_id": spec.adapter.repo_id,
+                "revision": spec.adapter.revision,
+            }
+        return settings
 
     def input_paths(self, spec) -> list[Path]:
-        paths = [spec.adapter.path, *spec.eval.previous]
+        paths = [*([spec.adapter.path] if spec.adapter.path else []), *spec.eval.previous]
         return paths + ([spec.base.path] if spec.base.path else [])
+
+    def notes_when_kept(self, spec, manifest: Manifest) -> list[str]:
+        from release.merge.intake import moved_since
+
+        last = AdapterFacts.of(manifest)
+        return moved_since(spec, last) if last else []
 
     def tools(self) -> dict[str, str]:
         from importlib.metadata import version
@@ -32,12 +45,15 @@ class AdapterStage(Stage):
 
     def run(self, ctx: StageContext) -> StageRun:
         from release.core.relay import relay
-        from release.merge.intake import TensorChecked, inspect
+        from release.merge.intake import Notice, TensorChecked, inspect
 
-        def event(item: str | TensorChecked) -> Event:
+        def event(item: str | Notice | TensorChecked) -> Event:
             if isinstance(item, TensorChecked):
                 return ctx.progress(item.done, item.total, "tensors", item.name)
+            if isinstance(item, Notice):
+                return ctx.log(item.message, "warning")
             return ctx.log(item)
 
-        facts = yield from relay(inspect(ctx.spec, ctx.out_dir), event)
+        last = AdapterFacts.of(ctx.manifest)  # the previous run's, until this one's is recorded
+        facts = yield from relay(inspect(ctx.spec, ctx.out_dir, last), event)
         return StageOutput(facts=facts)

@@ -81,6 +81,10 @@ class Stage(ABC):
         """External files this stage reads (earlier stages' outputs are added for it)."""
         return []
 
+    def notes_when_kept(self, spec: ReleaseSpec, manifest: Manifest) -> list[str]:
+        """Warnings for a rerun that keeps this stage's recorded result as it is."""
+        return []
+
     def tools(self) -> dict[str, str]:
         """Versions of the libraries whose behaviour shapes this stage's outputs."""
         return {}

@@ -48,7 +48,8 @@ class EvaluateStage(Stage):
 
         spec = ctx.spec
         gated = gate_stored_results(spec.eval, spec.base_dir, ctx.workspace)  # needs no model
-        base_dir = resolve_base_dir(spec.base)
+        intake = AdapterFacts.of(ctx.manifest)
+        base_dir = resolve_base_dir(spec.base, intake.base_commit if intake else None)
         adapter_dir = ctx.stage_dir(AdapterFacts.stage)
         merged_dir = ctx.stage_dir(MergeFacts.stage)
         on_accelerator = pick_device().type != "cpu"

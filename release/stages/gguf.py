@@ -18,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from release.gguf.facts import GGUFFacts
-from release.merge.facts import MergeFacts
+from release.merge.facts import AdapterFacts, MergeFacts
 from release.spec.schema import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
@@ -65,6 +65,7 @@ class GGUFStage(Stage):
         merged = ctx.stage_dir(MergeFacts.stage)
         needs = gguf_needs(merged, ctx.spec.gguf.types)
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
-        facts = yield from build_gguf_files(ctx.spec, merged, ctx.out_dir, ctx)
+        intake = AdapterFacts.of(ctx.manifest)
+        facts = yield from build_gguf_files(ctx.spec, merged, ctx.out_dir, ctx, intake)
         facts = facts.model_copy(update={"tools": self.tools(), **estimates})
         return StageOutput(facts=facts, measured=measured)

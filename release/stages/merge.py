@@ -41,7 +41,8 @@ class MergeStage(Stage):
         from release.preflight import check
 
         adapter_dir = ctx.stage_dir(AdapterFacts.stage)
-        base_dir = resolve_base_dir(ctx.spec.base)
+        intake = AdapterFacts.of(ctx.manifest)
+        base_dir = resolve_base_dir(ctx.spec.base, intake.base_commit if intake else None)
         merge = ctx.spec.merge
         estimates, measured = yield from check(
             ctx, ctx.workspace, merge_needs(base_dir, adapter_dir, merge.dtype, merge.shard_size)

@@ -17,6 +17,7 @@ from textual.widgets import Input, Label
 
 from cards.facts import count
 from cards.schema import is_repo_id
+from release.checkpoint.adapter import adapter_label
 from release.core.errors import ReleaseError
 from release.merge.facts import AdapterFacts
 from release.spec.starter import adapter_defaults
@@ -54,16 +55,22 @@ class IntakePane(StepPane):
         spec = self.session.spec
         adapter = spec.adapter.path if spec else self.session.adapter_hint
         folder = FolderSuggester()
-        yield _field(
-            "Adapter folder (adapter_config.json)",
-            Input(
-                shown_path(adapter),
-                placeholder="path/to/adapter",
-                id="adapter-path",
-                suggester=folder,
-                validators=[FolderCheck("adapter_config.json", "a PEFT adapter")],
-            ),
-        )
+        if spec and spec.adapter.repo_id:  # kept as release.yaml says; edited there
+            yield _field(
+                "Adapter on the Hub (adapter.repo_id in release.yaml)",
+                Input(adapter_label(spec.adapter), id="adapter-repo", disabled=True),
+            )
+        else:
+            yield _field(
+                "Adapter folder (adapter_config.json)",
+                Input(
+                    shown_path(adapter),
+                    placeholder="path/to/adapter",
+                    id="adapter-path",
+                    suggester=folder,
+                    validators=[FolderCheck("adapter_config.json", "a PEFT adapter")],
+                ),
+            )
         with Horizontal(classes="row"):
             yield _field(
                 "Base model on the Hub",
@@ -144,8 +151,9 @@ class IntakePane(StepPane):
 
     def spec_changes(self) -> dict[str, Any]:
         spec = self.session.spec
+        from_hub = spec is not None and spec.adapter.repo_id is not None
         return {
-            "adapter": {"path": self.adapter_dir()},
+            "adapter": {} if from_hub else {"path": self.adapter_dir()},
             "base": {
                 "repo_id": self._value("base-repo") or None,
                 "path": self._path("base-path", spec.base.path if spec else None),

@@ -65,6 +65,7 @@ class ReleaseScreen(Screen):
         Binding("ctrl+n", "step(1)", "Next step"),
         Binding("ctrl+b", "step(-1)", "Back"),
         Binding("ctrl+s", "save", "Save spec"),
+        Binding("ctrl+g", "publish", "Publish via GitHub", show=False),
         # the panes take no focus (Tab goes from field to field), so the screen scrolls
         # the shown one: at 80x24 a step's results sit below its form
         Binding("pagedown", "scroll_pane(1)", "Scroll down", show=False, priority=True),
@@ -215,6 +216,40 @@ class ReleaseScreen(Screen):
             question = f"First redo {', '.join(behind)} (changed with the spec). {question}"
         if await self.app.push_screen_wait(ConfirmDialog(question, yes="Push")):
             self.start_run(list(STAGES), force=["push"])
+
+    @work
+    async def action_publish(self) -> None:
+        """Hand the release to the repository's GitHub workflow (``release.publish``):
+        what the push step does on a runner instead of here."""
+        if self.running:
+            self.notify("a run is in progress (escape cancels it)", severity="warning")
+            return
+        if not self._apply_form(self.current):
+            return
+        spec = self.session.spec
+        assert spec is not None
+        question = (
+            f"Commit release.yaml and the stored results, tag {spec.tag} and push both to "
+            "origin? The repository's GitHub workflow then releases it on a runner "
+            "(written if there is none; it needs the secret HF_TOKEN)."
+        )
+        if await self.app.push_screen_wait(ConfirmDialog(question, yes="Publish")):
+            self._publish_worker()
+
+    @work(thread=True, exclusive=True, group="publish", exit_on_error=False)
+    def _publish_worker(self) -> None:
+        from release.publish import publish
+
+        spec = self.session.spec
+        assert spec is not None
+        try:
+            done = publish(spec)
+        except Exception as exc:  # shown as one line, as every failure in the wizard
+            message = redact(explain(exc)[0])
+            self.app.call_from_thread(self.notify, message, title="Publish", severity="error")
+            return
+        shown = f"pushed {done.tag} ({done.commit[:12]}) to {done.remote}; {done.follow}"
+        self.app.call_from_thread(self.notify, shown, title="Published", timeout=30)
 
     def start_run(self, only: list[str], force: list[str] | None = None) -> None:
         self.cancel = threading.Event()
