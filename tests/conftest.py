@@ -13,7 +13,7 @@ import pytest
 from tests.hub_fixtures import built_release, hub  # noqa: F401
 
 # isort: split
-from tests.demo_fixtures import demo_release  # noqa: F401
+from tests.demo_fixtures import demo_release, demo_release_run  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_CACHE = Path(os.environ.get("MODEL_RELEASE_TEST_CACHE", REPO / ".cache" / "tests"))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from release.gguf.quiet import held_stderr
+from release.core.quiet import held_stderr
 
 PROBE_PROMPTS = (
     "The capital of France is Paris. The capital of Italy is Rome, and the capital of "
