@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
     """``model-release ARGS`` on this checkout's code, in the test's environment.
 
     Without a terminal rich wraps at 80 columns; COLUMNS gives it a wide one, so a long

@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from tests.cli_process import run_cli
-from tests.lora_models import make_adapter
 
 # The shapes of the CLI's own lines (release.report.console without a terminal, and the
 # demo command's): a header, a stage starting, a stage's log line, skipped, done, failed,
@@ -36,14 +35,13 @@ def assert_only_ours(done: subprocess.CompletedProcess) -> None:
     assert not [m for m in LIBRARY_MARKERS if m in done.stdout], done.stdout
 
 
-def test_intake_merge_and_eval_print_only_our_lines(tmp_path, tiny_llama_dir):
+def test_intake_merge_and_eval_print_only_our_lines(tmp_path, tiny_llama_dir, tiny_adapter):
     """The evaluate stage loads three models and generates: no bar, no warning shows."""
-    adapter = make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj"])
     spec = {
         "name": "tiny-chat",
         "version": "1.0.0",
         "base": {"repo_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "path": str(tiny_llama_dir)},
-        "adapter": {"path": str(adapter)},
+        "adapter": {"path": str(tiny_adapter)},
         # a random model: the checks run in full, their limits cannot be a trained one's
         "eval": {"max_perplexity_ratio": 100.0},
         "gguf": {"types": []},

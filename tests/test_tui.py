@@ -21,7 +21,6 @@ from release.gguf.needs import gguf_file_bytes
 from release.spec.schema import GGUF_TYPES
 from release.tui.app import make_wizard
 from release.tui.runs import stream_release
-from tests.lora_models import make_adapter
 from tests.tui_pilot import (
     SIZE,
     TIMEOUT,
@@ -37,13 +36,6 @@ from tests.tui_pilot import (
 from tests.tui_workspace import record_current_keys
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="session")
-def tiny_adapter(tiny_llama_dir, tmp_path_factory) -> Path:
-    return make_adapter(
-        tiny_llama_dir, tmp_path_factory.mktemp("wizard") / "adapter", target_modules=["q_proj"]
-    )
 
 
 async def test_intake_from_an_adapter_folder_saves_the_spec(tmp_path, tiny_adapter, monkeypatch):

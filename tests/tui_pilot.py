@@ -38,7 +38,9 @@ async def wait_until(
 
 def release_screen(app) -> ReleaseScreen:
     """The wizard's screen, also while a dialog is over it."""
-    return next(s for s in app.screen_stack if isinstance(s, ReleaseScreen))
+    screens = [s for s in app.screen_stack if isinstance(s, ReleaseScreen)]
+    assert screens, "the wizard's screen is gone: did the app exit?"
+    return screens[0]
 
 
 def busy(app) -> list[str]:
@@ -48,7 +50,8 @@ def busy(app) -> list[str]:
         for worker in app.workers
         if worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
     ]
-    return (["the run"] if release_screen(app).running else []) + at_work
+    running = any(isinstance(s, ReleaseScreen) and s.running for s in app.screen_stack)
+    return (["the run"] if running else []) + at_work
 
 
 async def opened(app, pilot) -> ReleaseScreen:
