@@ -6,6 +6,9 @@ prints wall time, peak RSS and the ratios ours / PEFT.
 
     python bench/merge.py [--workdir DIR] [--hidden 2048 --layers 8]
 
+A --workdir is kept: run again on it, the generated model is reused when it was made
+with the same sizes (else made again), and each contender writes into a fresh folder.
+
 Ours is what a user runs: the adapter stage (intake checks, fingerprint), then the
 merge stage, each through the runner (input and output hashing included), each in its
 own process as the merge needs none of intake's memory. The merge row is the like-for-
@@ -75,6 +78,26 @@ def generate(workdir: Path, hidden: int, layers: int, rank: int) -> None:
     save_file(lora, adapter / "adapter_model.safetensors")
 
 
+def prepare(workdir: Path, sizes: list[str]) -> None:
+    """Generate the model into ``workdir`` unless it holds one of these sizes already.
+
+    ``generated.json`` is written last, so a generation that was interrupted is redone;
+    only the bench's own folders are removed, never anything else in ``workdir``.
+    """
+    marker = workdir / "generated.json"
+    if marker.is_file() and json.loads(marker.read_text()) == sizes:
+        return
+    marker.unlink(missing_ok=True)
+    for folder in ("base", "adapter"):
+        shutil.rmtree(workdir / folder, ignore_errors=True)
+    # Generated in a child: Linux keeps ru_maxrss across fork and exec, so a parent that
+    # had held the model would lend its peak to every contender.
+    subprocess.run(
+        [sys.executable, __file__, "--contender", "generate", *sizes, str(workdir)], check=True
+    )
+    marker.write_text(json.dumps(sizes))
+
+
 def run_stage(stage: str, base: Path, adapter: Path, workspace: Path) -> None:
     from release.runner import run_release
     from release.spec.schema import ReleaseSpec
@@ -102,6 +125,8 @@ def run_peft(base: Path, adapter: Path, out: Path) -> None:
 def measure(contender: str, base: Path, adapter: Path, out: Path) -> dict[str, float]:
     """Run one contender in a fresh interpreter: wall seconds and its own peak RSS."""
     command = [sys.executable, __file__, "--contender", contender, str(base), str(adapter)]
+    if contender != "merge":  # the merge runs in intake's workspace, on its record
+        shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
     done = subprocess.run([*command, str(out)], check=True, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -134,13 +159,8 @@ def main() -> None:
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="merge-bench-"))
     try:
-        # Generated in a child too: Linux keeps ru_maxrss across fork and exec, so a
-        # parent that had held the model would lend its peak to every contender.
         sizes = [f"--{name}={getattr(args, name)}" for name in ("hidden", "layers", "rank")]
-        subprocess.run(
-            [sys.executable, __file__, "--contender", "generate", *sizes, str(workdir)],
-            check=True,
-        )
+        prepare(workdir, sizes)
         base, adapter = workdir / "base", workdir / "adapter"
         size = sum(p.stat().st_size for p in base.glob("*.safetensors"))
         print(f"base: Llama-shaped, {size / 1e9:.2f} GB bf16; LoRA r={args.rank} on {TARGETS}")

@@ -13,7 +13,7 @@ import pytest
 from tests.hub_fixtures import built_release, hub  # noqa: F401
 
 # isort: split
-from tests.demo_fixtures import demo_release  # noqa: F401
+from tests.demo_fixtures import demo_release, demo_release_run  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_CACHE = Path(os.environ.get("MODEL_RELEASE_TEST_CACHE", REPO / ".cache" / "tests"))
@@ -59,6 +59,15 @@ def tiny_llama_dir(smollm2_tokenizer_dir, tmp_path_factory) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir)
     return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter(tiny_llama_dir, tmp_path_factory) -> Path:
+    """A LoRA (r=4, q_proj) made by peft on the tiny Llama; read it, write beside it."""
+    from tests.lora_models import make_adapter
+
+    folder = tmp_path_factory.mktemp("tiny-adapter") / "adapter"
+    return make_adapter(tiny_llama_dir, folder, target_modules=["q_proj"])
 
 
 @pytest.fixture(scope="session")

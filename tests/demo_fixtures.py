@@ -3,18 +3,21 @@ stored scores) and the release the CLI makes of it.
 
 The demo's adapter and scores come from the session's cached SmolLM2 LoRA rather than
 being retrained, so a folder costs a copy. ``demo_release`` runs `model-release run` once
-per session; the tests that read it must not change it.
+per session, as a user runs it (a process of its own, its terminal output kept); the
+tests that read it must not change it.
 """
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from release.cli import main
 from release.demo import build_demo
+from tests.cli_process import run_cli
 
 
 def make_demo_folder(folder: Path, adapter_dir: Path) -> Path:
@@ -29,9 +32,22 @@ def make_demo_folder(folder: Path, adapter_dir: Path) -> Path:
     return spec_path
 
 
+@dataclass(frozen=True)
+class DemoRun:
+    folder: Path
+    output: subprocess.CompletedProcess
+
+
 @pytest.fixture(scope="session")
-def demo_release(smollm2_adapter_dir, tmp_path_factory) -> Path:
-    """The demo folder after `model-release run` (about two minutes on two cores)."""
+def demo_release_run(smollm2_adapter_dir, tmp_path_factory) -> DemoRun:
+    """`model-release run` of the demo folder (about two minutes on two cores)."""
     folder = tmp_path_factory.mktemp("demo")
-    assert main(["run", str(make_demo_folder(folder, smollm2_adapter_dir))]) == 0
-    return folder
+    output = run_cli("run", str(make_demo_folder(folder, smollm2_adapter_dir)))
+    assert output.returncode == 0, output.stdout + output.stderr
+    return DemoRun(folder, output)
+
+
+@pytest.fixture(scope="session")
+def demo_release(demo_release_run) -> Path:
+    """The demo folder after its release by the CLI."""
+    return demo_release_run.folder

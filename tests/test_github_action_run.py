@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from release.core.manifest import Manifest
+from release.merge.facts import AdapterFacts
 from tests.action_runner import ActionRun, run_action
 from tests.hub_fixtures import CANARY_TOKEN, upload_folder
 from tests.hub_server import FakeHub, HubHTTPError
@@ -131,8 +132,8 @@ def test_a_tag_push_releases_from_a_repository_with_only_release_yaml(
 
     # Pinned: the manifest, the published card and the GGUF header name both commits.
     manifest = Manifest.load(tmp_path / "first" / "repo" / "build" / "manifest.json")
-    intake = manifest.facts("adapter")
-    assert (intake["base_commit"], intake["adapter_commit"]) == (
+    intake = AdapterFacts.of(manifest)
+    assert (intake.base_commit, intake.adapter_commit) == (
         sources["base"],
         sources["adapter"],
     )

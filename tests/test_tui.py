@@ -22,25 +22,28 @@ from release.merge.facts import AdapterFacts
 from release.spec.schema import GGUF_TYPES
 from release.tui.app import make_wizard
 from release.tui.runs import stream_release
-from tests.lora_models import make_adapter
-from tests.tui_pilot import SIZE, settle, shown_step, text_of
+from tests.tui_pilot import (
+    SIZE,
+    TIMEOUT,
+    confirmation,
+    lint_shows,
+    opened,
+    settle,
+    show,
+    shown_step,
+    text_of,
+    wait_until,
+)
 from tests.tui_workspace import record_current_keys
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="session")
-def tiny_adapter(tiny_llama_dir, tmp_path_factory) -> Path:
-    return make_adapter(
-        tiny_llama_dir, tmp_path_factory.mktemp("wizard") / "adapter", target_modules=["q_proj"]
-    )
 
 
 async def test_intake_from_an_adapter_folder_saves_the_spec(tmp_path, tiny_adapter, monkeypatch):
     monkeypatch.chdir(tmp_path)
     app = make_wizard(tiny_adapter)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await opened(app, pilot)
         assert shown_step(app) == "adapter"
         assert app.screen.query_one("#adapter-path", Input).value == str(tiny_adapter)
         await pilot.press("ctrl+r")
@@ -78,26 +81,22 @@ async def test_walk_from_intake_to_push(tmp_path, tiny_llama_dir, tiny_adapter, 
     workspace = tmp_path / "build"
     app = make_wizard(spec_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        screen = app.screen
+        screen = await opened(app, pilot)
         assert shown_step(app) == "adapter"
         assert screen.states["evaluate"] == screen.states["gguf"] == "skipped"
         for stage in ("adapter", "merge", "card"):
-            screen.show_step(stage)
-            await pilot.pause()
+            await show(app, pilot, stage)
             await pilot.press("ctrl+r")
             await settle(app, pilot)
             assert screen.states[stage] == "done", text_of(app, f"#pane-{stage} StageRun #state")
 
-        screen.show_step("push")
-        await pilot.pause()
+        await show(app, pilot, "push")
         screen.query_one("#repo-id", Input).value = "tester/tiny-chat"
         await pilot.press("ctrl+s")  # saved: the dry run plans with the new repo
         await settle(app, pilot)
         assert "model repo tester/tiny-chat" in text_of(app, "#plan")
         await pilot.press("ctrl+r")
-        await pilot.pause()
-        question = str(app.screen.query_one("#question", Static).content)
+        question = await confirmation(app, pilot)
         # the card names the repo, so it is written again before anything is pushed
         assert question.startswith("First redo Card (changed with the spec). Push"), question
         assert screen.states["card"] == "stale"
@@ -120,14 +119,12 @@ async def test_gguf_types_chosen_in_the_list_are_exported(tmp_path, tiny_llama_d
     spec_path = write_spec(tmp_path, tiny_llama_dir, tiny_adapter)
     app = make_wizard(spec_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        screen = app.screen
+        screen = await opened(app, pilot)
         choices = screen.query_one("#gguf-types", SelectionList)
         assert "≈" not in str(choices.get_option("type-q8_0").prompt)  # parameters unknown
         await pilot.press("ctrl+r")  # intake counts the base's parameters
         await settle(app, pilot)
-        screen.show_step("gguf")
-        await pilot.pause()
+        await show(app, pilot, "gguf")
         assert choices.selected == []
         intake = AdapterFacts.of(Manifest.load(tmp_path / "build" / MANIFEST_NAME))
         q8_0 = round(intake.base_parameters * 34 / 32)  # q8_0: 34 bytes per 32 weights
@@ -169,7 +166,7 @@ async def test_cancel_leaves_nothing_half_written(
             event = getattr(message, "event", None)
             if isinstance(event, Progress) and event.stage == "merge" and not merging.is_set():
                 merging.set()
-                assert cancel.wait(10), "escape did not cancel"
+                assert cancel.wait(TIMEOUT), "escape did not cancel"
 
         return stream_release(spec, post_and_hold, cancel, **options)
 
@@ -177,14 +174,13 @@ async def test_cancel_leaves_nothing_half_written(
     spec_path = write_spec(tmp_path, tiny_llama_dir, tiny_adapter)
     app = make_wizard(spec_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        app.screen.show_step("merge")
-        await pilot.pause()
+        screen = await opened(app, pilot)
+        await show(app, pilot, "merge")
         await pilot.press("ctrl+r")
-        while not merging.is_set():
-            await pilot.pause(0.05)
-        await pilot.pause()
-        assert app.screen.states["merge"] == "running"
+        await wait_until(pilot, merging.is_set, "the merge's first progress")
+        await wait_until(
+            pilot, lambda: screen.states["merge"] == "running", "the merge step to run"
+        )
         await pilot.press("escape")
         await settle(app, pilot)
         assert app.screen.states["merge"] == "pending"
@@ -205,7 +201,7 @@ async def test_resume_opens_at_the_first_unfinished_step(built_release, tmp_path
     record_current_keys(built_release.spec)
     app = make_wizard(spec_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await opened(app, pilot)
         assert shown_step(app) == "card"
         assert [app.screen.states[s] for s in ("adapter", "merge", "gguf", "push")] == [
             "done",
@@ -222,12 +218,13 @@ async def test_card_lint_follows_the_form_and_leads_to_the_field(tmp_path, monke
     spec_path = snapshot_workspace(tmp_path, ("adapter", "merge", "evaluate", "gguf"))
     app = make_wizard(spec_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await opened(app, pilot)
         assert shown_step(app) == "card"
         lint = app.screen.query_one("#card-lint", OptionList)
+        await wait_until(pilot, lambda: lint.option_count, "the card's first lint")
         assert lint.option_count == 1 and lint.get_option_at_index(0).id == "ok"
         app.screen.query_one("#card-language", Input).value = "en, klingon"
-        await pilot.pause(0.6)
+        await wait_until(pilot, lambda: lint_shows(app, "klingon"), "the lint of 'klingon'")
         problem = lint.get_option_at_index(0)
         assert "klingon" in str(problem.prompt) and problem.id.endswith(":language")
         lint.focus()
@@ -235,7 +232,7 @@ async def test_card_lint_follows_the_form_and_leads_to_the_field(tmp_path, monke
         await pilot.press("enter")
         assert app.focused is app.screen.query_one("#card-language", Input)
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        await settle(app, pilot)
     assert yaml.safe_load(spec_path.read_text())["card"]["language"] == ["en", "klingon"]
 
 
@@ -250,8 +247,7 @@ async def test_a_step_whose_inputs_changed_reads_changed_and_the_wizard_resumes_
     spec_path.write_text(yaml.safe_dump({**spec, "merge": {"shard_size": "2MB"}}))
     app = make_wizard(spec_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        states = app.screen.states
+        states = (await opened(app, pilot)).states
         assert [states[s] for s in ("adapter", "merge", "evaluate", "gguf")] == [
             "done",
             "stale",
@@ -271,20 +267,17 @@ async def test_page_down_scrolls_a_step_to_its_results_at_80x24(tmp_path, monkey
     spec_path = snapshot_workspace(tmp_path, ("adapter", "merge", "evaluate", "gguf"))
     app = make_wizard(spec_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        app.screen.show_step("gguf")
-        await pilot.pause()
+        await opened(app, pilot)
+        await show(app, pilot, "gguf")
         pane = app.screen.query_one("#pane-gguf")
         files = pane.query_one(".facts", Static)
         app.screen.query_one("#gguf-types", SelectionList).focus()  # it would take the key
         assert not pane.region.contains_region(files.region)
         await pilot.press("pagedown")
-        await pilot.pause()
-        assert pane.scroll_y > 0
+        await wait_until(pilot, lambda: pane.scroll_y > 0, "page down to scroll the step")
         assert pane.region.intersection(files.region).height >= 5  # the files table shows
         await pilot.press("pageup")
-        await pilot.pause()
-        assert pane.scroll_y == 0
+        await wait_until(pilot, lambda: pane.scroll_y == 0, "page up to scroll back")
 
 
 async def test_a_hub_lookup_that_breaks_leaves_the_plan_and_the_wizard(
@@ -296,8 +289,8 @@ async def test_a_hub_lookup_that_breaks_leaves_the_plan_and_the_wizard(
     (tmp_path / "release.yaml").write_text(built_release.spec.to_yaml(tmp_path))
     app = make_wizard(tmp_path / "release.yaml")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        app.screen.show_step("push")
+        await opened(app, pilot)
+        await show(app, pilot, "push")
         await settle(app, pilot)
         plan = text_of(app, "#plan")
         assert "model repo tester/tiny-chat" in plan and "README.md" in plan
@@ -312,12 +305,15 @@ async def test_choosing_an_adapter_fills_the_base_and_name_it_names(
     recorded = json.loads((tiny_adapter / "adapter_config.json").read_text())  # by PEFT
     app = make_wizard(None)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        screen = app.screen
+        screen = await opened(app, pilot)
         assert screen.query_one("#name", Input).value == ""
         assert app.focused is screen.query_one("#adapter-path", Input)  # type straight away
         await pilot.press(*str(tiny_adapter))
-        await pilot.pause()
+        await wait_until(
+            pilot,
+            lambda: screen.query_one("#name", Input).value,
+            "the adapter's config to fill the name",
+        )
         base = recorded["base_model_name_or_path"]
         assert Path(base).is_dir()  # the tiny adapter was trained on a local folder
         assert screen.query_one("#base-path", Input).value == base

@@ -17,7 +17,7 @@ from release.core.manifest import MANIFEST_NAME, Manifest
 from release.evaluate.facts import EvaluateFacts
 from release.tui.app import make_wizard
 from tests.demo_fixtures import make_demo_folder
-from tests.tui_pilot import SIZE, settle, shown_step, text_of
+from tests.tui_pilot import SIZE, confirmation, opened, settle, show, shown_step, text_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
@@ -38,20 +38,17 @@ async def test_the_wizard_releases_the_demo(demo_release, smollm2_adapter_dir, t
     written_by_demo = spec_path.read_text()
     app = make_wizard(spec_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        screen = app.screen
+        screen = await opened(app, pilot)
         assert shown_step(app) == "adapter"
         # the repos first: the card and the GGUF metadata name them
-        screen.show_step("push")
-        await pilot.pause()
+        await show(app, pilot, "push")
         screen.query_one("#repo-id", Input).value = REPO_ID
         screen.query_one("#gguf-repo-id", Input).value = GGUF_REPO_ID
         await pilot.press("ctrl+s")
         await settle(app, pilot)
 
         for stage in ("adapter", "merge", "evaluate", "gguf", "card"):
-            screen.show_step(stage)
-            await pilot.pause()
+            await show(app, pilot, stage)
             await pilot.press("ctrl+r")
             await settle(app, pilot)
             assert screen.states[stage] == "done", text_of(app, f"#pane-{stage} StageRun #state")
@@ -61,11 +58,9 @@ async def test_the_wizard_releases_the_demo(demo_release, smollm2_adapter_dir, t
         exported = text_of(app, "#pane-gguf .facts")
         assert "Q8_0.gguf" in exported and "llama_cpp 100.0%" in exported, exported
 
-        screen.show_step("push")
-        await pilot.pause()
+        await show(app, pilot, "push")
         await pilot.press("ctrl+r")
-        await pilot.pause()
-        question = str(app.screen.query_one("#question").content)
+        question = await confirmation(app, pilot)  # after the dry run rehashes the files
         assert question.startswith("Push ") and f"{REPO_ID}, {GGUF_REPO_ID}" in question
         await pilot.press("y")
         await settle(app, pilot)

@@ -10,6 +10,8 @@ import pytest
 
 from release.core.manifest import Manifest
 from release.tui.app import LIGHT, make_wizard
+from tests.tui_pilot import confirmation, lint_shows, settle, wait_until
+from tests.tui_pilot import show as show_step
 from tests.tui_workspace import record_current_keys, snapshot_workspace
 
 SIZE = (100, 30)
@@ -19,10 +21,8 @@ BEFORE_PUSH = ("adapter", "merge", "evaluate", "gguf", "card")
 def show(stage: str | None = None):
     async def run_before(pilot) -> None:
         if stage:
-            pilot.app.screen.show_step(stage)
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+            await show_step(pilot.app, pilot, stage)
+        await settle(pilot.app, pilot)
 
     return run_before
 
@@ -67,10 +67,9 @@ def test_card_form_preview_and_lint(workspace, snap_compare):
 
 def test_card_lint_names_the_field(workspace, snap_compare):
     async def run_before(pilot) -> None:
-        pilot.app.screen.show_step("card")
-        await pilot.pause()
+        await show("card")(pilot)
         pilot.app.screen.query_one("#card-language").value = "en, klingon"
-        await pilot.pause(0.5)
+        await wait_until(pilot, lambda: lint_shows(pilot.app, "klingon"), "the lint of it")
 
     app = workspace("adapter", "merge", "evaluate", "gguf")
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
@@ -103,7 +102,7 @@ def test_push_confirmation(push_wizard, snap_compare):
     async def run_before(pilot) -> None:
         await show("push")(pilot)
         await pilot.press("ctrl+r")
-        await pilot.pause(0.3)
+        await confirmation(pilot.app, pilot)
 
     assert snap_compare(push_wizard, terminal_size=SIZE, run_before=run_before)
 

@@ -9,5 +9,6 @@
 - ``paths``: the cache folder; paths kept relative to the spec's folder.
 - ``relay``: re-yield a worker generator's items as stage events.
 - ``redact``: the one rule that keeps tokens out of every text we write.
+- ``quiet``: the libraries' chatter (progress bars, warnings) held off the terminal.
 - ``units``: the one byte formatter of the pipeline (cards/ keeps its own for card text).
 """

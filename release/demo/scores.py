@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from release.core.files import atomic_write_text
+from release.core.quiet import held_stderr
 
 _FACTORS = (  # as in the training data: names, factor, symbols
     ("kilometres", "miles", 0.621371, "km", "mi"),
@@ -56,6 +57,19 @@ def within(answer: str, expected: float, tolerance: float = 0.1) -> bool:
     return bool(match) and abs(float(match.group(1)) - expected) <= tolerance * abs(expected)
 
 
+def _answer(model, tokenizer, question: str) -> str:
+    """The model's greedy answer to one question, through the chat template."""
+    import torch
+
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
+    )
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, max_new_tokens=32, do_sample=False)
+    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
+
+
 def score_adapter(
     base_dir: Path, adapter_dir: Path, out_path: Path, *, model_id: str
 ) -> dict[str, float]:
@@ -64,19 +78,14 @@ def score_adapter(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    model = PeftModel.from_pretrained(base, adapter_dir).eval()
     questions = held_out_questions()
     formatted = close = 0
-    for question in questions:
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": question.text}], add_generation_prompt=True, tokenize=False
-        )
-        ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
-        with torch.no_grad():
-            out = model.generate(input_ids=ids, max_new_tokens=32, do_sample=False)
-        answer = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
+    with held_stderr():  # loading bars, PEFT's and generate()'s warnings
+        tokenizer = AutoTokenizer.from_pretrained(base_dir)
+        base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+        model = PeftModel.from_pretrained(base, adapter_dir).eval()
+        answers = [_answer(model, tokenizer, question.text) for question in questions]
+    for question, answer in zip(questions, answers, strict=True):
         formatted += bool(question.form.match(answer))
         close += within(answer, question.expected)
     scores = {"format_acc": formatted / len(questions), "acc_within_10pct": close / len(questions)}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from release.core.errors import MissingInputError
 from release.core.paths import cache_dir
+from release.core.quiet import held_stderr
 
 REPO_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -39,7 +40,8 @@ def load_tokenizer():
     from transformers import AutoTokenizer
 
     gguf = smollm2_gguf()
-    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    with held_stderr():
+        return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 
 def smollm2_base(cache: Path | None = None) -> Path:
@@ -52,9 +54,10 @@ def smollm2_base(cache: Path | None = None) -> Path:
 
     gguf = smollm2_gguf()
     # Dequantizing is fastest in float32; the saved base is bf16, as SmolLM2 was released.
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
+    with held_stderr():  # transformers' GGUF loader draws its bars
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
     model.hf_quantizer.remove_quantization_config(model)
     model = model.to(torch.bfloat16)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from release.core.files import replace_dir
+from release.core.quiet import held_stderr
 
 DEMO_LORA = {
     "r": 8,
@@ -59,9 +60,10 @@ def train_lora(
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **DEMO_LORA))
+    with held_stderr():  # transformers' loading bar and deprecation warnings
+        tokenizer = AutoTokenizer.from_pretrained(base_dir)
+        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **DEMO_LORA))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     examples = [_encode(tokenizer, chat, 96) for chat in demo_chats()]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -85,6 +87,7 @@ def train_lora(
     model.peft_config["default"].base_model_name_or_path = base_id
     staging = out_dir.with_name(f".partial-{out_dir.name}")
     shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
+    with held_stderr():  # PEFT: "Could not find a config file in <the Hub id>"
+        model.save_pretrained(staging)
     replace_dir(staging, out_dir)
     return losses

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
+from release.core.quiet import held_stderr
 from release.evaluate.facts import EquivalenceFacts, EvaluateFacts, PerplexityFacts, SmokeFacts
 from release.spec.schema import ReleaseSpec
 
@@ -51,12 +52,13 @@ def model_checks(
 
     device = pick_device()
     remote = spec.base.trust_remote_code
-    tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=remote)
     load = dict(dtype=torch.float32, trust_remote_code=remote)
     yield report.log(f"loading the base, the adapter and the merged model on {device}")
-    base = AutoModelForCausalLM.from_pretrained(base_dir, **load)
-    with_adapter = PeftModel.from_pretrained(base, adapter_dir).to(device).eval()
-    merged = AutoModelForCausalLM.from_pretrained(merged_dir, **load).to(device).eval()
+    with held_stderr():  # a bar per model, PEFT's and transformers' warnings
+        tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=remote)
+        base = AutoModelForCausalLM.from_pretrained(base_dir, **load)
+        with_adapter = PeftModel.from_pretrained(base, adapter_dir).to(device).eval()
+        merged = AutoModelForCausalLM.from_pretrained(merged_dir, **load).to(device).eval()
 
     steps = 4 + len(spec.eval.prompts or SMOKE_PROMPTS)
     yield report.progress(0, steps, "checks", "merge equivalence")
@@ -116,7 +118,8 @@ def model_checks(
     smoke = []
     for index, prompt in enumerate(spec.eval.prompts or SMOKE_PROMPTS):
         yield report.progress(4 + index, steps, "checks", f"chat: {prompt[:40]}")
-        result = chat_smoke(merged, tokenizer, prompt, max_new_tokens=spec.eval.max_new_tokens)
+        with held_stderr():  # generate() warns of its settings
+            result = chat_smoke(merged, tokenizer, prompt, max_new_tokens=spec.eval.max_new_tokens)
         smoke.append(SmokeFacts.model_validate(result.to_facts()))
         if not result.passed:
             raise WorkError(

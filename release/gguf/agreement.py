@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from release.core.quiet import held_stderr
 from release.gguf.llama_cpp_process import LlamaCppRun, Request, run_llama_cpp
-from release.gguf.quiet import held_stderr
 
 PROBE_PROMPTS = (
     "The capital of France is Paris. The capital of Italy is Rome, and the capital of "

@@ -11,8 +11,8 @@ import ctypes
 import os
 from pathlib import Path
 
+from release.core.quiet import held_stderr, last_line
 from release.gguf.formats import GGUFFormat
-from release.gguf.quiet import held_stderr, last_line
 
 EXTRA = "llama-cpp"
 INSTALL_HINT = f"pip install 'model-release[{EXTRA}]' (builds llama-cpp-python, ~7 minutes)"
