@@ -7,7 +7,9 @@ MODEL_RELEASE_DEBUG=1 shows the traceback.
 
 The commands live here, but for:
 
+- ``setup``: ``init``, ``wizard``, ``spec check`` and ``spec sources``;
 - ``history``: ``notes`` and ``compare``, what changed since the last release;
+- ``options``: the options several commands share, and the one ``Output``;
 - ``__main__``: ``python -m release.cli``.
 """
 
@@ -26,7 +28,9 @@ from typer.exceptions import TyperException
 from cards.cli import make_app as make_card_app
 from release import __version__
 from release.cli.history import compare, notes
-from release.report.console import EventPrinter, JsonLinesPrinter, Output
+from release.cli.options import ExpectVersionOpt, JsonOpt, SpecArg, output
+from release.cli.setup import init, spec_check, spec_sources, wizard
+from release.report.console import EventPrinter, JsonLinesPrinter
 from release.report.error_table import explain
 
 if TYPE_CHECKING:
@@ -60,25 +64,7 @@ def _annotate_in_actions(paths: list[Path], problems: list) -> None:
 app.add_typer(spec_app, name="spec")
 app.add_typer(make_card_app(on_checked=_annotate_in_actions), name="card")
 
-SpecArg = Annotated[Path, typer.Argument(help="The release spec (release.yaml).")]
-JsonOpt = Annotated[
-    bool,
-    typer.Option(
-        "--json",
-        help="Print each event as one JSON object per line on stdout (type, stage, "
-        "done/total/unit/message, facts; a failure's one-line error), for CI tools; "
-        "nothing else goes to stdout (no GitHub Actions job summary).",
-    ),
-]
-ExpectVersionOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--expect-version",
-        help="Refuse (exit 2) unless release.yaml's version is this one, e.g. the tag "
-        "that triggered the workflow (v1.2.0 or 1.2.0).",
-    ),
-]
-_output = Output()
+_output = output
 
 
 def _version(value: bool) -> None:
@@ -348,75 +334,6 @@ def demo(
 
 
 @app.command()
-def init(
-    adapter_dir: Annotated[Path, typer.Argument(help="The adapter folder (adapter_config.json).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the spec.")] = Path(
-        "release.yaml"
-    ),
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing file.")
-    ] = False,
-) -> None:
-    """Write a commented starter release.yaml for an adapter."""
-    from release.core.errors import InputError
-    from release.core.files import atomic_write_text
-    from release.spec.starter import starter_spec
-
-    if output.exists() and not overwrite:
-        raise InputError(f"{output}: already exists", hint="pass --overwrite or choose --output")
-    atomic_write_text(output, starter_spec(adapter_dir, output))
-    _output.info(
-        f"wrote {output}; fill in the card section, then: model-release spec check {output}"
-    )
-
-
-@app.command()
-def wizard(
-    target: Annotated[
-        Path | None,
-        typer.Argument(help="release.yaml, a folder holding one, or an adapter folder."),
-    ] = None,
-) -> None:
-    """Walk a release interactively: intake, merge, eval, GGUF, card, push.
-
-    Saves release.yaml as you go, so `model-release run` repeats the same release. A
-    workspace with finished stages opens at the first unfinished step.
-    """
-    from release.tui import run_wizard
-
-    run_wizard(target)
-
-
-@spec_app.command("check")
-def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
-    """Validate release.yaml: every problem with its line number; exit 2 if any."""
-    from release.spec.schema import load_spec
-
-    loaded = load_spec(spec)
-    _output.info(f"{spec}: ok ({loaded.name} {loaded.tag})")
-
-
-@spec_app.command("sources")
-def spec_sources(spec: SpecArg = Path("release.yaml")) -> None:
-    """Print each Hub repo the release downloads and the commit its revision resolves to
-    now, one `FIELD REPO_ID REVISION COMMIT` line each. Downloads nothing; the GitHub
-    Action keys its Hugging Face cache on these lines."""
-    from release.checkpoint.snapshot import resolve_commit
-    from release.spec.schema import load_spec
-
-    loaded = load_spec(spec)
-    downloaded = {
-        "base": loaded.base.repo_id if loaded.base.path is None else None,
-        "adapter": loaded.adapter.repo_id,
-    }
-    revisions = {"base": loaded.base.revision, "adapter": loaded.adapter.revision}
-    for field, repo_id in downloaded.items():
-        if repo_id:
-            commit = resolve_commit(repo_id, revisions[field], field=field)
-            print(f"{field} {repo_id} {revisions[field] or 'main'} {commit}")
-
-
-@app.command()
 def status(spec: SpecArg = Path("release.yaml")) -> None:
     """Show which stages of a release are done, which changed since, and which are to do."""
     from release.core.manifest import MANIFEST_NAME, Manifest
@@ -445,6 +362,10 @@ def status(spec: SpecArg = Path("release.yaml")) -> None:
         _output.info(f"next: model-release run {spec}")
 
 
+app.command()(init)
+app.command()(wizard)
+spec_app.command("check")(spec_check)
+spec_app.command("sources")(spec_sources)
 app.command()(notes)
 app.command()(compare)
 

@@ -1,0 +1,76 @@
+"""Commands that start or check a release: ``init``, ``wizard``, ``spec check`` and
+``spec sources``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from release.cli.options import SpecArg, output
+
+
+def init(
+    adapter_dir: Annotated[Path, typer.Argument(help="The adapter folder (adapter_config.json).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the spec.")] = Path(
+        "release.yaml"
+    ),
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing file.")
+    ] = False,
+) -> None:
+    """Write a commented starter release.yaml for an adapter."""
+    from release.core.errors import InputError
+    from release.core.files import atomic_write_text
+    from release.spec.starter import starter_spec
+
+    if output.exists() and not overwrite:
+        raise InputError(f"{output}: already exists", hint="pass --overwrite or choose --output")
+    atomic_write_text(output, starter_spec(adapter_dir, output))
+    output.info(
+        f"wrote {output}; fill in the card section, then: model-release spec check {output}"
+    )
+
+
+def wizard(
+    target: Annotated[
+        Path | None,
+        typer.Argument(help="release.yaml, a folder holding one, or an adapter folder."),
+    ] = None,
+) -> None:
+    """Walk a release interactively: intake, merge, eval, GGUF, card, push.
+
+    Saves release.yaml as you go, so `model-release run` repeats the same release. A
+    workspace with finished stages opens at the first unfinished step.
+    """
+    from release.tui import run_wizard
+
+    run_wizard(target)
+
+
+def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
+    """Validate release.yaml: every problem with its line number; exit 2 if any."""
+    from release.spec.schema import load_spec
+
+    loaded = load_spec(spec)
+    output.info(f"{spec}: ok ({loaded.name} {loaded.tag})")
+
+
+def spec_sources(spec: SpecArg = Path("release.yaml")) -> None:
+    """Print each Hub repo the release downloads and the commit its revision resolves to
+    now, one `FIELD REPO_ID REVISION COMMIT` line each. Downloads nothing; the GitHub
+    Action keys its Hugging Face cache on these lines."""
+    from release.checkpoint.snapshot import resolve_commit
+    from release.spec.schema import load_spec
+
+    loaded = load_spec(spec)
+    downloaded = {
+        "base": loaded.base.repo_id if loaded.base.path is None else None,
+        "adapter": loaded.adapter.repo_id,
+    }
+    revisions = {"base": loaded.base.revision, "adapter": loaded.adapter.revision}
+    for field, repo_id in downloaded.items():
+        if repo_id:
+            commit = resolve_commit(repo_id, revisions[field], field=field)
+            print(f"{field} {repo_id} {revisions[field] or 'main'} {commit}")
