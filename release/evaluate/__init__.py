@@ -2,7 +2,9 @@
 worse than the last release?
 
 - ``sanity``: the arithmetic of the checks (equivalence, perplexity, chat smoke).
-- ``checks``: the model checks in order, on loaded models, each failure one line.
+- ``checks``: the model checks in order, one model resident at a time, each failure one
+  line.
+- ``loading``: which dtype and placement a model loads with, and loading it.
 - ``gate``: stored scores against the last release's (no model, no torch).
 - ``needs``: what the eval will hold at its peak (the preflight's estimate).
 """

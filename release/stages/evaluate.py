@@ -42,18 +42,19 @@ class EvaluateStage(Stage):
         from release.checkpoint.base import resolve_base_dir
         from release.evaluate.checks import model_checks
         from release.evaluate.gate import gate_stored_results
-        from release.evaluate.needs import evaluate_needs
-        from release.evaluate.sanity import pick_device
-        from release.preflight import check
+        from release.evaluate.loading import visible_gpus
+        from release.evaluate.needs import choose_plan
+        from release.preflight import available_memory, check
 
         spec = ctx.spec
         results, gate = gate_stored_results(spec.eval, spec.base_dir)  # needs no model
         base_dir = resolve_base_dir(spec.base)
         adapter_dir = ctx.stage_dir(AdapterFacts.stage)
         merged_dir = ctx.stage_dir(MergeFacts.stage)
-        on_accelerator = pick_device().type != "cpu"
-        needs = evaluate_needs(base_dir, merged_dir, adapter_dir, on_accelerator=on_accelerator)
+        plan, needs = choose_plan(
+            base_dir, merged_dir, adapter_dir, visible_gpus(), available_memory()[0]
+        )
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
-        checked = yield from model_checks(spec, base_dir, adapter_dir, merged_dir, ctx)
+        checked = yield from model_checks(spec, base_dir, adapter_dir, merged_dir, plan, ctx)
         facts = checked.model_copy(update={"results": results, "gate": gate, **estimates})
         return StageOutput(facts=facts, measured=measured)
