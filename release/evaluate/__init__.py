@@ -5,6 +5,7 @@ worse than the last release?
 - ``checks``: the model checks in order, one model resident at a time, each failure one
   line.
 - ``loading``: which dtype and placement a model loads with, and loading it.
+- ``harness``: eval.tasks: lm-evaluation-harness on the merged model, in a child process.
 - ``gate``: stored scores against the last release's (no model, no torch).
 - ``needs``: what the eval will hold at its peak (the preflight's estimate).
 """

@@ -31,12 +31,17 @@ class EvaluateStage(Stage):
 
     def input_paths(self, spec: ReleaseSpec) -> list[Path]:
         extra = [spec.eval.heldout_text] if spec.eval.heldout_text else []
+        if spec.eval.tasks is not None and spec.eval.tasks.folder is not None:
+            extra.append(spec.eval.tasks.folder)
         return [*extra, *spec.eval.results, *spec.eval.previous]
 
     def tools(self) -> dict[str, str]:
         from importlib.metadata import version
+        from importlib.util import find_spec
 
-        return {name: version(name) for name in ("torch", "transformers", "peft")}
+        names = ["torch", "transformers", "peft", "accelerate"]
+        names += ["lm_eval"] if find_spec("lm_eval") is not None else []
+        return {name: version(name) for name in names}
 
     def run(self, ctx: StageContext) -> StageRun:
         from release.checkpoint.base import resolve_base_dir
@@ -56,5 +61,17 @@ class EvaluateStage(Stage):
         )
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
         checked = yield from model_checks(spec, base_dir, adapter_dir, merged_dir, plan, ctx)
+        if spec.eval.tasks is not None:
+            from release.evaluate.harness import HARNESS_DIR, run_harness
+
+            produced = yield from run_harness(
+                merged_dir,
+                spec.eval.tasks,
+                plan,
+                ctx.out_dir / HARNESS_DIR,
+                ctx,
+                trust_remote_code=spec.base.trust_remote_code,
+            )
+            results, gate = gate_stored_results(spec.eval, spec.base_dir, produced)
         facts = checked.model_copy(update={"results": results, "gate": gate, **estimates})
         return StageOutput(facts=facts, measured=measured)
