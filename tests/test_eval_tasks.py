@@ -56,7 +56,8 @@ def test_a_spec_with_eval_tasks_and_no_harness_is_one_line(tmp_path, monkeypatch
     )
 
 
-def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path):
+def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")  # rich shortens cells to fit 80 columns
     from tests.lora_models import make_adapter
 
     make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj", "v_proj"])
@@ -64,6 +65,7 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path):
     spec.write_text(SPEC.format(base=tiny_llama_dir, tasks=TASKS))
     stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate"]
     assert main(["run", str(spec), *stages]) == 0
+    printed = capsys.readouterr().out
 
     workspace = tmp_path / "build"
     facts = EvaluateFacts.of(Manifest.load(workspace / MANIFEST_NAME))
@@ -84,4 +86,14 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path):
     assert theirs and ours == {key: theirs[key] for key in ours}
     assert {key[0] for key in ours} >= {"mr_choice", "mr_generate", "mr_perplexity"}
     assert ("mr_generate", "exact_match", "first_number") in ours
+    # the CLI's table: one row per score, as the harness reported it
+    rows = [line.split() for line in printed.splitlines() if line.startswith("mr_")]
+    assert {(row[0], row[1], row[2]): row[3] for row in rows} == {
+        key: f"{value:.4g}" for key, value in ours.items()
+    }
+
+    from release.tui.panes.evaluate import _scores_table
+
+    table = _scores_table(facts)
+    assert [cell for cell in table.columns[0].cells] == [r["task"] for r in facts.results]
     shutil.rmtree(direct)

@@ -1,4 +1,5 @@
-"""Eval: merge equivalence, perplexity, chat smoke outputs and the release gate."""
+"""Eval: merge equivalence, perplexity, chat smoke outputs, benchmark scores (stored or
+run by eval.tasks) and the release gate."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from cards.records import EvalRecord
 from release.evaluate.facts import EvaluateFacts, SmokeFacts
 from release.tui.panes.base import StepPane
 from release.tui.widgets.facts import facts_table, verdict
@@ -56,6 +58,8 @@ class EvalPane(StepPane):
             )
         if facts.smoke:
             parts.append(_smoke_table(facts.smoke))
+        if facts.results:
+            parts.append(_scores_table(facts))
         if (gate := facts.gate) is not None:
             detail = (
                 f"{len(gate.compared)} scores compared with the last release"
@@ -69,6 +73,21 @@ class EvalPane(StepPane):
             rows += [("warning", Text(w, style="yellow")) for w in gate.warnings]
             parts.insert(0, facts_table(rows, title="Release gate"))  # the verdict first
         return Group(*[item for part in parts for item in (part, Text(""))])
+
+
+def _scores_table(facts: EvaluateFacts) -> Table:
+    """Each benchmark score (stored, or run by eval.tasks) beside the last release's."""
+    compared = {(c.task, c.metric, c.filter): c for c in facts.gate.compared} if facts.gate else {}
+    table = Table(title="Benchmarks", title_justify="left", title_style="bold", expand=True)
+    for column in ("task", "metric", "value", "previous"):
+        table.add_column(column, justify="right" if column in ("value", "previous") else "left")
+    for record in map(EvalRecord.model_validate, facts.results):
+        metric = record.metric if record.filter == "none" else f"{record.metric} ({record.filter})"
+        before = compared.get(record.key)
+        table.add_row(
+            record.task, metric, f"{record.value:.4g}", f"{before.previous:.4g}" if before else ""
+        )
+    return table
 
 
 def _smoke_table(smoke: list[SmokeFacts]) -> Table:
