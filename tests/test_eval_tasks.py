@@ -97,3 +97,7 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, mon
     table = _scores_table(facts)
     assert [cell for cell in table.columns[0].cells] == [r["task"] for r in facts.results]
     shutil.rmtree(direct)
+
+    # the same model and tasks again: the stage (and its lm-eval run) is skipped
+    assert main(["run", str(spec), *stages]) == 0
+    assert "evaluate: skipped (unchanged since" in capsys.readouterr().out
