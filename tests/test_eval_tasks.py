@@ -70,7 +70,9 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, mon
     workspace = tmp_path / "build"
     facts = EvaluateFacts.of(Manifest.load(workspace / MANIFEST_NAME))
     ours = {(r["task"], r["metric"], r.get("filter", "none")): r["value"] for r in facts.results}
-    produced = list((workspace / "evaluate" / "lm-eval").rglob("*"))
+    produced = sorted(p for p in (workspace / "evaluate" / "lm-eval").rglob("*") if p.is_file())
+    assert facts.harness.files == [str(p.relative_to(workspace / "evaluate")) for p in produced]
+    assert (facts.harness.tasks, facts.harness.dtype) == (["mr_group", "mr_perplexity"], "float32")
     assert any(p.name.startswith("results_") for p in produced)
     assert any(p.name.startswith("samples_mr_choice") for p in produced)
 

@@ -2,7 +2,8 @@
 
 Before anything is published, prove the merged model is the trained model and works:
 the regression gate first (``release.evaluate.gate``: it needs no model), then the model
-checks (``release.evaluate.checks``: merge equivalence, perplexity, chat smoke test).
+checks (``release.evaluate.checks``: merge equivalence, perplexity, chat smoke test), then
+eval.tasks' benchmarks (``release.evaluate.harness``) and the gate again on their scores.
 Each check records its numbers in the manifest; a failed check fails the stage with the
 numbers in the message.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from release.evaluate.facts import EvaluateFacts
+from release.evaluate.facts import EvaluateFacts, HarnessFacts
 from release.merge.facts import AdapterFacts, MergeFacts
 from release.spec.schema import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
@@ -61,17 +62,27 @@ class EvaluateStage(Stage):
         )
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
         checked = yield from model_checks(spec, base_dir, adapter_dir, merged_dir, plan, ctx)
+        harness = None
         if spec.eval.tasks is not None:
-            from release.evaluate.harness import HARNESS_DIR, run_harness
+            from release.evaluate.harness import HARNESS_DIR, run_harness, task_names
 
+            out = ctx.out_dir / HARNESS_DIR
             produced = yield from run_harness(
                 merged_dir,
                 spec.eval.tasks,
                 plan,
-                ctx.out_dir / HARNESS_DIR,
+                out,
                 ctx,
                 trust_remote_code=spec.base.trust_remote_code,
             )
+            files = sorted(p for p in out.rglob("*") if p.is_file())
+            harness = HarnessFacts(
+                tasks=task_names(spec.eval.tasks),
+                backend=spec.eval.tasks.backend,
+                dtype=plan.dtype,
+                files=[str(p.relative_to(ctx.out_dir)) for p in files],
+            )
             results, gate = gate_stored_results(spec.eval, spec.base_dir, produced)
-        facts = checked.model_copy(update={"results": results, "gate": gate, **estimates})
+        update = {"results": results, "gate": gate, "harness": harness, **estimates}
+        facts = checked.model_copy(update=update)
         return StageOutput(facts=facts, measured=measured)
