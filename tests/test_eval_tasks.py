@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cards.evals import load_results
 from release.cli import main
 from release.core.manifest import MANIFEST_NAME, Manifest
@@ -103,3 +105,20 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, mon
     # the same model and tasks again: the stage (and its lm-eval run) is skipped
     assert main(["run", str(spec), *stages]) == 0
     assert "evaluate: skipped (unchanged since" in capsys.readouterr().out
+
+
+def test_vllm_without_a_gpu_is_one_line_before_anything_runs(tmp_path):
+    from release.core.errors import WorkError
+    from release.evaluate.harness import run_harness
+    from release.evaluate.loading import LoadPlan
+    from release.spec.schema import TasksSpec
+
+    tasks = TasksSpec(names=["mr_choice"], folder=TASKS, backend="vllm")
+    run = run_harness(
+        tmp_path, tasks, LoadPlan("float32", 0), tmp_path / "out", None, trust_remote_code=False
+    )
+    with pytest.raises(WorkError) as failed:
+        next(run)
+    assert str(failed.value).startswith("eval.tasks.backend vllm needs vLLM installed and a GPU")
+    assert "use backend: hf" in failed.value.hint
+    assert not (tmp_path / "out").exists()
