@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from safetensors import safe_open
 
 from release.cli import main
 from release.core.errors import NotEnoughResources
@@ -159,26 +160,31 @@ def test_the_decision_on_measured_numbers(tiny_llama_dir, adapter, tmp_path):
     )
 
 
-def test_the_eval_refusal_names_its_ways_out_and_an_accelerator_needs_less_ram(
+def test_the_eval_runs_float32_where_it_fits_else_bf16_and_its_refusal_names_ways_out(
     tiny_llama_dir, adapter, tmp_path
 ):
+    from release.evaluate.loading import LoadPlan
+    from release.evaluate.needs import choose_plan
     from release.preflight import SKIP_ENV, measure
 
-    on_cpu = evaluate_needs(tiny_llama_dir, tiny_llama_dir, adapter)
-    on_gpu = evaluate_needs(tiny_llama_dir, tiny_llama_dir, adapter, on_accelerator=True)
-    from safetensors import safe_open
-
+    fp32 = evaluate_needs(tiny_llama_dir, tiny_llama_dir, adapter, LoadPlan("float32", 0))
+    plan, needs = choose_plan(tiny_llama_dir, tiny_llama_dir, adapter, 0, fp32.memory_bytes)
+    assert plan == LoadPlan("float32", 0) and needs == fp32
+    plan, bf16 = choose_plan(tiny_llama_dir, tiny_llama_dir, adapter, 0, fp32.memory_bytes - 1)
+    assert plan == LoadPlan("bfloat16", 0)  # the checkpoint's dtype, used in place
     parameters = 0
     for shard in tiny_llama_dir.glob("*.safetensors"):
         with safe_open(shard, "pt") as handle:
             shapes = [handle.get_slice(k).get_shape() for k in handle.keys()]  # noqa: SIM118
             parameters += sum(math.prod(shape) for shape in shapes)
-    assert on_cpu.memory_bytes - on_gpu.memory_bytes == 4 * parameters  # one fp32 model less
+    # float32 holds 4 bytes a parameter and the bf16 file it converted from; bf16 holds 2
+    assert fp32.memory_bytes - bf16.memory_bytes > 4 * parameters
 
     have = measure(tmp_path)
-    short = Resources(have.disk_path, have.free_disk_bytes, on_cpu.memory_bytes - 1, "RAM")
-    problem = refusal("evaluate", on_cpu, short)
+    short = Resources(have.disk_path, have.free_disk_bytes, bf16.memory_bytes - 1, "RAM")
+    problem = refusal("evaluate", bf16, short)
     assert "eval.enabled: false" in problem.hint and f"{SKIP_ENV}=1" in problem.hint
+    assert human(bf16.memory_bytes, "bytes") in problem.message
 
 
 def _cgroup_tree(root: Path, proc_cgroup: str, files: dict[str, str]) -> tuple[Path, Path]:

@@ -2,7 +2,10 @@
 worse than the last release?
 
 - ``sanity``: the arithmetic of the checks (equivalence, perplexity, chat smoke).
-- ``checks``: the model checks in order, on loaded models, each failure one line.
+- ``checks``: the model checks in order, one model resident at a time, each failure one
+  line.
+- ``loading``: which dtype and placement a model loads with, and loading it.
+- ``harness``: eval.tasks: lm-evaluation-harness on the merged model, in a child process.
 - ``gate``: stored scores against the last release's (no model, no torch).
 - ``history``: the chain of previous manifests the gates compared against; a version the
   gate held back stands for the release before it.

@@ -6,22 +6,33 @@ it work?
    model clearly worse than its base points at a wrong base or a broken run;
 3. chat smoke test: greedy answers through the chat template, checked for sense.
 
-The arithmetic of each check is in ``release.evaluate.sanity``; this module loads the
-models, runs the checks in order and turns a failed one into a one-line error.
+One model is resident at a time: base + adapter first, for what the checks need of it
+(probe logits, the adapter's effect, two perplexities); then it is freed and the merged
+model loads to be compared. The peak is one model, not two (``release.evaluate.needs``).
+The arithmetic of each check is in ``release.evaluate.sanity``; dtype and placement in
+``release.evaluate.loading``; this module runs the checks in order and turns a failed
+one into a one-line error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
 from release.core.quiet import held_stderr
 from release.evaluate.facts import EquivalenceFacts, EvaluateFacts, PerplexityFacts, SmokeFacts
+from release.evaluate.loading import LoadPlan, load_model, release_memory
 from release.spec.schema import ReleaseSpec
+
+if TYPE_CHECKING:
+    import torch
+
+    from release.evaluate.sanity import ProbeReference
 
 
 def _heldout_text(spec: ReleaseSpec) -> tuple[str, str]:
@@ -32,91 +43,79 @@ def _heldout_text(spec: ReleaseSpec) -> tuple[str, str]:
     return "model-release heldout.txt (multilingual sample)", text
 
 
+@dataclass(frozen=True)
+class _BaseSide:
+    """What the checks keep of base + adapter after it is freed."""
+
+    reference: ProbeReference
+    base_perplexity: float
+    adapter_perplexity: float
+
+
 def model_checks(
-    spec: ReleaseSpec, base_dir: Path, adapter_dir: Path, merged_dir: Path, report: Reporter
+    spec: ReleaseSpec,
+    base_dir: Path,
+    adapter_dir: Path,
+    merged_dir: Path,
+    plan: LoadPlan,
+    report: Reporter,
 ) -> Generator[Event, None, EvaluateFacts]:
     """Merge equivalence, perplexity and the chat smoke test; returns their facts (the
     stage adds the gate's)."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    from release.evaluate.sanity import (
-        PROBE_PROMPTS,
-        SMOKE_PROMPTS,
-        chat_smoke,
-        merge_equivalence,
-        perplexity,
-        pick_device,
-    )
+    from release.evaluate.sanity import HELDOUT_TOKENS, SMOKE_PROMPTS
 
-    device = pick_device()
     remote = spec.base.trust_remote_code
-    load = dict(dtype=torch.float32, trust_remote_code=remote)
-    yield report.log(f"loading the base, the adapter and the merged model on {device}")
-    with held_stderr():  # a bar per model, PEFT's and transformers' warnings
+    with held_stderr():  # transformers' and PEFT's bars and warnings are not ours to print
         tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=remote)
-        base = AutoModelForCausalLM.from_pretrained(base_dir, **load)
-        with_adapter = PeftModel.from_pretrained(base, adapter_dir).to(device).eval()
-        merged = AutoModelForCausalLM.from_pretrained(merged_dir, **load).to(device).eval()
+    name, text = _heldout_text(spec)
+    ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
+    prompts = spec.eval.prompts or SMOKE_PROMPTS
+    steps = 4 + len(prompts)
 
-    steps = 4 + len(spec.eval.prompts or SMOKE_PROMPTS)
-    yield report.progress(0, steps, "checks", "merge equivalence")
-    equivalence = merge_equivalence(merged, with_adapter, tokenizer, PROBE_PROMPTS)
-    equivalent = (
-        equivalence.top1_agreement >= spec.eval.min_top1_agreement
-        and equivalence.relative_error <= spec.eval.max_merge_error
-    )
-    equivalence_facts = EquivalenceFacts(
-        **{key: round(value, 6) for key, value in asdict(equivalence).items()},
-        relative_error=round(equivalence.relative_error, 6),
-        min_top1_agreement=spec.eval.min_top1_agreement,
-        max_relative_error=spec.eval.max_merge_error,
-        passed=equivalent,
-    )
-    if equivalence.adapter_effect < 1e-4:
+    yield report.log(f"loading the base with the adapter on {plan.device}")
+    yield report.progress(0, steps, "checks", "base + adapter: probe logits, perplexity")
+    with held_stderr():
+        side = _base_side(base_dir, adapter_dir, plan, tokenizer, ids, remote)
+    release_memory()
+    if side.reference.adapter_effect < 1e-4:
         yield report.log(
             "the adapter changes no logits on the probe prompts: was it trained?", "warning"
         )
-    if not equivalent:
-        raise WorkError(
-            f"the merged model is not base + adapter: top-1 agreement "
-            f"{equivalence.top1_agreement:.1%} (min {spec.eval.min_top1_agreement:.0%}), mean "
-            f"logit error {equivalence.relative_error:.0%} of the adapter's effect (max "
-            f"{spec.eval.max_merge_error:.0%})",
-            hint="rerun with --force merge; if it persists, report it",
-        )
-
-    name, text = _heldout_text(spec)
-    ids = tokenizer(text, return_tensors="pt").input_ids[0][:4096]
-    ppl = {}
-    yield report.progress(1, steps, "checks", "perplexity: base")
-    with with_adapter.disable_adapter():
-        ppl["base"] = perplexity(with_adapter, ids)
-    yield report.progress(2, steps, "checks", "perplexity: base + adapter")
-    ppl["adapter"] = perplexity(with_adapter, ids)
-    yield report.progress(3, steps, "checks", "perplexity: merged")
-    ppl["merged"] = perplexity(merged, ids)
-    ratio = ppl["adapter"] / ppl["base"]
-    perplexity_facts = PerplexityFacts(
-        text=name,
-        tokens=int(ids.numel()),
-        **{key: round(value, 4) for key, value in ppl.items()},
-        ratio=round(ratio, 4),
-        max_ratio=spec.eval.max_perplexity_ratio,
-        passed=ratio <= spec.eval.max_perplexity_ratio,
-    )
-    if not perplexity_facts.passed:
+    ratio = side.adapter_perplexity / side.base_perplexity
+    if ratio > spec.eval.max_perplexity_ratio:
         raise WorkError(
             f"the adapter makes the base much worse on held-out text: perplexity "
-            f"{ppl['base']:.2f} → {ppl['adapter']:.2f} (×{ratio:.2f}, limit "
-            f"×{spec.eval.max_perplexity_ratio}); a sign of a wrong base or a broken run",
+            f"{side.base_perplexity:.2f} → {side.adapter_perplexity:.2f} (×{ratio:.2f}, "
+            f"limit ×{spec.eval.max_perplexity_ratio}); a sign of a wrong base or a broken run",
             hint="check base against the model the adapter was trained on",
         )
 
-    del base, with_adapter
+    from release.evaluate.sanity import chat_smoke, merge_equivalence, perplexity
+
+    yield report.log(f"loading the merged model on {plan.device}")
+    yield report.progress(2, steps, "checks", "merge equivalence")
+    with held_stderr():
+        merged = load_model(merged_dir, plan, trust_remote_code=remote)
+    equivalence_facts = _equivalence_facts(
+        spec, merge_equivalence(merged, tokenizer, side.reference)
+    )
+    yield report.progress(3, steps, "checks", "perplexity: merged")
+    merged_perplexity = perplexity(merged, ids)
+    perplexity_facts = PerplexityFacts(
+        text=name,
+        tokens=int(ids.numel()),
+        base=round(side.base_perplexity, 4),
+        adapter=round(side.adapter_perplexity, 4),
+        merged=round(merged_perplexity, 4),
+        ratio=round(ratio, 4),
+        max_ratio=spec.eval.max_perplexity_ratio,
+        passed=True,
+    )
+
     smoke = []
-    for index, prompt in enumerate(spec.eval.prompts or SMOKE_PROMPTS):
+    for index, prompt in enumerate(prompts):
         yield report.progress(4 + index, steps, "checks", f"chat: {prompt[:40]}")
         with held_stderr():  # generate() warns of its settings
             result = chat_smoke(merged, tokenizer, prompt, max_new_tokens=spec.eval.max_new_tokens)
@@ -129,8 +128,53 @@ def model_checks(
             )
     yield report.progress(steps, steps, "checks")
     return EvaluateFacts(
-        device=str(device),
+        device=plan.device,
         equivalence=equivalence_facts,
         perplexity=perplexity_facts,
         smoke=smoke,
+    )
+
+
+def _base_side(
+    base_dir: Path,
+    adapter_dir: Path,
+    plan: LoadPlan,
+    tokenizer,
+    ids: torch.Tensor,
+    remote: bool,
+) -> _BaseSide:
+    """Load base + adapter, take what the checks need of it, and let it go on return."""
+    from peft import PeftModel
+
+    from release.evaluate.sanity import PROBE_PROMPTS, perplexity, probe_reference
+
+    base = load_model(base_dir, plan, trust_remote_code=remote)
+    with_adapter = PeftModel.from_pretrained(base, adapter_dir).eval()
+    reference = probe_reference(with_adapter, tokenizer, PROBE_PROMPTS)
+    with with_adapter.disable_adapter():
+        base_perplexity = perplexity(with_adapter, ids)
+    adapter_perplexity = perplexity(with_adapter, ids)
+    return _BaseSide(reference, base_perplexity, adapter_perplexity)
+
+
+def _equivalence_facts(spec: ReleaseSpec, equivalence) -> EquivalenceFacts:
+    """The equivalence's facts, or the one-line error when the merge is not base + adapter."""
+    equivalent = (
+        equivalence.top1_agreement >= spec.eval.min_top1_agreement
+        and equivalence.relative_error <= spec.eval.max_merge_error
+    )
+    if not equivalent:
+        raise WorkError(
+            f"the merged model is not base + adapter: top-1 agreement "
+            f"{equivalence.top1_agreement:.1%} (min {spec.eval.min_top1_agreement:.0%}), mean "
+            f"logit error {equivalence.relative_error:.0%} of the adapter's effect (max "
+            f"{spec.eval.max_merge_error:.0%})",
+            hint="rerun with --force merge; if it persists, report it",
+        )
+    return EquivalenceFacts(
+        **{key: round(value, 6) for key, value in asdict(equivalence).items()},
+        relative_error=round(equivalence.relative_error, 6),
+        min_top1_agreement=spec.eval.min_top1_agreement,
+        max_relative_error=spec.eval.max_merge_error,
+        passed=True,
     )

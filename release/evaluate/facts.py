@@ -86,6 +86,16 @@ class PreviousRelease(Facts):
     version: str | None = None
 
 
+class HarnessFacts(Facts):
+    """The lm-eval run of eval.tasks: what ran, and the harness's own files it left."""
+
+    tasks: list[str]
+    backend: str
+    dtype: str
+    files: list[str] = Field(default_factory=list)
+    """results_*.json and samples files, relative to the evaluate stage's folder."""
+
+
 class EvaluateFacts(StageFacts):
     stage: ClassVar[str] = "evaluate"
 
@@ -95,6 +105,8 @@ class EvaluateFacts(StageFacts):
     previous: list[PreviousRelease] = Field(default_factory=list)
     """The previous releases' manifests among ``eval.previous``: the release history's chain."""
     device: str | None = None
+    """Where and in which dtype the models ran ("cpu (float32)", "cuda (2 GPUs, …)")."""
+    harness: HarnessFacts | None = None
     equivalence: EquivalenceFacts | None = None
     perplexity: PerplexityFacts | None = None
     smoke: list[SmokeFacts] = Field(default_factory=list)

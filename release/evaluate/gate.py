@@ -163,15 +163,17 @@ def records_to_facts(records: Iterable[EvalRecord]) -> list[dict]:
     return [json.loads(record.model_dump_json(exclude_none=True)) for record in records]
 
 
-def gate_stored_results(spec: EvalSpec, spec_dir: Path | None, workspace: Path) -> EvaluateFacts:
-    """The gate on the spec's stored results against the last release's; raises
-    ``Refused`` with the worst drops when it fails. Returns the results, the verdict and
-    the previous manifests (relative to ``workspace``, where this release's manifest
-    lies) as facts, each result's source relative to ``spec_dir`` (the facts must not
-    hold where it lies)."""
+def gate_stored_results(
+    spec: EvalSpec, spec_dir: Path | None, workspace: Path, produced: Iterable[Path] = ()
+) -> EvaluateFacts:
+    """The gate on the spec's stored results (and those ``produced`` by this release's
+    lm-eval run) against the last release's; raises ``Refused`` with the worst drops
+    when it fails. Returns the results, the verdict and the previous manifests (relative
+    to ``workspace``, where this release's manifest lies) as facts, each result's source
+    relative to ``spec_dir`` (the facts must not hold where it lies)."""
     current = [
         record.model_copy(update={"source": relative_if_inside(record.source, spec_dir)})
-        for record in load_results(spec.results)
+        for record in load_results([*spec.results, *produced])
     ]
     previous = previous_records(spec.previous)
     verdict = compare(

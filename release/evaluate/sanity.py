@@ -6,8 +6,10 @@
 - ``chat_smoke``: greedy generation through the tokenizer's chat template, then checks
   that the answer is non-empty, stops, is not degenerate and leaks no special tokens.
 
-Everything runs in float32 on the chosen device: bf16 weights upcast exactly, so the
-differences measured are those of the merge, not of the arithmetic.
+The checks run in the dtype ``release.evaluate.loading`` picks (bf16 on accelerators):
+logits are compared in float32, and the limits are shares of the adapter's own effect,
+so rounding stays well inside them while a broken merge does not (tests/test_evaluate.py
+breaks merges on purpose to show it).
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ PROBE_PROMPTS = (
     "import numpy as np\n",
 )
 
+PERPLEXITY_WINDOW = 256
+"""Tokens per perplexity forward pass: bounds the logits held at once."""
+HELDOUT_TOKENS = 4096
+
 SMOKE_PROMPTS = (
     "Convert 25 degrees Celsius to Fahrenheit.",
     "What is the capital of Japan?",
@@ -35,14 +41,10 @@ SMOKE_PROMPTS = (
 )
 
 
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 @torch.no_grad()
 def next_token_logits(model, tokenizer, prompts: Sequence[str]) -> Iterator[torch.Tensor]:
     """Logits for every position of each prompt, one prompt at a time (no padding)."""
-    device = next(model.parameters()).device
+    device = model.get_input_embeddings().weight.device
     for prompt in prompts:
         ids = tokenizer(prompt, return_tensors="pt").input_ids.to(device)
         yield model(input_ids=ids).logits[0].float()
@@ -66,32 +68,55 @@ class Equivalence:
         return self.mean_abs_diff / self.adapter_effect if self.adapter_effect > 0 else 0.0
 
 
-def merge_equivalence(merged, with_adapter, tokenizer, prompts: Sequence[str]) -> Equivalence:
+@dataclass(frozen=True)
+class ProbeReference:
+    """What the equivalence check keeps of base + adapter once that model is freed: its
+    logits on the probe prompts (float32, on the CPU) and the adapter's mean effect."""
+
+    prompts: tuple[str, ...]
+    logits: list[torch.Tensor]
+    adapter_effect: float
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.logits)
+
+
+def probe_reference(with_adapter, tokenizer, prompts: Sequence[str]) -> ProbeReference:
     """``with_adapter`` is a PeftModel; its base is read with the adapter disabled."""
-    reference = list(next_token_logits(with_adapter, tokenizer, prompts))
+    reference = [t.cpu() for t in next_token_logits(with_adapter, tokenizer, prompts)]
+    total, count = 0.0, 0
     with with_adapter.disable_adapter():
-        bare = list(next_token_logits(with_adapter, tokenizer, prompts))
-    ours = list(next_token_logits(merged, tokenizer, prompts))
-    diff = torch.cat([(a - b).abs().flatten() for a, b in zip(ours, reference, strict=True)])
-    effect = torch.cat([(a - b).abs().flatten() for a, b in zip(reference, bare, strict=True)])
+        bares = next_token_logits(with_adapter, tokenizer, prompts)
+        for ours, bare in zip(reference, bares, strict=True):
+            total += (ours - bare.cpu()).abs().sum().item()
+            count += ours.numel()
+    return ProbeReference(tuple(prompts), reference, total / count if count else 0.0)
+
+
+def merge_equivalence(merged, tokenizer, reference: ProbeReference) -> Equivalence:
+    """The merged model's logits on the probe prompts against base + adapter's."""
+    ours = [t.cpu() for t in next_token_logits(merged, tokenizer, reference.prompts)]
+    diff = torch.cat([(a - b).abs().flatten() for a, b in zip(ours, reference.logits, strict=True)])
     agree = sum(
-        (a.argmax(-1) == b.argmax(-1)).sum().item() for a, b in zip(ours, reference, strict=True)
+        (a.argmax(-1) == b.argmax(-1)).sum().item()
+        for a, b in zip(ours, reference.logits, strict=True)
     )
     positions = sum(logits.shape[0] for logits in ours)
     return Equivalence(
-        prompts=len(prompts),
+        prompts=len(reference.prompts),
         positions=positions,
         max_abs_diff=diff.max().item(),
         mean_abs_diff=diff.mean().item(),
-        adapter_effect=effect.mean().item(),
+        adapter_effect=reference.adapter_effect,
         top1_agreement=agree / positions,
     )
 
 
 @torch.no_grad()
-def perplexity(model, token_ids: torch.Tensor, window: int = 256) -> float:
+def perplexity(model, token_ids: torch.Tensor, window: int = PERPLEXITY_WINDOW) -> float:
     """exp(mean next-token loss) over non-overlapping windows of ``token_ids``."""
-    device = next(model.parameters()).device
+    device = model.get_input_embeddings().weight.device
     total_loss, total_tokens = 0.0, 0
     for start in range(0, token_ids.numel() - 1, window):
         chunk = token_ids[start : start + window + 1].to(device)
@@ -132,7 +157,7 @@ class SmokeResult:
 def chat_smoke(
     model, tokenizer, prompt: str, *, max_new_tokens: int, max_repeat: float = 0.5
 ) -> SmokeResult:
-    device = next(model.parameters()).device
+    device = model.get_input_embeddings().weight.device
     text = tokenizer.apply_chat_template(
         [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
     )

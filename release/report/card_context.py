@@ -18,6 +18,7 @@ from cards.schema import CardMetadata
 from release.core.facts import StageFacts
 from release.core.manifest import Manifest
 from release.evaluate.facts import EvaluateFacts
+from release.evaluate.harness import HARNESS_DIR, produced_results
 from release.gguf.facts import GGUFFacts, GGUFFileFacts
 from release.merge.facts import AdapterFacts, MergeFacts
 from release.report.history import history, history_facts, model_tools
@@ -152,7 +153,8 @@ def card_metadata(spec: ReleaseSpec, kind: Kind, manifest: Manifest | None = Non
 
 def card_context(spec: ReleaseSpec, manifest: Manifest, kind: Kind) -> CardContext:
     ids = repo_ids(spec)
-    records = load_results(spec.eval.results) if kind != "gguf" else []
+    produced = produced_results(spec.workspace / EvaluateFacts.stage / HARNESS_DIR)
+    records = load_results([*spec.eval.results, *produced]) if kind != "gguf" else []
     return CardContext(
         metadata=card_metadata(spec, kind, manifest),
         repo_id=ids["adapter"] if kind == "adapter" else ids["merged"],

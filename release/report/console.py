@@ -24,6 +24,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table
 
 from release.core.events import (
     Event,
@@ -102,9 +103,11 @@ class EventPrinter:
                 out.markup(f"  [{style}]{escape(prefix + redact(message))}[/{style}]")
             case StageSkipped(stage, reason):
                 out.markup(f"[dim]○ {stage}: skipped ({escape(reason)})[/dim]")
-            case StageFinished(stage, seconds, _):
+            case StageFinished(stage, seconds, facts):
                 self._end_task()
                 out.markup(f"[green]✔ {stage}[/green] [dim]{seconds:.1f} s[/dim]")
+                if facts.get("results") and not out.quiet:
+                    out.out.print(scores_table(facts["results"]))
             case StageFailed(stage, _):
                 self._end_task()
                 out.markup(f"[red]✘ {stage}: failed[/red]")
@@ -113,6 +116,25 @@ class EventPrinter:
         if self._task is not None:
             self.progress.remove_task(self._task)
             self._task = None
+
+
+def scores_table(results: list[dict[str, Any]]) -> Table:
+    """The evaluate stage's benchmark scores (``cards.records.EvalRecord`` as JSON)."""
+    table = Table(box=None, padding=(0, 2), pad_edge=False)
+    for column in ("task", "metric", "filter", "value", "± stderr", "shots"):
+        table.add_column(column, justify="right" if column in ("value", "± stderr") else "left")
+    for result in results:
+        stderr = result.get("stderr")
+        shots = result.get("n_shot")
+        table.add_row(
+            escape(result["task"]),
+            escape(result["metric"]),
+            escape(result.get("filter", "none")),
+            f"{result['value']:.4g}",
+            "" if stderr is None else f"{stderr:.4g}",
+            "" if shots is None else str(shots),
+        )
+    return table
 
 
 class JsonLinesPrinter:

@@ -155,8 +155,43 @@ class MergeSpec(_Section):
         return parse_size(value) if isinstance(value, str) else value
 
 
+class TasksSpec(_Section):
+    """Benchmarks the evaluate stage runs on the merged model with lm-evaluation-harness."""
+
+    names: list[str] = Field(
+        default_factory=list, description="lm-eval task or group names (hellaswag, mmlu…)."
+    )
+    folder: SpecPath | None = Field(
+        default=None,
+        description="A folder of lm-eval task YAML files (its tasks run unless names says "
+        "which); lm-eval's --include_path, and where their data_files are read from.",
+    )
+    num_fewshot: int | None = Field(default=None, ge=0)
+    limit: float | None = Field(
+        default=None, gt=0, description="Examples per task (or a share of them, below 1)."
+    )
+    batch_size: int | Literal["auto"] = 1
+    apply_chat_template: bool = False
+    backend: Literal["hf", "vllm"] = Field(
+        default="hf", description="lm-eval's model: hf (accelerate), or vllm with a GPU."
+    )
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> TasksSpec:
+        if not self.names and self.folder is None:
+            raise ValueError("give names (lm-eval tasks) or folder (task YAML files)")
+        from importlib.util import find_spec
+
+        if find_spec("lm_eval") is None:
+            raise ValueError(
+                "lm-evaluation-harness is not installed: pip install 'model-release[lm-eval]'"
+            )
+        return self
+
+
 class EvalSpec(_Section):
     enabled: bool = True
+    tasks: TasksSpec | None = None
     prompts: list[str] | None = Field(
         default=None, description="Chat smoke-test prompts; default: prompts shipped with us."
     )

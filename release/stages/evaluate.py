@@ -2,7 +2,8 @@
 
 Before anything is published, prove the merged model is the trained model and works:
 the regression gate first (``release.evaluate.gate``: it needs no model), then the model
-checks (``release.evaluate.checks``: merge equivalence, perplexity, chat smoke test).
+checks (``release.evaluate.checks``: merge equivalence, perplexity, chat smoke test), then
+eval.tasks' benchmarks (``release.evaluate.harness``) and the gate again on their scores.
 Each check records its numbers in the manifest; a failed check fails the stage with the
 numbers in the message.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from release.evaluate.facts import EvaluateFacts
+from release.evaluate.facts import EvaluateFacts, HarnessFacts
 from release.merge.facts import AdapterFacts, MergeFacts
 from release.spec.schema import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
@@ -31,20 +32,25 @@ class EvaluateStage(Stage):
 
     def input_paths(self, spec: ReleaseSpec) -> list[Path]:
         extra = [spec.eval.heldout_text] if spec.eval.heldout_text else []
+        if spec.eval.tasks is not None and spec.eval.tasks.folder is not None:
+            extra.append(spec.eval.tasks.folder)
         return [*extra, *spec.eval.results, *spec.eval.previous]
 
     def tools(self) -> dict[str, str]:
         from importlib.metadata import version
+        from importlib.util import find_spec
 
-        return {name: version(name) for name in ("torch", "transformers", "peft")}
+        names = ["torch", "transformers", "peft", "accelerate"]
+        names += ["lm_eval"] if find_spec("lm_eval") is not None else []
+        return {name: version(name) for name in names}
 
     def run(self, ctx: StageContext) -> StageRun:
         from release.checkpoint.base import resolve_base_dir
         from release.evaluate.checks import model_checks
         from release.evaluate.gate import gate_stored_results
-        from release.evaluate.needs import evaluate_needs
-        from release.evaluate.sanity import pick_device
-        from release.preflight import check
+        from release.evaluate.loading import visible_gpus
+        from release.evaluate.needs import choose_plan
+        from release.preflight import available_memory, check
 
         spec = ctx.spec
         gated = gate_stored_results(spec.eval, spec.base_dir, ctx.workspace)  # needs no model
@@ -52,10 +58,32 @@ class EvaluateStage(Stage):
         base_dir = resolve_base_dir(spec.base, intake.base_commit if intake else None)
         adapter_dir = ctx.stage_dir(AdapterFacts.stage)
         merged_dir = ctx.stage_dir(MergeFacts.stage)
-        on_accelerator = pick_device().type != "cpu"
-        needs = evaluate_needs(base_dir, merged_dir, adapter_dir, on_accelerator=on_accelerator)
+        plan, needs = choose_plan(
+            base_dir, merged_dir, adapter_dir, visible_gpus(), available_memory()[0]
+        )
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
-        checked = yield from model_checks(spec, base_dir, adapter_dir, merged_dir, ctx)
+        checked = yield from model_checks(spec, base_dir, adapter_dir, merged_dir, plan, ctx)
+        harness = None
+        if spec.eval.tasks is not None:
+            from release.evaluate.harness import HARNESS_DIR, run_harness, task_names
+
+            out = ctx.out_dir / HARNESS_DIR
+            produced = yield from run_harness(
+                merged_dir,
+                spec.eval.tasks,
+                plan,
+                out,
+                ctx,
+                trust_remote_code=spec.base.trust_remote_code,
+            )
+            files = sorted(p for p in out.rglob("*") if p.is_file())
+            harness = HarnessFacts(
+                tasks=task_names(spec.eval.tasks),
+                backend=spec.eval.tasks.backend,
+                dtype=plan.dtype,
+                files=[str(p.relative_to(ctx.out_dir)) for p in files],
+            )
+            gated = gate_stored_results(spec.eval, spec.base_dir, ctx.workspace, produced)
         stored = {"results": gated.results, "gate": gated.gate, "previous": gated.previous}
-        facts = checked.model_copy(update={**stored, **estimates})
+        facts = checked.model_copy(update={**stored, "harness": harness, **estimates})
         return StageOutput(facts=facts, measured=measured)

@@ -1,4 +1,5 @@
-"""Eval: merge equivalence, perplexity, chat smoke outputs and the release gate."""
+"""Eval: merge equivalence, perplexity, chat smoke outputs, benchmark scores (stored or
+run by eval.tasks) and the release gate."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from cards.records import EvalRecord
 from release.evaluate.facts import ComparisonFacts, EvaluateFacts, SmokeFacts
 from release.evaluate.history import evaluated
 from release.report.compare import score_rows
@@ -67,6 +69,8 @@ class EvalPane(StepPane):
             )
         if facts.smoke:
             parts.append(_smoke_table(facts.smoke))
+        if facts.results:
+            parts.append(_scores_table(facts))
         if (gate := facts.gate) is not None:
             detail = (
                 f"{len(gate.compared)} scores compared with the last release"
@@ -94,6 +98,20 @@ def _comparison_table(compared: list[ComparisonFacts]) -> Table:
         table.add_column(column, justify="right" if column in ("before", "now") else "left")
     for row in score_rows(compared):
         table.add_row(*row[:-1], Text(row[-1], style="red" if row[-1].startswith("-") else ""))
+
+
+def _scores_table(facts: EvaluateFacts) -> Table:
+    """Each benchmark score (stored, or run by eval.tasks) beside the last release's."""
+    compared = {(c.task, c.metric, c.filter): c for c in facts.gate.compared} if facts.gate else {}
+    table = Table(title="Benchmarks", title_justify="left", title_style="bold", expand=True)
+    for column in ("task", "metric", "value", "previous"):
+        table.add_column(column, justify="right" if column in ("value", "previous") else "left")
+    for record in map(EvalRecord.model_validate, facts.results):
+        metric = record.metric if record.filter == "none" else f"{record.metric} ({record.filter})"
+        before = compared.get(record.key)
+        table.add_row(
+            record.task, metric, f"{record.value:.4g}", f"{before.previous:.4g}" if before else ""
+        )
     return table
 
 

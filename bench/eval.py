@@ -1,0 +1,220 @@
+"""Benchmark: the sanity eval (one model resident, as the stage runs it) vs the naive way
+(PEFT base + adapter and the merged model both loaded, float32).
+
+Generates a random Llama-shaped bf16 model (about 1 GB at the defaults) with the SmolLM2
+tokenizer and a rank-16 LoRA on every linear layer, merges it with the pipeline's own
+adapter and merge stages, then runs each contender in its own subprocess (so each peak
+RSS is its own) and prints wall time, peak RSS and the ratios ours / naive.
+
+    python bench/eval.py [--workdir DIR] [--hidden 2048 --layers 8] [--dtype float32]
+
+Both contenders do the same work: probe logits of base + adapter, of the base and of the
+merged model; perplexity of the three on the held-out text; one chat answer of 8 tokens
+(a random model cannot chat, so the smoke test's verdict is not asked for). "ours" is
+``release.evaluate.checks.model_checks`` in the dtype given (the stage's choice on the
+CPU is float32; bfloat16 is its fallback when float32 does not fit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+PROMPT = "Hi"
+
+
+def generate(workdir: Path, hidden: int, layers: int, rank: int) -> None:
+    """A random bf16 Llama with the SmolLM2 tokenizer, a random LoRA, and our merge."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from release.demo.smollm2 import load_tokenizer
+
+    tokenizer = load_tokenizer()
+    base, adapter = workdir / "base", workdir / "adapter"
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 11 // 4,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 128,
+        num_key_value_heads=max(hidden // 512, 1),
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    lora = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(TARGETS))
+    peft_model = get_peft_model(model, lora)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_" in name:
+                param.normal_(0, 0.01)
+    peft_model.save_pretrained(adapter)
+    del model, peft_model
+    run_stages(base, adapter, workdir / "build")
+
+
+def run_stages(base: Path, adapter: Path, workspace: Path) -> None:
+    from release.runner import run_release
+    from release.spec.schema import ReleaseSpec
+
+    spec = ReleaseSpec(
+        name="bench",
+        version="1.0",
+        base={"path": str(base)},
+        adapter={"path": str(adapter)},
+        workspace=workspace,
+        eval={"enabled": False},
+    )
+    for _ in run_release(spec, only=["adapter", "merge"]):
+        pass
+
+
+def run_ours(workdir: Path, dtype: str) -> None:
+    from release.core.errors import WorkError
+    from release.evaluate.checks import model_checks
+    from release.evaluate.loading import LoadPlan
+    from release.spec.schema import ReleaseSpec
+
+    base, build = workdir / "base", workdir / "build"
+    spec = ReleaseSpec(
+        name="bench",
+        version="1.0",
+        base={"path": str(base)},
+        adapter={"path": str(workdir / "adapter")},
+        eval={"prompts": [PROMPT], "max_new_tokens": 8},
+    )
+    plan = LoadPlan(dtype, 0)
+    try:
+        for _ in model_checks(spec, base, build / "adapter", build / "merge", plan, _Quiet()):
+            pass
+    except WorkError as failed:  # a random model's chat answer, or its perplexity
+        print(f"ours: {failed}", file=sys.stderr)
+
+
+def run_naive(workdir: Path) -> None:
+    """The eval as it was: both models resident in float32."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from release.evaluate.checks import _heldout_text
+    from release.evaluate.sanity import (
+        HELDOUT_TOKENS,
+        PROBE_PROMPTS,
+        chat_smoke,
+        merge_equivalence,
+        perplexity,
+        probe_reference,
+    )
+    from release.spec.schema import ReleaseSpec
+
+    base, build = workdir / "base", workdir / "build"
+    spec = ReleaseSpec(name="bench", version="1.0", base={"path": str(base)}, adapter={"path": "x"})
+    tokenizer = AutoTokenizer.from_pretrained(build / "merge")
+    ids = tokenizer(_heldout_text(spec)[1], return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    with_adapter = PeftModel.from_pretrained(model, build / "adapter").eval()
+    merged = AutoModelForCausalLM.from_pretrained(build / "merge", dtype=torch.float32).eval()
+    merge_equivalence(merged, tokenizer, probe_reference(with_adapter, tokenizer, PROBE_PROMPTS))
+    with with_adapter.disable_adapter():
+        perplexity(with_adapter, ids)
+    perplexity(with_adapter, ids)
+    perplexity(merged, ids)
+    chat_smoke(merged, tokenizer, PROMPT, max_new_tokens=8)
+
+
+class _Quiet:
+    stage = "evaluate"
+
+    def log(self, message, level="info"):
+        return message
+
+    def progress(self, done, total, unit, message=""):
+        return message
+
+    def check_cancelled(self):
+        return None
+
+
+def measure(contender: str, workdir: Path, dtype: str) -> dict[str, float]:
+    """Run one contender in a fresh interpreter: wall seconds and its own peak RSS."""
+    command = [sys.executable, __file__, "--contender", contender, "--dtype", dtype]
+    started = time.perf_counter()
+    done = subprocess.run([*command, str(workdir)], check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    return {"wall_s": wall, **json.loads(done.stdout.strip().splitlines()[-1])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--hidden", type=int, default=2048)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--contender", choices=["generate", "ours", "naive"])
+    parser.add_argument("paths", nargs="*", type=Path)
+    args = parser.parse_args()
+    # bench/ itself off the path: bench/gguf.py would shadow the gguf package transformers
+    # reads the SmolLM2 tokenizer with
+    sys.path[:] = [str(REPO), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
+
+    if args.contender == "generate":
+        generate(args.paths[0], args.hidden, args.layers, args.rank)
+        return
+    if args.contender:  # child: run one contender, report its peak RSS
+        if args.contender == "ours":
+            run_ours(args.paths[0], args.dtype)
+        else:
+            run_naive(args.paths[0])
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        print(json.dumps({"peak_rss_mb": peak / 2**20}))
+        return
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="eval-bench-"))
+    try:
+        if not (workdir / "build" / "merge").is_dir():
+            # a child, as ru_maxrss survives fork and exec: the parent must never hold a model
+            sizes = [f"--{name}={getattr(args, name)}" for name in ("hidden", "layers", "rank")]
+            subprocess.run(
+                [sys.executable, __file__, "--contender", "generate", *sizes, str(workdir)],
+                check=True,
+            )
+        size = sum(p.stat().st_size for p in (workdir / "base").glob("*.safetensors"))
+        print(f"base: Llama-shaped, {size / 1e9:.2f} GB bf16; LoRA r={args.rank} on {TARGETS}")
+        rows = {
+            f"ours ({args.dtype})": measure("ours", workdir, args.dtype),
+            "naive (float32)": measure("naive", workdir, args.dtype),
+        }
+        naive = rows["naive (float32)"]
+        print(f"{'':18} {'wall s':>8} {'peak RSS MB':>12} {'wall/naive':>11} {'RSS/naive':>10}")
+        for name, row in rows.items():
+            ratios = row["wall_s"] / naive["wall_s"], row["peak_rss_mb"] / naive["peak_rss_mb"]
+            print(
+                f"{name:18} {row['wall_s']:8.1f} {row['peak_rss_mb']:12.0f} "
+                f"{ratios[0]:11.2f} {ratios[1]:10.2f}"
+            )
+        print("goal: ours at most 0.5 of the naive way's peak RSS")
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""How the sanity eval holds a model: which dtype, where, and one model at a time.
+
+On accelerators a model loads in its checkpoint's dtype with ``device_map="auto"``, so
+accelerate spreads one larger than a GPU over all the visible GPUs. On the CPU it runs
+in float32, where rounding is far inside the equivalence limits (0.02 of the adapter's
+effect on SmolLM2, limit 0.25); a bf16 checkpoint too big for float32 in RAM runs in bf16
+(0.15 on SmolLM2: still inside, and tests/test_evaluate.py breaks merges on purpose in
+bf16 to show a broken one is not), chosen by ``release.evaluate.needs.choose_plan``.
+
+This module reads only safetensors headers until ``load_model`` is called, so the
+preflight (``release.evaluate.needs``) can plan without torch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from release.checkpoint.safetensors import list_checkpoint
+
+_DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}
+_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    dtype: str
+    """A torch dtype's name: "bfloat16", "float16" or "float32"."""
+    gpus: int
+    """GPUs the model spreads over (``device_map="auto"``); 0 on the CPU."""
+
+    @property
+    def bytes_per_parameter(self) -> int:
+        return _BYTES[self.dtype]
+
+    @property
+    def device(self) -> str:
+        """What the manifest records as the eval's device."""
+        if self.gpus == 0:
+            return f"cpu ({self.dtype})"
+        return f"cuda ({self.gpus} GPU{'s' if self.gpus > 1 else ''}, {self.dtype}, auto)"
+
+
+def checkpoint_dtype(model_dir: Path) -> str:
+    """The floating dtype holding most of a checkpoint's parameters, as torch names it."""
+    counts: Counter[str] = Counter()
+    for info in list_checkpoint(model_dir).values():
+        if info.dtype in _DTYPES:
+            counts[_DTYPES[info.dtype]] += info.numel
+    return counts.most_common(1)[0][0] if counts else "float32"
+
+
+def plan_loading(base_dir: Path, gpus: int) -> LoadPlan:
+    """The base's dtype on accelerators, float32 on the CPU. Base and merged model load
+    alike, so their logits differ only by the merge."""
+    return LoadPlan(checkpoint_dtype(base_dir), gpus) if gpus else LoadPlan("float32", 0)
+
+
+def visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def load_model(model_dir: Path, plan: LoadPlan, *, trust_remote_code: bool):
+    """A causal LM from ``model_dir`` as ``plan`` says, ready for inference."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    placement = {"device_map": "auto"} if plan.gpus else {}
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir,
+        dtype=getattr(torch, plan.dtype),
+        trust_remote_code=trust_remote_code,
+        **placement,
+    )
+    return model.eval()
+
+
+def release_memory() -> None:
+    """Give a freed model's memory back before the next one loads."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,124 @@
+"""eval.tasks: lm-evaluation-harness run by the evaluate stage on the merged model.
+
+Local tasks shipped in tests/eval_tasks (multiple choice, generate-until with a regex
+filter, loglikelihood perplexity, a group) run through ``model-release run`` on a tiny
+model; every score must equal what ``lm_eval run --model hf`` gives when run directly on
+the same model with the same arguments, and the harness's own files stay in the
+workspace.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cards.evals import load_results
+from release.cli import main
+from release.core.manifest import MANIFEST_NAME, Manifest
+from release.evaluate.facts import EvaluateFacts
+
+TASKS = Path(__file__).resolve().parent / "eval_tasks"
+SPEC = """name: tiny
+version: 0.1.0
+base:
+  path: {base}
+adapter:
+  path: adapter
+gguf:
+  types: [q8_0]
+eval:
+  prompts: [Hi]
+  max_new_tokens: 8
+  tasks:
+    folder: {tasks}
+    names: [mr_group, mr_perplexity]
+"""
+
+
+def test_a_spec_with_eval_tasks_and_no_harness_is_one_line(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "lm_eval" else real(name, *a)
+    )
+    spec = tmp_path / "release.yaml"
+    (tmp_path / "adapter").mkdir()
+    spec.write_text(SPEC.format(base=tmp_path, tasks=TASKS))
+    code = main(["spec", "check", str(spec)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.splitlines()[-1] == (
+        f"{spec}:13: eval.tasks: lm-evaluation-harness is not installed: "
+        "pip install 'model-release[lm-eval]'"
+    )
+
+
+def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")  # rich shortens cells to fit 80 columns
+    from tests.lora_models import make_adapter
+
+    make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj", "v_proj"])
+    spec = tmp_path / "release.yaml"
+    spec.write_text(SPEC.format(base=tiny_llama_dir, tasks=TASKS))
+    stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate"]
+    assert main(["run", str(spec), *stages]) == 0
+    printed = capsys.readouterr().out
+
+    workspace = tmp_path / "build"
+    facts = EvaluateFacts.of(Manifest.load(workspace / MANIFEST_NAME))
+    ours = {(r["task"], r["metric"], r.get("filter", "none")): r["value"] for r in facts.results}
+    produced = sorted(p for p in (workspace / "evaluate" / "lm-eval").rglob("*") if p.is_file())
+    assert facts.harness.files == [str(p.relative_to(workspace / "evaluate")) for p in produced]
+    assert (facts.harness.tasks, facts.harness.dtype) == (["mr_group", "mr_perplexity"], "float32")
+    assert any(p.name.startswith("results_") for p in produced)
+    assert any(p.name.startswith("samples_mr_choice") for p in produced)
+
+    direct = tmp_path / "direct"
+    command = [sys.executable, "-m", "lm_eval", "run", "--model", "hf"]
+    command += ["--model_args", f"pretrained={workspace / 'merge'},dtype=float32"]
+    command += ["--tasks", "mr_group,mr_perplexity", "--include_path", str(TASKS)]
+    command += ["--batch_size", "1", "--device", "cpu", "--output_path", str(direct)]
+    done = subprocess.run(command, cwd=TASKS, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (results,) = direct.rglob("results_*.json")
+    theirs = {r.key: r.value for r in load_results([results])}
+    assert theirs and ours == {key: theirs[key] for key in ours}
+    assert {key[0] for key in ours} >= {"mr_choice", "mr_generate", "mr_perplexity"}
+    assert ("mr_generate", "exact_match", "first_number") in ours
+    # the CLI's table: one row per score, as the harness reported it
+    rows = [line.split() for line in printed.splitlines() if line.startswith("mr_")]
+    assert {(row[0], row[1], row[2]): row[3] for row in rows} == {
+        key: f"{value:.4g}" for key, value in ours.items()
+    }
+
+    from release.tui.panes.evaluate import _scores_table
+
+    table = _scores_table(facts)
+    assert [cell for cell in table.columns[0].cells] == [r["task"] for r in facts.results]
+    shutil.rmtree(direct)
+
+    # the same model and tasks again: the stage (and its lm-eval run) is skipped
+    assert main(["run", str(spec), *stages]) == 0
+    assert "evaluate: skipped (unchanged since" in capsys.readouterr().out
+
+
+def test_vllm_without_a_gpu_is_one_line_before_anything_runs(tmp_path):
+    from release.core.errors import WorkError
+    from release.evaluate.harness import run_harness
+    from release.evaluate.loading import LoadPlan
+    from release.spec.schema import TasksSpec
+
+    tasks = TasksSpec(names=["mr_choice"], folder=TASKS, backend="vllm")
+    run = run_harness(
+        tmp_path, tasks, LoadPlan("float32", 0), tmp_path / "out", None, trust_remote_code=False
+    )
+    with pytest.raises(WorkError) as failed:
+        next(run)
+    assert str(failed.value).startswith("eval.tasks.backend vllm needs vLLM installed and a GPU")
+    assert "use backend: hf" in failed.value.hint
+    assert not (tmp_path / "out").exists()
