@@ -166,9 +166,10 @@ def test_the_card_renders_a_history_entry_and_marks_other_measurements():
         "missing": ["0.9: /old/manifest.json is gone"],
     }
     ctx = CardContext(
-        metadata=CardMetadata.model_validate({"license": "apache-2.0"}),
+        metadata=CardMetadata.model_validate(
+            {"license": "apache-2.0", "base_model": "org/base", "base_model_relation": "finetune"}
+        ),
         repo_id="me/m",
-        kind="merged",
         facts={"history": history},
     )
     card = render_model_card(ctx)

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from release.cli.options import SpecArg, output
+from release.cli import options
+from release.cli.options import SpecArg
 
 
 def init(
@@ -28,7 +29,7 @@ def init(
     if output.exists() and not overwrite:
         raise InputError(f"{output}: already exists", hint="pass --overwrite or choose --output")
     atomic_write_text(output, starter_spec(adapter_dir, output))
-    output.info(
+    options.output.info(
         f"wrote {output}; fill in the card section, then: model-release spec check {output}"
     )
 
@@ -54,7 +55,7 @@ def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
     from release.spec.schema import load_spec
 
     loaded = load_spec(spec)
-    output.info(f"{spec}: ok ({loaded.name} {loaded.tag})")
+    options.output.info(f"{spec}: ok ({loaded.name} {loaded.tag})")
 
 
 def spec_sources(spec: SpecArg = Path("release.yaml")) -> None:

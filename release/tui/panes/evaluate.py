@@ -98,6 +98,7 @@ def _comparison_table(compared: list[ComparisonFacts]) -> Table:
         table.add_column(column, justify="right" if column in ("before", "now") else "left")
     for row in score_rows(compared):
         table.add_row(*row[:-1], Text(row[-1], style="red" if row[-1].startswith("-") else ""))
+    return table
 
 
 def _scores_table(facts: EvaluateFacts) -> Table:
