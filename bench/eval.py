@@ -90,6 +90,7 @@ def run_ours(workdir: Path, dtype: str) -> None:
     from release.evaluate.checks import model_checks
     from release.evaluate.loading import LoadPlan
     from release.spec.schema import ReleaseSpec
+    from tests.reporters import SilentReporter
 
     base, build = workdir / "base", workdir / "build"
     spec = ReleaseSpec(
@@ -101,7 +102,9 @@ def run_ours(workdir: Path, dtype: str) -> None:
     )
     plan = LoadPlan(dtype, 0)
     try:
-        for _ in model_checks(spec, base, build / "adapter", build / "merge", plan, _Quiet()):
+        for _ in model_checks(
+            spec, base, build / "adapter", build / "merge", plan, SilentReporter()
+        ):
             pass
     except WorkError as failed:  # a random model's chat answer, or its perplexity
         print(f"ours: {failed}", file=sys.stderr)
@@ -137,19 +140,6 @@ def run_naive(workdir: Path) -> None:
     perplexity(with_adapter, ids)
     perplexity(merged, ids)
     chat_smoke(merged, tokenizer, PROMPT, max_new_tokens=8)
-
-
-class _Quiet:
-    stage = "evaluate"
-
-    def log(self, message, level="info"):
-        return message
-
-    def progress(self, done, total, unit, message=""):
-        return message
-
-    def check_cancelled(self):
-        return None
 
 
 def measure(contender: str, workdir: Path, dtype: str) -> dict[str, float]:

@@ -19,19 +19,7 @@ import transformers  # noqa: F401
 from release.evaluate.checks import model_checks
 from release.evaluate.loading import LoadPlan
 from release.spec.schema import ReleaseSpec
-
-
-class _Quiet:
-    stage = "evaluate"
-
-    def log(self, message, level="info"):
-        return message
-
-    def progress(self, done, total, unit, message=""):
-        return message
-
-    def check_cancelled(self):
-        return None
+from tests.reporters import SilentReporter
 
 
 def main(base: Path, adapter: Path, merged: Path, dtype: str) -> dict[str, int]:
@@ -44,7 +32,7 @@ def main(base: Path, adapter: Path, merged: Path, dtype: str) -> dict[str, int]:
         }
     )
     before = psutil.Process().memory_info().rss
-    for _ in model_checks(spec, base, adapter, merged, LoadPlan(dtype, 0), _Quiet()):
+    for _ in model_checks(spec, base, adapter, merged, LoadPlan(dtype, 0), SilentReporter()):
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     return {"before": before, "peak": peak}

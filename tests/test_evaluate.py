@@ -19,6 +19,7 @@ from release.core.errors import WorkError
 from release.evaluate.checks import model_checks
 from release.evaluate.loading import LoadPlan
 from release.spec.schema import ReleaseSpec
+from tests.reporters import SilentReporter
 
 SPEC = "name: tiny\nversion: 0.1.0\nbase:\n  path: {base}\nadapter:\n  path: adapter\n"
 PLANS = [LoadPlan("bfloat16", 0), LoadPlan("float32", 0)]
@@ -26,19 +27,6 @@ EDITED = "model.layers.0.self_attn.v_proj.weight"
 """The tensor a "missing tensor" merge leaves at the base's value. (On this random tiny
 model a missing q_proj delta moves the logits by only 1.5% of the adapter's effect: the
 check sees what changes the model's outputs, not every tensor.)"""
-
-
-class _Reporter:
-    stage = "evaluate"
-
-    def log(self, message, level="info"):
-        return message
-
-    def progress(self, done, total, unit, message=""):
-        return message
-
-    def check_cancelled(self):
-        return None
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +52,7 @@ def released(tiny_llama_dir, tmp_path_factory) -> tuple[ReleaseSpec, Path]:
 
 
 def _checks(spec: ReleaseSpec, workspace: Path, merged: Path, plan: LoadPlan):
-    run = model_checks(spec, spec.base.path, workspace / "adapter", merged, plan, _Reporter())
+    run = model_checks(spec, spec.base.path, workspace / "adapter", merged, plan, SilentReporter())
     while True:
         try:
             next(run)
