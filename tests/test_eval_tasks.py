@@ -91,7 +91,7 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, mon
     assert {key[0] for key in ours} >= {"mr_choice", "mr_generate", "mr_perplexity"}
     assert ("mr_generate", "exact_match", "first_number") in ours
     # the CLI's table: one row per score, as the harness reported it
-    rows = [line.split() for line in printed.splitlines() if line.startswith("mr_")]
+    rows = [line.split() for line in printed.splitlines() if line.startswith("  mr_")]
     assert {(row[0], row[1], row[2]): row[3] for row in rows} == {
         key: f"{value:.4g}" for key, value in ours.items()
     }

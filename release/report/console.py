@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -106,8 +107,8 @@ class EventPrinter:
             case StageFinished(stage, seconds, facts):
                 self._end_task()
                 out.markup(f"[green]✔ {stage}[/green] [dim]{seconds:.1f} s[/dim]")
-                if facts.get("results") and not out.quiet:
-                    out.out.print(scores_table(facts["results"]))
+                if facts.get("results") and not out.quiet:  # under the stage, as its lines
+                    out.out.print(Padding(scores_table(facts["results"]), (0, 0, 0, 2)))
             case StageFailed(stage, _):
                 self._end_task()
                 out.markup(f"[red]✘ {stage}: failed[/red]")
