@@ -8,14 +8,11 @@ metadata from the spec. Light on purpose (no torch): ``card build`` runs it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field
+from typing import Any, Literal
 
 from cards.evals import load_results
 from cards.render import CardContext
 from cards.schema import CardMetadata
-from release.core.facts import StageFacts
 from release.core.manifest import Manifest
 from release.evaluate.facts import EvaluateFacts
 from release.evaluate.harness import HARNESS_DIR, produced_results
@@ -33,14 +30,6 @@ WITH_TOWERS = "image-text-to-text"
 """The Hub's pipeline tag for a checkpoint that still has its vision tower (Gemma 4)."""
 
 Kind = Literal["merged", "adapter", "gguf"]
-
-
-class CardFacts(StageFacts):
-    """The card stage: the cards it rendered (paths in its folder)."""
-
-    stage: ClassVar[str] = "card"
-
-    cards: list[str] = Field(default_factory=list)
 
 
 _RELATION = {"merged": "finetune", "adapter": "adapter", "gguf": "quantized"}

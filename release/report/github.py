@@ -46,7 +46,7 @@ from release.core.manifest import MANIFEST_NAME, Manifest
 from release.core.redact import redact
 from release.evaluate.facts import EvaluateFacts
 from release.hub.facts import PushFacts
-from release.report.card_context import CardFacts
+from release.report.card_facts import CardFacts
 from release.report.notes import manifest_notes
 from release.spec.schema import ReleaseSpec
 

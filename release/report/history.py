@@ -21,6 +21,7 @@ from release.evaluate.history import chain, evaluated, refusal_reason, scores
 from release.gguf.facts import GGUFFacts
 from release.hub.facts import PushFacts
 from release.merge.facts import AdapterFacts, MergeFacts
+from release.report.card_facts import CardFacts
 
 RELEASED_STAGES = (MergeFacts.stage, GGUFFacts.stage, AdapterFacts.stage)
 """The stages whose outputs a release publishes (the files whose sizes the history keeps)."""
@@ -108,7 +109,7 @@ def model_tools(manifest: Manifest) -> dict[str, str]:
     """Tools of the stages that made the model (the card and push have their own)."""
     tools: dict[str, str] = {}
     for name, record in manifest.stages.items():
-        if name not in ("card", PushFacts.stage):
+        if name not in (CardFacts.stage, PushFacts.stage):
             tools |= record.tools
     return tools
 

@@ -18,7 +18,7 @@ from typing import Any
 from release.evaluate.facts import EvaluateFacts
 from release.gguf.facts import GGUFFacts
 from release.merge.facts import AdapterFacts, MergeFacts
-from release.report.card_context import CardFacts
+from release.report.card_facts import CardFacts
 from release.spec.schema import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
 

@@ -31,7 +31,7 @@ from release.gguf.facts import GGUFFacts
 from release.hub.facts import PushFacts
 from release.hub.plan import Sources
 from release.merge.facts import AdapterFacts, MergeFacts
-from release.report.card_context import CardFacts
+from release.report.card_facts import CardFacts
 from release.report.notes import manifest_notes
 from release.spec.schema import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun

@@ -9,7 +9,7 @@ from release.evaluate.facts import EvaluateFacts
 from release.gguf.facts import GGUFFacts
 from release.hub.facts import PushFacts
 from release.merge.facts import AdapterFacts, MergeFacts
-from release.report.card_context import CardFacts
+from release.report.card_facts import CardFacts
 from release.runner import stage_states
 from release.spec.schema import ReleaseSpec
 from release.stages import default_stages

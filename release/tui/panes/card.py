@@ -20,7 +20,7 @@ from textual.widgets.option_list import Option
 
 from cards.frontmatter import split
 from cards.vocab import licenses
-from release.report.card_context import CardFacts
+from release.report.card_facts import CardFacts
 from release.tui.card_preview import preview_model_card
 from release.tui.panes.base import StepPane
 
