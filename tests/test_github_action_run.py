@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from release.core.manifest import Manifest
+from release.hub.plan import RELEASE_MANIFEST
 from release.merge.facts import AdapterFacts
 from tests.action_runner import ActionRun, run_action
 from tests.hub_fixtures import CANARY_TOKEN, upload_folder
@@ -197,3 +198,30 @@ def test_a_missing_adapter_repo_fails_the_step_in_one_line(hub, sources, tmp_pat
     assert failed.returncode == 2
     assert "adapter.repo_id: no repo trainer/gone on the Hub" in failed.stderr
     assert CANARY_TOKEN not in failed.stdout + failed.stderr
+
+
+def test_rerunning_a_published_tags_workflow_on_a_fresh_runner_publishes_nothing(
+    hub, sources, tmp_path
+):
+    """GitHub's "Re-run jobs" after a release: a fresh runner builds the same release
+    again (other timings in its manifest) and finds it published; nothing moves."""
+    first, _ = tag_push(tmp_path / "first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    published = hub.repo(REPO_ID)
+    manifest = hub.read(REPO_ID, RELEASE_MANIFEST)
+
+    again, _ = tag_push(tmp_path / "again")
+
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert hub.repo(REPO_ID) == published
+    assert hub.read(REPO_ID, RELEASE_MANIFEST) == manifest
+    rebuilt = tmp_path / "again" / "repo" / "build" / "push" / "manifest.json"
+    assert rebuilt.read_bytes() != manifest, "the rerun measured its own timings"
+    assert again.outputs["commit"] == published.tags["v1.0.0"] == first.outputs["commit"]
+    assert again.outputs["model-url"] == first.outputs["model-url"]
+    assert "| push | ✅ done |" in again.summary
+    assert "released-before" in again.summary
+    assert "Already published: v1.0.0 on the Hub holds this release; nothing to do." in (
+        again.summary
+    )
+    assert f"{REPO_ID}: v1.0.0 is already published with these files" in again.stdout

@@ -251,6 +251,53 @@ def test_an_existing_tag_is_never_moved(hub, built_release):
     assert len(hub.calls("commit")) == 1
 
 
+def _rerun_elsewhere(release: BuiltRelease, change) -> None:
+    """The manifest as another runner's build of the release leaves it: ``change``
+    applied to each stage record, the push's own record gone."""
+    manifest = release.manifest()
+    manifest.stages.pop("push")
+    for record in manifest.stages.values():
+        change(record)
+    manifest.save(release.manifest_path)
+
+
+def _other_timings(record) -> None:
+    record.finished_at = "2031-01-01T00:00:00+00:00"
+    record.seconds += 12.345
+    record.measured = {name: 1 for name in record.measured}
+
+
+def test_a_rebuild_with_other_timings_is_the_published_release(hub, built_release):
+    push(built_release.spec)
+    published = hub.read(REPO_ID, RELEASE_MANIFEST)
+    before = hub.repo(REPO_ID)
+    _rerun_elsewhere(built_release, _other_timings)
+
+    push(built_release.spec)
+
+    assert hub.repo(REPO_ID) == before
+    assert hub.read(REPO_ID, RELEASE_MANIFEST) == published
+    (result,) = built_release.manifest().stages["push"].facts["repos"]
+    assert result["status"] == "released-before"
+    assert (built_release.workspace / "push" / "manifest.json").read_bytes() != published
+
+
+def test_a_rebuild_that_measured_otherwise_is_refused_under_the_same_tag(hub, built_release):
+    push(built_release.spec)
+    tagged = hub.repo(REPO_ID).tags["v1.0.0"]
+
+    def other_fact(record) -> None:
+        _other_timings(record)
+        if "gate" in record.facts:
+            record.facts["gate"]["score"] = 0.5
+
+    _rerun_elsewhere(built_release, other_fact)
+    with pytest.raises(StageError, match=r"tag v1\.0\.0 already exists and holds other files"):
+        push(built_release.spec)
+    assert hub.repo(REPO_ID).tags == {"v1.0.0": tagged}
+    assert len(hub.calls("commit")) == 1
+
+
 def test_a_new_version_replaces_stale_shards(hub, built_release):
     from huggingface_hub import HfApi
 

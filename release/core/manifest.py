@@ -13,6 +13,7 @@ last finished stage, never a torn file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from datetime import UTC, datetime
@@ -33,6 +34,13 @@ from release.core.files import atomic_write_text, sha256_file
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
+
+RUN_ONLY_FIELDS = frozenset({"finished_at", "seconds", "measured"})
+"""A stage record's fields that tell how one run went (when it finished, how long it
+took, the machine as it found it), not what the release is: two runs of one release on
+two runners differ in these and nothing else. The hash cache (absolute paths of this
+machine) is run-only too; it is never published. ``Manifest.release_sha256`` leaves
+them out, so the push can tell a rerun of a published release from another release."""
 
 
 class FileRecord(BaseModel):
@@ -112,6 +120,14 @@ class Manifest(BaseModel):
             data.pop("refused", None)
         return data
 
+    def release_sha256(self) -> str:
+        """sha256 of what the manifest says about the release: all of it but the hash
+        cache and each stage's ``RUN_ONLY_FIELDS``."""
+        run_only = {"__all__": set(RUN_ONLY_FIELDS)}
+        exclude = {"hash_cache": True, "stages": run_only, "refused": run_only}
+        content = dumps_canonical(self.model_dump(mode="json", exclude=exclude))
+        return hashlib.sha256(content.encode()).hexdigest()
+
     def save(self, path: Path) -> None:
         atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
 
@@ -135,6 +151,14 @@ class Manifest(BaseModel):
     def record(self, path: Path, relative_to: Path | None = None) -> FileRecord:
         shown = os.path.relpath(path, relative_to) if relative_to else str(path.absolute())
         return FileRecord(path=shown, bytes=path.stat().st_size, sha256=self.hash_file(path))
+
+
+def release_sha256_of(data: bytes) -> str | None:
+    """``Manifest.release_sha256`` of a manifest's bytes; None for bytes that are not one."""
+    try:
+        return Manifest.model_validate_json(data).release_sha256()
+    except (ValidationError, ValueError):
+        return None
 
 
 def now_iso() -> str:

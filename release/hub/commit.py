@@ -7,9 +7,11 @@ How it works, and why a rerun is always safe:
    holds exactly the planned files, there is nothing to do; otherwise refuse (a
    published tag is never moved: bump the version).
 3. Compare the head of ``main`` with the plan, file by file: LFS files by sha256, small
-   files by git blob id. Files that already match are not sent again; weights the plan
-   does not hold (``model-00002-of-00002.safetensors`` from an older release, say) are
-   deleted in the same commit.
+   files by git blob id, the release manifest by what it says of the release (the same
+   release built again on a fresh runner has other timings: ``Manifest.release_sha256``).
+   Files that already match are not sent again; weights the plan does not hold
+   (``model-00002-of-00002.safetensors`` from an older release, say) are deleted in the
+   same commit.
 4. One ``create_commit`` with all the changes and ``parent_commit`` = the head read in
    step 3, so a concurrent push is refused instead of silently mixed in. The Hub applies
    a commit whole or not at all: a push that fails midway leaves ``main`` as it was,
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from cards.evals import EVAL_RESULTS_DIR
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
+from release.core.manifest import release_sha256_of
 from release.core.units import human
 from release.hub.facts import RepoResult, Status
 from release.hub.plan import PlannedFile, RepoPlan
@@ -185,7 +188,12 @@ def _changes(
     with hub_errors(repo.repo_id, f"list the files of {revision[:12]}"):
         tree = api.list_repo_tree(repo.repo_id, revision=revision, recursive=True)
         remote = {item.path: item for item in tree if isinstance(item, RepoFile)}
-    upload = [f for f in repo.files if not _same(remote.get(f.path_in_repo), f)]
+    upload = [
+        f
+        for f in repo.files
+        if not _same(remote.get(f.path_in_repo), f)
+        and not _same_release(api, repo.repo_id, revision, remote.get(f.path_in_repo), f)
+    ]
     planned = {f.path_in_repo for f in repo.files}
     delete = sorted(
         path
@@ -201,6 +209,20 @@ def _same(remote: RepoFile | None, planned: PlannedFile) -> bool:
     if remote.lfs is not None:
         return remote.lfs.sha256 == planned.sha256
     return remote.blob_id == _git_blob_id(planned)
+
+
+def _same_release(
+    api: HfApi, repo_id: str, revision: str, remote: RepoFile | None, planned: PlannedFile
+) -> bool:
+    """Whether the Hub's release manifest says the release ``planned`` says, though its
+    bytes differ: the same release built again on another runner, whose timings and
+    machine figures are its own (``release.core.manifest.RUN_ONLY_FIELDS``)."""
+    if remote is None or planned.release_sha256 is None:
+        return False
+    with hub_errors(repo_id, f"read {remote.path} of {revision[:12]}"):
+        path = api.hf_hub_download(repo_id, remote.path, revision=revision)
+    with open(path, "rb") as published:
+        return release_sha256_of(published.read()) == planned.release_sha256
 
 
 def _git_blob_id(planned: PlannedFile) -> str:

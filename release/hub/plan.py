@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -60,6 +60,10 @@ class PlannedFile:
     local: Path
     size: int
     sha256: str
+    release_sha256: str | None = None
+    """The release manifest's ``Manifest.release_sha256``: a copy on the Hub that says
+    the same release, with another run's timings, is this file (a rerun of a published
+    release on a fresh runner). None for every other file: its bytes are what counts."""
 
 
 @dataclass(frozen=True)
@@ -108,12 +112,18 @@ class PushPlan:
         }
 
 
-def release_manifest_bytes(manifest: Manifest) -> bytes:
-    """The manifest as published: every stage before the push, without the local hash
-    cache (absolute paths of this machine). Stable across reruns, so pushing the same
-    release twice uploads the same bytes."""
+def published_manifest(manifest: Manifest) -> Manifest:
+    """The manifest as published: every stage before the push."""
     stages = {name: record for name, record in manifest.stages.items() if name != "push"}
-    published = manifest.model_copy(update={"stages": stages})
+    return manifest.model_copy(update={"stages": stages})
+
+
+def release_manifest_bytes(manifest: Manifest) -> bytes:
+    """The published manifest's bytes, without the local hash cache (absolute paths of
+    this machine). Stable across reruns in one workspace, so pushing the same release
+    twice uploads the same bytes; another runner's differ in the run-only fields
+    (``release.core.manifest.RUN_ONLY_FIELDS``), which the push compares without."""
+    published = published_manifest(manifest)
     return (published.model_dump_json(indent=2, exclude={"hash_cache"}) + "\n").encode()
 
 
@@ -154,6 +164,7 @@ def build_plan(
         out_dir / PurePosixPath(RELEASE_MANIFEST).name,
         len(content),
         hashlib.sha256(content).hexdigest(),
+        release_sha256=published_manifest(manifest).release_sha256(),
     )
     tag = spec.tag if push.tag else None
     title = f"{spec.name} {spec.tag}"
@@ -235,7 +246,7 @@ def _planned(output: FileRecord, workspace: Path, stage: str) -> PlannedFile:
 
 
 def _moved(planned: PlannedFile, path_in_repo: str) -> PlannedFile:
-    return PlannedFile(path_in_repo, planned.local, planned.size, planned.sha256)
+    return replace(planned, path_in_repo=path_in_repo)
 
 
 def render_plan(plan: PushPlan, hub: Mapping[str, str] | None = None) -> str:

@@ -369,7 +369,12 @@ def _push_section(facts: PushFacts) -> str:
         for repo in facts.repos
     ]
     table = _table(["Repo", "Hub", "Status", "Commit", "Tag", "Pull request"], rows)
-    return f"### Hub\n\n{table}" if table else ""
+    if not table:
+        return ""
+    if all(repo.status == "released-before" for repo in facts.repos):
+        tag = facts.repos[0].tag
+        table += f"\nAlready published: {tag} on the Hub holds this release; nothing to do.\n"
+    return f"### Hub\n\n{table}"
 
 
 def emit_check_results(paths: Iterable[Path], problems: list[Problem]) -> None:
