@@ -5,7 +5,7 @@ The package, top to bottom (each layer imports only from those below it; pyproje
 
 - ``cli``: the ``model-release`` commands; ``tui``: the Textual wizard.
 - ``card_push``: ``push --card-only``, a command beside the runner; ``publish``:
-  publish through GitHub Actions (workflow, commit, tag, git push).
+  publish through GitHub Actions (workflow, commit, tag, git push; the run followed).
 - ``runner``: the stages in order, keyed, skipped when nothing changed, resumed.
 - ``stages``: one thin file per stage (the ``Stage`` contract is ``stages.base``).
 - ``report``: console, GitHub Actions summary, error table, the cards' context.

@@ -9,6 +9,7 @@ The commands live here, but for:
 
 - ``setup``: ``init``, ``wizard``, ``spec check`` and ``spec sources``;
 - ``history``: ``notes`` and ``compare``, what changed since the last release;
+- ``publish``: ``publish``, a tag push for the release workflow, and its run followed;
 - ``options``: the options several commands share, and the one ``Output``;
 - ``__main__``: ``python -m release.cli``.
 """
@@ -29,6 +30,7 @@ from cards.cli import make_app as make_card_app
 from release import __version__
 from release.cli.history import compare, notes
 from release.cli.options import ExpectVersionOpt, JsonOpt, SpecArg, output
+from release.cli.publish import publish
 from release.cli.setup import init, spec_check, spec_sources, wizard
 from release.report.console import EventPrinter, JsonLinesPrinter
 from release.report.error_table import explain
@@ -273,32 +275,6 @@ def _push_card(spec_path: Path, *, dry_run: bool, json_lines: bool) -> None:
 
 
 @app.command()
-def publish(
-    spec: SpecArg = Path("release.yaml"),
-    remote: Annotated[str, typer.Option(help="The git remote to push to.")] = "origin",
-    action: Annotated[
-        str | None,
-        typer.Option(
-            help="The action the written workflow uses (owner/repo@ref); default: "
-            "model-release's own.",
-        ),
-    ] = None,
-) -> None:
-    """Publish through GitHub Actions: commit release.yaml and the stored results (and
-    .github/workflows/release.yml if no workflow runs model-release), tag v<version> and
-    push both; the repository's workflow then releases on a runner. `push` publishes
-    from this machine instead."""
-    from release.publish import ACTION_REF
-    from release.publish import publish as publish_release
-    from release.spec.schema import load_spec
-
-    done = publish_release(load_spec(spec), remote=remote, action=action or ACTION_REF)
-    if done.workflow_written:
-        _output.info("wrote .github/workflows/release.yml (it needs the secret HF_TOKEN)")
-    _output.info(f"pushed {done.tag} ({done.commit[:12]}) to {done.remote}; {done.follow}")
-
-
-@app.command()
 def demo(
     folder: Annotated[Path, typer.Argument(help="Where to create the demo.")] = Path("demo"),
     steps: Annotated[int, typer.Option(help="Training steps for the demo adapter.", min=1)] = 40,
@@ -368,6 +344,7 @@ spec_app.command("check")(spec_check)
 spec_app.command("sources")(spec_sources)
 app.command()(notes)
 app.command()(compare)
+app.command()(publish)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,6 +77,8 @@ class ReleaseScreen(Screen):
         self.session = session
         self.states: dict[str, State] = initial_states(session.spec)
         self.cancel: threading.Event | None = None
+        self.stop_following = threading.Event()
+        """Set when the screen goes: a publish stops following its workflow run."""
 
     # -- layout ---------------------------------------------------------------------
 
@@ -220,7 +222,7 @@ class ReleaseScreen(Screen):
     @work
     async def action_publish(self) -> None:
         """Hand the release to the repository's GitHub workflow (``release.publish``):
-        what the push step does on a runner instead of here."""
+        what the push step does on a runner instead of here; then follow that run."""
         if self.running:
             self.notify("a run is in progress (escape cancels it)", severity="warning")
             return
@@ -238,18 +240,25 @@ class ReleaseScreen(Screen):
 
     @work(thread=True, exclusive=True, group="publish", exit_on_error=False)
     def _publish_worker(self) -> None:
-        from release.publish import publish
+        """Publish, then say each change of the workflow run the tag started until it
+        ends (or the wizard closes: ``on_unmount`` stops the following, not the run)."""
+        from release.publish.follow import follow_published
+        from release.publish.tag_push import publish
 
         spec = self.session.spec
         assert spec is not None
+
+        def say(line: str) -> None:
+            self.app.call_from_thread(self.notify, redact(line), title="Publish", timeout=30)
+
         try:
-            done = publish(spec)
+            follow_published(publish(spec), say, stop=self.stop_following)
         except Exception as exc:  # shown as one line, as every failure in the wizard
             message = redact(explain(exc)[0])
             self.app.call_from_thread(self.notify, message, title="Publish", severity="error")
-            return
-        shown = f"pushed {done.tag} ({done.commit[:12]}) to {done.remote}; {done.follow}"
-        self.app.call_from_thread(self.notify, shown, title="Published", timeout=30)
+
+    def on_unmount(self) -> None:
+        self.stop_following.set()
 
     def start_run(self, only: list[str], force: list[str] | None = None) -> None:
         self.cancel = threading.Event()

@@ -13,18 +13,18 @@ terminal into a tag push, in the git repository that holds release.yaml:
 4. tags the commit ``v<version>`` and pushes the branch and the tag to the remote.
 
 The release's own token is not needed here: the workflow reads the repository's secret
-HF_TOKEN. Following the run needs GitHub (``gh run watch``); ``publish`` says how.
+HF_TOKEN. Following the run is ``release.publish.follow``'s.
 """
 
 from __future__ import annotations
 
-import re
 import subprocess
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
 from release.core.errors import InputError, WorkError
+from release.publish.github_api import GitHubRepo
 from release.spec.schema import ReleaseSpec
 
 ACTION_REF = "model-release/model-release@v0"
@@ -38,8 +38,22 @@ class Published:
     commit: str
     remote: str
     workflow_written: bool
-    follow: str
-    """How to follow the workflow run."""
+    github: GitHubRepo | None
+    """The remote's repository on GitHub; None for a remote elsewhere."""
+
+    @property
+    def summary(self) -> str:
+        return f"pushed {self.tag} ({self.commit[:12]}) to {self.remote}"
+
+    @property
+    def follow_hint(self) -> str:
+        """Where to follow the run without this machine following it."""
+        if self.github is None:
+            return "the remote is not on GitHub: the release runs wherever its CI runs tags"
+        return (
+            f"follow the release at {self.github.actions_url} (with the GitHub CLI logged "
+            "in, or GITHUB_TOKEN set, `model-release publish` follows it here)"
+        )
 
 
 def publish(spec: ReleaseSpec, remote: str = "origin", action: str = ACTION_REF) -> Published:
@@ -67,7 +81,7 @@ def publish(spec: ReleaseSpec, remote: str = "origin", action: str = ACTION_REF)
     branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
     _git(root, "push", remote, f"HEAD:refs/heads/{branch}", what=f"push to {remote}")
     _git(root, "push", remote, f"refs/tags/{spec.tag}", what=f"push the tag to {remote}")
-    return Published(spec.tag, commit, remote, written, _follow_hint(url))
+    return Published(spec.tag, commit, remote, written, GitHubRepo.from_remote(url))
 
 
 def _release_paths(spec: ReleaseSpec, root: Path) -> list[Path]:
@@ -115,17 +129,6 @@ def _tag(root: Path, tag: str, commit: str) -> None:
             )
         return
     _git(root, "tag", "-a", tag, "-m", f"Release {tag}")
-
-
-def _follow_hint(url: str) -> str:
-    """Where the run shows: GitHub's Actions page of the remote, or the gh command."""
-    match = re.search(r"github\.com[:/]([^/]+)/(.+?)(?:\.git)?$", url)
-    if match:
-        return (
-            f"follow the release at https://github.com/{match[1]}/{match[2]}/actions "
-            "(or `gh run watch`)"
-        )
-    return "the remote is not on GitHub: the release runs wherever its CI runs tags"
 
 
 def _repo_root(folder: Path) -> Path:
