@@ -249,3 +249,13 @@ async def test_the_wizard_follows_the_run_it_published(
         shown = [n.message for n in app._notifications]  # what the toasts say
     assert shown[-1] == f"released v1.0.0: https://github.com/{SLUG}/actions/runs/1001"
     assert "  job release: completed (success)" in shown
+
+
+def test_github_tokens_are_redacted_by_value_and_by_shape(monkeypatch):
+    from release.core.redact import redact
+
+    unshaped = random_token(length=32)
+    monkeypatch.setenv("GH_TOKEN", unshaped)
+    pat = random_token("github_pat_", 60)
+    text = f"Bearer {TOKEN}, {pat}, {unshaped}"
+    assert redact(text) == "Bearer ghp_***, github_pat_***, ***"
