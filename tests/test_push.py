@@ -292,7 +292,8 @@ def test_a_rebuild_that_measured_otherwise_is_refused_under_the_same_tag(hub, bu
             record.facts["gate"]["score"] = 0.5
 
     _rerun_elsewhere(built_release, other_fact)
-    with pytest.raises(StageError, match=r"tag v1\.0\.0 already exists and holds other files"):
+    differ = rf"tag v1\.0\.0 already exists and holds other files \(1 differ: {RELEASE_MANIFEST}\)"
+    with pytest.raises(StageError, match=differ):
         push(built_release.spec)
     assert hub.repo(REPO_ID).tags == {"v1.0.0": tagged}
     assert len(hub.calls("commit")) == 1
@@ -560,8 +561,9 @@ def test_the_dry_run_says_what_the_hub_holds_and_only_reads(hub, built_release, 
     _rerecord(built_release, "card")
     text = cli_plan(spec, tmp_path, capsys)
     assert (
-        "on the Hub: tag v1.0.0 already exists and holds other files (2 differ); a published "
-        "tag is never moved: the push refuses; bump `version`" in text
+        "on the Hub: tag v1.0.0 already exists and holds other files (2 differ: README.md, "
+        f"{RELEASE_MANIFEST}); a published tag is never moved: the push refuses; bump `version`"
+        in text
     )
     with pytest.raises(StageError, match=r"tag v1\.0\.0 already exists and holds other files \(2"):
         push(spec)

@@ -158,10 +158,11 @@ def outlook(
 
 
 def tag_conflict(repo: RepoPlan, seen: Outlook) -> str:
-    differ = len(seen.upload) + len(seen.delete)
+    differ = [*(f.path_in_repo for f in seen.upload), *seen.delete]
+    named = ", ".join(differ[:3]) + (", …" if len(differ) > 3 else "")
     return (
-        f"tag {repo.tag} already exists and holds other files ({differ} differ); "
-        "a published tag is never moved"
+        f"tag {repo.tag} already exists and holds other files ({len(differ)} differ: "
+        f"{named}); a published tag is never moved"
     )
 
 
