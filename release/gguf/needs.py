@@ -91,7 +91,7 @@ def _gguf_tensors(
     names llama.cpp's quantizer chooses types by."""
     if source is not None:
         planned = plan_tensors(model_dir, source.config, source.arch, FORMATS["f16"])
-        return [(p.name, p.source.shape) for p in planned]
+        return [(p.name, p.shape) for p in planned]
     arch = gguf_arch(config) or gguf.MODEL_ARCH.LLAMA
     names = gguf.get_tensor_name_map(arch, layers)
     return [  # a multimodal wrapper's text model is written as the bare model's
