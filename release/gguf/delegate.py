@@ -5,7 +5,9 @@
 verifies it are the same llama.cpp. ``gguf.llama_cpp_dir`` (release.yaml) or
 ``$LLAMA_CPP_DIR`` may name a llama.cpp checkout instead. It runs as a subprocess with
 an argument list, its own ``gguf-py`` first on PYTHONPATH (never ours), and gets our
-``general.*`` values through its ``--metadata`` override file.
+``general.*`` values through its ``--metadata`` override file; the keys it cannot take
+that way (the license, the release's repo and datasets, our ``model_release.*`` pins)
+are added to its file afterwards (``release_keys``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from release.gguf.metadata import QUANTIZED_BY, ReleaseMetadata, hub_url
 from release.gguf.pinned import SCRIPT, PinnedConverterError, pinned_converter
+from release.gguf.release_keys import add_release_keys
 
 ENV_VAR = "LLAMA_CPP_DIR"
 CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")
@@ -61,7 +64,8 @@ def convert_with_llama_cpp(
     *,
     mmproj: bool = False,
 ) -> None:
-    """``model_dir`` to ``target``: the text model, or with ``mmproj`` its towers."""
+    """``model_dir`` to ``target``: the text model, or with ``mmproj`` its towers; with
+    the release's keys the converter does not write."""
     root = script.parent
     override = target.with_name(f".{target.name}.metadata.json")
     override.write_text(json.dumps(_override(meta)), encoding="utf-8")
@@ -86,6 +90,7 @@ def convert_with_llama_cpp(
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines() or ["(no output)"]
         raise ConverterFailed(f"{SCRIPT} failed (exit {done.returncode}): {lines[-1]}")
+    add_release_keys(target, meta)
 
 
 def _override(meta: ReleaseMetadata) -> dict:
