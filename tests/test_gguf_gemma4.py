@@ -166,3 +166,16 @@ def test_converter_files_get_the_release_keys(gemma4_text_dir, converter_dir, tm
     probe = reference_probe(gemma4_text_dir)
     result = llama_cpp_check(path, gemma4_text_dir, probe)
     assert result.agreement.confident_top1_agreement >= FORMATS["q8_0"].min_top1
+
+
+@pytest.mark.parametrize("fixture", list(FIXTURES))
+def test_size_estimate_is_the_file_size(request, fixture, tmp_path):
+    """The preflight's plan (``needs.gguf_file_bytes`` with the release's keys): the
+    header measured by writing it, every tensor's data padded to the alignment."""
+    from release.gguf.needs import gguf_file_bytes
+
+    model_dir = request.getfixturevalue(FIXTURES[fixture])
+    estimates = gguf_file_bytes(model_dir, ["f16", "q8_0", "bf16"], META)
+    for type_name, planned in estimates.items():
+        written = _ours(model_dir, tmp_path / f"{type_name}.gguf", type_name).stat().st_size
+        assert abs(planned / written - 1) <= 0.001, type_name  # measured: 0 bytes apart

@@ -2,12 +2,14 @@
 
 Each requested file is planned tensor by tensor at the type it will be stored in (the
 exporter's own plan; K-quants: the type llama.cpp's quantizer will choose, its mixes and
-fallbacks, ``kquant_types``), with its header entry, alignment and the tokenizer
-(``sizes``); within 0.05% of the real files. A model llama.cpp's converter writes is
-planned from its checkpoint under llama.cpp's tensor names, its tokenizer file standing
-in for the metadata (generous). A hidden f16 source is added when the release asks for
-K-quants but not for f16. Memory: the checks load the model in float32 twice over
-(transformers dequantizes the whole GGUF before building the model).
+fallbacks, ``kquant_types``), each padded to the alignment, after a header measured
+exactly: the exporter's own header writer, with the release's keys and the tokenizer,
+written to a scratch file (``sizes.header_nbytes``); llama.cpp's quantizer keeps that
+header. A model llama.cpp's converter writes is planned from its checkpoint under
+llama.cpp's tensor names, its tokenizer file standing in for the metadata (generous).
+A hidden f16 source is added when the release asks for K-quants but not for f16.
+Memory: the checks load the model in float32 twice over (transformers dequantizes the
+whole GGUF before building the model).
 """
 
 from __future__ import annotations
@@ -25,15 +27,23 @@ from release.core.units import human
 from release.gguf.architectures import gguf_arch
 from release.gguf.formats import FORMATS, storage_type
 from release.gguf.kquant_types import kquant_tensor_type
+from release.gguf.metadata import ReleaseMetadata
 from release.gguf.projector import is_tower_tensor, towers
 from release.gguf.sizes import (
+    aligned,
+    header_nbytes,
     stored_nbytes,
     tensor_header_bytes,
     tokenizer_json_bytes,
-    vocab_bytes,
 )
 from release.gguf.source import list_tensors
-from release.gguf.writer import UnsupportedModel, open_source, plan_tensors
+from release.gguf.writer import (
+    ExportSource,
+    UnsupportedModel,
+    header_writer,
+    open_source,
+    plan_tensors,
+)
 from release.preflight import Needs
 
 _SUFFIXES = (".weight", ".bias")
@@ -42,17 +52,26 @@ GGUF_FP32_MODELS = 2
 dict and the model built from it."""
 
 
-def gguf_file_bytes(model_dir: Path, types: Iterable[str]) -> dict[str, int]:
+RELEASE_KEYS_ALLOWANCE = 1024
+"""Bytes allowed for the release's header keys (name, version, license, base model,
+tags, pins) where the caller does not say them (the wizard's type pane)."""
+
+
+def gguf_file_bytes(
+    model_dir: Path, types: Iterable[str], meta: ReleaseMetadata | None = None
+) -> dict[str, int]:
     """Each GGUF type's estimated file size for the merged model in ``model_dir``: every
     tensor at the type it will be stored in (K-quants: the type llama.cpp's quantizer
-    will pick, ``kquant_types``), its header entry and alignment, and the tokenizer."""
+    will pick, ``kquant_types``) and padded to the alignment, after the header: exact
+    for the built-in exporter's files given the release's ``meta``, else with
+    ``RELEASE_KEYS_ALLOWANCE`` for its keys."""
     config = text_config(read_config(model_dir))
     try:
         source = open_source(model_dir)
     except UnsupportedModel:
         source = None
     if source is not None:
-        metadata = vocab_bytes(source.vocab)
+        metadata = _exact_header(source, meta)
     else:  # llama.cpp's converter writes it, from tokenizer.json
         tokenizer = model_dir / "tokenizer.json"
         metadata = tokenizer_json_bytes(tokenizer) if tokenizer.is_file() else 2**20
@@ -73,9 +92,23 @@ def gguf_file_bytes(model_dir: Path, types: Iterable[str]) -> dict[str, int]:
                 qtype = kquant_tensor_type(
                     name, shape, gguf_type, layers, source_type=source_type, gqa=gqa, tied=tied
                 )
-            total += stored_nbytes(shape, qtype) + tensor_header_bytes(name, shape)
+            if source is not None:  # the header counted every tensor's entry
+                total += aligned(stored_nbytes(shape, qtype))
+            else:
+                total += stored_nbytes(shape, qtype) + tensor_header_bytes(name, shape)
         sizes[gguf_type] = total
     return sizes
+
+
+def _exact_header(source: ExportSource, meta: ReleaseMetadata | None) -> int:
+    """The bytes before the first tensor's data in the exporter's file (one size for
+    every in-process type: the keys and tensor infos differ only in values)."""
+    fmt = FORMATS["f16"]
+    planned = plan_tensors(source.model_dir, source.config, source.arch, fmt)
+    if meta is None:
+        header = header_nbytes(header_writer(source, fmt, ReleaseMetadata("", ""), planned))
+        return aligned(header + RELEASE_KEYS_ALLOWANCE)
+    return aligned(header_nbytes(header_writer(source, fmt, meta, planned)))
 
 
 def _hparam(config: dict[str, Any], *spellings: str) -> int:
@@ -120,12 +153,13 @@ def projector_file_bytes(model_dir: Path) -> int:
     return total
 
 
-def gguf_needs(model_dir: Path, types: list[str]) -> Needs:
-    """The GGUF files a release asks for (and a hidden f16 source the quantizer needs)."""
+def gguf_needs(model_dir: Path, types: list[str], meta: ReleaseMetadata | None = None) -> Needs:
+    """The GGUF files a release asks for (and a hidden f16 source the quantizer needs);
+    ``meta``: the release's header keys."""
     types = list(dict.fromkeys(types))
     quantized = [t for t in types if not FORMATS[t].in_process]
     with_source = [*types, "f16"] if quantized and "f16" not in types else types
-    sizes = gguf_file_bytes(model_dir, with_source)
+    sizes = gguf_file_bytes(model_dir, with_source, meta)
     projector = projector_file_bytes(model_dir) if towers(model_dir) else 0
     parameters, largest = parameter_counts(model_dir)
     listed = ", ".join(f"{t} {human(sizes[t], 'bytes')}" for t in types)

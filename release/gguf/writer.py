@@ -133,9 +133,19 @@ def export_gguf(
     """Write ``source`` to ``path`` as ``fmt`` (an in-process type); yields (tensors
     done, total) and returns the layout written."""
     assert fmt.in_process, fmt.name
-    config, arch = source.config, source.arch
-    planned = plan_tensors(source.model_dir, config, arch, fmt)
+    planned = plan_tensors(source.model_dir, source.config, source.arch, fmt)
+    writer = header_writer(source, fmt, meta, planned)
+    with _naming(path):
+        planned = yield from _write(writer, path, planned)
+    return planned
 
+
+def header_writer(
+    source: ExportSource, fmt: GGUFFormat, meta: ReleaseMetadata, planned: list[PlannedTensor]
+) -> gguf.GGUFWriter:
+    """A GGUFWriter holding every header key and tensor info of the file (no data yet):
+    what ``export_gguf`` writes, and what the preflight measures."""
+    config, arch = source.config, source.arch
     writer = gguf.GGUFWriter(path=None, arch=arch.name)
     write_metadata(writer, meta)
     write_sampling(writer, source.model_dir)
@@ -154,9 +164,7 @@ def export_gguf(
             raw_dtype=item.qtype,
         )
     writer.add_size_label(gguf.size_label(*writer.get_total_parameter_count()))
-    with _naming(path):
-        planned = yield from _write(writer, path, planned)
-    return planned
+    return writer
 
 
 @contextmanager
