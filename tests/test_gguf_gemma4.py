@@ -179,3 +179,43 @@ def test_size_estimate_is_the_file_size(request, fixture, tmp_path):
     for type_name, planned in estimates.items():
         written = _ours(model_dir, tmp_path / f"{type_name}.gguf", type_name).stat().st_size
         assert abs(planned / written - 1) <= 0.001, type_name  # measured: 0 bytes apart
+
+
+K_QUANTS = ("q2_k", "q3_k_m", "q4_k_m", "q5_k_m", "q6_k")
+
+
+@pytest.fixture(scope="module")
+def wide_gemma4_dir(tmp_path_factory) -> Path:
+    """Gemma 4 with rows of whole 256-weight blocks (the fixtures' 64-wide rows make
+    every K type fall back to a 32-weight one, so the mixes' own rules do not show)."""
+    from tests.gemma4_models import make_gemma4_text
+
+    return make_gemma4_text(
+        tmp_path_factory.mktemp("gemma4-wide"),
+        hidden_size=256,
+        intermediate_size=512,
+        hidden_size_per_layer_input=64,
+    )
+
+
+@pytest.mark.parametrize("fixture", ["gemma4_multimodal_dir", "wide_gemma4_dir"])
+def test_k_quants_through_llama_cpps_quantizer(request, fixture, tmp_path):
+    """Our f16 file, quantized by llama.cpp: each tensor in the type the preflight
+    predicts (Gemma 4's per-layer projection stays f16, its per-layer embedding goes to
+    q6_k like the head), the size estimate exact, and q4_k_m runs in llama.cpp."""
+    from release.gguf.agreement import llama_cpp_check, reference_probe
+    from release.gguf.kquant import quantize_with_llama_cpp
+    from release.gguf.needs import gguf_file_bytes
+    from tests.test_gguf_sizes import llama_cpp_tensor_types, predicted_types
+
+    model_dir = request.getfixturevalue(fixture)
+    f16 = _ours(model_dir, tmp_path / "f16.gguf", "f16")
+    estimates = gguf_file_bytes(model_dir, K_QUANTS, META)
+    for type_name in K_QUANTS:
+        path = tmp_path / f"{type_name}.gguf"
+        quantize_with_llama_cpp(f16, path, FORMATS[type_name])
+        assert llama_cpp_tensor_types(path) == predicted_types(model_dir, type_name)
+        assert abs(estimates[type_name] / path.stat().st_size - 1) <= 0.001, type_name
+    result = llama_cpp_check(tmp_path / "q4_k_m.gguf", model_dir, reference_probe(model_dir))
+    assert result.tokenizer_agrees is True
+    assert result.agreement.confident_top1_agreement >= FORMATS["q4_k_m"].min_top1
