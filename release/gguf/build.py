@@ -47,7 +47,7 @@ from release.gguf.facts import GGUFFacts, GGUFFileFacts, LlamaCppFacts
 from release.gguf.formats import FORMATS, GGUFFormat, file_name
 from release.gguf.kquant import INSTALL_HINT, llama_cpp_version, quantize_with_llama_cpp
 from release.gguf.metadata import ReleaseMetadata
-from release.gguf.pinned import runtime_build, runtime_knows
+from release.gguf.pinned import known_build, runtime_build, runtime_knows
 from release.gguf.projector import checked_projector, projector_name, projector_record, towers
 from release.gguf.readback import ReadBack, check_read_back, read_back, required_keys
 from release.gguf.writer import (
@@ -306,7 +306,7 @@ def _llama_cpp_build(exporter: _Exporter) -> LlamaCppFacts | None:
     """The llama.cpp the files were written (converter) and checked (runtime) with."""
     if (converter := exporter.converter or exporter.projector) is not None:
         return LlamaCppFacts.model_validate(converter.build)
-    runtime = runtime_build()
+    runtime = known_build()
     return LlamaCppFacts.model_validate(runtime.to_facts()) if runtime else None
 
 

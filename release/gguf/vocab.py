@@ -22,6 +22,8 @@ from pathlib import Path
 import gguf
 from gguf import TokenType
 
+from release.core.quiet import held_stderr
+
 # llama.cpp's probe text (convert_hf_to_gguf_update.py): whitespace runs, emoji, digits,
 # scripts and contractions, so that every pre-tokenizer splits it differently.
 PROBE_TEXT = (
@@ -110,7 +112,9 @@ def gemma4_vocab(model_dir: Path, vocab_size: int) -> Vocab:
     converter writes the tokenizer's own tokens, and the exporter drops embedding rows
     past them."""
     try:
-        hf_vocab = gguf.LlamaHfVocab(model_dir)
+        with held_stderr():  # gguf-py's SpecialVocab warns of the pair template's <bos>
+            hf_vocab = gguf.LlamaHfVocab(model_dir)
+            special = gguf.SpecialVocab(model_dir, load_merges=True)
     except (FileNotFoundError, TypeError, OSError, ValueError) as exc:
         raise UnknownTokenizer(f"{model_dir}: not a Gemma 4 tokenizer.json ({exc})") from None
     tokens: list[bytes] = []
@@ -121,7 +125,6 @@ def gemma4_vocab(model_dir: Path, vocab_size: int) -> Vocab:
         scores.append(score)
         visible = text.decode() in GEMMA4_VISIBLE
         types.append(TokenType.USER_DEFINED if visible else kind)
-    special = gguf.SpecialVocab(model_dir, load_merges=True)
     return Vocab(
         "gemma4", None, tokens, types, special, scores, add_space_prefix=False, add_bos=True
     )
