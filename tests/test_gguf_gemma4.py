@@ -219,3 +219,20 @@ def test_k_quants_through_llama_cpps_quantizer(request, fixture, tmp_path):
     result = llama_cpp_check(tmp_path / "q4_k_m.gguf", model_dir, reference_probe(model_dir))
     assert result.tokenizer_agrees is True
     assert result.agreement.confident_top1_agreement >= FORMATS["q4_k_m"].min_top1
+
+
+def test_converter_files_are_measured_before_they_are_written(
+    gemma4_multimodal_dir, converter_dir, tmp_path
+):
+    """What the converter writes (the projector; a text model not built in), sized by
+    the converter itself run up to its first tensor's data, then written for real."""
+    from release.gguf.converter_plan import converter_file_bytes
+
+    script = converter_dir / "convert_hf_to_gguf.py"
+    for mmproj, type_name in ((True, "f16"), (False, "q8_0")):
+        planned = converter_file_bytes(
+            script, gemma4_multimodal_dir, type_name, META, mmproj=mmproj
+        )
+        path = tmp_path / f"{mmproj}-{type_name}.gguf"
+        convert_with_llama_cpp(script, gemma4_multimodal_dir, path, type_name, META, mmproj=mmproj)
+        assert planned == path.stat().st_size, (mmproj, type_name)

@@ -21,6 +21,8 @@ How it works, one module a job:
 - ``pinned``: the llama.cpp build: the runtime's, and its converter from the sdist of
   the installed llama-cpp-python (fetched once, checked against the runtime).
 - ``delegate``: architectures we lack, through that convert_hf_to_gguf.py.
+- ``converter_plan``: the size of a file that converter would write, measured by it
+  without writing the data (the preflight's plan of its files).
 - ``projector``: a multimodal checkpoint's towers as ``mmproj-<name>-F16.gguf``
   (llama.cpp's converter), read back.
 - ``readback``: gguf-py's reader confirms what was written.

@@ -16,6 +16,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +68,20 @@ def convert_with_llama_cpp(
 ) -> None:
     """``model_dir`` to ``target``: the text model, or with ``mmproj`` its towers; with
     the release's keys the converter does not write."""
+    with converter_command(script, model_dir, target, outtype, meta, mmproj) as (command, env):
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines() or ["(no output)"]
+        raise ConverterFailed(f"{SCRIPT} failed (exit {done.returncode}): {lines[-1]}")
+    add_release_keys(target, meta)
+
+
+@contextmanager
+def converter_command(
+    script: Path, model_dir: Path, target: Path, outtype: str, meta: ReleaseMetadata, mmproj: bool
+) -> Iterator[tuple[list[str], dict[str, str]]]:
+    """The converter's command line and environment for one file, and its metadata
+    override file beside ``target`` while the block runs."""
     root = script.parent
     override = target.with_name(f".{target.name}.metadata.json")
     override.write_text(json.dumps(_override(meta)), encoding="utf-8")
@@ -84,13 +100,9 @@ def convert_with_llama_cpp(
         *(["--mmproj"] if mmproj else []),
     ]
     try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        yield command, env
     finally:
         override.unlink(missing_ok=True)
-    if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines() or ["(no output)"]
-        raise ConverterFailed(f"{SCRIPT} failed (exit {done.returncode}): {lines[-1]}")
-    add_release_keys(target, meta)
 
 
 def _override(meta: ReleaseMetadata) -> dict:

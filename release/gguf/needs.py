@@ -5,8 +5,10 @@ exporter's own plan; K-quants: the type llama.cpp's quantizer will choose, its m
 fallbacks, ``kquant_types``), each padded to the alignment, after a header measured
 exactly: the exporter's own header writer, with the release's keys and the tokenizer,
 written to a scratch file (``sizes.header_nbytes``); llama.cpp's quantizer keeps that
-header. A model llama.cpp's converter writes is planned from its checkpoint under
-llama.cpp's tensor names, its tokenizer file standing in for the metadata (generous).
+header. A file llama.cpp's converter writes (a model not built in, a multimodal
+checkpoint's projector) is measured by that converter, run to the end of its plan
+(``converter_plan``); without it (or for its K-quants) it is planned from the checkpoint
+under llama.cpp's tensor names, its tokenizer file standing in for the metadata.
 A hidden f16 source is added when the release asks for K-quants but not for f16.
 Memory: the checks load the model in float32 twice over (transformers dequantizes the
 whole GGUF before building the model).
@@ -14,6 +16,7 @@ whole GGUF before building the model).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,9 @@ from gguf import GGMLQuantizationType
 from release.checkpoint.config import read_config, text_config
 from release.checkpoint.safetensors import parameter_counts
 from release.core.units import human
-from release.gguf.architectures import gguf_arch
+from release.gguf.architectures import gguf_arch, unsupported_reason
+from release.gguf.converter_plan import PlanFailed, converter_file_bytes
+from release.gguf.delegate import CONVERTER_TYPES, ConverterMissing, find_converter
 from release.gguf.formats import FORMATS, storage_type
 from release.gguf.kquant_types import kquant_tensor_type
 from release.gguf.metadata import ReleaseMetadata
@@ -58,13 +63,18 @@ tags, pins) where the caller does not say them (the wizard's type pane)."""
 
 
 def gguf_file_bytes(
-    model_dir: Path, types: Iterable[str], meta: ReleaseMetadata | None = None
+    model_dir: Path,
+    types: Iterable[str],
+    meta: ReleaseMetadata | None = None,
+    converter: Path | None = None,
 ) -> dict[str, int]:
     """Each GGUF type's estimated file size for the merged model in ``model_dir``: every
     tensor at the type it will be stored in (K-quants: the type llama.cpp's quantizer
     will pick, ``kquant_types``) and padded to the alignment, after the header: exact
     for the built-in exporter's files given the release's ``meta``, else with
-    ``RELEASE_KEYS_ALLOWANCE`` for its keys."""
+    ``RELEASE_KEYS_ALLOWANCE`` for its keys. With ``meta`` and the ``converter`` script,
+    the types llama.cpp's converter writes itself are measured by it
+    (``converter_plan``)."""
     config = text_config(read_config(model_dir))
     try:
         source = open_source(model_dir)
@@ -82,6 +92,10 @@ def gguf_file_bytes(
     tied = all(name != "output.weight" for name, _ in tensors)
     sizes = {}
     for gguf_type in dict.fromkeys(types):
+        if source is None and converter and meta and gguf_type in CONVERTER_TYPES:
+            with contextlib.suppress(PlanFailed):  # the export will say why
+                sizes[gguf_type] = converter_file_bytes(converter, model_dir, gguf_type, meta)
+                continue
         fmt = FORMATS[gguf_type]
         total = metadata
         for name, shape in tensors:
@@ -111,6 +125,18 @@ def _exact_header(source: ExportSource, meta: ReleaseMetadata | None) -> int:
     return aligned(header_nbytes(header_writer(source, fmt, meta, planned)))
 
 
+def _converter(model_dir: Path, llama_cpp_dir: Path | None) -> Path | None:
+    """The converter that will write some of the files (the projector, or a model not
+    built in), or None: none will, or it is not there (the export will say so)."""
+    built_in = unsupported_reason(text_config(read_config(model_dir))) is None
+    if built_in and not towers(model_dir):
+        return None
+    try:
+        return find_converter(llama_cpp_dir).script
+    except ConverterMissing:
+        return None
+
+
 def _hparam(config: dict[str, Any], *spellings: str) -> int:
     return next((int(config[key]) for key in spellings if config.get(key)), 0)
 
@@ -138,9 +164,16 @@ def _gguf_tensors(
     ]
 
 
-def projector_file_bytes(model_dir: Path) -> int:
-    """The projector GGUF of a multimodal checkpoint's towers (``projector``): f16, but
-    vectors, scalars (as 1-D) and the audio convolutions in f32, as llama.cpp writes it."""
+def projector_file_bytes(
+    model_dir: Path, meta: ReleaseMetadata | None = None, converter: Path | None = None
+) -> int:
+    """The projector GGUF of a multimodal checkpoint's towers (``projector``): measured
+    by the ``converter`` that writes it, given the release's ``meta``; else estimated:
+    f16, but vectors, scalars (as 1-D) and the audio convolutions in f32, as llama.cpp
+    writes it, with allowances for its keys and tensor names."""
+    if converter and meta:
+        with contextlib.suppress(PlanFailed):  # the export will say why
+            return converter_file_bytes(converter, model_dir, "f16", meta, mmproj=True)
     total = 4096  # the clip.* keys
     for t in list_tensors(model_dir):
         if is_tower_tensor(t.name):
@@ -153,14 +186,20 @@ def projector_file_bytes(model_dir: Path) -> int:
     return total
 
 
-def gguf_needs(model_dir: Path, types: list[str], meta: ReleaseMetadata | None = None) -> Needs:
+def gguf_needs(
+    model_dir: Path,
+    types: list[str],
+    meta: ReleaseMetadata | None = None,
+    llama_cpp_dir: Path | None = None,
+) -> Needs:
     """The GGUF files a release asks for (and a hidden f16 source the quantizer needs);
-    ``meta``: the release's header keys."""
+    ``meta``: the release's header keys; ``llama_cpp_dir``: the spec's converter."""
     types = list(dict.fromkeys(types))
     quantized = [t for t in types if not FORMATS[t].in_process]
     with_source = [*types, "f16"] if quantized and "f16" not in types else types
-    sizes = gguf_file_bytes(model_dir, with_source, meta)
-    projector = projector_file_bytes(model_dir) if towers(model_dir) else 0
+    converter = _converter(model_dir, llama_cpp_dir) if meta else None
+    sizes = gguf_file_bytes(model_dir, with_source, meta, converter)
+    projector = projector_file_bytes(model_dir, meta, converter) if towers(model_dir) else 0
     parameters, largest = parameter_counts(model_dir)
     listed = ", ".join(f"{t} {human(sizes[t], 'bytes')}" for t in types)
     return Needs(

@@ -30,21 +30,26 @@ _HEADER = struct.Struct("<IIQQ")
 _CHUNK = 16 * 2**20
 
 
-def missing_keys(path: Path, meta: ReleaseMetadata) -> dict[str, gguf.GGUFValue]:
-    """The keys ``write_metadata`` writes for ``meta`` that the file at ``path`` lacks."""
-    present = set(gguf.GGUFReader(path).fields)
+def missing_keys(present: set[str], meta: ReleaseMetadata) -> dict[str, gguf.GGUFValue]:
+    """The keys ``write_metadata`` writes for ``meta`` that are not ``present``."""
     scratch = gguf.GGUFWriter(path=None, arch="none")
     write_metadata(scratch, meta)
     return {key: value for key, value in scratch.kv_data[0].items() if key not in present}
 
 
+def missing_key_bytes(present: set[str], meta: ReleaseMetadata) -> int:
+    """The bytes ``add_release_keys`` adds to a file whose keys are ``present``."""
+    keys = missing_keys(present, meta)
+    return len(_packed(keys)) if keys else 0
+
+
 def add_release_keys(path: Path, meta: ReleaseMetadata) -> list[str]:
     """Append the release's missing keys to the GGUF at ``path`` (atomically); the keys
     added, in order."""
-    keys = missing_keys(path, meta)
+    reader = gguf.GGUFReader(path)
+    keys = missing_keys(set(reader.fields), meta)
     if not keys:
         return []
-    reader = gguf.GGUFReader(path)
     first_info = min((t.field.offset for t in reader.tensors), default=None)
     kv_start = _HEADER.size
     kv_end = first_info if first_info is not None else _kv_end(reader)

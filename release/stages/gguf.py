@@ -65,7 +65,7 @@ class GGUFStage(Stage):
         merged = ctx.stage_dir(MergeFacts.stage)
         intake = AdapterFacts.of(ctx.manifest)
         meta = release_metadata(ctx.spec, intake)
-        needs = gguf_needs(merged, ctx.spec.gguf.types, meta)
+        needs = gguf_needs(merged, ctx.spec.gguf.types, meta, ctx.spec.gguf.llama_cpp_dir)
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
         facts = yield from build_gguf_files(ctx.spec, merged, ctx.out_dir, ctx, intake)
         facts = facts.model_copy(update={"tools": self.tools(), **estimates})
