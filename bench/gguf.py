@@ -4,7 +4,12 @@ Both convert the same HF folder (default: the demo's SmolLM2-135M-Instruct, bf16
 the same type, each in its own process, so each peak RSS is its own (measured with
 wait4 on that child). Prints wall time, peak RSS and the ratios ours / llama.cpp.
 
-    python bench/gguf.py [--model DIR] [--types f16,q8_0] [--converter DIR]
+    python bench/gguf.py [--model DIR | --gemma4] [--types f16,q8_0] [--converter DIR]
+
+``--gemma4`` builds the tests' tiny Gemma4ForConditionalGeneration (text model with
+per-layer embeddings, vision and audio towers; tests/gemma4_models.py) and benches its
+text GGUF. Each type's line also says whether the two files hold the same tensors,
+byte for byte.
 
 llama.cpp's converter is the pinned one: from the sdist of the installed
 llama-cpp-python, the same llama.cpp commit as the runtime (``release.gguf.pinned``),
@@ -34,7 +39,7 @@ def converter_script(explicit: Path | None) -> Path:
 
 
 def _built_in(model: Path) -> bool:
-    """Whether our exporter writes ``model`` (Gemma 4 goes through the converter)."""
+    """Whether our exporter writes ``model`` (else the release delegates it)."""
     from release.gguf.writer import UnsupportedModel, open_source
 
     try:
@@ -54,6 +59,24 @@ def export_ours(model: Path, out: Path, type_name: str) -> None:
         pass
 
 
+def same_tensors(ours: Path, theirs: Path) -> bool:
+    """Every tensor's name, type, shape and bytes equal, in the same order."""
+    import gguf
+
+    mine, their = gguf.GGUFReader(ours).tensors, gguf.GGUFReader(theirs).tensors
+    return len(mine) == len(their) and all(
+        (a.name, a.tensor_type, list(a.shape)) == (b.name, b.tensor_type, list(b.shape))
+        and a.data.tobytes() == b.data.tobytes()
+        for a, b in zip(mine, their, strict=True)
+    )
+
+
+def gemma4_fixture(folder: Path) -> Path:
+    from tests.gemma4_models import make_gemma4_multimodal
+
+    return make_gemma4_multimodal(folder / "tiny-gemma4")
+
+
 def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one child process."""
     started = time.perf_counter()
@@ -71,6 +94,7 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path)
+    parser.add_argument("--gemma4", action="store_true", help="the tiny Gemma 4 fixture")
     parser.add_argument("--types", default="f16,q8_0")
     parser.add_argument("--converter", type=Path)
     parser.add_argument("--ours", nargs=3, metavar=("MODEL", "OUT", "TYPE"), help=argparse.SUPPRESS)
@@ -85,7 +109,8 @@ def main() -> None:
 
     from release.demo.smollm2 import smollm2_base
 
-    model = args.model or smollm2_base()
+    fixture = tempfile.TemporaryDirectory(prefix="gguf-bench-model-")
+    model = gemma4_fixture(Path(fixture.name)) if args.gemma4 else args.model or smollm2_base()
     script = converter_script(args.converter)
     built_in = _built_in(model)
     paths = [str(script.parent / "gguf-py"), str(script.parent)]
@@ -122,8 +147,11 @@ def main() -> None:
                     f"{type_name:6} {'ratio':10} {ours[0] / theirs[0]:8.2f} "
                     f"{ours[1] / theirs[1]:13.2f}   (ours / llama.cpp; below 1 is better)"
                 )
+                same = "yes" if same_tensors(ours_out, theirs_out) else "NO"
+                print(f"{type_name:6} {'same tensors':10} {same}")
             ours_out.unlink(missing_ok=True)
             theirs_out.unlink()
+    fixture.cleanup()
 
 
 if __name__ == "__main__":

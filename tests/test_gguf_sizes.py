@@ -113,7 +113,7 @@ def predicted_types(model_dir: Path, gguf_type: str) -> dict[str, gguf.GGMLQuant
     return {
         p.name: kquant_tensor_type(
             p.name,
-            p.source.shape,
+            p.shape,
             gguf_type,
             config["num_hidden_layers"],
             source_type=p.qtype,

@@ -5,12 +5,15 @@ How it works, one module a job:
 - ``source``: the merged checkpoint as the exporter reads it (through
   ``release.checkpoint.safetensors``): headers to plan, one float32 tensor at a time.
 - ``architectures``: the registry of built-in architectures and their quirks.
+- ``gemma4``: Gemma 4's text model as arch ``gemma4``, as llama.cpp's converter writes
+  it (header keys in its order, the proportional-RoPE tensor, kept embedding rows).
 - ``vocab``: the tokenizer as GGUF metadata (byte-level BPE with llama.cpp's
-  pre-tokenizer names, SentencePiece), special tokens, chat template.
-- ``metadata``: ``general.*`` from the release.
+  pre-tokenizer names, SentencePiece, Gemma 4's), special tokens, chat template.
+- ``metadata``: ``general.*`` from the release; sampling defaults from the model.
+- ``release_keys``: the release's keys added to a file llama.cpp's converter wrote.
 - ``formats``: the types a release can ask for, and which type each tensor is stored in.
-- ``sizes``: every byte count of a GGUF file (tensors by type, header entries, the
-  tokenizer), and the quick estimate from a parameter count.
+- ``sizes``: every byte count of a GGUF file (tensors by type, alignment, the header
+  as gguf-py writes it), and the quick estimate from a parameter count.
 - ``kquant_types``: the type llama.cpp's quantizer picks per tensor (mixes, fallbacks).
 - ``needs``: the GGUF stage's files and peak memory, for the preflight.
 - ``writer``: the streaming exporter on gguf-py's GGUFWriter.
@@ -18,6 +21,8 @@ How it works, one module a job:
 - ``pinned``: the llama.cpp build: the runtime's, and its converter from the sdist of
   the installed llama-cpp-python (fetched once, checked against the runtime).
 - ``delegate``: architectures we lack, through that convert_hf_to_gguf.py.
+- ``converter_plan``: the size of a file that converter would write, measured by it
+  without writing the data (the preflight's plan of its files).
 - ``projector``: a multimodal checkpoint's towers as ``mmproj-<name>-F16.gguf``
   (llama.cpp's converter), read back.
 - ``readback``: gguf-py's reader confirms what was written.

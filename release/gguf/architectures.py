@@ -13,12 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gguf
+import numpy as np
+
+from release.gguf import gemma4
+from release.gguf.vocab import Vocab, gemma4_vocab, read_vocab
 
 Config = dict[str, Any]
 HParamWriter = Callable[[Config, gguf.GGUFWriter], None]
+VocabReader = Callable[[Path, int], Vocab]
 
 
 def _no_extras(config: Config, writer: gguf.GGUFWriter) -> None:
@@ -28,6 +34,22 @@ def _no_extras(config: Config, writer: gguf.GGUFWriter) -> None:
 def _llama_extras(config: Config, writer: gguf.GGUFWriter) -> None:
     writer.add_vocab_size(config["vocab_size"])
     writer.add_rope_dimension_count(head_dim(config))
+
+
+def _same_name(name: str) -> str:
+    return name
+
+
+def _all_rows(model_dir: Path, name: str) -> int | None:
+    return None
+
+
+def _no_tensors(config: Config) -> list[tuple[str, np.ndarray]]:
+    return []
+
+
+def _no_problem(config: Config) -> str | None:
+    return None
 
 
 def _gemma3_extras(config: Config, writer: gguf.GGUFWriter) -> None:
@@ -52,6 +74,19 @@ class Architecture:
     tokenizer does not); None: llama.cpp's default."""
     extras: HParamWriter = _no_extras
     """Header keys beyond the common ones."""
+    hparams: HParamWriter | None = None
+    """All the header keys, in place of the common ones and ``extras`` (an architecture
+    whose keys llama.cpp's converter writes in an order of its own)."""
+    vocab: VocabReader = read_vocab
+    """The tokenizer as GGUF metadata (default: by the tokenizer's files)."""
+    hf_name: Callable[[str], str] = _same_name
+    """The checkpoint name as gguf-py's tensor map knows it."""
+    kept_rows: Callable[[Path, str], int | None] = _all_rows
+    """How many leading rows of a tensor are written (None: all)."""
+    extra_tensors: Callable[[Config], list[tuple[str, np.ndarray]]] = _no_tensors
+    """Tensors computed from the config, written before the checkpoint's."""
+    unsupported: Callable[[Config], str | None] = _no_problem
+    """What of a config of this architecture is not built in (None: nothing)."""
 
     @property
     def name(self) -> str:
@@ -74,6 +109,16 @@ ARCHITECTURES: tuple[Architecture, ...] = (
         sentencepiece_space_prefix=False,
         extras=_gemma3_extras,
     ),
+    Architecture(
+        gguf.MODEL_ARCH.GEMMA4,
+        ("Gemma4ForCausalLM", "Gemma4ForConditionalGeneration"),
+        hparams=gemma4.write_hparams,
+        vocab=gemma4_vocab,
+        hf_name=gemma4.hf_name,
+        kept_rows=gemma4.kept_rows,
+        extra_tensors=gemma4.extra_tensors,
+        unsupported=gemma4.unsupported_reason,
+    ),
 )
 
 
@@ -92,9 +137,12 @@ def find_architecture(config: Config) -> Architecture | None:
 
 def unsupported_reason(config: Config) -> str | None:
     """Why the built-in exporter cannot write ``config`` faithfully (None: it can)."""
-    if find_architecture(config) is None:
+    arch = find_architecture(config)
+    if arch is None:
         classes = config.get("architectures") or ["(none)"]
         return f"architecture {classes[0]} is not built in"
+    if arch.hparams is not None:  # its own header writer, its own rules
+        return arch.unsupported(config)
     rope_type = rope_parameters(config).get("rope_type", "default")
     if rope_type not in ("default", "linear", "yarn"):
         return f"rope scaling {rope_type!r} is not built in"
@@ -128,6 +176,9 @@ def rope_parameters(config: Config) -> Config:
 
 def write_hparams(arch: Architecture, config: Config, writer: gguf.GGUFWriter) -> None:
     """The header keys llama.cpp reads to build the graph."""
+    if arch.hparams is not None:
+        arch.hparams(config, writer)
+        return
     writer.add_block_count(config["num_hidden_layers"])
     writer.add_context_length(config["max_position_embeddings"])
     writer.add_embedding_length(config["hidden_size"])

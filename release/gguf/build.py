@@ -47,7 +47,7 @@ from release.gguf.facts import GGUFFacts, GGUFFileFacts, LlamaCppFacts
 from release.gguf.formats import FORMATS, GGUFFormat, file_name
 from release.gguf.kquant import INSTALL_HINT, llama_cpp_version, quantize_with_llama_cpp
 from release.gguf.metadata import ReleaseMetadata
-from release.gguf.pinned import runtime_build, runtime_knows
+from release.gguf.pinned import known_build, runtime_build, runtime_knows
 from release.gguf.projector import checked_projector, projector_name, projector_record, towers
 from release.gguf.readback import ReadBack, check_read_back, read_back, required_keys
 from release.gguf.writer import (
@@ -113,10 +113,12 @@ def _jobs(spec: ReleaseSpec, out_dir: Path, delegated: bool) -> list[_Job]:
 
 @dataclass(frozen=True)
 class _Exporter:
-    """The built-in source, or else llama.cpp's converter script."""
+    """The built-in source, or else llama.cpp's converter script; and the converter
+    that writes a multimodal checkpoint's projector (None: a text model)."""
 
     source: ExportSource | None
     converter: Converter | None
+    projector: Converter | None = None
 
 
 def _preflight(spec: ReleaseSpec, out_dir: Path, model_dir: Path) -> _Exporter:
@@ -139,7 +141,11 @@ def _preflight(spec: ReleaseSpec, out_dir: Path, model_dir: Path) -> _Exporter:
                 f"{INSTALL_HINT}, or set gguf.llama_cpp_dir to a llama.cpp checkout",
             ) from None
         exporter = _Exporter(None, converter)
-        _check_runtime_knows(model_dir)
+    _check_runtime_knows(model_dir)
+    if towers(model_dir):
+        exporter = _Exporter(
+            exporter.source, exporter.converter, exporter.converter or _projector(spec, model_dir)
+        )
     needs = [
         job.fmt.name
         for job in _jobs(spec, out_dir, exporter.converter is not None)
@@ -151,6 +157,18 @@ def _preflight(spec: ReleaseSpec, out_dir: Path, model_dir: Path) -> _Exporter:
             hint=INSTALL_HINT,
         )
     return exporter
+
+
+def _projector(spec: ReleaseSpec, model_dir: Path) -> Converter:
+    """The converter that writes the towers' projector, where the text model is ours."""
+    try:
+        return find_converter(spec.gguf.llama_cpp_dir)
+    except ConverterMissing as missing:
+        raise WorkError(
+            f"{model_dir}: the {', '.join(towers(model_dir))} towers' projector needs "
+            f"llama.cpp's converter, which is not there ({missing})",
+            hint=f"{INSTALL_HINT}, or set gguf.llama_cpp_dir to a llama.cpp checkout",
+        ) from None
 
 
 def _check_runtime_knows(model_dir: Path) -> None:
@@ -189,12 +207,12 @@ def build_gguf_files(
     files = []
     projector = None
     try:
-        if exporter.converter is not None and towers(model_dir):
+        if exporter.projector is not None:
             yield report.log(
                 f"writing {projector_file.name} (the {', '.join(towers(model_dir))} towers)"
             )
             projector = checked_projector(
-                exporter.converter.script, model_dir, projector_temp, meta
+                exporter.projector.script, model_dir, projector_temp, meta
             )
         for job in jobs:
             yield report.log(f"writing {job.final.name if job.final else 'an f16 source'}")
@@ -245,7 +263,7 @@ def _write(
         planned = yield from _progress(
             report, export_gguf(exporter.source, job.temp, job.fmt, meta)
         )
-        return {p.name: (p.source.shape, p.qtype.name) for p in planned}
+        return {p.name: (p.shape, p.qtype.name) for p in planned}
     report.check_cancelled()
     try:
         if job.exporter == CONVERTER:
@@ -286,9 +304,9 @@ def _check(found: ReadBack, expected: dict, model_dir: Path, path: Path) -> None
 
 def _llama_cpp_build(exporter: _Exporter) -> LlamaCppFacts | None:
     """The llama.cpp the files were written (converter) and checked (runtime) with."""
-    if exporter.converter is not None:
-        return LlamaCppFacts.model_validate(exporter.converter.build)
-    runtime = runtime_build()
+    if (converter := exporter.converter or exporter.projector) is not None:
+        return LlamaCppFacts.model_validate(converter.build)
+    runtime = known_build()
     return LlamaCppFacts.model_validate(runtime.to_facts()) if runtime else None
 
 

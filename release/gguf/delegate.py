@@ -5,7 +5,9 @@
 verifies it are the same llama.cpp. ``gguf.llama_cpp_dir`` (release.yaml) or
 ``$LLAMA_CPP_DIR`` may name a llama.cpp checkout instead. It runs as a subprocess with
 an argument list, its own ``gguf-py`` first on PYTHONPATH (never ours), and gets our
-``general.*`` values through its ``--metadata`` override file.
+``general.*`` values through its ``--metadata`` override file; the keys it cannot take
+that way (the license, the release's repo and datasets, our ``model_release.*`` pins)
+are added to its file afterwards (``release_keys``).
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from release.gguf.metadata import QUANTIZED_BY, ReleaseMetadata, hub_url
 from release.gguf.pinned import SCRIPT, PinnedConverterError, pinned_converter
+from release.gguf.release_keys import add_release_keys
 
 ENV_VAR = "LLAMA_CPP_DIR"
 CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")
@@ -61,7 +66,22 @@ def convert_with_llama_cpp(
     *,
     mmproj: bool = False,
 ) -> None:
-    """``model_dir`` to ``target``: the text model, or with ``mmproj`` its towers."""
+    """``model_dir`` to ``target``: the text model, or with ``mmproj`` its towers; with
+    the release's keys the converter does not write."""
+    with converter_command(script, model_dir, target, outtype, meta, mmproj) as (command, env):
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines() or ["(no output)"]
+        raise ConverterFailed(f"{SCRIPT} failed (exit {done.returncode}): {lines[-1]}")
+    add_release_keys(target, meta)
+
+
+@contextmanager
+def converter_command(
+    script: Path, model_dir: Path, target: Path, outtype: str, meta: ReleaseMetadata, mmproj: bool
+) -> Iterator[tuple[list[str], dict[str, str]]]:
+    """The converter's command line and environment for one file, and its metadata
+    override file beside ``target`` while the block runs."""
     root = script.parent
     override = target.with_name(f".{target.name}.metadata.json")
     override.write_text(json.dumps(_override(meta)), encoding="utf-8")
@@ -80,12 +100,9 @@ def convert_with_llama_cpp(
         *(["--mmproj"] if mmproj else []),
     ]
     try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        yield command, env
     finally:
         override.unlink(missing_ok=True)
-    if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines() or ["(no output)"]
-        raise ConverterFailed(f"{SCRIPT} failed (exit {done.returncode}): {lines[-1]}")
 
 
 def _override(meta: ReleaseMetadata) -> dict:

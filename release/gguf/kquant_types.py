@@ -6,11 +6,13 @@ A K-quant file is not its bulk type throughout. llama.cpp's ``llama_tensor_get_t
 ``tensor_type_fallback`` warnings are the ones this mirrors) picks per tensor:
 
 - which tensors are quantized at all (``tensor_allows_quantization``): 2-D weights, not
-  norms; the rest keep the source file's type (f32 vectors);
-- the ``_m`` mixes (``llama_tensor_get_type_impl``): the output head, and the token
-  embedding when it is tied to the head, in q6_k; attn_v and ffn_down in more bits in
-  the first and last eighth of the layers and every third between (``use_more_bits``),
-  or in the first layers; q2_k and q3_k_m lift attn_output;
+  norms, not Gemma 4's per-layer model projection; the rest keep the source file's type
+  (f32 vectors);
+- the ``_m`` mixes (``llama_tensor_get_type_impl``): the output head, the token
+  embedding when it is tied to the head, and Gemma 4's per-layer token embedding in
+  q6_k (measured on Gemma 4 files llama.cpp quantized: q2_k to q6_k); attn_v and
+  ffn_down in more bits in the first and last eighth of the layers and every third
+  between (``use_more_bits``), or in the first layers; q2_k and q3_k_m lift attn_output;
 - the fallback (``tensor_type_fallback``): a row that is not a whole number of 256-weight
   blocks is stored in a 32-weight type instead (q4_k -> q5_0, q6_k -> q8_0...), which
   on a 576-wide model like SmolLM2-135M is most of the file.
@@ -36,6 +38,7 @@ _NOT_QUANTIZED = (
     "token_types.weight",
     "ssm_conv1d",
     "attn_rel_b.weight",
+    "per_layer_model_proj.weight",
 )
 _FALLBACK = {Q.Q2_K: Q.Q4_0, Q.Q3_K: Q.Q4_0, Q.Q4_K: Q.Q5_0, Q.Q5_K: Q.Q5_1, Q.Q6_K: Q.Q8_0}
 _LAYER = re.compile(r"blk\.(\d+)\.")
@@ -65,7 +68,8 @@ def _mix_type(name: str, ncols: int, gguf_type: str, n: int, gqa: int, tied: boo
     bulk = bulk_type(gguf_type)
     found = _LAYER.match(name)
     layer = int(found.group(1)) if found else 0
-    if name == "output.weight" or (tied and name == "token_embd.weight"):
+    head_like = name in ("output.weight", "per_layer_token_embd.weight")
+    if head_like or (tied and name == "token_embd.weight"):
         return Q.Q8_0 if ncols % GGML_QUANT_SIZES[bulk][0] else Q.Q6_K
     # llama.cpp counts these tensors in name order, one per layer: the count is the layer
     if any(s in name for s in ("attn_qkv.weight", "attn_kv_b.weight", "attn_v.weight")):

@@ -6,9 +6,13 @@ same as the model card. llama.cpp and the Hub's GGUF viewer read these keys.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import gguf
+from gguf import GGUFValueType as V
+from gguf import Keys
 
 QUANTIZED_BY = "model-release"
 
@@ -58,6 +62,37 @@ def write_metadata(writer: gguf.GGUFWriter, meta: ReleaseMetadata) -> None:
         writer.add_tags(meta.tags)
     if meta.languages:
         writer.add_languages(meta.languages)
+
+
+_SAMPLING = (
+    (("sequence",), Keys.General.SAMPLING_SEQUENCE, V.STRING),
+    (("top_k",), Keys.General.SAMPLING_TOP_K, V.INT32),
+    (("top_p",), Keys.General.SAMPLING_TOP_P, V.FLOAT32),
+    (("min_p",), Keys.General.SAMPLING_MIN_P, V.FLOAT32),
+    (("xtc_probability",), Keys.General.SAMPLING_XTC_PROBABILITY, V.FLOAT32),
+    (("xtc_threshold",), Keys.General.SAMPLING_XTC_THRESHOLD, V.FLOAT32),
+    (("temperature",), Keys.General.SAMPLING_TEMP, V.FLOAT32),
+    (("penalty_last_n",), Keys.General.SAMPLING_PENALTY_LAST_N, V.INT32),
+    (("penalty_repeat", "repetition_penalty"), Keys.General.SAMPLING_PENALTY_REPEAT, V.FLOAT32),
+    (("mirostat",), Keys.General.SAMPLING_MIROSTAT, V.INT32),
+    (("mirostat_tau",), Keys.General.SAMPLING_MIROSTAT_TAU, V.FLOAT32),
+    (("mirostat_eta",), Keys.General.SAMPLING_MIROSTAT_ETA, V.FLOAT32),
+)
+"""generation_config.json's sampling settings -> ``general.sampling.*`` (llama.cpp's
+defaults when the user sets none), as gguf-py's Metadata reads them for the converter."""
+
+
+def write_sampling(writer: gguf.GGUFWriter, model_dir: Path) -> None:
+    """The model's own sampling defaults, from its generation_config.json."""
+    path = model_dir / "generation_config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (json.JSONDecodeError, OSError):
+        return  # as the converter: an unreadable file is no sampling defaults
+    for hf_keys, key, value_type in _SAMPLING:
+        value = next((config[k] for k in hf_keys if config.get(k) is not None), None)
+        if value is not None:
+            writer.add_key_value(key, value, value_type)
 
 
 def pinned_sources(meta: ReleaseMetadata) -> dict[str, str]:

@@ -2,16 +2,21 @@
 
 Each requested file is planned tensor by tensor at the type it will be stored in (the
 exporter's own plan; K-quants: the type llama.cpp's quantizer will choose, its mixes and
-fallbacks, ``kquant_types``), with its header entry, alignment and the tokenizer
-(``sizes``); within 0.05% of the real files. A model llama.cpp's converter writes is
-planned from its checkpoint under llama.cpp's tensor names, its tokenizer file standing
-in for the metadata (generous). A hidden f16 source is added when the release asks for
-K-quants but not for f16. Memory: the checks load the model in float32 twice over
-(transformers dequantizes the whole GGUF before building the model).
+fallbacks, ``kquant_types``), each padded to the alignment, after a header measured
+exactly: the exporter's own header writer, with the release's keys and the tokenizer,
+written to a scratch file (``sizes.header_nbytes``); llama.cpp's quantizer keeps that
+header. A file llama.cpp's converter writes (a model not built in, a multimodal
+checkpoint's projector) is measured by that converter, run to the end of its plan
+(``converter_plan``); without it (or for its K-quants) it is planned from the checkpoint
+under llama.cpp's tensor names, its tokenizer file standing in for the metadata.
+A hidden f16 source is added when the release asks for K-quants but not for f16.
+Memory: the checks load the model in float32 twice over (transformers dequantizes the
+whole GGUF before building the model).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,18 +27,28 @@ from gguf import GGMLQuantizationType
 from release.checkpoint.config import read_config, text_config
 from release.checkpoint.safetensors import parameter_counts
 from release.core.units import human
-from release.gguf.architectures import gguf_arch
+from release.gguf.architectures import gguf_arch, unsupported_reason
+from release.gguf.converter_plan import PlanFailed, converter_file_bytes
+from release.gguf.delegate import CONVERTER_TYPES, ConverterMissing, find_converter
 from release.gguf.formats import FORMATS, storage_type
 from release.gguf.kquant_types import kquant_tensor_type
+from release.gguf.metadata import ReleaseMetadata
 from release.gguf.projector import is_tower_tensor, towers
 from release.gguf.sizes import (
+    aligned,
+    header_nbytes,
     stored_nbytes,
     tensor_header_bytes,
     tokenizer_json_bytes,
-    vocab_bytes,
 )
 from release.gguf.source import list_tensors
-from release.gguf.writer import UnsupportedModel, open_source, plan_tensors
+from release.gguf.writer import (
+    ExportSource,
+    UnsupportedModel,
+    header_writer,
+    open_source,
+    plan_tensors,
+)
 from release.preflight import Needs
 
 _SUFFIXES = (".weight", ".bias")
@@ -42,17 +57,31 @@ GGUF_FP32_MODELS = 2
 dict and the model built from it."""
 
 
-def gguf_file_bytes(model_dir: Path, types: Iterable[str]) -> dict[str, int]:
+RELEASE_KEYS_ALLOWANCE = 1024
+"""Bytes allowed for the release's header keys (name, version, license, base model,
+tags, pins) where the caller does not say them (the wizard's type pane)."""
+
+
+def gguf_file_bytes(
+    model_dir: Path,
+    types: Iterable[str],
+    meta: ReleaseMetadata | None = None,
+    converter: Path | None = None,
+) -> dict[str, int]:
     """Each GGUF type's estimated file size for the merged model in ``model_dir``: every
     tensor at the type it will be stored in (K-quants: the type llama.cpp's quantizer
-    will pick, ``kquant_types``), its header entry and alignment, and the tokenizer."""
+    will pick, ``kquant_types``) and padded to the alignment, after the header: exact
+    for the built-in exporter's files given the release's ``meta``, else with
+    ``RELEASE_KEYS_ALLOWANCE`` for its keys. With ``meta`` and the ``converter`` script,
+    the types llama.cpp's converter writes itself are measured by it
+    (``converter_plan``)."""
     config = text_config(read_config(model_dir))
     try:
         source = open_source(model_dir)
     except UnsupportedModel:
         source = None
     if source is not None:
-        metadata = vocab_bytes(source.vocab)
+        metadata = _exact_header(source, meta)
     else:  # llama.cpp's converter writes it, from tokenizer.json
         tokenizer = model_dir / "tokenizer.json"
         metadata = tokenizer_json_bytes(tokenizer) if tokenizer.is_file() else 2**20
@@ -63,6 +92,10 @@ def gguf_file_bytes(model_dir: Path, types: Iterable[str]) -> dict[str, int]:
     tied = all(name != "output.weight" for name, _ in tensors)
     sizes = {}
     for gguf_type in dict.fromkeys(types):
+        if source is None and converter and meta and gguf_type in CONVERTER_TYPES:
+            with contextlib.suppress(PlanFailed):  # the export will say why
+                sizes[gguf_type] = converter_file_bytes(converter, model_dir, gguf_type, meta)
+                continue
         fmt = FORMATS[gguf_type]
         total = metadata
         for name, shape in tensors:
@@ -73,9 +106,35 @@ def gguf_file_bytes(model_dir: Path, types: Iterable[str]) -> dict[str, int]:
                 qtype = kquant_tensor_type(
                     name, shape, gguf_type, layers, source_type=source_type, gqa=gqa, tied=tied
                 )
-            total += stored_nbytes(shape, qtype) + tensor_header_bytes(name, shape)
+            if source is not None:  # the header counted every tensor's entry
+                total += aligned(stored_nbytes(shape, qtype))
+            else:
+                total += stored_nbytes(shape, qtype) + tensor_header_bytes(name, shape)
         sizes[gguf_type] = total
     return sizes
+
+
+def _exact_header(source: ExportSource, meta: ReleaseMetadata | None) -> int:
+    """The bytes before the first tensor's data in the exporter's file (one size for
+    every in-process type: the keys and tensor infos differ only in values)."""
+    fmt = FORMATS["f16"]
+    planned = plan_tensors(source.model_dir, source.config, source.arch, fmt)
+    if meta is None:
+        header = header_nbytes(header_writer(source, fmt, ReleaseMetadata("", ""), planned))
+        return aligned(header + RELEASE_KEYS_ALLOWANCE)
+    return aligned(header_nbytes(header_writer(source, fmt, meta, planned)))
+
+
+def _converter(model_dir: Path, llama_cpp_dir: Path | None) -> Path | None:
+    """The converter that will write some of the files (the projector, or a model not
+    built in), or None: none will, or it is not there (the export will say so)."""
+    built_in = unsupported_reason(text_config(read_config(model_dir))) is None
+    if built_in and not towers(model_dir):
+        return None
+    try:
+        return find_converter(llama_cpp_dir).script
+    except ConverterMissing:
+        return None
 
 
 def _hparam(config: dict[str, Any], *spellings: str) -> int:
@@ -91,7 +150,7 @@ def _gguf_tensors(
     names llama.cpp's quantizer chooses types by."""
     if source is not None:
         planned = plan_tensors(model_dir, source.config, source.arch, FORMATS["f16"])
-        return [(p.name, p.source.shape) for p in planned]
+        return [(p.name, p.shape) for p in planned]
     arch = gguf_arch(config) or gguf.MODEL_ARCH.LLAMA
     names = gguf.get_tensor_name_map(arch, layers)
     return [  # a multimodal wrapper's text model is written as the bare model's
@@ -105,9 +164,16 @@ def _gguf_tensors(
     ]
 
 
-def projector_file_bytes(model_dir: Path) -> int:
-    """The projector GGUF of a multimodal checkpoint's towers (``projector``): f16, but
-    vectors, scalars (as 1-D) and the audio convolutions in f32, as llama.cpp writes it."""
+def projector_file_bytes(
+    model_dir: Path, meta: ReleaseMetadata | None = None, converter: Path | None = None
+) -> int:
+    """The projector GGUF of a multimodal checkpoint's towers (``projector``): measured
+    by the ``converter`` that writes it, given the release's ``meta``; else estimated:
+    f16, but vectors, scalars (as 1-D) and the audio convolutions in f32, as llama.cpp
+    writes it, with allowances for its keys and tensor names."""
+    if converter and meta:
+        with contextlib.suppress(PlanFailed):  # the export will say why
+            return converter_file_bytes(converter, model_dir, "f16", meta, mmproj=True)
     total = 4096  # the clip.* keys
     for t in list_tensors(model_dir):
         if is_tower_tensor(t.name):
@@ -120,13 +186,20 @@ def projector_file_bytes(model_dir: Path) -> int:
     return total
 
 
-def gguf_needs(model_dir: Path, types: list[str]) -> Needs:
-    """The GGUF files a release asks for (and a hidden f16 source the quantizer needs)."""
+def gguf_needs(
+    model_dir: Path,
+    types: list[str],
+    meta: ReleaseMetadata | None = None,
+    llama_cpp_dir: Path | None = None,
+) -> Needs:
+    """The GGUF files a release asks for (and a hidden f16 source the quantizer needs);
+    ``meta``: the release's header keys; ``llama_cpp_dir``: the spec's converter."""
     types = list(dict.fromkeys(types))
     quantized = [t for t in types if not FORMATS[t].in_process]
     with_source = [*types, "f16"] if quantized and "f16" not in types else types
-    sizes = gguf_file_bytes(model_dir, with_source)
-    projector = projector_file_bytes(model_dir) if towers(model_dir) else 0
+    converter = _converter(model_dir, llama_cpp_dir) if meta else None
+    sizes = gguf_file_bytes(model_dir, with_source, meta, converter)
+    projector = projector_file_bytes(model_dir, meta, converter) if towers(model_dir) else 0
     parameters, largest = parameter_counts(model_dir)
     listed = ", ".join(f"{t} {human(sizes[t], 'bytes')}" for t in types)
     return Needs(

@@ -111,6 +111,21 @@ def pinned_converter(cache: Path | None = None) -> PinnedConverter:
     return PinnedConverter(root / SCRIPT, build)
 
 
+def known_build(cache: Path | None = None) -> LlamaCppBuild | None:
+    """The installed runtime's build, with its commit and sdist when the pinned converter
+    of the same version is already in the cache (nothing is fetched); None without
+    llama-cpp-python."""
+    runtime = runtime_build()
+    if runtime is None:
+        return None
+    path = (cache or cache_dir()) / "llama.cpp" / f"{PACKAGE}-{runtime.package}" / BUILD_FILE
+    if not path.is_file():
+        return runtime
+    cached = LlamaCppBuild(**json.loads(path.read_text(encoding="utf-8")))
+    same = (cached.package, cached.llama_cpp) == (runtime.package, runtime.llama_cpp)
+    return cached if same else runtime
+
+
 def _fetch(runtime: LlamaCppBuild, root: Path) -> None:
     """Download the sdist, check it against ``runtime``, unpack the converter into
     ``root`` (through a staging folder, so a failure leaves nothing half-written)."""

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gguf import GGMLQuantizationType
+    from gguf import GGMLQuantizationType, GGUFWriter
 
 _GGUF_TENSOR_ALIGNMENT = 32
 
@@ -75,6 +76,24 @@ def stored_nbytes(shape: tuple[int, ...], qtype: GGMLQuantizationType) -> int:
     return math.prod(gguf.quant_shape_to_byte_shape(gguf_shape(shape), qtype))
 
 
+def aligned(nbytes: int) -> int:
+    """``nbytes`` padded to GGUF's data alignment (every tensor's data, and the header
+    before the first, are padded to it)."""
+    return -(-nbytes // _GGUF_TENSOR_ALIGNMENT) * _GGUF_TENSOR_ALIGNMENT
+
+
+def header_nbytes(writer: GGUFWriter) -> int:
+    """The exact size of ``writer``'s header, keys and tensor infos, measured by having
+    gguf-py write them (to a scratch file; no tensor data). Consumes ``writer``."""
+    with tempfile.TemporaryDirectory(prefix="gguf-header-") as folder:
+        path = Path(folder) / "header.gguf"
+        writer.write_header_to_file(path=path)
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        writer.close()
+        return path.stat().st_size
+
+
 def tensor_header_bytes(name: str, shape: tuple[int, ...]) -> int:
     """A tensor's entry in the GGUF header (name, dimensions, type, offset) plus the
     most its data's alignment can add."""
@@ -82,20 +101,10 @@ def tensor_header_bytes(name: str, shape: tuple[int, ...]) -> int:
     return 8 + len(name.encode()) + 4 + 8 * dims + 4 + 8 + _GGUF_TENSOR_ALIGNMENT
 
 
-def vocab_bytes(vocab: Any) -> int:
-    """The tokenizer's share of a GGUF's metadata: length-prefixed strings and arrays."""
-    merges = getattr(vocab.special, "merges", None) or []
-    template = getattr(vocab.special, "chat_template", None) or ""
-    strings = sum(8 + len(token) for token in vocab.tokens)
-    strings += sum(8 + len(merge.encode()) for merge in merges)
-    numbers = 4 * len(vocab.types) + (4 * len(vocab.scores) if vocab.scores is not None else 0)
-    return strings + numbers + len(str(template).encode()) + 4096  # + the other keys
-
-
 def tokenizer_json_bytes(path: Path) -> int:
     """The tokenizer's share of a GGUF that llama.cpp's converter writes, from
     tokenizer.json: each token and merge a length-prefixed string, a score and a type
-    per token, the chat template (as ``vocab_bytes`` counts ours)."""
+    per token, the chat template."""
     data = json.loads(path.read_text(encoding="utf-8"))
     model = data.get("model") or {}
     tokens = {int(i): t for t, i in (model.get("vocab") or {}).items()}

@@ -22,6 +22,8 @@ from pathlib import Path
 import gguf
 from gguf import TokenType
 
+from release.core.quiet import held_stderr
+
 # llama.cpp's probe text (convert_hf_to_gguf_update.py): whitespace runs, emoji, digits,
 # scripts and contractions, so that every pre-tokenizer splits it differently.
 PROBE_TEXT = (
@@ -50,13 +52,19 @@ class UnknownTokenizer(ValueError):
 @dataclass(frozen=True)
 class Vocab:
     model: str
-    """``tokenizer.ggml.model``: "gpt2" (byte-level BPE) or "llama" (SentencePiece)."""
-    pre: str
+    """``tokenizer.ggml.model``: "gpt2" (byte-level BPE), "llama" (SentencePiece) or
+    "gemma4" (Gemma 4's BPE with byte fallback)."""
+    pre: str | None
+    """``tokenizer.ggml.pre``; None: not written (gemma4 has none)."""
     tokens: list[bytes]
     types: list[int]
     special: gguf.SpecialVocab
     """Special ids, merges, add_bos/add_eos (measured) and the chat template."""
     scores: list[float] | None = None
+    add_space_prefix: bool | None = None
+    """``tokenizer.ggml.add_space_prefix`` where the tokenizer model says it."""
+    add_bos: bool | None = None
+    """``tokenizer.ggml.add_bos_token`` whatever the tokenizer's files say (gemma4)."""
 
 
 def read_vocab(model_dir: Path, vocab_size: int) -> Vocab:
@@ -74,12 +82,52 @@ def read_vocab(model_dir: Path, vocab_size: int) -> Vocab:
 def write_vocab(writer: gguf.GGUFWriter, vocab: Vocab) -> None:
     """Tokenizer keys, special ids, add_bos/add_eos and the chat template."""
     writer.add_tokenizer_model(vocab.model)
-    writer.add_tokenizer_pre(vocab.pre)
+    if vocab.pre is not None:
+        writer.add_tokenizer_pre(vocab.pre)
     writer.add_token_list(vocab.tokens)
     if vocab.scores is not None:
         writer.add_token_scores(vocab.scores)
     writer.add_token_types(vocab.types)
+    add_bos_later = vocab.add_bos is not None and "bos" not in vocab.special.add_special_token
+    if vocab.add_bos is not None and not add_bos_later:
+        vocab.special.add_special_token["bos"] = vocab.add_bos  # in the files' place
     vocab.special.add_to_gguf(writer, quiet=True)
+    if vocab.add_space_prefix is not None:
+        writer.add_add_space_prefix(vocab.add_space_prefix)
+    if add_bos_later:
+        writer.add_add_bos_token(bool(vocab.add_bos))
+
+
+GEMMA4_VISIBLE = ("<|channel>", "<channel|>", "<|tool_call>", "<tool_call|>")
+GEMMA4_VISIBLE += ("<|tool_response>", "<tool_response|>", '<|"|>')
+"""Gemma 4's chat tokens llama.cpp must print (its chat parser reads them): stored as
+user-defined, not control, tokens, as llama.cpp's converter stores them."""
+
+
+def gemma4_vocab(model_dir: Path, vocab_size: int) -> Vocab:
+    """Gemma 4's tokenizer (BPE with byte fallback in tokenizer.json) as llama.cpp's
+    ``gemma4`` tokenizer model: pieces, scores and types from gguf-py's LlamaHfVocab
+    (over transformers' tokenizer), merges and special ids from SpecialVocab, no space
+    prefix, BOS always added. ``vocab_size`` is not a padding target here: the
+    converter writes the tokenizer's own tokens, and the exporter drops embedding rows
+    past them."""
+    try:
+        with held_stderr():  # gguf-py's SpecialVocab warns of the pair template's <bos>
+            hf_vocab = gguf.LlamaHfVocab(model_dir)
+            special = gguf.SpecialVocab(model_dir, load_merges=True)
+    except (FileNotFoundError, TypeError, OSError, ValueError) as exc:
+        raise UnknownTokenizer(f"{model_dir}: not a Gemma 4 tokenizer.json ({exc})") from None
+    tokens: list[bytes] = []
+    scores: list[float] = []
+    types: list[int] = []
+    for text, score, kind in hf_vocab.all_tokens():
+        tokens.append(text)
+        scores.append(score)
+        visible = text.decode() in GEMMA4_VISIBLE
+        types.append(TokenType.USER_DEFINED if visible else kind)
+    return Vocab(
+        "gemma4", None, tokens, types, special, scores, add_space_prefix=False, add_bos=True
+    )
 
 
 def _is_byte_level_bpe(path: Path) -> bool:

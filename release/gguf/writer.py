@@ -10,7 +10,7 @@ Peak memory is the largest tensor in float32, whatever the model's size.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +27,11 @@ from release.gguf.architectures import (
     write_hparams,
 )
 from release.gguf.formats import FORMATS, GGUFFormat, storage_type
-from release.gguf.metadata import ReleaseMetadata, write_metadata
+from release.gguf.metadata import ReleaseMetadata, write_metadata, write_sampling
+from release.gguf.projector import is_tower_tensor
 from release.gguf.sizes import stored_nbytes
 from release.gguf.source import iter_loaded, list_tensors
-from release.gguf.vocab import UnknownTokenizer, Vocab, read_vocab, write_vocab
+from release.gguf.vocab import UnknownTokenizer, Vocab, write_vocab
 
 # Buffers transformers may save that are not weights.
 _NOT_WEIGHTS = (".rotary_emb.inv_freq", ".attention.masked_bias", ".attention.bias")
@@ -49,12 +50,16 @@ class UnmappedTensor(ValueError):
     """A checkpoint tensor with no GGUF name for this architecture."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PlannedTensor:
-    source: TensorInfo
     name: str
+    shape: tuple[int, ...]
+    """As written, in numpy order (the checkpoint's, less any rows dropped)."""
     qtype: gguf.GGMLQuantizationType
-    heads: int | None
+    source: TensorInfo | None = None
+    """The checkpoint tensor; None for one computed from the config (``values``)."""
+    values: np.ndarray | None = None
+    heads: int | None = None
     """Permute rows for this many heads (q/k of a llama-style model), or None."""
     offset: float = 0.0
     """Added to every value (the architecture's norm offset, on norm weights)."""
@@ -63,14 +68,22 @@ class PlannedTensor:
 def plan_tensors(
     model_dir: Path, config: dict, arch: Architecture, fmt: GGUFFormat
 ) -> list[PlannedTensor]:
+    """Every tensor of the text GGUF in the order llama.cpp's converter writes them:
+    the architecture's computed tensors, then the checkpoint's in file order (a
+    multimodal checkpoint's towers go to the projector, never here)."""
     names = gguf.get_tensor_name_map(arch.arch, config["num_hidden_layers"])
     n_head = config["num_attention_heads"]
     n_kv = config.get("num_key_value_heads", n_head)
-    planned = []
+    planned = [
+        PlannedTensor(name, values.shape, storage_type(fmt, name, values.shape), values=values)
+        for name, values in arch.extra_tensors(config)
+    ]
     for source in list_tensors(model_dir):
-        if source.name.endswith(_NOT_WEIGHTS):
+        if source.name.endswith(_NOT_WEIGHTS) or is_tower_tensor(source.name):
             continue
-        name = names.get_name(source.name, try_suffixes=(".weight", ".bias"))
+        # a multimodal wrapper's text model is named as the bare model's
+        hf_name = arch.hf_name(source.name.replace("language_model.", ""))
+        name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if name is None:
             raise UnmappedTensor(f"{source.name}: no GGUF name in {arch.name}")
         heads = None
@@ -79,8 +92,11 @@ def plan_tensors(
         elif arch.permute_qk and source.name.endswith(("k_proj.weight", "k_proj.bias")):
             heads = n_kv
         offset = arch.norm_offset if source.name.endswith("norm.weight") else 0.0
-        qtype = storage_type(fmt, name, source.shape)
-        planned.append(PlannedTensor(source, name, qtype, heads, offset))
+        shape = source.shape
+        if (rows := arch.kept_rows(model_dir, source.name)) is not None:
+            shape = (min(rows, shape[0]), *shape[1:])
+        qtype = storage_type(fmt, name, shape)
+        planned.append(PlannedTensor(name, shape, qtype, source, None, heads, offset))
     return planned
 
 
@@ -105,7 +121,7 @@ def open_source(model_dir: Path) -> ExportSource:
         raise UnsupportedModel(problem or "not built in")
     try:
         plan_tensors(model_dir, config, arch, FORMATS["f16"])
-        vocab = read_vocab(model_dir, config["vocab_size"])
+        vocab = arch.vocab(model_dir, config["vocab_size"])
     except (UnmappedTensor, UnknownTokenizer) as exc:
         raise UnwritableModel(str(exc).removeprefix(f"{model_dir}: ")) from None
     return ExportSource(model_dir, config, arch, vocab)
@@ -117,11 +133,22 @@ def export_gguf(
     """Write ``source`` to ``path`` as ``fmt`` (an in-process type); yields (tensors
     done, total) and returns the layout written."""
     assert fmt.in_process, fmt.name
-    config, arch = source.config, source.arch
-    planned = plan_tensors(source.model_dir, config, arch, fmt)
+    planned = plan_tensors(source.model_dir, source.config, source.arch, fmt)
+    writer = header_writer(source, fmt, meta, planned)
+    with _naming(path):
+        planned = yield from _write(writer, path, planned)
+    return planned
 
+
+def header_writer(
+    source: ExportSource, fmt: GGUFFormat, meta: ReleaseMetadata, planned: list[PlannedTensor]
+) -> gguf.GGUFWriter:
+    """A GGUFWriter holding every header key and tensor info of the file (no data yet):
+    what ``export_gguf`` writes, and what the preflight measures."""
+    config, arch = source.config, source.arch
     writer = gguf.GGUFWriter(path=None, arch=arch.name)
     write_metadata(writer, meta)
+    write_sampling(writer, source.model_dir)
     write_hparams(arch, config, writer)
     writer.add_file_type(fmt.file_type)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
@@ -131,15 +158,13 @@ def export_gguf(
     for item in planned:
         writer.add_tensor_info(
             item.name,
-            item.source.shape,
+            item.shape,
             np.dtype(np.float32),
-            stored_nbytes(item.source.shape, item.qtype),
+            stored_nbytes(item.shape, item.qtype),
             raw_dtype=item.qtype,
         )
     writer.add_size_label(gguf.size_label(*writer.get_total_parameter_count()))
-    with _naming(path):
-        planned = yield from _write(writer, path, planned)
-    return planned
+    return writer
 
 
 @contextmanager
@@ -159,18 +184,26 @@ def _write(
         writer.write_header_to_file(path=path)
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
-        by_source = {item.source.name: item for item in planned}
-        for done, (source, data) in enumerate(
-            iter_loaded([item.source for item in planned]), start=1
-        ):
-            item = by_source[source.name]
-            if item.heads is not None:
-                data = permute_rows(data, item.heads)
-            if item.offset:
-                data += np.float32(item.offset)
-            writer.write_tensor_data(gguf.quants.quantize(data, item.qtype))
-            del data
-            yield done, len(planned)
+        sources = [item.source for item in planned if item.source is not None]
+        with closing(iter_loaded(sources)) as loaded:
+            for done, item in enumerate(planned, start=1):
+                writer.write_tensor_data(gguf.quants.quantize(_values(item, loaded), item.qtype))
+                yield done, len(planned)
     finally:
         writer.close()
     return planned
+
+
+def _values(item: PlannedTensor, loaded: Iterator[tuple[TensorInfo, np.ndarray]]) -> np.ndarray:
+    """``item``'s float32 values as written: computed, or the next checkpoint tensor
+    with its rows cut, permuted and offset as planned."""
+    if item.values is not None:
+        return item.values
+    _, data = next(loaded)
+    if data.shape != item.shape:
+        data = data[: item.shape[0]]
+    if item.heads is not None:
+        data = permute_rows(data, item.heads)
+    if item.offset:
+        data += np.float32(item.offset)
+    return data

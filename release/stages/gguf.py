@@ -58,14 +58,15 @@ class GGUFStage(Stage):
         return {tool: v for tool, v in found.items() if v}
 
     def run(self, ctx: StageContext) -> StageRun:
-        from release.gguf.build import build_gguf_files
+        from release.gguf.build import build_gguf_files, release_metadata
         from release.gguf.needs import gguf_needs
         from release.preflight import check
 
         merged = ctx.stage_dir(MergeFacts.stage)
-        needs = gguf_needs(merged, ctx.spec.gguf.types)
-        estimates, measured = yield from check(ctx, ctx.workspace, needs)
         intake = AdapterFacts.of(ctx.manifest)
+        meta = release_metadata(ctx.spec, intake)
+        needs = gguf_needs(merged, ctx.spec.gguf.types, meta, ctx.spec.gguf.llama_cpp_dir)
+        estimates, measured = yield from check(ctx, ctx.workspace, needs)
         facts = yield from build_gguf_files(ctx.spec, merged, ctx.out_dir, ctx, intake)
         facts = facts.model_copy(update={"tools": self.tools(), **estimates})
         return StageOutput(facts=facts, measured=measured)
