@@ -9,5 +9,6 @@
   tokenizer and generation_config disagreeing on EOS).
 - ``intake``: prove the adapter belongs to the base (the adapter stage's work).
 - ``stream``: the streaming merge, in bounded memory.
+- ``blocks``: one tensor merged and cast a block of rows at a time (in the CPU's cache).
 - ``needs``: what the merge will write and hold (the preflight's estimate).
 """
