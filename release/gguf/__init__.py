@@ -25,6 +25,7 @@ How it works, one module a job:
   merged model's logits.
 - ``llama_cpp_process``: llama.cpp's loads in a child process, so an abort or a
   segfault is a one-line error.
+- ``timing``: what the stage's checks cost next to its export.
 - ``build``: the GGUF stage's work, file by file, atomic; it sees the stage only
   through ``release.core.events.Reporter``.
 

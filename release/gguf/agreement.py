@@ -1,17 +1,23 @@
 """Does the GGUF compute what the merged model computes? Asked of readers we did not write.
 
-The merged model (transformers, float32) gives reference logits on a few probe prompts.
-Each GGUF file is then loaded by llama.cpp (llama-cpp-python, when installed) and by
-transformers' GGUF loader, fed the *same token ids*, and compared position by position:
-the share of positions whose top-1 token agrees (over all positions, and over those where
-the reference is confident), the mean KL divergence and the largest absolute logit
-difference. llama.cpp's own tokenizer is checked against the HF one on the same prompts,
-and a smoke prompt is answered greedily so a person can read what the file says.
+The merged model (transformers, float32) gives reference logits on a few probe prompts,
+once per stage. Each GGUF file is then loaded once by llama.cpp (llama-cpp-python), fed
+the *same token ids*, and compared position by position: the share of positions whose
+top-1 token agrees (over all positions, and over those where the reference is
+confident), the mean KL divergence and the largest absolute logit difference. llama.cpp's
+own tokenizer is checked against the HF one on the same prompts, and a smoke prompt is
+answered greedily so a person can read what the file says.
+
+transformers' GGUF loader checks a file only where llama.cpp is not installed. Where
+llama.cpp runs, the file is checked by the runtime people run GGUF files with; a second
+reader adds no property of the file, only its own way of reading it (gguf-py's numpy
+dequantization, a float32 model rebuilt from it), and it cost about three quarters of
+the stage (SmolLM2, f16 + q8_0 + q4_k_m).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +101,8 @@ class Probe:
     logits: list[np.ndarray]
     smoke_ids: list[int]
     smoke_output: str
+    decode: Callable[[list[int]], str]
+    """The merged model's tokenizer, ids to text (special tokens left out)."""
     texts: tuple[str, ...] = PROBE_PROMPTS
 
     @property
@@ -113,7 +121,11 @@ def reference_probe(model_dir: Path) -> Probe:
     prompts = [tokenizer.encode(text) for text in PROBE_PROMPTS]
     smoke_ids = _smoke_ids(tokenizer)
     logits, answer = _transformers_run(model, prompts, smoke_ids)
-    return Probe(prompts, logits, smoke_ids, tokenizer.decode(answer, skip_special_tokens=True))
+
+    def decode(ids: list[int]) -> str:
+        return tokenizer.decode(ids, skip_special_tokens=True)
+
+    return Probe(prompts, logits, smoke_ids, decode(answer), decode)
 
 
 def _smoke_ids(tokenizer) -> list[int]:
@@ -148,36 +160,23 @@ class LoaderResult:
     """llama.cpp only: what its child process reported (stop ids, the projector)."""
 
 
-TRANSFORMERS_CANNOT_READ = frozenset({"gemma4"})
-"""GGUF architectures transformers' GGUF loader lists but cannot build a model from
-(gemma4: it sizes the per-layer-embedding tensors from defaults, not the file, and
-stops on the mismatch); llama.cpp alone checks those files."""
-
-
-def transformers_check(path: Path, model_dir: Path, probe: Probe, *, smoke: bool) -> LoaderResult:
-    """Load ``path`` with transformers' GGUF loader and compare with the probe; answer
-    the smoke prompt too when ``smoke`` (when llama.cpp is not there to answer it)."""
+def transformers_check(path: Path, probe: Probe) -> LoaderResult:
+    """Load ``path`` with transformers' GGUF loader, compare with the probe and answer
+    the smoke prompt (for a machine without llama.cpp)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     with held_stderr():  # its GGUF loader draws a tqdm bar of its own
         model = AutoModelForCausalLM.from_pretrained(
             path.parent, gguf_file=path.name, dtype=torch.float32
         )
-    logits, answer = _transformers_run(model, probe.prompts, probe.smoke_ids if smoke else None)
-    text = ""
-    if smoke:
-        text = AutoTokenizer.from_pretrained(model_dir).decode(answer, skip_special_tokens=True)
-    return LoaderResult(compare(probe.logits, logits), text)
+    logits, answer = _transformers_run(model, probe.prompts, probe.smoke_ids)
+    return LoaderResult(compare(probe.logits, logits), probe.decode(answer))
 
 
-def llama_cpp_check(
-    path: Path, model_dir: Path, probe: Probe, *, mmproj: Path | None = None
-) -> LoaderResult:
+def llama_cpp_check(path: Path, probe: Probe, *, mmproj: Path | None = None) -> LoaderResult:
     """Load ``path`` with llama.cpp (in a child process: ``llama_cpp_process``) and
     compare with the probe; with ``mmproj``, llama.cpp's multimodal loader opens it too."""
-    from transformers import AutoTokenizer
-
     run = run_llama_cpp(
         Request(
             path=str(path),
@@ -189,6 +188,5 @@ def llama_cpp_check(
             mmproj=str(mmproj) if mmproj else None,
         )
     )
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    text = tokenizer.decode(run.answer, skip_special_tokens=True)
+    text = probe.decode(run.answer)
     return LoaderResult(compare(probe.logits, run.logits), text, run.tokenizer_agrees, run)
