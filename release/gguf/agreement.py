@@ -1,12 +1,13 @@
 """Does the GGUF compute what the merged model computes? Asked of readers we did not write.
 
-The merged model (transformers, float32) gives reference logits on a few probe prompts,
-once per stage. Each GGUF file is then loaded once by llama.cpp (llama-cpp-python), fed
-the *same token ids*, and compared position by position: the share of positions whose
-top-1 token agrees (over all positions, and over those where the reference is
-confident), the mean KL divergence and the largest absolute logit difference. llama.cpp's
-own tokenizer is checked against the HF one on the same prompts, and a smoke prompt is
-answered greedily so a person can read what the file says.
+The merged model (transformers, float32, in a child process: ``reference_process``)
+gives reference logits on a few probe prompts, once per stage. Each GGUF file is then
+loaded once by llama.cpp (llama-cpp-python), fed the *same token ids*, and compared
+position by position: the share of positions whose top-1 token agrees (over all
+positions, and over those where the reference is confident), the mean KL divergence and
+the largest absolute logit difference. llama.cpp's own tokenizer is checked against the
+HF one on the same prompts, and a smoke prompt is answered greedily so a person can read
+what the file says.
 
 transformers' GGUF loader checks a file only where llama.cpp is not installed. Where
 llama.cpp runs, the file is checked by the runtime people run GGUF files with; a second
@@ -25,6 +26,7 @@ import numpy as np
 
 from release.core.quiet import held_stderr
 from release.gguf.llama_cpp_process import LlamaCppRun, Request, run_llama_cpp
+from release.gguf.reference_process import SMOKE_TOKENS, reference_run, transformers_run
 
 PROBE_PROMPTS = (
     "The capital of France is Paris. The capital of Italy is Rome, and the capital of "
@@ -44,7 +46,6 @@ PROBE_PROMPTS = (
     "as rain or snow, and flows back to the sea through rivers and groundwater.",
 )
 SMOKE_PROMPT = "What is the capital of France? Answer in one sentence."
-SMOKE_TOKENS = 24
 
 
 CONFIDENT_GAP = 0.5
@@ -111,16 +112,14 @@ class Probe:
 
 
 def reference_probe(model_dir: Path) -> Probe:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils.logging import disable_progress_bar
+    """The probe: token ids from the merged model's tokenizer here, its logits and
+    smoke answer from transformers in a child process (``reference_process``)."""
+    from transformers import AutoTokenizer
 
-    disable_progress_bar()  # the CLI prints its own progress; stderr is for errors
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     prompts = [tokenizer.encode(text) for text in PROBE_PROMPTS]
     smoke_ids = _smoke_ids(tokenizer)
-    logits, answer = _transformers_run(model, prompts, smoke_ids)
+    logits, answer = reference_run(model_dir, prompts, smoke_ids)
 
     def decode(ids: list[int]) -> str:
         return tokenizer.decode(ids, skip_special_tokens=True)
@@ -134,20 +133,6 @@ def _smoke_ids(tokenizer) -> list[int]:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return tokenizer.encode(text, add_special_tokens=False)
     return tokenizer.encode(SMOKE_PROMPT)
-
-
-def _transformers_run(model, prompts: list[list[int]], smoke_ids: list[int] | None):
-    """Logits of each prompt, and the greedy answer to ``smoke_ids`` (if given)."""
-    import torch
-
-    with torch.inference_mode():
-        logits = [model(torch.tensor([ids])).logits[0].float().numpy() for ids in prompts]
-        if smoke_ids is None:
-            return logits, []
-        out = model.generate(
-            torch.tensor([smoke_ids]), max_new_tokens=SMOKE_TOKENS, do_sample=False
-        )
-    return logits, out[0, len(smoke_ids) :].tolist()
 
 
 @dataclass(frozen=True)
@@ -170,7 +155,7 @@ def transformers_check(path: Path, probe: Probe) -> LoaderResult:
         model = AutoModelForCausalLM.from_pretrained(
             path.parent, gguf_file=path.name, dtype=torch.float32
         )
-    logits, answer = _transformers_run(model, probe.prompts, probe.smoke_ids)
+    logits, answer = transformers_run(model, probe.prompts, probe.smoke_ids)
     return LoaderResult(compare(probe.logits, logits), probe.decode(answer))
 
 

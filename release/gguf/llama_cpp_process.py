@@ -64,13 +64,13 @@ def run_llama_cpp(request: Request) -> LlamaCppRun:
                 text=True,
                 timeout=CHILD_TIMEOUT_S,
                 check=False,
-                env=_child_env(),
+                env=child_env(),
             )
         except subprocess.TimeoutExpired:
             raise LlamaCppCrashed(f"no answer within {CHILD_TIMEOUT_S} s") from None
         result = folder / "result.json"
         if done.returncode != 0 or not result.is_file():
-            raise LlamaCppCrashed(_why(done.returncode, done.stderr))
+            raise LlamaCppCrashed(last_words(done.returncode, done.stderr))
         data = json.loads(result.read_text(encoding="utf-8"))
         logits = [np.load(folder / f"logits-{i}.npy") for i in range(len(request.prompts))]
     return LlamaCppRun(
@@ -78,7 +78,7 @@ def run_llama_cpp(request: Request) -> LlamaCppRun:
     )
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
     """The child's environment: OpenMP threads that sleep while they wait.
 
     llama-cpp-python builds with OpenMP, whose threads spin at each barrier. On a machine
@@ -94,14 +94,15 @@ def _threads() -> int:
     return max(1, min(8, len(os.sched_getaffinity(0))))
 
 
-def _why(code: int, stderr: str) -> str:
+def last_words(code: int, stderr: str, who: str = "llama.cpp") -> str:
+    """What a child that failed said last (an assert, an error), with how it ended."""
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
     asserted = [line for line in lines if "GGML_ASSERT" in line or "error" in line.lower()]
     said = (asserted or lines or ["no output"])[-1]
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else code
-        return f"llama.cpp crashed ({name}): {said}"
-    return f"llama.cpp failed (exit {code}): {said}"
+        return f"{who} crashed ({name}): {said}"
+    return f"{who} failed (exit {code}): {said}"
 
 
 def _child(folder: Path) -> None:
