@@ -196,3 +196,18 @@ def test_unknown_architecture_goes_to_llama_cpp_converter(
     assert _field(reader, "general.name") == "demo"
     assert _field(reader, "general.quantized_by") == "model-release"
     shutil.rmtree(tmp_path / "ws")
+
+
+def test_a_merged_model_transformers_cannot_run_is_one_line(confident_llama_dir, tmp_path):
+    """The reference logits come from a child process; when transformers cannot load the
+    merged model there, the stage says so in one line, quoting the child's last word."""
+    from release.core.errors import WorkError
+    from release.gguf.agreement import reference_probe
+
+    model = shutil.copytree(confident_llama_dir, tmp_path / "merged")
+    config = json.loads((model / "config.json").read_text())
+    config["hidden_size"] = 96  # the weights say 64
+    (model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WorkError, match="transformers could not run the merged model") as raised:
+        reference_probe(model)
+    assert "\n" not in raised.value.message and "transformers failed (exit 1)" in str(raised.value)
