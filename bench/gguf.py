@@ -4,7 +4,7 @@ Both convert the same HF folder (default: the demo's SmolLM2-135M-Instruct, bf16
 the same type, each in its own process, so each peak RSS is its own (measured with
 wait4 on that child). Prints wall time, peak RSS and the ratios ours / llama.cpp.
 
-    python bench/gguf.py [--model DIR | --gemma4] [--types f16,q8_0] [--converter DIR]
+    python bench/gguf.py [--model DIR | --gemma4] [--types f16,q8_0] [--converter DIR] [--no-stage]
 
 ``--gemma4`` builds the tests' tiny Gemma4ForConditionalGeneration (text model with
 per-layer embeddings, vision and audio towers; tests/gemma4_models.py) and benches its
@@ -15,11 +15,16 @@ llama.cpp's converter is the pinned one: from the sdist of the installed
 llama-cpp-python, the same llama.cpp commit as the runtime (``release.gguf.pinned``),
 unless --converter names a llama.cpp checkout. Ours is the exporter alone (no verification),
 which is what the converter does too.
+
+The "stage" row is the whole GGUF stage for all the types at once, as a release runs it:
+the export and the checks (reference logits, read-back, llama.cpp's load of each file,
+sha256), with the seconds of each as the stage itself measures them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -77,18 +82,63 @@ def gemma4_fixture(folder: Path) -> Path:
     return make_gemma4_multimodal(folder / "tiny-gemma4")
 
 
+def stage_ours(model: Path, out: Path, types: list[str]) -> None:
+    """The GGUF stage's work (``build_gguf_files``) on ``model``; prints its timings."""
+    from release.core.events import Log, Progress
+    from release.gguf.build import build_gguf_files
+    from release.spec.schema import ReleaseSpec
+
+    class Quiet:  # a Reporter that shows nothing
+        stage = "gguf"
+
+        def log(self, message: str, level="info") -> Log:
+            return Log(self.stage, message, level)
+
+        def progress(self, done, total, unit, message="") -> Progress:
+            return Progress(self.stage, done, total, unit, message)
+
+        def check_cancelled(self) -> None:
+            pass
+
+    spec = ReleaseSpec(
+        name="bench",
+        version="1.0",
+        base={"path": str(model)},
+        adapter={"path": str(model)},
+        workspace=out,
+        gguf={"types": types},
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    build = build_gguf_files(spec, model, out, Quiet())
+    while True:
+        try:
+            next(build)
+        except StopIteration as stop:
+            built = stop.value
+            break
+    print(json.dumps({"export": built.export_seconds, "checks": built.check_seconds}))
+
+
 def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one child process."""
+    wall, peak, _ = measure_output(command, env)
+    return wall, peak
+
+
+def measure_output(
+    command: list[str], env: dict[str, str] | None = None
+) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MiB) and the stdout of one child process."""
     started = time.perf_counter()
-    child = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        raise SystemExit(f"{command[1]} failed:\n{child.stderr.read()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    with tempfile.TemporaryFile("w+") as stdout:
+        child = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode:
+            raise SystemExit(f"{command[1]} failed:\n{child.stderr.read()[-2000:]}")
+        stdout.seek(0)
+        return wall, usage.ru_maxrss / 1024, stdout.read()
 
 
 def main() -> None:
@@ -98,6 +148,10 @@ def main() -> None:
     parser.add_argument("--types", default="f16,q8_0")
     parser.add_argument("--converter", type=Path)
     parser.add_argument("--ours", nargs=3, metavar=("MODEL", "OUT", "TYPE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--stage", nargs=3, metavar=("MODEL", "OUT", "TYPES"), help=argparse.SUPPRESS
+    )
+    parser.add_argument("--no-stage", action="store_true", help="leave out the stage row")
     args = parser.parse_args()
     # This file is named gguf.py: its folder must not shadow the gguf package.
     sys.path[0] = str(REPO)
@@ -105,6 +159,10 @@ def main() -> None:
     if args.ours:  # child: our exporter alone
         model, out, type_name = args.ours
         export_ours(Path(model), Path(out), type_name)
+        return
+    if args.stage:  # child: the GGUF stage's work, export and checks
+        model, out, types = args.stage
+        stage_ours(Path(model), Path(out), types.split(","))
         return
 
     from release.demo.smollm2 import smollm2_base
@@ -151,6 +209,15 @@ def main() -> None:
                 print(f"{type_name:6} {'same tensors':10} {same}")
             ours_out.unlink(missing_ok=True)
             theirs_out.unlink()
+        if built_in and not args.no_stage:
+            command = [sys.executable, __file__, "--stage", str(model), str(Path(tmp) / "stage")]
+            wall, peak, said = measure_output([*command, args.types])
+            split = json.loads(said.strip().splitlines()[-1])
+            print(f"{'all':6} {'stage':10} {wall:8.1f} {peak:13.0f}   ", end="")
+            print(
+                f"(export {split['export']:.1f} s, checks {split['checks']:.1f} s: "
+                f"{split['checks'] / split['export']:.2f}x the export)"
+            )
     fixture.cleanup()
 
 

@@ -283,6 +283,8 @@ def _run_stage(
         yield StageFailed(stage.name, exc)
         raise
     manifest.refused.pop(stage.name, None)
+    for name, sha256 in output.hashed.items():
+        manifest.remember_hash(final / name, sha256)
     outputs = [manifest.record(path, relative_to=workspace) for path in iter_files(final)]
     return StageRecord(
         key=key,

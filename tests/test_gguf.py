@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 import shutil
 import sys
 
@@ -12,7 +13,7 @@ import gguf
 import pytest
 
 from release.core.errors import Cancelled, StageError
-from release.core.events import Progress
+from release.core.events import Log, Progress
 from release.core.files import sha256_file
 from release.gguf.formats import FORMATS
 from release.stages.gguf import GGUFStage
@@ -42,6 +43,10 @@ def test_stage_writes_verified_files_with_measured_facts(confident_llama_dir, tm
     names = ["demo-Q4_0.gguf", "demo-Q4_K_M.gguf"]
     assert sorted(p.name for p in ctx.out_dir.iterdir()) == names
     assert any(isinstance(e, Progress) and e.unit == "tensors" for e in events)
+    # the stage says what its checks cost next to what the export did
+    logged = [e.message for e in events if isinstance(e, Log)]
+    assert any(re.fullmatch(r"2 files: export [\d.]+ s, checks [\d.]+ s \(.*\)", m) for m in logged)
+    assert output.measured["export_seconds"] > 0 and output.measured["check_seconds"] > 0
     facts = output.facts.as_json()  # as the manifest holds them
     assert facts["architecture"] == "LlamaForCausalLM" and facts["exporter"] == "built-in"
     assert set(facts["tools"]) == {"gguf", "llama_cpp"}
@@ -51,7 +56,7 @@ def test_stage_writes_verified_files_with_measured_facts(confident_llama_dir, tm
         path = ctx.out_dir / record["name"]
         assert record["bytes"] == path.stat().st_size
         assert record["sha256"] == sha256_file(path)
-        assert set(record["top1_agreement"]) == {"llama_cpp", "transformers"}
+        assert set(record["top1_agreement"]) == {"llama_cpp"}  # the one runtime, once
         for loader, agreement in record["confident_top1_agreement"].items():
             assert agreement >= FORMATS[record["type"]].min_top1, (record["name"], loader)
         assert record["tokenizer_agreement"] is True
@@ -70,6 +75,18 @@ def test_stage_writes_verified_files_with_measured_facts(confident_llama_dir, tm
     k_quant = gguf.GGUFReader(ctx.out_dir / "demo-Q4_K_M.gguf")
     assert _field(k_quant, "general.file_type") == gguf.LlamaFileType.MOSTLY_Q4_K_M
     assert set(_types(k_quant)) == set(types)
+
+
+def test_without_llama_cpp_transformers_checks_the_file(confident_llama_dir, tmp_path, monkeypatch):
+    """Where llama.cpp is not installed, transformers' GGUF loader is the check, and it
+    answers the smoke prompt."""
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import llama_cpp now fails
+    ctx = gguf_context(confident_llama_dir, tmp_path, types=["q8_0"])
+    output, _ = run_gguf_stage(ctx)
+    (record,) = output.facts.as_json()["files"]
+    assert set(record["top1_agreement"]) == {"transformers"}
+    assert record["confident_top1_agreement"]["transformers"] >= FORMATS["q8_0"].min_top1
+    assert record["smoke_output"] and record["tokenizer_agreement"] is None
 
 
 def test_k_quants_without_llama_cpp_name_the_extra(confident_llama_dir, tmp_path, monkeypatch):
@@ -179,3 +196,18 @@ def test_unknown_architecture_goes_to_llama_cpp_converter(
     assert _field(reader, "general.name") == "demo"
     assert _field(reader, "general.quantized_by") == "model-release"
     shutil.rmtree(tmp_path / "ws")
+
+
+def test_a_merged_model_transformers_cannot_run_is_one_line(confident_llama_dir, tmp_path):
+    """The reference logits come from a child process; when transformers cannot load the
+    merged model there, the stage says so in one line, quoting the child's last word."""
+    from release.core.errors import WorkError
+    from release.gguf.agreement import reference_probe
+
+    model = shutil.copytree(confident_llama_dir, tmp_path / "merged")
+    config = json.loads((model / "config.json").read_text())
+    config["hidden_size"] = 96  # the weights say 64
+    (model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WorkError, match="transformers could not run the merged model") as raised:
+        reference_probe(model)
+    assert "\n" not in raised.value.message and "transformers failed (exit 1)" in str(raised.value)

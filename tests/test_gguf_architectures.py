@@ -85,7 +85,7 @@ def matched(request, tiny_llama_dir, tmp_path_factory) -> tuple[str, Path, Path]
 def test_runs_in_llama_cpp_and_agrees(matched):
     kind, model_dir, ours = matched
     assert gguf.GGUFReader(ours).get_field("general.architecture").contents() == kind
-    result = llama_cpp_check(ours, model_dir, reference_probe(model_dir))
+    result = llama_cpp_check(ours, reference_probe(model_dir))
     assert result.agreement.top1_agreement >= 0.99
     assert result.agreement.max_abs_diff < 0.1
     assert result.tokenizer_agrees is True

@@ -70,12 +70,12 @@ def test_tokenizer_and_hyperparameters_match_llama_cpp_converter(readers):
 def test_llama_cpp_agrees_with_transformers_on_smollm2(exports, smollm2_base_dir):
     probe = reference_probe(smollm2_base_dir)
     assert "Paris" in probe.smoke_output
-    f16 = llama_cpp_check(exports["f16"][0], smollm2_base_dir, probe)
+    f16 = llama_cpp_check(exports["f16"][0], probe)
     assert f16.agreement.top1_agreement >= 0.99
     assert f16.agreement.max_abs_diff < 0.5
     assert f16.tokenizer_agrees is True
     assert "Paris" in f16.smoke_output
-    q8 = llama_cpp_check(exports["q8_0"][0], smollm2_base_dir, probe)
+    q8 = llama_cpp_check(exports["q8_0"][0], probe)
     assert q8.agreement.confident_top1_agreement >= FORMATS["q8_0"].min_top1 == 0.99
     assert q8.agreement.top1_agreement >= 0.95  # the misses are near-ties
     assert q8.agreement.mean_kl < 0.02

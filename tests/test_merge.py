@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -158,6 +159,11 @@ def test_float32_output_in_shards(tiny_llama_dir, tmp_path):
     facts = finished[-1].facts
     assert facts["shards"] == len(shards) and facts["dtype"] == "float32"
     assert facts["bytes_written"] == index["metadata"]["total_size"]
+    # each shard was hashed while written; the manifest takes that hash: the file's own
+    outputs = json.loads((tmp_path / "ws" / "manifest.json").read_text())["stages"]["merge"]
+    recorded = {Path(o["path"]).name: o["sha256"] for o in outputs["outputs"]}
+    for name in shards:
+        assert recorded[name] == hashlib.sha256((merged / name).read_bytes()).hexdigest()
     assert facts["tensors_merged"] == 2 * len(LINEAR)
 
     # float32 all the way: PEFT merging on a float32 copy of the base agrees exactly-ish

@@ -1,7 +1,8 @@
 """Model folders on disk: the one reader and writer of their files.
 
-- ``safetensors``: headers, one tensor at a time by plain reads, shards written in order;
-  parameter counts for the preflight.
+- ``safetensors``: headers, one tensor (or block of rows) at a time by plain reads,
+  shards written in order and hashed as they are written; parameter counts for the
+  preflight.
 - ``config``: config.json, and the text model's view of a multimodal one.
 - ``base``: the base model of a release, local or downloaded from the Hub.
 - ``adapter``: the adapter's folder, local or downloaded from the Hub.

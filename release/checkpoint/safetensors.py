@@ -14,10 +14,13 @@ stay resident and count toward the process's RSS until the file is closed, so wa
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import struct
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -167,36 +170,48 @@ def read_array(handle: BinaryIO, info: TensorInfo) -> np.ndarray:
     return array
 
 
+def read_rows(handle: BinaryIO, info: TensorInfo, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of a tensor (its first axis; a 0-d tensor is one row) as a
+    2-d array, read with a single ``readinto``."""
+    rows = info.shape[0] if info.shape else 1
+    width = info.numel // rows if rows else 0
+    array = np.empty((stop - start, width), dtype=_NUMPY[info.dtype])
+    handle.seek(info.start + start * width * DTYPE_BYTES[info.dtype])
+    if handle.readinto(memoryview(array.reshape(-1)).cast("B")) != array.nbytes:
+        raise InputError(f"{info.file}: truncated at tensor {info.name}")
+    return array
+
+
 def to_float32(array: np.ndarray, code: str) -> np.ndarray:
     """A float tensor's values as a new float32 array (bf16 bits become the high half)."""
     if code != "BF16":
         return array.astype(np.float32)
-    wide = np.empty(array.shape, dtype=np.float32)
-    halves = wide.reshape(-1).view(np.uint16)  # little-endian: [low, high] per float
-    halves[0::2] = 0
-    halves[1::2] = array.reshape(-1)
-    return wide
+    wide = array.astype(np.uint32)
+    wide <<= 16
+    return wide.view(np.float32)
 
 
 def from_float32(array: np.ndarray, code: str) -> np.ndarray:
-    """float32 values cast to ``code``, rounding to nearest even as torch does.
+    """float32 values cast to ``code`` (a new contiguous array), rounding to nearest even
+    as torch does.
 
     For bf16 this rounds ``array`` in place (callers pass a scratch array)."""
     if code != "BF16":
         return array.astype(_NUMPY[code])
     nan = np.isnan(array)
-    bits = array.reshape(-1).view(np.uint32)
-    odd = (bits >> 16) & 1
-    bits += np.uint32(0x7FFF)
+    bits = np.ascontiguousarray(array).view(np.uint32)
+    odd = bits >> 16
+    odd &= 1
     bits += odd
-    del odd
-    high = bits.view(np.uint16)[1::2].reshape(array.shape)
+    bits += np.uint32(0x7FFF)
+    bits >>= 16
+    high = bits.astype(np.uint16)
     if nan.any():
-        high = np.where(nan, np.uint16(0x7FC0), high)
+        high[nan] = np.uint16(0x7FC0)
     return high
 
 
-def copy_bytes(source: BinaryIO, info: TensorInfo, target: BinaryIO) -> None:
+def copy_bytes(source: BinaryIO, info: TensorInfo, target: BinaryIO | _Hashed) -> None:
     """Copy a tensor's bytes unchanged, in chunks, without holding the tensor."""
     source.seek(info.start)
     left = info.nbytes
@@ -254,13 +269,45 @@ def _header_bytes(shard: list[OutTensor]) -> bytes:
     return struct.pack("<Q", len(raw)) + raw
 
 
+class _Hashed:
+    """A file written and hashed by a thread of its own, so its sha256 needs no second
+    read, and the caller reads and computes the next part while this one is hashed and
+    written (hashlib and file writes release the GIL). At most ``_AHEAD`` parts wait;
+    a part must not be changed once handed over."""
+
+    _AHEAD = 2
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
+        self._pending: deque[Future] = deque()
+
+    def write(self, data: bytes | memoryview) -> None:
+        while len(self._pending) >= self._AHEAD:
+            self._pending.popleft().result()  # a failed write raises here
+        self._pending.append(self._thread.submit(self._write, data))
+
+    def _write(self, data: bytes | memoryview) -> None:
+        self.digest.update(data)
+        self.handle.write(data)
+
+    def drain(self) -> None:
+        """Wait until every part is written; raise the first write's error."""
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._thread.shutdown(cancel_futures=True)
+
+
 class ShardWriter:
     """Writes planned shards tensor by tensor; ``write`` must follow the plan's order.
 
     Use it as a context manager. Each shard goes to a temporary file that is renamed
     when its last tensor is in, and the index is written last, so a crash never leaves a
-    shard or an index that looks complete. Nothing is buffered beyond the tensor being
-    written.
+    shard or an index that looks complete. Nothing is buffered beyond the part of a
+    tensor being written. Each shard is hashed while it is written (``sha256``).
     """
 
     def __init__(self, folder: Path, shards: list[list[OutTensor]]) -> None:
@@ -272,8 +319,10 @@ class ShardWriter:
         )
         self._shard = contextlib.ExitStack()
         self._number = -1
-        self._handle: BinaryIO | None = None
+        self._handle: _Hashed | None = None
         self.bytes_written = 0
+        self.sha256: dict[str, str] = {}
+        """Shard file name -> sha256 of its bytes, for each shard finished."""
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -281,36 +330,60 @@ class ShardWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self._finish()
-        else:
-            self._shard.__exit__(exc_type, exc, tb)
+            return
+        with contextlib.suppress(Exception):  # the error being raised is the one to see
+            if self._handle is not None:
+                self._handle.drain()
+        self._shard.__exit__(exc_type, exc, tb)
 
     def write(self, name: str, array: np.ndarray) -> None:
         """Write the next planned tensor from an array of its output dtype."""
-        handle = self._next(name, tuple(array.shape))
-        handle.write(memoryview(np.ascontiguousarray(array).reshape(-1)).cast("B"))
+        self.write_parts(name, tuple(array.shape), [array])
+
+    def write_parts(self, name: str, shape: tuple[int, ...], parts: Iterable[np.ndarray]) -> None:
+        """Write the next planned tensor from consecutive parts of its output bytes
+        (blocks of rows), so that no more than a part is held."""
+        handle, planned = self._next(name, shape)
+        written = 0
+        for part in parts:
+            data = memoryview(np.ascontiguousarray(part).reshape(-1)).cast("B")
+            handle.write(data)
+            written += data.nbytes
+        if written != planned.nbytes:
+            raise AssertionError(f"{name}: wrote {written} bytes, planned {planned.nbytes}")
 
     def copy(self, name: str, source: BinaryIO, info: TensorInfo) -> None:
         """Write the next planned tensor as ``info``'s bytes, unchanged."""
-        copy_bytes(source, info, self._next(name, info.shape))
+        copy_bytes(source, info, self._next(name, info.shape)[0])
 
-    def _next(self, name: str, shape: tuple[int, ...]) -> BinaryIO:
+    def _next(self, name: str, shape: tuple[int, ...]) -> tuple[_Hashed, OutTensor]:
         number, planned = next(self._queue)
         if planned.name != name or shape != planned.shape:
             raise AssertionError(f"shard plan expected {planned.name}, got {name}")
         if number != self._number:
-            self._shard.close()
+            self._close_shard()
             self._number = number
-            self._handle = self._shard.enter_context(
-                atomic_open(self.folder / self.names[number], "wb")
-            )
+            opened = atomic_open(self.folder / self.names[number], "wb")
+            self._handle = _Hashed(self._shard.enter_context(opened))
             self._handle.write(_header_bytes(self.shards[number]))
         assert self._handle is not None
         self.bytes_written += planned.nbytes
-        return self._handle
+        return self._handle, planned
+
+    def _close_shard(self) -> None:
+        if self._handle is not None:
+            try:
+                self._handle.drain()
+            except BaseException as exc:
+                self._shard.__exit__(type(exc), exc, exc.__traceback__)  # no renamed shard
+                raise
+            self.sha256[self.names[self._number]] = self._handle.digest.hexdigest()
+            self._handle = None
+        self._shard.close()
 
     def _finish(self) -> None:
         """Close the last shard and write the index (transformers' layout)."""
-        self._shard.close()
+        self._close_shard()
         if next(self._queue, None) is not None:
             raise AssertionError("shard plan not complete")
         weight_map = {

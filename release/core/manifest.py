@@ -144,6 +144,13 @@ class Manifest(BaseModel):
         )
         return digest
 
+    def remember_hash(self, path: Path, sha256: str) -> None:
+        """Take ``sha256`` as ``path``'s, as it is now (its writer hashed what it wrote)."""
+        stat = path.stat()
+        self.hash_cache[str(path.absolute())] = _CachedHash(
+            bytes=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=sha256
+        )
+
     def forget_missing_hashes(self) -> None:
         """Drop cached hashes of files no longer there (the old place of a moved folder)."""
         self.hash_cache = {key: v for key, v in self.hash_cache.items() if Path(key).exists()}

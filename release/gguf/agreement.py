@@ -1,17 +1,24 @@
 """Does the GGUF compute what the merged model computes? Asked of readers we did not write.
 
-The merged model (transformers, float32) gives reference logits on a few probe prompts.
-Each GGUF file is then loaded by llama.cpp (llama-cpp-python, when installed) and by
-transformers' GGUF loader, fed the *same token ids*, and compared position by position:
-the share of positions whose top-1 token agrees (over all positions, and over those where
-the reference is confident), the mean KL divergence and the largest absolute logit
-difference. llama.cpp's own tokenizer is checked against the HF one on the same prompts,
-and a smoke prompt is answered greedily so a person can read what the file says.
+The merged model (transformers, float32, in a child process: ``reference_process``)
+gives reference logits on a few probe prompts, once per stage. Each GGUF file is then
+loaded once by llama.cpp (llama-cpp-python), fed the *same token ids*, and compared
+position by position: the share of positions whose top-1 token agrees (over all
+positions, and over those where the reference is confident), the mean KL divergence and
+the largest absolute logit difference. llama.cpp's own tokenizer is checked against the
+HF one on the same prompts, and a smoke prompt is answered greedily so a person can read
+what the file says.
+
+transformers' GGUF loader checks a file only where llama.cpp is not installed. Where
+llama.cpp runs, the file is checked by the runtime people run GGUF files with; a second
+reader adds no property of the file, only its own way of reading it (gguf-py's numpy
+dequantization, a float32 model rebuilt from it), and it cost about three quarters of
+the stage (SmolLM2, f16 + q8_0 + q4_k_m).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +26,7 @@ import numpy as np
 
 from release.core.quiet import held_stderr
 from release.gguf.llama_cpp_process import LlamaCppRun, Request, run_llama_cpp
+from release.gguf.reference_process import SMOKE_TOKENS, reference_run, transformers_run
 
 PROBE_PROMPTS = (
     "The capital of France is Paris. The capital of Italy is Rome, and the capital of "
@@ -38,7 +46,6 @@ PROBE_PROMPTS = (
     "as rain or snow, and flows back to the sea through rivers and groundwater.",
 )
 SMOKE_PROMPT = "What is the capital of France? Answer in one sentence."
-SMOKE_TOKENS = 24
 
 
 CONFIDENT_GAP = 0.5
@@ -95,6 +102,8 @@ class Probe:
     logits: list[np.ndarray]
     smoke_ids: list[int]
     smoke_output: str
+    decode: Callable[[list[int]], str]
+    """The merged model's tokenizer, ids to text (special tokens left out)."""
     texts: tuple[str, ...] = PROBE_PROMPTS
 
     @property
@@ -103,17 +112,19 @@ class Probe:
 
 
 def reference_probe(model_dir: Path) -> Probe:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils.logging import disable_progress_bar
+    """The probe: token ids from the merged model's tokenizer here, its logits and
+    smoke answer from transformers in a child process (``reference_process``)."""
+    from transformers import AutoTokenizer
 
-    disable_progress_bar()  # the CLI prints its own progress; stderr is for errors
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     prompts = [tokenizer.encode(text) for text in PROBE_PROMPTS]
     smoke_ids = _smoke_ids(tokenizer)
-    logits, answer = _transformers_run(model, prompts, smoke_ids)
-    return Probe(prompts, logits, smoke_ids, tokenizer.decode(answer, skip_special_tokens=True))
+    logits, answer = reference_run(model_dir, prompts, smoke_ids)
+
+    def decode(ids: list[int]) -> str:
+        return tokenizer.decode(ids, skip_special_tokens=True)
+
+    return Probe(prompts, logits, smoke_ids, decode(answer), decode)
 
 
 def _smoke_ids(tokenizer) -> list[int]:
@@ -122,20 +133,6 @@ def _smoke_ids(tokenizer) -> list[int]:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return tokenizer.encode(text, add_special_tokens=False)
     return tokenizer.encode(SMOKE_PROMPT)
-
-
-def _transformers_run(model, prompts: list[list[int]], smoke_ids: list[int] | None):
-    """Logits of each prompt, and the greedy answer to ``smoke_ids`` (if given)."""
-    import torch
-
-    with torch.inference_mode():
-        logits = [model(torch.tensor([ids])).logits[0].float().numpy() for ids in prompts]
-        if smoke_ids is None:
-            return logits, []
-        out = model.generate(
-            torch.tensor([smoke_ids]), max_new_tokens=SMOKE_TOKENS, do_sample=False
-        )
-    return logits, out[0, len(smoke_ids) :].tolist()
 
 
 @dataclass(frozen=True)
@@ -148,36 +145,23 @@ class LoaderResult:
     """llama.cpp only: what its child process reported (stop ids, the projector)."""
 
 
-TRANSFORMERS_CANNOT_READ = frozenset({"gemma4"})
-"""GGUF architectures transformers' GGUF loader lists but cannot build a model from
-(gemma4: it sizes the per-layer-embedding tensors from defaults, not the file, and
-stops on the mismatch); llama.cpp alone checks those files."""
-
-
-def transformers_check(path: Path, model_dir: Path, probe: Probe, *, smoke: bool) -> LoaderResult:
-    """Load ``path`` with transformers' GGUF loader and compare with the probe; answer
-    the smoke prompt too when ``smoke`` (when llama.cpp is not there to answer it)."""
+def transformers_check(path: Path, probe: Probe) -> LoaderResult:
+    """Load ``path`` with transformers' GGUF loader, compare with the probe and answer
+    the smoke prompt (for a machine without llama.cpp)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     with held_stderr():  # its GGUF loader draws a tqdm bar of its own
         model = AutoModelForCausalLM.from_pretrained(
             path.parent, gguf_file=path.name, dtype=torch.float32
         )
-    logits, answer = _transformers_run(model, probe.prompts, probe.smoke_ids if smoke else None)
-    text = ""
-    if smoke:
-        text = AutoTokenizer.from_pretrained(model_dir).decode(answer, skip_special_tokens=True)
-    return LoaderResult(compare(probe.logits, logits), text)
+    logits, answer = transformers_run(model, probe.prompts, probe.smoke_ids)
+    return LoaderResult(compare(probe.logits, logits), probe.decode(answer))
 
 
-def llama_cpp_check(
-    path: Path, model_dir: Path, probe: Probe, *, mmproj: Path | None = None
-) -> LoaderResult:
+def llama_cpp_check(path: Path, probe: Probe, *, mmproj: Path | None = None) -> LoaderResult:
     """Load ``path`` with llama.cpp (in a child process: ``llama_cpp_process``) and
     compare with the probe; with ``mmproj``, llama.cpp's multimodal loader opens it too."""
-    from transformers import AutoTokenizer
-
     run = run_llama_cpp(
         Request(
             path=str(path),
@@ -189,6 +173,5 @@ def llama_cpp_check(
             mmproj=str(mmproj) if mmproj else None,
         )
     )
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    text = tokenizer.decode(run.answer, skip_special_tokens=True)
+    text = probe.decode(run.answer)
     return LoaderResult(compare(probe.logits, run.logits), text, run.tokenizer_agrees, run)

@@ -3,9 +3,11 @@
 Order of work: the checks that need no work come first (is the architecture built in, or
 is llama.cpp's converter there; is llama.cpp's quantizer there for K-quants), so a
 release that cannot finish fails at once. Then the merged model's reference logits, once.
-Then each file: written under a hidden temporary name, read back with gguf-py, loaded by
-llama.cpp and by transformers and compared with the reference, and only then renamed to
-``<name>-<TYPE>.gguf``. A file that fails a check never gets its final name.
+Then each file: written under a hidden temporary name, read back with gguf-py, loaded
+once by llama.cpp (transformers' GGUF loader where llama.cpp is missing) and compared
+with the reference, hashed, and only then renamed to ``<name>-<TYPE>.gguf``. A file that
+fails a check never gets its final name. The stage log ends with the seconds spent on
+the export and on the checks.
 
 K-quants (and, for delegated architectures, every type the converter cannot write) are
 made by llama.cpp's quantizer from an f16 file: the release's own f16 when it asks for
@@ -28,7 +30,6 @@ from release.core.events import Event, Reporter
 from release.core.files import sha256_file
 from release.gguf.agreement import (
     SMOKE_PROMPT,
-    TRANSFORMERS_CANNOT_READ,
     LoaderResult,
     Probe,
     llama_cpp_check,
@@ -50,6 +51,7 @@ from release.gguf.metadata import ReleaseMetadata
 from release.gguf.pinned import known_build, runtime_build, runtime_knows
 from release.gguf.projector import checked_projector, projector_name, projector_record, towers
 from release.gguf.readback import ReadBack, check_read_back, read_back, required_keys
+from release.gguf.timing import GGUFBuild, StageClock
 from release.gguf.writer import (
     ExportSource,
     PlannedTensor,
@@ -191,14 +193,16 @@ def build_gguf_files(
     out_dir: Path,
     report: Reporter,
     intake: AdapterFacts | None = None,
-) -> Generator[Event, None, GGUFFacts]:
+) -> Generator[Event, None, GGUFBuild]:
     """The GGUF files of ``spec`` from the merged model in ``model_dir``, into ``out_dir``;
-    yields ``report``'s events, returns the stage's facts. ``intake`` is the adapter
+    yields ``report``'s events, returns the facts and timings. ``intake`` is the adapter
     stage's facts (the commits the release was made from)."""
     exporter = _preflight(spec, out_dir, model_dir)
     meta = release_metadata(spec, intake)
     yield report.log("computing the merged model's reference logits")
-    probe = reference_probe(model_dir)
+    clock = StageClock()
+    with clock.counting("checks"):
+        probe = reference_probe(model_dir)
     jobs = _jobs(spec, out_dir, exporter.converter is not None)
     projector_file = out_dir / projector_name(spec.name)
     projector_temp = projector_file.with_name(f".{projector_file.name}.partial")
@@ -216,27 +220,31 @@ def build_gguf_files(
             )
         for job in jobs:
             yield report.log(f"writing {job.final.name if job.final else 'an f16 source'}")
-            expected = yield from _write(report, job, exporter, model_dir, f16_source, meta)
-            found = read_back(job.temp)
-            layout = layout or {name: (shape, None) for name, (shape, _) in found.tensors.items()}
-            _check(found, expected or layout, model_dir, job.temp)
+            with clock.counting("export"):
+                expected = yield from _write(report, job, exporter, model_dir, f16_source, meta)
+            with clock.counting("checks"):
+                found = read_back(job.temp)
+                layout = layout or {n: (shape, None) for n, (shape, _) in found.tensors.items()}
+                _check(found, expected or layout, model_dir, job.temp)
             if job.fmt.name == "f16":
                 f16_source = job.temp
             if job.final is None:
                 continue
             mmproj = projector.path if projector else None
-            record = yield from _verify(report, job, model_dir, probe, found.architecture, mmproj)
+            with clock.counting("checks"):
+                record = yield from _verify(report, job, probe, mmproj)
             os.replace(job.temp, job.final)
             if f16_source == job.temp:
                 f16_source = job.final
             files.append(record)
         if projector is not None:
             os.replace(projector_temp, projector_file)
+        yield report.log(clock.summary(len(files)))
     finally:
         projector_temp.unlink(missing_ok=True)
         for job in jobs:
             job.temp.unlink(missing_ok=True)
-    return GGUFFacts(
+    facts = GGUFFacts(
         architecture=read_config(model_dir)["architectures"][0],
         exporter=CONVERTER if exporter.converter else BUILT_IN,
         llama_cpp=_llama_cpp_build(exporter),
@@ -247,6 +255,7 @@ def build_gguf_files(
         smoke_prompt=SMOKE_PROMPT,
         smoke_reference_output=probe.smoke_output,
     )
+    return GGUFBuild(facts, clock.rounded("export"), clock.rounded("checks"))
 
 
 def _write(
@@ -320,30 +329,18 @@ def _has_chat_template(model_dir: Path) -> bool:
 
 
 def _verify(
-    report: Reporter,
-    job: _Job,
-    model_dir: Path,
-    probe: Probe,
-    architecture: str,
-    mmproj: Path | None,
+    report: Reporter, job: _Job, probe: Probe, mmproj: Path | None
 ) -> Generator[Event, None, GGUFFileFacts]:
     """Load the written file with each reader and compare; its manifest record."""
     assert job.final is not None
     path = job.temp
-    with_llama_cpp = llama_cpp_version() is not None
-    # transformers answers the smoke prompt only where llama.cpp cannot.
-    checks: list[tuple[str, Callable[[], LoaderResult]]] = []
-    if not (with_llama_cpp and architecture in TRANSFORMERS_CANNOT_READ):
-        checks.append(
-            (
-                "transformers",
-                lambda: transformers_check(path, model_dir, probe, smoke=not with_llama_cpp),
-            )
-        )
-    if with_llama_cpp:
-        checks.insert(
-            0, ("llama_cpp", lambda: llama_cpp_check(path, model_dir, probe, mmproj=mmproj))
-        )
+    # llama.cpp, the runtime the file is made for; transformers only where it is missing
+    # (``release.gguf.agreement`` says why)
+    checks: list[tuple[str, Callable[[], LoaderResult]]] = [
+        ("llama_cpp", lambda: llama_cpp_check(path, probe, mmproj=mmproj))
+        if llama_cpp_version() is not None
+        else ("transformers", lambda: transformers_check(path, probe))
+    ]
     results: dict[str, LoaderResult] = {}
     for loader, check in checks:
         yield report.log(f"checking {job.final.name} with {loader}")

@@ -13,6 +13,7 @@ The child stops greedy generation on every end-of-generation token llama.cpp kno
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -58,13 +59,18 @@ def run_llama_cpp(request: Request) -> LlamaCppRun:
         command = [sys.executable, "-m", "release.gguf.llama_cpp_process", str(folder)]
         try:
             done = subprocess.run(
-                command, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, check=False
+                command,
+                capture_output=True,
+                text=True,
+                timeout=CHILD_TIMEOUT_S,
+                check=False,
+                env=child_env(),
             )
         except subprocess.TimeoutExpired:
             raise LlamaCppCrashed(f"no answer within {CHILD_TIMEOUT_S} s") from None
         result = folder / "result.json"
         if done.returncode != 0 or not result.is_file():
-            raise LlamaCppCrashed(_why(done.returncode, done.stderr))
+            raise LlamaCppCrashed(last_words(done.returncode, done.stderr))
         data = json.loads(result.read_text(encoding="utf-8"))
         logits = [np.load(folder / f"logits-{i}.npy") for i in range(len(request.prompts))]
     return LlamaCppRun(
@@ -72,14 +78,31 @@ def run_llama_cpp(request: Request) -> LlamaCppRun:
     )
 
 
-def _why(code: int, stderr: str) -> str:
+def child_env() -> dict[str, str]:
+    """The child's environment: OpenMP threads that sleep while they wait.
+
+    llama-cpp-python builds with OpenMP, whose threads spin at each barrier. On a machine
+    whose cores other processes also use, two spinning threads wait on each other for
+    most of their time slices: the probe prompts took 20-110 s with 2 threads and 2-3 s
+    with one on a loaded 2-core machine; with ``OMP_WAIT_POLICY=PASSIVE`` 2 threads take
+    what one does (and scale on an idle machine). A policy the user set is kept."""
+    return {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}
+
+
+def _threads() -> int:
+    """The cores this process may run on, up to 8 (more gives little on a probe)."""
+    return max(1, min(8, len(os.sched_getaffinity(0))))
+
+
+def last_words(code: int, stderr: str, who: str = "llama.cpp") -> str:
+    """What a child that failed said last (an assert, an error), with how it ended."""
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
     asserted = [line for line in lines if "GGML_ASSERT" in line or "error" in line.lower()]
     said = (asserted or lines or ["no output"])[-1]
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else code
-        return f"llama.cpp crashed ({name}): {said}"
-    return f"llama.cpp failed (exit {code}): {said}"
+        return f"{who} crashed ({name}): {said}"
+    return f"{who} failed (exit {code}): {said}"
 
 
 def _child(folder: Path) -> None:
@@ -92,7 +115,7 @@ def _child(folder: Path) -> None:
         n_ctx=max(256, longest + request.smoke_tokens),
         logits_all=True,
         verbose=False,
-        n_threads=2,
+        n_threads=_threads(),
     )
     vocab = llama_cpp.llama_model_get_vocab(llm.model)
     for index, ids in enumerate(request.prompts):
@@ -129,7 +152,7 @@ def _load_mmproj(path: str, llm) -> bool:
     params = mtmd_cpp.mtmd_context_params_default()
     params.use_gpu = False
     params.print_timings = False
-    params.n_threads = 2
+    params.n_threads = _threads()
     context = mtmd_cpp.mtmd_init_from_file(path.encode(), llm.model, params)
     if not context:
         raise LlamaCppCrashed(f"llama.cpp's multimodal loader refused {path}")

@@ -109,7 +109,8 @@ def inspect(
             if moved := _moved(field, snapshot.repo_id, snapshot.revision, snapshot.commit, last):
                 yield Notice(moved)
     base = list_checkpoint(base_dir)
-    refuse_quantized(label, read_config(base_dir), base, spec.base.repo_id)
+    config = read_config(base_dir)
+    refuse_quantized(label, config, base, spec.base.repo_id)
     has_tokenizer = (adapter_dir / "tokenizer_config.json").is_file()
     check_stop_tokens(adapter_dir if has_tokenizer else base_dir, base_dir)
 
@@ -118,14 +119,16 @@ def inspect(
     adapter = {info.name: info for info in list_file_tensors(staged)}
     yield from _check_finite(adapter, adapter_dir / lora.WEIGHTS_NAME)
     edits = lora.group_edits(list(adapter), adapter_dir / lora.WEIGHTS_NAME)
-    targets, model_class = parameter_to_checkpoint(
+    placed = parameter_to_checkpoint(
         base_dir,
+        config,
         list(base),
         set(edits),
         preferred_class=settings.base_model_class,
         trust_remote_code=spec.base.trust_remote_code,
     )
-    yield f"adapter modules placed on {model_class or 'the base'}'s checkpoint names: " + (
+    targets = placed.targets
+    yield f"adapter modules placed on {placed.model_class or 'the base'}'s checkpoint names: " + (
         placement(targets.values()) or "none"
     )
     for parameter, edit in sorted(edits.items()):
@@ -144,7 +147,7 @@ def inspect(
     return facts.model_copy(
         update={
             "base_fingerprint": fingerprint,
-            "base_model_class": model_class,
+            "base_model_class": placed.model_class,
             "base_citations": base_citations(base_dir),
             **pinned,
         }

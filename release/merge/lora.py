@@ -225,6 +225,36 @@ def expected_shapes(
     return shapes
 
 
+@dataclass(frozen=True)
+class LoraFactors:
+    """One edit's LoRA factors in float32, giving its delta a block of rows at a time."""
+
+    a: np.ndarray
+    b: np.ndarray
+    scale: np.float32
+    transposed: bool
+    """The delta is ``(B @ A).T``: an Embedding's, or a fan-in-fan-out Conv1D's."""
+
+    def delta_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of ``s * (B @ A)`` (transposed where it is), as a new
+        float32 array; each element is computed as the whole product computes it."""
+        rows = (
+            (self.b @ self.a[:, start:stop]).T if self.transposed else self.b[start:stop] @ self.a
+        )
+        rows *= self.scale
+        return rows
+
+
+def lora_factors(
+    edit: ModuleEdit, read: Callable[[str], np.ndarray], settings: LoraSettings
+) -> LoraFactors:
+    """The factors of ``edit`` (which has a LoRA pair), read and scaled as PEFT does."""
+    assert edit.lora_a and edit.lora_b
+    lora_a, lora_b = read(edit.lora_a), read(edit.lora_b)
+    scale = np.float32(settings.scale(edit.module, lora_a.shape[0]))
+    return LoraFactors(lora_a, lora_b, scale, edit.kind == "embedding" or settings.fan_in_fan_out)
+
+
 def merge_weight(
     weight: np.ndarray,
     edit: ModuleEdit,
@@ -235,18 +265,12 @@ def merge_weight(
     merged = (read(edit.replacement) if edit.replacement else weight).astype(np.float32, copy=False)
     if edit.kind is None:
         return merged
-    assert edit.lora_a and edit.lora_b
-    lora_a, lora_b = read(edit.lora_a), read(edit.lora_b)
-    delta = lora_b @ lora_a
-    if edit.kind == "embedding" or settings.fan_in_fan_out:
-        delta = delta.T
-    delta *= np.float32(settings.scale(edit.module, lora_a.shape[0]))
-    merged += delta
-    del delta
+    factors = lora_factors(edit, read, settings)
+    merged += factors.delta_rows(0, merged.shape[0])
     if edit.magnitude:
         # Rows of W are output features for Linear; for an Embedding (and a fan-in-fan-out
         # Conv1D) the output features are W's columns.
-        by_column = edit.kind == "embedding" or settings.fan_in_fan_out
+        by_column = factors.transposed
         norm = np.linalg.norm(merged, axis=0 if by_column else 1)
         factor = read(edit.magnitude) / norm
         merged *= factor.reshape(1, -1) if by_column else factor.reshape(-1, 1)

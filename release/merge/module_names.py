@@ -2,103 +2,178 @@
 
 An adapter names modules as the model class it was trained on lays them out
 (``model.layers.0.self_attn.q_proj``); a checkpoint names tensors as whoever saved it
-did. They differ by model class: a checkpoint saved from the bare ``*Model`` has no
-``model.`` prefix; a multimodal checkpoint nests the text model; transformers v5 renames
-keys of some architectures while loading. Rather than guess with string rules that only
-fit Llama, we ask the model itself: build it on the meta device (no memory, no weights)
-and run every checkpoint name through transformers' own load-time renaming for that
-class. That gives model parameter name -> checkpoint tensor name, exactly as
-``from_pretrained`` would load it.
+did. They differ by wrapper prefixes: a checkpoint saved from the bare ``*Model`` has
+no ``model.``; a multimodal checkpoint nests the text model (``model.language_model.``),
+in older layouts the other way round (``language_model.model.``).
+
+From the checkpoint's header names alone, no model built:
+
+1. a parameter whose name is a checkpoint tensor's is that tensor;
+2. the others are placed by one prefix rewrite at a time (``model.`` -> ``""``,
+   ``model.`` -> ``model.language_model.``): the rewrite that places the most of them,
+   applied to all; a tie is not guessed at. A rewrite only adds, drops or reorders
+   wrapper components: it never turns one layer or module into another.
+
+What names alone cannot place (transformers v5 renames or fuses the keys of some
+architectures while loading) is asked of transformers itself, in a short-lived child
+process so intake's own process never imports it: ``release.merge.class_names``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections import Counter
-from collections.abc import Collection, Iterable, Iterator
+import json
+import os
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
-
-def _model_classes(config, preferred: str | None, trust_remote_code: bool) -> Iterator:
-    """Candidate model classes, most likely first: the class the adapter records, the
-    checkpoint's own architectures, then the causal-LM class transformers picks."""
-    import transformers
-
-    seen = set()
-    for name in [preferred, *(getattr(config, "architectures", None) or [])]:
-        cls = getattr(transformers, name, None) if name else None
-        if cls is not None and cls not in seen:
-            seen.add(cls)
-            yield lambda cls=cls: cls._from_config(config)
-    yield lambda: transformers.AutoModelForCausalLM.from_config(
-        config, trust_remote_code=trust_remote_code
-    )
+CHILD_TIMEOUT_S = 600
 
 
-def _conversions(model) -> tuple[list, list]:
-    try:
-        from transformers.conversion_mapping import get_model_conversion_mapping
-        from transformers.core_model_loading import WeightConverter
-    except ImportError:  # transformers 4.x: no load-time renaming beyond the prefix
-        return [], []
-    transforms = get_model_conversion_mapping(model)
-    converters = [t for t in transforms if isinstance(t, WeightConverter)]
-    return [t for t in transforms if not isinstance(t, WeightConverter)], converters
+@dataclass(frozen=True)
+class ParameterMap:
+    """Model parameter name -> checkpoint tensor name, for the parameters placed."""
+
+    targets: dict[str, str]
+    model_class: str | None
+    """The model class whose names these are: the one the adapter records, else the
+    checkpoint's own (or the one transformers' mapping found)."""
 
 
-def _rename(name: str, model, renamings: list, converters: list, state: dict) -> str | None:
-    """The model parameter ``name`` loads into, or None when a converter fuses or splits
-    it (then no one model parameter is this tensor)."""
-    prefix = model.base_model_prefix
-    if renamings or converters:
-        from transformers.core_model_loading import rename_source_key
+@dataclass(frozen=True)
+class _Rewrite:
+    """Replace the leading components ``old`` of a name by ``new`` (either may be "")."""
 
-        key, pattern = rename_source_key(name, renamings, converters, prefix, state)
-        return None if pattern is not None else key
-    if prefix and name.startswith(prefix + ".") and name.removeprefix(prefix + ".") in state:
-        return name.removeprefix(prefix + ".")
-    if prefix and f"{prefix}.{name}" in state:
-        return f"{prefix}.{name}"
-    return name
+    old: str
+    new: str
+
+    def apply(self, name: str) -> str | None:
+        if self.old and not name.startswith(self.old + "."):
+            return None
+        rest = name.removeprefix(self.old + ".") if self.old else name
+        return f"{self.new}.{rest}" if self.new else rest
+
+
+def _heads_by_tail(names: Iterable[str]) -> dict[str, set[str]]:
+    """For every dotted tail of at least two components, the heads that precede it:
+    ``a.b.c.weight`` gives ``c.weight`` -> {``a.b``}, ``b.c.weight`` -> {``a``}..."""
+    heads: dict[str, set[str]] = defaultdict(set)
+    for name in names:
+        parts = name.split(".")
+        for cut in range(len(parts) - 1):
+            heads[".".join(parts[cut:])].add(".".join(parts[:cut]))
+    return heads
+
+
+def _candidates(name: str, heads: dict[str, set[str]]) -> Iterable[_Rewrite]:
+    """Rewrites that turn ``name`` into a checkpoint name sharing its longest tail."""
+    parts = name.split(".")
+    for cut in range(len(parts) - 1):
+        found = heads.get(".".join(parts[cut:]))
+        if found:
+            old = ".".join(parts[:cut])
+            return [_Rewrite(old, new) for new in sorted(found) if _wrapper_change(old, new)]
+    return []
+
+
+def _wrapper_change(old: str, new: str) -> bool:
+    """Whether ``old`` -> ``new`` only adds, drops or reorders wrapper components
+    (``model`` -> ``model.language_model``), never swaps one module or layer index for
+    another (``layers.7`` -> ``layers.1``, ``vision`` -> ``audio``)."""
+    before, after = set(old.split(".")) - {""}, set(new.split(".")) - {""}
+    indexed = any(part.isdigit() for part in before | after)
+    return old != new and not indexed and (before <= after or after <= before)
+
+
+def _placed(rewrite: _Rewrite, names: Iterable[str], free: set[str]) -> dict[str, str]:
+    """What ``rewrite`` places of ``names`` on checkpoint tensors still ``free``."""
+    placed: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in names:
+        target = rewrite.apply(name)
+        if target is not None and target in free and target not in taken:
+            placed[name] = target
+            taken.add(target)
+    return placed
+
+
+def map_by_names(checkpoint_names: Collection[str], wanted: Collection[str]) -> dict[str, str]:
+    """Parameter -> checkpoint name for the ``wanted`` parameters that names alone place."""
+    checkpoint = set(checkpoint_names)
+    targets = {name: name for name in wanted if name in checkpoint}
+    heads = _heads_by_tail(checkpoint)
+    while left := sorted(set(wanted) - targets.keys()):
+        free = checkpoint - set(targets.values())
+        votes = Counter(rewrite for name in left for rewrite in _candidates(name, heads))
+        scored = sorted(
+            ((len(_placed(rewrite, left, free)), rewrite) for rewrite in votes),
+            key=lambda item: -item[0],
+        )
+        if not scored or scored[0][0] == 0 or (len(scored) > 1 and scored[1][0] == scored[0][0]):
+            break  # nothing more to place, or two rewrites place as much: not ours to pick
+        targets |= _placed(scored[0][1], left, free)
+    return targets
 
 
 def parameter_to_checkpoint(
     base_dir: Path,
+    config: dict,
     checkpoint_names: Collection[str],
     wanted: Collection[str],
     *,
     preferred_class: str | None = None,
     trust_remote_code: bool = False,
-) -> tuple[dict[str, str], str]:
-    """Model parameter name -> checkpoint tensor name for the ``wanted`` parameters,
-    under the first candidate model class that explains most of them, and that class's
-    name. Parameters it cannot place are left out (the caller reports them)."""
-    import torch
-    from transformers import AutoConfig
+) -> ParameterMap:
+    """Place the ``wanted`` parameters on the checkpoint's names: by names alone, else
+    (for what they leave) by transformers in a child process, whichever places more.
+    Parameters neither can place are left out (the caller reports them)."""
+    targets = map_by_names(checkpoint_names, wanted)
+    model_class = preferred_class or next(iter(config.get("architectures") or []), None)
+    if len(targets) == len(wanted):
+        return ParameterMap(targets, model_class)
+    asked = _ask_transformers(
+        base_dir, checkpoint_names, wanted, preferred_class, trust_remote_code
+    )
+    if len(asked.targets) > len(targets):
+        return asked
+    return ParameterMap(targets, model_class)
 
-    config = AutoConfig.from_pretrained(base_dir, trust_remote_code=trust_remote_code)
-    best: tuple[dict[str, str], str] = ({}, "")
-    for build in _model_classes(config, preferred_class, trust_remote_code):
-        with warnings.catch_warnings(), torch.device("meta"):
-            warnings.simplefilter("ignore")
-            try:
-                model = build()
-            except (ValueError, TypeError, AttributeError):
-                continue  # a class that does not take this config
-        state = model.state_dict()
-        renamings, converters = _conversions(model)
-        mapping = {}
-        for name in checkpoint_names:
-            with contextlib.suppress(KeyError, ValueError):
-                key = _rename(name, model, renamings, converters, state)
-                if key is not None and key in wanted:
-                    mapping[key] = name
-        if len(mapping) > len(best[0]):
-            best = (mapping, type(model).__name__)
-        if len(mapping) == len(wanted):
-            break
-    return best
+
+def _ask_transformers(
+    base_dir: Path,
+    checkpoint_names: Collection[str],
+    wanted: Collection[str],
+    preferred_class: str | None,
+    trust_remote_code: bool,
+) -> ParameterMap:
+    """``release.merge.class_names`` in a child process; nothing placed if it fails
+    (the caller's error then names the first parameter left)."""
+    request = {
+        "base_dir": str(base_dir),
+        "checkpoint_names": sorted(checkpoint_names),
+        "wanted": sorted(wanted),
+        "preferred_class": preferred_class,
+        "trust_remote_code": trust_remote_code,
+    }
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding ``release``
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "release.merge.class_names"],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=CHILD_TIMEOUT_S,
+            check=False,
+        )
+        answer = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {}
+    except (subprocess.TimeoutExpired, ValueError, IndexError):
+        answer = {}
+    return ParameterMap(answer.get("targets", {}), answer.get("model_class") or None)
 
 
 def placement(checkpoint_names: Iterable[str]) -> str:

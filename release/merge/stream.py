@@ -1,11 +1,14 @@
 """Merge a LoRA adapter into its base one tensor at a time.
 
-The base's shards are walked in byte order; each tensor is read alone, merged in
-float32 when the adapter edits it (``release.merge.lora.merge_weight``), cast to the output
-dtype and written straight into its planned output shard (``ShardWriter``). Because
-every output tensor's dtype and shape are known from the headers before any byte is
-read, the shards are planned up front and nothing is buffered: peak memory is about one
-tensor's float32 working copies, whatever the model's size.
+The base's shards are walked in byte order. A tensor the adapter does not touch and
+the output dtype keeps is copied as bytes; one it edits with a plain LoRA, or one that
+is only cast, is merged in float32 a block of rows at a time (``release.merge.blocks``)
+and written as each chunk is done; a replacement (modules_to_save) or a DoRA edit is
+merged whole (``release.merge.lora.merge_weight``). Every output tensor's dtype and
+shape are known from the headers before any byte is read, so the shards are planned up
+front and written in order by ``ShardWriter``, which hashes each shard as it writes it
+on a thread of its own (the runner records those hashes instead of reading the files
+again). Peak memory is a few read chunks, or one whole-merged tensor's float32 copies.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from release.checkpoint.safetensors import (
     to_float32,
 )
 from release.merge import lora
+from release.merge.blocks import merged_rows
 
 COPIED_FILES = ("generation_config.json", *PROCESSOR_FILES, *TOKENIZER_FILES)
 
@@ -51,6 +55,8 @@ class MergeResult:
     tensors_merged: int
     peak_rss: int
     tokenizer_from: str
+    sha256: dict[str, str]
+    """Each shard's sha256, taken while it was written."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,16 @@ def output_dtype(info: TensorInfo, dtype: str) -> str:
     if dtype == "auto" or info.dtype not in FLOAT_DTYPES:
         return info.dtype
     return CODES[dtype]
+
+
+def _by_rows(edit: lora.ModuleEdit | None, info: TensorInfo) -> bool:
+    """Whether the tensor can be merged a block of rows at a time (``blocks``): a cast,
+    or a plain LoRA on a matrix. A replacement (modules_to_save) and DoRA, whose norms
+    span the whole matrix, take the whole tensor in float32."""
+    if edit is None:
+        return True
+    plain = edit.kind is not None and not edit.replacement and not edit.magnitude
+    return plain and len(info.shape) == 2
 
 
 def merge_streaming(
@@ -112,6 +128,10 @@ def merge_streaming(
             edit = edits.get(out.name)
             if edit is None and out.dtype == info.dtype:
                 writer.copy(out.name, handles[info.file], info)
+            elif _by_rows(edit, info):
+                factors = lora.lora_factors(edit, read_adapter, settings) if edit else None
+                rows = merged_rows(handles[info.file], info, out.dtype, factors)
+                writer.write_parts(out.name, info.shape, rows)
             else:
                 weight = to_float32(read_array(handles[info.file], info), info.dtype)
                 if edit is not None:
@@ -134,6 +154,7 @@ def merge_streaming(
         tensors_merged=len(edits),
         peak_rss=peak,
         tokenizer_from=tokenizer_from,
+        sha256=writer.sha256,
     )
 
 

@@ -34,6 +34,9 @@ class StageOutput:
     measured: dict[str, Any] = field(default_factory=dict)
     """What this run measured of the machine (peak memory, free disk): recorded, but
     never part of a later stage's key, since a rerun on the same inputs measures anew."""
+    hashed: dict[str, str] = field(default_factory=dict)
+    """sha256 of output files the stage hashed while writing them, by path relative to
+    its folder: the runner records them without reading the files again."""
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Stage: GGUF export of the merged model, checked by llama.cpp and transformers.
+"""Stage: GGUF export of the merged model, checked by llama.cpp.
 
 Reads ``<workspace>/merge`` and writes ``<workspace>/gguf/<name>-<TYPE>.gguf`` for each
 type in ``gguf.types``. The work lives in ``release.gguf`` (imported inside
@@ -67,6 +67,11 @@ class GGUFStage(Stage):
         meta = release_metadata(ctx.spec, intake)
         needs = gguf_needs(merged, ctx.spec.gguf.types, meta, ctx.spec.gguf.llama_cpp_dir)
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
-        facts = yield from build_gguf_files(ctx.spec, merged, ctx.out_dir, ctx, intake)
-        facts = facts.model_copy(update={"tools": self.tools(), **estimates})
-        return StageOutput(facts=facts, measured=measured)
+        built = yield from build_gguf_files(ctx.spec, merged, ctx.out_dir, ctx, intake)
+        facts = built.facts.model_copy(update={"tools": self.tools(), **estimates})
+        timings = {"export_seconds": built.export_seconds, "check_seconds": built.check_seconds}
+        return StageOutput(
+            facts=facts,
+            measured={**measured, **timings},
+            hashed={file.name: file.sha256 for file in facts.files},
+        )

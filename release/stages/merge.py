@@ -76,4 +76,5 @@ class MergeStage(Stage):
         return StageOutput(
             facts=facts,
             measured={"peak_rss_bytes": result.peak_rss, **measured},
+            hashed=result.sha256,
         )
