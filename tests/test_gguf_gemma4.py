@@ -125,7 +125,7 @@ def test_llama_cpp_loads_ours_and_agrees(gemma4_multimodal_dir, tmp_path):
     probe = reference_probe(gemma4_multimodal_dir)
     for type_name, least in (("f16", 0.99), ("q8_0", FORMATS["q8_0"].min_top1)):
         path = _ours(gemma4_multimodal_dir, tmp_path / f"{type_name}.gguf", type_name)
-        result = llama_cpp_check(path, gemma4_multimodal_dir, probe)
+        result = llama_cpp_check(path, probe)
         assert result.tokenizer_agrees is True
         if type_name == "f16":
             assert result.agreement.top1_agreement >= least
@@ -164,7 +164,7 @@ def test_converter_files_get_the_release_keys(gemma4_text_dir, converter_dir, tm
         assert (old.name, old.tensor_type) == (new.name, new.tensor_type)
         assert old.data.tobytes() == new.data.tobytes(), old.name
     probe = reference_probe(gemma4_text_dir)
-    result = llama_cpp_check(path, gemma4_text_dir, probe)
+    result = llama_cpp_check(path, probe)
     assert result.agreement.confident_top1_agreement >= FORMATS["q8_0"].min_top1
 
 
@@ -216,7 +216,7 @@ def test_k_quants_through_llama_cpps_quantizer(request, fixture, tmp_path):
         quantize_with_llama_cpp(f16, path, FORMATS[type_name])
         assert llama_cpp_tensor_types(path) == predicted_types(model_dir, type_name)
         assert abs(estimates[type_name] / path.stat().st_size - 1) <= 0.001, type_name
-    result = llama_cpp_check(tmp_path / "q4_k_m.gguf", model_dir, reference_probe(model_dir))
+    result = llama_cpp_check(tmp_path / "q4_k_m.gguf", reference_probe(model_dir))
     assert result.tokenizer_agrees is True
     assert result.agreement.confident_top1_agreement >= FORMATS["q4_k_m"].min_top1
 
