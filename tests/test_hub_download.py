@@ -11,6 +11,8 @@ from safetensors.torch import load_file
 
 from release.core.errors import InputError
 from release.core.events import Log, StageFinished
+from release.core.files import sha256_file
+from release.core.manifest import Manifest
 from release.runner import run_release
 from release.spec.schema import ReleaseSpec
 from tests.hub_fixtures import upload_folder
@@ -186,3 +188,26 @@ def test_the_spec_takes_one_adapter_source(tmp_path):
                 "adapter": {"path": str(tmp_path), "revision": "main"},
             }
         )
+
+
+def test_a_hub_cache_blob_is_keyed_by_its_name_without_reading_it(tmp_path):
+    """A base given as a path into the Hugging Face cache (a snapshot folder): the blob's
+    name is taken as the file's sha256, so a 60 GB base is not read to key the merge; a
+    file outside the cache, or a small git-stored blob, is read and hashed. (A base given
+    by repo_id is keyed by its pinned commit and never hashed.)"""
+    named = "ab" * 32
+    blob = tmp_path / "models--acme--big" / "blobs" / named
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(b"weights")
+    snapshot = tmp_path / "models--acme--big" / "snapshots" / ("c" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "model.safetensors").symlink_to(blob)
+    git_blob = blob.parent / ("d" * 40)
+    git_blob.write_bytes(b"{}")
+    elsewhere = tmp_path / "model.safetensors"
+    elsewhere.write_bytes(b"weights")
+
+    manifest = Manifest(name="big", version="1")
+    assert manifest.hash_file(snapshot / "model.safetensors") == named
+    assert manifest.hash_file(git_blob) == sha256_file(git_blob)
+    assert manifest.hash_file(elsewhere) == sha256_file(elsewhere) != named

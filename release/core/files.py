@@ -94,6 +94,28 @@ def sha256_file(path: str | Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+HUB_CACHE_REPO_PREFIXES = ("models--", "datasets--", "spaces--")
+"""The Hugging Face cache's folder of one repository starts with one of these."""
+
+
+def hub_cache_sha256(path: Path) -> str | None:
+    """The sha256 a Hugging Face cache file is stored under, or None.
+
+    huggingface_hub keeps each LFS file of a download as ``models--<org>--<name>/blobs/
+    <sha256>`` (the Hub's own hash of it; a snapshot's files link there), and checks each
+    download's size against the Hub's. A base given as a path into that cache (a snapshot
+    folder) is then keyed without reading tens of GB on the first run; a file anywhere
+    else is hashed as usual."""
+    blob = path.resolve()
+    repo_folder = blob.parent.parent.name
+    if blob.parent.name != "blobs" or not repo_folder.startswith(HUB_CACHE_REPO_PREFIXES):
+        return None
+    name = blob.name
+    if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
+        return name
+    return None  # a small file kept in git: named by its git sha1, not its sha256
+
+
 def iter_files(root: Path) -> list[Path]:
     """Every regular file below ``root`` (or ``root`` itself), sorted, hidden ones left out."""
     if root.is_file():

@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from release.core.errors import InputError
-from release.core.files import atomic_write_text, sha256_file
+from release.core.files import atomic_write_text, hub_cache_sha256, sha256_file
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -132,13 +132,14 @@ class Manifest(BaseModel):
         atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
 
     def hash_file(self, path: Path) -> str:
-        """sha256 of ``path``, reusing the cached value while size and mtime match."""
+        """sha256 of ``path``, reusing the cached value while size and mtime match, or
+        the Hub's own for a file of the Hugging Face cache (``hub_cache_sha256``)."""
         stat = path.stat()
         key = str(path.absolute())
         cached = self.hash_cache.get(key)
         if cached and (cached.bytes, cached.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
             return cached.sha256
-        digest = sha256_file(path)
+        digest = hub_cache_sha256(path) or sha256_file(path)
         self.hash_cache[key] = _CachedHash(
             bytes=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=digest
         )
