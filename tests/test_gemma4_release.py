@@ -10,6 +10,11 @@ tiny model answers with newlines (any architecture; the eval stage is not Gemma'
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import gguf
@@ -188,3 +193,60 @@ def test_card_lints_clean_and_round_trips(released):
         # a checkpoint that keeps its towers is an image-text-to-text model on the Hub
         tag = "image-text-to-text" if case == "towers" else "text-generation"
         assert card.data.pipeline_tag == tag
+
+
+def _cards(workspace: Path) -> dict[str, str]:
+    card = workspace / "card"
+    return {
+        "merged": (card / "README.md").read_text(),
+        "gguf": (card / "gguf" / "README.md").read_text(),
+    }
+
+
+def test_card_usage_names_the_files_of_this_release(released):
+    """Every .gguf the cards name is a file the GGUF stage wrote; the projector is named
+    (with --mmproj) exactly when the towers were kept; the GGUF card names the llama.cpp
+    build the manifest recorded."""
+    case, _, workspace = released
+    written = {path.name for path in (workspace / "gguf").glob("*.gguf")}
+    facts = Manifest.load(workspace / MANIFEST_NAME).stages["gguf"].facts
+    first = facts["files"][0]["name"]
+    for text in _cards(workspace).values():
+        named = set(re.findall(r"[\w.-]+\.gguf", text))
+        assert first in named and named <= written
+        mmproj = f"--mmproj mmproj-tiny-gemma4-{case}-F16.gguf"
+        assert (mmproj in text) == (case == "towers")
+    build = facts["llama_cpp"]
+    gguf_card = _cards(workspace)["gguf"]
+    assert f"llama.cpp build: {build['label']}" in gguf_card and build["commit"] in gguf_card
+    quant = facts["files"][0]["type"].upper()
+    assert f"ollama run hf.co/tester/gemma4-{case}-GGUF:{quant}" in gguf_card
+    model_class = "AutoModelForImageTextToText" if case == "towers" else "AutoModelForCausalLM"
+    assert (
+        f'model = {model_class}.from_pretrained("tester/gemma4-{case}")'
+        in (_cards(workspace)["merged"])
+    )
+
+
+def test_card_transformers_snippet_runs_against_the_pushed_repo(released, module_hub, tmp_path):
+    """The card's Python snippet, as a user copies it, in a fresh process against the
+    local Hub the release was pushed to: loads the model with the class it names, applies
+    the chat template, generates. Gemma 4's processor needs Pillow or torchvision for its
+    image processor; without them the snippet must get as far as transformers' own
+    message naming Gemma 4's image processor."""
+    case, _, workspace = released
+    text = _cards(workspace)["merged"]
+    (code,) = re.findall(r"```python\n(.*?)```", text[text.index("## Usage") :], re.S)
+    env = os.environ | {
+        "HF_ENDPOINT": module_hub.url,
+        "HF_HOME": str(tmp_path / "hf_home"),
+        "HF_HUB_DISABLE_XET": "1",
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    if case == "towers" and find_spec("PIL") is None and find_spec("torchvision") is None:
+        assert run.returncode == 1 and "Gemma4ImageProcessor" in run.stderr, run.stderr
+        return
+    assert run.returncode == 0, run.stderr
+    assert run.stdout  # what the model answered (a random model: any text, blanks too)

@@ -2,7 +2,8 @@
 
 - ``safetensors``: headers, one tensor at a time by plain reads, shards written in order;
   parameter counts for the preflight.
-- ``config``: config.json, and the text model's view of a multimodal one.
+- ``config``: config.json, the text model's view of a multimodal one, its towers;
+  whether the folder has a chat template.
 - ``base``: the base model of a release, local or downloaded from the Hub.
 - ``adapter``: the adapter's folder, local or downloaded from the Hub.
 - ``snapshot``: Hub downloads pinned to the commit they resolved to; one-line errors.

@@ -65,5 +65,9 @@ class MergeFacts(StageFacts):
     context_length: int | None = None
     """The text model's ``max_position_embeddings``."""
     vocab_size: int | None = None
+    towers: list[str] = Field(default_factory=list)
+    """The vision/audio towers the merged checkpoint keeps (none: a text model)."""
+    chat_template: bool | None = None
+    """Whether the merged folder's tokenizer carries a chat template."""
     estimated_output_bytes: int | None = None
     estimated_peak_memory_bytes: int | None = None
