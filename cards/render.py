@@ -168,6 +168,7 @@ def _view(ctx: CardContext, metadata: CardMetadata) -> dict[str, Any]:
         "gguf_files": _gguf_rows(facts.get("gguf_files") or []),
         "mmproj": facts.get("mmproj"),
         "gguf_build": facts.get("gguf_build"),
+        "dequantized_base": facts.get("dequantized_base"),
         "usage": usage(facts),
         "gguf_usage": gguf_usage(facts),
         "history": history_table(facts.get("history")),

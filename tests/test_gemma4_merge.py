@@ -70,17 +70,23 @@ def test_merged_multimodal_folder_loads_its_processor_config(
     assert type(features).__name__ == "Gemma4AudioFeatureExtractor"
 
 
-def _run(tmp_path: Path, base: Path, adapter: Path, capsys) -> tuple[int, str]:
+def _run(
+    tmp_path: Path, base: Path, adapter: Path, capsys, base_keys: str = "", card: bool = False
+) -> tuple[int, str, str]:
+    """Intake and merge of ``base`` + ``adapter`` through the CLI (with ``card``, every
+    stage to the card, the sanity eval and GGUF off); the exit code, stderr and stdout."""
     spec = tmp_path / "release.yaml"
     spec.write_text(
-        f"name: tiny\nversion: 0.1.0\nbase:\n  path: {base}\nadapter:\n  path: {adapter}\n"
-        f"workspace: {tmp_path / 'build'}\n"
+        f"name: tiny\nversion: 0.1.0\nbase:\n  path: {base}\n{base_keys}"
+        f"adapter:\n  path: {adapter}\nworkspace: {tmp_path / 'build'}\n"
+        + ("eval:\n  enabled: false\ngguf:\n  types: []\n" if card else "")
     )
     capsys.readouterr()
-    code = main(["run", str(spec), "--stage", "adapter", "--stage", "merge"])
-    err = capsys.readouterr().err
+    stages = ["--stage", "adapter", "--stage", "merge"]
+    code = main(["run", str(spec), *([] if card else stages)])
+    out, err = capsys.readouterr()
     assert "Traceback" not in err and "this is a bug" not in err
-    return code, err
+    return code, err, out
 
 
 @pytest.mark.parametrize("keep_config", [True, False], ids=["quantization_config", "packed-only"])
@@ -92,7 +98,7 @@ def test_a_qlora_base_is_never_merged(
     what was found and what to do; nothing is merged."""
     base = make_bnb_4bit(gemma4_multimodal_dir, tmp_path / "bnb", keep_config=keep_config)
 
-    code, err = _run(tmp_path, base, gemma4_adapters["language_model"], capsys)
+    code, err, _ = _run(tmp_path, base, gemma4_adapters["language_model"], capsys)
 
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err
@@ -100,7 +106,52 @@ def test_a_qlora_base_is_never_merged(
         "bitsandbytes 4-bit nf4" if keep_config else "28 weights are packed by bitsandbytes (nf4)"
     )
     assert found in err and "unquantized base" in err and "base.repo_id" in err
+    assert "base.dequantize: true" in err  # the other way out, with its cost
     assert not (tmp_path / "build" / "merge").exists()
+
+
+def test_dequantize_reads_bitsandbytes_4bit_only(
+    gemma4_adapters, gemma4_text_dir, tmp_path, capsys
+):
+    """A GPTQ base is refused even with base.dequantize: one line saying what it reads."""
+    base = Path(shutil.copytree(gemma4_text_dir, tmp_path / "gptq"))
+    config = json.loads((base / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "gptq", "bits": 4}
+    (base / "config.json").write_text(json.dumps(config))
+
+    code, err, _ = _run(tmp_path, base, gemma4_adapters["text"], capsys, "  dequantize: true\n")
+
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "quantization_config (gptq)" in err and "bitsandbytes 4-bit (nf4, fp4)" in err
+    assert not (tmp_path / "build" / "adapter").exists()
+
+
+def test_a_qlora_base_merges_dequantized_when_the_spec_asks(
+    gemma4_adapters, gemma4_multimodal_dir, tmp_path, capsys
+):
+    """base.dequantize: true: intake writes the 4-bit base dequantized (its weights as
+    bitsandbytes computes them, tests/test_dequantize.py) with a warning that the merge
+    differs from one onto the full-precision base; the merge equals PEFT's
+    merge_and_unload onto that base; the card carries the warning."""
+    base = make_bnb_4bit(gemma4_multimodal_dir, tmp_path / "bnb")
+    adapter = gemma4_adapters["language_model"]
+
+    code, err, out = _run(tmp_path, base, adapter, capsys, "  dequantize: true\n", card=True)
+
+    assert code == 0, err
+    log = " ".join(out.split())  # the console wraps long lines
+    warning = "merging onto its weights dequantized, as base.dequantize asks"
+    assert warning in log and "bitsandbytes 4-bit nf4" in log
+    assert "differs from one onto the full-precision base" in log
+    dequantized = tmp_path / "build" / "adapter" / "base-dequantized"
+    reference = peft_merge(dequantized, adapter, tmp_path / "peft")
+    assert_same_tensors(tmp_path / "build" / "merge", reference, dequantized)
+    merged_config = json.loads((tmp_path / "build" / "merge" / "config.json").read_text())
+    assert "quantization_config" not in merged_config
+    card = (tmp_path / "build" / "card" / "README.md").read_text()
+    assert "| QLoRA (4-bit base) | yes |" in card
+    assert "dequantized as its release asked (`base.dequantize`)" in card
+    assert "differs from the adapter merged onto the full-precision base" in card
 
 
 def test_eos_disagreement_is_caught_at_intake(gemma4_adapters, gemma4_text_dir, tmp_path, capsys):
@@ -114,7 +165,7 @@ def test_eos_disagreement_is_caught_at_intake(gemma4_adapters, gemma4_text_dir, 
     tokenizer_config["eos_token"] = "<turn|>"
     (base / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
 
-    code, err = _run(tmp_path, base, gemma4_adapters["text"], capsys)
+    code, err, _ = _run(tmp_path, base, gemma4_adapters["text"], capsys)
 
     assert code == 2
     first = err.strip().splitlines()[0]

@@ -37,6 +37,8 @@ class AdapterFacts(StageFacts):
     base_dtype: str | None = None
     base_tensors: int | None = None
     base_fingerprint: str | None = None
+    dequantized_base: str | None = None
+    """What intake found in a quantized base it dequantized (``base.dequantize``)."""
     base_model_class: str | None = None
     base_citations: list[str] = Field(default_factory=list)
     base_commit: str | None = None

@@ -63,7 +63,9 @@ def card_facts(manifest: Manifest, folder: Path | None = None) -> dict[str, Any]
             "target_modules": adapter.target_modules,
             "use_rslora": adapter.use_rslora,
             "use_dora": adapter.use_dora,
+            "qlora": True if adapter.dequantized_base else None,
         },
+        "dequantized_base": adapter.dequantized_base,
         "sanity": evaluate.model_dump(
             mode="json", include={"equivalence", "perplexity", "smoke", "gate", "device"}
         ),

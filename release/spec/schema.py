@@ -112,6 +112,12 @@ class BaseModelSpec(_Section):
         description="Accept a base whose fingerprint differs from the recorded one.",
     )
     trust_remote_code: bool = False
+    dequantize: bool = Field(
+        default=False,
+        description="Merge onto a bitsandbytes 4-bit base (QLoRA, a -bnb-4bit repo) "
+        "dequantized, instead of refusing it. Its weights keep their 4-bit rounding, so the "
+        "merge differs from one onto the full-precision base; the log and the card say so.",
+    )
 
     @model_validator(mode="after")
     def _needs_a_source(self) -> BaseModelSpec:

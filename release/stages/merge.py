@@ -42,7 +42,8 @@ class MergeStage(Stage):
 
         adapter_dir = ctx.stage_dir(AdapterFacts.stage)
         intake = AdapterFacts.of(ctx.manifest)
-        base_dir = resolve_base_dir(ctx.spec.base, intake.base_commit if intake else None)
+        commit = intake.base_commit if intake else None
+        base_dir = resolve_base_dir(ctx.spec.base, commit, adapter_dir)
         merge = ctx.spec.merge
         estimates, measured = yield from check(
             ctx, ctx.workspace, merge_needs(base_dir, adapter_dir, merge.dtype, merge.shard_size)
