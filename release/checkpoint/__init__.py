@@ -8,4 +8,5 @@
 - ``adapter``: the adapter's folder, local or downloaded from the Hub.
 - ``snapshot``: Hub downloads pinned to the commit they resolved to; one-line errors.
 - ``fingerprint``: which base weights an adapter is merged onto, cheaply.
+- ``dequantize``: a bitsandbytes 4-bit base as plain float weights (``base.dequantize``).
 """
