@@ -3,8 +3,11 @@ text-only Gemma4ForCausalLM, and Gemma4ForConditionalGeneration with a LoRA that
 reaches the towers) from intake to the card, pushed to the local Hub, and checked
 against PEFT, the pinned llama.cpp converter and llama.cpp's runtime.
 
-The sanity eval is off: its chat smoke test asks for a readable answer, and a random
-tiny model answers with newlines (any architecture; the eval stage is not Gemma's).
+The sanity eval runs what a tiny random model can pass: merged == base + adapter on the
+probe prompts, and perplexity base / base + adapter / merged. Its chat smoke test is
+left out (``eval.prompts: []``): it asks for a readable answer that stops, and a random
+model answers with a run of newlines (any architecture; the GGUF stage's smoke output
+shows it). A fixture that passed it would need a trained model, not a template.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ def released(request, module_hub, gemma4_adapters, tmp_path_factory) -> tuple[st
         f"base:\n  path: {base}\nadapter:\n  path: {gemma4_adapters[case]}\n"
         f"workspace: {root / 'build'}\n"
         "gguf:\n  types: [f16, q8_0]\n"
-        "eval:\n  enabled: false\n"
+        "eval:\n  prompts: []\n"
         "card:\n  license: gemma\n"
         f"push:\n  repo_id: tester/gemma4-{case}\n  gguf_repo_id: tester/gemma4-{case}-GGUF\n"
     )
@@ -81,6 +84,22 @@ def test_merge_equals_peft(released, gemma4_adapters, tmp_path):
     case, base, workspace = released
     reference = peft_merge(base, gemma4_adapters[case], tmp_path / "peft")
     assert_same_tensors(workspace / "merge", reference, base)
+
+
+def test_sanity_eval_merge_and_perplexity(released):
+    """The evaluate stage on Gemma 4: merged against base + adapter (PEFT) on the probe
+    prompts, and perplexity on held-out text, each passed; no smoke test was asked for."""
+    _, _, workspace = released
+    facts = Manifest.load(workspace / MANIFEST_NAME).stages["evaluate"].facts
+    equivalence, perplexity = facts["equivalence"], facts["perplexity"]
+    assert equivalence["passed"] and equivalence["top1_agreement"] >= 0.99
+    assert equivalence["relative_error"] < 0.05  # of the adapter's own effect
+    assert perplexity["passed"] and perplexity["ratio"] <= perplexity["max_ratio"]
+    assert abs(perplexity["merged"] / perplexity["adapter"] - 1) < 0.01
+    assert facts["smoke"] == []
+    card = (workspace / "card" / "README.md").read_text()
+    assert "Merged model vs base + adapter: top-1 agreement" in card
+    assert "Chat smoke test" not in card
 
 
 def test_gguf_is_the_pinned_converters_byte_for_byte(released, converter_dir, tmp_path):

@@ -199,7 +199,9 @@ class EvalSpec(_Section):
     enabled: bool = True
     tasks: TasksSpec | None = None
     prompts: list[str] | None = Field(
-        default=None, description="Chat smoke-test prompts; default: prompts shipped with us."
+        default=None,
+        description="Chat smoke-test prompts; default: prompts shipped with us; [] leaves "
+        "the smoke test out (a model that cannot chat, such as a tiny random test model).",
     )
     heldout_text: SpecPath | None = None
     max_new_tokens: int = Field(default=48, ge=1, le=4096)
