@@ -1,6 +1,7 @@
 """Gemma 4 through intake and the streaming merge: both checkpoint classes, LoRAs on the
 language model and on the towers' clipped linears, against PEFT's merge_and_unload; the
-files a Gemma 4 user needs kept; QLoRA bases and disagreeing stop tokens refused."""
+files a Gemma 4 user needs kept; the MoE form (26B-A4B's layout); QLoRA bases refused or,
+when the spec asks, dequantized; disagreeing stop tokens refused."""
 
 from __future__ import annotations
 
@@ -170,3 +171,37 @@ def test_eos_disagreement_is_caught_at_intake(gemma4_adapters, gemma4_text_dir, 
     assert code == 2
     first = err.strip().splitlines()[0]
     assert "eos_token '<turn|>' (id 6)" in first and "eos_token_id [1]" in first, err
+
+
+def test_gemma4_moe_merges_as_peft(gemma4_moe_dir, gemma4_adapters, tmp_path):
+    """A LoRA on the projections of the MoE form (attention and the dense MLP; PEFT's
+    target_modules do not reach the 3-D experts): merged equal to merge_and_unload, the
+    router and experts copied as they were."""
+    from tests.gemma4_models import MOE
+
+    adapter = gemma4_adapters["moe"]
+
+    merged, _ = release(gemma4_moe_dir, adapter, tmp_path / "ws")
+
+    assert_same_tensors(
+        merged, peft_merge(gemma4_moe_dir, adapter, tmp_path / "peft"), gemma4_moe_dir
+    )
+    config = json.loads((merged / "config.json").read_text())
+    assert {key: config.get(key) for key in MOE} == MOE
+
+
+def test_a_lora_on_the_experts_is_refused_in_one_line(gemma4_moe_dir, tmp_path, capsys):
+    """PEFT's target_parameters (a LoRA on the experts' 3-D parameters) is not merged by
+    the streaming merge: intake says so and how to merge it instead."""
+    from tests.gemma4_models import PROJECTIONS
+    from tests.lora_models import make_adapter
+
+    experts = ["experts.gate_up_proj", "experts.down_proj"]
+    adapter = make_adapter(
+        gemma4_moe_dir, tmp_path / "adapter", target_modules=PROJECTIONS, target_parameters=experts
+    )
+
+    code, err, _ = _run(tmp_path, gemma4_moe_dir, adapter, capsys)
+
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "target_parameters" in err and "merge_and_unload" in err

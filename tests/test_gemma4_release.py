@@ -1,6 +1,7 @@
 """Gemma 4 released end to end through ``model-release run``: each tiny fixture (the
-text-only Gemma4ForCausalLM, and Gemma4ForConditionalGeneration with a LoRA that also
-reaches the towers) from intake to the card, pushed to the local Hub, and checked
+text-only Gemma4ForCausalLM, its MoE form as Gemma-4-26B-A4B has it, and
+Gemma4ForConditionalGeneration with a LoRA that also reaches the towers) from intake to
+the card, pushed to the local Hub, and checked
 against PEFT, the pinned llama.cpp converter and llama.cpp's runtime.
 
 The sanity eval runs what a tiny random model can pass: merged == base + adapter on the
@@ -32,7 +33,7 @@ from tests.test_merge import assert_same_tensors
 
 pytest_plugins = ("tests.gguf_fixtures",)  # converter_dir: the pinned converter
 
-CASES = {"text": "gemma4_text_dir", "towers": "gemma4_multimodal_dir"}
+CASES = {"text": "gemma4_text_dir", "towers": "gemma4_multimodal_dir", "moe": "gemma4_moe_dir"}
 GENERAL = "general."
 """Keys our release sets through the converter's override file (name, version…)."""
 
@@ -111,6 +112,10 @@ def test_gguf_is_the_pinned_converters_byte_for_byte(released, converter_dir, tm
         llama_cpp_convert(converter_dir, workspace / "merge", tmp_path / "theirs.gguf", "f16")
     )
     assert _field(ours, "general.architecture") == "gemma4"
+    moe = case == "moe"  # the experts as llama.cpp's MoE tensors, 4 of them, top-2
+    assert _field(ours, "gemma4.expert_count") == (4 if moe else None)
+    assert _field(ours, "gemma4.expert_used_count") == (2 if moe else None)
+    assert any(t.name == "blk.0.ffn_gate_up_exps.weight" for t in ours.tensors) == moe
     assert [t.name for t in ours.tensors] == [t.name for t in theirs.tensors]
     for mine, their in zip(ours.tensors, theirs.tensors, strict=True):
         assert mine.tensor_type == their.tensor_type, mine.name
@@ -156,7 +161,7 @@ def test_projector_for_the_towers(released):
     case, _, workspace = released
     facts = Manifest.load(workspace / MANIFEST_NAME).stages["gguf"].facts
     projectors = sorted((workspace / "gguf").glob("mmproj-*.gguf"))
-    if case == "text":
+    if case != "towers":
         assert facts["projector"] is None and projectors == []
         return
     (path,) = projectors
