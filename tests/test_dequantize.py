@@ -14,6 +14,7 @@ import pytest
 from release.checkpoint.dequantize import (
     dequantize,
     dequantize_checkpoint,
+    dequantize_needs,
     packed_4bit,
     state_tensors,
 )
@@ -48,6 +49,7 @@ def test_a_4bit_checkpoint_becomes_plain_weights(gemma4_text_dir, tmp_path):
     quant states and the quantization_config gone; the other files copied."""
     base = make_bnb_4bit(gemma4_text_dir, tmp_path / "bnb")
     out = tmp_path / "dequantized"
+    planned = dequantize_needs(base).output_bytes
     steps = dequantize_checkpoint(base, out)
     while True:
         try:
@@ -71,5 +73,7 @@ def test_a_4bit_checkpoint_becomes_plain_weights(gemma4_text_dir, tmp_path):
         assert (np.abs(after.reshape(-1, 64) - blocks) <= step + 1e-6).all(), name
     config = json.loads((out / "config.json").read_text())
     assert "quantization_config" not in config
+    written_bytes = sum(path.stat().st_size for path in out.iterdir())
+    assert 1 <= planned / written_bytes < 1.02  # the preflight's estimate, never under
     for name in ("tokenizer.json", "generation_config.json", "chat_template.jinja"):
         assert (out / name).read_bytes() == (base / name).read_bytes()

@@ -14,6 +14,7 @@ import pytest
 from release.cli import main
 from release.core.events import Log
 from tests.bnb_models import make_bnb_4bit
+from tests.disk_fixtures import tmpfs
 from tests.lora_models import peft_merge
 from tests.test_merge import assert_same_tensors, release
 
@@ -109,6 +110,21 @@ def test_a_qlora_base_is_never_merged(
     assert found in err and "unquantized base" in err and "base.repo_id" in err
     assert "base.dequantize: true" in err  # the other way out, with its cost
     assert not (tmp_path / "build" / "merge").exists()
+
+
+def test_no_room_for_the_dequantized_base_is_said_before_a_byte(
+    gemma4_adapters, gemma4_multimodal_dir, tmp_path, capsys
+):
+    """The dequantized copy is as big as the full-precision base: on a disk without room
+    for it (a real 4 MB tmpfs), intake stops in one line with both numbers, exit 1."""
+    base = make_bnb_4bit(gemma4_multimodal_dir, tmp_path / "bnb")
+    adapter = gemma4_adapters["language_model"]
+    with tmpfs(tmp_path / "disk", "4m") as disk:
+        code, err, _ = _run(disk, base, adapter, capsys, "  dequantize: true\n")
+
+        assert code == 1 and len(err.strip().splitlines()) == 1, err
+        assert "not enough disk space" in err and "the dequantized base needs" in err
+        assert not (disk / "build" / "adapter").exists()
 
 
 def test_dequantize_reads_bitsandbytes_4bit_only(

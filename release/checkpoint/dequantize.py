@@ -40,11 +40,15 @@ from release.checkpoint.safetensors import (
     read_array,
 )
 from release.core.errors import InputError
+from release.preflight import Needs
 
 STATE_MARKER = ".quant_state.bitsandbytes__"
 """The suffix of a 4-bit weight's quant state (``….weight.quant_state.bitsandbytes__nf4``)."""
 _STATE_PARTS = ("absmax", "quant_map", "nested_absmax", "nested_quant_map")
 FOUR_BIT_TYPES = ("nf4", "fp4")
+SHARD_SIZE = 2 * 10**9
+_HEADER_PER_TENSOR = 160
+"""Bytes of a safetensors header entry, generously (as ``release.merge.needs`` counts)."""
 
 
 @dataclass(frozen=True)
@@ -150,22 +154,57 @@ def _without_quantization(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def dequantize_checkpoint(
-    base_dir: Path, out_dir: Path, shard_size: int = 2 * 10**9
-) -> Generator[Dequantized, None, int]:
-    """Write ``base_dir`` into ``out_dir`` with its 4-bit weights dequantized, its quant
-    states dropped and config.json without its quantization_config; every other file is
-    copied. Returns how many weights were dequantized."""
-    base = list_checkpoint(base_dir)
-    packed = packed_4bit(base)
+def _plan(base: dict[str, TensorInfo], packed: dict[str, Packed4bit]) -> list[OutTensor]:
+    """Every tensor of the dequantized checkpoint: the 4-bit ones at their own dtype and
+    shape, the quant states left out, the rest as they are."""
     dropped = state_tensors(packed)
-    plan = [
+    return [
         OutTensor(name, packed[name].dtype, packed[name].shape)
         if name in packed
         else OutTensor(name, info.dtype, info.shape)
         for name, info in base.items()
         if name not in dropped
     ]
+
+
+def _side_files(base_dir: Path) -> list[Path]:
+    """What is copied beside the weights: every file but the safetensors and their index."""
+    return [
+        path
+        for path in sorted(base_dir.iterdir())
+        if path.is_file() and path.suffix != ".safetensors" and path.name != INDEX_NAME
+    ]
+
+
+def dequantize_needs(base_dir: Path) -> Needs:
+    """What the dequantized copy writes (the weights at full size, the side files) and its
+    peak: the largest 4-bit weight's float32 values, codes and scales."""
+    base = list_checkpoint(base_dir)
+    packed = packed_4bit(base)
+    plan = _plan(base, packed)
+    shards = plan_shards(plan, SHARD_SIZE)
+    headers = sum(8 + _HEADER_PER_TENSOR * len(shard) for shard in shards)
+    largest = max((4 * int(np.prod(item.shape)) for item in packed.values()), default=0)
+    return Needs(
+        what="the dequantized base",
+        output_bytes=sum(t.nbytes for t in plan)
+        + headers
+        + 64 * len(plan)  # the index's weight map (ShardWriter always writes one)
+        + sum(path.stat().st_size for path in _side_files(base_dir)),
+        memory_bytes=3 * largest,
+        hint="or set base.repo_id / base.path to the unquantized base, which needs no copy",
+    )
+
+
+def dequantize_checkpoint(
+    base_dir: Path, out_dir: Path, shard_size: int = SHARD_SIZE
+) -> Generator[Dequantized, None, int]:
+    """Write ``base_dir`` into ``out_dir`` with its 4-bit weights dequantized, its quant
+    states dropped and config.json without its quantization_config; every other file is
+    copied. Returns how many weights were dequantized."""
+    base = list_checkpoint(base_dir)
+    packed = packed_4bit(base)
+    plan = _plan(base, packed)
     out_dir.mkdir(parents=True, exist_ok=True)
     with ShardWriter(out_dir, plan_shards(plan, shard_size)) as writer:
         for done, out in enumerate(plan, start=1):
@@ -175,9 +214,8 @@ def dequantize_checkpoint(
                 with open(base[out.name].file, "rb") as handle:
                     writer.copy(out.name, handle, base[out.name])
             yield Dequantized(done, len(plan), out.name)
-    for source in sorted(base_dir.iterdir()):
-        keep = source.is_file() and source.suffix != ".safetensors" and source.name != INDEX_NAME
-        if keep and source.name != "config.json":
+    for source in _side_files(base_dir):
+        if source.name != "config.json":
             shutil.copyfile(source, out_dir / source.name)
     config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
     text = json.dumps(_without_quantization(config), indent=2) + "\n"

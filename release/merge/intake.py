@@ -33,7 +33,7 @@ from release.checkpoint.base import (
     resolve_base_dir,
 )
 from release.checkpoint.config import read_config
-from release.checkpoint.dequantize import dequantize_checkpoint
+from release.checkpoint.dequantize import dequantize_checkpoint, dequantize_needs
 from release.checkpoint.fingerprint import base_fingerprint
 from release.checkpoint.safetensors import (
     FLOAT_DTYPES,
@@ -53,6 +53,7 @@ from release.merge import lora
 from release.merge.base_checks import check_quantized, check_stop_tokens
 from release.merge.facts import AdapterFacts
 from release.merge.module_names import parameter_to_checkpoint, placement
+from release.preflight import measure, refuse
 from release.spec.schema import ReleaseSpec
 
 TARGETS_NAME = "targets.json"
@@ -169,6 +170,8 @@ def _dequantized(
         "base.dequantize asks; they keep their 4-bit rounding, so the merge differs from "
         "one onto the full-precision base (the card says so)"
     )
+    if skipped := refuse(AdapterFacts.stage, dequantize_needs(base_dir), measure(target.parent)):
+        yield Notice(skipped)
     yield from relay(
         dequantize_checkpoint(base_dir, target),
         lambda step: TensorChecked(step.done, step.total, f"dequantizing {step.name}"),
