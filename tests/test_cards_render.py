@@ -273,6 +273,7 @@ def test_gemma4_usage_loads_with_the_right_classes_and_names_the_files(towers, t
         classes = ("AutoModelForCausalLM", "AutoTokenizer")
     assert f"from transformers import {classes[0]}, {classes[1]}\n" in model_card
     assert f'model = {classes[0]}.from_pretrained("me/g4")' in model_card
+    assert ("needs Pillow (`pip install pillow`)" in model_card) == towers
     reader = "processor" if towers else "tokenizer"
     assert f"inputs = {reader}.apply_chat_template(" in model_card
     # the first GGUF file the release measured, and the projector only with the towers
