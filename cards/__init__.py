@@ -8,7 +8,8 @@ The modules:
 - ``cli``: the ``card check`` and ``card build`` commands (``python -m cards``).
 - ``spec``: card.yaml and facts.json into a ``render.CardContext``.
 - ``render``: the card's kind, front matter and body (templates/); every card is linted.
-- ``facts``: measured facts as table rows.
+- ``facts``: measured facts as table rows; ``usage``: what the usage snippets load
+  a release with (transformers' classes, the GGUF file and its projector).
 - eval results: ``records`` (one score, ``EvalRecord``; which dataset ids are Hub ids),
   ``lmeval`` (lm-evaluation-harness files, groups included), ``simple_results`` (YAML
   and CSV), ``evals`` (merging, model-index, ``.eval_results/``).

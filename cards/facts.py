@@ -26,8 +26,11 @@ def size(n: int) -> str:
     return f"{n:,} bytes"
 
 
-def code_list(items: Iterable[str]) -> str:
-    return ", ".join(f"`{item}`" for item in items)
+def code_list(items: Iterable[str] | str) -> str:
+    """Names as code in a table cell; a single string (PEFT's regex form of
+    ``target_modules``) as one name, its ``|`` escaped so the row keeps its columns."""
+    names = [items] if isinstance(items, str) else items
+    return ", ".join("`{}`".format(name.replace("|", "\\|")) for name in names)
 
 
 def yes_no(flag: bool) -> str:
@@ -44,6 +47,7 @@ MODEL_DETAILS: _Spec = [
     ("dtype", "Weights dtype", lambda v: f"`{v}`"),
     ("context_length", "Context length", lambda v: f"{v:,} tokens"),
     ("vocab_size", "Vocabulary size", lambda v: f"{v:,}"),
+    ("towers", "Towers kept", lambda v: ", ".join(v)),
     ("adapter_bytes", "Adapter size", size),
     ("merged_bytes", "Merged model size", size),
     ("base_revision", "Base model revision", lambda v: f"`{v}`"),

@@ -29,6 +29,7 @@ from cards.evals import dataset_label, metric_label, to_model_index
 from cards.history import history_table
 from cards.records import EvalRecord
 from cards.schema import CardMetadata, RepoId
+from cards.usage import gguf_usage, usage
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -165,6 +166,11 @@ def _view(ctx: CardContext, metadata: CardMetadata) -> dict[str, Any]:
         "facts": facts,
         "evals": _eval_table(ctx.records, ctx.baseline),
         "gguf_files": _gguf_rows(facts.get("gguf_files") or []),
+        "mmproj": facts.get("mmproj"),
+        "gguf_build": facts.get("gguf_build"),
+        "dequantized_base": facts.get("dequantized_base"),
+        "usage": usage(facts),
+        "gguf_usage": gguf_usage(facts),
         "history": history_table(facts.get("history")),
         "citations": citations,
     }

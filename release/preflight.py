@@ -167,11 +167,8 @@ def check(
     and the memory left. Returns the estimates (facts: they follow from the inputs) and
     the machine's numbers (measured)."""
     have = measure(workspace)
-    problem = refusal(report.stage, needs, have)
-    if problem is not None:
-        if os.environ.get(SKIP_ENV) != "1":
-            raise problem
-        yield report.log(f"{problem.message} ({SKIP_ENV}=1: going on)", "warning")
+    if skipped := refuse(report.stage, needs, have):
+        yield report.log(skipped, "warning")
     estimates = {
         "estimated_output_bytes": needs.output_bytes,
         "estimated_peak_memory_bytes": needs.memory_bytes,
@@ -181,6 +178,17 @@ def check(
         "available_memory_bytes": have.available_memory_bytes,
     }
     return estimates, measured
+
+
+def refuse(stage: str, needs: Needs, have: Resources) -> str | None:
+    """Raise the refusal when ``needs`` does not fit in ``have``; with the override set,
+    return it as the warning to show instead (None: it fits)."""
+    problem = refusal(stage, needs, have)
+    if problem is None:
+        return None
+    if os.environ.get(SKIP_ENV) != "1":
+        raise problem
+    return f"{problem.message} ({SKIP_ENV}=1: going on)"
 
 
 # --- what the machine has -----------------------------------------------------------

@@ -108,15 +108,27 @@ def gemma4_text_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def gemma4_adapters(gemma4_multimodal_dir, gemma4_text_dir, tmp_path_factory) -> dict[str, Path]:
+def gemma4_moe_dir(tmp_path_factory) -> Path:
+    """The tiny Gemma4ForCausalLM in its MoE form (tests/gemma4_models.MOE)."""
+    from tests.gemma4_models import MOE, make_gemma4_text
+
+    return make_gemma4_text(tmp_path_factory.mktemp("gemma4-moe"), **MOE)
+
+
+@pytest.fixture(scope="session")
+def gemma4_adapters(
+    gemma4_multimodal_dir, gemma4_text_dir, gemma4_moe_dir, tmp_path_factory
+) -> dict[str, Path]:
     """PEFT LoRAs saved as PEFT saves them: ``text`` on the text model's projections,
-    ``language_model`` (+ modules_to_save) and ``towers`` on the multimodal checkpoint."""
+    ``language_model`` (+ modules_to_save) and ``towers`` on the multimodal checkpoint,
+    ``moe`` on the MoE form's projections (attention and the dense MLP)."""
     from tests.gemma4_models import LANGUAGE_MODEL_LORA, TEXT_LORA, TOWERS_LORA
     from tests.lora_models import make_adapter
 
     root = tmp_path_factory.mktemp("gemma4-adapters")
     return {
         "text": make_adapter(gemma4_text_dir, root / "text", **TEXT_LORA),
+        "moe": make_adapter(gemma4_moe_dir, root / "moe", **TEXT_LORA),
         "language_model": make_adapter(
             gemma4_multimodal_dir, root / "language_model", **LANGUAGE_MODEL_LORA
         ),

@@ -14,6 +14,8 @@
   fine-tunes save it.
 - ``TEXT_LORA``, ``LANGUAGE_MODEL_LORA``, ``TOWERS_LORA``: adapter settings as published
   Gemma 4 LoRAs use them.
+- ``MOE``: the text config's MoE form (``make_gemma4_text(path, **MOE)``), the layout of
+  Gemma-4-26B-A4B.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ CHAT_TEMPLATE = (
 """Gemma 4's turn layout (``<|turn>role\\n…<turn|>``), text content only."""
 
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+MOE = {"enable_moe_block": True, "num_experts": 4, "top_k_experts": 2, "moe_intermediate_size": 32}
+"""transformers' Gemma4TextConfig in its MoE form, as Gemma-4-26B-A4B has it: each layer a
+dense MLP beside a router and experts stored as 3-D ``experts.gate_up_proj`` /
+``experts.down_proj`` parameters."""
 TEXT_LORA = {"target_modules": PROJECTIONS}
 """The language model's projections, as a text-only Gemma 4 LoRA names them."""
 LANGUAGE_MODEL_LORA = {

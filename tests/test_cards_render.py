@@ -60,7 +60,9 @@ def test_demo_card_shows_measured_facts_and_passes_its_own_lint(demo):
     assert f"| Base model revision | `{facts['base_revision']}` |" in text
     assert "| arc_easy | acc | 0 | 0.5896 | ± 0.0101 | 0.5547 | results_2026-03-03" in text
     assert 'PeftModel.from_pretrained(base_model, "demo-org/smollm2-135m-demo-lora")' in text
-    assert "llama-cli -hf demo-org/smollm2-135m-demo-GGUF:Q8_0" in text
+    # the GGUF file named is one the release measured (facts.json), the first of them
+    assert "hf download demo-org/smollm2-135m-demo-GGUF smollm2-135m-demo-Q8_0.gguf" in text
+    assert "llama-cli -m smollm2-135m-demo-Q8_0.gguf" in text
     assert "@inproceedings{hu2022lora," in text and "@misc{eval-harness," in text
     assert lint_card(text) == []
 
@@ -221,3 +223,91 @@ def test_without_a_relation_peft_means_adapter_and_anything_else_a_full_model():
     assert kind(library_name="peft") == "adapter"
     assert kind(library_name="transformers") == "finetune"
     assert kind(library_name="peft", base_model_relation="quantized") == "quantized"
+
+
+GEMMA4_FILES = [
+    {"name": "g4-Q8_0.gguf", "type": "q8_0", "bytes": 327136, "sha256": "b1" * 32},
+    {"name": "g4-F16.gguf", "type": "f16", "bytes": 580064, "sha256": "da" * 32},
+]
+GEMMA4_BUILD = {
+    "llama_cpp": "llama.cpp 0.5.0-dev 0c1e57098b (llama-cpp-python 0.3.36)",
+    "commit": "0c1e57098bba43ac29e6e3b677cdceebdd22334f",
+    "writers": ["llama.cpp convert_hf_to_gguf.py", "llama.cpp quantizer"],
+}
+MMPROJ = {"name": "mmproj-g4-F16.gguf", "towers": ["vision", "audio"], "bytes": 396064}
+
+
+def _gemma4(towers: bool) -> CardContext:
+    """A Gemma 4 release's context as card_context builds it from a manifest (the
+    keys of release.report.card_context.card_facts)."""
+    facts = {
+        "architecture": "Gemma4ForConditionalGeneration" if towers else "Gemma4ForCausalLM",
+        "chat_template": True,
+        "gguf_files": GEMMA4_FILES,
+        "gguf_build": GEMMA4_BUILD,
+        "lora": {"r": 4, "target_modules": r".*language_model.*\.(q|v)_proj"},
+    }
+    if towers:
+        facts |= {"towers": ["vision", "audio"], "mmproj": MMPROJ | {"sha256": "a3" * 32}}
+    return CardContext(
+        metadata=CardMetadata(
+            license="gemma", license_link="https://ai.google.dev/gemma/terms", base_model=["a/b"]
+        ),
+        repo_id="me/g4",
+        gguf_repo_id="me/g4-GGUF",
+        facts=facts,
+    )
+
+
+@pytest.mark.parametrize("towers", [True, False], ids=["towers", "text"])
+def test_gemma4_usage_loads_with_the_right_classes_and_names_the_files(towers, tmp_path):
+    ctx = _gemma4(towers)
+    model_card, gguf_card = render_model_card(ctx), render_gguf_card(ctx)
+    for text in (model_card, gguf_card):
+        assert lint_card(text) == []
+        (tmp_path / "README.md").write_text(text)
+        assert ModelCard.load(tmp_path / "README.md").data.license == "gemma"
+        assert "([terms](https://ai.google.dev/gemma/terms))" in text
+    classes = ("AutoModelForImageTextToText", "AutoProcessor")
+    if not towers:
+        classes = ("AutoModelForCausalLM", "AutoTokenizer")
+    assert f"from transformers import {classes[0]}, {classes[1]}\n" in model_card
+    assert f'model = {classes[0]}.from_pretrained("me/g4")' in model_card
+    assert ("needs Pillow (`pip install pillow`)" in model_card) == towers
+    reader = "processor" if towers else "tokenizer"
+    assert f"inputs = {reader}.apply_chat_template(" in model_card
+    # the first GGUF file the release measured, and the projector only with the towers
+    download = "hf download me/g4-GGUF g4-Q8_0.gguf" + (" mmproj-g4-F16.gguf" if towers else "")
+    run = (
+        "llama-mtmd-cli -m g4-Q8_0.gguf --mmproj mmproj-g4-F16.gguf --image image.jpg"
+        if towers
+        else 'llama-cli -m g4-Q8_0.gguf -p "Hello"'
+    )
+    for text in (model_card, gguf_card):
+        assert f"{download} --local-dir .\n" in text and run in text
+        assert ("mmproj" in text) == towers
+    assert "ollama run hf.co/me/g4-GGUF:Q8_0\n" in gguf_card
+    assert "llama-server -hf me/g4-GGUF:Q8_0\n" in gguf_card
+    assert (
+        "llama.cpp build: llama.cpp 0.5.0-dev 0c1e57098b (llama-cpp-python 0.3.36), commit "
+        "[`0c1e57098b`](https://github.com/ggml-org/llama.cpp/tree/"
+        "0c1e57098bba43ac29e6e3b677cdceebdd22334f). Written by llama.cpp convert_hf_to_gguf.py, "
+        "llama.cpp quantizer;" in gguf_card
+    )
+    if towers:
+        assert "tower" in gguf_card and "396.1 kB (396,064 bytes)" in gguf_card
+
+
+def test_a_regex_target_modules_is_one_name_in_one_cell():
+    """PEFT's regex form of target_modules: one code span, its | escaped (a bare | would
+    split the table row), not a list of its characters."""
+    text = render_model_card(_gemma4(towers=False))
+    assert "| Target modules | `.*language_model.*\\.(q\\|v)_proj` |" in text
+
+
+def test_without_a_chat_template_the_snippet_only_loads():
+    ctx = _gemma4(towers=False)
+    ctx = ctx.model_copy(update={"facts": ctx.facts | {"chat_template": False}})
+    text = render_model_card(ctx)
+    assert 'tokenizer = AutoTokenizer.from_pretrained("me/g4")' in text
+    assert "apply_chat_template" not in text

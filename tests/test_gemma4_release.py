@@ -1,15 +1,24 @@
 """Gemma 4 released end to end through ``model-release run``: each tiny fixture (the
-text-only Gemma4ForCausalLM, and Gemma4ForConditionalGeneration with a LoRA that also
-reaches the towers) from intake to the card, pushed to the local Hub, and checked
+text-only Gemma4ForCausalLM, its MoE form as Gemma-4-26B-A4B has it, and
+Gemma4ForConditionalGeneration with a LoRA that also reaches the towers) from intake to
+the card, pushed to the local Hub, and checked
 against PEFT, the pinned llama.cpp converter and llama.cpp's runtime.
 
-The sanity eval is off: its chat smoke test asks for a readable answer, and a random
-tiny model answers with newlines (any architecture; the eval stage is not Gemma's).
+The sanity eval runs what a tiny random model can pass: merged == base + adapter on the
+probe prompts, and perplexity base / base + adapter / merged. Its chat smoke test is
+left out (``eval.prompts: []``): it asks for a readable answer that stops, and a random
+model answers with a run of newlines (any architecture; the GGUF stage's smoke output
+shows it). A fixture that passed it would need a trained model, not a template.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import gguf
@@ -24,7 +33,7 @@ from tests.test_merge import assert_same_tensors
 
 pytest_plugins = ("tests.gguf_fixtures",)  # converter_dir: the pinned converter
 
-CASES = {"text": "gemma4_text_dir", "towers": "gemma4_multimodal_dir"}
+CASES = {"text": "gemma4_text_dir", "towers": "gemma4_multimodal_dir", "moe": "gemma4_moe_dir"}
 GENERAL = "general."
 """Keys our release sets through the converter's override file (name, version…)."""
 
@@ -64,7 +73,7 @@ def released(request, module_hub, gemma4_adapters, tmp_path_factory) -> tuple[st
         f"base:\n  path: {base}\nadapter:\n  path: {gemma4_adapters[case]}\n"
         f"workspace: {root / 'build'}\n"
         "gguf:\n  types: [f16, q8_0]\n"
-        "eval:\n  enabled: false\n"
+        "eval:\n  prompts: []\n"
         "card:\n  license: gemma\n"
         f"push:\n  repo_id: tester/gemma4-{case}\n  gguf_repo_id: tester/gemma4-{case}-GGUF\n"
     )
@@ -78,6 +87,22 @@ def test_merge_equals_peft(released, gemma4_adapters, tmp_path):
     assert_same_tensors(workspace / "merge", reference, base)
 
 
+def test_sanity_eval_merge_and_perplexity(released):
+    """The evaluate stage on Gemma 4: merged against base + adapter (PEFT) on the probe
+    prompts, and perplexity on held-out text, each passed; no smoke test was asked for."""
+    _, _, workspace = released
+    facts = Manifest.load(workspace / MANIFEST_NAME).stages["evaluate"].facts
+    equivalence, perplexity = facts["equivalence"], facts["perplexity"]
+    assert equivalence["passed"] and equivalence["top1_agreement"] >= 0.99
+    assert equivalence["relative_error"] < 0.05  # of the adapter's own effect
+    assert perplexity["passed"] and perplexity["ratio"] <= perplexity["max_ratio"]
+    assert abs(perplexity["merged"] / perplexity["adapter"] - 1) < 0.01
+    assert facts["smoke"] == []
+    card = (workspace / "card" / "README.md").read_text()
+    assert "Merged model vs base + adapter: top-1 agreement" in card
+    assert "Chat smoke test" not in card
+
+
 def test_gguf_is_the_pinned_converters_byte_for_byte(released, converter_dir, tmp_path):
     """Our built-in exporter's file: every tensor and every key but our general.* and
     model_release.* ones equal to a plain run of the pinned convert_hf_to_gguf.py on the
@@ -88,6 +113,10 @@ def test_gguf_is_the_pinned_converters_byte_for_byte(released, converter_dir, tm
         llama_cpp_convert(converter_dir, workspace / "merge", tmp_path / "theirs.gguf", "f16")
     )
     assert _field(ours, "general.architecture") == "gemma4"
+    moe = case == "moe"  # the experts as llama.cpp's MoE tensors, 4 of them, top-2
+    assert _field(ours, "gemma4.expert_count") == (4 if moe else None)
+    assert _field(ours, "gemma4.expert_used_count") == (2 if moe else None)
+    assert any(t.name == "blk.0.ffn_gate_up_exps.weight" for t in ours.tensors) == moe
     assert [t.name for t in ours.tensors] == [t.name for t in theirs.tensors]
     for mine, their in zip(ours.tensors, theirs.tensors, strict=True):
         assert mine.tensor_type == their.tensor_type, mine.name
@@ -132,7 +161,7 @@ def test_projector_for_the_towers(released):
     case, _, workspace = released
     facts = Manifest.load(workspace / MANIFEST_NAME).stages["gguf"].facts
     projectors = sorted((workspace / "gguf").glob("mmproj-*.gguf"))
-    if case == "text":
+    if case != "towers":
         assert facts["projector"] is None and projectors == []
         return
     (path,) = projectors
@@ -185,3 +214,60 @@ def test_card_lints_clean_and_round_trips(released):
         # a checkpoint that keeps its towers is an image-text-to-text model on the Hub
         tag = "image-text-to-text" if case == "towers" else "text-generation"
         assert card.data.pipeline_tag == tag
+
+
+def _cards(workspace: Path) -> dict[str, str]:
+    card = workspace / "card"
+    return {
+        "merged": (card / "README.md").read_text(),
+        "gguf": (card / "gguf" / "README.md").read_text(),
+    }
+
+
+def test_card_usage_names_the_files_of_this_release(released):
+    """Every .gguf the cards name is a file the GGUF stage wrote; the projector is named
+    (with --mmproj) exactly when the towers were kept; the GGUF card names the llama.cpp
+    build the manifest recorded."""
+    case, _, workspace = released
+    written = {path.name for path in (workspace / "gguf").glob("*.gguf")}
+    facts = Manifest.load(workspace / MANIFEST_NAME).stages["gguf"].facts
+    first = facts["files"][0]["name"]
+    for text in _cards(workspace).values():
+        named = set(re.findall(r"[\w.-]+\.gguf", text))
+        assert first in named and named <= written
+        mmproj = f"--mmproj mmproj-tiny-gemma4-{case}-F16.gguf"
+        assert (mmproj in text) == (case == "towers")
+    build = facts["llama_cpp"]
+    gguf_card = _cards(workspace)["gguf"]
+    assert f"llama.cpp build: {build['label']}" in gguf_card and build["commit"] in gguf_card
+    quant = facts["files"][0]["type"].upper()
+    assert f"ollama run hf.co/tester/gemma4-{case}-GGUF:{quant}" in gguf_card
+    model_class = "AutoModelForImageTextToText" if case == "towers" else "AutoModelForCausalLM"
+    assert (
+        f'model = {model_class}.from_pretrained("tester/gemma4-{case}")'
+        in (_cards(workspace)["merged"])
+    )
+
+
+def test_card_transformers_snippet_runs_against_the_pushed_repo(released, module_hub, tmp_path):
+    """The card's Python snippet, as a user copies it, in a fresh process against the
+    local Hub the release was pushed to: loads the model with the class it names, applies
+    the chat template, generates. Gemma 4's processor needs Pillow or torchvision for its
+    image processor; without them the snippet must get as far as transformers' own
+    message naming Gemma 4's image processor."""
+    case, _, workspace = released
+    text = _cards(workspace)["merged"]
+    (code,) = re.findall(r"```python\n(.*?)```", text[text.index("## Usage") :], re.S)
+    env = os.environ | {
+        "HF_ENDPOINT": module_hub.url,
+        "HF_HOME": str(tmp_path / "hf_home"),
+        "HF_HUB_DISABLE_XET": "1",
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    if case == "towers" and find_spec("PIL") is None and find_spec("torchvision") is None:
+        assert run.returncode == 1 and "Gemma4ImageProcessor" in run.stderr, run.stderr
+        return
+    assert run.returncode == 0, run.stderr
+    assert run.stdout  # what the model answered (a random model: any text, blanks too)

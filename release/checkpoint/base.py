@@ -64,9 +64,18 @@ def base_snapshot(base: BaseModelSpec, commit: str | None = None) -> Snapshot | 
     return download(base.repo_id, commit or base.revision, ALLOW_PATTERNS, field="base")
 
 
-def resolve_base_dir(base: BaseModelSpec, commit: str | None = None) -> Path:
+DEQUANTIZED_DIR = "base-dequantized"
+"""Where intake writes a 4-bit base dequantized (``base.dequantize``), in its folder."""
+
+
+def resolve_base_dir(
+    base: BaseModelSpec, commit: str | None = None, intake_dir: Path | None = None
+) -> Path:
     """The local folder of the base's files, downloading it when only repo_id is given
-    (at the pinned ``commit`` when there is one)."""
+    (at the pinned ``commit`` when there is one). With ``intake_dir``: the base the
+    stages after intake read, the dequantized copy when intake wrote one."""
+    if intake_dir is not None and (intake_dir / DEQUANTIZED_DIR / "config.json").is_file():
+        return intake_dir / DEQUANTIZED_DIR
     if base.path is not None:
         if not (base.path / "config.json").is_file():
             raise MissingInputError(

@@ -71,7 +71,7 @@ def model_checks(
         tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=remote)
     name, text = _heldout_text(spec)
     ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
-    prompts = spec.eval.prompts or SMOKE_PROMPTS
+    prompts = SMOKE_PROMPTS if spec.eval.prompts is None else spec.eval.prompts
     steps = 4 + len(prompts)
 
     yield report.log(f"loading the base with the adapter on {plan.device}")

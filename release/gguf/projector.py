@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from release.checkpoint.config import read_config
+from release.checkpoint.config import towers as config_towers
 from release.core.errors import WorkError
 from release.core.files import sha256_file
 from release.gguf.delegate import convert_with_llama_cpp
@@ -22,7 +23,6 @@ from release.gguf.facts import GGUFFileFacts, ProjectorFacts
 from release.gguf.metadata import ReleaseMetadata
 
 PREFIX = "mmproj-"
-TOWERS = ("vision_config", "audio_config")
 _TOWER_PARTS = (".vision_tower.", ".audio_tower.", ".embed_vision.", ".embed_audio.")
 _TOWER_PARTS += (".multi_modal_projector.",)
 
@@ -35,8 +35,7 @@ def is_tower_tensor(name: str) -> bool:
 
 def towers(model_dir: Path) -> list[str]:
     """The towers the checkpoint carries: ``vision``, ``audio`` (none: a text model)."""
-    config = read_config(model_dir)
-    return [key.removesuffix("_config") for key in TOWERS if isinstance(config.get(key), dict)]
+    return config_towers(read_config(model_dir))
 
 
 def projector_name(release_name: str) -> str:

@@ -3,7 +3,9 @@
 - A quantized base (QLoRA: bitsandbytes 4-bit, a pre-quantized ``-bnb-4bit`` repo, or
   any ``quantization_config``) stores packed integer weights; adding a LoRA delta to
   them would write garbage. The merge needs the unquantized base the adapter was
-  trained against, named in the spec.
+  trained against, named in the spec; or, with ``base.dequantize: true``, bitsandbytes'
+  4-bit weights dequantized (``release.checkpoint.dequantize``), which keep their 4-bit
+  rounding, so that merge differs from one onto the full-precision base.
 - The tokenizer's EOS and generation_config's stop tokens must agree: a trainer that
   rewrites one and not the other ships a model that never stops (or stops at once) in
   every runtime that reads the other file; llama.cpp's GGUF keeps the tokenizer's.
@@ -15,11 +17,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from release.checkpoint.dequantize import FOUR_BIT_TYPES, STATE_MARKER
 from release.checkpoint.safetensors import TensorInfo
 from release.core.errors import InputError
 
-_BNB_MARKER = ".quant_state.bitsandbytes__"
+_BNB_MARKER = STATE_MARKER
 """bitsandbytes' per-weight state tensors (``….weight.quant_state.bitsandbytes__nf4``)."""
+_INT8_MARKER = ".SCB"
+"""bitsandbytes' 8-bit weights keep their scales in ``….weight.SCB``."""
 
 
 def _quantization(config: dict[str, Any], base: dict[str, TensorInfo]) -> str | None:
@@ -47,20 +52,49 @@ def _quantization(config: dict[str, Any], base: dict[str, TensorInfo]) -> str | 
     return None
 
 
-def refuse_quantized(
-    label: str, config: dict[str, Any], base: dict[str, TensorInfo], repo_id: str | None
-) -> None:
-    """A one-line error when the base holds quantized (packed) weights."""
+def _dequantizable(config: dict[str, Any], base: dict[str, TensorInfo]) -> bool:
+    """Whether ``release.checkpoint.dequantize`` can turn the base into float weights:
+    every packed weight is bitsandbytes 4-bit (nf4/fp4), none is 8-bit, and a
+    quantization_config, if any, is bitsandbytes' (a config alone packs nothing)."""
+    kinds = {name.rsplit("__", 1)[-1] for name in base if _BNB_MARKER in name}
+    quant = config.get("quantization_config")
+    method = quant.get("quant_method") if isinstance(quant, dict) else "bitsandbytes"
+    int8 = any(name.endswith(_INT8_MARKER) for name in base)
+    return method == "bitsandbytes" and kinds <= set(FOUR_BIT_TYPES) and not int8
+
+
+def check_quantized(
+    label: str,
+    config: dict[str, Any],
+    base: dict[str, TensorInfo],
+    repo_id: str | None,
+    *,
+    dequantize: bool = False,
+) -> str | None:
+    """None for a base of plain float weights. For a quantized one: what was found, in
+    words, when the spec opts into dequantizing it (``base.dequantize``) and it can be;
+    otherwise a one-line error."""
     found = _quantization(config, base)
     if found is None:
-        return
+        return None
+    if dequantize and _dequantizable(config, base):
+        return found
+    if dequantize:
+        raise InputError(
+            f"base {label} is quantized: {found}; base.dequantize reads bitsandbytes 4-bit "
+            "(nf4, fp4) weights only",
+            hint="set base.repo_id (or base.path) to the unquantized base the adapter was "
+            "trained on",
+        )
     unquantized = ""
     if repo_id and repo_id.lower().endswith(("-bnb-4bit", "-bnb-8bit")):
         unquantized = f" (for {repo_id}: the repo without '{repo_id[-9:]}')"
     raise InputError(
         f"base {label} is quantized: {found}; a LoRA cannot be merged into packed weights",
         hint="set base.repo_id (or base.path) to the unquantized base the adapter was "
-        f"trained on{unquantized}; QLoRA adapters merge onto it exactly",
+        f"trained on{unquantized}; QLoRA adapters merge onto it exactly. Or set "
+        "base.dequantize: true to merge onto its dequantized 4-bit weights (the merge "
+        "then differs from one onto the full-precision base)",
     )
 
 

@@ -37,6 +37,8 @@ class AdapterFacts(StageFacts):
     base_dtype: str | None = None
     base_tensors: int | None = None
     base_fingerprint: str | None = None
+    dequantized_base: str | None = None
+    """What intake found in a quantized base it dequantized (``base.dequantize``)."""
     base_model_class: str | None = None
     base_citations: list[str] = Field(default_factory=list)
     base_commit: str | None = None
@@ -65,5 +67,9 @@ class MergeFacts(StageFacts):
     context_length: int | None = None
     """The text model's ``max_position_embeddings``."""
     vocab_size: int | None = None
+    towers: list[str] = Field(default_factory=list)
+    """The vision/audio towers the merged checkpoint keeps (none: a text model)."""
+    chat_template: bool | None = None
+    """Whether the merged folder's tokenizer carries a chat template."""
     estimated_output_bytes: int | None = None
     estimated_peak_memory_bytes: int | None = None

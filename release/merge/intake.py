@@ -25,6 +25,7 @@ from typing import Any
 from cards.schema import is_repo_id
 from release.checkpoint.adapter import adapter_folder, adapter_label, adapter_snapshot
 from release.checkpoint.base import (
+    DEQUANTIZED_DIR,
     TOKENIZER_FILES,
     base_citations,
     base_label,
@@ -32,6 +33,7 @@ from release.checkpoint.base import (
     resolve_base_dir,
 )
 from release.checkpoint.config import read_config
+from release.checkpoint.dequantize import dequantize_checkpoint, dequantize_needs
 from release.checkpoint.fingerprint import base_fingerprint
 from release.checkpoint.safetensors import (
     FLOAT_DTYPES,
@@ -46,10 +48,12 @@ from release.checkpoint.snapshot import Snapshot, resolve_commit
 from release.core.errors import InputError, ReleaseError
 from release.core.files import atomic_write_text
 from release.core.manifest import Manifest
+from release.core.relay import relay
 from release.merge import lora
-from release.merge.base_checks import check_stop_tokens, refuse_quantized
+from release.merge.base_checks import check_quantized, check_stop_tokens
 from release.merge.facts import AdapterFacts
 from release.merge.module_names import parameter_to_checkpoint, placement
+from release.preflight import measure, refuse
 from release.spec.schema import ReleaseSpec
 
 TARGETS_NAME = "targets.json"
@@ -110,7 +114,13 @@ def inspect(
                 yield Notice(moved)
     base = list_checkpoint(base_dir)
     config = read_config(base_dir)
-    refuse_quantized(label, config, base, spec.base.repo_id)
+    quantized = check_quantized(
+        label, config, base, spec.base.repo_id, dequantize=spec.base.dequantize
+    )
+    if quantized:
+        base_dir = yield from _dequantized(base_dir, out_dir / DEQUANTIZED_DIR, quantized)
+        base = list_checkpoint(base_dir)
+        config = read_config(base_dir)
     has_tokenizer = (adapter_dir / "tokenizer_config.json").is_file()
     check_stop_tokens(adapter_dir if has_tokenizer else base_dir, base_dir)
 
@@ -146,12 +156,31 @@ def inspect(
     facts = _facts(raw, settings, edits, adapter, base, staged, adapter_format, spec)
     return facts.model_copy(
         update={
+            "dequantized_base": quantized,
             "base_fingerprint": fingerprint,
             "base_model_class": placed.model_class,
             "base_citations": base_citations(base_dir),
             **pinned,
         }
     )
+
+
+def _dequantized(
+    base_dir: Path, target: Path, found: str
+) -> Generator[Notice | TensorChecked, None, Path]:
+    """The quantized base's weights dequantized into ``target`` (base.dequantize)."""
+    yield Notice(
+        f"base is quantized ({found}): merging onto its weights dequantized, as "
+        "base.dequantize asks; they keep their 4-bit rounding, so the merge differs from "
+        "one onto the full-precision base (the card says so)"
+    )
+    if skipped := refuse(AdapterFacts.stage, dequantize_needs(base_dir), measure(target.parent)):
+        yield Notice(skipped)
+    yield from relay(
+        dequantize_checkpoint(base_dir, target),
+        lambda step: TensorChecked(step.done, step.total, f"dequantizing {step.name}"),
+    )
+    return target
 
 
 def _last_pin(field: str, last: AdapterFacts) -> tuple[str | None, str | None, str | None]:

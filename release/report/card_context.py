@@ -16,7 +16,7 @@ from cards.schema import CardMetadata
 from release.core.manifest import Manifest
 from release.evaluate.facts import EvaluateFacts
 from release.evaluate.harness import HARNESS_DIR, produced_results
-from release.gguf.facts import GGUFFacts, GGUFFileFacts
+from release.gguf.facts import GGUFFacts, GGUFFileFacts, ProjectorFacts
 from release.merge.facts import AdapterFacts, MergeFacts
 from release.report.history import history, history_facts, model_tools
 from release.spec.schema import ReleaseSpec
@@ -63,15 +63,48 @@ def card_facts(manifest: Manifest, folder: Path | None = None) -> dict[str, Any]
             "target_modules": adapter.target_modules,
             "use_rslora": adapter.use_rslora,
             "use_dora": adapter.use_dora,
+            "qlora": True if adapter.dequantized_base else None,
         },
+        "dequantized_base": adapter.dequantized_base,
         "sanity": evaluate.model_dump(
             mode="json", include={"equivalence", "perplexity", "smoke", "gate", "device"}
         ),
+        "towers": _towers(merge, gguf) or None,
+        "chat_template": merge.chat_template,
         "gguf_files": [_gguf_file(file) for file in gguf.files] or None,
+        "mmproj": _mmproj(gguf.projector),
+        "gguf_build": _gguf_build(gguf),
         "versions": model_tools(manifest),
         "history": history_facts(history(manifest, folder)) if folder else None,
     }
     return _without_none(facts)
+
+
+def _towers(merge: MergeFacts, gguf: GGUFFacts) -> list[str]:
+    """The towers the released checkpoint keeps, as its merged config says; a manifest
+    whose merge predates that fact shows them through the GGUF stage's projector."""
+    return merge.towers or (gguf.projector.towers if gguf.projector else [])
+
+
+def _mmproj(projector: ProjectorFacts | None) -> dict[str, Any] | None:
+    """The towers' projector file, which llama.cpp loads beside each text GGUF."""
+    if projector is None:
+        return None
+    return projector.model_dump(mode="json", include={"name", "towers", "bytes", "sha256"})
+
+
+def _gguf_build(gguf: GGUFFacts) -> dict[str, Any] | None:
+    """The llama.cpp that wrote (its converter, its quantizer) and verified (its runtime)
+    the files, and the writers each file names."""
+    if not gguf.files:
+        return None
+    build = gguf.llama_cpp
+    writers = [file.exporter for file in gguf.files if file.exporter]
+    return {
+        "llama_cpp": build.label if build else None,
+        "commit": build.commit if build else None,
+        "writers": list(dict.fromkeys(writers)),
+    }
 
 
 def _at(repo_id: str | None, commit: str | None) -> str | None:
@@ -113,11 +146,11 @@ def repo_ids(spec: ReleaseSpec) -> dict[Kind, str]:
 
 def _pipeline_tag(spec: ReleaseSpec, manifest: Manifest | None) -> str:
     """The spec's tag; left at its default, the one for a model with a vision tower
-    when the GGUF stage wrote its projector."""
-    gguf = GGUFFacts.of(manifest)
-    projector = gguf.projector if gguf else None
+    when the released checkpoint keeps one."""
+    merge = MergeFacts.of(manifest) or MergeFacts()
+    gguf = GGUFFacts.of(manifest) or GGUFFacts()
     chosen = "pipeline_tag" in spec.card.model_fields_set
-    if not chosen and projector and "vision" in projector.towers:
+    if not chosen and "vision" in _towers(merge, gguf):
         return WITH_TOWERS
     return spec.card.pipeline_tag
 

@@ -112,6 +112,12 @@ class BaseModelSpec(_Section):
         description="Accept a base whose fingerprint differs from the recorded one.",
     )
     trust_remote_code: bool = False
+    dequantize: bool = Field(
+        default=False,
+        description="Merge onto a bitsandbytes 4-bit base (QLoRA, a -bnb-4bit repo) "
+        "dequantized, instead of refusing it. Its weights keep their 4-bit rounding, so the "
+        "merge differs from one onto the full-precision base; the log and the card say so.",
+    )
 
     @model_validator(mode="after")
     def _needs_a_source(self) -> BaseModelSpec:
@@ -193,7 +199,9 @@ class EvalSpec(_Section):
     enabled: bool = True
     tasks: TasksSpec | None = None
     prompts: list[str] | None = Field(
-        default=None, description="Chat smoke-test prompts; default: prompts shipped with us."
+        default=None,
+        description="Chat smoke-test prompts; default: prompts shipped with us; [] leaves "
+        "the smoke test out (a model that cannot chat, such as a tiny random test model).",
     )
     heldout_text: SpecPath | None = None
     max_new_tokens: int = Field(default=48, ge=1, le=4096)

@@ -55,8 +55,9 @@ class EvaluateStage(Stage):
         spec = ctx.spec
         gated = gate_stored_results(spec.eval, spec.base_dir, ctx.workspace)  # needs no model
         intake = AdapterFacts.of(ctx.manifest)
-        base_dir = resolve_base_dir(spec.base, intake.base_commit if intake else None)
         adapter_dir = ctx.stage_dir(AdapterFacts.stage)
+        commit = intake.base_commit if intake else None
+        base_dir = resolve_base_dir(spec.base, commit, adapter_dir)
         merged_dir = ctx.stage_dir(MergeFacts.stage)
         plan, needs = choose_plan(
             base_dir, merged_dir, adapter_dir, visible_gpus(), available_memory()[0]

@@ -33,7 +33,7 @@ class MergeStage(Stage):
 
     def run(self, ctx: StageContext) -> StageRun:
         from release.checkpoint.base import resolve_base_dir
-        from release.checkpoint.config import read_config, text_config
+        from release.checkpoint.config import has_chat_template, read_config, text_config, towers
         from release.core.relay import relay
         from release.merge.intake import TARGETS_NAME
         from release.merge.needs import merge_needs
@@ -42,7 +42,8 @@ class MergeStage(Stage):
 
         adapter_dir = ctx.stage_dir(AdapterFacts.stage)
         intake = AdapterFacts.of(ctx.manifest)
-        base_dir = resolve_base_dir(ctx.spec.base, intake.base_commit if intake else None)
+        commit = intake.base_commit if intake else None
+        base_dir = resolve_base_dir(ctx.spec.base, commit, adapter_dir)
         merge = ctx.spec.merge
         estimates, measured = yield from check(
             ctx, ctx.workspace, merge_needs(base_dir, adapter_dir, merge.dtype, merge.shard_size)
@@ -59,7 +60,8 @@ class MergeStage(Stage):
         result = yield from relay(
             steps, lambda step: ctx.progress(step.done, step.total, "bytes", step.tensor)
         )
-        config = text_config(read_config(ctx.out_dir))
+        written = read_config(ctx.out_dir)
+        config = text_config(written)
         facts = MergeFacts(
             merged_parameters=result.parameters,
             dtype=result.dtype,
@@ -71,6 +73,8 @@ class MergeStage(Stage):
             architecture=(config.get("architectures") or [None])[0],
             context_length=config.get("max_position_embeddings"),
             vocab_size=config.get("vocab_size"),
+            towers=towers(written),
+            chat_template=has_chat_template(ctx.out_dir),
             **estimates,
         )
         return StageOutput(
