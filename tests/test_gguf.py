@@ -7,6 +7,7 @@ import importlib.metadata
 import json
 import re
 import shutil
+import subprocess
 import sys
 
 import gguf
@@ -15,6 +16,7 @@ import pytest
 from release.core.errors import Cancelled, StageError
 from release.core.events import Log, Progress
 from release.core.files import sha256_file
+from release.gguf.facts import GGUFFacts
 from release.gguf.formats import FORMATS
 from release.stages.gguf import GGUFStage
 from tests.gguf_helpers import gguf_context, run_gguf_stage
@@ -211,3 +213,28 @@ def test_a_merged_model_transformers_cannot_run_is_one_line(confident_llama_dir,
     with pytest.raises(WorkError, match="transformers could not run the merged model") as raised:
         reference_probe(model)
     assert "\n" not in raised.value.message and "transformers failed (exit 1)" in str(raised.value)
+
+
+def test_a_llama_cpp_checkout_is_recorded_by_folder_and_commit(tmp_path, monkeypatch):
+    """gguf.llama_cpp_dir / $LLAMA_CPP_DIR: a user's checkout has no package version;
+    the stage records its folder and the commit git says it is at."""
+    from release.gguf.delegate import find_converter
+
+    checkout = tmp_path / "llama.cpp"
+    checkout.mkdir()
+    (checkout / "convert_hf_to_gguf.py").write_text("# the user's converter\n")
+    git = ["git", "-C", str(checkout), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "converter"], check=True)
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+    monkeypatch.setenv("LLAMA_CPP_DIR", str(checkout))
+    converter = find_converter(None)
+    assert converter.script == checkout / "convert_hf_to_gguf.py"
+    assert converter.build.label == f"llama.cpp checkout {checkout}"
+    assert converter.build.commit == head and converter.build.package is None
+    facts = GGUFFacts(llama_cpp=converter.build)
+    assert GGUFFacts.model_validate_json(facts.model_dump_json()).llama_cpp == converter.build

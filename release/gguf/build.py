@@ -16,7 +16,6 @@ one, else a hidden intermediate that is deleted at the end.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import gguf
 
-from release.checkpoint.config import read_config, text_config
+from release.checkpoint.config import has_chat_template, read_config, text_config
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
 from release.core.files import sha256_file
@@ -300,7 +299,7 @@ def _progress(
 
 
 def _check(found: ReadBack, expected: dict, model_dir: Path, path: Path) -> None:
-    keys = required_keys(found.architecture, chat_template=_has_chat_template(model_dir))
+    keys = required_keys(found.architecture, chat_template=has_chat_template(model_dir))
     try:
         check_read_back(found, expected, keys, path)
     except ValueError as exc:
@@ -314,18 +313,9 @@ def _check(found: ReadBack, expected: dict, model_dir: Path, path: Path) -> None
 def _llama_cpp_build(exporter: _Exporter) -> LlamaCppFacts | None:
     """The llama.cpp the files were written (converter) and checked (runtime) with."""
     if (converter := exporter.converter or exporter.projector) is not None:
-        return LlamaCppFacts.model_validate(converter.build)
+        return converter.build
     runtime = known_build()
     return LlamaCppFacts.model_validate(runtime.to_facts()) if runtime else None
-
-
-def _has_chat_template(model_dir: Path) -> bool:
-    if (model_dir / "chat_template.jinja").is_file() or (
-        model_dir / "chat_template.json"
-    ).is_file():
-        return True
-    config = model_dir / "tokenizer_config.json"
-    return config.is_file() and "chat_template" in json.loads(config.read_text(encoding="utf-8"))
 
 
 def _verify(

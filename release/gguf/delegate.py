@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from release.gguf.facts import LlamaCppFacts
 from release.gguf.metadata import QUANTIZED_BY, ReleaseMetadata, hub_url
 from release.gguf.pinned import SCRIPT, PinnedConverterError, pinned_converter
 from release.gguf.release_keys import add_release_keys
@@ -41,20 +42,36 @@ class ConverterMissing(RuntimeError):
 @dataclass(frozen=True)
 class Converter:
     script: Path
-    build: dict
-    """Which llama.cpp it is (``LlamaCppBuild.to_facts()``, or the checkout's folder)."""
+    build: LlamaCppFacts
+    """Which llama.cpp it is: the pinned build, or the checkout's folder and commit."""
 
 
 def find_converter(llama_cpp_dir: Path | None) -> Converter:
     """The converter in the spec's folder or $LLAMA_CPP_DIR, else the pinned one."""
     for root in (llama_cpp_dir, os.environ.get(ENV_VAR)):
         if root and (Path(root) / SCRIPT).is_file():
-            return Converter(Path(root) / SCRIPT, {"label": f"llama.cpp checkout {root}"})
+            checkout = LlamaCppFacts(label=f"llama.cpp checkout {root}", commit=_commit(root))
+            return Converter(Path(root) / SCRIPT, checkout)
     try:
         pinned = pinned_converter()
     except PinnedConverterError as exc:
         raise ConverterMissing(str(exc)) from None
-    return Converter(pinned.script, pinned.build.to_facts())
+    return Converter(pinned.script, LlamaCppFacts.model_validate(pinned.build.to_facts()))
+
+
+def _commit(root: str | Path) -> str | None:
+    """The commit a llama.cpp checkout is at, or None (not a git checkout, no git)."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and len(commit) == 40 else None
 
 
 def convert_with_llama_cpp(

@@ -33,10 +33,12 @@ class GGUFFileFacts(Facts):
 
 
 class LlamaCppFacts(Facts):
-    """Which llama.cpp wrote (its converter) or checked (its runtime) the files."""
+    """Which llama.cpp wrote (its converter) or checked (its runtime) the files. A
+    converter from a user's checkout (``gguf.llama_cpp_dir``) has no package or version:
+    its label names the folder, its commit is the checkout's where git says it."""
 
-    package: str
-    llama_cpp: str
+    package: str | None = None
+    llama_cpp: str | None = None
     commit: str | None = None
     sdist_sha256: str | None = None
     label: str | None = None
