@@ -92,9 +92,9 @@ def check_quantized(
     raise InputError(
         f"base {label} is quantized: {found}; a LoRA cannot be merged into packed weights",
         hint="set base.repo_id (or base.path) to the unquantized base the adapter was "
-        f"trained on{unquantized}; QLoRA adapters merge onto it exactly. Or set "
-        "base.dequantize: true to merge onto its dequantized 4-bit weights (the merge "
-        "then differs from one onto the full-precision base)",
+        f"trained on{unquantized}, the usual way to release a QLoRA adapter; or set "
+        "base.dequantize: true to merge onto its dequantized 4-bit weights, the ones it "
+        "was trained against (the merged model then keeps their 4-bit rounding)",
     )
 
 
