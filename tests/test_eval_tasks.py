@@ -64,9 +64,9 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, mon
 
     make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj", "v_proj"])
     spec = tmp_path / "release.yaml"
-    spec.write_text(SPEC.format(base=tiny_llama_dir, tasks=TASKS))
+    spec.write_text(SPEC.format(base=tiny_llama_dir, tasks=TASKS).replace("[q8_0]", "[]"))
     stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate"]
-    assert main(["run", str(spec), *stages]) == 0
+    assert main(["run", str(spec), *stages, "--stage", "card"]) == 0
     printed = capsys.readouterr().out
 
     workspace = tmp_path / "build"
@@ -90,6 +90,20 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, mon
     assert theirs and ours == {key: theirs[key] for key in ours}
     assert {key[0] for key in ours} >= {"mr_choice", "mr_generate", "mr_perplexity"}
     assert ("mr_generate", "exact_match", "first_number") in ours
+    # each score's source is where its results file lies once the stage is done
+    (source,) = {r["source"] for r in facts.results}
+    assert source.startswith("build/evaluate/lm-eval/") and (tmp_path / source).is_file()
+
+    # the card's model-index carries the scores the release produced, read back by
+    # huggingface_hub as the Hub reads it
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    card = ModelCard.load(workspace / "card" / "README.md")
+    _, indexed = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    assert sorted((r.dataset_name, r.metric_type, r.metric_value) for r in indexed) == sorted(
+        (task, metric, value) for (task, metric, _), value in ours.items()
+    )
     # the CLI's table: one row per score, as the harness reported it
     rows = [line.split() for line in printed.splitlines() if line.startswith("  mr_")]
     assert {(row[0], row[1], row[2]): row[3] for row in rows} == {
