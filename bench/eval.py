@@ -142,6 +142,17 @@ def run_naive(workdir: Path) -> None:
     chat_smoke(merged, tokenizer, PROMPT, max_new_tokens=8)
 
 
+def estimated_mb(workdir: Path, dtype: str) -> float:
+    """The preflight's estimate of the checks' peak (``release.evaluate.needs``)."""
+    from release.evaluate.loading import LoadPlan
+    from release.evaluate.needs import evaluate_needs
+
+    build = workdir / "build"
+    plan = LoadPlan(dtype, 0)
+    needs = evaluate_needs(workdir / "base", build / "merge", build / "adapter", plan)
+    return needs.memory_bytes / 2**20
+
+
 def measure(contender: str, workdir: Path, dtype: str) -> dict[str, float]:
     """Run one contender in a fresh interpreter: wall seconds and its own peak RSS."""
     command = [sys.executable, __file__, "--contender", contender, "--dtype", dtype]
@@ -169,12 +180,17 @@ def main() -> None:
         generate(args.paths[0], args.hidden, args.layers, args.rank)
         return
     if args.contender:  # child: run one contender, report its peak RSS
+        import peft  # noqa: F401  (imported before the baseline, as in a stage's process)
+        import psutil
+        import transformers  # noqa: F401
+
+        before = psutil.Process().memory_info().rss
         if args.contender == "ours":
             run_ours(args.paths[0], args.dtype)
         else:
             run_naive(args.paths[0])
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        print(json.dumps({"peak_rss_mb": peak / 2**20}))
+        print(json.dumps({"peak_rss_mb": peak / 2**20, "before_mb": before / 2**20}))
         return
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="eval-bench-"))
@@ -201,6 +217,13 @@ def main() -> None:
                 f"{ratios[0]:11.2f} {ratios[1]:10.2f}"
             )
         print("goal: ours at most 0.5 of the naive way's peak RSS")
+        ours = rows[f"ours ({args.dtype})"]
+        grown = ours["peak_rss_mb"] - ours["before_mb"]
+        estimate = estimated_mb(workdir, args.dtype)
+        print(
+            f"preflight estimate of ours: {estimate:.0f} MB against {grown:.0f} MB measured "
+            f"(peak less the process before the checks): {estimate / grown - 1:+.1%}"
+        )
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

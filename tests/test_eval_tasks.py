@@ -64,9 +64,9 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, mon
 
     make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj", "v_proj"])
     spec = tmp_path / "release.yaml"
-    spec.write_text(SPEC.format(base=tiny_llama_dir, tasks=TASKS))
+    spec.write_text(SPEC.format(base=tiny_llama_dir, tasks=TASKS).replace("[q8_0]", "[]"))
     stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate"]
-    assert main(["run", str(spec), *stages]) == 0
+    assert main(["run", str(spec), *stages, "--stage", "card"]) == 0
     printed = capsys.readouterr().out
 
     workspace = tmp_path / "build"
@@ -90,6 +90,20 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, mon
     assert theirs and ours == {key: theirs[key] for key in ours}
     assert {key[0] for key in ours} >= {"mr_choice", "mr_generate", "mr_perplexity"}
     assert ("mr_generate", "exact_match", "first_number") in ours
+    # each score's source is where its results file lies once the stage is done
+    (source,) = {r["source"] for r in facts.results}
+    assert source.startswith("build/evaluate/lm-eval/") and (tmp_path / source).is_file()
+
+    # the card's model-index carries the scores the release produced, read back by
+    # huggingface_hub as the Hub reads it
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    card = ModelCard.load(workspace / "card" / "README.md")
+    _, indexed = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    assert sorted((r.dataset_name, r.metric_type, r.metric_value) for r in indexed) == sorted(
+        (task, metric, value) for (task, metric, _), value in ours.items()
+    )
     # the CLI's table: one row per score, as the harness reported it
     rows = [line.split() for line in printed.splitlines() if line.startswith("  mr_")]
     assert {(row[0], row[1], row[2]): row[3] for row in rows} == {
@@ -122,3 +136,48 @@ def test_vllm_without_a_gpu_is_one_line_before_anything_runs(tmp_path):
     assert str(failed.value).startswith("eval.tasks.backend vllm needs vLLM installed and a GPU")
     assert "use backend: hf" in failed.value.hint
     assert not (tmp_path / "out").exists()
+
+
+def _wrong_scale(adapter: Path, folder: Path, factor: float) -> Path:
+    """``adapter`` with every lora_B times ``factor``: a LoRA saved with the wrong scale."""
+    from safetensors.torch import load_file, save_file
+
+    folder.mkdir(parents=True)
+    shutil.copy(adapter / "adapter_config.json", folder / "adapter_config.json")
+    tensors = load_file(adapter / "adapter_model.safetensors")
+    scaled = {k: v * factor if "lora_B" in k else v for k, v in tensors.items()}
+    save_file(scaled, folder / "adapter_model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+@pytest.mark.slow
+def test_a_broken_adapter_fails_the_gate_against_a_good_release_s_produced_scores(
+    smollm2_base_dir, smollm2_adapter_dir, tmp_path, capsys
+):
+    """SmolLM2 with its trained LoRA is released with scores lm-eval produced; the same
+    LoRA at three times its scale passes the sanity checks (its held-out perplexity ×1.45,
+    limit ×1.5) but not the gate against the good release's scores."""
+    spec_text = SPEC.replace("[q8_0]", "[]").replace("max_new_tokens: 8", "max_new_tokens: 6")
+    stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate"]
+    good = tmp_path / "good"
+    shutil.copytree(smollm2_adapter_dir, good / "adapter")
+    (good / "release.yaml").write_text(spec_text.format(base=smollm2_base_dir, tasks=TASKS))
+    assert main(["run", str(good / "release.yaml"), *stages]) == 0
+    manifest = good / "build" / MANIFEST_NAME
+    released = {r["task"] for r in EvaluateFacts.of(Manifest.load(manifest)).results}
+    assert released >= {"mr_choice", "mr_generate", "mr_perplexity"}
+
+    broken = tmp_path / "broken"
+    _wrong_scale(smollm2_adapter_dir, broken / "adapter", 3.0)
+    text = spec_text.format(base=smollm2_base_dir, tasks=TASKS)
+    text += f"  previous: [{manifest}]\n"
+    (broken / "release.yaml").write_text(text.replace("version: 0.1.0", "version: 0.2.0"))
+    capsys.readouterr()
+    assert main(["run", str(broken / "release.yaml"), *stages]) == 1
+    err = capsys.readouterr().err
+    assert "regression gate failed against the last release: " in err, err
+    assert "mr_perplexity word_perplexity" in err, err
+    refused = Manifest.load(broken / "build" / MANIFEST_NAME).refused[EvaluateFacts.stage]
+    gate = EvaluateFacts.model_validate(refused.facts).gate
+    assert not gate.passed
+    assert any(c.task == "mr_perplexity" and c.drop > 0.2 for c in gate.compared)

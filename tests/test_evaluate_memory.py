@@ -1,6 +1,10 @@
 """The preflight's estimate of the sanity eval's peak against the peak RSS of a real run
 in its own process (the increase over a process with torch, transformers and peft
-loaded, which is what the preflight compares with the memory still available)."""
+loaded, which is what the preflight compares with the memory still available).
+
+The peak is the same from run to run since a freed model's memory goes back to the
+system before the next loads (``release.evaluate.loading.steady_heap``); before that it
+moved by 60 MB in float32 and the estimate could not follow it."""
 
 from __future__ import annotations
 
@@ -49,10 +53,6 @@ def merged_smollm2(smollm2_base_dir, tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.skip(
-    reason="not yet reliable (issue 16): the same bf16 run measured 485 MB and 895 MB against "
-    "a 475 MB estimate, and float32 3.5 GB with the default smoke answers"
-)
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_the_eval_estimate_is_within_15_percent_of_the_peak_rss(
     smollm2_base_dir, merged_smollm2, dtype
@@ -60,4 +60,5 @@ def test_the_eval_estimate_is_within_15_percent_of_the_peak_rss(
     adapter, merged = merged_smollm2
     estimate = evaluate_needs(smollm2_base_dir, merged, adapter, LoadPlan(dtype, 0))
     peak = measured_peak(smollm2_base_dir, adapter, merged, dtype)
+    print(f"{dtype}: estimate {estimate.memory_bytes / 2**20:.0f} MiB, peak {peak / 2**20:.0f} MiB")
     assert estimate.memory_bytes == pytest.approx(peak, rel=0.15), (estimate.memory_bytes, peak)

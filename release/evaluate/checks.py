@@ -26,7 +26,7 @@ from release.core.errors import WorkError
 from release.core.events import Event, Reporter
 from release.core.quiet import held_stderr
 from release.evaluate.facts import EquivalenceFacts, EvaluateFacts, PerplexityFacts, SmokeFacts
-from release.evaluate.loading import LoadPlan, load_model, release_memory
+from release.evaluate.loading import LoadPlan, load_model, release_memory, steady_heap
 from release.spec.schema import ReleaseSpec
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ def model_checks(
     from release.evaluate.sanity import HELDOUT_TOKENS, SMOKE_PROMPTS
 
     remote = spec.base.trust_remote_code
+    steady_heap()
     with held_stderr():  # transformers' and PEFT's bars and warnings are not ours to print
         tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=remote)
     name, text = _heldout_text(spec)

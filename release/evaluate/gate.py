@@ -13,7 +13,7 @@ Pure data in, data out: no models, no torch; the card and the Action summary sho
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -159,21 +159,38 @@ def previous_records(paths: Iterable[Path]) -> list[EvalRecord]:
     return records + load_results(files)
 
 
+def previous_scores(paths: Iterable[Path]) -> list[list[dict]]:
+    """What the gate reads of each previous manifest among ``paths`` (the scores it
+    compares against), as the evaluate stage is keyed on it: pushing the last release
+    rewrites its manifest (the push's facts), which must not make this release's
+    evaluate stale. Results files among ``paths`` are keyed by their bytes instead."""
+    return [records_to_facts(released_scores(p)) for p in paths if is_manifest(p) and p.is_file()]
+
+
 def records_to_facts(records: Iterable[EvalRecord]) -> list[dict]:
     return [json.loads(record.model_dump_json(exclude_none=True)) for record in records]
 
 
 def gate_stored_results(
-    spec: EvalSpec, spec_dir: Path | None, workspace: Path, produced: Iterable[Path] = ()
+    spec: EvalSpec,
+    spec_dir: Path | None,
+    workspace: Path,
+    produced: Mapping[Path, Path] | None = None,
 ) -> EvaluateFacts:
     """The gate on the spec's stored results (and those ``produced`` by this release's
     lm-eval run) against the last release's; raises ``Refused`` with the worst drops
     when it fails. Returns the results, the verdict and the previous manifests (relative
     to ``workspace``, where this release's manifest lies) as facts, each result's source
-    relative to ``spec_dir`` (the facts must not hold where it lies)."""
+    relative to ``spec_dir`` (the facts must not hold where it lies).
+
+    ``produced`` maps each results file the harness wrote in the stage's staging folder
+    to the path it has once the stage is done: that path is the source recorded."""
+    moved = {str(staged): final for staged, final in (produced or {}).items()}
     current = [
-        record.model_copy(update={"source": relative_if_inside(record.source, spec_dir)})
-        for record in load_results([*spec.results, *produced])
+        record.model_copy(
+            update={"source": relative_if_inside(moved.get(record.source, record.source), spec_dir)}
+        )
+        for record in load_results([*spec.results, *(produced or {})])
     ]
     previous = previous_records(spec.previous)
     verdict = compare(

@@ -1,21 +1,37 @@
 """What the sanity eval will hold at its peak, from the headers alone (the preflight).
 
-One model is resident at a time (``release.evaluate.checks``): the peak is the larger of
-base + adapter and the merged model, in the dtype ``release.evaluate.loading`` picks, plus
-what outlives a model (the probe logits kept from base + adapter) and the working set of
-one perplexity window (its logits in the model's dtype, their float32 copy and the loss's
-log-softmax). On the CPU float32 comes first; a bf16 checkpoint runs in bf16 only when
-float32 would not fit (``choose_plan``). On an accelerator the weights go to the GPUs
-as accelerate loads them, so RAM holds one checkpoint file at a time besides the logits
-(an estimate not measured on a GPU machine yet).
+One model is resident at a time (``release.evaluate.checks``), and a freed model's
+memory goes back to the system before the next loads (``loading.steady_heap``), so the
+peak is the larger of the two models' own peaks, over what stays the whole time:
+
+- loading: the weights in the dtype ``release.evaluate.loading`` picks and, when that is
+  not the checkpoint's dtype, the checkpoint's pages the conversion read (mapped files
+  count in RSS until the mapping goes); a checkpoint in the plan's dtype is used in place
+  from its mapping, so its pages are the weights;
+- running: the weights plus one perplexity window's logits (in the model's dtype, their
+  float32 copy, the loss's log-softmax) and what forward passes keep (``FORWARD_SCRATCH``);
+- base + adapter holds the adapter (float32); the merged model, the probe logits kept
+  from base + adapter.
+
+On the CPU float32 comes first; a bf16 checkpoint runs in bf16 only when float32 would
+not fit (``choose_plan``). On an accelerator the weights go to the GPUs as accelerate
+loads them, so RAM holds one checkpoint file at a time besides the logits (an estimate
+not measured on a GPU machine yet).
+
+Measured (growth of the process's peak RSS over the eval): SmolLM2
+(tests/test_evaluate_memory.py) float32 848 and 847 MiB against 848 MiB estimated, bf16
+466 and 472 MiB against 487 MiB; bench/eval.py's 1.1 GB model float32 3331 MiB against 3294 MiB
+(-1.1%), bf16 1154 MiB against 1302 MiB (+12.8%).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from release.checkpoint.config import read_config, text_config
 from release.checkpoint.safetensors import checkpoint_files, list_tensors, parameter_counts
+from release.core.units import human
 from release.evaluate.loading import LoadPlan, checkpoint_dtype, plan_loading
 from release.merge import lora
 from release.preflight import Needs
@@ -25,53 +41,68 @@ PROBE_POSITIONS = 96
 logits are kept, in float32, while the merged model loads."""
 WINDOW_TOKENS = 256
 """``sanity.PERPLEXITY_WINDOW``: tokens whose logits one forward pass holds."""
-RUNTIME_OVERHEAD = 1.15
-"""Allocator slack and what the model classes add beyond their weights (rotary tables,
-generation caches): the peak RSS of SmolLM2's eval, in bf16 and in float32, over the
-sum of the terms above (both about 1.09), plus a margin."""
+MiB = 2**20
+RESIDENT = 60 * MiB
+"""What the eval holds from start to end besides the models: the tokenizer, the held-out
+ids, what base + adapter leaves behind (59 MiB on SmolLM2's float32 eval: the peak less
+the merged model's load and the probe logits)."""
+FORWARD_SCRATCH = 32 * MiB
+"""What forward passes keep beyond weights and logits (the math libraries' scratch,
+PEFT's wrappers): 31 MiB on SmolLM2's bf16 eval (the peak less weights, logits and
+``RESIDENT``)."""
 
 
 def evaluate_needs(base_dir: Path, merged_dir: Path, adapter_dir: Path, plan: LoadPlan) -> Needs:
     """The RAM the sanity eval holds at its peak, run as ``plan`` says."""
     adapter = sum(4 * info.numel for info in list_tensors(adapter_dir / lora.WEIGHTS_NAME))
     vocab = int(text_config(read_config(base_dir)).get("vocab_size") or 0)
-    logits = (plan.bytes_per_parameter + 4 + 4) * WINDOW_TOKENS * vocab
+    float_copy = 0 if plan.bytes_per_parameter == 4 else 4
+    working = (plan.bytes_per_parameter + float_copy + 4) * WINDOW_TOKENS * vocab
+    working += FORWARD_SCRATCH
     kept = 4 * PROBE_POSITIONS * vocab
     if plan.gpus:
         largest = max(path.stat().st_size for path in checkpoint_files(base_dir))
-        weights = largest + adapter
+        peak = largest + adapter + working + kept
     else:
-        weights = max(_resident(base_dir, plan) + adapter, _resident(merged_dir, plan))
+        peak = max(
+            _model_peak(base_dir, plan, working) + adapter,
+            _model_peak(merged_dir, plan, working) + kept,
+        )
     return Needs(
         "nothing",
         0,
-        round((weights + logits) * RUNTIME_OVERHEAD) + kept,
+        RESIDENT + peak,
         hint="or skip the sanity eval with eval.enabled: false (it is what proves the merge)",
     )
 
 
-def _resident(model_dir: Path, plan: LoadPlan) -> int:
-    """A model's RAM once loaded on the CPU: its weights in the plan's dtype and, when
-    that is not the stored dtype, the checkpoint's pages that the conversion read (mapped
-    files count in RSS until the mapping goes). A checkpoint already in the plan's dtype
-    is used in place from its mapping."""
+def _model_peak(model_dir: Path, plan: LoadPlan, working: int) -> int:
+    """One model's peak on the CPU: loading it, or running it, whichever is larger."""
     parameters, _ = parameter_counts(model_dir)
     weights = parameters * plan.bytes_per_parameter
-    if checkpoint_dtype(model_dir) == plan.dtype:
-        return weights
-    return weights + sum(path.stat().st_size for path in checkpoint_files(model_dir))
+    loading = weights
+    if checkpoint_dtype(model_dir) != plan.dtype:
+        loading += sum(path.stat().st_size for path in checkpoint_files(model_dir))
+    return max(loading, weights + working)
 
 
 def choose_plan(
     base_dir: Path, merged_dir: Path, adapter_dir: Path, gpus: int, available: int
 ) -> tuple[LoadPlan, Needs]:
     """``plan_loading``'s plan, or on the CPU the checkpoint's 16-bit dtype when float32
-    would not fit in ``available`` bytes but that does (bf16 rounding uses more of the
-    equivalence limit, measured at 0.15 of 0.25 on SmolLM2, so float32 comes first)."""
+    would not fit in ``available`` bytes and that needs less (bf16 rounding uses more of
+    the equivalence limit, measured at 0.15 of 0.25 on SmolLM2, so float32 comes first;
+    on a small model with a large vocabulary bf16's logits outweigh what its weights
+    save). A refusal in the smaller dtype names float32's figure too."""
     plan = plan_loading(base_dir, gpus)
     needs = evaluate_needs(base_dir, merged_dir, adapter_dir, plan)
     stored = checkpoint_dtype(base_dir)
     if needs.memory_bytes <= available or plan.gpus or stored == plan.dtype:
         return plan, needs
     smaller = LoadPlan(stored, 0)
-    return smaller, evaluate_needs(base_dir, merged_dir, adapter_dir, smaller)
+    fallback = evaluate_needs(base_dir, merged_dir, adapter_dir, smaller)
+    if fallback.memory_bytes >= needs.memory_bytes:
+        return plan, needs
+    figure = human(needs.memory_bytes, "bytes")
+    hint = f"that is in {stored}, float32 needs about {figure}; {fallback.hint}"
+    return smaller, replace(fallback, hint=hint)

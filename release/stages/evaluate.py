@@ -28,13 +28,19 @@ class EvaluateStage(Stage):
         return None if spec.eval.enabled else "eval.enabled is false"
 
     def settings(self, spec: ReleaseSpec) -> dict[str, Any]:
-        return spec.eval.model_dump(mode="json")
+        from release.evaluate.gate import previous_scores
+
+        scores = previous_scores(spec.eval.previous)  # not the manifests' bytes
+        return spec.eval.model_dump(mode="json") | {"previous_scores": scores}
 
     def input_paths(self, spec: ReleaseSpec) -> list[Path]:
+        from release.evaluate.history import is_manifest
+
         extra = [spec.eval.heldout_text] if spec.eval.heldout_text else []
         if spec.eval.tasks is not None and spec.eval.tasks.folder is not None:
             extra.append(spec.eval.tasks.folder)
-        return [*extra, *spec.eval.results, *spec.eval.previous]
+        files = [path for path in spec.eval.previous if not is_manifest(path)]
+        return [*extra, *spec.eval.results, *files]
 
     def tools(self) -> dict[str, str]:
         from importlib.metadata import version
@@ -84,7 +90,9 @@ class EvaluateStage(Stage):
                 dtype=plan.dtype,
                 files=[str(p.relative_to(ctx.out_dir)) for p in files],
             )
-            gated = gate_stored_results(spec.eval, spec.base_dir, ctx.workspace, produced)
+            final = ctx.stage_dir(self.name)  # where the runner moves ctx.out_dir
+            moved = {path: final / path.relative_to(ctx.out_dir) for path in produced}
+            gated = gate_stored_results(spec.eval, spec.base_dir, ctx.workspace, moved)
         stored = {"results": gated.results, "gate": gated.gate, "previous": gated.previous}
         facts = checked.model_copy(update={**stored, "harness": harness, **estimates})
         return StageOutput(facts=facts, measured=measured)
