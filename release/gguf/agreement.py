@@ -2,7 +2,8 @@
 
 The merged model (transformers, float32, in a child process: ``reference_process``)
 gives reference logits on a few probe prompts, once per stage. Each GGUF file is then
-loaded once by llama.cpp (llama-cpp-python), fed the *same token ids*, and compared
+loaded once by llama.cpp (llama-cpp-python; one child process for all the stage's
+files: ``llama_cpp_process``), fed the *same token ids*, and compared
 position by position: the share of positions whose top-1 token agrees (over all
 positions, and over those where the reference is confident), the mean KL divergence and
 the largest absolute logit difference. llama.cpp's own tokenizer is checked against the
@@ -18,6 +19,7 @@ the stage (SmolLM2, f16 + q8_0 + q4_k_m).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from release.core.quiet import held_stderr
-from release.gguf.llama_cpp_process import LlamaCppRun, Request, run_llama_cpp
-from release.gguf.reference_process import SMOKE_TOKENS, reference_run, transformers_run
+from release.gguf.llama_cpp_process import LlamaCppChild, LlamaCppRun, Request, run_llama_cpp
+from release.gguf.reference_process import SMOKE_TOKENS, ReferenceChild, transformers_run
 
 PROBE_PROMPTS = (
     "The capital of France is Paris. The capital of Italy is Rome, and the capital of "
@@ -111,28 +113,27 @@ class Probe:
         return self.logits[0].shape[-1]
 
 
+def start_reference(model_dir: Path) -> ReferenceChild:
+    """The merged model's child, started now on the probe (``probe_from`` waits for it);
+    the caller closes it once it has no more answers to decode."""
+    return ReferenceChild(model_dir, list(PROBE_PROMPTS), SMOKE_PROMPT)
+
+
+def probe_from(child: ReferenceChild) -> Probe:
+    """The probe: token ids, logits and smoke answer from the merged model's child,
+    which decodes llama.cpp's answers for as long as it runs."""
+    reference = child.reference()
+    return Probe(
+        reference.prompts, reference.logits, reference.smoke_ids, reference.answer, child.decode
+    )
+
+
 def reference_probe(model_dir: Path) -> Probe:
-    """The probe: token ids from the merged model's tokenizer here, its logits and
-    smoke answer from transformers in a child process (``reference_process``)."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    prompts = [tokenizer.encode(text) for text in PROBE_PROMPTS]
-    smoke_ids = _smoke_ids(tokenizer)
-    logits, answer = reference_run(model_dir, prompts, smoke_ids)
-
-    def decode(ids: list[int]) -> str:
-        return tokenizer.decode(ids, skip_special_tokens=True)
-
-    return Probe(prompts, logits, smoke_ids, decode(answer), decode)
-
-
-def _smoke_ids(tokenizer) -> list[int]:
-    if tokenizer.chat_template:
-        messages = [{"role": "user", "content": SMOKE_PROMPT}]
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return tokenizer.encode(text, add_special_tokens=False)
-    return tokenizer.encode(SMOKE_PROMPT)
+    """The probe, its child closed when the probe is let go."""
+    child = start_reference(model_dir)
+    probe = probe_from(child)
+    weakref.finalize(probe, child.close)
+    return probe
 
 
 @dataclass(frozen=True)
@@ -159,19 +160,25 @@ def transformers_check(path: Path, probe: Probe) -> LoaderResult:
     return LoaderResult(compare(probe.logits, logits), probe.decode(answer))
 
 
-def llama_cpp_check(path: Path, probe: Probe, *, mmproj: Path | None = None) -> LoaderResult:
-    """Load ``path`` with llama.cpp (in a child process: ``llama_cpp_process``) and
-    compare with the probe; with ``mmproj``, llama.cpp's multimodal loader opens it too."""
-    run = run_llama_cpp(
-        Request(
-            path=str(path),
-            prompts=probe.prompts,
-            texts=list(probe.texts),
-            smoke_ids=probe.smoke_ids,
-            smoke_tokens=SMOKE_TOKENS,
-            vocab_rows=probe.vocab_rows,
-            mmproj=str(mmproj) if mmproj else None,
-        )
+def llama_cpp_check(
+    path: Path,
+    probe: Probe,
+    *,
+    mmproj: Path | None = None,
+    child: LlamaCppChild | None = None,
+) -> LoaderResult:
+    """Load ``path`` with llama.cpp (in ``child``, else a child process of its own:
+    ``llama_cpp_process``) and compare with the probe; with ``mmproj``, llama.cpp's
+    multimodal loader opens it too."""
+    request = Request(
+        path=str(path),
+        prompts=probe.prompts,
+        texts=list(probe.texts),
+        smoke_ids=probe.smoke_ids,
+        smoke_tokens=SMOKE_TOKENS,
+        vocab_rows=probe.vocab_rows,
+        mmproj=str(mmproj) if mmproj else None,
     )
+    run = child.run(request) if child else run_llama_cpp(request)
     text = probe.decode(run.answer)
     return LoaderResult(compare(probe.logits, run.logits), text, run.tokenizer_agrees, run)

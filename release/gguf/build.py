@@ -2,9 +2,11 @@
 
 Order of work: the checks that need no work come first (is the architecture built in, or
 is llama.cpp's converter there; is llama.cpp's quantizer there for K-quants), so a
-release that cannot finish fails at once. Then the merged model's reference logits, once.
-Then each file: written under a hidden temporary name, read back with gguf-py, loaded
-once by llama.cpp (transformers' GGUF loader where llama.cpp is missing) and compared
+release that cannot finish fails at once. Then the checks' two child processes start,
+so their imports and the merged model's reference logits (once) run while the export
+writes. Then each file: written under a hidden temporary name, read back with gguf-py,
+loaded once by llama.cpp (one child for all the files; transformers' GGUF loader where
+llama.cpp is missing) and compared
 with the reference, hashed, and only then renamed to ``<name>-<TYPE>.gguf``. A file that
 fails a check never gets its final name. The stage log ends with the seconds spent on
 the export and on the checks.
@@ -16,6 +18,7 @@ one, else a hidden intermediate that is deleted at the end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Generator
@@ -33,7 +36,8 @@ from release.gguf.agreement import (
     LoaderResult,
     Probe,
     llama_cpp_check,
-    reference_probe,
+    probe_from,
+    start_reference,
     transformers_check,
 )
 from release.gguf.architectures import gguf_arch, supported_classes
@@ -47,10 +51,18 @@ from release.gguf.delegate import (
 from release.gguf.facts import GGUFFacts, GGUFFileFacts, LlamaCppFacts
 from release.gguf.formats import FORMATS, GGUFFormat, file_name
 from release.gguf.kquant import INSTALL_HINT, llama_cpp_version, quantize_with_llama_cpp
+from release.gguf.llama_cpp_process import LlamaCppChild
 from release.gguf.metadata import ReleaseMetadata
 from release.gguf.pinned import known_build, runtime_build, runtime_knows
-from release.gguf.projector import checked_projector, projector_name, projector_record, towers
+from release.gguf.projector import (
+    Projector,
+    checked_projector,
+    projector_name,
+    projector_record,
+    towers,
+)
 from release.gguf.readback import ReadBack, check_read_back, read_back, required_keys
+from release.gguf.reference_process import ReferenceChild
 from release.gguf.timing import GGUFBuild, StageClock
 from release.gguf.writer import (
     ExportSource,
@@ -199,10 +211,42 @@ def build_gguf_files(
     stage's facts (the commits the release was made from)."""
     exporter = _preflight(spec, out_dir, model_dir)
     meta = release_metadata(spec, intake)
-    yield report.log("computing the merged model's reference logits")
     clock = StageClock()
-    with clock.counting("checks"):
-        probe = reference_probe(model_dir)
+    with contextlib.ExitStack() as children:
+        # started now, so their imports and the reference logits run while the export
+        # writes; the checks then wait only for what is not done yet
+        reference = children.enter_context(contextlib.closing(start_reference(model_dir)))
+        llama = children.enter_context(LlamaCppChild()) if llama_cpp_version() else None
+        yield report.log("computing the merged model's reference logits beside the export")
+        files, projector, projector_file, probe = yield from _build_files(
+            spec, model_dir, out_dir, report, exporter, meta, clock, reference, llama
+        )
+    facts = GGUFFacts(
+        architecture=read_config(model_dir)["architectures"][0],
+        exporter=CONVERTER if exporter.converter else BUILT_IN,
+        llama_cpp=_llama_cpp_build(exporter),
+        files=files,
+        projector=projector_record(projector, projector_file, files),
+        probe_prompts=len(probe.prompts),
+        probe_positions=sum(len(ids) for ids in probe.prompts),
+        smoke_prompt=SMOKE_PROMPT,
+        smoke_reference_output=probe.smoke_output,
+    )
+    return GGUFBuild(facts, clock.rounded("export"), clock.rounded("checks"))
+
+
+def _build_files(
+    spec: ReleaseSpec,
+    model_dir: Path,
+    out_dir: Path,
+    report: Reporter,
+    exporter: _Exporter,
+    meta: ReleaseMetadata,
+    clock: StageClock,
+    reference: ReferenceChild,
+    llama: LlamaCppChild | None,
+) -> Generator[Event, None, tuple[list[GGUFFileFacts], Projector | None, Path, Probe]]:
+    """Write, check and name each file; the records, the projector and the probe."""
     jobs = _jobs(spec, out_dir, exporter.converter is not None)
     projector_file = out_dir / projector_name(spec.name)
     projector_temp = projector_file.with_name(f".{projector_file.name}.partial")
@@ -210,6 +254,7 @@ def build_gguf_files(
     layout: dict[str, tuple[tuple[int, ...], str | None]] | None = None
     files = []
     projector = None
+    probe: Probe | None = None
     try:
         if exporter.projector is not None:
             yield report.log(
@@ -232,7 +277,8 @@ def build_gguf_files(
                 continue
             mmproj = projector.path if projector else None
             with clock.counting("checks"):
-                record = yield from _verify(report, job, probe, mmproj)
+                probe = probe or probe_from(reference)
+                record = yield from _verify(report, job, probe, mmproj, llama)
             os.replace(job.temp, job.final)
             if f16_source == job.temp:
                 f16_source = job.final
@@ -244,18 +290,8 @@ def build_gguf_files(
         projector_temp.unlink(missing_ok=True)
         for job in jobs:
             job.temp.unlink(missing_ok=True)
-    facts = GGUFFacts(
-        architecture=read_config(model_dir)["architectures"][0],
-        exporter=CONVERTER if exporter.converter else BUILT_IN,
-        llama_cpp=_llama_cpp_build(exporter),
-        files=files,
-        projector=projector_record(projector, projector_file, files),
-        probe_prompts=len(probe.prompts),
-        probe_positions=sum(len(ids) for ids in probe.prompts),
-        smoke_prompt=SMOKE_PROMPT,
-        smoke_reference_output=probe.smoke_output,
-    )
-    return GGUFBuild(facts, clock.rounded("export"), clock.rounded("checks"))
+    assert probe is not None  # every release asks for at least one file
+    return files, projector, projector_file, probe
 
 
 def _write(
@@ -329,7 +365,7 @@ def _has_chat_template(model_dir: Path) -> bool:
 
 
 def _verify(
-    report: Reporter, job: _Job, probe: Probe, mmproj: Path | None
+    report: Reporter, job: _Job, probe: Probe, mmproj: Path | None, llama: LlamaCppChild | None
 ) -> Generator[Event, None, GGUFFileFacts]:
     """Load the written file with each reader and compare; its manifest record."""
     assert job.final is not None
@@ -337,8 +373,8 @@ def _verify(
     # llama.cpp, the runtime the file is made for; transformers only where it is missing
     # (``release.gguf.agreement`` says why)
     checks: list[tuple[str, Callable[[], LoaderResult]]] = [
-        ("llama_cpp", lambda: llama_cpp_check(path, probe, mmproj=mmproj))
-        if llama_cpp_version() is not None
+        ("llama_cpp", lambda: llama_cpp_check(path, probe, mmproj=mmproj, child=llama))
+        if llama is not None
         else ("transformers", lambda: transformers_check(path, probe))
     ]
     results: dict[str, LoaderResult] = {}
