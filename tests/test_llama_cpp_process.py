@@ -27,7 +27,6 @@ def _request(path: Path, mmproj: Path | None = None) -> Request:
         texts=["x"],
         smoke_ids=[2, 300],
         smoke_tokens=2,
-        vocab_rows=64,
         mmproj=str(mmproj) if mmproj else None,
     )
 

@@ -20,14 +20,14 @@ the stage (SmolLM2, f16 + q8_0 + q4_k_m).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from release.core.quiet import held_stderr
-from release.gguf.llama_cpp_process import LlamaCppChild, LlamaCppRun, Request, run_llama_cpp
+from release.gguf.llama_cpp_process import LlamaCppRun, Request, run_llama_cpp
 from release.gguf.reference_process import SMOKE_TOKENS, ReferenceChild, transformers_run
 
 PROBE_PROMPTS = (
@@ -95,37 +95,43 @@ def compare(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) ->
     )
 
 
-@dataclass(frozen=True)
 class Probe:
     """Token ids of the probe prompts and the smoke prompt, from the merged model's
-    tokenizer, with the merged model's own logits and greedy answer."""
+    tokenizer; the merged model's own logits and greedy answer, which wait for its
+    child the first time they are read; and its tokenizer's ``decode``."""
 
-    prompts: list[list[int]]
-    logits: list[np.ndarray]
-    smoke_ids: list[int]
-    smoke_output: str
-    decode: Callable[[list[int]], str]
-    """The merged model's tokenizer, ids to text (special tokens left out)."""
     texts: tuple[str, ...] = PROBE_PROMPTS
+
+    def __init__(self, child: ReferenceChild) -> None:
+        self._child = child
+        self.prompts, self.smoke_ids = child.ids()
+
+    @property
+    def logits(self) -> list[np.ndarray]:
+        return self._child.reference().logits
+
+    @property
+    def smoke_output(self) -> str:
+        return self._child.reference().answer
 
     @property
     def vocab_rows(self) -> int:
         return self.logits[0].shape[-1]
 
+    def decode(self, ids: list[int]) -> str:
+        """Ids to text by the merged model's tokenizer (special tokens left out)."""
+        return self._child.decode(ids)
+
 
 def start_reference(model_dir: Path) -> ReferenceChild:
-    """The merged model's child, started now on the probe (``probe_from`` waits for it);
-    the caller closes it once it has no more answers to decode."""
+    """The merged model's child, started now on the probe (``probe_from`` waits for
+    its token ids); the caller closes it once it has no more answers to decode."""
     return ReferenceChild(model_dir, list(PROBE_PROMPTS), SMOKE_PROMPT)
 
 
 def probe_from(child: ReferenceChild) -> Probe:
-    """The probe: token ids, logits and smoke answer from the merged model's child,
-    which decodes llama.cpp's answers for as long as it runs."""
-    reference = child.reference()
-    return Probe(
-        reference.prompts, reference.logits, reference.smoke_ids, reference.answer, child.decode
-    )
+    """The probe, as soon as the merged model's tokenizer gave its ids."""
+    return Probe(child)
 
 
 def reference_probe(model_dir: Path) -> Probe:
@@ -160,25 +166,28 @@ def transformers_check(path: Path, probe: Probe) -> LoaderResult:
     return LoaderResult(compare(probe.logits, logits), probe.decode(answer))
 
 
-def llama_cpp_check(
-    path: Path,
-    probe: Probe,
-    *,
-    mmproj: Path | None = None,
-    child: LlamaCppChild | None = None,
-) -> LoaderResult:
-    """Load ``path`` with llama.cpp (in ``child``, else a child process of its own:
-    ``llama_cpp_process``) and compare with the probe; with ``mmproj``, llama.cpp's
-    multimodal loader opens it too."""
-    request = Request(
+def llama_cpp_request(path: Path, probe: Probe, mmproj: Path | None = None) -> Request:
+    """What llama.cpp's child is asked of ``path``; with ``mmproj``, its multimodal
+    loader opens that too."""
+    return Request(
         path=str(path),
         prompts=probe.prompts,
         texts=list(probe.texts),
         smoke_ids=probe.smoke_ids,
         smoke_tokens=SMOKE_TOKENS,
-        vocab_rows=probe.vocab_rows,
         mmproj=str(mmproj) if mmproj else None,
     )
-    run = child.run(request) if child else run_llama_cpp(request)
-    text = probe.decode(run.answer)
-    return LoaderResult(compare(probe.logits, run.logits), text, run.tokenizer_agrees, run)
+
+
+def llama_cpp_result(probe: Probe, run: LlamaCppRun) -> LoaderResult:
+    """What llama.cpp's child found, compared with the probe (over the merged model's
+    vocabulary rows: a GGUF may hold padding rows past them)."""
+    rows = probe.vocab_rows
+    agreement = compare(probe.logits, [values[:, :rows] for values in run.logits])
+    return LoaderResult(agreement, probe.decode(run.answer), run.tokenizer_agrees, run)
+
+
+def llama_cpp_check(path: Path, probe: Probe, *, mmproj: Path | None = None) -> LoaderResult:
+    """Load ``path`` with llama.cpp in a child process of its own and compare with the
+    probe (the stage sends its files to one child: ``release.gguf.verify``)."""
+    return llama_cpp_result(probe, run_llama_cpp(llama_cpp_request(path, probe, mmproj)))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,16 +30,7 @@ import gguf
 from release.checkpoint.config import read_config, text_config
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
-from release.core.files import sha256_file
-from release.gguf.agreement import (
-    SMOKE_PROMPT,
-    LoaderResult,
-    Probe,
-    llama_cpp_check,
-    probe_from,
-    start_reference,
-    transformers_check,
-)
+from release.gguf.agreement import SMOKE_PROMPT, Probe, probe_from, start_reference
 from release.gguf.architectures import gguf_arch, supported_classes
 from release.gguf.delegate import (
     CONVERTER_TYPES,
@@ -64,6 +55,7 @@ from release.gguf.projector import (
 from release.gguf.readback import ReadBack, check_read_back, read_back, required_keys
 from release.gguf.reference_process import ReferenceChild
 from release.gguf.timing import GGUFBuild, StageClock
+from release.gguf.verify import FileCheck, judge, send
 from release.gguf.writer import (
     ExportSource,
     PlannedTensor,
@@ -255,6 +247,7 @@ def _build_files(
     files = []
     projector = None
     probe: Probe | None = None
+    sent: FileCheck | None = None
     try:
         if exporter.projector is not None:
             yield report.log(
@@ -275,14 +268,27 @@ def _build_files(
                 f16_source = job.temp
             if job.final is None:
                 continue
-            mmproj = projector.path if projector else None
+            if sent is not None:  # the file before, checked while this one was written
+                files.append(_judged(clock, sent, probe, llama))
+                if f16_source == sent.path:
+                    f16_source = sent.path.with_name(sent.name)
+            yield report.log(
+                f"checking {job.final.name} with {'llama_cpp' if llama else 'transformers'}"
+            )
             with clock.counting("checks"):
                 probe = probe or probe_from(reference)
-                record = yield from _verify(report, job, probe, mmproj, llama)
-            os.replace(job.temp, job.final)
-            if f16_source == job.temp:
-                f16_source = job.final
-            files.append(record)
+                mmproj = projector.path if projector else None
+                sent = send(
+                    job.final.name,
+                    job.fmt,
+                    job.exporter,
+                    job.temp,
+                    probe,
+                    mmproj=mmproj,
+                    llama=llama,
+                )
+        if sent is not None:
+            files.append(_judged(clock, sent, probe, llama))
         if projector is not None:
             os.replace(projector_temp, projector_file)
         yield report.log(clock.summary(len(files)))
@@ -292,6 +298,17 @@ def _build_files(
             job.temp.unlink(missing_ok=True)
     assert probe is not None  # every release asks for at least one file
     return files, projector, projector_file, probe
+
+
+def _judged(
+    clock: StageClock, sent: FileCheck, probe: Probe | None, llama: LlamaCppChild | None
+) -> GGUFFileFacts:
+    """Wait for ``sent``'s check; once it passed, give the file its name."""
+    assert probe is not None
+    with clock.counting("checks"):
+        record = judge(sent, probe, llama)
+    os.replace(sent.path, sent.path.with_name(sent.name))
+    return record
 
 
 def _write(
@@ -362,65 +379,3 @@ def _has_chat_template(model_dir: Path) -> bool:
         return True
     config = model_dir / "tokenizer_config.json"
     return config.is_file() and "chat_template" in json.loads(config.read_text(encoding="utf-8"))
-
-
-def _verify(
-    report: Reporter, job: _Job, probe: Probe, mmproj: Path | None, llama: LlamaCppChild | None
-) -> Generator[Event, None, GGUFFileFacts]:
-    """Load the written file with each reader and compare; its manifest record."""
-    assert job.final is not None
-    path = job.temp
-    # llama.cpp, the runtime the file is made for; transformers only where it is missing
-    # (``release.gguf.agreement`` says why)
-    checks: list[tuple[str, Callable[[], LoaderResult]]] = [
-        ("llama_cpp", lambda: llama_cpp_check(path, probe, mmproj=mmproj, child=llama))
-        if llama is not None
-        else ("transformers", lambda: transformers_check(path, probe))
-    ]
-    results: dict[str, LoaderResult] = {}
-    for loader, check in checks:
-        yield report.log(f"checking {job.final.name} with {loader}")
-        try:
-            results[loader] = check()
-        except Exception as exc:  # a reader we did not write refused our file
-            raise WorkError(
-                f"{job.final.name}: {loader} could not load it: {exc}",
-                hint=f"{loader} does not accept this model's layout; drop this type from "
-                "gguf.types, or try another release of it",
-            ) from exc
-    for loader, result in results.items():
-        if result.agreement.confident_top1_agreement < job.fmt.min_top1:
-            raise WorkError(
-                f"{job.final.name}: top-1 agreement with the merged model under {loader} is "
-                f"{result.agreement.confident_top1_agreement:.3f} where the model is "
-                f"confident, below {job.fmt.min_top1} for {job.fmt.name}",
-                hint="drop this type from gguf.types, or report the export as a bug",
-            )
-    tokenizer = results["llama_cpp"].tokenizer_agrees if "llama_cpp" in results else None
-    if tokenizer is False:
-        raise WorkError(
-            f"{job.final.name}: llama.cpp tokenizes the probe prompts differently from "
-            "the merged model's tokenizer",
-            hint="the tokenizer export is wrong for this model; please report it",
-        )
-    smoke = next(iter(results.values())).smoke_output  # llama.cpp's when it ran
-    read = results["llama_cpp"].llama_cpp if "llama_cpp" in results else None
-    return GGUFFileFacts(
-        name=job.final.name,
-        type=job.fmt.name,
-        exporter=job.exporter,
-        bytes=path.stat().st_size,
-        sha256=sha256_file(path),
-        top1_agreement={k: r.agreement.top1_agreement for k, r in results.items()},
-        confident_top1_agreement={
-            k: r.agreement.confident_top1_agreement for k, r in results.items()
-        },
-        mean_kl={k: r.agreement.mean_kl for k, r in results.items()},
-        max_abs_diff={k: r.agreement.max_abs_diff for k, r in results.items()},
-        min_top1_agreement=job.fmt.min_top1,
-        tokenizer_agreement=tokenizer,
-        smoke_output=smoke,
-        stop_ids=read.stop_ids if read else None,
-        mmproj_loaded=read.mmproj_loaded if read else None,
-        passed=True,  # a file that fails a check above is never kept
-    )

@@ -39,7 +39,6 @@ class Request:
     texts: list[str]
     smoke_ids: list[int]
     smoke_tokens: int
-    vocab_rows: int
     mmproj: str | None = None
 
 
@@ -55,22 +54,32 @@ class LlamaCppRun:
 
 class LlamaCppChild:
     """One llama.cpp child for many files; started on creation (its import runs while
-    the caller does other work), a fresh one after a crash."""
+    the caller does other work), a fresh one after a crash. ``send`` hands it a file
+    and returns at once; ``receive`` waits for what it found (one file at a time)."""
 
     def __init__(self) -> None:
         self._child: LineChild | None = LineChild(__name__, "llama.cpp")
+        self._sent: tuple[Request, tempfile.TemporaryDirectory] | None = None
 
-    def run(self, request: Request) -> LlamaCppRun:
-        """Load and probe ``request.path``; a crash or failure raises LlamaCppCrashed."""
+    def send(self, request: Request) -> None:
+        assert self._sent is None, "one file at a time"
         if self._child is None:
             self._child = LineChild(__name__, "llama.cpp")
-        with tempfile.TemporaryDirectory(prefix="llama-cpp-run-") as work:
+        work = tempfile.TemporaryDirectory(prefix="llama-cpp-run-")
+        self._sent = (request, work)
+        self._child.send({"out": work.name, **asdict(request)})
+
+    def receive(self) -> LlamaCppRun:
+        """What the child found in the file sent last; LlamaCppCrashed if it died."""
+        assert self._sent is not None and self._child is not None
+        (request, work), self._sent = self._sent, None
+        with work:
             try:
-                data = self._child.ask({"out": work, **asdict(request)}, CHILD_TIMEOUT_S)
+                data = self._child.receive(CHILD_TIMEOUT_S)
             except ChildDied as died:
                 self.close()
                 raise LlamaCppCrashed(str(died)) from None
-            folder = Path(work)
+            folder = Path(work.name)
             logits = [np.load(folder / f"logits-{i}.npy") for i in range(len(request.prompts))]
         return LlamaCppRun(
             logits,
@@ -80,7 +89,15 @@ class LlamaCppChild:
             data["mmproj_loaded"],
         )
 
+    def run(self, request: Request) -> LlamaCppRun:
+        """Load and probe ``request.path``; a crash or failure raises LlamaCppCrashed."""
+        self.send(request)
+        return self.receive()
+
     def close(self) -> None:
+        if self._sent is not None:
+            self._sent[1].cleanup()
+            self._sent = None
         if self._child is not None:
             self._child.close()
             self._child = None
@@ -121,9 +138,7 @@ def _check(message: dict) -> dict:
     for index, ids in enumerate(request.prompts):
         llm.reset()
         llm.eval(ids)
-        np.save(
-            folder / f"logits-{index}.npy", np.array(llm.scores[: len(ids), : request.vocab_rows])
-        )
+        np.save(folder / f"logits-{index}.npy", np.array(llm.scores[: len(ids)]))
     agrees = all(
         llm.tokenize(text.encode(), add_bos=True, special=False) == ids
         for text, ids in zip(request.texts, request.prompts, strict=True)
