@@ -3,6 +3,7 @@ clear errors, and nothing left behind when it stops."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import re
@@ -137,6 +138,23 @@ def test_a_tensor_without_a_gguf_name_is_refused_before_any_work(confident_llama
     save_file(tensors, weights, metadata={"format": "pt"})
     with pytest.raises(StageError, match=r"self_attn\.mystery\.weight: no GGUF name in llama"):
         run_gguf_stage(ctx)
+    assert list(ctx.out_dir.iterdir()) == []
+
+
+def test_a_file_judged_after_the_next_was_written_still_never_gets_its_name(
+    confident_llama_dir, tmp_path, monkeypatch
+):
+    """llama.cpp checks q8_0 while q4_0 is written; q8_0 failing (a bar no file can
+    pass) stops the stage naming q8_0, and neither file is left, named or hidden."""
+    monkeypatch.setitem(FORMATS, "q8_0", dataclasses.replace(FORMATS["q8_0"], min_top1=1.01))
+    ctx = gguf_context(confident_llama_dir, tmp_path, types=["q8_0", "q4_0"])
+    run = GGUFStage().run(ctx)
+    logged = []
+    with pytest.raises(StageError, match=r"demo-Q8_0\.gguf: top-1 agreement .* below 1\.01"):
+        for event in run:
+            if isinstance(event, Log):
+                logged.append(event.message)
+    assert "writing demo-Q4_0.gguf" in logged  # judged after the next file was written
     assert list(ctx.out_dir.iterdir()) == []
 
 
