@@ -67,10 +67,12 @@ class LineChild:
         )
         self._pending = b""
         self._said_from = 0
+        self._unanswered = 0
 
     def send(self, message: dict) -> None:
         """Hand the child a request; its answer is read by ``receive``."""
         self._said_from = self._stderr.seek(0, os.SEEK_END)
+        self._unanswered += 1
         assert self._process.stdin is not None
         try:
             self._process.stdin.write(json.dumps(message).encode() + b"\n")
@@ -85,7 +87,6 @@ class LineChild:
         while b"\n" not in self._pending:
             ready, _, _ = select.select([out], [], [], timeout_s)
             if not ready:
-                self._process.kill()
                 self.close()
                 raise ChildDied(f"{self.who}: no answer within {timeout_s} s")
             chunk = os.read(out, 1 << 16)
@@ -93,6 +94,7 @@ class LineChild:
                 raise ChildDied(self._how_it_ended())
             self._pending += chunk
         line, self._pending = self._pending.split(b"\n", 1)
+        self._unanswered -= 1
         return json.loads(line)
 
     def ask(self, message: dict, timeout_s: float | None = None) -> dict:
@@ -106,7 +108,10 @@ class LineChild:
         return last_words(code, said, self.who)
 
     def close(self) -> None:
-        """End the child (it stops when its stdin closes) and forget its stderr."""
+        """End the child (it stops when its stdin closes; at once, if it is still at work
+        the caller no longer wants) and forget its stderr."""
+        if self._unanswered and self._process.poll() is None:
+            self._process.kill()
         if self._process.stdin and not self._process.stdin.closed:
             with contextlib.suppress(BrokenPipeError):
                 self._process.stdin.close()
