@@ -19,6 +19,7 @@ the stage (SmolLM2, f16 + q8_0 + q4_k_m).
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,20 +74,42 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """One prompt's reference logits with what every comparison reads of them, worked
+    out once per stage rather than once per file."""
+
+    logits: np.ndarray
+    top1: np.ndarray
+    sure: np.ndarray
+    log_p: np.ndarray
+    p: np.ndarray
+
+
+def _prepare(ref: np.ndarray) -> _Prepared:
+    top2 = np.partition(ref, -2, axis=-1)[:, -2:]  # the runner-up, then the top
+    log_p = _log_softmax(ref.astype(np.float64))
+    return _Prepared(
+        ref, ref.argmax(-1), (top2[:, 1] - top2[:, 0]) >= CONFIDENT_GAP, log_p, np.exp(log_p)
+    )
+
+
 def compare(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> Agreement:
+    return _compare([_prepare(ref) for ref in reference], candidate)
+
+
+def _compare(reference: Sequence[_Prepared], candidate: Sequence[np.ndarray]) -> Agreement:
     agree = total = confident_agree = confident = 0
     worst, kl_sum = 0.0, 0.0
     for ref, got in zip(reference, candidate, strict=True):
-        same = ref.argmax(-1) == got.argmax(-1)
-        top2 = np.sort(ref, -1)[:, -2:]
-        sure = (top2[:, 1] - top2[:, 0]) >= CONFIDENT_GAP
+        same = ref.top1 == got.argmax(-1)
         agree += int(same.sum())
-        total += ref.shape[0]
-        confident_agree += int((same & sure).sum())
-        confident += int(sure.sum())
-        worst = max(worst, float(np.abs(ref - got).max()))
-        log_p, log_q = _log_softmax(ref.astype(np.float64)), _log_softmax(got.astype(np.float64))
-        kl_sum += float((np.exp(log_p) * (log_p - log_q)).sum())
+        total += ref.logits.shape[0]
+        confident_agree += int((same & ref.sure).sum())
+        confident += int(ref.sure.sum())
+        worst = max(worst, float(np.abs(ref.logits - got).max()))
+        log_q = _log_softmax(got.astype(np.float64))
+        kl_sum += float((ref.p * (ref.log_p - log_q)).sum())
     return Agreement(
         top1_agreement=round(agree / total, 4),
         confident_top1_agreement=round(confident_agree / confident, 4) if confident else 1.0,
@@ -117,6 +140,14 @@ class Probe:
     @property
     def vocab_rows(self) -> int:
         return self.logits[0].shape[-1]
+
+    @functools.cached_property
+    def _prepared(self) -> list[_Prepared]:
+        return [_prepare(ref) for ref in self.logits]
+
+    def compare(self, candidate: Sequence[np.ndarray]) -> Agreement:
+        """``candidate``'s logits against the merged model's (``compare``)."""
+        return _compare(self._prepared, candidate)
 
     def decode(self, ids: list[int]) -> str:
         """Ids to text by the merged model's tokenizer (special tokens left out)."""
@@ -163,7 +194,7 @@ def transformers_check(path: Path, probe: Probe) -> LoaderResult:
             path.parent, gguf_file=path.name, dtype=torch.float32
         )
     logits, answer = transformers_run(model, probe.prompts, probe.smoke_ids)
-    return LoaderResult(compare(probe.logits, logits), probe.decode(answer))
+    return LoaderResult(probe.compare(logits), probe.decode(answer))
 
 
 def llama_cpp_request(path: Path, probe: Probe, mmproj: Path | None = None) -> Request:
@@ -183,7 +214,7 @@ def llama_cpp_result(probe: Probe, run: LlamaCppRun) -> LoaderResult:
     """What llama.cpp's child found, compared with the probe (over the merged model's
     vocabulary rows: a GGUF may hold padding rows past them)."""
     rows = probe.vocab_rows
-    agreement = compare(probe.logits, [values[:, :rows] for values in run.logits])
+    agreement = probe.compare([values[:, :rows] for values in run.logits])
     return LoaderResult(agreement, probe.decode(run.answer), run.tokenizer_agrees, run)
 
 
