@@ -4,7 +4,8 @@ Both convert the same HF folder (default: the demo's SmolLM2-135M-Instruct, bf16
 the same type, each in its own process, so each peak RSS is its own (measured with
 wait4 on that child). Prints wall time, peak RSS and the ratios ours / llama.cpp.
 
-    python bench/gguf.py [--model DIR | --gemma4] [--types f16,q8_0] [--converter DIR] [--no-stage]
+    python bench/gguf.py [--model DIR | --gemma4] [--types f16,q8_0] [--converter DIR]
+                         [--no-stage | --stage-only]
 
 ``--gemma4`` builds the tests' tiny Gemma4ForConditionalGeneration (text model with
 per-layer embeddings, vision and audio towers; tests/gemma4_models.py) and benches its
@@ -18,7 +19,12 @@ which is what the converter does too.
 
 The "stage" row is the whole GGUF stage for all the types at once, as a release runs it:
 the export and the checks (reference logits, read-back, llama.cpp's load of each file,
-sha256), with the seconds of each as the stage itself measures them.
+sha256), with the seconds of each as the stage itself measures them. The checks' child
+processes run beside the export, so "checks" is the time the stage waited for them,
+and on a busy machine their work also slows the export: the stage's wall is the sum
+to compare. K-quants (made by llama.cpp's quantizer in a release) have the stage row
+only; ``--stage-only`` (e.g. ``--types f16,q8_0,q4_k_m --stage-only``, the demo's types)
+skips the per-type rows.
 """
 
 from __future__ import annotations
@@ -152,6 +158,7 @@ def main() -> None:
         "--stage", nargs=3, metavar=("MODEL", "OUT", "TYPES"), help=argparse.SUPPRESS
     )
     parser.add_argument("--no-stage", action="store_true", help="leave out the stage row")
+    parser.add_argument("--stage-only", action="store_true", help="only the stage row")
     args = parser.parse_args()
     # This file is named gguf.py: its folder must not shadow the gguf package.
     sys.path[0] = str(REPO)
@@ -177,7 +184,11 @@ def main() -> None:
     print(f"model: {model.name}, {size / 1e6:.0f} MB safetensors")
     print(f"{'type':6} {'contender':10} {'wall s':>8} {'peak RSS MiB':>13}")
     with tempfile.TemporaryDirectory(prefix="gguf-bench-") as tmp:
+        from release.gguf.formats import FORMATS
+
         for type_name in args.types.split(","):
+            if args.stage_only or not FORMATS[type_name].in_process:
+                continue  # the quantizer's types: the stage row has them
             ours_out, theirs_out = Path(tmp) / "ours.gguf", Path(tmp) / "theirs.gguf"
             ours = None
             if built_in:

@@ -3,6 +3,7 @@ clear errors, and nothing left behind when it stops."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import re
@@ -142,6 +143,23 @@ def test_a_tensor_without_a_gguf_name_is_refused_before_any_work(confident_llama
     assert list(ctx.out_dir.iterdir()) == []
 
 
+def test_a_file_judged_after_the_next_was_written_still_never_gets_its_name(
+    confident_llama_dir, tmp_path, monkeypatch
+):
+    """llama.cpp checks q8_0 while q4_0 is written; q8_0 failing (a bar no file can
+    pass) stops the stage naming q8_0, and neither file is left, named or hidden."""
+    monkeypatch.setitem(FORMATS, "q8_0", dataclasses.replace(FORMATS["q8_0"], min_top1=1.01))
+    ctx = gguf_context(confident_llama_dir, tmp_path, types=["q8_0", "q4_0"])
+    run = GGUFStage().run(ctx)
+    logged = []
+    with pytest.raises(StageError, match=r"demo-Q8_0\.gguf: top-1 agreement .* below 1\.01"):
+        for event in run:
+            if isinstance(event, Log):
+                logged.append(event.message)
+    assert "writing demo-Q4_0.gguf" in logged  # judged after the next file was written
+    assert list(ctx.out_dir.iterdir()) == []
+
+
 def test_cancelled_export_leaves_no_file(confident_llama_dir, tmp_path):
     ctx = gguf_context(confident_llama_dir, tmp_path, types=["f16"])
     run = GGUFStage().run(ctx)
@@ -211,7 +229,7 @@ def test_a_merged_model_transformers_cannot_run_is_one_line(confident_llama_dir,
     config["hidden_size"] = 96  # the weights say 64
     (model / "config.json").write_text(json.dumps(config))
     with pytest.raises(WorkError, match="transformers could not run the merged model") as raised:
-        reference_probe(model)
+        _ = reference_probe(model).logits  # the ids come first, from the tokenizer alone
     assert "\n" not in raised.value.message and "transformers failed (exit 1)" in str(raised.value)
 
 

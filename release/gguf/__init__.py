@@ -28,9 +28,12 @@ How it works, one module a job:
 - ``readback``: gguf-py's reader confirms what was written.
 - ``agreement``: llama.cpp and transformers load each file and are compared with the
   merged model's logits.
-- ``reference_process``: the merged model's reference logits, in a child process.
-- ``llama_cpp_process``: llama.cpp's loads in a child process, so an abort or a
-  segfault is a one-line error.
+- ``child``: a Python child process answering JSON lines, started early so its imports
+  overlap the export; its death a one-line error.
+- ``reference_process``: the merged model's tokenizer and reference logits, in a child
+  process started when the stage starts.
+- ``llama_cpp_process``: llama.cpp's loads, one child process for all of a stage's
+  files, so an abort or a segfault is a one-line error.
 - ``timing``: what the stage's checks cost next to its export.
 - ``build``: the GGUF stage's work, file by file, atomic; it sees the stage only
   through ``release.core.events.Reporter``.

@@ -2,7 +2,8 @@
 
 The merged model (transformers, float32, in a child process: ``reference_process``)
 gives reference logits on a few probe prompts, once per stage. Each GGUF file is then
-loaded once by llama.cpp (llama-cpp-python), fed the *same token ids*, and compared
+loaded once by llama.cpp (llama-cpp-python; one child process for all the stage's
+files: ``llama_cpp_process``), fed the *same token ids*, and compared
 position by position: the share of positions whose top-1 token agrees (over all
 positions, and over those where the reference is confident), the mean KL divergence and
 the largest absolute logit difference. llama.cpp's own tokenizer is checked against the
@@ -18,7 +19,9 @@ the stage (SmolLM2, f16 + q8_0 + q4_k_m).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +29,7 @@ import numpy as np
 
 from release.core.quiet import held_stderr
 from release.gguf.llama_cpp_process import LlamaCppRun, Request, run_llama_cpp
-from release.gguf.reference_process import SMOKE_TOKENS, reference_run, transformers_run
+from release.gguf.reference_process import SMOKE_TOKENS, ReferenceChild, transformers_run
 
 PROBE_PROMPTS = (
     "The capital of France is Paris. The capital of Italy is Rome, and the capital of "
@@ -71,20 +74,42 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """One prompt's reference logits with what every comparison reads of them, worked
+    out once per stage rather than once per file."""
+
+    logits: np.ndarray
+    top1: np.ndarray
+    sure: np.ndarray
+    log_p: np.ndarray
+    p: np.ndarray
+
+
+def _prepare(ref: np.ndarray) -> _Prepared:
+    top2 = np.partition(ref, -2, axis=-1)[:, -2:]  # the runner-up, then the top
+    log_p = _log_softmax(ref.astype(np.float64))
+    return _Prepared(
+        ref, ref.argmax(-1), (top2[:, 1] - top2[:, 0]) >= CONFIDENT_GAP, log_p, np.exp(log_p)
+    )
+
+
 def compare(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> Agreement:
+    return _compare([_prepare(ref) for ref in reference], candidate)
+
+
+def _compare(reference: Sequence[_Prepared], candidate: Sequence[np.ndarray]) -> Agreement:
     agree = total = confident_agree = confident = 0
     worst, kl_sum = 0.0, 0.0
     for ref, got in zip(reference, candidate, strict=True):
-        same = ref.argmax(-1) == got.argmax(-1)
-        top2 = np.sort(ref, -1)[:, -2:]
-        sure = (top2[:, 1] - top2[:, 0]) >= CONFIDENT_GAP
+        same = ref.top1 == got.argmax(-1)
         agree += int(same.sum())
-        total += ref.shape[0]
-        confident_agree += int((same & sure).sum())
-        confident += int(sure.sum())
-        worst = max(worst, float(np.abs(ref - got).max()))
-        log_p, log_q = _log_softmax(ref.astype(np.float64)), _log_softmax(got.astype(np.float64))
-        kl_sum += float((np.exp(log_p) * (log_p - log_q)).sum())
+        total += ref.logits.shape[0]
+        confident_agree += int((same & ref.sure).sum())
+        confident += int(ref.sure.sum())
+        worst = max(worst, float(np.abs(ref.logits - got).max()))
+        log_q = _log_softmax(got.astype(np.float64))
+        kl_sum += float((ref.p * (ref.log_p - log_q)).sum())
     return Agreement(
         top1_agreement=round(agree / total, 4),
         confident_top1_agreement=round(confident_agree / confident, 4) if confident else 1.0,
@@ -93,46 +118,59 @@ def compare(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) ->
     )
 
 
-@dataclass(frozen=True)
 class Probe:
     """Token ids of the probe prompts and the smoke prompt, from the merged model's
-    tokenizer, with the merged model's own logits and greedy answer."""
+    tokenizer; the merged model's own logits and greedy answer, which wait for its
+    child the first time they are read; and its tokenizer's ``decode``."""
 
-    prompts: list[list[int]]
-    logits: list[np.ndarray]
-    smoke_ids: list[int]
-    smoke_output: str
-    decode: Callable[[list[int]], str]
-    """The merged model's tokenizer, ids to text (special tokens left out)."""
     texts: tuple[str, ...] = PROBE_PROMPTS
+
+    def __init__(self, child: ReferenceChild) -> None:
+        self._child = child
+        self.prompts, self.smoke_ids = child.ids()
+
+    @property
+    def logits(self) -> list[np.ndarray]:
+        return self._child.reference().logits
+
+    @property
+    def smoke_output(self) -> str:
+        return self._child.reference().answer
 
     @property
     def vocab_rows(self) -> int:
         return self.logits[0].shape[-1]
 
+    @functools.cached_property
+    def _prepared(self) -> list[_Prepared]:
+        return [_prepare(ref) for ref in self.logits]
+
+    def compare(self, candidate: Sequence[np.ndarray]) -> Agreement:
+        """``candidate``'s logits against the merged model's (``compare``)."""
+        return _compare(self._prepared, candidate)
+
+    def decode(self, ids: list[int]) -> str:
+        """Ids to text by the merged model's tokenizer (special tokens left out)."""
+        return self._child.decode(ids)
+
+
+def start_reference(model_dir: Path) -> ReferenceChild:
+    """The merged model's child, started now on the probe (``probe_from`` waits for
+    its token ids); the caller closes it once it has no more answers to decode."""
+    return ReferenceChild(model_dir, list(PROBE_PROMPTS), SMOKE_PROMPT)
+
+
+def probe_from(child: ReferenceChild) -> Probe:
+    """The probe, as soon as the merged model's tokenizer gave its ids."""
+    return Probe(child)
+
 
 def reference_probe(model_dir: Path) -> Probe:
-    """The probe: token ids from the merged model's tokenizer here, its logits and
-    smoke answer from transformers in a child process (``reference_process``)."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    prompts = [tokenizer.encode(text) for text in PROBE_PROMPTS]
-    smoke_ids = _smoke_ids(tokenizer)
-    logits, answer = reference_run(model_dir, prompts, smoke_ids)
-
-    def decode(ids: list[int]) -> str:
-        return tokenizer.decode(ids, skip_special_tokens=True)
-
-    return Probe(prompts, logits, smoke_ids, decode(answer), decode)
-
-
-def _smoke_ids(tokenizer) -> list[int]:
-    if tokenizer.chat_template:
-        messages = [{"role": "user", "content": SMOKE_PROMPT}]
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return tokenizer.encode(text, add_special_tokens=False)
-    return tokenizer.encode(SMOKE_PROMPT)
+    """The probe, its child closed when the probe is let go."""
+    child = start_reference(model_dir)
+    probe = probe_from(child)
+    weakref.finalize(probe, child.close)
+    return probe
 
 
 @dataclass(frozen=True)
@@ -156,22 +194,31 @@ def transformers_check(path: Path, probe: Probe) -> LoaderResult:
             path.parent, gguf_file=path.name, dtype=torch.float32
         )
     logits, answer = transformers_run(model, probe.prompts, probe.smoke_ids)
-    return LoaderResult(compare(probe.logits, logits), probe.decode(answer))
+    return LoaderResult(probe.compare(logits), probe.decode(answer))
+
+
+def llama_cpp_request(path: Path, probe: Probe, mmproj: Path | None = None) -> Request:
+    """What llama.cpp's child is asked of ``path``; with ``mmproj``, its multimodal
+    loader opens that too."""
+    return Request(
+        path=str(path),
+        prompts=probe.prompts,
+        texts=list(probe.texts),
+        smoke_ids=probe.smoke_ids,
+        smoke_tokens=SMOKE_TOKENS,
+        mmproj=str(mmproj) if mmproj else None,
+    )
+
+
+def llama_cpp_result(probe: Probe, run: LlamaCppRun) -> LoaderResult:
+    """What llama.cpp's child found, compared with the probe (over the merged model's
+    vocabulary rows: a GGUF may hold padding rows past them)."""
+    rows = probe.vocab_rows
+    agreement = probe.compare([values[:, :rows] for values in run.logits])
+    return LoaderResult(agreement, probe.decode(run.answer), run.tokenizer_agrees, run)
 
 
 def llama_cpp_check(path: Path, probe: Probe, *, mmproj: Path | None = None) -> LoaderResult:
-    """Load ``path`` with llama.cpp (in a child process: ``llama_cpp_process``) and
-    compare with the probe; with ``mmproj``, llama.cpp's multimodal loader opens it too."""
-    run = run_llama_cpp(
-        Request(
-            path=str(path),
-            prompts=probe.prompts,
-            texts=list(probe.texts),
-            smoke_ids=probe.smoke_ids,
-            smoke_tokens=SMOKE_TOKENS,
-            vocab_rows=probe.vocab_rows,
-            mmproj=str(mmproj) if mmproj else None,
-        )
-    )
-    text = probe.decode(run.answer)
-    return LoaderResult(compare(probe.logits, run.logits), text, run.tokenizer_agrees, run)
+    """Load ``path`` with llama.cpp in a child process of its own and compare with the
+    probe (the stage sends its files to one child: ``release.gguf.verify``)."""
+    return llama_cpp_result(probe, run_llama_cpp(llama_cpp_request(path, probe, mmproj)))

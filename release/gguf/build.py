@@ -2,9 +2,11 @@
 
 Order of work: the checks that need no work come first (is the architecture built in, or
 is llama.cpp's converter there; is llama.cpp's quantizer there for K-quants), so a
-release that cannot finish fails at once. Then the merged model's reference logits, once.
-Then each file: written under a hidden temporary name, read back with gguf-py, loaded
-once by llama.cpp (transformers' GGUF loader where llama.cpp is missing) and compared
+release that cannot finish fails at once. Then the checks' two child processes start,
+so their imports and the merged model's reference logits (once) run while the export
+writes. Then each file: written under a hidden temporary name, read back with gguf-py,
+loaded once by llama.cpp (one child for all the files; transformers' GGUF loader where
+llama.cpp is missing) and compared
 with the reference, hashed, and only then renamed to ``<name>-<TYPE>.gguf``. A file that
 fails a check never gets its final name. The stage log ends with the seconds spent on
 the export and on the checks.
@@ -16,8 +18,9 @@ one, else a hidden intermediate that is deleted at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,15 +29,7 @@ import gguf
 from release.checkpoint.config import has_chat_template, read_config, text_config
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
-from release.core.files import sha256_file
-from release.gguf.agreement import (
-    SMOKE_PROMPT,
-    LoaderResult,
-    Probe,
-    llama_cpp_check,
-    reference_probe,
-    transformers_check,
-)
+from release.gguf.agreement import SMOKE_PROMPT, Probe, probe_from, start_reference
 from release.gguf.architectures import gguf_arch, supported_classes
 from release.gguf.delegate import (
     CONVERTER_TYPES,
@@ -46,11 +41,20 @@ from release.gguf.delegate import (
 from release.gguf.facts import GGUFFacts, GGUFFileFacts, LlamaCppFacts
 from release.gguf.formats import FORMATS, GGUFFormat, file_name
 from release.gguf.kquant import INSTALL_HINT, llama_cpp_version, quantize_with_llama_cpp
+from release.gguf.llama_cpp_process import LlamaCppChild
 from release.gguf.metadata import ReleaseMetadata
 from release.gguf.pinned import known_build, runtime_build, runtime_knows
-from release.gguf.projector import checked_projector, projector_name, projector_record, towers
+from release.gguf.projector import (
+    Projector,
+    checked_projector,
+    projector_name,
+    projector_record,
+    towers,
+)
 from release.gguf.readback import ReadBack, check_read_back, read_back, required_keys
+from release.gguf.reference_process import ReferenceChild
 from release.gguf.timing import GGUFBuild, StageClock
+from release.gguf.verify import FileCheck, judge, send
 from release.gguf.writer import (
     ExportSource,
     PlannedTensor,
@@ -198,10 +202,42 @@ def build_gguf_files(
     stage's facts (the commits the release was made from)."""
     exporter = _preflight(spec, out_dir, model_dir)
     meta = release_metadata(spec, intake)
-    yield report.log("computing the merged model's reference logits")
     clock = StageClock()
-    with clock.counting("checks"):
-        probe = reference_probe(model_dir)
+    with contextlib.ExitStack() as children:
+        # started now, so their imports and the reference logits run while the export
+        # writes; the checks then wait only for what is not done yet
+        reference = children.enter_context(contextlib.closing(start_reference(model_dir)))
+        llama = children.enter_context(LlamaCppChild()) if llama_cpp_version() else None
+        yield report.log("computing the merged model's reference logits beside the export")
+        files, projector, projector_file, probe = yield from _build_files(
+            spec, model_dir, out_dir, report, exporter, meta, clock, reference, llama
+        )
+    facts = GGUFFacts(
+        architecture=read_config(model_dir)["architectures"][0],
+        exporter=CONVERTER if exporter.converter else BUILT_IN,
+        llama_cpp=_llama_cpp_build(exporter),
+        files=files,
+        projector=projector_record(projector, projector_file, files),
+        probe_prompts=len(probe.prompts),
+        probe_positions=sum(len(ids) for ids in probe.prompts),
+        smoke_prompt=SMOKE_PROMPT,
+        smoke_reference_output=probe.smoke_output,
+    )
+    return GGUFBuild(facts, clock.rounded("export"), clock.rounded("checks"))
+
+
+def _build_files(
+    spec: ReleaseSpec,
+    model_dir: Path,
+    out_dir: Path,
+    report: Reporter,
+    exporter: _Exporter,
+    meta: ReleaseMetadata,
+    clock: StageClock,
+    reference: ReferenceChild,
+    llama: LlamaCppChild | None,
+) -> Generator[Event, None, tuple[list[GGUFFileFacts], Projector | None, Path, Probe]]:
+    """Write, check and name each file; the records, the projector and the probe."""
     jobs = _jobs(spec, out_dir, exporter.converter is not None)
     projector_file = out_dir / projector_name(spec.name)
     projector_temp = projector_file.with_name(f".{projector_file.name}.partial")
@@ -209,6 +245,8 @@ def build_gguf_files(
     layout: dict[str, tuple[tuple[int, ...], str | None]] | None = None
     files = []
     projector = None
+    probe: Probe | None = None
+    sent: FileCheck | None = None
     try:
         if exporter.projector is not None:
             yield report.log(
@@ -229,13 +267,27 @@ def build_gguf_files(
                 f16_source = job.temp
             if job.final is None:
                 continue
-            mmproj = projector.path if projector else None
+            if sent is not None:  # the file before, checked while this one was written
+                files.append(_judged(clock, sent, probe, llama))
+                if f16_source == sent.path:
+                    f16_source = sent.path.with_name(sent.name)
+            yield report.log(
+                f"checking {job.final.name} with {'llama_cpp' if llama else 'transformers'}"
+            )
             with clock.counting("checks"):
-                record = yield from _verify(report, job, probe, mmproj)
-            os.replace(job.temp, job.final)
-            if f16_source == job.temp:
-                f16_source = job.final
-            files.append(record)
+                probe = probe or probe_from(reference)
+                mmproj = projector.path if projector else None
+                sent = send(
+                    job.final.name,
+                    job.fmt,
+                    job.exporter,
+                    job.temp,
+                    probe,
+                    mmproj=mmproj,
+                    llama=llama,
+                )
+        if sent is not None:
+            files.append(_judged(clock, sent, probe, llama))
         if projector is not None:
             os.replace(projector_temp, projector_file)
         yield report.log(clock.summary(len(files)))
@@ -243,18 +295,19 @@ def build_gguf_files(
         projector_temp.unlink(missing_ok=True)
         for job in jobs:
             job.temp.unlink(missing_ok=True)
-    facts = GGUFFacts(
-        architecture=read_config(model_dir)["architectures"][0],
-        exporter=CONVERTER if exporter.converter else BUILT_IN,
-        llama_cpp=_llama_cpp_build(exporter),
-        files=files,
-        projector=projector_record(projector, projector_file, files),
-        probe_prompts=len(probe.prompts),
-        probe_positions=sum(len(ids) for ids in probe.prompts),
-        smoke_prompt=SMOKE_PROMPT,
-        smoke_reference_output=probe.smoke_output,
-    )
-    return GGUFBuild(facts, clock.rounded("export"), clock.rounded("checks"))
+    assert probe is not None  # every release asks for at least one file
+    return files, projector, projector_file, probe
+
+
+def _judged(
+    clock: StageClock, sent: FileCheck, probe: Probe | None, llama: LlamaCppChild | None
+) -> GGUFFileFacts:
+    """Wait for ``sent``'s check; once it passed, give the file its name."""
+    assert probe is not None
+    with clock.counting("checks"):
+        record = judge(sent, probe, llama)
+    os.replace(sent.path, sent.path.with_name(sent.name))
+    return record
 
 
 def _write(
@@ -316,65 +369,3 @@ def _llama_cpp_build(exporter: _Exporter) -> LlamaCppFacts | None:
         return converter.build
     runtime = known_build()
     return LlamaCppFacts.model_validate(runtime.to_facts()) if runtime else None
-
-
-def _verify(
-    report: Reporter, job: _Job, probe: Probe, mmproj: Path | None
-) -> Generator[Event, None, GGUFFileFacts]:
-    """Load the written file with each reader and compare; its manifest record."""
-    assert job.final is not None
-    path = job.temp
-    # llama.cpp, the runtime the file is made for; transformers only where it is missing
-    # (``release.gguf.agreement`` says why)
-    checks: list[tuple[str, Callable[[], LoaderResult]]] = [
-        ("llama_cpp", lambda: llama_cpp_check(path, probe, mmproj=mmproj))
-        if llama_cpp_version() is not None
-        else ("transformers", lambda: transformers_check(path, probe))
-    ]
-    results: dict[str, LoaderResult] = {}
-    for loader, check in checks:
-        yield report.log(f"checking {job.final.name} with {loader}")
-        try:
-            results[loader] = check()
-        except Exception as exc:  # a reader we did not write refused our file
-            raise WorkError(
-                f"{job.final.name}: {loader} could not load it: {exc}",
-                hint=f"{loader} does not accept this model's layout; drop this type from "
-                "gguf.types, or try another release of it",
-            ) from exc
-    for loader, result in results.items():
-        if result.agreement.confident_top1_agreement < job.fmt.min_top1:
-            raise WorkError(
-                f"{job.final.name}: top-1 agreement with the merged model under {loader} is "
-                f"{result.agreement.confident_top1_agreement:.3f} where the model is "
-                f"confident, below {job.fmt.min_top1} for {job.fmt.name}",
-                hint="drop this type from gguf.types, or report the export as a bug",
-            )
-    tokenizer = results["llama_cpp"].tokenizer_agrees if "llama_cpp" in results else None
-    if tokenizer is False:
-        raise WorkError(
-            f"{job.final.name}: llama.cpp tokenizes the probe prompts differently from "
-            "the merged model's tokenizer",
-            hint="the tokenizer export is wrong for this model; please report it",
-        )
-    smoke = next(iter(results.values())).smoke_output  # llama.cpp's when it ran
-    read = results["llama_cpp"].llama_cpp if "llama_cpp" in results else None
-    return GGUFFileFacts(
-        name=job.final.name,
-        type=job.fmt.name,
-        exporter=job.exporter,
-        bytes=path.stat().st_size,
-        sha256=sha256_file(path),
-        top1_agreement={k: r.agreement.top1_agreement for k, r in results.items()},
-        confident_top1_agreement={
-            k: r.agreement.confident_top1_agreement for k, r in results.items()
-        },
-        mean_kl={k: r.agreement.mean_kl for k, r in results.items()},
-        max_abs_diff={k: r.agreement.max_abs_diff for k, r in results.items()},
-        min_top1_agreement=job.fmt.min_top1,
-        tokenizer_agreement=tokenizer,
-        smoke_output=smoke,
-        stop_ids=read.stop_ids if read else None,
-        mmproj_loaded=read.mmproj_loaded if read else None,
-        passed=True,  # a file that fails a check above is never kept
-    )

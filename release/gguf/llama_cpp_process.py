@@ -1,29 +1,31 @@
-"""llama.cpp runs a GGUF in a child process, so its crash is a one-line error, not ours.
+"""llama.cpp runs the GGUF files in a child process, so its crash is a one-line error.
 
 llama.cpp meets a layout it does not accept with ``GGML_ASSERT`` (abort), and some
 llama-cpp-python builds segfault on some CPUs; either would take the whole release down
-with a core dump. So each load runs in ``python -m release.gguf.llama_cpp_process``: the
-parent writes the request (the file, the probe's token ids) as JSON, the child writes
-the logits (``.npy``) and its answers back, and the parent turns a signal or a non-zero
-exit into ``LlamaCppCrashed`` quoting the child's last stderr line (llama.cpp's assert).
-The child stops greedy generation on every end-of-generation token llama.cpp knows
-(EOS, and end of turn: Gemma's ``<turn|>``), as a chat front end does.
+with a core dump. So the loads run in ``python -m release.gguf.llama_cpp_process``, one
+child for all of a stage's files (``LlamaCppChild``, on ``child.LineChild``): it imports
+llama-cpp-python once, while the export writes, then loads each file in turn as the
+parent asks (the file, the probe's token ids, as a JSON line), writes the logits
+(``.npy``) and answers its findings. A signal or a non-zero exit becomes
+``LlamaCppCrashed`` quoting the child's last stderr line since that file's request
+(llama.cpp's assert). The child stops greedy generation on every end-of-generation
+token llama.cpp knows (EOS, and end of turn: Gemma's ``<turn|>``), as a chat front end
+does.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from release.gguf.child import ChildDied, LineChild, serve
+
 CHILD_TIMEOUT_S = 900
+"""Per file: a load and the probe take seconds on the models a CPU can check."""
 
 
 class LlamaCppCrashed(RuntimeError):
@@ -37,7 +39,6 @@ class Request:
     texts: list[str]
     smoke_ids: list[int]
     smoke_tokens: int
-    vocab_rows: int
     mmproj: str | None = None
 
 
@@ -51,42 +52,67 @@ class LlamaCppRun:
     mmproj_loaded: bool | None
 
 
+class LlamaCppChild:
+    """One llama.cpp child for many files; started on creation (its import runs while
+    the caller does other work), a fresh one after a crash. ``send`` hands it a file
+    and returns at once; ``receive`` waits for what it found (one file at a time)."""
+
+    def __init__(self) -> None:
+        self._child: LineChild | None = LineChild(__name__, "llama.cpp")
+        self._sent: tuple[Request, tempfile.TemporaryDirectory] | None = None
+
+    def send(self, request: Request) -> None:
+        assert self._sent is None, "one file at a time"
+        if self._child is None:
+            self._child = LineChild(__name__, "llama.cpp")
+        work = tempfile.TemporaryDirectory(prefix="llama-cpp-run-")
+        self._sent = (request, work)
+        self._child.send({"out": work.name, **asdict(request)})
+
+    def receive(self) -> LlamaCppRun:
+        """What the child found in the file sent last; LlamaCppCrashed if it died."""
+        assert self._sent is not None and self._child is not None
+        (request, work), self._sent = self._sent, None
+        with work:
+            try:
+                data = self._child.receive(CHILD_TIMEOUT_S)
+            except ChildDied as died:
+                self.close()
+                raise LlamaCppCrashed(str(died)) from None
+            folder = Path(work.name)
+            logits = [np.load(folder / f"logits-{i}.npy") for i in range(len(request.prompts))]
+        return LlamaCppRun(
+            logits,
+            data["answer"],
+            data["tokenizer_agrees"],
+            data["stop_ids"],
+            data["mmproj_loaded"],
+        )
+
+    def run(self, request: Request) -> LlamaCppRun:
+        """Load and probe ``request.path``; a crash or failure raises LlamaCppCrashed."""
+        self.send(request)
+        return self.receive()
+
+    def close(self) -> None:
+        if self._sent is not None:
+            self._sent[1].cleanup()
+            self._sent = None
+        if self._child is not None:
+            self._child.close()
+            self._child = None
+
+    def __enter__(self) -> LlamaCppChild:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
 def run_llama_cpp(request: Request) -> LlamaCppRun:
-    """Run ``request`` in a child process; a crash or failure raises LlamaCppCrashed."""
-    with tempfile.TemporaryDirectory(prefix="llama-cpp-run-") as work:
-        folder = Path(work)
-        (folder / "request.json").write_text(json.dumps(request.__dict__), encoding="utf-8")
-        command = [sys.executable, "-m", "release.gguf.llama_cpp_process", str(folder)]
-        try:
-            done = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                timeout=CHILD_TIMEOUT_S,
-                check=False,
-                env=child_env(),
-            )
-        except subprocess.TimeoutExpired:
-            raise LlamaCppCrashed(f"no answer within {CHILD_TIMEOUT_S} s") from None
-        result = folder / "result.json"
-        if done.returncode != 0 or not result.is_file():
-            raise LlamaCppCrashed(last_words(done.returncode, done.stderr))
-        data = json.loads(result.read_text(encoding="utf-8"))
-        logits = [np.load(folder / f"logits-{i}.npy") for i in range(len(request.prompts))]
-    return LlamaCppRun(
-        logits, data["answer"], data["tokenizer_agrees"], data["stop_ids"], data["mmproj_loaded"]
-    )
-
-
-def child_env() -> dict[str, str]:
-    """The child's environment: OpenMP threads that sleep while they wait.
-
-    llama-cpp-python builds with OpenMP, whose threads spin at each barrier. On a machine
-    whose cores other processes also use, two spinning threads wait on each other for
-    most of their time slices: the probe prompts took 20-110 s with 2 threads and 2-3 s
-    with one on a loaded 2-core machine; with ``OMP_WAIT_POLICY=PASSIVE`` 2 threads take
-    what one does (and scale on an idle machine). A policy the user set is kept."""
-    return {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}
+    """One file in a child of its own."""
+    with LlamaCppChild() as child:
+        return child.run(request)
 
 
 def _threads() -> int:
@@ -94,21 +120,12 @@ def _threads() -> int:
     return max(1, min(8, len(os.sched_getaffinity(0))))
 
 
-def last_words(code: int, stderr: str, who: str = "llama.cpp") -> str:
-    """What a child that failed said last (an assert, an error), with how it ended."""
-    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    asserted = [line for line in lines if "GGML_ASSERT" in line or "error" in line.lower()]
-    said = (asserted or lines or ["no output"])[-1]
-    if code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else code
-        return f"{who} crashed ({name}): {said}"
-    return f"{who} failed (exit {code}): {said}"
-
-
-def _child(folder: Path) -> None:
+def _check(message: dict) -> dict:
+    """The child's work on one file: logits into ``message["out"]``, findings back."""
     import llama_cpp
 
-    request = Request(**json.loads((folder / "request.json").read_text(encoding="utf-8")))
+    folder = Path(message.pop("out"))
+    request = Request(**message)
     longest = max(len(ids) for ids in [*request.prompts, request.smoke_ids])
     llm = llama_cpp.Llama(
         request.path,
@@ -121,9 +138,7 @@ def _child(folder: Path) -> None:
     for index, ids in enumerate(request.prompts):
         llm.reset()
         llm.eval(ids)
-        np.save(
-            folder / f"logits-{index}.npy", np.array(llm.scores[: len(ids), : request.vocab_rows])
-        )
+        np.save(folder / f"logits-{index}.npy", np.array(llm.scores[: len(ids)]))
     agrees = all(
         llm.tokenize(text.encode(), add_bos=True, special=False) == ids
         for text, ids in zip(request.texts, request.prompts, strict=True)
@@ -136,13 +151,12 @@ def _child(folder: Path) -> None:
         answer.append(token)
     mmproj_loaded = _load_mmproj(request.mmproj, llm) if request.mmproj else None
     llm.close()
-    result = {
+    return {
         "answer": answer,
         "tokenizer_agrees": agrees,
         "stop_ids": stop_ids,
         "mmproj_loaded": mmproj_loaded,
     }
-    (folder / "result.json").write_text(json.dumps(result), encoding="utf-8")
 
 
 def _load_mmproj(path: str, llm) -> bool:
@@ -161,4 +175,6 @@ def _load_mmproj(path: str, llm) -> bool:
 
 
 if __name__ == "__main__":
-    _child(Path(sys.argv[1]))
+    import llama_cpp  # noqa: F401  (imported before the first request: that is the point)
+
+    serve(_check)

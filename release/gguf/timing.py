@@ -3,7 +3,10 @@
 The checks (the merged model's reference logits, the read-back, llama.cpp's load of each
 file, its sha256) are there to prove the export; the stage log and the manifest's
 ``measured`` say what they cost against the export itself, so a check that grows out of
-proportion shows.
+proportion shows. Most of the checks' work runs in child processes beside the export
+(``reference_process``, ``verify``): "checks" is the time the stage waited for them. On a
+machine with few free cores that work also slows the export down, so the sum of the two
+is the figure to compare across versions (bench/gguf.py prints the stage's wall).
 """
 
 from __future__ import annotations
