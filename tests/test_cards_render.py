@@ -311,3 +311,14 @@ def test_without_a_chat_template_the_snippet_only_loads():
     text = render_model_card(ctx)
     assert 'tokenizer = AutoTokenizer.from_pretrained("me/g4")' in text
     assert "apply_chat_template" not in text
+
+
+def test_gguf_card_names_a_build_whose_commit_is_unknown():
+    """A runtime whose converter was never fetched has no commit on record (the facts
+    drop the empty value): the card names the build without one."""
+    ctx = _gemma4(towers=False)
+    build = {k: v for k, v in GEMMA4_BUILD.items() if k != "commit"}
+    ctx = ctx.model_copy(update={"facts": ctx.facts | {"gguf_build": build}})
+    text = render_gguf_card(ctx)
+    assert f"llama.cpp build: {build['llama_cpp']}. Written by" in text
+    assert "tree/" not in text and lint_card(text) == []

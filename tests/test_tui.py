@@ -138,7 +138,7 @@ async def test_gguf_types_chosen_in_the_list_are_exported(tmp_path, tiny_llama_d
         await settle(app, pilot)
         assert [screen.states[s] for s in ("adapter", "merge", "gguf")] == ["done"] * 3
         files = text_of(app, "#pane-gguf .facts")
-        assert "tiny-chat-Q8_0.gguf" in files and "transformers" in files
+        assert "tiny-chat-Q8_0.gguf" in files and "llama_cpp" in files  # the loader that checked it
         # merged: each file planned from the merged model's tensors, as the gguf step's
         # preflight does, in a worker that settle() waited for
         planned = gguf_file_bytes(tmp_path / "build" / "merge", ["q8_0"])["q8_0"]
