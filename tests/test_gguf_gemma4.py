@@ -20,7 +20,22 @@ from release.gguf.writer import export_gguf, open_source
 
 pytest_plugins = ("tests.gguf_fixtures",)  # converter_dir: the pinned converter
 
-FIXTURES = {"text": "gemma4_text_dir", "multimodal": "gemma4_multimodal_dir"}
+FIXTURES = {
+    "text": "gemma4_text_dir",
+    "multimodal": "gemma4_multimodal_dir",
+    "kv_shared": "gemma4_kv_shared_dir",
+}
+
+
+@pytest.fixture(scope="module")
+def gemma4_kv_shared_dir(tmp_path_factory) -> Path:
+    """Gemma4ForCausalLM whose last two layers reuse earlier layers' keys and values
+    (``num_kv_shared_layers``, as Gemma-4-E4B's last layers do): they store no k/v."""
+    from tests.gemma4_models import make_gemma4_text
+
+    return make_gemma4_text(tmp_path_factory.mktemp("gemma4-kv-shared"), num_kv_shared_layers=2)
+
+
 META = ReleaseMetadata(
     "tiny-gemma4",
     "0.1.0",
@@ -119,12 +134,14 @@ def test_what_the_header_says(gemma4_multimodal_dir, tmp_path):
     assert rope.data.tolist() == [1.0] * 4 + [pytest.approx(1e30)] * 12
 
 
-def test_llama_cpp_loads_ours_and_agrees(gemma4_multimodal_dir, tmp_path):
+@pytest.mark.parametrize("fixture", ["multimodal", "kv_shared"])
+def test_llama_cpp_loads_ours_and_agrees(request, fixture, tmp_path):
     from release.gguf.agreement import llama_cpp_check, reference_probe
 
-    probe = reference_probe(gemma4_multimodal_dir)
+    model_dir = request.getfixturevalue(FIXTURES[fixture])
+    probe = reference_probe(model_dir)
     for type_name, least in (("f16", 0.99), ("q8_0", FORMATS["q8_0"].min_top1)):
-        path = _ours(gemma4_multimodal_dir, tmp_path / f"{type_name}.gguf", type_name)
+        path = _ours(model_dir, tmp_path / f"{type_name}.gguf", type_name)
         result = llama_cpp_check(path, probe)
         assert result.tokenizer_agrees is True
         if type_name == "f16":
