@@ -24,6 +24,7 @@ FIXTURES = {
     "text": "gemma4_text_dir",
     "multimodal": "gemma4_multimodal_dir",
     "kv_shared": "gemma4_kv_shared_dir",
+    "k_eq_v": "gemma4_k_eq_v_dir",
 }
 
 
@@ -34,6 +35,16 @@ def gemma4_kv_shared_dir(tmp_path_factory) -> Path:
     from tests.gemma4_models import make_gemma4_text
 
     return make_gemma4_text(tmp_path_factory.mktemp("gemma4-kv-shared"), num_kv_shared_layers=2)
+
+
+@pytest.fixture(scope="module")
+def gemma4_k_eq_v_dir(tmp_path_factory) -> Path:
+    """Gemma4ForCausalLM in Gemma-4-31B's form: full-attention layers use their keys as
+    values (``attention_k_eq_v``: layers 1 and 3 store no v_proj)."""
+    from tests.gemma4_models import make_gemma4_text
+
+    folder = tmp_path_factory.mktemp("gemma4-keys-as-values")  # "-v0" would read as a version
+    return make_gemma4_text(folder, attention_k_eq_v=True)
 
 
 META = ReleaseMetadata(
@@ -134,7 +145,7 @@ def test_what_the_header_says(gemma4_multimodal_dir, tmp_path):
     assert rope.data.tolist() == [1.0] * 4 + [pytest.approx(1e30)] * 12
 
 
-@pytest.mark.parametrize("fixture", ["multimodal", "kv_shared"])
+@pytest.mark.parametrize("fixture", ["multimodal", "kv_shared", "k_eq_v"])
 def test_llama_cpp_loads_ours_and_agrees(request, fixture, tmp_path):
     from release.gguf.agreement import llama_cpp_check, reference_probe
 
