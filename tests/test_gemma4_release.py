@@ -62,8 +62,13 @@ def module_hub(tmp_path_factory):
 
 
 @pytest.fixture(scope="module", params=list(CASES))
-def released(request, module_hub, gemma4_adapters, tmp_path_factory) -> tuple[str, Path, Path]:
-    """(case, base, workspace) after ``model-release run`` of every stage."""
+def released(
+    request, module_hub, gemma4_adapters, converter_dir, tmp_path_factory
+) -> tuple[str, Path, Path]:
+    """(case, base, workspace) after ``model-release run`` of every stage. The pinned
+    converter is in the cache first (``converter_dir``), as after any release that used
+    it, so the stage can name the llama.cpp commit even where our exporter writes alone
+    (a fresh cache has only the runtime's version: tests/test_cards_render.py)."""
     case = request.param
     base = request.getfixturevalue(CASES[case])
     root = tmp_path_factory.mktemp(f"gemma4-release-{case}")
