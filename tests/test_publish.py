@@ -121,12 +121,13 @@ def test_publish_outside_a_git_repository_says_what_to_do(tmp_path, capsys):
     assert "a git repository" in err and "model-release push" in err
 
 
-@pytest.mark.anyio
-async def test_the_wizard_publishes_through_github_actions(repo):
+async def publish_in_the_wizard(spec: Path) -> list[str]:
+    """ctrl+g, yes, and every worker done, in the wizard opened on ``spec``; what its
+    notifications said."""
     from release.tui.app import make_wizard
     from tests.tui_pilot import SIZE
 
-    app = make_wizard(repo / "release.yaml")
+    app = make_wizard(spec)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await pilot.press("ctrl+g")
@@ -134,6 +135,12 @@ async def test_the_wizard_publishes_through_github_actions(repo):
         await pilot.press("y")
         await app.workers.wait_for_complete()
         await pilot.pause()
+        return [n.message for n in app._notifications]
+
+
+@pytest.mark.anyio
+async def test_the_wizard_publishes_through_github_actions(repo):
+    await publish_in_the_wizard(repo / "release.yaml")
     assert remote(repo, "rev-parse", "v1.0.0^{commit}") == git(repo, "rev-parse", "HEAD")
     tree = remote(repo, "ls-tree", "-r", "--name-only", "v1.0.0").splitlines()
     assert ".github/workflows/release.yml" in tree and "release.yaml" in tree

@@ -23,7 +23,12 @@ from release.publish.follow import follow_run
 from release.publish.github_api import GitHubRepo, RunsClient, token_road
 from tests.github_server import GitHubActions, GitHubServer, RunState
 from tests.secret_scan import Scan, random_token
-from tests.test_publish import git, remote, repo  # noqa: F401 (repo: the fixture)
+from tests.test_publish import (  # noqa: F401 (repo: the fixture)
+    git,
+    publish_in_the_wizard,
+    remote,
+    repo,
+)
 
 SLUG = "acme/tiny-release"
 GITHUB_URL = f"https://github.com/{SLUG}.git"
@@ -231,22 +236,12 @@ async def test_the_wizard_follows_the_run_it_published(
     monkeypatch,
 ):
     from release.publish import follow
-    from release.tui.app import make_wizard
-    from tests.tui_pilot import SIZE
 
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     monkeypatch.setattr(follow, "INTERVAL", 0)
     _script(github, repo, SUCCESS)
 
-    app = make_wizard(repo / "release.yaml")
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        await pilot.press("ctrl+g")
-        await pilot.pause()
-        await pilot.press("y")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        shown = [n.message for n in app._notifications]  # what the toasts say
+    shown = await publish_in_the_wizard(repo / "release.yaml")  # what the toasts say
     assert shown[-1] == f"released v1.0.0: https://github.com/{SLUG}/actions/runs/1001"
     assert "  job release: completed (success)" in shown
 
