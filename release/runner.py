@@ -271,6 +271,9 @@ def _run_stage(
     try:
         with named_stage(stage.name):
             output = yield from stage.run(ctx)
+            # a cancel during the stage's last event (a small merge may report only
+            # when done) still means nothing of the stage is kept
+            ctx.check_cancelled()
         final = workspace / stage.name
         replace_dir(staging, final)
     except BaseException as exc:
