@@ -41,9 +41,12 @@ from release.core.units import human
 
 
 class Output:
+    """The CLI's two streams. Without a terminal (a CI log, a pipe) rich would wrap at 80
+    columns, splitting paths and messages mid-word; there a line stays whole."""
+
     def __init__(self, *, quiet: bool = False) -> None:
-        self.out = Console(highlight=False)
-        self.err = Console(stderr=True, highlight=False)
+        self.out = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+        self.err = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
         self.quiet = quiet
 
     def info(self, text: str) -> None:
