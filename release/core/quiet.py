@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 from collections.abc import Iterator
 
 
@@ -26,21 +27,30 @@ def held_stderr() -> Iterator[io.StringIO]:
     Python's ``sys.stderr`` (warnings and tqdm bars write there) is redirected; and, as
     transformers' own logger holds the stderr it started with and its bars can be turned
     off, both are quieted for the block (warnings and errors still reach the buffer).
+    transformers is quieted only where it is loaded already: a block around llama.cpp or
+    gguf-py (the GGUF stage) must not import it for nothing (half a second, 600 modules).
     """
-    from transformers.utils import logging as transformers_logging
-
     buffer = io.StringIO()
-    bars = transformers_logging.is_progress_bar_enabled()
-    verbosity = transformers_logging.get_verbosity()
-    transformers_logging.disable_progress_bar()
-    transformers_logging.set_verbosity_error()
+    with _transformers_quiet(), contextlib.redirect_stderr(buffer):
+        yield buffer
+
+
+@contextlib.contextmanager
+def _transformers_quiet() -> Iterator[None]:
+    logging = sys.modules.get("transformers.utils.logging")
+    if logging is None:
+        yield
+        return
+    bars = logging.is_progress_bar_enabled()
+    verbosity = logging.get_verbosity()
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
     try:
-        with contextlib.redirect_stderr(buffer):
-            yield buffer
+        yield
     finally:
-        transformers_logging.set_verbosity(verbosity)
+        logging.set_verbosity(verbosity)
         if bars:
-            transformers_logging.enable_progress_bar()
+            logging.enable_progress_bar()
 
 
 def last_line(buffer: io.StringIO) -> str:
