@@ -124,13 +124,13 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, mon
 def test_vllm_without_a_gpu_is_one_line_before_anything_runs(tmp_path):
     from release.core.errors import WorkError
     from release.evaluate.harness import run_harness
-    from release.evaluate.loading import LoadPlan
+    from release.evaluate.launch import choose_launch
     from release.spec.schema import TasksSpec
 
     tasks = TasksSpec(names=["mr_choice"], folder=TASKS, backend="vllm")
-    run = run_harness(
-        tmp_path, tasks, LoadPlan("float32", 0), tmp_path / "out", None, trust_remote_code=False
-    )
+    cpu = choose_launch("vllm", 0, 0, 10**9)
+    out = tmp_path / "out"
+    run = run_harness(tmp_path, "x", tasks, "float32", cpu, out, None, trust_remote_code=False)
     with pytest.raises(WorkError) as failed:
         next(run)
     assert str(failed.value).startswith("eval.tasks.backend vllm needs vLLM installed and a GPU")

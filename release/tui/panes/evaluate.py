@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from cards.baseline import base_scores
 from cards.records import EvalRecord
 from release.evaluate.facts import ComparisonFacts, EvaluateFacts, SmokeFacts
 from release.evaluate.history import evaluated
@@ -102,16 +103,25 @@ def _comparison_table(compared: list[ComparisonFacts]) -> Table:
 
 
 def _scores_table(facts: EvaluateFacts) -> Table:
-    """Each benchmark score (stored, or run by eval.tasks) beside the last release's."""
+    """Each benchmark score (stored, or run by eval.tasks) beside the last release's, and
+    beside the base model's when eval.tasks.compare_base ran it."""
     compared = {(c.task, c.metric, c.filter): c for c in facts.gate.compared} if facts.gate else {}
+    records = [EvalRecord.model_validate(result) for result in facts.results]
+    base = base_scores(records, map(EvalRecord.model_validate, facts.base_results))
     table = Table(title="Benchmarks", title_justify="left", title_style="bold", expand=True)
-    for column in ("task", "metric", "value", "previous"):
-        table.add_column(column, justify="right" if column in ("value", "previous") else "left")
-    for record in map(EvalRecord.model_validate, facts.results):
+    columns = ["task", "metric", "value", "previous", *(["base", "difference"] if base else [])]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    for record in records:
         metric = record.metric if record.filter == "none" else f"{record.metric} ({record.filter})"
         before = compared.get(record.key)
+        score = base.get(record.key)
         table.add_row(
-            record.task, metric, f"{record.value:.4g}", f"{before.previous:.4g}" if before else ""
+            record.task,
+            metric,
+            f"{record.value:.4g}",
+            f"{before.previous:.4g}" if before else "",
+            *((score.cells() if score else ("", "")) if base else ()),
         )
     return table
 
