@@ -181,3 +181,105 @@ def test_a_broken_adapter_fails_the_gate_against_a_good_release_s_produced_score
     gate = EvaluateFacts.model_validate(refused.facts).gate
     assert not gate.passed
     assert any(c.task == "mr_perplexity" and c.drop > 0.2 for c in gate.compared)
+
+
+def _direct_lm_eval(model_dir: Path, out: Path) -> dict[tuple[str, str, str], float]:
+    """The scores ``lm_eval run --model hf`` gives on ``model_dir`` for SPEC's tasks."""
+    command = [sys.executable, "-m", "lm_eval", "run", "--model", "hf"]
+    command += ["--model_args", f"pretrained={model_dir},dtype=float32"]
+    command += ["--tasks", "mr_group,mr_perplexity", "--include_path", str(TASKS)]
+    command += ["--batch_size", "1", "--device", "cpu", "--output_path", str(out)]
+    done = subprocess.run(command, cwd=TASKS, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (results,) = out.rglob("results_*.json")
+    return {r.key: r.value for r in load_results([results])}
+
+
+def _markdown_rows(text: str, header: str) -> list[list[str]]:
+    """The cells of the Markdown table whose header line is ``header``."""
+    rows = []
+    for line in text[text.index(header) :].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def _scores(results: list[dict]) -> dict[tuple[str, str, str], float]:
+    return {(r["task"], r["metric"], r.get("filter", "none")): r["value"] for r in results}
+
+
+def test_compare_base_shows_the_base_s_scores_beside_the_release_s(
+    tiny_llama_dir, tmp_path, capsys, monkeypatch
+):
+    """eval.tasks.compare_base: the same tasks run on the base; its scores equal a direct
+    lm_eval run on the base, stand beside this release's in the card (with the
+    difference), the CLI's table, the wizard and the job summary, and never enter the
+    model-index."""
+    monkeypatch.setenv("COLUMNS", "160")  # rich shortens cells to fit 80 columns
+    summary = tmp_path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "github_output"))
+    from tests.lora_models import make_adapter
+
+    make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj", "v_proj"])
+    spec = tmp_path / "release.yaml"
+    text = SPEC.format(base=tiny_llama_dir, tasks=TASKS).replace("[q8_0]", "[]")
+    spec.write_text(text + "    compare_base: true\n")
+    stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate", "--stage", "card"]
+    assert main(["run", str(spec), *stages]) == 0
+    printed = capsys.readouterr().out
+
+    workspace = tmp_path / "build"
+    facts = EvaluateFacts.of(Manifest.load(workspace / MANIFEST_NAME))
+    ours, base = _scores(facts.results), _scores(facts.base_results)
+    assert base.keys() == ours.keys()
+    direct = _direct_lm_eval(tiny_llama_dir, tmp_path / "direct")
+    assert base == {key: direct[key] for key in base}
+    assert base != ours  # the base ran, not the merged model again
+    # the base's files lie apart from the release's: the model-index reads only these
+    assert facts.harness.base_files and facts.harness.files
+    assert all(f.startswith("lm-eval-base/") for f in facts.harness.base_files)
+    assert all(f.startswith("lm-eval/") for f in facts.harness.files)
+    (source,) = {r["source"] for r in facts.base_results}
+    assert source.startswith("build/evaluate/lm-eval-base/") and (tmp_path / source).is_file()
+    assert facts.harness.launch == "cpu: no GPU"
+
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    card = ModelCard.load(workspace / "card" / "README.md")
+    _, indexed = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    assert sorted((r.dataset_name, r.metric_type, r.metric_value) for r in indexed) == sorted(
+        (task, metric, value) for (task, metric, _), value in ours.items()
+    )
+    header = "| Task | Metric | n-shot | Score | Stderr | Base model | Difference | Source |"
+    assert {(row[3], row[5], row[6]) for row in _markdown_rows(card.text, header)} == {
+        (f"{value:.4f}", f"{base[key]:.4f}", f"{value - base[key]:+.4f}")
+        for key, value in ours.items()
+    }
+
+    # the CLI's table: the base's score and the difference close each row
+    lines = [line.split() for line in printed.splitlines() if line.startswith("  mr_")]
+    assert {tuple(row[:3]): row[-2:] for row in lines} == {
+        key: [f"{base[key]:.4g}", f"{ours[key] - base[key]:+.4g}"] for key in ours
+    }
+
+    # the wizard's eval step
+    from release.tui.panes.evaluate import _scores_table
+
+    table = _scores_table(facts)
+    assert [column.header for column in table.columns][-2:] == ["base", "difference"]
+    assert list(table.columns[-2].cells) == [f"{base[key]:.4g}" for key in ours]
+
+    # the job summary
+    written = summary.read_text()
+    columns = "| Task | Metric | Value | ± stderr | Shots | Previous | Change | Base | Difference |"
+    rows = _markdown_rows(written, columns)
+    assert {(row[0], row[1], row[2], row[7], row[8]) for row in rows} == {
+        (task, metric, f"{value:.4g}", f"{base[key]:.4g}", f"{value - base[key]:+.4g}")
+        for key, value in ours.items()
+        for task, metric, _ in [key]
+    }
