@@ -58,6 +58,23 @@ def test_a_spec_with_eval_tasks_and_no_harness_is_one_line(tmp_path, monkeypatch
     )
 
 
+def test_compare_base_on_a_base_merged_dequantized_is_one_line(tmp_path, capsys):
+    """lm-eval would load the 4-bit checkpoint, not the dequantized base the merge used."""
+    spec = tmp_path / "release.yaml"
+    (tmp_path / "adapter").mkdir()
+    text = SPEC.format(base=tmp_path, tasks=TASKS) + "    compare_base: true\n"
+    text = text.replace(f"  path: {tmp_path}\n", f"  path: {tmp_path}\n  dequantize: true\n")
+    spec.write_text(text)
+    code = main(["spec", "check", str(spec)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.splitlines()[-1] == (
+        f"{spec}:11: eval: tasks.compare_base cannot run on a base that needs "
+        "base.dequantize: lm-eval loads the 4-bit checkpoint, not the dequantized base the "
+        "merge used; leave compare_base out"
+    )
+
+
 def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "120")  # rich shortens cells to fit 80 columns
     from tests.lora_models import make_adapter
