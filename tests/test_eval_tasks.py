@@ -300,3 +300,54 @@ def test_compare_base_shows_the_base_s_scores_beside_the_release_s(
         for key, value in ours.items()
         for task, metric, _ in [key]
     }
+
+
+@pytest.mark.anyio
+async def test_the_wizard_s_eval_step_shows_the_tasks_their_progress_and_scores(
+    tiny_llama_dir, tmp_path, monkeypatch
+):
+    """Issue #16 item 6 in the wizard: before the run the eval step names the benchmarks;
+    while it runs, its progress line names each task on this release, then on the base;
+    after it, the scores table with the base's column."""
+    from release.tui.app import make_wizard
+    from release.tui.widgets.stage_run import StageRun
+    from tests.lora_models import make_adapter
+    from tests.tui_pilot import SIZE, opened, settle, show, text_of
+
+    make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj", "v_proj"])
+    spec = tmp_path / "release.yaml"
+    text = SPEC.format(base=tiny_llama_dir, tasks=TASKS).replace("[q8_0]", "[]")
+    spec.write_text(text + "    compare_base: true\n")
+    shown: list[str] = []
+    progress = StageRun.progress
+    monkeypatch.setattr(
+        StageRun, "progress", lambda run, event: (shown.append(event.message), progress(run, event))
+    )
+    app = make_wizard(spec)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await opened(app, pilot)
+        await show(app, pilot, "evaluate")
+        assert text_of(app, "#pane-evaluate .benchmarks").strip() == (
+            "Benchmarks (lm-eval, hf): mr_group, mr_perplexity; on the base too, for comparison"
+        )
+        for stage in ("adapter", "merge", "evaluate"):
+            await show(app, pilot, stage)
+            await pilot.press("ctrl+r")
+            await settle(app, pilot)
+            assert screen.states[stage] == "done", text_of(app, f"#pane-{stage} StageRun #state")
+        facts = text_of(app, "#pane-evaluate .facts")
+
+    # bursts of progress merge into one update (the wizard keeps up with the last), so
+    # a task that started right after another may not be seen on its own
+    expected = [
+        f"{task} ({model})"
+        for model in ("this release", "the base")
+        for task in ("mr_choice", "mr_generate", "mr_perplexity")
+    ]
+    tasks = [message for message in shown if message.startswith("mr_")]
+    assert tasks == sorted(set(tasks), key=expected.index), shown
+    assert {task.partition(" ")[2] for task in tasks} == {"(this release)", "(the base)"}
+    manifest = EvaluateFacts.of(Manifest.load(tmp_path / "build" / MANIFEST_NAME))
+    assert "Benchmarks" in facts and "difference" in facts.split("Benchmarks")[1]
+    for result in manifest.results:
+        assert result["task"] in facts

@@ -8,13 +8,17 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.widgets import Static
 
 from cards.baseline import base_scores
 from cards.records import EvalRecord
+from release.core.errors import WorkError
 from release.evaluate.facts import ComparisonFacts, EvaluateFacts, SmokeFacts
+from release.evaluate.harness import task_names
 from release.evaluate.history import evaluated
 from release.report.compare import score_rows
+from release.spec.schema import ReleaseSpec
 from release.tui.panes.base import StepPane
 from release.tui.widgets.facts import facts_table, verdict
 
@@ -25,9 +29,15 @@ class EvalPane(StepPane):
     purpose = "Prove the merged model is base + adapter, reads text well, and can chat."
     run_label = "evaluate"
 
+    def compose_form(self) -> ComposeResult:
+        yield Static("", classes="benchmarks")
+
     def show_facts(self) -> None:
         """The recorded facts, or what the stage measured before the gate said no (the
         comparison is what the user needs to see then)."""
+        benchmarks = self.query_one(".benchmarks", Static)
+        benchmarks.update(_benchmarks(self.session.spec))
+        benchmarks.display = bool(benchmarks.content)
         manifest = self.session.manifest()
         facts = evaluated(manifest) if manifest else None
         shown = self.render_facts(facts, self.session.measured(self.stage)) if facts else ""
@@ -90,6 +100,20 @@ class EvalPane(StepPane):
                 gate_parts.append(_comparison_table(gate.compared))
             parts[:0] = gate_parts
         return Group(*[item for part in parts for item in (part, Text(""))])
+
+
+def _benchmarks(spec: ReleaseSpec | None) -> str:
+    """What eval.tasks will run, before it runs: its tasks, its backend, and whether the
+    base runs them too."""
+    tasks = spec.eval.tasks if spec else None
+    if tasks is None:
+        return ""
+    try:
+        names = ", ".join(task_names(tasks))
+    except WorkError as error:  # a folder without task files: the run says it too
+        return f"Benchmarks: {error}"
+    base = "; on the base too, for comparison" if tasks.compare_base else ""
+    return f"Benchmarks (lm-eval, {tasks.backend}): {names}{base}"
 
 
 def _comparison_table(compared: list[ComparisonFacts]) -> Table:
