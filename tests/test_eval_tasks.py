@@ -200,10 +200,12 @@ def test_a_broken_adapter_fails_the_gate_against_a_good_release_s_produced_score
     assert any(c.task == "mr_perplexity" and c.drop > 0.2 for c in gate.compared)
 
 
-def _direct_lm_eval(model_dir: Path, out: Path) -> dict[tuple[str, str, str], float]:
+def _direct_lm_eval(
+    model_dir: Path, out: Path, dtype: str = "float32"
+) -> dict[tuple[str, str, str], float]:
     """The scores ``lm_eval run --model hf`` gives on ``model_dir`` for SPEC's tasks."""
     command = [sys.executable, "-m", "lm_eval", "run", "--model", "hf"]
-    command += ["--model_args", f"pretrained={model_dir},dtype=float32"]
+    command += ["--model_args", f"pretrained={model_dir},dtype={dtype}"]
     command += ["--tasks", "mr_group,mr_perplexity", "--include_path", str(TASKS)]
     command += ["--batch_size", "1", "--device", "cpu", "--output_path", str(out)]
     done = subprocess.run(command, cwd=TASKS, capture_output=True, text=True, check=False)
@@ -351,3 +353,37 @@ async def test_the_wizard_s_eval_step_shows_the_tasks_their_progress_and_scores(
     assert "Benchmarks" in facts and "difference" in facts.split("Benchmarks")[1]
     for result in manifest.results:
         assert result["task"] in facts
+
+
+@pytest.mark.slow
+def test_compare_base_on_smollm2_equals_lm_eval_run_on_the_base_directly(
+    smollm2_base_dir, smollm2_adapter_dir, tmp_path
+):
+    """SmolLM2 with its trained LoRA, compare_base on: through ``model-release run``, the
+    base's scores are those ``lm_eval --model hf`` gives on the base itself, the release's
+    those it gives on the merged model; the card puts them side by side."""
+    shutil.copytree(smollm2_adapter_dir, tmp_path / "adapter")
+    text = SPEC.replace("[q8_0]", "[]").replace("max_new_tokens: 8", "max_new_tokens: 6")
+    spec = tmp_path / "release.yaml"
+    spec.write_text(text.format(base=smollm2_base_dir, tasks=TASKS) + "    compare_base: true\n")
+    stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate", "--stage", "card"]
+    assert main(["run", str(spec), *stages]) == 0
+
+    workspace = tmp_path / "build"
+    facts = EvaluateFacts.of(Manifest.load(workspace / MANIFEST_NAME))
+    dtype = facts.harness.dtype
+    ours, base = _scores(facts.results), _scores(facts.base_results)
+    theirs = _direct_lm_eval(smollm2_base_dir, tmp_path / "base", dtype)
+    assert base == {key: theirs[key] for key in ours}
+    merged = _direct_lm_eval(workspace / "merge", tmp_path / "merged", dtype)
+    assert ours == {key: merged[key] for key in ours}
+    assert (
+        base[("mr_perplexity", "word_perplexity", "none")]
+        != ours[("mr_perplexity", "word_perplexity", "none")]
+    )
+    card = (workspace / "card" / "README.md").read_text()
+    header = "| Task | Metric | n-shot | Score | Stderr | Base model | Difference | Source |"
+    assert {(row[3], row[5], row[6]) for row in _markdown_rows(card, header)} == {
+        (f"{value:.4f}", f"{base[key]:.4f}", f"{value - base[key]:+.4f}")
+        for key, value in ours.items()
+    }
