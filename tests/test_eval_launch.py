@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from release.evaluate.harness import TaskProgress, harness_command
+from release.evaluate.harness import harness_command
+from release.evaluate.harness_log import HarnessLog, Step
 from release.evaluate.launch import Launch, choose_launch
 from release.spec.schema import TasksSpec
 
@@ -118,24 +119,32 @@ def test_one_process_carries_the_launch_in_its_model_args(backend, gpus, weights
 
 def test_progress_counts_each_task_once_however_many_ranks_print_it():
     """Under accelerate's launcher each rank logs "Building contexts for TASK on rank N"
-    (lm-eval 0.4.13, api/task.py); a task is one step, when its first rank starts it."""
+    (lm-eval 0.4.13, api/task.py): a task is one step, when its first rank builds it;
+    then rank 0's tqdm bar of each kind of request (lines as lm-eval wrote them on SmolLM2,
+    ranks added)."""
+    info = "2026-12-06:11:53:40 INFO    "
     log = [
-        "2026-12-06:11:42:01 INFO [api.task:312] Building contexts for mr_choice on rank 1...",
-        "2026-12-06:11:42:01 INFO [api.task:312] Building contexts for mr_choice on rank 0...",
-        "100%|██████████| 3/3 [00:00<00:00, 1234.56it/s]",
-        "2026-12-06:11:42:02 INFO [api.task:312] Building contexts for mr_generate on rank 0...",
-        "2026-12-06:11:42:02 INFO [api.task:312] Building contexts for mr_choice on rank 2...",
-        "2026-12-06:11:42:02 INFO [api.task:312] Building contexts for mr_generate on rank 1...",
-        "2026-12-06:11:42:03 INFO [api.task:312] Building contexts for mr_perplexity on rank 1...",
+        f"{info} [api.task:312] Building contexts for mr_choice on rank 1...",
+        f"{info} [api.task:312] Building contexts for mr_choice on rank 0...",
+        "100%|██████████| 6/6 [00:00<00:00, 1234.56it/s]",
+        f"{info} [api.task:312] Building contexts for mr_generate on rank 0...",
+        f"{info} [api.task:312] Building contexts for mr_choice on rank 2...",
+        f"{info} [api.task:312] Building contexts for mr_generate on rank 1...",
+        f"{info} [api.task:312] Building contexts for mr_perplexity on rank 1...",
+        f"{info} [evaluator:589] Running loglikelihood requests",
+        "Running loglikelihood requests:   0%|          | 0/18 [00:00<?, ?it/s]",
+        "Running loglikelihood requests:  39%|███▉      | 7/18 [00:01<00:02,  4.21it/s]",
+        "Running loglikelihood requests: 100%|██████████| 18/18 [00:03<00:00,  5.80it/s]",
+        "Running generate_until requests:  17%|█▋        | 1/6 [00:00<00:03,  1.50it/s]",
     ]
-    progress = TaskProgress()
-    assert [progress.read(line) for line in log] == [
-        "mr_choice",
-        None,
-        None,
-        "mr_generate",
-        None,
-        None,
-        "mr_perplexity",
+    steps = HarnessLog(["mr_group", "mr_perplexity"])
+    assert [step for line in log if (step := steps.read(line))] == [
+        Step(0, 2, "tasks", "mr_choice"),
+        Step(1, 2, "tasks", "mr_generate"),
+        Step(2, 3, "tasks", "mr_perplexity"),  # a group's tasks: more than were named
+        Step(0, 18, "requests", "loglikelihood"),
+        Step(7, 18, "requests", "loglikelihood"),
+        Step(18, 18, "requests", "loglikelihood"),
+        Step(1, 6, "requests", "generate_until"),
     ]
-    assert progress.started == ["mr_choice", "mr_generate", "mr_perplexity"]
+    assert steps.started == ["mr_choice", "mr_generate", "mr_perplexity"]

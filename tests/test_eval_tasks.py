@@ -264,7 +264,7 @@ def test_compare_base_shows_the_base_s_scores_beside_the_release_s(
     assert all(f.startswith("lm-eval/") for f in facts.harness.files)
     (source,) = {r["source"] for r in facts.base_results}
     assert source.startswith("build/evaluate/lm-eval-base/") and (tmp_path / source).is_file()
-    assert facts.harness.launch == "cpu: no GPU"
+    assert facts.harness.launch.describe() == "cpu: no GPU"
 
     from huggingface_hub import ModelCard
     from huggingface_hub.repocard_data import model_index_to_eval_results

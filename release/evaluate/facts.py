@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from release.core.facts import Facts, StageFacts
+from release.evaluate.launch import Launch
 
 
 class EquivalenceFacts(Facts):
@@ -92,7 +93,7 @@ class HarnessFacts(Facts):
     tasks: list[str]
     backend: str
     dtype: str
-    launch: str | None = None
+    launch: Launch | None = None
     """How the harness ran on the GPUs there were, and why (``release.evaluate.launch``)."""
     files: list[str] = Field(default_factory=list)
     """results_*.json and samples files, relative to the evaluate stage's folder."""

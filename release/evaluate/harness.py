@@ -4,7 +4,7 @@ process, its own results_*.json and samples files kept in the evaluate stage's f
 The child is lm-eval's own command line (``python -m lm_eval run``), so the scores are
 exactly what a user running ``lm_eval --model hf`` by hand would get with the same
 arguments, and a crash in the harness cannot take the pipeline down with it. Progress is
-read from its log: one step per task as the harness starts building its requests.
+read from its log (``harness_log``): each task as it is built, then its requests as they run.
 
 The files are read back like stored results (``cards.evals.load_results``): the card's
 model-index and the gate see produced and stored scores alike. With compare_base the same
@@ -25,6 +25,7 @@ from release.checkpoint.safetensors import parameter_counts
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
 from release.evaluate.facts import HarnessFacts
+from release.evaluate.harness_log import HarnessLog
 from release.evaluate.launch import Launch, choose_launch, gpu_memory
 from release.evaluate.loading import LoadPlan
 from release.spec.schema import TasksSpec
@@ -35,7 +36,6 @@ BASE_HARNESS_DIR = "lm-eval-base"
 """Where it writes on the base (eval.tasks.compare_base): apart, so the release's own
 scores (the model-index, the gate) are only ever read from ``HARNESS_DIR``."""
 _TASK_LINE = re.compile(r"^\s*task:\s*([A-Za-z0-9_.\-]+)\s*$", re.MULTILINE)
-_BUILDING = re.compile(r"Building contexts for (\S+)")
 
 
 def task_names(tasks: TasksSpec) -> list[str]:
@@ -83,23 +83,6 @@ def harness_command(
     return command
 
 
-class TaskProgress:
-    """Which task the harness has started, from its log: one step per task, however many
-    processes print it (under accelerate's launcher every rank logs its own "Building
-    contexts for TASK on rank N...")."""
-
-    def __init__(self) -> None:
-        self.started: list[str] = []
-
-    def read(self, line: str) -> str | None:
-        """The task ``line`` starts, the first time any process starts it."""
-        match = _BUILDING.search(line)
-        if match is None or match[1] in self.started:
-            return None
-        self.started.append(match[1])
-        return match[1]
-
-
 def _check_backend(tasks: TasksSpec, launch: Launch) -> None:
     from importlib.util import find_spec
 
@@ -133,7 +116,7 @@ def run_harness(
     yield report.log(f"lm-eval launch: {launch.describe()}")
     yield report.progress(0, len(names), "tasks", f"lm-eval on {label}: starting")
     tail: list[str] = []
-    progress = TaskProgress()
+    steps = HarnessLog(names)
     with subprocess.Popen(
         command,
         cwd=tasks.folder,  # a task's data_files are relative to its folder
@@ -145,9 +128,8 @@ def run_harness(
         assert child.stdout is not None
         for line in child.stdout:
             tail = [*tail[-19:], line.rstrip()]
-            if task := progress.read(line):
-                done = len(progress.started) - 1
-                yield report.progress(done, len(names), "tasks", f"{task} ({label})")
+            if step := steps.read(line):
+                yield report.progress(step.done, step.total, step.unit, f"{step.what} ({label})")
         code = child.wait()
     if code != 0:
         last = next((line for line in reversed(tail) if line.strip()), "no output")
@@ -214,7 +196,7 @@ def run_tasks(
         tasks=task_names(tasks),
         backend=tasks.backend,
         dtype=plan.dtype,
-        launch=launch.describe(),
+        launch=launch,
         files=_files(out_dir, HARNESS_DIR),
         base_files=_files(out_dir, BASE_HARNESS_DIR),
     )

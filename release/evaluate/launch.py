@@ -21,8 +21,11 @@ Pure data in, data out: the stage measures the GPUs (``gpu_memory``) and the wei
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from typing import Literal
+
+from pydantic import ConfigDict
+
+from release.core.facts import Facts
 
 FIT_SHARE = 0.8
 """The share of one GPU's memory the weights may take for the model to count as fitting
@@ -31,9 +34,11 @@ it (vLLM itself reserves 0.9 of a GPU by default, and its KV cache lives inside 
 Mode = Literal["cpu", "one GPU", "data parallel", "model parallel", "tensor parallel"]
 
 
-@dataclass(frozen=True)
-class Launch:
-    """How the harness's child runs: its launcher, its extra model arguments."""
+class Launch(Facts):
+    """How the harness's child runs: its launcher, its extra model arguments, and why
+    (the evaluate stage records it as ``HarnessFacts.launch``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     mode: Mode
     processes: int = 1
@@ -63,7 +68,7 @@ def choose_launch(
     """The launch for ``weight_bytes`` of weights on ``gpus`` GPUs of ``gpu_bytes`` each
     (the smallest one's memory); ``ray``: whether ray is installed (vLLM's data parallel)."""
     if gpus == 0:
-        return Launch("cpu", reason="no GPU")
+        return Launch(mode="cpu", reason="no GPU")
     fits = weight_bytes <= FIT_SHARE * gpu_bytes
     size = f"{weight_bytes / 2**30:.1f} GiB of weights"
     room = f"{FIT_SHARE:.0%} of one GPU's {gpu_bytes / 2**30:.1f} GiB"
@@ -71,16 +76,22 @@ def choose_launch(
     if backend == "vllm":
         if fits and gpus > 1 and ray:
             args = ("tensor_parallel_size=1", f"data_parallel_size={gpus}")
-            return Launch("data parallel", 1, args, f"{fit_reason}: one replica per GPU")
+            return Launch(
+                mode="data parallel", model_args=args, reason=f"{fit_reason}: one replica per GPU"
+            )
         reason = fit_reason if fits or gpus > 1 else f"{fit_reason}, and there is one GPU"
         if fits and gpus > 1:
             reason += " (data parallel needs ray: pip install ray)"
-        return Launch("tensor parallel", 1, (f"tensor_parallel_size={gpus}",), reason)
+        return Launch(
+            mode="tensor parallel", model_args=(f"tensor_parallel_size={gpus}",), reason=reason
+        )
     if fits and gpus == 1:
-        return Launch("one GPU", reason=fit_reason)
+        return Launch(mode="one GPU", reason=fit_reason)
     if fits:
-        return Launch("data parallel", gpus, (), f"{fit_reason}: one copy per GPU")
-    return Launch("model parallel", 1, ("parallelize=True",), fit_reason)
+        return Launch(
+            mode="data parallel", processes=gpus, reason=f"{fit_reason}: one copy per GPU"
+        )
+    return Launch(mode="model parallel", model_args=("parallelize=True",), reason=fit_reason)
 
 
 def gpu_memory() -> int:
