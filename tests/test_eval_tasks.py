@@ -351,6 +351,7 @@ async def test_the_wizard_s_eval_step_shows_the_tasks_their_progress_and_scores(
     assert {task.partition(" ")[2] for task in tasks} == {"(this release)", "(the base)"}
     manifest = EvaluateFacts.of(Manifest.load(tmp_path / "build" / MANIFEST_NAME))
     assert "Benchmarks" in facts and "difference" in facts.split("Benchmarks")[1]
+    assert "lm-eval hf, cpu: no GPU" in facts  # how it was launched
     for result in manifest.results:
         assert result["task"] in facts
 

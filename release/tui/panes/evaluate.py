@@ -30,7 +30,9 @@ class EvalPane(StepPane):
     run_label = "evaluate"
 
     def compose_form(self) -> ComposeResult:
-        yield Static("", classes="benchmarks")
+        benchmarks = Static("", classes="benchmarks")
+        benchmarks.display = False  # until show_facts finds eval.tasks in the spec
+        yield benchmarks
 
     def show_facts(self) -> None:
         """The recorded facts, or what the stage measured before the gate said no (the
@@ -133,6 +135,9 @@ def _scores_table(facts: EvaluateFacts) -> Table:
     records = [EvalRecord.model_validate(result) for result in facts.results]
     base = base_scores(records, map(EvalRecord.model_validate, facts.base_results))
     table = Table(title="Benchmarks", title_justify="left", title_style="bold", expand=True)
+    if facts.harness is not None and facts.harness.launch is not None:
+        table.caption = f"lm-eval {facts.harness.backend}, {facts.harness.launch.describe()}"
+        table.caption_justify = "left"
     columns = ["task", "metric", "value", "previous", *(["base", "difference"] if base else [])]
     for column in columns:
         table.add_column(column, justify="left" if column in ("task", "metric") else "right")
