@@ -303,6 +303,10 @@ def test_compare_base_shows_the_base_s_scores_beside_the_release_s(
         for task, metric, _ in [key]
     }
 
+    # the same model, tasks and settings again: skipped, base run included
+    assert main(["run", str(spec), *stages]) == 0
+    assert "evaluate: skipped (unchanged since" in capsys.readouterr().out
+
 
 @pytest.mark.anyio
 async def test_the_wizard_s_eval_step_shows_the_tasks_their_progress_and_scores(
