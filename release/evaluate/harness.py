@@ -113,7 +113,6 @@ def run_harness(
         model_dir, tasks, dtype, launch, out_dir, trust_remote_code=trust_remote_code
     )
     yield report.log(f"lm-eval: {', '.join(names)} on {label} ({tasks.backend})")
-    yield report.log(f"lm-eval launch: {launch.describe()}")
     yield report.progress(0, len(names), "tasks", f"lm-eval on {label}: starting")
     tail: list[str] = []
     steps = HarnessLog(names)
@@ -177,6 +176,7 @@ def run_tasks(
         parameters * plan.bytes_per_parameter,
         ray=find_spec("ray") is not None,
     )
+    yield report.log(f"lm-eval launch: {launch.describe()}")
     models = [(merged_dir, "this release", HARNESS_DIR)]
     models += [(base_dir, "the base", BASE_HARNESS_DIR)] if tasks.compare_base else []
     produced: list[list[Path]] = []
