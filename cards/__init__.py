@@ -12,7 +12,8 @@ The modules:
   a release with (transformers' classes, the GGUF file and its projector).
 - eval results: ``records`` (one score, ``EvalRecord``; which dataset ids are Hub ids),
   ``lmeval`` (lm-evaluation-harness files, groups included), ``simple_results`` (YAML
-  and CSV), ``evals`` (merging, model-index, ``.eval_results/``).
+  and CSV), ``evals`` (merging, model-index, ``.eval_results/``), ``baseline`` (the
+  base model's score beside each score, and the difference).
 - lint: ``lint`` (the entry point), ``schema`` (the Hub's metadata as pydantic models),
   ``card_rules`` (rules across fields: duplicates, licenses), ``body`` (the Markdown
   body against its metadata: tables, base model, BibTeX, parameter counts).

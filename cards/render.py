@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cards import facts as fact_rows
 from cards import yamlio
+from cards.baseline import base_scores
 from cards.citations import method_citations, unique_citations
 from cards.errors import CardError
 from cards.evals import dataset_label, metric_label, to_model_index
@@ -178,15 +179,15 @@ def _view(ctx: CardContext, metadata: CardMetadata) -> dict[str, Any]:
 
 def _eval_table(records: list[EvalRecord], baseline: list[EvalRecord]) -> dict[str, Any]:
     """Rows of the evaluation table, and the n-shot mismatches to point out under it."""
-    base = {r.key: r for r in baseline}
-    compared = any(r.key in base for r in records)
+    base = base_scores(records, baseline)
+    others = {r.key: r for r in baseline}
+    compared = bool(base)
     cells, mismatches = [], []
     for depth, r in _grouped(records):
-        other = base.get(r.key)
-        mark = "†" if other and other.n_shot != r.n_shot else ""
-        if mark:
+        score = base.get(r.key)
+        if score and not score.same_shots:
             mismatches.append(
-                f"{r.task} {r.metric}: {_shots(r)} here, {_shots(other)} for the base model"
+                f"{r.task} {r.metric}: {_shots(r)} here, {_shots(others[r.key])} for the base model"
             )
         cells.append(
             [
@@ -195,12 +196,12 @@ def _eval_table(records: list[EvalRecord], baseline: list[EvalRecord]) -> dict[s
                 "" if r.n_shot is None else str(r.n_shot),
                 f"{r.value:.4f}",
                 "" if r.stderr is None else f"± {r.stderr:.4f}",
-                *([f"{other.value:.4f}{mark}" if other else ""] if compared else []),
+                *((score.cells(".4f") if score else ("", "")) if compared else ()),
                 Path(r.source).name,
             ]
         )
     header = ["Task", "Metric", "n-shot", "Score", "Stderr"]
-    header += ["Base model", "Source"] if compared else ["Source"]
+    header += ["Base model", "Difference", "Source"] if compared else ["Source"]
     harnesses = sorted({f"{r.harness} {r.harness_version or ''}".strip() for r in records})
     return {"header": header, "cells": cells, "mismatches": mismatches, "harnesses": harnesses}
 

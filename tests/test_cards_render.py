@@ -58,7 +58,10 @@ def test_demo_card_shows_measured_facts_and_passes_its_own_lint(demo):
     assert "| LoRA rank (r) | 8 |" in text and "| LoRA alpha | 16 |" in text
     assert "| Target modules | `q_proj`, `v_proj` |" in text
     assert f"| Base model revision | `{facts['base_revision']}` |" in text
-    assert "| arc_easy | acc | 0 | 0.5896 | ± 0.0101 | 0.5547 | results_2026-03-03" in text
+    # the base model's score beside each, and this model's less the base's
+    assert (
+        "| arc_easy | acc | 0 | 0.5896 | ± 0.0101 | 0.5547 | +0.0349 | results_2026-03-03" in text
+    )
     assert 'PeftModel.from_pretrained(base_model, "demo-org/smollm2-135m-demo-lora")' in text
     # the GGUF file named is one the release measured (facts.json), the first of them
     assert "hf download demo-org/smollm2-135m-demo-GGUF smollm2-135m-demo-Q8_0.gguf" in text
@@ -69,10 +72,10 @@ def test_demo_card_shows_measured_facts_and_passes_its_own_lint(demo):
 
 def test_different_n_shot_in_a_comparison_is_flagged(demo):
     text = render_model_card(demo)
-    assert "| hellaswag | acc | 0 | 0.3419 | ± 0.0047 | 0.3392† |" in text
+    assert "| hellaswag | acc | 0 | 0.3419 | ± 0.0047 | 0.3392† | +0.0027† |" in text
     assert "> - hellaswag acc: 0-shot here, 10-shot for the base model" in text
     plain = render_model_card(demo.model_copy(update={"baseline": []}))
-    assert "†" not in plain and "Base model |" not in plain
+    assert "†" not in plain and "Base model |" not in plain and "Difference" not in plain
 
 
 def test_missing_facts_leave_no_row_and_no_none():

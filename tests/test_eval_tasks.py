@@ -58,6 +58,23 @@ def test_a_spec_with_eval_tasks_and_no_harness_is_one_line(tmp_path, monkeypatch
     )
 
 
+def test_compare_base_on_a_base_merged_dequantized_is_one_line(tmp_path, capsys):
+    """lm-eval would load the 4-bit checkpoint, not the dequantized base the merge used."""
+    spec = tmp_path / "release.yaml"
+    (tmp_path / "adapter").mkdir()
+    text = SPEC.format(base=tmp_path, tasks=TASKS) + "    compare_base: true\n"
+    text = text.replace(f"  path: {tmp_path}\n", f"  path: {tmp_path}\n  dequantize: true\n")
+    spec.write_text(text)
+    code = main(["spec", "check", str(spec)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.splitlines()[-1] == (
+        f"{spec}:11: eval: tasks.compare_base cannot run on a base that needs "
+        "base.dequantize: lm-eval loads the 4-bit checkpoint, not the dequantized base the "
+        "merge used; leave compare_base out"
+    )
+
+
 def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "120")  # rich shortens cells to fit 80 columns
     from tests.lora_models import make_adapter
@@ -124,13 +141,13 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, mon
 def test_vllm_without_a_gpu_is_one_line_before_anything_runs(tmp_path):
     from release.core.errors import WorkError
     from release.evaluate.harness import run_harness
-    from release.evaluate.loading import LoadPlan
+    from release.evaluate.launch import choose_launch
     from release.spec.schema import TasksSpec
 
     tasks = TasksSpec(names=["mr_choice"], folder=TASKS, backend="vllm")
-    run = run_harness(
-        tmp_path, tasks, LoadPlan("float32", 0), tmp_path / "out", None, trust_remote_code=False
-    )
+    cpu = choose_launch("vllm", 0, 0, 10**9)
+    out = tmp_path / "out"
+    run = run_harness(tmp_path, "x", tasks, "float32", cpu, out, None, trust_remote_code=False)
     with pytest.raises(WorkError) as failed:
         next(run)
     assert str(failed.value).startswith("eval.tasks.backend vllm needs vLLM installed and a GPU")
@@ -181,3 +198,197 @@ def test_a_broken_adapter_fails_the_gate_against_a_good_release_s_produced_score
     gate = EvaluateFacts.model_validate(refused.facts).gate
     assert not gate.passed
     assert any(c.task == "mr_perplexity" and c.drop > 0.2 for c in gate.compared)
+
+
+def _direct_lm_eval(
+    model_dir: Path, out: Path, dtype: str = "float32"
+) -> dict[tuple[str, str, str], float]:
+    """The scores ``lm_eval run --model hf`` gives on ``model_dir`` for SPEC's tasks."""
+    command = [sys.executable, "-m", "lm_eval", "run", "--model", "hf"]
+    command += ["--model_args", f"pretrained={model_dir},dtype={dtype}"]
+    command += ["--tasks", "mr_group,mr_perplexity", "--include_path", str(TASKS)]
+    command += ["--batch_size", "1", "--device", "cpu", "--output_path", str(out)]
+    done = subprocess.run(command, cwd=TASKS, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (results,) = out.rglob("results_*.json")
+    return {r.key: r.value for r in load_results([results])}
+
+
+def _markdown_rows(text: str, header: str) -> list[list[str]]:
+    """The cells of the Markdown table whose header line is ``header``."""
+    rows = []
+    for line in text[text.index(header) :].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def _scores(results: list[dict]) -> dict[tuple[str, str, str], float]:
+    return {(r["task"], r["metric"], r.get("filter", "none")): r["value"] for r in results}
+
+
+def test_compare_base_shows_the_base_s_scores_beside_the_release_s(
+    tiny_llama_dir, tmp_path, capsys, monkeypatch
+):
+    """eval.tasks.compare_base: the same tasks run on the base; its scores equal a direct
+    lm_eval run on the base, stand beside this release's in the card (with the
+    difference), the CLI's table, the wizard and the job summary, and never enter the
+    model-index."""
+    monkeypatch.setenv("COLUMNS", "160")  # rich shortens cells to fit 80 columns
+    summary = tmp_path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "github_output"))
+    from tests.lora_models import make_adapter
+
+    make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj", "v_proj"])
+    spec = tmp_path / "release.yaml"
+    text = SPEC.format(base=tiny_llama_dir, tasks=TASKS).replace("[q8_0]", "[]")
+    spec.write_text(text + "    compare_base: true\n")
+    stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate", "--stage", "card"]
+    assert main(["run", str(spec), *stages]) == 0
+    printed = capsys.readouterr().out
+
+    workspace = tmp_path / "build"
+    facts = EvaluateFacts.of(Manifest.load(workspace / MANIFEST_NAME))
+    ours, base = _scores(facts.results), _scores(facts.base_results)
+    assert base.keys() == ours.keys()
+    direct = _direct_lm_eval(tiny_llama_dir, tmp_path / "direct")
+    assert base == {key: direct[key] for key in base}
+    assert base != ours  # the base ran, not the merged model again
+    # the base's files lie apart from the release's: the model-index reads only these
+    assert facts.harness.base_files and facts.harness.files
+    assert all(f.startswith("lm-eval-base/") for f in facts.harness.base_files)
+    assert all(f.startswith("lm-eval/") for f in facts.harness.files)
+    (source,) = {r["source"] for r in facts.base_results}
+    assert source.startswith("build/evaluate/lm-eval-base/") and (tmp_path / source).is_file()
+    assert facts.harness.launch.describe() == "cpu: no GPU"
+
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    card = ModelCard.load(workspace / "card" / "README.md")
+    _, indexed = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    assert sorted((r.dataset_name, r.metric_type, r.metric_value) for r in indexed) == sorted(
+        (task, metric, value) for (task, metric, _), value in ours.items()
+    )
+    header = "| Task | Metric | n-shot | Score | Stderr | Base model | Difference | Source |"
+    assert {(row[3], row[5], row[6]) for row in _markdown_rows(card.text, header)} == {
+        (f"{value:.4f}", f"{base[key]:.4f}", f"{value - base[key]:+.4f}")
+        for key, value in ours.items()
+    }
+
+    # the CLI's table: the base's score and the difference close each row
+    lines = [line.split() for line in printed.splitlines() if line.startswith("  mr_")]
+    assert {tuple(row[:3]): row[-2:] for row in lines} == {
+        key: [f"{base[key]:.4g}", f"{ours[key] - base[key]:+.4g}"] for key in ours
+    }
+
+    # the wizard's eval step
+    from release.tui.panes.evaluate import _scores_table
+
+    table = _scores_table(facts)
+    assert [column.header for column in table.columns][-2:] == ["base", "difference"]
+    assert list(table.columns[-2].cells) == [f"{base[key]:.4g}" for key in ours]
+
+    # the job summary
+    written = summary.read_text()
+    columns = "| Task | Metric | Value | ± stderr | Shots | Previous | Change | Base | Difference |"
+    rows = _markdown_rows(written, columns)
+    assert {(row[0], row[1], row[2], row[7], row[8]) for row in rows} == {
+        (task, metric, f"{value:.4g}", f"{base[key]:.4g}", f"{value - base[key]:+.4g}")
+        for key, value in ours.items()
+        for task, metric, _ in [key]
+    }
+
+    # the same model, tasks and settings again: skipped, base run included
+    assert main(["run", str(spec), *stages]) == 0
+    assert "evaluate: skipped (unchanged since" in capsys.readouterr().out
+
+
+@pytest.mark.anyio
+async def test_the_wizard_s_eval_step_shows_the_tasks_their_progress_and_scores(
+    tiny_llama_dir, tmp_path, monkeypatch
+):
+    """Issue #16 item 6 in the wizard: before the run the eval step names the benchmarks;
+    while it runs, its progress line names each task on this release, then on the base;
+    after it, the scores table with the base's column."""
+    from release.tui.app import make_wizard
+    from release.tui.widgets.stage_run import StageRun
+    from tests.lora_models import make_adapter
+    from tests.tui_pilot import SIZE, opened, settle, show, text_of
+
+    make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj", "v_proj"])
+    spec = tmp_path / "release.yaml"
+    text = SPEC.format(base=tiny_llama_dir, tasks=TASKS).replace("[q8_0]", "[]")
+    spec.write_text(text + "    compare_base: true\n")
+    shown: list[str] = []
+    progress = StageRun.progress
+    monkeypatch.setattr(
+        StageRun, "progress", lambda run, event: (shown.append(event.message), progress(run, event))
+    )
+    app = make_wizard(spec)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await opened(app, pilot)
+        await show(app, pilot, "evaluate")
+        assert text_of(app, "#pane-evaluate .benchmarks").strip() == (
+            "Benchmarks (lm-eval, hf): mr_group, mr_perplexity; on the base too, for comparison"
+        )
+        for stage in ("adapter", "merge", "evaluate"):
+            await show(app, pilot, stage)
+            await pilot.press("ctrl+r")
+            await settle(app, pilot)
+            assert screen.states[stage] == "done", text_of(app, f"#pane-{stage} StageRun #state")
+        facts = text_of(app, "#pane-evaluate .facts")
+
+    # bursts of progress merge into one update (the wizard keeps up with the last), so
+    # a task that started right after another may not be seen on its own
+    expected = [
+        f"{task} ({model})"
+        for model in ("this release", "the base")
+        for task in ("mr_choice", "mr_generate", "mr_perplexity")
+    ]
+    tasks = [message for message in shown if message.startswith("mr_")]
+    assert tasks == sorted(set(tasks), key=expected.index), shown
+    assert {task.partition(" ")[2] for task in tasks} == {"(this release)", "(the base)"}
+    manifest = EvaluateFacts.of(Manifest.load(tmp_path / "build" / MANIFEST_NAME))
+    assert "Benchmarks" in facts and "difference" in facts.split("Benchmarks")[1]
+    assert "lm-eval hf, cpu: no GPU" in facts  # how it was launched
+    for result in manifest.results:
+        assert result["task"] in facts
+
+
+@pytest.mark.slow
+def test_compare_base_on_smollm2_equals_lm_eval_run_on_the_base_directly(
+    smollm2_base_dir, smollm2_adapter_dir, tmp_path
+):
+    """SmolLM2 with its trained LoRA, compare_base on: through ``model-release run``, the
+    base's scores are those ``lm_eval --model hf`` gives on the base itself, the release's
+    those it gives on the merged model; the card puts them side by side."""
+    shutil.copytree(smollm2_adapter_dir, tmp_path / "adapter")
+    text = SPEC.replace("[q8_0]", "[]").replace("max_new_tokens: 8", "max_new_tokens: 6")
+    spec = tmp_path / "release.yaml"
+    spec.write_text(text.format(base=smollm2_base_dir, tasks=TASKS) + "    compare_base: true\n")
+    stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate", "--stage", "card"]
+    assert main(["run", str(spec), *stages]) == 0
+
+    workspace = tmp_path / "build"
+    facts = EvaluateFacts.of(Manifest.load(workspace / MANIFEST_NAME))
+    dtype = facts.harness.dtype
+    ours, base = _scores(facts.results), _scores(facts.base_results)
+    theirs = _direct_lm_eval(smollm2_base_dir, tmp_path / "base", dtype)
+    assert base == {key: theirs[key] for key in ours}
+    merged = _direct_lm_eval(workspace / "merge", tmp_path / "merged", dtype)
+    assert ours == {key: merged[key] for key in ours}
+    assert (
+        base[("mr_perplexity", "word_perplexity", "none")]
+        != ours[("mr_perplexity", "word_perplexity", "none")]
+    )
+    card = (workspace / "card" / "README.md").read_text()
+    header = "| Task | Metric | n-shot | Score | Stderr | Base model | Difference | Source |"
+    assert {(row[3], row[5], row[6]) for row in _markdown_rows(card, header)} == {
+        (f"{value:.4f}", f"{base[key]:.4f}", f"{value - base[key]:+.4f}")
+        for key, value in ours.items()
+    }

@@ -5,7 +5,11 @@ worse than the last release?
 - ``checks``: the model checks in order, one model resident at a time, each failure one
   line.
 - ``loading``: which dtype and placement a model loads with, and loading it.
-- ``harness``: eval.tasks: lm-evaluation-harness on the merged model, in a child process.
+- ``harness``: eval.tasks: lm-evaluation-harness on the merged model (and with
+  compare_base on the base), in a child process.
+- ``harness_log``: how far the harness has got, read from its log.
+- ``launch``: how the harness runs on the GPUs there are (data parallel, one model
+  spread over them, vLLM's tensor parallel): the one rule.
 - ``gate``: stored scores against the last release's (no model, no torch).
 - ``history``: the chain of previous manifests the gates compared against; a version the
   gate held back stands for the release before it.

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from release.core.facts import Facts, StageFacts
+from release.evaluate.launch import Launch
 
 
 class EquivalenceFacts(Facts):
@@ -92,8 +93,12 @@ class HarnessFacts(Facts):
     tasks: list[str]
     backend: str
     dtype: str
+    launch: Launch | None = None
+    """How the harness ran on the GPUs there were, and why (``release.evaluate.launch``)."""
     files: list[str] = Field(default_factory=list)
     """results_*.json and samples files, relative to the evaluate stage's folder."""
+    base_files: list[str] = Field(default_factory=list)
+    """The same, of the run on the base (eval.tasks.compare_base)."""
 
 
 class EvaluateFacts(StageFacts):
@@ -107,6 +112,9 @@ class EvaluateFacts(StageFacts):
     device: str | None = None
     """Where and in which dtype the models ran ("cpu (float32)", "cuda (2 GPUs, …)")."""
     harness: HarnessFacts | None = None
+    base_results: list[dict[str, Any]] = Field(default_factory=list)
+    """The base model's scores on the same eval.tasks (compare_base), as ``results``:
+    shown beside this release's, never in its model-index or its gate."""
     equivalence: EquivalenceFacts | None = None
     perplexity: PerplexityFacts | None = None
     smoke: list[SmokeFacts] = Field(default_factory=list)

@@ -171,6 +171,21 @@ def records_to_facts(records: Iterable[EvalRecord]) -> list[dict]:
     return [json.loads(record.model_dump_json(exclude_none=True)) for record in records]
 
 
+def stored_records(
+    files: Iterable[Path], spec_dir: Path | None, produced: Mapping[Path, Path] | None = None
+) -> list[EvalRecord]:
+    """The records of results ``files`` and of those ``produced`` by the harness in the
+    stage's staging folder, each mapped to the path it has once the stage is done: the
+    source recorded, relative to ``spec_dir`` (the facts must not hold where it lies)."""
+    moved = {str(staged): final for staged, final in (produced or {}).items()}
+    return [
+        record.model_copy(
+            update={"source": relative_if_inside(moved.get(record.source, record.source), spec_dir)}
+        )
+        for record in load_results([*files, *(produced or {})])
+    ]
+
+
 def gate_stored_results(
     spec: EvalSpec,
     spec_dir: Path | None,
@@ -181,17 +196,8 @@ def gate_stored_results(
     lm-eval run) against the last release's; raises ``Refused`` with the worst drops
     when it fails. Returns the results, the verdict and the previous manifests (relative
     to ``workspace``, where this release's manifest lies) as facts, each result's source
-    relative to ``spec_dir`` (the facts must not hold where it lies).
-
-    ``produced`` maps each results file the harness wrote in the stage's staging folder
-    to the path it has once the stage is done: that path is the source recorded."""
-    moved = {str(staged): final for staged, final in (produced or {}).items()}
-    current = [
-        record.model_copy(
-            update={"source": relative_if_inside(moved.get(record.source, record.source), spec_dir)}
-        )
-        for record in load_results([*spec.results, *(produced or {})])
-    ]
+    as ``stored_records`` records it."""
+    current = stored_records(spec.results, spec_dir, produced)
     previous = previous_records(spec.previous)
     verdict = compare(
         current,

@@ -4,29 +4,38 @@ process, its own results_*.json and samples files kept in the evaluate stage's f
 The child is lm-eval's own command line (``python -m lm_eval run``), so the scores are
 exactly what a user running ``lm_eval --model hf`` by hand would get with the same
 arguments, and a crash in the harness cannot take the pipeline down with it. Progress is
-read from its log: one step per task as the harness starts building its requests.
+read from its log (``harness_log``): each task as it is built, then its requests as they run.
 
 The files are read back like stored results (``cards.evals.load_results``): the card's
-model-index and the gate see produced and stored scores alike.
+model-index and the gate see produced and stored scores alike. With compare_base the same
+command runs on the base, into its own folder: its scores only stand beside this
+release's (``cards.baseline``), never in its model-index or its gate.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
-import sys
 from collections.abc import Generator
+from dataclasses import dataclass
 from pathlib import Path
 
+from release.checkpoint.safetensors import parameter_counts
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
+from release.evaluate.facts import HarnessFacts
+from release.evaluate.harness_log import HarnessLog
+from release.evaluate.launch import Launch, choose_launch, gpu_memory
 from release.evaluate.loading import LoadPlan
 from release.spec.schema import TasksSpec
 
 HARNESS_DIR = "lm-eval"
-"""Where in the evaluate stage's folder the harness writes, one folder per model."""
+"""Where in the evaluate stage's folder the harness writes on the merged model."""
+BASE_HARNESS_DIR = "lm-eval-base"
+"""Where it writes on the base (eval.tasks.compare_base): apart, so the release's own
+scores (the model-index, the gate) are only ever read from ``HARNESS_DIR``."""
 _TASK_LINE = re.compile(r"^\s*task:\s*([A-Za-z0-9_.\-]+)\s*$", re.MULTILINE)
-_BUILDING = re.compile(r"Building contexts for (\S+)")
 
 
 def task_names(tasks: TasksSpec) -> list[str]:
@@ -45,20 +54,21 @@ def task_names(tasks: TasksSpec) -> list[str]:
 
 
 def harness_command(
-    model_dir: Path, tasks: TasksSpec, plan: LoadPlan, out_dir: Path, *, trust_remote_code: bool
+    model_dir: Path,
+    tasks: TasksSpec,
+    dtype: str,
+    launch: Launch,
+    out_dir: Path,
+    *,
+    trust_remote_code: bool,
 ) -> list[str]:
-    """``python -m lm_eval run …`` for ``model_dir``, as a user would type it."""
-    if tasks.backend == "vllm":
-        model_args = f"pretrained={model_dir},dtype={plan.dtype}"
-        model_args += f",tensor_parallel_size={max(plan.gpus, 1)}"
-    else:
-        model_args = f"pretrained={model_dir},dtype={plan.dtype}"
-        if plan.gpus > 1:
-            model_args += ",parallelize=True"  # accelerate's device_map over the GPUs
-    command = [sys.executable, "-m", "lm_eval", "run", "--model", tasks.backend]
+    """``lm_eval run …`` for ``model_dir`` as a user would type it, launched as
+    ``launch`` says (``release.evaluate.launch``)."""
+    model_args = ",".join([f"pretrained={model_dir}", f"dtype={dtype}", *launch.model_args])
+    command = [*launch.prefix(), "run", "--model", tasks.backend]
     command += ["--model_args", model_args, "--tasks", ",".join(task_names(tasks))]
     command += ["--batch_size", str(tasks.batch_size), "--output_path", str(out_dir)]
-    command += ["--log_samples", "--device", "cuda" if plan.gpus else "cpu"]
+    command += ["--log_samples", "--device", "cpu" if launch.mode == "cpu" else "cuda"]
     if tasks.folder is not None:
         command += ["--include_path", str(tasks.folder)]
     if tasks.num_fewshot is not None:
@@ -73,52 +83,57 @@ def harness_command(
     return command
 
 
-def _check_backend(tasks: TasksSpec, plan: LoadPlan) -> None:
+def _check_backend(tasks: TasksSpec, launch: Launch) -> None:
     from importlib.util import find_spec
 
-    if tasks.backend == "vllm" and (find_spec("vllm") is None or plan.gpus == 0):
+    if tasks.backend == "vllm" and (find_spec("vllm") is None or launch.mode == "cpu"):
         raise WorkError(
             "eval.tasks.backend vllm needs vLLM installed and a GPU "
-            f"({'no GPU' if plan.gpus == 0 else 'vllm is not installed'} here)",
+            f"({'no GPU' if launch.mode == 'cpu' else 'vllm is not installed'} here)",
             hint="use backend: hf, or run on a GPU machine with pip install vllm",
         )
 
 
 def run_harness(
     model_dir: Path,
+    label: str,
     tasks: TasksSpec,
-    plan: LoadPlan,
+    dtype: str,
+    launch: Launch,
     out_dir: Path,
     report: Reporter,
     *,
     trust_remote_code: bool,
 ) -> Generator[Event, None, list[Path]]:
-    """Run the tasks on ``model_dir``; returns the harness's results_*.json files."""
-    _check_backend(tasks, plan)
+    """Run the tasks on ``model_dir`` (``label``: which model it is, for the log);
+    returns the harness's results_*.json files."""
+    _check_backend(tasks, launch)
     names = task_names(tasks)
-    command = harness_command(model_dir, tasks, plan, out_dir, trust_remote_code=trust_remote_code)
-    yield report.log(f"lm-eval: {', '.join(names)} on {model_dir.name} ({tasks.backend})")
-    yield report.progress(0, len(names), "tasks", "lm-eval: starting")
+    command = harness_command(
+        model_dir, tasks, dtype, launch, out_dir, trust_remote_code=trust_remote_code
+    )
+    yield report.log(f"lm-eval: {', '.join(names)} on {label} ({tasks.backend})")
+    yield report.progress(0, len(names), "tasks", f"lm-eval on {label}: starting")
     tail: list[str] = []
-    started: list[str] = []
+    steps = HarnessLog(names)
     with subprocess.Popen(
         command,
         cwd=tasks.folder,  # a task's data_files are relative to its folder
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},  # each task's line as it starts
     ) as child:
         assert child.stdout is not None
         for line in child.stdout:
             tail = [*tail[-19:], line.rstrip()]
-            if (match := _BUILDING.search(line)) and match[1] not in started:
-                started.append(match[1])
-                yield report.progress(len(started) - 1, len(names), "tasks", match[1])
+            if step := steps.read(line):
+                yield report.progress(step.done, step.total, step.unit, f"{step.what} ({label})")
         code = child.wait()
     if code != 0:
         last = next((line for line in reversed(tail) if line.strip()), "no output")
         raise WorkError(
-            f"lm-eval failed on {model_dir.name} (exit {code}): {last[-200:]}",
+            f"lm-eval failed on {label} (exit {code}): {last[-200:]}",
             hint="the line is the harness's last; its whole log: " + " ".join(command),
         )
     yield report.progress(len(names), len(names), "tasks")
@@ -128,3 +143,66 @@ def run_harness(
 def produced_results(folder: Path) -> list[Path]:
     """The harness's results files below ``folder``, oldest first."""
     return sorted(folder.rglob("results_*.json")) if folder.is_dir() else []
+
+
+@dataclass(frozen=True)
+class HarnessRun:
+    facts: HarnessFacts
+    produced: list[Path]
+    """This release's results files, where the harness wrote them."""
+    base_produced: list[Path]
+    """The base's (eval.tasks.compare_base), likewise."""
+
+
+def run_tasks(
+    tasks: TasksSpec,
+    merged_dir: Path,
+    base_dir: Path,
+    plan: LoadPlan,
+    out_dir: Path,
+    report: Reporter,
+    *,
+    trust_remote_code: bool,
+) -> Generator[Event, None, HarnessRun]:
+    """eval.tasks on the merged model, then with compare_base on the base, with the same
+    arguments and launch; the files go below ``out_dir`` (the stage's folder)."""
+    from importlib.util import find_spec
+
+    parameters, _ = parameter_counts(merged_dir)
+    launch = choose_launch(
+        tasks.backend,
+        plan.gpus,
+        gpu_memory() if plan.gpus else 0,
+        parameters * plan.bytes_per_parameter,
+        ray=find_spec("ray") is not None,
+    )
+    yield report.log(f"lm-eval launch: {launch.describe()}")
+    models = [(merged_dir, "this release", HARNESS_DIR)]
+    models += [(base_dir, "the base", BASE_HARNESS_DIR)] if tasks.compare_base else []
+    produced: list[list[Path]] = []
+    for model_dir, label, folder in models:
+        files = yield from run_harness(
+            model_dir,
+            label,
+            tasks,
+            plan.dtype,
+            launch,
+            out_dir / folder,
+            report,
+            trust_remote_code=trust_remote_code,
+        )
+        produced.append(files)
+    facts = HarnessFacts(
+        tasks=task_names(tasks),
+        backend=tasks.backend,
+        dtype=plan.dtype,
+        launch=launch,
+        files=_files(out_dir, HARNESS_DIR),
+        base_files=_files(out_dir, BASE_HARNESS_DIR),
+    )
+    return HarnessRun(facts, produced[0], produced[1] if len(produced) > 1 else [])
+
+
+def _files(out_dir: Path, folder: str) -> list[str]:
+    """The files below ``out_dir / folder``, relative to ``out_dir``."""
+    return sorted(str(p.relative_to(out_dir)) for p in (out_dir / folder).rglob("*") if p.is_file())

@@ -15,7 +15,7 @@ from cards.render import CardContext
 from cards.schema import CardMetadata
 from release.core.manifest import Manifest
 from release.evaluate.facts import EvaluateFacts
-from release.evaluate.harness import HARNESS_DIR, produced_results
+from release.evaluate.harness import BASE_HARNESS_DIR, HARNESS_DIR, produced_results
 from release.gguf.facts import GGUFFacts, GGUFFileFacts, ProjectorFacts
 from release.merge.facts import AdapterFacts, MergeFacts
 from release.report.history import history, history_facts, model_tools
@@ -175,8 +175,10 @@ def card_metadata(spec: ReleaseSpec, kind: Kind, manifest: Manifest | None = Non
 
 def card_context(spec: ReleaseSpec, manifest: Manifest, kind: Kind) -> CardContext:
     ids = repo_ids(spec)
-    produced = produced_results(spec.workspace / EvaluateFacts.stage / HARNESS_DIR)
+    evaluated = spec.workspace / EvaluateFacts.stage
+    produced = produced_results(evaluated / HARNESS_DIR)
     records = load_results([*spec.eval.results, *produced]) if kind != "gguf" else []
+    baseline = load_results(produced_results(evaluated / BASE_HARNESS_DIR)) if records else []
     return CardContext(
         metadata=card_metadata(spec, kind, manifest),
         repo_id=ids["adapter"] if kind == "adapter" else ids["merged"],
@@ -188,5 +190,6 @@ def card_context(spec: ReleaseSpec, manifest: Manifest, kind: Kind) -> CardConte
         training_data=spec.card.training_data,
         facts=card_facts(manifest, spec.workspace),
         records=records,
+        baseline=baseline,
         citations=[spec.card.bibtex] if spec.card.bibtex.strip() else [],
     )

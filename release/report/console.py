@@ -27,6 +27,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from cards.baseline import base_scores
+from cards.records import EvalRecord
 from release.core.events import (
     Event,
     Log,
@@ -111,7 +113,8 @@ class EventPrinter:
                 self._end_task()
                 out.markup(f"[green]✔ {stage}[/green] [dim]{seconds:.1f} s[/dim]")
                 if facts.get("results") and not out.quiet:  # under the stage, as its lines
-                    out.out.print(Padding(scores_table(facts["results"]), (0, 0, 0, 2)))
+                    table = scores_table(facts["results"], facts.get("base_results") or [])
+                    out.out.print(Padding(table, (0, 0, 0, 2)))
             case StageFailed(stage, _):
                 self._end_task()
                 out.markup(f"[red]✘ {stage}: failed[/red]")
@@ -122,21 +125,27 @@ class EventPrinter:
             self._task = None
 
 
-def scores_table(results: list[dict[str, Any]]) -> Table:
-    """The evaluate stage's benchmark scores (``cards.records.EvalRecord`` as JSON)."""
+def scores_table(results: list[dict[str, Any]], base_results: list[dict[str, Any]]) -> Table:
+    """The evaluate stage's benchmark scores (``cards.records.EvalRecord`` as JSON), and
+    the base model's beside them when eval.tasks.compare_base ran it."""
+    records = [EvalRecord.model_validate(result) for result in results]
+    base = base_scores(records, map(EvalRecord.model_validate, base_results))
     table = Table(box=None, padding=(0, 2), pad_edge=False)
-    for column in ("task", "metric", "filter", "value", "± stderr", "shots"):
-        table.add_column(column, justify="right" if column in ("value", "± stderr") else "left")
-    for result in results:
-        stderr = result.get("stderr")
-        shots = result.get("n_shot")
+    columns = ["task", "metric", "filter", "value", "± stderr", "shots"]
+    columns += ["base", "difference"] if base else []
+    for column in columns:
+        left = column in ("task", "metric", "filter", "shots")
+        table.add_column(column, justify="left" if left else "right")
+    for record in records:
+        score = base.get(record.key)
         table.add_row(
-            escape(result["task"]),
-            escape(result["metric"]),
-            escape(result.get("filter", "none")),
-            f"{result['value']:.4g}",
-            "" if stderr is None else f"{stderr:.4g}",
-            "" if shots is None else str(shots),
+            escape(record.task),
+            escape(record.metric),
+            escape(record.filter),
+            f"{record.value:.4g}",
+            "" if record.stderr is None else f"{record.stderr:.4g}",
+            "" if record.n_shot is None else str(record.n_shot),
+            *((score.cells() if score else ("", "")) if base else ()),
         )
     return table
 

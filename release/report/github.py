@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from cards.baseline import base_scores
 from cards.records import EvalRecord
 from release.core.errors import InputError, ReleaseError
 from release.core.events import (
@@ -300,9 +301,12 @@ def _evaluation(facts: EvaluateFacts | None) -> str:
         return ""
     gate = facts.gate
     compared = {(c.task, c.metric, c.filter): c for c in gate.compared} if gate else {}
+    records = [EvalRecord.model_validate(result) for result in facts.results]
+    base = base_scores(records, map(EvalRecord.model_validate, facts.base_results))
     rows = []
-    for result in map(EvalRecord.model_validate, facts.results):
+    for result in records:
         before = compared.get(result.key)
+        score = base.get(result.key)
         rows.append(
             [
                 result.task,
@@ -312,12 +316,11 @@ def _evaluation(facts: EvaluateFacts | None) -> str:
                 "" if result.n_shot is None else result.n_shot,
                 _number(before.previous) if before else "",
                 f"{-before.drop:+.1%}" if before else "",
+                *((score.cells() if score else ("", "")) if base else ()),
             ]
         )
-    parts = ["### Evaluation\n"]
-    parts.append(
-        _table(["Task", "Metric", "Value", "± stderr", "Shots", "Previous", "Change"], rows)
-    )
+    header = ["Task", "Metric", "Value", "± stderr", "Shots", "Previous", "Change"]
+    parts = ["### Evaluation\n", _table(header + (["Base", "Difference"] if base else []), rows)]
     if gate is not None:
         verdict = "✅ passed" if gate.passed else "❌ failed"
         parts.append(f"**Gate: {verdict}**\n")

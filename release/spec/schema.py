@@ -181,6 +181,11 @@ class TasksSpec(_Section):
     backend: Literal["hf", "vllm"] = Field(
         default="hf", description="lm-eval's model: hf (accelerate), or vllm with a GPU."
     )
+    compare_base: bool = Field(
+        default=False,
+        description="Run the same tasks on the base model too, for the card's comparison "
+        "column (the model-index and the gate keep only this release's scores).",
+    )
 
     @model_validator(mode="after")
     def _something_to_run(self) -> TasksSpec:
@@ -287,6 +292,20 @@ class ReleaseSpec(_Section):
         if not re.fullmatch(r"v?\d+(\.\d+){0,2}([.-]?[A-Za-z0-9]+)*", value):
             raise ValueError(f"{value!r} is not a version (write e.g. 1.0.0)")
         return value.removeprefix("v")
+
+    @field_validator("eval")
+    @classmethod
+    def _base_lm_eval_can_load(cls, value: EvalSpec, info: ValidationInfo) -> EvalSpec:
+        """lm-eval loads the base as it lies; a base merged dequantized (base.dequantize)
+        is not the model it would load, so its scores would compare with another model."""
+        base = info.data.get("base")
+        if value.tasks and value.tasks.compare_base and base and base.dequantize:
+            raise ValueError(
+                "tasks.compare_base cannot run on a base that needs base.dequantize: lm-eval "
+                "loads the 4-bit checkpoint, not the dequantized base the merge used; "
+                "leave compare_base out"
+            )
+        return value
 
     _base_dir: Path | None = PrivateAttr(default=None)
     _file: Path | None = PrivateAttr(default=None)

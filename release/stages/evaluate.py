@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from release.evaluate.facts import EvaluateFacts, HarnessFacts
+from release.evaluate.facts import EvaluateFacts
 from release.merge.facts import AdapterFacts, MergeFacts
 from release.spec.schema import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
@@ -70,29 +70,27 @@ class EvaluateStage(Stage):
         )
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
         checked = yield from model_checks(spec, base_dir, adapter_dir, merged_dir, plan, ctx)
-        harness = None
+        harness, base_results = None, []
         if spec.eval.tasks is not None:
-            from release.evaluate.harness import HARNESS_DIR, run_harness, task_names
+            from release.evaluate.gate import records_to_facts, stored_records
+            from release.evaluate.harness import run_tasks
 
-            out = ctx.out_dir / HARNESS_DIR
-            produced = yield from run_harness(
-                merged_dir,
+            ran = yield from run_tasks(
                 spec.eval.tasks,
+                merged_dir,
+                base_dir,
                 plan,
-                out,
+                ctx.out_dir,
                 ctx,
                 trust_remote_code=spec.base.trust_remote_code,
             )
-            files = sorted(p for p in out.rglob("*") if p.is_file())
-            harness = HarnessFacts(
-                tasks=task_names(spec.eval.tasks),
-                backend=spec.eval.tasks.backend,
-                dtype=plan.dtype,
-                files=[str(p.relative_to(ctx.out_dir)) for p in files],
-            )
+            harness = ran.facts
             final = ctx.stage_dir(self.name)  # where the runner moves ctx.out_dir
-            moved = {path: final / path.relative_to(ctx.out_dir) for path in produced}
+            moved = {path: final / path.relative_to(ctx.out_dir) for path in ran.produced}
             gated = gate_stored_results(spec.eval, spec.base_dir, ctx.workspace, moved)
+            based = {path: final / path.relative_to(ctx.out_dir) for path in ran.base_produced}
+            base_results = records_to_facts(stored_records([], spec.base_dir, based))
         stored = {"results": gated.results, "gate": gated.gate, "previous": gated.previous}
-        facts = checked.model_copy(update={**stored, "harness": harness, **estimates})
+        ran_facts = {"harness": harness, "base_results": base_results}
+        facts = checked.model_copy(update={**stored, **ran_facts, **estimates})
         return StageOutput(facts=facts, measured=measured)

@@ -8,12 +8,17 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.widgets import Static
 
+from cards.baseline import base_scores
 from cards.records import EvalRecord
+from release.core.errors import WorkError
 from release.evaluate.facts import ComparisonFacts, EvaluateFacts, SmokeFacts
+from release.evaluate.harness import task_names
 from release.evaluate.history import evaluated
 from release.report.compare import score_rows
+from release.spec.schema import ReleaseSpec
 from release.tui.panes.base import StepPane
 from release.tui.widgets.facts import facts_table, verdict
 
@@ -24,9 +29,17 @@ class EvalPane(StepPane):
     purpose = "Prove the merged model is base + adapter, reads text well, and can chat."
     run_label = "evaluate"
 
+    def compose_form(self) -> ComposeResult:
+        benchmarks = Static("", classes="benchmarks")
+        benchmarks.display = False  # until show_facts finds eval.tasks in the spec
+        yield benchmarks
+
     def show_facts(self) -> None:
         """The recorded facts, or what the stage measured before the gate said no (the
         comparison is what the user needs to see then)."""
+        benchmarks = self.query_one(".benchmarks", Static)
+        benchmarks.update(_benchmarks(self.session.spec))
+        benchmarks.display = bool(benchmarks.content)
         manifest = self.session.manifest()
         facts = evaluated(manifest) if manifest else None
         shown = self.render_facts(facts, self.session.measured(self.stage)) if facts else ""
@@ -91,6 +104,20 @@ class EvalPane(StepPane):
         return Group(*[item for part in parts for item in (part, Text(""))])
 
 
+def _benchmarks(spec: ReleaseSpec | None) -> str:
+    """What eval.tasks will run, before it runs: its tasks, its backend, and whether the
+    base runs them too."""
+    tasks = spec.eval.tasks if spec else None
+    if tasks is None:
+        return ""
+    try:
+        names = ", ".join(task_names(tasks))
+    except WorkError as error:  # a folder without task files: the run says it too
+        return f"Benchmarks: {error}"
+    base = "; on the base too, for comparison" if tasks.compare_base else ""
+    return f"Benchmarks (lm-eval, {tasks.backend}): {names}{base}"
+
+
 def _comparison_table(compared: list[ComparisonFacts]) -> Table:
     """The gate's comparison, as ``model-release compare`` and the release notes show it."""
     table = Table(title="Against the last release", title_justify="left", title_style="bold")
@@ -102,16 +129,28 @@ def _comparison_table(compared: list[ComparisonFacts]) -> Table:
 
 
 def _scores_table(facts: EvaluateFacts) -> Table:
-    """Each benchmark score (stored, or run by eval.tasks) beside the last release's."""
+    """Each benchmark score (stored, or run by eval.tasks) beside the last release's, and
+    beside the base model's when eval.tasks.compare_base ran it."""
     compared = {(c.task, c.metric, c.filter): c for c in facts.gate.compared} if facts.gate else {}
+    records = [EvalRecord.model_validate(result) for result in facts.results]
+    base = base_scores(records, map(EvalRecord.model_validate, facts.base_results))
     table = Table(title="Benchmarks", title_justify="left", title_style="bold", expand=True)
-    for column in ("task", "metric", "value", "previous"):
-        table.add_column(column, justify="right" if column in ("value", "previous") else "left")
-    for record in map(EvalRecord.model_validate, facts.results):
+    if facts.harness is not None and facts.harness.launch is not None:
+        table.caption = f"lm-eval {facts.harness.backend}, {facts.harness.launch.describe()}"
+        table.caption_justify = "left"
+    columns = ["task", "metric", "value", "previous", *(["base", "difference"] if base else [])]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    for record in records:
         metric = record.metric if record.filter == "none" else f"{record.metric} ({record.filter})"
         before = compared.get(record.key)
+        score = base.get(record.key)
         table.add_row(
-            record.task, metric, f"{record.value:.4g}", f"{before.previous:.4g}" if before else ""
+            record.task,
+            metric,
+            f"{record.value:.4g}",
+            f"{before.previous:.4g}" if before else "",
+            *((score.cells() if score else ("", "")) if base else ()),
         )
     return table
 
