@@ -143,3 +143,10 @@ def test_the_gate_names_the_filter_of_each_score(tmp_path):
     assert "gsm8k exact_match (strict-match): n-shot differs (5 before, 0 now); not compared" in (
         flagged
     )
+
+
+@pytest.mark.parametrize(("drop", "shown"), [(0.0, "+0.0%"), (0.125, "-12.5%"), (-0.02, "+2.0%")])
+def test_a_change_is_signed_so_that_plus_is_better(drop, shown):
+    from release.report.compare import change
+
+    assert change(drop) == shown

@@ -48,6 +48,7 @@ from release.core.redact import redact
 from release.evaluate.facts import EvaluateFacts
 from release.hub.facts import PushFacts
 from release.report.card_facts import CardFacts
+from release.report.compare import change
 from release.report.notes import manifest_notes
 from release.spec.schema import ReleaseSpec
 
@@ -315,7 +316,7 @@ def _evaluation(facts: EvaluateFacts | None) -> str:
                 _number(result.stderr),
                 "" if result.n_shot is None else result.n_shot,
                 _number(before.previous) if before else "",
-                f"{-before.drop:+.1%}" if before else "",
+                change(before.drop) if before else "",
                 *((score.cells() if score else ("", "")) if base else ()),
             ]
         )
