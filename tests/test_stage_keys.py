@@ -48,13 +48,11 @@ def started(events: list) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def built(tiny_llama_dir, tmp_path_factory) -> Path:
+def built(tiny_llama_dir, tiny_qv_adapter, tmp_path_factory) -> Path:
     """release.yaml of a built release; the base model lies outside its folder, as a Hub
     cache does. Tests move copies of the folder."""
-    from tests.lora_models import make_adapter
-
     root = tmp_path_factory.mktemp("moving") / "release"
-    make_adapter(tiny_llama_dir, root / "adapter", target_modules=["q_proj", "v_proj"])
+    shutil.copytree(tiny_qv_adapter, root / "adapter")
     (root / "results.yaml").write_text(yaml.safe_dump(RESULTS))
     spec = {
         "name": "tiny",
