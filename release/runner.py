@@ -346,12 +346,17 @@ def _run_stage(
 def _keyed_after(
     stage: Stage, spec: ReleaseSpec, manifest: Manifest, stats: dict[Path, tuple[int, int]]
 ) -> tuple[str, list[FileRecord]]:
-    """The key of a stage that just ran, its input files as they were when it started."""
+    """The key of a stage that just ran, its input files as they were when it started.
+
+    A file that appeared meanwhile is keyed as found (Python writes ``__pycache__`` into
+    an lm-eval task folder whose tasks import a ``utils.py``); one that changed or went
+    away fails the stage, since the key could not say which version it read."""
     key = stage_key(stage, spec, manifest)
-    if (changed := _input_stats(stage, spec)) != stats:
-        what = sorted(set(changed.items()) ^ set(stats.items()))[0][0]
+    now = _input_stats(stage, spec)
+    changed = sorted(path for path, stat in stats.items() if now.get(path) != stat)
+    if changed:
         raise InputError(
-            f"{what}: changed while the {stage.name} stage read it",
+            f"{changed[0]}: changed while the {stage.name} stage read it",
             hint="run the release again once the file is complete",
         )
     return key

@@ -237,6 +237,23 @@ def test_an_input_changed_while_its_stage_ran_fails_the_stage(spec):
     )
 
 
+class CachingStage(WriteStage):
+    """Leaves a new file in its input folder, as Python's ``__pycache__`` does."""
+
+    def run(self, ctx: StageContext) -> StageRun:
+        cache = ctx.spec.adapter.path / "__pycache__"
+        cache.mkdir()
+        (cache / "utils.cpython-311.pyc").write_bytes(b"bytecode")
+        return (yield from super().run(ctx))
+
+
+def test_a_file_that_appeared_while_its_stage_ran_is_keyed_as_found(spec):
+    stage = CachingStage("first")
+    list(run_release(spec, stages=[stage]))
+    assert [type(e) for e in run_release(spec, stages=[stage])] == [StageSkipped]
+    assert stage.calls == 1
+
+
 def test_a_first_run_is_keyed_as_a_later_run_keys_it(spec, tmp_path):
     """Keyed after it ran, with its inputs hashed on a background thread: the same key
     and input records as one computed from scratch."""
