@@ -13,6 +13,7 @@ ends early does not wait for a file it no longer needs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -39,7 +40,9 @@ class HashAhead:
 
     def __init__(self, paths: Iterable[Path]) -> None:
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="hash-ahead")
+        self._pool = ThreadPoolExecutor(
+            WORKERS, thread_name_prefix="hash-ahead", initializer=_yield_to_the_stages
+        )
         self._pending: dict[str, Future[Hashed | None]] = {}
         for path in paths:
             key = str(path.absolute())
@@ -78,3 +81,10 @@ class HashAhead:
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
             return None
         return Hashed(after.st_size, after.st_mtime_ns, digest.hexdigest())
+
+
+def _yield_to_the_stages() -> None:
+    """Lower this thread's priority (Linux: nice is per thread), so on a busy machine
+    the stage's own threads go first and the hash takes the cycles they leave."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
