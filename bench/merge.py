@@ -2,7 +2,8 @@
 
 Generates a Llama-shaped bf16 model of about 1 GB and a rank-16 LoRA on every linear
 layer, then runs each contender in its own subprocess (so each peak RSS is its own) and
-prints wall time, peak RSS and the ratios ours / PEFT.
+prints wall time, peak RSS, CPU time (user + sys of all threads: steadier than wall on
+a machine others use) and the ratios ours / PEFT.
 
     python bench/merge.py [--workdir DIR] [--hidden 2048 --layers 8]
 
@@ -153,8 +154,9 @@ def main() -> None:
             run_peft(base, adapter, out)
         else:
             run_stage(args.contender, base, adapter, out)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        print(json.dumps({"peak_rss_mb": peak / 2**20}))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = usage.ru_utime + usage.ru_stime  # all threads: what a busy machine shares out
+        print(json.dumps({"peak_rss_mb": usage.ru_maxrss * 1024 / 2**20, "cpu_s": cpu}))
         return
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="merge-bench-"))
@@ -173,13 +175,17 @@ def main() -> None:
         rows["ours: both"] = {
             "wall_s": intake["wall_s"] + merge["wall_s"],
             "peak_rss_mb": max(intake["peak_rss_mb"], merge["peak_rss_mb"]),
+            "cpu_s": intake["cpu_s"] + merge["cpu_s"],
         }
-        print(f"{'':14} {'wall s':>8} {'peak RSS MB':>12} {'wall/peft':>10} {'RSS/peft':>9}")
+        print(
+            f"{'':14} {'wall s':>8} {'peak RSS MB':>12} {'cpu s':>7} "
+            f"{'wall/peft':>10} {'RSS/peft':>9} {'cpu/peft':>9}"
+        )
         for name, row in rows.items():
-            ratios = row["wall_s"] / peft["wall_s"], row["peak_rss_mb"] / peft["peak_rss_mb"]
+            ratios = [row[key] / peft[key] for key in ("wall_s", "peak_rss_mb", "cpu_s")]
             print(
-                f"{name:14} {row['wall_s']:8.1f} {row['peak_rss_mb']:12.0f} "
-                f"{ratios[0]:10.2f} {ratios[1]:9.2f}"
+                f"{name:14} {row['wall_s']:8.1f} {row['peak_rss_mb']:12.0f} {row['cpu_s']:7.1f} "
+                f"{ratios[0]:10.2f} {ratios[1]:9.2f} {ratios[2]:9.2f}"
             )
         print("goal: the merge at most 0.5 of PEFT's wall time and 0.25 of its peak RSS")
     finally:

@@ -5,10 +5,14 @@ progress; it holds no UI. For every stage it:
 
 1. asks the stage whether it applies to the spec (a GGUF stage with no quant types does
    not), and forgets the stage's old record when it does not;
-2. computes the stage's key: a hash of its settings, its external input files and the
-   recorded outputs and facts of the stages it depends on, with no absolute path in it
-   (``stage_key``), so a release folder that moved finds its stages done;
+2. computes the stage's key: a hash of its settings, its external input files (each by
+   its content, or by the part of it the stage reads) and the recorded outputs and facts
+   of the stages it depends on, with no absolute path in it (``stage_key``), so a release
+   folder that moved finds its stages done;
 3. skips the stage when the manifest holds that key and the recorded outputs are intact;
+   a stage with no record (or forced) runs without waiting for its key and is keyed when
+   done: the input files are hashed on background threads from the run's start
+   (``Manifest.hashing_ahead``), while intake runs and the merge reads the same bytes;
 4. otherwise runs it into a staging folder, renames the folder to ``<workspace>/<stage>``,
    records outputs and facts, and saves the manifest atomically.
 
@@ -72,12 +76,16 @@ def stage_key(stage: Stage, spec: ReleaseSpec, manifest: Manifest) -> tuple[str,
     its bytes say which base it is, and a cache moved elsewhere holds the same base.
     """
     roots = [path for path in stage.input_paths(spec) if path.exists()]
-    inputs = [
-        manifest.record(file, relative_to=_key_anchor(root, spec.base_dir))
-        for root in roots
-        for file in iter_files(root)
-        if not _own_file(file, spec)
-    ]
+    inputs: list[FileRecord] = []
+    read_in_part: dict[str, str] = {}
+    for root in roots:
+        anchor = _key_anchor(root, spec.base_dir)
+        for file in _input_files(root, spec):
+            part = stage.read_in_part(spec, file)
+            if part is None:
+                inputs.append(manifest.record(file, relative_to=anchor))
+            else:
+                read_in_part[os.path.relpath(file, anchor)] = part
     upstream = {
         dep: {
             "outputs": [record.model_dump() for record in manifest.stages[dep].outputs],
@@ -92,7 +100,36 @@ def stage_key(stage: Stage, spec: ReleaseSpec, manifest: Manifest) -> tuple[str,
         "inputs": [record.model_dump() for record in inputs],
         "upstream": upstream,
     }
+    if read_in_part:  # absent otherwise: the keys of stages that read whole files stay as they were
+        payload["read_in_part"] = read_in_part
     return hashlib.sha256(dumps_canonical(payload).encode()).hexdigest(), inputs
+
+
+def _input_files(root: Path, spec: ReleaseSpec) -> list[Path]:
+    return [file for file in iter_files(root) if not _own_file(file, spec)]
+
+
+def _read_in_full(stages: Sequence[Stage], spec: ReleaseSpec) -> list[Path]:
+    """The input files ``stages`` are keyed on by content: what a run hashes ahead."""
+    return [
+        file
+        for stage in stages
+        for root in stage.input_paths(spec)
+        if root.exists()
+        for file in _input_files(root, spec)
+        if stage.read_in_part(spec, file) is None
+    ]
+
+
+def _input_stats(stage: Stage, spec: ReleaseSpec) -> dict[Path, tuple[int, int]]:
+    """Size and mtime of each input file of ``stage``: what tells that one changed."""
+    stats = {}
+    for root in stage.input_paths(spec):
+        if root.exists():
+            for file in _input_files(root, spec):
+                stat = file.stat()
+                stats[file] = (stat.st_size, stat.st_mtime_ns)
+    return stats
 
 
 def _own_file(path: Path, spec: ReleaseSpec) -> bool:
@@ -204,43 +241,41 @@ def run_release(
         clear_leftovers(workspace)
         manifest = Manifest.load_or_new(manifest_path, name=spec.name, version=spec.version)
         hashed_before = dict(manifest.hash_cache)
-        for stage in stages:
-            if only and stage.name not in only:
-                continue
-            reason = stage.skip_reason(spec)
-            if reason:
-                if manifest.stages.pop(stage.name, None) is not None:
-                    manifest.save(manifest_path)
-                shutil.rmtree(workspace / stage.name, ignore_errors=True)
-                yield StageSkipped(stage.name, reason)
-                continue
-            missing = [
-                dep
-                for dep in stage.depends_on
-                if dep not in manifest.stages and not _skipped(stages, dep, spec)
-            ]
-            if missing:
-                raise StageError(
-                    stage.name,
-                    f"needs the {', '.join(missing)} stage first",
-                    hint="run the release without --stage, or include those stages",
-                )
-            key, inputs = stage_key(stage, spec, manifest)
-            previous = manifest.stages.get(stage.name)
-            if (
-                stage.name not in force
-                and previous is not None
-                and previous.key == key
-                and outputs_intact(previous, workspace, manifest)
-            ):
-                for note in stage.notes_when_kept(spec, manifest):
-                    yield Log(stage.name, note, "warning")
-                yield StageSkipped(stage.name, f"unchanged since {previous.finished_at}")
-                continue
-            record = yield from _run_stage(stage, spec, manifest, workspace, key, inputs, cancel)
-            manifest.stages[stage.name] = record
-            manifest.save(manifest_path)
-            yield StageFinished(stage.name, record.seconds, record.facts)
+        todo = [stage for stage in stages if not only or stage.name in only]
+        applying = [stage for stage in todo if not stage.skip_reason(spec)]
+        with manifest.hashing_ahead(_read_in_full(applying, spec)):
+            for stage in todo:
+                reason = stage.skip_reason(spec)
+                if reason:
+                    if manifest.stages.pop(stage.name, None) is not None:
+                        manifest.save(manifest_path)
+                    shutil.rmtree(workspace / stage.name, ignore_errors=True)
+                    yield StageSkipped(stage.name, reason)
+                    continue
+                missing = [
+                    dep
+                    for dep in stage.depends_on
+                    if dep not in manifest.stages and not _skipped(stages, dep, spec)
+                ]
+                if missing:
+                    raise StageError(
+                        stage.name,
+                        f"needs the {', '.join(missing)} stage first",
+                        hint="run the release without --stage, or include those stages",
+                    )
+                previous = manifest.stages.get(stage.name)
+                keyed = None  # it runs whatever its key (first run, forced): keyed when done
+                if stage.name not in force and previous is not None:
+                    keyed = stage_key(stage, spec, manifest)
+                    if previous.key == keyed[0] and outputs_intact(previous, workspace, manifest):
+                        for note in stage.notes_when_kept(spec, manifest):
+                            yield Log(stage.name, note, "warning")
+                        yield StageSkipped(stage.name, f"unchanged since {previous.finished_at}")
+                        continue
+                record = yield from _run_stage(stage, spec, manifest, workspace, keyed, cancel)
+                manifest.stages[stage.name] = record
+                manifest.save(manifest_path)
+                yield StageFinished(stage.name, record.seconds, record.facts)
         if manifest.hash_cache != hashed_before and manifest_path.exists():
             # a run that skipped every stage still hashed (a moved folder, touched files):
             # keep the hashes, or every later run and status hashes gigabytes again
@@ -258,22 +293,29 @@ def _run_stage(
     spec: ReleaseSpec,
     manifest: Manifest,
     workspace: Path,
-    key: str,
-    inputs: list[FileRecord],
+    keyed: tuple[str, list[FileRecord]] | None,
     cancel: threading.Event,
 ) -> Generator[Event, None, StageRecord]:
+    """Run ``stage`` into its staging folder and rename that to its final name.
+
+    ``keyed``: its key and input records, computed to decide whether it runs; None when
+    it runs anyway. It is then keyed once it is done, so the inputs it reads are hashed
+    while it runs (``Manifest.hashing_ahead``) instead of before; an input that changed
+    meanwhile fails the stage, since the key could not tell which version it read."""
     staging = workspace / f".partial-{stage.name}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     ctx = StageContext(spec, manifest, workspace, staging, stage.name, cancel)
     yield StageStarted(stage.name, stage.title)
     started = time.perf_counter()
+    stats = _input_stats(stage, spec) if keyed is None else {}
     try:
         with named_stage(stage.name):
             output = yield from stage.run(ctx)
             # a cancel during the stage's last event (a small merge may report only
             # when done) still means nothing of the stage is kept
             ctx.check_cancelled()
+            key, inputs = keyed or _keyed_after(stage, spec, manifest, stats)
         final = workspace / stage.name
         replace_dir(staging, final)
     except BaseException as exc:
@@ -299,3 +341,22 @@ def _run_stage(
         measured=output.measured,
         tools={"model-release": __version__, **stage.tools()},
     )
+
+
+def _keyed_after(
+    stage: Stage, spec: ReleaseSpec, manifest: Manifest, stats: dict[Path, tuple[int, int]]
+) -> tuple[str, list[FileRecord]]:
+    """The key of a stage that just ran, its input files as they were when it started.
+
+    A file that appeared meanwhile is keyed as found (Python writes ``__pycache__`` into
+    an lm-eval task folder whose tasks import a ``utils.py``); one that changed or went
+    away fails the stage, since the key could not say which version it read."""
+    key = stage_key(stage, spec, manifest)
+    now = _input_stats(stage, spec)
+    changed = sorted(path for path, stat in stats.items() if now.get(path) != stat)
+    if changed:
+        raise InputError(
+            f"{changed[0]}: changed while the {stage.name} stage read it",
+            hint="run the release again once the file is complete",
+        )
+    return key

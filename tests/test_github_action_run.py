@@ -21,7 +21,6 @@ from release.merge.facts import AdapterFacts
 from tests.action_runner import ActionRun, run_action
 from tests.hub_fixtures import CANARY_TOKEN, upload_folder
 from tests.hub_server import FakeHub, HubHTTPError
-from tests.lora_models import make_adapter
 
 BASE_ID = "acme/tiny-base"
 ADAPTER_ID = "trainer/tiny-lora"
@@ -55,19 +54,12 @@ SCORES = {
 }
 
 
-@pytest.fixture(scope="module")
-def action_adapter_dir(tiny_llama_dir, tmp_path_factory) -> Path:
-    return make_adapter(
-        tiny_llama_dir, tmp_path_factory.mktemp("action-adapter"), target_modules=["q_proj"]
-    )
-
-
 @pytest.fixture
-def sources(hub: FakeHub, tiny_llama_dir, action_adapter_dir) -> dict[str, str]:
+def sources(hub: FakeHub, tiny_llama_dir, tiny_adapter) -> dict[str, str]:
     """The base and the adapter on the local Hub, as a trainer left them; their commits."""
     return {
         "base": upload_folder(hub, BASE_ID, tiny_llama_dir),
-        "adapter": upload_folder(hub, ADAPTER_ID, action_adapter_dir),
+        "adapter": upload_folder(hub, ADAPTER_ID, tiny_adapter),
     }
 
 

@@ -17,17 +17,9 @@ from release.runner import run_release
 from release.spec.schema import ReleaseSpec
 from tests.hub_fixtures import upload_folder
 from tests.hub_server import FakeHub
-from tests.lora_models import make_adapter
 
 BASE_ID = "acme/tiny-base"
 ADAPTER_ID = "trainer/tiny-lora"
-
-
-@pytest.fixture(scope="module")
-def hub_adapter_dir(tiny_llama_dir, tmp_path_factory) -> Path:
-    return make_adapter(
-        tiny_llama_dir, tmp_path_factory.mktemp("hub-adapter"), target_modules=["q_proj"]
-    )
 
 
 def hub_spec(tmp_path: Path, **sections: dict) -> ReleaseSpec:
@@ -46,12 +38,12 @@ def hub_spec(tmp_path: Path, **sections: dict) -> ReleaseSpec:
 
 
 @pytest.fixture
-def on_hub(hub, tiny_llama_dir, hub_adapter_dir) -> dict[str, str]:
+def on_hub(hub, tiny_llama_dir, tiny_adapter) -> dict[str, str]:
     """The base (with a pickle beside its safetensors, which must never be fetched) and
     the adapter on the local Hub; their commits."""
     return {
         "base": upload_folder(hub, BASE_ID, tiny_llama_dir, **{"pytorch_model.bin": b"pickle"}),
-        "adapter": upload_folder(hub, ADAPTER_ID, hub_adapter_dir),
+        "adapter": upload_folder(hub, ADAPTER_ID, tiny_adapter),
     }
 
 
@@ -60,7 +52,7 @@ def downloaded(hub: FakeHub, since: int = 0) -> list[str]:
 
 
 def test_base_and_adapter_from_the_hub_are_pinned_by_commit(
-    hub, on_hub, tiny_llama_dir, hub_adapter_dir, tmp_path
+    hub, on_hub, tiny_llama_dir, tiny_adapter, tmp_path
 ):
     spec = hub_spec(tmp_path)
     events = list(run_release(spec, only=["adapter"]))
@@ -76,7 +68,7 @@ def test_base_and_adapter_from_the_hub_are_pinned_by_commit(
     resolves = [p for p in paths if "/resolve/" in p]
     assert resolves and all(f"/resolve/{on_hub['base']}/" in p for p in resolves if BASE_ID in p)
     staged = spec.workspace / "adapter" / "adapter_model.safetensors"
-    assert staged.read_bytes() == (hub_adapter_dir / "adapter_model.safetensors").read_bytes()
+    assert staged.read_bytes() == (tiny_adapter / "adapter_model.safetensors").read_bytes()
 
     # The owner pushes a new base to main; the merge still reads the pinned commit.
     moved = upload_folder(hub, BASE_ID, tiny_llama_dir, **{"notes.txt": b"v2"})
@@ -147,10 +139,10 @@ def test_hub_sources_are_refused_in_one_line(hub, on_hub, tmp_path, sections, pr
 
 
 def test_a_private_adapter_without_a_token_says_to_set_one(
-    hub, on_hub, hub_adapter_dir, tmp_path, monkeypatch
+    hub, on_hub, tiny_adapter, tmp_path, monkeypatch
 ):
     private = "trainer/private-lora"
-    upload_folder(hub, private, hub_adapter_dir, private=True)
+    upload_folder(hub, private, tiny_adapter, private=True)
     monkeypatch.delenv("HF_TOKEN")
     with pytest.raises(InputError) as caught:
         list(run_release(hub_spec(tmp_path, adapter={"repo_id": private}), only=["adapter"]))

@@ -85,19 +85,10 @@ class Reference:
 
 
 @pytest.fixture(scope="module")
-def adapter_dir(tiny_llama_dir, tmp_path_factory) -> Path:
-    from tests.lora_models import make_adapter
-
-    target = tmp_path_factory.mktemp("kill-adapter") / "adapter"
-    make_adapter(tiny_llama_dir, target, target_modules=["q_proj", "v_proj"])
-    return target
-
-
-@pytest.fixture(scope="module")
-def reference(tiny_llama_dir, adapter_dir, tmp_path_factory) -> Reference:
+def reference(tiny_llama_dir, tiny_qv_adapter, tmp_path_factory) -> Reference:
     """An uninterrupted run of the same release, in another folder, to its own Hub."""
     root = tmp_path_factory.mktemp("kill-reference")
-    spec = write_spec(root / "release", tiny_llama_dir, adapter_dir)
+    spec = write_spec(root / "release", tiny_llama_dir, tiny_qv_adapter)
     with FakeHub(root / "hub", CANARY_TOKEN) as server:
         env = cli_env(
             HF_HOME=str(root / "hf_home"),
@@ -143,9 +134,9 @@ def landing(
 
 
 def test_killed_in_every_stage_resumes_to_the_same_release(
-    reference, tiny_llama_dir, adapter_dir, tmp_path, hub
+    reference, tiny_llama_dir, tiny_qv_adapter, tmp_path, hub
 ):
-    spec = write_spec(tmp_path / "release", tiny_llama_dir, adapter_dir)
+    spec = write_spec(tmp_path / "release", tiny_llama_dir, tiny_qv_adapter)
     workspace = spec.parent / "build"
     env = cli_env()
     outcomes: Counter[str] = Counter()

@@ -35,11 +35,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def adapter(tiny_llama_dir, tmp_path_factory) -> Path:
-    from tests.lora_models import make_adapter
-
-    path = tmp_path_factory.mktemp("preflight") / "adapter"
-    return make_adapter(tiny_llama_dir, path, target_modules=["q_proj", "v_proj"])
+def adapter(tiny_qv_adapter) -> Path:
+    """The session's q_proj + v_proj LoRA (each release copies it)."""
+    return tiny_qv_adapter
 
 
 def release_in(root: Path, base: Path, adapter: Path, extra: str = "") -> Path:

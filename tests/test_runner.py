@@ -8,12 +8,12 @@ from typing import ClassVar
 
 import pytest
 
-from release.core.errors import StageError
+from release.core.errors import InputError, StageError
 from release.core.events import StageFailed, StageFinished, StageSkipped, StageStarted
 from release.core.facts import StageFacts
 from release.core.files import sha256_file
 from release.core.manifest import MANIFEST_NAME, Manifest
-from release.runner import run_release, stage_states
+from release.runner import run_release, stage_key, stage_states
 from release.spec.schema import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
@@ -215,3 +215,53 @@ def test_status_names_what_changed_and_how_to_redo_it(tmp_path, monkeypatch, cap
     ]
     assert "a run redoes it" in lines[1]
     assert " ".join(out.split()).endswith(f"next: model-release run {spec_path}")
+
+
+class EditingStage(WriteStage):
+    """Changes its own input file while it runs, as a user's editor might."""
+
+    def run(self, ctx: StageContext) -> StageRun:
+        (ctx.spec.adapter.path / "adapter_config.json").write_text('{"r": 16}')
+        return (yield from super().run(ctx))
+
+
+def test_an_input_changed_while_its_stage_ran_fails_the_stage(spec):
+    """A first run keys its stage when the stage is done (the inputs hashed meanwhile):
+    an input that changed during the run cannot be keyed as the one it read."""
+    with pytest.raises(InputError, match=r"adapter_config\.json: changed while the first stage"):
+        list(run_release(spec, stages=[EditingStage("first")]))
+    assert not (spec.workspace / "first").exists()
+    assert (
+        "first"
+        not in Manifest.load_or_new(spec.workspace / MANIFEST_NAME, name="t", version="1.0").stages
+    )
+
+
+class CachingStage(WriteStage):
+    """Leaves a new file in its input folder, as Python's ``__pycache__`` does."""
+
+    def run(self, ctx: StageContext) -> StageRun:
+        cache = ctx.spec.adapter.path / "__pycache__"
+        cache.mkdir()
+        (cache / "utils.cpython-311.pyc").write_bytes(b"bytecode")
+        return (yield from super().run(ctx))
+
+
+def test_a_file_that_appeared_while_its_stage_ran_is_keyed_as_found(spec):
+    stage = CachingStage("first")
+    list(run_release(spec, stages=[stage]))
+    assert [type(e) for e in run_release(spec, stages=[stage])] == [StageSkipped]
+    assert stage.calls == 1
+
+
+def test_a_first_run_is_keyed_as_a_later_run_keys_it(spec, tmp_path):
+    """Keyed after it ran, with its inputs hashed on a background thread: the same key
+    and input records as one computed from scratch."""
+    big = spec.adapter.path / "weights.bin"
+    big.write_bytes(bytes(range(256)) * 40_000)
+    first = WriteStage("first")
+    list(run_release(spec, stages=[first]))
+    recorded = Manifest.load(spec.workspace / MANIFEST_NAME).stages["first"]
+    fresh = Manifest(name="t", version="1.0")  # no cached hash: every file read now
+    assert stage_key(first, spec, fresh) == (recorded.key, recorded.inputs)
+    assert {r.path: r.sha256 for r in recorded.inputs}["weights.bin"] == sha256_file(big)

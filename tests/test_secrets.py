@@ -35,11 +35,9 @@ def canary(shape: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def adapter(tiny_llama_dir, tmp_path_factory) -> Path:
-    from tests.lora_models import make_adapter
-
-    path = tmp_path_factory.mktemp("secrets") / "adapter"
-    return make_adapter(tiny_llama_dir, path, target_modules=["q_proj"])
+def adapter(tiny_adapter) -> Path:
+    """The session's q_proj LoRA (the releases refer to it and write beside it)."""
+    return tiny_adapter
 
 
 def release_spec(root: Path, base: Path, adapter: Path) -> Path:

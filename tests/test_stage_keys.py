@@ -48,13 +48,11 @@ def started(events: list) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def built(tiny_llama_dir, tmp_path_factory) -> Path:
+def built(tiny_llama_dir, tiny_qv_adapter, tmp_path_factory) -> Path:
     """release.yaml of a built release; the base model lies outside its folder, as a Hub
     cache does. Tests move copies of the folder."""
-    from tests.lora_models import make_adapter
-
     root = tmp_path_factory.mktemp("moving") / "release"
-    make_adapter(tiny_llama_dir, root / "adapter", target_modules=["q_proj", "v_proj"])
+    shutil.copytree(tiny_qv_adapter, root / "adapter")
     (root / "results.yaml").write_text(yaml.safe_dump(RESULTS))
     spec = {
         "name": "tiny",
@@ -142,6 +140,58 @@ def test_a_base_moved_to_another_cache_is_the_same_base(built, tiny_llama_dir, t
     assert stage_states(moved_base) == BUILT
     (cache / "config.json").write_text((cache / "config.json").read_text() + "\n")
     assert stage_states(moved_base)["adapter"] == "stale"
+
+
+def _flip(path: Path, name: str, at: float) -> None:
+    """Flip the lowest bit of the byte at relative position ``at`` of tensor ``name``'s
+    data (its header unchanged): one weight's last mantissa bit."""
+    from release.checkpoint.safetensors import list_tensors
+
+    info = next(info for info in list_tensors(path) if info.name == name)
+    data = bytearray(path.read_bytes())
+    data[info.start + int(info.nbytes * at) // 4 * 4] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_intake_is_keyed_on_what_it_reads_and_the_merge_on_every_byte(
+    built, tiny_llama_dir, tmp_path
+):
+    """Intake reads a local base's config, safetensors headers and fingerprint windows;
+    the merge reads every byte. A byte outside the windows reruns the merge, not intake;
+    a byte inside them or the config reruns both."""
+    from release.checkpoint.fingerprint import base_fingerprint
+    from release.checkpoint.safetensors import list_checkpoint
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_llama_dir, base)
+    shutil.copytree(built.parent, tmp_path / "release")
+    spec = load_spec(tmp_path / "release" / "release.yaml")
+    spec = spec.model_copy(update={"base": spec.base.model_copy(update={"path": base})})
+    assert stage_states(spec) == BUILT  # the same base, in another place
+    manifest = Manifest.load(spec.workspace / MANIFEST_NAME)
+    weights = "model.safetensors"
+    assert weights not in [r.path for r in manifest.stages["adapter"].inputs]
+    assert weights in [r.path for r in manifest.stages["merge"].inputs]
+    merged = files(spec.workspace / "merge")
+    fingerprint = base_fingerprint(list_checkpoint(base))
+    only = ["adapter", "merge"]
+
+    _flip(base / weights, "model.layers.0.mlp.down_proj.weight", at=0.1)  # no window there
+    assert base_fingerprint(list_checkpoint(base)) == fingerprint
+    states = stage_states(spec)
+    assert (states["adapter"], states["merge"]) == ("done", "stale")
+    assert started(list(run_release(spec, only=only))) == ["merge"]
+    assert files(spec.workspace / "merge") != merged
+    assert stage_states(spec)["merge"] == "done"  # keyed after the run as before it
+
+    _flip(base / weights, "model.layers.0.mlp.down_proj.weight", at=0.5)  # a window
+    assert base_fingerprint(list_checkpoint(base)) != fingerprint
+    assert started(list(run_release(spec, only=only))) == ["adapter", "merge"]
+
+    (base / "config.json").write_text((base / "config.json").read_text() + "\n")
+    assert stage_states(spec)["adapter"] == "stale"
+    assert started(list(run_release(spec, only=only))) == ["adapter", "merge"]
+    assert set(stage_states(spec).values()) == {"done", "stale", "skipped"}
 
 
 class ReadFacts(StageFacts):

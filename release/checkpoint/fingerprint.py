@@ -10,14 +10,21 @@ the cost stays a few small reads per tensor.
 
 It depends on the tensors only, not on how they are sharded, so re-saving a base with
 another shard size keeps its fingerprint.
+
+``read_sha256`` keys one safetensors file by the same reads (its header and each tensor's
+windows): all that intake reads of a base's weights, so the adapter stage's key costs a
+few small reads, not a hash of every byte (the merge, which reads them all, is keyed by
+their content).
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Mapping
+from pathlib import Path
 
-from release.checkpoint.safetensors import TensorInfo, read_bytes
+from release.checkpoint.safetensors import TensorInfo, list_tensors, read_bytes
 
 FINGERPRINT_VERSION = "base-fingerprint/1"
 _WINDOW = 64
@@ -47,4 +54,19 @@ def base_fingerprint(tensors: Mapping[str, TensorInfo]) -> str:
     finally:
         for handle in handles.values():
             handle.close()
+    return digest.hexdigest()
+
+
+def read_sha256(path: Path) -> str:
+    """sha256 (hex) over what intake reads of one safetensors file: its header's bytes
+    and every tensor's fingerprint windows (raises ``InputError`` for a file that is not
+    safetensors)."""
+    tensors = list_tensors(path)
+    digest = hashlib.sha256(f"{FINGERPRINT_VERSION}/file".encode())
+    with open(path, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        digest.update(handle.read(length))
+        for info in tensors:
+            for offset, size in _windows(info):
+                digest.update(read_bytes(handle, info, offset, size))
     return digest.hexdigest()

@@ -6,6 +6,7 @@
   narrow interface domain code reports and checks cancellation through.
 - ``manifest``: ``workspace/manifest.json``, the release's memory: keys, files, facts.
 - ``files``: atomic writes and folder swaps, hashing, listing a stage's outputs.
+- ``hashing``: input files hashed on background threads while the stages run.
 - ``paths``: the cache folder; paths kept relative to the spec's folder.
 - ``relay``: re-yield a worker generator's items as stage events.
 - ``redact``: the one rule that keeps tokens out of every text we write.

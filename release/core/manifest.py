@@ -13,9 +13,11 @@ last finished stage, never a torn file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +26,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
     model_serializer,
@@ -31,6 +34,7 @@ from pydantic import (
 
 from release.core.errors import InputError
 from release.core.files import atomic_write_text, hub_cache_sha256, sha256_file
+from release.core.hashing import HashAhead
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -91,6 +95,7 @@ class Manifest(BaseModel):
         default_factory=dict,
         description="sha256 of large input files by (path, size, mtime), to skip rehashing.",
     )
+    _ahead: HashAhead | None = PrivateAttr(default=None)
 
     @classmethod
     def load(cls, path: Path) -> Manifest:
@@ -133,17 +138,41 @@ class Manifest(BaseModel):
 
     def hash_file(self, path: Path) -> str:
         """sha256 of ``path``, reusing the cached value while size and mtime match, or
-        the Hub's own for a file of the Hugging Face cache (``hub_cache_sha256``)."""
+        the Hub's own for a file of the Hugging Face cache (``hub_cache_sha256``), or
+        the one hashed ahead (``hashing_ahead``)."""
         stat = path.stat()
-        key = str(path.absolute())
-        cached = self.hash_cache.get(key)
-        if cached and (cached.bytes, cached.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
-            return cached.sha256
-        digest = hub_cache_sha256(path) or sha256_file(path)
-        self.hash_cache[key] = _CachedHash(
+        cached = self._cached(path, stat)
+        if cached is not None:
+            return cached
+        ahead = self._ahead.take(path, stat.st_size, stat.st_mtime_ns) if self._ahead else None
+        digest = ahead or hub_cache_sha256(path) or sha256_file(path)
+        self.hash_cache[str(path.absolute())] = _CachedHash(
             bytes=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=digest
         )
         return digest
+
+    def _cached(self, path: Path, stat: os.stat_result) -> str | None:
+        cached = self.hash_cache.get(str(path.absolute()))
+        if cached and (cached.bytes, cached.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+            return cached.sha256
+        return None
+
+    @contextlib.contextmanager
+    def hashing_ahead(self, paths: Iterable[Path]) -> Iterator[None]:
+        """Hash the files of ``paths`` that ``hash_file`` would read on background threads
+        while the block runs (``release.core.hashing``); stop them when it ends."""
+        todo = [
+            path
+            for path in paths
+            if self._cached(path, path.stat()) is None and hub_cache_sha256(path) is None
+        ]
+        self._ahead = HashAhead(todo) if todo else None
+        try:
+            yield
+        finally:
+            if self._ahead is not None:
+                self._ahead.close()
+            self._ahead = None
 
     def remember_hash(self, path: Path, sha256: str) -> None:
         """Take ``sha256`` as ``path``'s, as it is now (its writer hashed what it wrote)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from release.core.errors import InputError
 from release.core.events import Event
 from release.core.manifest import Manifest
 from release.merge.facts import AdapterFacts
@@ -31,6 +32,21 @@ class AdapterStage(Stage):
     def input_paths(self, spec) -> list[Path]:
         paths = [*([spec.adapter.path] if spec.adapter.path else []), *spec.eval.previous]
         return paths + ([spec.base.path] if spec.base.path else [])
+
+    def read_in_part(self, spec, file: Path) -> str | None:
+        """A local base's safetensors files by what intake reads of them (headers and
+        fingerprint windows), unless intake dequantizes the base, which reads every byte."""
+        base = spec.base.path
+        if base is None or spec.base.dequantize or file.suffix != ".safetensors":
+            return None
+        if not file.is_relative_to(base):
+            return None
+        from release.checkpoint.fingerprint import read_sha256
+
+        try:
+            return read_sha256(file)
+        except InputError:
+            return None  # not safetensors after all: keyed by content; intake says what is wrong
 
     def notes_when_kept(self, spec, manifest: Manifest) -> list[str]:
         from release.merge.intake import moved_since

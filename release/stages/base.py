@@ -1,7 +1,8 @@
 """What a stage is, and what it gets to work with.
 
 A stage is a function of its inputs: the part of the spec it reads (``settings``), the
-external files it reads (``input_paths``) and the outputs of the stages it depends on.
+external files it reads (``input_paths``, each by its content or by the part of it the
+stage reads, ``read_in_part``) and the outputs of the stages it depends on.
 The runner hashes those three into a key; when the manifest already holds a finished
 stage with the same key and its outputs are intact, the stage is skipped.
 
@@ -83,6 +84,13 @@ class Stage(ABC):
     def input_paths(self, spec: ReleaseSpec) -> list[Path]:
         """External files this stage reads (earlier stages' outputs are added for it)."""
         return []
+
+    def read_in_part(self, spec: ReleaseSpec, file: Path) -> str | None:
+        """A digest of the part of ``file`` (one of ``input_paths``' files) this stage
+        reads, when it reads only part of it: the key holds that digest instead of the
+        file's sha256, so a stage that reads a GB file's header does not hash the GB.
+        None (the default): the stage reads all of it, and is keyed by its content."""
+        return None
 
     def notes_when_kept(self, spec: ReleaseSpec, manifest: Manifest) -> list[str]:
         """Warnings for a rerun that keeps this stage's recorded result as it is."""
