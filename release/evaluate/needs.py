@@ -20,9 +20,8 @@ not measured on a GPU machine yet).
 
 Measured (growth of the process's peak RSS over the eval): SmolLM2
 (tests/test_evaluate_memory.py) float32 703 MiB against 719 MiB estimated (+2.3%), bf16
-467 MiB against 487 MiB (+4.3%); bench/eval.py's 1.1 GB model float32 3331 MiB against
-3294 MiB (-1.1%) when the conversion still mapped the checkpoint, bf16 1154 MiB against
-1302 MiB (+12.8%).
+467 MiB against 487 MiB (+4.3%); bench/eval.py's 1.1 GB model float32 2385 MiB against
+2414 MiB (+1.2%), bf16 1257 MiB against 1302 MiB (+3.6%).
 """
 
 from __future__ import annotations
