@@ -2,10 +2,12 @@
 
 On accelerators a model loads in its checkpoint's dtype with ``device_map="auto"``, so
 accelerate spreads one larger than a GPU over all the visible GPUs. On the CPU it runs
-in float32, where rounding is far inside the equivalence limits (0.02 of the adapter's
-effect on SmolLM2, limit 0.25); a bf16 checkpoint too big for float32 in RAM runs in bf16
-(0.15 on SmolLM2: still inside, and tests/test_evaluate.py breaks merges on purpose in
-bf16 to show a broken one is not), chosen by ``release.evaluate.needs.choose_plan``.
+in float32, where rounding is inside the equivalence limit (0.09 of the adapter's effect
+with the demo's trained SmolLM2 LoRA, limit 0.25); a bf16 checkpoint too big for float32
+in RAM runs in bf16 (0.18 with that LoRA, about the base's own bf16 rounding, 0.17: still
+inside, while merges broken on purpose measure 0.47 and more: bench/equivalence.py,
+tests/test_evaluate.py, tests/test_evaluate_trained.py), chosen by
+``release.evaluate.needs.choose_plan``.
 
 A checkpoint converted on load (bf16 into float32) is read, not mapped
 (``_read_not_mapped``), so its pages are not held beside the float32 weights.
