@@ -5,10 +5,12 @@ right merge and for merges broken on purpose, in bf16 and float32.
 The base is SmolLM2-135M-Instruct and the adapter the demo's LoRA of 30 steps, both from
 the tests' cache (.cache/tests, built as the tests build them when missing). The right
 merge is the pipeline's own; the broken ones are its tensors edited: the delta scaled,
-some deltas dropped, the deltas on the base with its rows shuffled. Also printed: the
-base's own rounding in bf16 (bf16 against float32 logits, as a share of the effect), and
-the fitted scale of the merged model's effect on the adapter's (1 for a right merge,
-rounding aside).
+some deltas dropped, the deltas on the base with its rows shuffled. "share" is what the
+check limits (against PEFT's merge stored in the checkpoint's dtype); "vs unmerged" the
+same against base + adapter's own logits (the check's reference before: it counts the
+rounding of the bf16 checkpoint); "fitted scale" the merged model's effect fitted on the
+adapter's (1 for a right merge, rounding aside). Also printed: the base's own rounding in
+bf16 (bf16 against float32 logits, as a share of the effect).
 
     python bench/equivalence.py [--workdir DIR] [--adapter DIR]
 """
@@ -80,7 +82,7 @@ def measure(base_dir: Path, adapter: Path, folders: dict[str, Path], dtype: str)
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    from release.evaluate.loading import LoadPlan, load_model
+    from release.evaluate.loading import LoadPlan, checkpoint_dtype, load_model
     from release.evaluate.sanity import (
         PROBE_PROMPTS,
         merge_equivalence,
@@ -94,33 +96,37 @@ def measure(base_dir: Path, adapter: Path, folders: dict[str, Path], dtype: str)
     def logits(model) -> list[torch.Tensor]:
         return [t.cpu() for t in next_token_logits(model, tokenizer, PROBE_PROMPTS)]
 
+    def mean_gap(ours, theirs) -> torch.Tensor:
+        return torch.cat([(a - b).abs().flatten() for a, b in zip(ours, theirs, strict=True)])
+
     with_adapter = PeftModel.from_pretrained(
         load_model(base_dir, plan, trust_remote_code=False), adapter
-    )
-    reference = probe_reference(with_adapter.eval(), tokenizer, PROBE_PROMPTS)
+    ).eval()
+    unmerged = logits(with_adapter)
     with with_adapter.disable_adapter():
         bare = logits(with_adapter)
+    stored = getattr(torch, checkpoint_dtype(folders["right"]))
+    reference = probe_reference(with_adapter, tokenizer, PROBE_PROMPTS, stored)
     del with_adapter
     gc.collect()
     effect = reference.adapter_effect
     print(f"{dtype}: the adapter's mean effect {effect:.4f}")
     if dtype != "float32":
         full = logits(load_model(base_dir, LoadPlan("float32", 0), trust_remote_code=False))
-        noise = torch.cat([(a - b).abs().flatten() for a, b in zip(bare, full, strict=True)])
-        print(f"{dtype}: the base's own rounding {noise.mean().item() / effect:.3f} of it")
-    print(f"  {'merge':28} {'share':>6} {'top-1':>6} {'fitted scale':>13}")
+        noise = mean_gap(bare, full).mean().item()
+        print(f"{dtype}: the base's own rounding {noise / effect:.3f} of it")
+    print(f"  {'merge':28} {'share':>6} {'top-1':>6} {'vs unmerged':>12} {'fitted scale':>13}")
     for name, folder in folders.items():
         model = load_model(folder, plan, trust_remote_code=False)
         equivalence = merge_equivalence(model, tokenizer, reference)
         ours = logits(model)
         along = sum(
-            ((o - b) * (r - b)).sum().item()
-            for o, r, b in zip(ours, reference.logits, bare, strict=True)
+            ((o - b) * (r - b)).sum().item() for o, r, b in zip(ours, unmerged, bare, strict=True)
         )
-        norm = sum(((r - b) ** 2).sum().item() for r, b in zip(reference.logits, bare, strict=True))
+        norm = sum(((r - b) ** 2).sum().item() for r, b in zip(unmerged, bare, strict=True))
         print(
-            f"  {name:28} {equivalence.relative_error:6.3f} "
-            f"{equivalence.top1_agreement:6.3f} {along / norm:13.3f}",
+            f"  {name:28} {equivalence.relative_error:6.3f} {equivalence.top1_agreement:6.3f} "
+            f"{mean_gap(ours, unmerged).mean().item() / effect:12.3f} {along / norm:13.3f}",
             flush=True,
         )
         del model

@@ -136,10 +136,11 @@ def run_naive(workdir: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     with_adapter = PeftModel.from_pretrained(model, build / "adapter").eval()
     merged = AutoModelForCausalLM.from_pretrained(build / "merge", dtype=torch.float32).eval()
-    merge_equivalence(merged, tokenizer, probe_reference(with_adapter, tokenizer, PROBE_PROMPTS))
     with with_adapter.disable_adapter():
         perplexity(with_adapter, ids)
     perplexity(with_adapter, ids)
+    reference = probe_reference(with_adapter, tokenizer, PROBE_PROMPTS, torch.bfloat16)
+    merge_equivalence(merged, tokenizer, reference)
     perplexity(merged, ids)
     chat_smoke(merged, tokenizer, PROMPT, max_new_tokens=8)
 

@@ -2,12 +2,10 @@
 
 On accelerators a model loads in its checkpoint's dtype with ``device_map="auto"``, so
 accelerate spreads one larger than a GPU over all the visible GPUs. On the CPU it runs
-in float32, where rounding is inside the equivalence limit (0.09 of the adapter's effect
-with the demo's trained SmolLM2 LoRA, limit 0.25); a bf16 checkpoint too big for float32
-in RAM runs in bf16 (0.18 with that LoRA, about the base's own bf16 rounding, 0.17: still
-inside, while merges broken on purpose measure 0.47 and more: bench/equivalence.py,
-tests/test_evaluate.py, tests/test_evaluate_trained.py), chosen by
-``release.evaluate.needs.choose_plan``.
+in float32; a bf16 checkpoint too big for float32 in RAM runs in bf16, chosen by
+``release.evaluate.needs.choose_plan``. Both separate a right merge from a broken one
+(the reference is PEFT's merge, stored as the merged model is: bench/equivalence.py,
+tests/test_evaluate.py, tests/test_evaluate_trained.py).
 
 A checkpoint converted on load (bf16 into float32) is read, not mapped
 (``_read_not_mapped``), so its pages are not held beside the float32 weights.

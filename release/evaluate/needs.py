@@ -95,10 +95,10 @@ def choose_plan(
     base_dir: Path, merged_dir: Path, adapter_dir: Path, gpus: int, available: int
 ) -> tuple[LoadPlan, Needs]:
     """``plan_loading``'s plan, or on the CPU the checkpoint's 16-bit dtype when float32
-    would not fit in ``available`` bytes and that needs less (bf16 rounding uses more of
-    the equivalence limit, 0.18 of 0.25 with a trained SmolLM2 LoRA, so float32 comes first;
-    on a small model with a large vocabulary bf16's logits outweigh what its weights
-    save). A refusal in the smaller dtype names float32's figure too."""
+    would not fit in ``available`` bytes and that needs less (float32 comes first: its
+    logits are further from rounding; on a small model with a large vocabulary bf16's
+    logits outweigh what its weights save). A refusal in the smaller dtype names
+    float32's figure too."""
     plan = plan_loading(base_dir, gpus)
     needs = evaluate_needs(base_dir, merged_dir, adapter_dir, plan)
     stored = checkpoint_dtype(base_dir)
