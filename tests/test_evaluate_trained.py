@@ -1,15 +1,16 @@
-"""The merge equivalence limit in bf16 on a really trained adapter (the SmolLM2 LoRA of
+"""The merge equivalence check in bf16 on a really trained adapter (the SmolLM2 LoRA of
 30 demo steps), not a random one: the right merge passes, and merges broken on purpose
 fail it.
 
-Measured (share of the adapter's effect, bench/equivalence.py): the right merge 0.18 in
-bf16 and 0.09 in float32, against the limit of 0.25; the base's own bf16 rounding (bf16
-against float32 logits) is 0.17, so in bf16 a right merge's error is the rounding. The
-broken merges: the delta at half scale 0.63, doubled 1.14, every down_proj delta missing
-0.52, the deltas on a base with its rows shuffled 8.2."""
+Measured (share of the adapter's effect, bench/equivalence.py): the right merge 0.000 in
+bf16 and float32 against PEFT's merge stored alike (it measured 0.18 and 0.09 against
+base + adapter's own logits, the bf16 checkpoint's rounding; the limit is 0.25). The
+broken merges in bf16: the delta at half scale 0.58, doubled 1.21, every down_proj delta
+missing 0.44, the deltas on the base with its rows shuffled 8.3."""
 
 from __future__ import annotations
 
+import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -24,16 +25,12 @@ from tests.test_evaluate import SPEC, _checks, _delta, _edited
 BF16 = LoadPlan("bfloat16", 0)
 
 
-@pytest.fixture(scope="module")
-def trained_release(smollm2_base_dir, smollm2_adapter_dir, tmp_path_factory):
-    """The trained LoRA through the pipeline's adapter and merge stages; the spec's
-    held-out text is short, as the perplexity check is not what is tested."""
-    import shutil
-
-    root = tmp_path_factory.mktemp("trained")
-    shutil.copytree(smollm2_adapter_dir, root / "adapter")
+def _released(base: Path, adapter: Path, root: Path) -> tuple[ReleaseSpec, Path]:
+    """``adapter`` through the pipeline's adapter and merge stages; the spec's held-out
+    text is short, as the perplexity check is not what is tested."""
+    shutil.copytree(adapter, root / "adapter")
     spec_path = root / "release.yaml"
-    spec_path.write_text(SPEC.format(base=smollm2_base_dir) + "eval:\n  enabled: false\n")
+    spec_path.write_text(SPEC.format(base=base) + "eval:\n  enabled: false\n")
     assert main(["run", str(spec_path), "--stage", "adapter", "--stage", "merge"]) == 0
     heldout = root / "heldout.txt"
     text = resources.files("release").joinpath("data/heldout.txt").read_text("utf-8")
@@ -42,7 +39,7 @@ def trained_release(smollm2_base_dir, smollm2_adapter_dir, tmp_path_factory):
         {
             "name": "trained",
             "version": "0.1.0",
-            "base": {"path": str(smollm2_base_dir)},
+            "base": {"path": str(base)},
             "adapter": {"path": str(root / "adapter")},
             "eval": {"prompts": [], "heldout_text": str(heldout)},
         }
@@ -50,12 +47,39 @@ def trained_release(smollm2_base_dir, smollm2_adapter_dir, tmp_path_factory):
     return spec, root / "build"
 
 
+@pytest.fixture(scope="module")
+def trained_release(smollm2_base_dir, smollm2_adapter_dir, tmp_path_factory):
+    return _released(smollm2_base_dir, smollm2_adapter_dir, tmp_path_factory.mktemp("trained"))
+
+
 @pytest.mark.slow
 def test_the_right_merge_of_a_trained_adapter_passes_in_bf16(trained_release):
     spec, workspace = trained_release
     eq = _checks(spec, workspace, workspace / "merge", BF16).equivalence
     assert eq.passed and eq.adapter_effect > 0.5
-    assert eq.relative_error <= 0.25 and eq.top1_agreement >= 0.95
+    assert eq.relative_error < 0.01 and eq.top1_agreement == 1.0  # PEFT's merge, bit for bit
+
+
+@pytest.mark.slow
+def test_the_right_merge_of_a_weakly_trained_adapter_passes_in_bf16(
+    smollm2_base_dir, smollm2_adapter_dir, tmp_path
+):
+    """The trained LoRA at a quarter of its strength (lora_B x 0.25). Against base +
+    adapter's own logits its right merge measured 0.68 of the adapter's effect in bf16:
+    the bf16 checkpoint's rounding, the same in logits for every adapter, is a large
+    share of a small effect. The check failed a right merge; against PEFT's merge
+    stored alike it measures 0."""
+    from safetensors.torch import load_file, save_file
+
+    weak = tmp_path / "weak"
+    shutil.copytree(smollm2_adapter_dir, weak)
+    weights = weak / "adapter_model.safetensors"
+    tensors = load_file(weights)
+    save_file({n: t * 0.25 if "lora_B" in n else t for n, t in tensors.items()}, weights)
+    spec, workspace = _released(smollm2_base_dir, weak, tmp_path / "release")
+    eq = _checks(spec, workspace, workspace / "merge", BF16).equivalence
+    assert eq.passed and 0.1 < eq.adapter_effect < 0.5
+    assert eq.relative_error < 0.01
 
 
 def _scaled(base, factor):
