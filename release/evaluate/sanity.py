@@ -34,6 +34,9 @@ PROBE_PROMPTS = (
 PERPLEXITY_WINDOW = 256
 """Tokens per perplexity forward pass: bounds the logits held at once."""
 HELDOUT_TOKENS = 4096
+ROUNDING_SLICE = 2**22
+"""Elements rounded at once when the reference merge is stored as the checkpoint is: a
+bench model's 192 MiB embedding rounded whole raised the eval's float32 peak by 72 MiB."""
 
 SMOKE_PROMPTS = (
     "Convert 25 degrees Celsius to Fahrenheit.",
@@ -108,10 +111,12 @@ def probe_reference(
             count += ours.numel()
     del unmerged
     merged = with_adapter.merge_and_unload()
-    with torch.no_grad():  # in place: one tensor's rounded copy at a time, no second model
+    with torch.no_grad():  # in place, a slice at a time: no copy of a large tensor
         for parameter in merged.parameters():
             if parameter.is_floating_point() and parameter.dtype != stored:
-                parameter.copy_(parameter.to(stored))
+                flat = parameter.view(-1) if parameter.is_contiguous() else parameter
+                for part in flat.split(ROUNDING_SLICE):
+                    part.copy_(part.to(stored))
     reference = [t.cpu() for t in next_token_logits(merged, tokenizer, prompts)]
     return ProbeReference(tuple(prompts), reference, total / count if count else 0.0)
 
