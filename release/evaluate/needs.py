@@ -19,9 +19,9 @@ loads them, so RAM holds one checkpoint file at a time besides the logits (an es
 not measured on a GPU machine yet).
 
 Measured (growth of the process's peak RSS over the eval): SmolLM2
-(tests/test_evaluate_memory.py) float32 703 MiB against 719 MiB estimated (+2.3%), bf16
-467 MiB against 487 MiB (+4.3%); bench/eval.py's 1.1 GB model float32 2385 MiB against
-2414 MiB (+1.2%), bf16 1257 MiB against 1302 MiB (+3.6%).
+(tests/test_evaluate_memory.py) float32 702 MiB against 719 MiB estimated (+2.4%), bf16
+460-472 MiB against 487 MiB (+3.2% to +5.9%); bench/eval.py's 1.1 GB model float32
+2373 MiB against 2414 MiB (+1.7%), bf16 1204 MiB against 1302 MiB (+8.2%).
 """
 
 from __future__ import annotations
