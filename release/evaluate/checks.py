@@ -1,7 +1,8 @@
 """The model checks of the sanity eval: is the merged model the trained model, and does
 it work?
 
-1. merge equivalence: merged model vs base + adapter (PEFT), logits on probe prompts;
+1. merge equivalence: merged model vs PEFT's merge of base + adapter stored alike, logits
+   on probe prompts, against the adapter's effect;
 2. perplexity on held-out text: base, base + adapter, merged; an adapter that makes the
    model clearly worse than its base points at a wrong base or a broken run;
 3. chat smoke test: greedy answers through the chat template, checked for sense.
@@ -26,7 +27,13 @@ from release.core.errors import WorkError
 from release.core.events import Event, Reporter
 from release.core.quiet import held_stderr
 from release.evaluate.facts import EquivalenceFacts, EvaluateFacts, PerplexityFacts, SmokeFacts
-from release.evaluate.loading import LoadPlan, load_model, release_memory, steady_heap
+from release.evaluate.loading import (
+    LoadPlan,
+    checkpoint_dtype,
+    load_model,
+    release_memory,
+    steady_heap,
+)
 from release.spec.schema import ReleaseSpec
 
 if TYPE_CHECKING:
@@ -78,7 +85,7 @@ def model_checks(
     yield report.log(f"loading the base with the adapter on {plan.device}")
     yield report.progress(0, steps, "checks", "base + adapter: probe logits, perplexity")
     with held_stderr():
-        side = _base_side(base_dir, adapter_dir, plan, tokenizer, ids, remote)
+        side = _base_side(base_dir, adapter_dir, merged_dir, plan, tokenizer, ids, remote)
     release_memory()
     if side.reference.adapter_effect < 1e-4:
         yield report.log(
@@ -139,22 +146,25 @@ def model_checks(
 def _base_side(
     base_dir: Path,
     adapter_dir: Path,
+    merged_dir: Path,
     plan: LoadPlan,
     tokenizer,
     ids: torch.Tensor,
     remote: bool,
 ) -> _BaseSide:
     """Load base + adapter, take what the checks need of it, and let it go on return."""
+    import torch
     from peft import PeftModel
 
     from release.evaluate.sanity import PROBE_PROMPTS, perplexity, probe_reference
 
     base = load_model(base_dir, plan, trust_remote_code=remote)
     with_adapter = PeftModel.from_pretrained(base, adapter_dir).eval()
-    reference = probe_reference(with_adapter, tokenizer, PROBE_PROMPTS)
     with with_adapter.disable_adapter():
         base_perplexity = perplexity(with_adapter, ids)
     adapter_perplexity = perplexity(with_adapter, ids)
+    stored = getattr(torch, checkpoint_dtype(merged_dir))
+    reference = probe_reference(with_adapter, tokenizer, PROBE_PROMPTS, stored)  # merges it
     return _BaseSide(reference, base_perplexity, adapter_perplexity)
 
 

@@ -2,10 +2,13 @@
 
 On accelerators a model loads in its checkpoint's dtype with ``device_map="auto"``, so
 accelerate spreads one larger than a GPU over all the visible GPUs. On the CPU it runs
-in float32, where rounding is far inside the equivalence limits (0.02 of the adapter's
-effect on SmolLM2, limit 0.25); a bf16 checkpoint too big for float32 in RAM runs in bf16
-(0.15 on SmolLM2: still inside, and tests/test_evaluate.py breaks merges on purpose in
-bf16 to show a broken one is not), chosen by ``release.evaluate.needs.choose_plan``.
+in float32; a bf16 checkpoint too big for float32 in RAM runs in bf16, chosen by
+``release.evaluate.needs.choose_plan``. Both separate a right merge from a broken one
+(the reference is PEFT's merge, stored as the merged model is: bench/equivalence.py,
+tests/test_evaluate.py, tests/test_evaluate_trained.py).
+
+A checkpoint converted on load (bf16 into float32) is read, not mapped
+(``_read_not_mapped``), so its pages are not held beside the float32 weights.
 
 This module reads only safetensors headers until ``load_model`` is called, so the
 preflight (``release.evaluate.needs``) can plan without torch.
@@ -14,6 +17,8 @@ preflight (``release.evaluate.needs``) can plan without torch.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,13 +74,49 @@ def load_model(model_dir: Path, plan: LoadPlan, *, trust_remote_code: bool):
     from transformers import AutoModelForCausalLM
 
     placement = {"device_map": "auto"} if plan.gpus else {}
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir,
-        dtype=getattr(torch, plan.dtype),
-        trust_remote_code=trust_remote_code,
-        **placement,
-    )
+    converted = not plan.gpus and checkpoint_dtype(model_dir) != plan.dtype
+    with _read_not_mapped() if converted else nullcontext():
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir,
+            dtype=getattr(torch, plan.dtype),
+            trust_remote_code=trust_remote_code,
+            **placement,
+        )
     return model.eval()
+
+
+@contextmanager
+def _read_not_mapped() -> Iterator[None]:
+    """Have transformers read the checkpoint's tensors with ``pread`` instead of mapping
+    its files, for a load that converts them (a bf16 checkpoint into float32).
+
+    transformers maps each safetensors file and converts tensor by tensor, but the
+    mapping lasts the whole load, and its pages count in RSS while it does: the peak held
+    the float32 weights and the whole checkpoint (bench model: 3727 MiB against the naive
+    way's 5824). Read with ``pread``, a tensor's 16-bit bytes are a temporary freed once
+    it is converted, and the file's pages stay in the page cache, outside the process:
+    the peak is the float32 weights and what the loader's threads hold in flight. The
+    tensors are the same (tests/test_evaluate_loading.py). transformers picks the
+    backend itself (``pread`` only on Windows and MPS) and takes no option for it, so its
+    module's ``safe_open`` is swapped for the load; a transformers or safetensors
+    without them loads as before."""
+    from safetensors import safe_open
+    from transformers import modeling_utils
+
+    if getattr(modeling_utils, "safe_open", None) is not safe_open or "backend" not in str(
+        safe_open.__text_signature__
+    ):
+        yield
+        return
+
+    def read(filename, framework, device="cpu", backend=None):
+        return safe_open(filename, framework=framework, device=device, backend="pread")
+
+    modeling_utils.safe_open = read
+    try:
+        yield
+    finally:
+        modeling_utils.safe_open = safe_open
 
 
 def steady_heap() -> None:

@@ -5,9 +5,9 @@ memory goes back to the system before the next loads (``loading.steady_heap``), 
 peak is the larger of the two models' own peaks, over what stays the whole time:
 
 - loading: the weights in the dtype ``release.evaluate.loading`` picks and, when that is
-  not the checkpoint's dtype, the checkpoint's pages the conversion read (mapped files
-  count in RSS until the mapping goes); a checkpoint in the plan's dtype is used in place
-  from its mapping, so its pages are the weights;
+  not the checkpoint's dtype, the tensor being converted (read, not mapped: the largest
+  one's checkpoint bytes); a checkpoint in the plan's dtype is used in place from its
+  mapping, so its pages are the weights;
 - running: the weights plus one perplexity window's logits (in the model's dtype, their
   float32 copy, the loss's log-softmax) and what forward passes keep (``FORWARD_SCRATCH``);
 - base + adapter holds the adapter (float32); the merged model, the probe logits kept
@@ -19,9 +19,9 @@ loads them, so RAM holds one checkpoint file at a time besides the logits (an es
 not measured on a GPU machine yet).
 
 Measured (growth of the process's peak RSS over the eval): SmolLM2
-(tests/test_evaluate_memory.py) float32 848 and 847 MiB against 848 MiB estimated, bf16
-466 and 472 MiB against 487 MiB; bench/eval.py's 1.1 GB model float32 3331 MiB against 3294 MiB
-(-1.1%), bf16 1154 MiB against 1302 MiB (+12.8%).
+(tests/test_evaluate_memory.py) float32 702 MiB against 719 MiB estimated (+2.4%), bf16
+460-472 MiB against 487 MiB (+3.2% to +5.9%); bench/eval.py's 1.1 GB model float32
+2373 MiB against 2414 MiB (+1.7%), bf16 1204 MiB against 1302 MiB (+8.2%).
 """
 
 from __future__ import annotations
@@ -30,7 +30,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from release.checkpoint.config import read_config, text_config
-from release.checkpoint.safetensors import checkpoint_files, list_tensors, parameter_counts
+from release.checkpoint.safetensors import (
+    checkpoint_files,
+    list_checkpoint,
+    list_tensors,
+    parameter_counts,
+)
 from release.core.units import human
 from release.evaluate.loading import LoadPlan, checkpoint_dtype, plan_loading
 from release.merge import lora
@@ -82,7 +87,7 @@ def _model_peak(model_dir: Path, plan: LoadPlan, working: int) -> int:
     weights = parameters * plan.bytes_per_parameter
     loading = weights
     if checkpoint_dtype(model_dir) != plan.dtype:
-        loading += sum(path.stat().st_size for path in checkpoint_files(model_dir))
+        loading += max(info.nbytes for info in list_checkpoint(model_dir).values())
     return max(loading, weights + working)
 
 
@@ -90,10 +95,10 @@ def choose_plan(
     base_dir: Path, merged_dir: Path, adapter_dir: Path, gpus: int, available: int
 ) -> tuple[LoadPlan, Needs]:
     """``plan_loading``'s plan, or on the CPU the checkpoint's 16-bit dtype when float32
-    would not fit in ``available`` bytes and that needs less (bf16 rounding uses more of
-    the equivalence limit, measured at 0.15 of 0.25 on SmolLM2, so float32 comes first;
-    on a small model with a large vocabulary bf16's logits outweigh what its weights
-    save). A refusal in the smaller dtype names float32's figure too."""
+    would not fit in ``available`` bytes and that needs less (float32 comes first: its
+    logits are further from rounding; on a small model with a large vocabulary bf16's
+    logits outweigh what its weights save). A refusal in the smaller dtype names
+    float32's figure too."""
     plan = plan_loading(base_dir, gpus)
     needs = evaluate_needs(base_dir, merged_dir, adapter_dir, plan)
     stored = checkpoint_dtype(base_dir)
