@@ -216,8 +216,9 @@ class EvalSpec(_Section):
     max_merge_error: float = Field(
         default=0.25,
         gt=0,
-        description="Mean logit difference merged vs base + adapter, as a share of the "
-        "adapter's own effect on the base's logits.",
+        description="Mean logit difference of the merged model from PEFT's merge of base + "
+        "adapter (rounded to the merged checkpoint's dtype), as a share of the adapter's own "
+        "effect on the base's logits.",
     )
     max_perplexity_ratio: float = Field(
         default=1.5, gt=1, description="Fail when ppl(base+adapter) / ppl(base) exceeds this."
