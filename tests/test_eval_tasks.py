@@ -138,6 +138,31 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, mon
     assert "evaluate: skipped (unchanged since" in capsys.readouterr().out
 
 
+def test_a_task_the_harness_cannot_run_fails_the_stage_in_one_line(
+    tiny_llama_dir, tmp_path, capsys
+):
+    """A task whose data file is missing: lm-eval's child fails; the stage fails with the
+    harness's last line and how to see its whole log, and keeps nothing."""
+    from tests.lora_models import make_adapter
+
+    make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj", "v_proj"])
+    tasks = tmp_path / "tasks"
+    shutil.copytree(TASKS, tasks)
+    (tasks / "facts.jsonl").unlink()  # mr_choice's data
+    spec = tmp_path / "release.yaml"
+    text = SPEC.format(base=tiny_llama_dir, tasks=tasks).replace("[q8_0]", "[]")
+    spec.write_text(text.replace("[mr_group, mr_perplexity]", "[mr_choice]"))
+    stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate"]
+    capsys.readouterr()
+    assert main(["run", str(spec), *stages]) == 1
+    err = capsys.readouterr().err
+    assert "lm-eval failed on this release (exit 1): " in err, err
+    assert "for its whole log, run it by hand: " in err and " -m lm_eval run " in err, err
+    assert "Traceback" not in err and "this is a bug" not in err
+    assert not (tmp_path / "build" / "evaluate").exists()
+    assert EvaluateFacts.stage not in Manifest.load(tmp_path / "build" / MANIFEST_NAME).stages
+
+
 def test_vllm_without_a_gpu_is_one_line_before_anything_runs(tmp_path):
     from release.core.errors import WorkError
     from release.evaluate.harness import run_harness

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -134,7 +135,8 @@ def run_harness(
         last = next((line for line in reversed(tail) if line.strip()), "no output")
         raise WorkError(
             f"lm-eval failed on {label} (exit {code}): {last[-200:]}",
-            hint="the line is the harness's last; its whole log: " + " ".join(command),
+            hint="that is the harness's last line; for its whole log, run it by hand: "
+            + shlex.join(command),
         )
     yield report.progress(len(names), len(names), "tasks")
     return produced_results(out_dir)
