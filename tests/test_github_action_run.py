@@ -87,6 +87,9 @@ def downloads(hub: FakeHub, since: int = 0) -> list[str]:
 def test_a_tag_push_releases_from_a_repository_with_only_release_yaml(
     hub, sources, tmp_path, capsys
 ):
+    """The first release of a tag; the same tag's workflow rerun (publishes nothing); the
+    next tag on a runner whose Hugging Face cache was restored (downloads nothing). One
+    test: each step starts from the Hub the one before left."""
     first, first_seconds = tag_push(tmp_path / "first")
     assert first.returncode == 0, first.stderr[-3000:]
 
@@ -141,6 +144,25 @@ def test_a_tag_push_releases_from_a_repository_with_only_release_yaml(
         }.items()
     )
 
+    # GitHub's "Re-run jobs" after the release: a fresh runner builds the same release
+    # again (other timings in its manifest) and finds it published; nothing moves.
+    published = hub.repo(REPO_ID)
+    manifest = hub.read(REPO_ID, RELEASE_MANIFEST)
+    again, _ = tag_push(tmp_path / "again")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert hub.repo(REPO_ID) == published
+    assert hub.read(REPO_ID, RELEASE_MANIFEST) == manifest
+    rebuilt = tmp_path / "again" / "repo" / "build" / "push" / "manifest.json"
+    assert rebuilt.read_bytes() != manifest, "the rerun measured its own timings"
+    assert again.outputs["commit"] == published.tags["v1.0.0"] == first.outputs["commit"]
+    assert again.outputs["model-url"] == first.outputs["model-url"]
+    assert "| push | ✅ done |" in again.summary
+    assert "released-before" in again.summary
+    assert "Already published: v1.0.0 on the Hub holds this release; nothing to do." in (
+        again.summary
+    )
+    assert f"{REPO_ID}: v1.0.0 is already published with these files" in again.stdout
+
     # The next release (v1.0.1, same base and adapter) on a fresh runner whose Hugging
     # Face cache was restored under the same key (this test's HF_HOME): no download.
     since = len(hub.requests)
@@ -190,30 +212,3 @@ def test_a_missing_adapter_repo_fails_the_step_in_one_line(hub, sources, tmp_pat
     assert failed.returncode == 2
     assert "adapter.repo_id: no repo trainer/gone on the Hub" in failed.stderr
     assert CANARY_TOKEN not in failed.stdout + failed.stderr
-
-
-def test_rerunning_a_published_tags_workflow_on_a_fresh_runner_publishes_nothing(
-    hub, sources, tmp_path
-):
-    """GitHub's "Re-run jobs" after a release: a fresh runner builds the same release
-    again (other timings in its manifest) and finds it published; nothing moves."""
-    first, _ = tag_push(tmp_path / "first")
-    assert first.returncode == 0, first.stderr[-3000:]
-    published = hub.repo(REPO_ID)
-    manifest = hub.read(REPO_ID, RELEASE_MANIFEST)
-
-    again, _ = tag_push(tmp_path / "again")
-
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert hub.repo(REPO_ID) == published
-    assert hub.read(REPO_ID, RELEASE_MANIFEST) == manifest
-    rebuilt = tmp_path / "again" / "repo" / "build" / "push" / "manifest.json"
-    assert rebuilt.read_bytes() != manifest, "the rerun measured its own timings"
-    assert again.outputs["commit"] == published.tags["v1.0.0"] == first.outputs["commit"]
-    assert again.outputs["model-url"] == first.outputs["model-url"]
-    assert "| push | ✅ done |" in again.summary
-    assert "released-before" in again.summary
-    assert "Already published: v1.0.0 on the Hub holds this release; nothing to do." in (
-        again.summary
-    )
-    assert f"{REPO_ID}: v1.0.0 is already published with these files" in again.stdout
