@@ -96,14 +96,7 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, mon
     assert any(p.name.startswith("samples_mr_choice") for p in produced)
 
     direct = tmp_path / "direct"
-    command = [sys.executable, "-m", "lm_eval", "run", "--model", "hf"]
-    command += ["--model_args", f"pretrained={workspace / 'merge'},dtype=float32"]
-    command += ["--tasks", "mr_group,mr_perplexity", "--include_path", str(TASKS)]
-    command += ["--batch_size", "1", "--device", "cpu", "--output_path", str(direct)]
-    done = subprocess.run(command, cwd=TASKS, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    (results,) = direct.rglob("results_*.json")
-    theirs = {r.key: r.value for r in load_results([results])}
+    theirs = _direct_lm_eval(workspace / "merge", direct)
     assert theirs and ours == {key: theirs[key] for key in ours}
     assert {key[0] for key in ours} >= {"mr_choice", "mr_generate", "mr_perplexity"}
     assert ("mr_generate", "exact_match", "first_number") in ours
