@@ -4,12 +4,23 @@ stage reached instead of working it out again."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import Field
+from pydantic import Field, PlainSerializer
 
+from cards.records import DEFAULT_FILTER, EvalRecord
 from release.core.facts import Facts, StageFacts
+from release.core.manifest import Manifest
 from release.evaluate.launch import Launch
+
+
+def scores_as_json(records: list[EvalRecord]) -> list[dict]:
+    """Scores as the manifest (and the evaluate stage's key) holds them."""
+    return [record.model_dump(mode="json", exclude_none=True) for record in records]
+
+
+Scores = Annotated[list[EvalRecord], PlainSerializer(scores_as_json, when_used="json")]
+"""Scores as the manifest stores them: typed records, written without their empty fields."""
 
 
 class EquivalenceFacts(Facts):
@@ -58,7 +69,7 @@ class ComparisonFacts(Facts):
 
     task: str
     metric: str
-    filter: str = "none"
+    filter: str = DEFAULT_FILTER
     n_shot: int | None = None
     previous: float
     current: float
@@ -99,20 +110,24 @@ class HarnessFacts(Facts):
     """results_*.json and samples files, relative to the evaluate stage's folder."""
     base_files: list[str] = Field(default_factory=list)
     """The same, of the run on the base (eval.tasks.compare_base)."""
+    results: Scores = Field(default_factory=list)
+    """The scores this run produced on the merged model (``release.evaluate.scores``
+    merges them with the stored results)."""
 
 
 class EvaluateFacts(StageFacts):
     stage: ClassVar[str] = "evaluate"
 
-    results: list[dict[str, Any]] = Field(default_factory=list)
-    """The stored eval results of this release (``cards.records.EvalRecord`` as JSON)."""
+    results: Scores = Field(default_factory=list)
+    """This release's scores as its gate judged them: stored and produced
+    (``release.evaluate.scores``)."""
     gate: GateFacts | None = None
     previous: list[PreviousRelease] = Field(default_factory=list)
     """The previous releases' manifests among ``eval.previous``: the release history's chain."""
     device: str | None = None
     """Where and in which dtype the models ran ("cpu (float32)", "cuda (2 GPUs, …)")."""
     harness: HarnessFacts | None = None
-    base_results: list[dict[str, Any]] = Field(default_factory=list)
+    base_results: Scores = Field(default_factory=list)
     """The base model's scores on the same eval.tasks (compare_base), as ``results``:
     shown beside this release's, never in its model-index or its gate."""
     equivalence: EquivalenceFacts | None = None
@@ -120,3 +135,9 @@ class EvaluateFacts(StageFacts):
     smoke: list[SmokeFacts] = Field(default_factory=list)
     estimated_output_bytes: int | None = None
     estimated_peak_memory_bytes: int | None = None
+
+
+def evaluated(manifest: Manifest) -> EvaluateFacts | None:
+    """What the evaluate stage recorded, or what it measured before the gate said no."""
+    refusal = manifest.refused.get(EvaluateFacts.stage)
+    return EvaluateFacts.model_validate(refusal.facts) if refusal else EvaluateFacts.of(manifest)
