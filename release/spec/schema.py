@@ -32,25 +32,12 @@ from pydantic import (
 from cards.schema import is_repo_id
 from release.core.errors import MissingInputError, SpecError
 from release.core.paths import relative_if_inside
+from release.spec.quant_types import DEFAULT_TYPES, QUANT_NAMES
 from release.spec.yaml_lines import YamlLocator
 
 SPEC_VERSION = 1
 
-GGUFType = Literal[
-    "f32",
-    "f16",
-    "bf16",
-    "q8_0",
-    "q4_0",
-    "q4_1",
-    "q5_0",
-    "q5_1",
-    "q2_k",
-    "q3_k_m",
-    "q4_k_m",
-    "q5_k_m",
-    "q6_k",
-]
+GGUFType = Literal[QUANT_NAMES]  # type: ignore[valid-type]  # one row each in quant_types
 GGUF_TYPES: tuple[str, ...] = get_args(GGUFType)
 
 _SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20}
@@ -236,7 +223,7 @@ class EvalSpec(_Section):
 
 
 class GGUFSpec(_Section):
-    types: list[GGUFType] = Field(default_factory=lambda: ["f16", "q8_0"])
+    types: list[GGUFType] = Field(default_factory=lambda: list(DEFAULT_TYPES))
     llama_cpp_dir: SpecPath | None = None
 
 
