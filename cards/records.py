@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, field_validator
 
-from cards import vocab
+from cards import vocab, yamlio
 from cards.errors import CardError
 from cards.schema import is_repo_id
 
@@ -72,6 +72,14 @@ class EvalRecord(BaseModel):
     def label(self) -> str:
         return score_label(self.task, self.metric, self.filter)
 
+    @field_validator("task", "metric", "filter")
+    @classmethod
+    def _one_table_cell(cls, value: str) -> str:
+        """A name the card shows in a table cell: a ``|`` or a line break would split it."""
+        if "|" in value or any(c in value for c in "\r\n"):
+            raise ValueError(f"{value!r} holds '|' or a line break; a card's table cannot show it")
+        return value
+
     @field_validator("dataset")
     @classmethod
     def _hub_dataset_only(cls, value: str | None) -> str | None:
@@ -102,6 +110,6 @@ def is_hub_dataset_id(value: str) -> bool:
 def read_text(path: Path) -> str:
     """A results file's text, or a one-line ``CardError``."""
     try:
-        return path.read_text(encoding="utf-8")
+        return yamlio.read_bounded(path)
     except OSError as error:
         raise CardError(f"{path}: cannot read results file ({error.strerror})") from error

@@ -80,7 +80,7 @@ def _cited_cards(spec: dict, metadata_path: Path) -> list[str]:
 
 def _load(path: Path, parse, kind: str) -> Any:
     try:
-        return parse(path.read_text(encoding="utf-8"))
+        return parse(yamlio.read_bounded(path))
     except OSError as error:
         raise CardError(f"{path}: cannot read ({error.strerror})") from error
     except (yaml.YAMLError, json.JSONDecodeError) as error:

@@ -15,10 +15,13 @@ breaks merges on purpose to show it).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
+
+from release.core.errors import WorkError
 
 PROBE_PROMPTS = (
     "The capital of France is",
@@ -51,7 +54,14 @@ def next_token_logits(model, tokenizer, prompts: Sequence[str]) -> Iterator[torc
     device = model.get_input_embeddings().weight.device
     for prompt in prompts:
         ids = tokenizer(prompt, return_tensors="pt").input_ids.to(device)
-        yield model(input_ids=ids).logits[0].float()
+        logits = model(input_ids=ids).logits[0].float()
+        if not bool(torch.isfinite(logits).all()):
+            raise WorkError(
+                f"the model gives inf or NaN logits on the prompt {prompt!r}: its weights "
+                "hold or overflow to non-finite values",
+                hint="check the adapter's weights and the merge's dtype",
+            )
+        yield logits
 
 
 @dataclass(frozen=True)
@@ -153,7 +163,13 @@ def perplexity(model, token_ids: torch.Tensor, window: int = PERPLEXITY_WINDOW) 
         loss = torch.nn.functional.cross_entropy(logits, chunk[1:], reduction="sum")
         total_loss += loss.item()
         total_tokens += chunk.numel() - 1
-    return float(torch.exp(torch.tensor(total_loss / total_tokens)))
+    value = float(torch.exp(torch.tensor(total_loss / total_tokens)))
+    if not math.isfinite(value):  # NaN passes every comparison with a limit
+        raise WorkError(
+            f"perplexity on the held-out text is {value}: the model's logits are not finite",
+            hint="check the adapter's weights and the merge's dtype",
+        )
+    return value
 
 
 def repeated_ngram_ratio(tokens: Sequence[int], n: int = 3) -> float:

@@ -50,7 +50,13 @@ from release.core.files import atomic_write_text
 from release.core.manifest import Manifest
 from release.core.relay import relay
 from release.merge import lora
-from release.merge.base_checks import check_quantized, check_stop_tokens
+from release.merge.base_checks import (
+    check_chat_template,
+    check_quantized,
+    check_remote_code,
+    check_stop_tokens,
+    check_target_modules,
+)
 from release.merge.facts import AdapterFacts
 from release.merge.module_names import parameter_to_checkpoint, placement
 from release.preflight import measure, refuse
@@ -123,10 +129,22 @@ def inspect(
         config = read_config(base_dir)
     has_tokenizer = (adapter_dir / "tokenizer_config.json").is_file()
     check_stop_tokens(adapter_dir if has_tokenizer else base_dir, base_dir)
+    check_chat_template(adapter_dir if has_tokenizer else base_dir)
+    check_remote_code(base_dir, config, spec.base.trust_remote_code)
+    check_target_modules(settings.target_modules, base, adapter_dir / lora.CONFIG_NAME)
 
     staged = out_dir / lora.WEIGHTS_NAME
     adapter_format = _stage_weights(adapter_dir, staged, spec.adapter.allow_pickle)
-    adapter = {info.name: info for info in list_file_tensors(staged)}
+    try:
+        adapter = {info.name: info for info in list_file_tensors(staged)}
+    except InputError as error:  # name the user's file, not the staged copy of it
+        source = str(adapter_dir / lora.WEIGHTS_NAME)
+        raise InputError(error.message.replace(str(staged), source), hint=error.hint) from None
+    if not adapter:
+        raise InputError(
+            f"{adapter_dir / lora.WEIGHTS_NAME}: holds no tensors; a merge would change nothing",
+            hint="point adapter.path at the folder PEFT's save_pretrained wrote",
+        )
     yield from _check_finite(adapter, adapter_dir / lora.WEIGHTS_NAME)
     edits = lora.group_edits(list(adapter), adapter_dir / lora.WEIGHTS_NAME)
     placed = parameter_to_checkpoint(

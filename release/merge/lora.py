@@ -100,6 +100,8 @@ def read_adapter_config(folder: Path) -> tuple[dict[str, Any], LoraSettings]:
         ) from None
     except ValueError as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: not a JSON object of settings")
     peft_type = str(raw.get("peft_type", "")).upper()
     if peft_type not in SUPPORTED_TYPES:
         raise InputError(
@@ -124,10 +126,24 @@ def read_adapter_config(folder: Path) -> tuple[dict[str, Any], LoraSettings]:
     return raw, settings
 
 
+def _number(raw: dict[str, Any], key: str, default: float | None = None) -> float:
+    """``raw[key]`` when it is a JSON number: PEFT reads ``"8"`` as no number at all."""
+    value = raw[key] if default is None else raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key} is {value!r}, not a number (write it without quotes)")
+    return value
+
+
 def _settings(raw: dict[str, Any], auto_mapping: dict[str, Any]) -> LoraSettings:
+    rank = _number(raw, "r")
+    if rank != int(rank) or rank < 1:
+        raise ValueError(f"r is {rank!r}, not a rank (a whole number, 1 or more)")
+    for key in ("rank_pattern", "alpha_pattern", "auto_mapping"):
+        if not isinstance(raw.get(key) or {}, dict):
+            raise ValueError(f"{key} is {raw[key]!r}, not a mapping")
     return LoraSettings(
-        r=int(raw["r"]),
-        alpha=float(raw.get("lora_alpha", 8)),
+        r=int(rank),
+        alpha=float(_number(raw, "lora_alpha", 8)),
         dropout=float(raw.get("lora_dropout") or 0.0),
         use_rslora=bool(raw.get("use_rslora")),
         use_dora=bool(raw.get("use_dora")),
@@ -143,7 +159,16 @@ def _settings(raw: dict[str, Any], auto_mapping: dict[str, Any]) -> LoraSettings
 
 
 def _sorted_if_list(value: Any) -> list[str] | str:
-    return value if isinstance(value, str) else sorted(value)
+    """target_modules as PEFT reads it: a regex (checked here) or a list of names."""
+    if isinstance(value, str):
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"target_modules {value!r} is not a valid regex ({error})") from None
+        return value
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ValueError(f"target_modules {value!r} is not a regex or a list of module names")
+    return sorted(value)
 
 
 @dataclass

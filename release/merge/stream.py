@@ -39,6 +39,7 @@ from release.checkpoint.safetensors import (
     read_array,
     to_float32,
 )
+from release.core.errors import InputError
 from release.merge import lora
 from release.merge.blocks import merged_rows
 
@@ -131,12 +132,13 @@ def merge_streaming(
             elif _by_rows(edit, info):
                 factors = lora.lora_factors(edit, read_adapter, settings) if edit else None
                 rows = merged_rows(handles[info.file], info, out.dtype, factors)
-                writer.write_parts(out.name, info.shape, rows)
+                checked = (_finite(part, out, adapter_dir) for part in rows)
+                writer.write_parts(out.name, info.shape, checked)
             else:
                 weight = to_float32(read_array(handles[info.file], info), info.dtype)
                 if edit is not None:
                     weight = lora.merge_weight(weight, edit, read_adapter, settings)
-                writer.write(out.name, from_float32(weight, out.dtype))
+                writer.write(out.name, _finite(from_float32(weight, out.dtype), out, adapter_dir))
                 del weight
             peak = max(peak, process.memory_info().rss)
             done += info.nbytes
@@ -156,6 +158,23 @@ def merge_streaming(
         tokenizer_from=tokenizer_from,
         sha256=writer.sha256,
     )
+
+
+def _finite(part: np.ndarray, out: OutTensor, adapter_dir: Path) -> np.ndarray:
+    """``part`` of the output tensor ``out``, refused when a value in it is inf or NaN: an
+    update that overflows the output dtype (finite factors, e.g. B = 3e38) would otherwise
+    ship a tensor of inf that every later check reads as a model."""
+    if out.dtype == "BF16":  # bf16 as its bits: exponent all ones is inf or NaN
+        bad = bool(np.any((part & np.uint16(0x7F80)) == np.uint16(0x7F80)))
+    else:
+        bad = part.dtype.kind == "f" and not bool(np.isfinite(part).all())
+    if bad:
+        raise InputError(
+            f"{adapter_dir}: merged into the base, the adapter gives inf or NaN in "
+            f"{out.name} ({TORCH_NAMES.get(out.dtype, out.dtype)})",
+            hint="the adapter's weights overflow the model's dtype: check how it was trained",
+        )
+    return part
 
 
 def _write_config(base_dir: Path, out_dir: Path, dtype: str) -> None:

@@ -43,13 +43,21 @@ from release.core.units import human
 from release.evaluate.facts import EvaluateFacts
 
 
+class _PipedConsole(Console):
+    """rich answers a closed pipe with SystemExit(1); the CLI's ``main`` takes the
+    BrokenPipeError itself (`status | head -1` is no error)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 class Output:
     """The CLI's two streams. Without a terminal (a CI log, a pipe) rich would wrap at 80
     columns, splitting paths and messages mid-word; there a line stays whole."""
 
     def __init__(self, *, quiet: bool = False) -> None:
-        self.out = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
-        self.err = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
+        self.out = _PipedConsole(highlight=False, soft_wrap=not sys.stdout.isatty())
+        self.err = _PipedConsole(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
         self.quiet = quiet
 
     def info(self, text: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -29,9 +30,11 @@ from pydantic import (
     model_validator,
 )
 
+from cards import yamlio
 from cards.schema import is_repo_id
 from release.core.errors import MissingInputError, SpecError
 from release.core.paths import relative_if_inside
+from release.core.redact import secret_in
 from release.spec.quant_types import DEFAULT_TYPES, QUANT_NAMES
 from release.spec.yaml_lines import YamlLocator
 
@@ -356,7 +359,13 @@ def _format_problem(error: dict, locator: YamlLocator, path: Path) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key" + locator.suggestion(loc)
+    elif error["type"] == "string_type" and isinstance(error.get("input"), int | float):
+        message += f"; YAML reads {error['input']!r} as a number: quote it"
     return f"{where}: {field}: {message}"
+
+
+MAX_SPEC_BYTES = 2**20
+"""A release.yaml is a few hundred bytes; a larger file is not one."""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -377,7 +386,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def parse_spec(text: str, path: Path) -> ReleaseSpec:
     """Validate release.yaml text; paths resolve against ``path``'s folder."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        data = yamlio.load(text, _UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -390,6 +399,7 @@ def parse_spec(text: str, path: Path) -> ReleaseSpec:
         ) from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping of keys (name, version, base, adapter…)")
+    _refuse_secrets(data, text, path)
     try:
         context = {"base_dir": path.parent.absolute(), "spec_file": path.absolute()}
         return ReleaseSpec.model_validate(data, context=context)
@@ -401,14 +411,47 @@ def parse_spec(text: str, path: Path) -> ReleaseSpec:
         raise SpecError(f"{path}: {count}", problems=problems) from None
 
 
+def _secret_values(value: Any, loc: tuple) -> Iterator[tuple[tuple, str]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _secret_values(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _secret_values(item, (*loc, index))
+    elif isinstance(value, str) and (what := secret_in(value)):
+        yield loc, what
+
+
+def _refuse_secrets(data: dict, text: str, path: Path) -> None:
+    """A token in release.yaml would reach the card, the manifest and the Hub: refused
+    before anything is written (the token is read from HF_TOKEN or `hf auth login`)."""
+    found = list(_secret_values(data, ()))
+    if found:
+        locator = YamlLocator(text, ReleaseSpec)
+        problems = [
+            f"{path}:{locator.line_of(loc) or 1}: {'.'.join(map(str, loc))}: holds {what}"
+            for loc, what in found
+        ]
+        count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        raise SpecError(
+            f"{path}: {count}",
+            problems=problems,
+            hint="never put a token in release.yaml: model-release reads it from HF_TOKEN",
+        )
+
+
 def load_spec(path: str | Path) -> ReleaseSpec:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = yamlio.read_bounded(path, MAX_SPEC_BYTES)
     except FileNotFoundError:
         raise MissingInputError(
             f"{path}: no such file", hint="create one with `model-release init ADAPTER_DIR`"
         ) from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: a folder, not a release.yaml") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise SpecError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     return parse_spec(text, path)
