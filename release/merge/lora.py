@@ -11,8 +11,8 @@ whose keys are the wrapped model's module paths, ``base_model.model.<module>.<pa
 - ``<param>`` (e.g. ``lm_head.weight``): a ``modules_to_save`` copy, which replaces it.
 
 The merge follows PEFT's formulas (``peft.tuners.lora.layer`` and ``variants``), in
-float32: ``W' = W + s * (B @ A)`` with ``s = alpha / r`` (``alpha / sqrt(r)`` for
-rsLoRA), transposed for embeddings, and for DoRA ``W' = m / ||W + s B A|| * (W + s B A)``
+float32 (``B @ A`` the same bytes on every CPU: ``LoraFactors``): ``W' = W + s * (B @ A)``
+with ``s = alpha / r`` (``alpha / sqrt(r)`` for rsLoRA), transposed for embeddings, and for DoRA ``W' = m / ||W + s B A|| * (W + s B A)``
 with the norm taken per output row (per embedding dimension for an Embedding).
 """
 
@@ -227,22 +227,59 @@ def expected_shapes(
 
 @dataclass(frozen=True)
 class LoraFactors:
-    """One edit's LoRA factors in float32, giving its delta a block of rows at a time."""
+    """One edit's LoRA factors, giving its delta a block of rows at a time, with the same
+    bytes on every CPU, whatever the block and the BLAS threads.
+
+    A float32 ``B @ A`` by BLAS is not one number: the kernel (picked by CPU) and the block
+    shape change the order of the sums, and with it the last bits (on an AMD EPYC, 9
+    tests found other bytes than on the Intel machines). So ``B`` and ``A`` are put on
+    grids where BLAS computes their product exactly, in any order and any blocking: each
+    row of ``B`` (each column of ``A``) is rounded to multiples of ``2**(e - m)``, where
+    ``2**e`` is the first power of two above its largest magnitude, with
+    ``2m + ceil(log2 r) <= 53``. Every product and every partial sum of the float64
+    ``B @ A`` is then an integer multiple of one step, below ``2**53`` of them: exact.
+    At ``r <= 32``, ``m = 24``: a value keeps all its bits down to 2**-24 of its line's
+    largest (``balanced`` first evens out each rank's scale between ``A`` and ``B``). On
+    factors as trained this costs what float32 arithmetic does (tests/test_merge_blocks);
+    the delta is ``s * (B @ A)`` rounded once to float64, then to float32.
+    """
 
     a: np.ndarray
     b: np.ndarray
-    scale: np.float32
+    """``A`` and ``B`` on their grids, in float64."""
+    scale: float
     transposed: bool
     """The delta is ``(B @ A).T``: an Embedding's, or a fan-in-fan-out Conv1D's."""
 
     def delta_rows(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` of ``s * (B @ A)`` (transposed where it is), as a new
-        float32 array; each element is computed as the whole product computes it."""
+        float32 array; each element is the same whatever rows are asked for."""
         rows = (
             (self.b @ self.a[:, start:stop]).T if self.transposed else self.b[start:stop] @ self.a
         )
         rows *= self.scale
-        return rows
+        return rows.astype(np.float32)
+
+
+def balanced(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``A`` and ``B`` with each rank's row of ``A`` and column of ``B`` scaled by powers
+    of two (``2**-k``, ``2**k``, ``k`` half the difference of their peaks' exponents) so
+    they peak alike: ``B @ A`` is unchanged, exactly, and the grid of ``on_exact_grid``
+    loses less of the smaller one (a trained LoRA's ``B`` is far smaller than its ``A``)."""
+    _, exponent_a = np.frexp(np.max(np.abs(a), axis=1))
+    _, exponent_b = np.frexp(np.max(np.abs(b), axis=0))
+    shift = (exponent_a - exponent_b) // 2
+    return np.ldexp(a, -shift[:, None]), np.ldexp(b, shift[None, :])
+
+
+def on_exact_grid(values: np.ndarray, axis: int, rank: int) -> np.ndarray:
+    """``values`` in float64, each line along ``axis`` rounded (to nearest, ties to even)
+    to ``2**(e - m)`` steps, ``2**e`` above its largest magnitude: ``LoraFactors``'s grid."""
+    bits = (53 - math.ceil(math.log2(max(rank, 1)))) // 2
+    wide = values.astype(np.float64, copy=False)
+    _, exponent = np.frexp(np.max(np.abs(wide), axis=axis, keepdims=True))
+    step = np.ldexp(1.0, exponent - bits)
+    return np.rint(wide / step) * step
 
 
 def lora_factors(
@@ -251,8 +288,14 @@ def lora_factors(
     """The factors of ``edit`` (which has a LoRA pair), read and scaled as PEFT does."""
     assert edit.lora_a and edit.lora_b
     lora_a, lora_b = read(edit.lora_a), read(edit.lora_b)
-    scale = np.float32(settings.scale(edit.module, lora_a.shape[0]))
-    return LoraFactors(lora_a, lora_b, scale, edit.kind == "embedding" or settings.fan_in_fan_out)
+    rank = lora_a.shape[0]
+    wide_a, wide_b = balanced(lora_a.astype(np.float64), lora_b.astype(np.float64))
+    return LoraFactors(
+        on_exact_grid(wide_a, 0, rank),
+        on_exact_grid(wide_b, 1, rank),
+        float(np.float32(settings.scale(edit.module, rank))),
+        edit.kind == "embedding" or settings.fan_in_fan_out,
+    )
 
 
 def merge_weight(
