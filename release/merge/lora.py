@@ -8,12 +8,15 @@ whose keys are the wrapped model's module paths, ``base_model.model.<module>.<pa
 - ``lora_magnitude_vector`` for DoRA (one value per output row; per embedding column);
 - ``base_layer.weight``: a full copy of an embedding PEFT saved alongside its LoRA
   (``save_embedding_layers``), which replaces the base weight on load;
-- ``<param>`` (e.g. ``lm_head.weight``): a ``modules_to_save`` copy, which replaces it.
+- ``<param>`` (e.g. ``lm_head.weight``): a ``modules_to_save`` copy, which replaces it
+  (saved again as ``<module>.modules_to_save.<param>`` beside the base's
+  ``<module>.original_module.<param>`` when the vocabulary grew).
 
 The merge follows PEFT's formulas (``peft.tuners.lora.layer`` and ``variants``), in
 float32 (``B @ A`` the same bytes on every CPU: ``LoraFactors``): ``W' = W + s * (B @ A)``
-with ``s = alpha / r`` (``alpha / sqrt(r)`` for rsLoRA), transposed for embeddings, and for DoRA ``W' = m / ||W + s B A|| * (W + s B A)``
-with the norm taken per output row (per embedding dimension for an Embedding).
+with ``s = alpha / r`` (``alpha / sqrt(r)`` for rsLoRA), transposed for embeddings, and
+for DoRA ``W' = m / ||W + s B A|| * (W + s B A)`` with the norm taken per output row
+(per embedding dimension for an Embedding).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from release.core.errors import InputError
+from release.merge import initialization
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -68,6 +72,8 @@ class LoraSettings:
     base_model_name_or_path: str | None
     revision: str | None
     base_model_class: str | None
+    init_lora_weights: str | None = None
+    """PEFT's ``init_lora_weights`` (None: its default), ``release.merge.initialization``."""
 
     def scale(self, module: str, rank: int) -> float:
         """PEFT's scaling for ``module``: alpha / r, or alpha / sqrt(r) with rsLoRA;
@@ -112,6 +118,7 @@ def read_adapter_config(folder: Path) -> tuple[dict[str, Any], LoraSettings]:
                 f"{path}: {option}={raw[option]!r} is not supported by the merge",
                 hint="merge it with PEFT's merge_and_unload and give the result as base",
             )
+    initialization.check(raw.get("init_lora_weights", True), path)
     auto_mapping = raw.get("auto_mapping") or {}
     try:
         settings = _settings(raw, auto_mapping)
@@ -139,6 +146,7 @@ def _settings(raw: dict[str, Any], auto_mapping: dict[str, Any]) -> LoraSettings
         base_model_name_or_path=raw.get("base_model_name_or_path"),
         revision=raw.get("revision"),
         base_model_class=auto_mapping.get("base_model_class"),
+        init_lora_weights=initialization.label(raw.get("init_lora_weights", True)),
     )
 
 
@@ -157,6 +165,9 @@ class ModuleEdit:
     lora_b: str | None = None
     magnitude: str | None = None
     replacement: str | None = None
+    snapshot: str | None = None
+    """``<module>.original_module.<param>``: the base's parameter as it was (resized),
+    saved beside a modules_to_save copy when the vocabulary grew; not trained, not used."""
     keys: list[str] = field(default_factory=list)
 
     @property
@@ -184,9 +195,16 @@ def group_edits(keys: list[str], source: Path) -> dict[str, ModuleEdit]:
         path = key.removeprefix(PREFIX)
         part = next((p for p in _LORA_PARTS if path.endswith("." + p)), None)
         if part is None:  # a modules_to_save copy of one parameter
+            # PEFT saves a grown vocabulary's copies twice (``lm_head.weight`` and
+            # ``lm_head.modules_to_save.weight``, the same) and the base's beside them
+            snapshot = ".original_module." in path
+            path = path.replace(".modules_to_save.", ".").replace(".original_module.", ".")
             module, _, param = path.rpartition(".")
             edit = edits.setdefault(path, ModuleEdit(module, param))
-            edit.replacement = key
+            if snapshot:
+                edit.snapshot = key
+            elif edit.replacement is None or ".modules_to_save." not in key:
+                edit.replacement = key
         else:
             module = path[: -len(part) - 1]
             kind, slot = _LORA_PARTS[part]
