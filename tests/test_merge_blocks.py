@@ -81,7 +81,9 @@ def test_blocks_give_the_whole_tensor_bytes(kind, out_dtype, tmp_path):
     delta = torch.from_numpy(adapter["B"]) @ torch.from_numpy(adapter["A"])
     expected = base + (delta.T if transposed else delta) * 2.0
     torch_dtype = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32}[out_dtype]
-    expected_bits = expected.to(torch_dtype).view(torch.int32 if out_dtype == "F32" else torch.int16)
+    expected_bits = expected.to(torch_dtype).view(
+        torch.int32 if out_dtype == "F32" else torch.int16
+    )
     ulps = np.abs(_ordered(np.concatenate(chunks)) - _ordered(expected_bits.numpy()))
     assert out_dtype == "F32" or (ulps == 0).mean() > 0.999  # float32 shows BLAS's own error
     # one ulp apart, or, where W + delta cancels to near 0, within float32 BLAS's own error
@@ -161,7 +163,9 @@ def test_delta_is_the_exact_arithmetic_of_the_documented_grid(rank, transposed):
     rows, width = 40, 24
     a, b = _spread_factors(rank, width if transposed else rows, rows if transposed else width, rank)
     settings = dataclasses.replace(_settings(False), r=rank, alpha=0.75 * rank)
-    edit = lora.ModuleEdit("m", kind="embedding" if transposed else "linear", lora_a="A", lora_b="B")
+    edit = lora.ModuleEdit(
+        "m", kind="embedding" if transposed else "linear", lora_a="A", lora_b="B"
+    )
     picked = [0, 17, rows - 1]
 
     def delta(a, b):
@@ -173,8 +177,8 @@ def test_delta_is_the_exact_arithmetic_of_the_documented_grid(rank, transposed):
     # on factors as trained (each rank's scale its own) the grid costs about what float32
     # arithmetic does: against the exact product
     generator = np.random.default_rng(rank)
-    a = (generator.standard_normal(a.shape) * 2.0 ** generator.integers(-4, 4, (rank, 1)))
-    b = (generator.standard_normal(b.shape) * 2.0 ** generator.integers(-12, -4, (1, rank)))
+    a = generator.standard_normal(a.shape) * 2.0 ** generator.integers(-4, 4, (rank, 1))
+    b = generator.standard_normal(b.shape) * 2.0 ** generator.integers(-12, -4, (1, rank))
     a, b = a.astype(np.float32), b.astype(np.float32)
     ours = delta(a, b)
     exact = (b.astype(np.float64) @ a.astype(np.float64)) * 0.75
@@ -243,8 +247,9 @@ def test_the_same_bytes_on_every_blas_kernel_block_and_thread_count(tmp_path):
     assert hashlib.sha256(merged.tobytes()).hexdigest() in digests
     picked = [0, 2047, ROWS - 1]
     delta = _reference_rows(a, b, 2.0, picked, transposed=False)
-    expected = torch.from_numpy(
-        np.array([[np.float32(float(w) + float(d)) for w, d in zip(weight[row], delta[i])]
-                  for i, row in enumerate(picked)], dtype=np.float32)
-    ).bfloat16()  # fmt: skip
+    sums = [
+        [np.float32(float(w) + float(d)) for w, d in zip(weight[row], delta[i], strict=True)]
+        for i, row in enumerate(picked)
+    ]
+    expected = torch.from_numpy(np.array(sums, dtype=np.float32)).bfloat16()
     assert merged[picked].tobytes() == expected.view(torch.int16).numpy().tobytes()
