@@ -231,3 +231,42 @@ def test_added_tokens_reach_the_gguf(tiny_llama_dir, tmp_path):
             assert vocab - 2 in ids
     finally:
         llm.close()
+
+
+def _trainable_tokens_adapter(base: Path, path: Path, *, grow: bool) -> tuple[Path, int | None]:
+    """A LoRA with PEFT's trainable tokens: some embedding rows trained
+    (``trainable_token_indices``), new tokens among them when the vocabulary grew."""
+    from peft import LoraConfig, get_peft_model
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16)
+    indices = [5, 17]
+    if grow:
+        tokenizer.add_special_tokens({"additional_special_tokens": ["<think>", "</think>"]})
+        model.resize_token_embeddings(len(tokenizer))
+        indices = [len(tokenizer) - 2, len(tokenizer) - 1, 5]
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=LINEAR, trainable_token_indices=indices)
+    peft_model = get_peft_model(model, config)
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for param in peft_model.parameters():
+            if param.requires_grad:
+                param.add_(torch.randn(param.shape, generator=generator).to(param.dtype) * 0.05)
+    peft_model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path, len(tokenizer) if grow else None
+
+
+@pytest.mark.parametrize("grow", [False, True], ids=["base vocabulary", "added tokens"])
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+def test_trainable_tokens_merge_as_peft_does(grow, tied, tiny_llama_dir, tmp_path, request):
+    base = request.getfixturevalue("tied_llama_dir") if tied else tiny_llama_dir
+    adapter, vocab = _trainable_tokens_adapter(base, tmp_path / "adapter", grow=grow)
+    merged, _ = release(base, adapter, tmp_path / "ws")
+    config = json.loads((merged / "config.json").read_text())
+    assert config.get("tie_word_embeddings", False) == tied
+    worst = worst_ulps(merged, peft_reference(base, adapter, vocab), base)
+    layout = f"trainable_token_indices, {'tied' if tied else 'untied'}, "
+    _report("tiny Llama", layout + ("added tokens" if grow else "base vocabulary"),
+            f"equal to PEFT, max {worst:g} ulp")  # fmt: skip
+    assert worst <= 2

@@ -142,6 +142,12 @@ def inspect(
     yield f"adapter modules placed on {placed.model_class or 'the base'}'s checkpoint names: " + (
         placement(targets.values()) or "none"
     )
+    if head and head.untied and edits[head.parameter].replacement is None:
+        raise InputError(
+            f"{mismatch.adapter}: trainable tokens of lm_head apart from embed_tokens, on a "
+            "base that ties them, are not supported by the merge",
+            hint="train the same token indices for both (PEFT's ensure_weight_tying=True)",
+        )
     if head and head.untied:
         targets[head.parameter] = vocabulary.HEAD
         yield Notice(
@@ -350,7 +356,14 @@ def _check_edit(
             f"gives {edit.module} rank {settings.rank(edit.module)}",
             hint="fix r / rank_pattern in adapter_config.json, or re-save the adapter with PEFT",
         )
-    expected = lora.expected_shapes(edit, weight.shape, rank, settings.fan_in_fan_out)
+    expected = lora.expected_shapes(edit, weight.shape, rank, settings)
+    rows = adapter[edit.replacement].shape[0] if edit.replacement else weight.shape[0]
+    if edit.tokens and any(not 0 <= i < rows for i in settings.token_indices(edit.module)):
+        raise mismatch.error(
+            f"trainable_token_indices of {edit.module} reach past its {rows} rows",
+            hint="point base at the model the tokens were added to, or save the adapter "
+            "with its resized embeddings (PEFT's save_embedding_layers=True)",
+        )
     for key in edit.keys:
         info = adapter[key]
         if info.dtype not in FLOAT_DTYPES:

@@ -8,6 +8,9 @@ whose keys are the wrapped model's module paths, ``base_model.model.<module>.<pa
 - ``lora_magnitude_vector`` for DoRA (one value per output row; per embedding column);
 - ``base_layer.weight``: a full copy of an embedding PEFT saved alongside its LoRA
   (``save_embedding_layers``), which replaces the base weight on load;
+- ``token_adapter.trainable_tokens_delta``: the new values of the rows listed in
+  ``trainable_token_indices`` (and ``token_adapter.base_layer.weight``, the resized
+  layer, when the vocabulary grew);
 - ``<param>`` (e.g. ``lm_head.weight``): a ``modules_to_save`` copy, which replaces it
   (saved again as ``<module>.modules_to_save.<param>`` beside the base's
   ``<module>.original_module.<param>`` when the vocabulary grew).
@@ -45,7 +48,6 @@ _UNSUPPORTED_OPTIONS = (
     "use_qalora",
     "target_parameters",
     "layer_replication",
-    "trainable_token_indices",
     "alora_invocation_tokens",
     "use_bdlora",
     "arrow_config",
@@ -74,6 +76,15 @@ class LoraSettings:
     base_model_class: str | None
     init_lora_weights: str | None = None
     """PEFT's ``init_lora_weights`` (None: its default), ``release.merge.initialization``."""
+    trainable_token_indices: dict[str, list[int]] = field(default_factory=dict)
+    """The rows PEFT's trainable tokens replace, by module (``*``: the input embedding
+    and the head tied to it, PEFT's list form)."""
+
+    def token_indices(self, module: str) -> list[int]:
+        """The token rows of ``module`` its ``trainable_tokens_delta`` holds, in order."""
+        by_module = self.trainable_token_indices
+        named = next((v for k, v in by_module.items() if module.split(".")[-1] == k), None)
+        return list(named if named is not None else by_module.get("*", []))
 
     def scale(self, module: str, rank: int) -> float:
         """PEFT's scaling for ``module``: alpha / r, or alpha / sqrt(r) with rsLoRA;
@@ -147,7 +158,16 @@ def _settings(raw: dict[str, Any], auto_mapping: dict[str, Any]) -> LoraSettings
         revision=raw.get("revision"),
         base_model_class=auto_mapping.get("base_model_class"),
         init_lora_weights=initialization.label(raw.get("init_lora_weights", True)),
+        trainable_token_indices=_token_indices(raw.get("trainable_token_indices")),
     )
+
+
+def _token_indices(value: Any) -> dict[str, list[int]]:
+    if not value:
+        return {}
+    if isinstance(value, dict):
+        return {str(key): [int(i) for i in rows] for key, rows in value.items()}
+    return {"*": [int(i) for i in value]}
 
 
 def _sorted_if_list(value: Any) -> list[str] | str:
@@ -165,6 +185,8 @@ class ModuleEdit:
     lora_b: str | None = None
     magnitude: str | None = None
     replacement: str | None = None
+    tokens: str | None = None
+    """``trainable_tokens_delta``: the new values of some rows (PEFT's trainable tokens)."""
     snapshot: str | None = None
     """``<module>.original_module.<param>``: the base's parameter as it was (resized),
     saved beside a modules_to_save copy when the vocabulary grew; not trained, not used."""
@@ -183,6 +205,7 @@ _LORA_PARTS = {
     "lora_magnitude_vector": (None, "magnitude"),
     "lora_magnitude_vector.weight": (None, "magnitude"),
     "base_layer.weight": (None, "replacement"),
+    "trainable_tokens_delta": (None, "tokens"),
 }
 
 
@@ -192,7 +215,7 @@ def group_edits(keys: list[str], source: Path) -> dict[str, ModuleEdit]:
     for key in keys:
         if not key.startswith(PREFIX):
             raise InputError(f"{source}: tensor {key!r} is not a PEFT LoRA weight")
-        path = key.removeprefix(PREFIX)
+        path = key.removeprefix(PREFIX).replace(".token_adapter.", ".")
         part = next((p for p in _LORA_PARTS if path.endswith("." + p)), None)
         if part is None:  # a modules_to_save copy of one parameter
             # PEFT saves a grown vocabulary's copies twice (``lm_head.weight`` and
@@ -220,13 +243,16 @@ def group_edits(keys: list[str], source: Path) -> dict[str, ModuleEdit]:
 
 
 def expected_shapes(
-    edit: ModuleEdit, base_shape: tuple[int, ...], rank: int, fan_in_fan_out: bool
+    edit: ModuleEdit, base_shape: tuple[int, ...], rank: int, settings: LoraSettings
 ) -> dict[str, tuple[int, ...]]:
     """The shape each adapter tensor of ``edit`` must have on a base weight of
     ``base_shape`` (rank from lora_A)."""
+    fan_in_fan_out = settings.fan_in_fan_out
     shapes: dict[str, tuple[int, ...]] = {}
     if edit.replacement:
         shapes[edit.replacement] = base_shape
+    if edit.tokens and len(base_shape) == 2:
+        shapes[edit.tokens] = (len(settings.token_indices(edit.module)), base_shape[1])
     if edit.kind is None or len(base_shape) != 2:
         return shapes
     assert edit.lora_a and edit.lora_b
@@ -324,6 +350,8 @@ def merge_weight(
 ) -> np.ndarray:
     """The merged parameter in float32 from float32 inputs (a new array)."""
     merged = (read(edit.replacement) if edit.replacement else weight).astype(np.float32, copy=False)
+    if edit.tokens:  # PEFT's trainable tokens: rows replaced (index_copy), not added to
+        merged[settings.token_indices(edit.module)] = read(edit.tokens)
     if edit.kind is None:
         return merged
     factors = lora_factors(edit, read, settings)

@@ -36,16 +36,23 @@ class TiedHead:
 def tied_head(
     edits: dict[str, lora.ModuleEdit], base: dict[str, TensorInfo], adapter: dict[str, TensorInfo]
 ) -> TiedHead | None:
-    """The adapter's head copy where the base checkpoint has no head (it ties it to the
-    input embedding): untied unless the adapter's embedding copy is the same bytes."""
-    head = next((p for p, e in edits.items() if p.endswith(HEAD) and e.replacement), None)
+    """The adapter's head copy (or trainable tokens) where the base checkpoint has no
+    head (it ties it to the input embedding): untied unless the embedding's are the
+    same bytes."""
+    head = next(
+        (p for p, e in edits.items() if p.endswith(HEAD) and (e.replacement or e.tokens)), None
+    )
     if head is None or any(name.endswith(HEAD) for name in base):
         return None
-    copy = adapter[edits[head].replacement or ""]
-    embedding = next(
-        (e.replacement for p, e in edits.items() if p.endswith("embed_tokens.weight")), None
+    embedding = next((e for p, e in edits.items() if p.endswith("embed_tokens.weight")), None)
+    same = embedding is not None and all(
+        (mine is None) == (theirs is None)
+        and (mine is None or _same_bytes(adapter[mine], adapter[theirs or ""]))
+        for mine, theirs in (
+            (edits[head].replacement, embedding.replacement),
+            (edits[head].tokens, embedding.tokens),
+        )
     )
-    same = embedding is not None and _same_bytes(copy, adapter[embedding])
     return TiedHead(head, untied=not same)
 
 
