@@ -179,8 +179,11 @@ def _equivalence_facts(spec: ReleaseSpec, equivalence) -> EquivalenceFacts:
             f"the merged model is not base + adapter: top-1 agreement "
             f"{equivalence.top1_agreement:.1%} (min {spec.eval.min_top1_agreement:.0%}), mean "
             f"logit error {equivalence.relative_error:.0%} of the adapter's effect (max "
-            f"{spec.eval.max_merge_error:.0%})",
-            hint="rerun with --force merge; if it persists, report it",
+            f"{spec.eval.max_merge_error:.0%}), against PEFT's load of the same files",
+            hint="likely causes: an init_lora_weights in adapter_config.json that moves the "
+            "base (PiSSA, OLoRA, CorDA: convert it with PEFT's save_pretrained("
+            "path_initial_model_for_weight_conversion=...)), base files changed since the "
+            "merge (another revision: rerun with --force merge), a quantized base",
         )
     return EquivalenceFacts(
         **{key: round(value, 6) for key, value in asdict(equivalence).items()},

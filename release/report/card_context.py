@@ -60,6 +60,7 @@ def card_facts(manifest: Manifest, folder: Path | None = None) -> MeasuredFacts:
         target_modules=adapter.target_modules,
         use_rslora=adapter.use_rslora,
         use_dora=adapter.use_dora,
+        init_lora_weights=adapter.init_lora_weights,
         qlora=True if adapter.dequantized_base else None,
     )
     return MeasuredFacts(
