@@ -22,6 +22,7 @@ from release.evaluate.contamination.facts import ContaminationFacts
 from release.evaluate.contamination.methods import methods_of
 from release.evaluate.contamination.normalize import normal_form
 from release.evaluate.contamination.training import Segment, read_segments
+from release.report.github import JobReport
 from release.runner import run_release
 from release.spec.schema import ContaminationSpec, TrainingDataSpec, load_spec
 from release.stages.contamination import ContaminationStage
@@ -289,6 +290,10 @@ def test_stage_records_each_task_and_reruns_only_when_its_inputs_change(release_
     assert choice.contaminated["substring"] == 1 and choice.examples[0].doc_id == 3
     assert by_task["mr_generate"].any_method == 0
     assert facts.training == ["train.jsonl"] and facts.segments == 403 and facts.passed
+    summary = JobReport(load_spec(release_dir / "release.yaml")).markdown([])
+    assert "### Contamination check" in summary
+    assert "403 training texts against 15 test documents (Exact, Substring," in summary
+    assert "| mr_perplexity | 3 | 2 | 66.7% |" in summary
 
     assert isinstance(_run(release_dir)[0][0], StageSkipped)
     assert isinstance(_run(release_dir, memory_cap="10MB")[0][0], StageSkipped)
@@ -328,3 +333,35 @@ def test_spec_errors_are_located(tmp_path):
     with pytest.raises(SpecError) as error:
         load_spec(tmp_path / "release.yaml")
     assert "contamination checks the documents of eval.tasks" in "\n".join(error.value.problems)
+
+
+# --- the card's section -------------------------------------------------------------------
+
+SNAPSHOTS = Path(__file__).parent / "cards_samples" / "contamination"
+
+
+def _section(text: str) -> str:
+    start = text.index("## Contamination check")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else None].strip() + "\n"
+
+
+@pytest.mark.parametrize("planted", [True, False], ids=["found", "nothing-found"])
+def test_card_section_says_what_was_compared_how_and_what_was_found(release_dir, planted):
+    from cards.lint import lint_card
+    from cards.render import render_model_card
+    from cards.spec import load_context
+    from release.report.card_context import card_facts
+    from tests.test_cards_render import BASELINE, DEMO, RESULTS
+
+    if not planted:
+        _training(release_dir, [])
+    _run(release_dir, max_share=0.2, on_exceed="mark")
+    manifest = Manifest.load(load_spec(release_dir / "release.yaml").workspace / MANIFEST_NAME)
+    demo = load_context(DEMO / "card.yaml", RESULTS, BASELINE, DEMO / "facts.json")
+    facts = demo.facts | {"contamination": card_facts(manifest)["contamination"]}
+    text = render_model_card(demo.model_copy(update={"facts": facts}))
+    assert lint_card(text) == []
+    snapshot = SNAPSHOTS / f"{'found' if planted else 'nothing-found'}.md"
+    assert _section(text) == snapshot.read_text(encoding="utf-8")
+    assert "## Contamination check" not in render_model_card(demo)

@@ -14,6 +14,7 @@ from cards.evals import load_results
 from cards.render import CardContext
 from cards.schema import CardMetadata
 from release.core.manifest import Manifest
+from release.evaluate.contamination.facts import ContaminationFacts
 from release.evaluate.facts import EvaluateFacts
 from release.evaluate.harness import BASE_HARNESS_DIR, HARNESS_DIR, produced_results
 from release.gguf.facts import GGUFFacts, GGUFFileFacts, ProjectorFacts
@@ -76,8 +77,16 @@ def card_facts(manifest: Manifest, folder: Path | None = None) -> dict[str, Any]
         "gguf_build": _gguf_build(gguf),
         "versions": model_tools(manifest),
         "history": history_facts(history(manifest, folder)) if folder else None,
+        "contamination": _contamination(manifest),
     }
     return _without_none(facts)
+
+
+def _contamination(manifest: Manifest) -> dict[str, Any] | None:
+    """The contamination check's facts, as the card's "Contamination check" section reads
+    them (``cards/templates/_contamination.md.j2``)."""
+    checked = ContaminationFacts.of(manifest)
+    return checked.model_dump(mode="json") if checked else None
 
 
 def _towers(merge: MergeFacts, gguf: GGUFFacts) -> list[str]:

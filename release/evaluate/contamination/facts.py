@@ -13,6 +13,8 @@ from release.core.facts import Facts, StageFacts
 class MethodFacts(Facts):
     key: str
     """What its counts go under: exact, substring, word_13grams, char_50grams…"""
+    label: str
+    """Its column on the card: Exact, Substring, Word 13-grams, Char 50-grams…"""
     description: str
     n: int | None = None
     min_overlap: float | None = None
