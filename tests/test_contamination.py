@@ -365,3 +365,23 @@ def test_card_section_says_what_was_compared_how_and_what_was_found(release_dir,
     snapshot = SNAPSHOTS / f"{'found' if planted else 'nothing-found'}.md"
     assert _section(text) == snapshot.read_text(encoding="utf-8")
     assert "## Contamination check" not in render_model_card(demo)
+
+
+def test_worker_processes_find_what_one_process_finds(catalan, tmp_path, monkeypatch):
+    from release.evaluate.contamination import check as check_module
+
+    tests, segments = catalan
+    spec = ContaminationSpec(training_data=[{"path": tmp_path}])
+    documents = [TaskDocument("cat", i, text) for i, text in enumerate(tests)]
+    monkeypatch.setattr(check_module, "BATCH_SEGMENTS", 700)  # five batches
+    monkeypatch.setattr(check_module, "WORKERS", 1)
+    alone = check(spec, documents, segments, tmp_path / "a")
+    monkeypatch.setattr(check_module, "WORKERS", 2)
+    pooled = check(spec, documents, segments, tmp_path / "b")
+    assert pooled.segments == alone.segments == 3000
+    assert pooled.characters == alone.characters
+    for key, matches in alone.matches.items():
+        assert np.array_equal(matches.flagged, pooled.matches[key].flagged), key
+        assert matches.training == pooled.matches[key].training, key
+        if matches.overlap is not None:
+            assert np.array_equal(matches.overlap, pooled.matches[key].overlap), key
