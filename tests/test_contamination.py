@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from rich.console import Console
 
 from release.core.errors import InputError, Refused, SpecError
 from release.core.events import StageSkipped, StageStarted
@@ -26,6 +27,7 @@ from release.report.github import JobReport
 from release.runner import run_release
 from release.spec.schema import ContaminationSpec, TrainingDataSpec, load_spec
 from release.stages.contamination import ContaminationStage
+from release.tui.panes.evaluate import _contamination_table
 from tests.catalan_text import sentences
 
 TASKS = Path(__file__).parent / "eval_tasks"
@@ -294,6 +296,11 @@ def test_stage_records_each_task_and_reruns_only_when_its_inputs_change(release_
     assert "### Contamination check" in summary
     assert "403 training texts against 15 test documents (Exact, Substring," in summary
     assert "| mr_perplexity | 3 | 2 | 66.7% |" in summary
+    console = Console(width=100, record=True)
+    console.print(_contamination_table(facts))  # the wizard's eval step
+    wizard = console.export_text()
+    assert "Contamination check: 403 training texts" in wizard
+    assert "mr_perplexity │         3 │     2 │ 66.7%" in wizard
 
     assert isinstance(_run(release_dir)[0][0], StageSkipped)
     assert isinstance(_run(release_dir, memory_cap="10MB")[0][0], StageSkipped)
