@@ -210,6 +210,12 @@ def test_training_layouts_and_formats(tmp_path):
     assert [s.parts for s in read_segments([named])] == [("gat",)]
 
 
+def test_a_hub_dataset_not_in_the_cache_is_not_downloaded(tmp_path):
+    source = TrainingDataSpec(hub="nobody/no-such-dataset")
+    with pytest.raises(InputError, match=r"nobody/no-such-dataset: not in the local datasets"):
+        list(read_segments([source]))
+
+
 def test_unknown_layout_is_one_line_naming_the_record(tmp_path):
     (tmp_path / "x.jsonl").write_text(json.dumps({"body": "text"}) + "\n")
     with pytest.raises(InputError, match=r"x.jsonl:1: none of the fields body is a known layout"):

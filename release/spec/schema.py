@@ -332,10 +332,19 @@ class EvalSpec(_Section):
 
     @model_validator(mode="after")
     def _contamination_has_tasks(self) -> EvalSpec:
-        if self.contamination is not None and self.tasks is None and not self.results:
+        if self.contamination is None:
+            return self
+        if self.tasks is None and not self.results:
             raise ValueError(
                 "contamination checks the documents of eval.tasks or of the tasks in "
                 "eval.results: give one of them"
+            )
+        from importlib.util import find_spec
+
+        if find_spec("lm_eval") is None:
+            raise ValueError(
+                "contamination reads the tasks' documents with lm-evaluation-harness, which "
+                "is not installed: pip install 'model-release[lm-eval]'"
             )
         return self
 
