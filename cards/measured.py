@@ -129,6 +129,43 @@ class HistoryFacts(_Facts):
     """Earlier versions whose manifest could not be read."""
 
 
+class ContaminationMethod(_Facts):
+    """One way training texts were compared with test documents."""
+
+    key: str
+    label: str
+    description: str
+
+
+class ContaminationTask(_Facts):
+    """One task's test documents against the training data."""
+
+    task: str
+    documents: int
+    contaminated: dict[str, int] = Field(default_factory=dict)
+    """Documents found by each method (by ``ContaminationMethod.key``)."""
+    any_method: int = 0
+    share: float = 0.0
+    marked: bool = False
+    """Above the release's limit: the card marks the task's scores."""
+
+
+class ContaminationSkipped(_Facts):
+    task: str
+    reason: str
+
+
+class ContaminationFacts(_Facts):
+    """The training data against the documents of the tasks the card reports."""
+
+    training: list[str] = Field(default_factory=list)
+    segments: int = 0
+    methods: list[ContaminationMethod] = Field(default_factory=list)
+    tasks: list[ContaminationTask] = Field(default_factory=list)
+    skipped: list[ContaminationSkipped] = Field(default_factory=list)
+    max_share: float | None = None
+
+
 class MeasuredFacts(_Facts):
     """Everything a card says that was measured, rather than written by its author."""
 
@@ -159,3 +196,4 @@ class MeasuredFacts(_Facts):
     versions: dict[str, str] = Field(default_factory=dict)
     """The tools that made the model, and their versions."""
     history: HistoryFacts | None = None
+    contamination: ContaminationFacts | None = None

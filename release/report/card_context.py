@@ -10,7 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+from cards.measured import ContaminationFacts as CardContamination
 from cards.measured import (
+    ContaminationMethod,
+    ContaminationSkipped,
+    ContaminationTask,
     EquivalenceFacts,
     GGUFBuildFacts,
     LoraFacts,
@@ -24,6 +28,7 @@ from cards.measured import ProjectorFacts as MmprojFacts
 from cards.render import CardContext
 from cards.schema import CardMetadata
 from release.core.manifest import Manifest
+from release.evaluate.contamination.facts import ContaminationFacts
 from release.evaluate.facts import EvaluateFacts
 from release.evaluate.scores import ReleaseScores
 from release.gguf.facts import GGUFFacts, GGUFFileFacts, ProjectorFacts
@@ -86,6 +91,7 @@ def card_facts(manifest: Manifest, folder: Path | None = None) -> MeasuredFacts:
         gguf_build=_gguf_build(gguf),
         versions=model_tools(manifest),
         history=history_facts(history(manifest, folder)) if folder else None,
+        contamination=_contamination(manifest),
     )
 
 
@@ -109,6 +115,35 @@ def _sanity(evaluate: EvaluateFacts) -> SanityFacts:
             SmokeFacts(prompt=s.prompt, output=s.output, passed=s.passed) for s in evaluate.smoke
         ],
         device=evaluate.device,
+    )
+
+
+def _contamination(manifest: Manifest) -> CardContamination | None:
+    """The contamination check's facts, as the card's "Contamination check" section reads
+    them (``cards/templates/_contamination.md.j2``)."""
+    checked = ContaminationFacts.of(manifest)
+    if checked is None:
+        return None
+    return CardContamination(
+        training=checked.training,
+        segments=checked.segments,
+        methods=[
+            ContaminationMethod(key=m.key, label=m.label, description=m.description)
+            for m in checked.methods
+        ],
+        tasks=[
+            ContaminationTask(
+                task=t.task,
+                documents=t.documents,
+                contaminated=t.contaminated,
+                any_method=t.any_method,
+                share=t.share,
+                marked=t.marked,
+            )
+            for t in checked.tasks
+        ],
+        skipped=[ContaminationSkipped(task=s.task, reason=s.reason) for s in checked.skipped],
+        max_share=checked.max_share,
     )
 
 

@@ -44,6 +44,7 @@ from release.core.events import (
 from release.core.facts import StageFacts
 from release.core.manifest import MANIFEST_NAME, Manifest
 from release.core.redact import redact
+from release.evaluate.contamination.facts import ContaminationFacts
 from release.evaluate.facts import EvaluateFacts
 from release.hub.facts import PushFacts
 from release.report.card_facts import CardFacts
@@ -247,6 +248,7 @@ class JobReport:
             ),
             "".join(f"- ⚠️ {_cell(warning)}\n" for warning in self.warnings),
             _evaluation(self.stage_facts(EvaluateFacts)),
+            _contamination(self.stage_facts(ContaminationFacts)),
             _card_section(lints),
             _push_section(self.pushed()),
         ]
@@ -294,6 +296,31 @@ def _seconds(value: float | None) -> str:
 
 def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, int | float) else ""
+
+
+def _contamination(facts: ContaminationFacts | None) -> str:
+    """The contamination check: per task, the documents found by any method."""
+    if facts is None:
+        return ""
+    rows = [
+        [
+            task.task + (" ⚠" if task.marked else ""),
+            task.documents,
+            task.any_method,
+            f"{task.share:.1%}",
+        ]
+        for task in facts.tasks
+    ]
+    methods = ", ".join(method.label for method in facts.methods)
+    parts = [
+        "### Contamination check\n",
+        f"{facts.segments:,} training texts against {facts.documents:,} test documents "
+        f"({methods}).\n",
+        _table(["Task", "Documents", "Found", "Share"], rows),
+    ]
+    parts += [f"- ❌ {_cell(line)}\n" for line in facts.failures]
+    parts += [f"- not checked: {_cell(t.task)} ({_cell(t.reason)})\n" for t in facts.skipped]
+    return "\n".join(part for part in parts if part)
 
 
 def _evaluation(facts: EvaluateFacts | None) -> str:

@@ -190,6 +190,101 @@ class TasksSpec(_Section):
         return self
 
 
+ContaminationMethod = Literal["exact", "substring", "word_ngrams", "char_ngrams"]
+CONTAMINATION_METHODS: tuple[str, ...] = get_args(ContaminationMethod)
+
+
+class TrainingDataSpec(_Section):
+    """Training data the contamination check reads: local files, or a Hub dataset in the
+    local ``datasets`` cache. A plain string in the list is a path."""
+
+    path: SpecPath | None = Field(
+        default=None, description="A JSONL, JSON, Parquet or text file, or a folder of them."
+    )
+    hub: str | None = Field(
+        default=None, description="A Hub dataset already in the local datasets cache."
+    )
+    config: str | None = None
+    split: str = "train"
+    revision: str | None = None
+    fields: list[str] = Field(
+        default_factory=list,
+        description="The fields to read; default: messages, instruction/output, "
+        "prompt/completion, question/answer or text, whichever a record has.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_alone(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrainingDataSpec:
+        if (self.path is None) == (self.hub is None):
+            raise ValueError("give path (local files) or hub (a cached dataset), one of them")
+        if self.path is not None and not self.path.exists():
+            raise ValueError(f"no such file or folder: {self.path}")
+        return self
+
+
+class ContaminationSpec(_Section):
+    """Training data against the documents of the benchmarks the release reports."""
+
+    training_data: list[TrainingDataSpec] = Field(min_length=1)
+    methods: list[ContaminationMethod] = Field(
+        default_factory=lambda: list(CONTAMINATION_METHODS), min_length=1
+    )
+    word_ngram: int = Field(
+        default=13, ge=1, description="Words in an n-gram, as lm-eval's Janitor (13)."
+    )
+    char_ngrams: list[int] = Field(
+        default_factory=lambda: [50, 30], min_length=1, description="Characters in an n-gram."
+    )
+    min_overlap: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="A test text counts as contaminated when this share of its character "
+        "n-grams is in the training data.",
+    )
+    min_substring_chars: int = Field(
+        default=30, ge=1, description="Shorter test texts are left out of the substring match."
+    )
+    max_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="The gate: a task with more than this share of contaminated documents "
+        "refuses the release (on_exceed: refuse) or is marked contaminated on the card.",
+    )
+    on_exceed: Literal["refuse", "mark"] = "refuse"
+    memory_cap: int = Field(
+        default=2**30,
+        gt=0,
+        description="Memory for the training data's n-gram hashes (8 bytes each); past "
+        "it they are kept on disk.",
+    )
+
+    @field_validator("memory_cap", mode="before")
+    @classmethod
+    def _cap_size(cls, value: Any) -> Any:
+        return parse_size(value) if isinstance(value, str) else value
+
+    @field_validator("methods", "char_ngrams")
+    @classmethod
+    def _no_repeats(cls, value: list) -> list:
+        if len(set(value)) != len(value):
+            raise ValueError("each at most once")
+        return value
+
+    @field_validator("char_ngrams")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(n < 1 for n in value):
+            raise ValueError("n-gram sizes are at least 1")
+        return value
+
+
 class EvalSpec(_Section):
     enabled: bool = True
     tasks: TasksSpec | None = None
@@ -223,6 +318,25 @@ class EvalSpec(_Section):
     )
     max_task_drop: float = Field(default=0.20, ge=0, le=1)
     max_average_drop: float = Field(default=0.05, ge=0, le=1)
+    contamination: ContaminationSpec | None = None
+
+    @model_validator(mode="after")
+    def _contamination_has_tasks(self) -> EvalSpec:
+        if self.contamination is None:
+            return self
+        if self.tasks is None and not self.results:
+            raise ValueError(
+                "contamination checks the documents of eval.tasks or of the tasks in "
+                "eval.results: give one of them"
+            )
+        from importlib.util import find_spec
+
+        if find_spec("lm_eval") is None:
+            raise ValueError(
+                "contamination reads the tasks' documents with lm-evaluation-harness, which "
+                "is not installed: pip install 'model-release[lm-eval]'"
+            )
+        return self
 
 
 class GGUFSpec(_Section):

@@ -31,7 +31,9 @@ class EvaluateStage(Stage):
         from release.evaluate.gate import previous_scores
 
         scores = previous_scores(spec.eval.previous)  # not the manifests' bytes
-        return spec.eval.model_dump(mode="json") | {"previous_scores": scores}
+        # the contamination check is a stage of its own: its settings do not rerun this one
+        settings = spec.eval.model_dump(mode="json", exclude={"contamination"})
+        return settings | {"previous_scores": scores}
 
     def input_paths(self, spec: ReleaseSpec) -> list[Path]:
         from release.evaluate.history import is_manifest

@@ -59,5 +59,7 @@ def resume_step(states: dict[str, State]) -> str:
 
 
 def stages_through(stage: str) -> list[str]:
-    """The stages a run of ``stage`` includes: it and every stage before it."""
-    return list(STAGES[: STAGES.index(stage) + 1])
+    """The stages a run of ``stage`` includes: it and every stage before it, the runner's
+    stages without a step of their own (the contamination check) among them."""
+    names = [s.name for s in default_stages()]
+    return names[: names.index(stage) + 1]

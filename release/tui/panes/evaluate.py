@@ -13,6 +13,7 @@ from textual.widgets import Static
 
 from cards.baseline import base_scores
 from release.core.errors import WorkError
+from release.evaluate.contamination.facts import ContaminationFacts
 from release.evaluate.facts import ComparisonFacts, EvaluateFacts, SmokeFacts, evaluated
 from release.evaluate.harness import task_names
 from release.report.compare import score_rows
@@ -41,6 +42,8 @@ class EvalPane(StepPane):
         manifest = self.session.manifest()
         facts = evaluated(manifest) if manifest else None
         shown = self.render_facts(facts, self.session.measured(self.stage)) if facts else ""
+        if checked := ContaminationFacts.of(manifest):  # its own stage, run with this step
+            shown = Group(_contamination_table(checked), Text(""), *([shown] if shown else []))
         self.query_one(".facts", Static).update(shown)
 
     def render_facts(self, facts: EvaluateFacts, measured: dict[str, Any]):
@@ -114,6 +117,27 @@ def _benchmarks(spec: ReleaseSpec | None) -> str:
         return f"Benchmarks: {error}"
     base = "; on the base too, for comparison" if tasks.compare_base else ""
     return f"Benchmarks (lm-eval, {tasks.backend}): {names}{base}"
+
+
+def _contamination_table(facts: ContaminationFacts) -> Table:
+    """Per task: the documents found in the training data, by any of the methods."""
+    methods = ", ".join(method.label for method in facts.methods)
+    table = Table(
+        title=f"Contamination check: {facts.segments:,} training texts ({methods})",
+        title_justify="left",
+        title_style="bold",
+    )
+    for column in ("task", "documents", "found", "share"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for task in facts.tasks:
+        style = "red" if task.marked else ("yellow" if task.any_method else "")
+        table.add_row(
+            task.task + (" (marked)" if task.marked else ""),
+            f"{task.documents:,}",
+            Text(f"{task.any_method:,}", style=style),
+            Text(f"{task.share:.1%}", style=style),
+        )
+    return table
 
 
 def _comparison_table(compared: list[ComparisonFacts]) -> Table:
