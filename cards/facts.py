@@ -125,7 +125,7 @@ def sanity_rows(sanity: SanityFacts | None) -> list[Row]:
         found.append(
             (
                 f"Perplexity on held-out text ({ppl.tokens:,} tokens): base → fine-tuned",
-                f"{ppl.base:.2f} → {ppl.adapter:.2f} (merged: {ppl.merged:.2f})",
+                f"{ppl.base:.2f} → {ppl.merged:.2f}",
             )
         )
     if smoke := sanity.smoke:

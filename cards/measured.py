@@ -48,11 +48,10 @@ class EquivalenceFacts(_Facts):
 
 
 class PerplexityFacts(_Facts):
-    """Held-out text: base, base + adapter and merged model."""
+    """Held-out text: the base and the merged model."""
 
     tokens: int
     base: float
-    adapter: float
     merged: float
 
 

@@ -52,7 +52,15 @@ def released(tiny_llama_dir, tmp_path_factory) -> tuple[ReleaseSpec, Path]:
 
 
 def _checks(spec: ReleaseSpec, workspace: Path, merged: Path, plan: LoadPlan):
-    run = model_checks(spec, spec.base.path, workspace / "adapter", merged, plan, SilentReporter())
+    run = model_checks(
+        spec,
+        spec.base.path,
+        workspace / "adapter",
+        merged,
+        plan,
+        SilentReporter(),
+        base_fingerprint=None,
+    )
     while True:
         try:
             next(run)

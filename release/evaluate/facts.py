@@ -39,16 +39,25 @@ class EquivalenceFacts(Facts):
 
 
 class PerplexityFacts(Facts):
-    """Held-out text: base, base + adapter and merged model."""
+    """Held-out text: the base and the merged model (which the equivalence check has
+    shown to be base + adapter, so base + adapter's own pass would prove nothing more)."""
 
     text: str
     tokens: int
     base: float
-    adapter: float
     merged: float
     ratio: float
     max_ratio: float
     passed: bool | None = None
+
+
+class BaseFiguresFacts(Facts):
+    """The base's perplexity and probe logits (``release.evaluate.base_figures``): read
+    from the cache an earlier release of the same base filled, or computed in this run."""
+
+    key: str
+    """The cache key's sha256: the base's fingerprint, the texts' token ids, the dtype…"""
+    cached: bool
 
 
 class SmokeFacts(Facts):
@@ -132,6 +141,7 @@ class EvaluateFacts(StageFacts):
     shown beside this release's, never in its model-index or its gate."""
     equivalence: EquivalenceFacts | None = None
     perplexity: PerplexityFacts | None = None
+    base_figures: BaseFiguresFacts | None = None
     smoke: list[SmokeFacts] = Field(default_factory=list)
     estimated_output_bytes: int | None = None
     estimated_peak_memory_bytes: int | None = None

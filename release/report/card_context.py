@@ -106,9 +106,7 @@ def _sanity(evaluate: EvaluateFacts) -> SanityFacts:
         )
         if eq
         else None,
-        perplexity=PerplexityFacts(
-            tokens=ppl.tokens, base=ppl.base, adapter=ppl.adapter, merged=ppl.merged
-        )
+        perplexity=PerplexityFacts(tokens=ppl.tokens, base=ppl.base, merged=ppl.merged)
         if ppl
         else None,
         smoke=[

@@ -366,8 +366,8 @@ def _evaluation(facts: EvaluateFacts | None) -> str:
         agreement = facts.equivalence.top1_agreement
         sanity.append(["merged vs base + adapter, top-1 agreement", f"{agreement:.1%}"])
     if (ppl := facts.perplexity) is not None:
-        shown = " → ".join(_number(value) for value in (ppl.base, ppl.adapter, ppl.merged))
-        sanity.append(["perplexity base → adapter → merged", shown])
+        shown = " → ".join(_number(value) for value in (ppl.base, ppl.merged))
+        sanity.append(["perplexity base → merged", shown])
     parts.append(_table(["Sanity check", "Result"], sanity))
     return "\n".join(part for part in parts if part)
 

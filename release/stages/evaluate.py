@@ -71,7 +71,10 @@ class EvaluateStage(Stage):
             base_dir, merged_dir, adapter_dir, visible_gpus(), available_memory()[0]
         )
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
-        checked = yield from model_checks(spec, base_dir, adapter_dir, merged_dir, plan, ctx)
+        fingerprint = intake.base_fingerprint if intake else None  # keys the base's figures
+        checked = yield from model_checks(
+            spec, base_dir, adapter_dir, merged_dir, plan, ctx, base_fingerprint=fingerprint
+        )
         harness, base_results = None, []
         if spec.eval.tasks is not None:
             from release.evaluate.harness import run_tasks

@@ -72,8 +72,7 @@ class EvalPane(StepPane):
                     [
                         (
                             "perplexity",
-                            f"base {ppl.base:.2f} · +adapter {ppl.adapter:.2f} · "
-                            f"merged {ppl.merged:.2f}",
+                            f"base {ppl.base:.2f} · merged {ppl.merged:.2f}",
                         ),
                         ("ratio", f"×{ppl.ratio:.3f} (max ×{ppl.max_ratio})"),
                         ("verdict", verdict(ppl.passed is not False)),
