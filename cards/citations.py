@@ -49,6 +49,17 @@ METHODS = {
     "pissa": "meng2024pissa",
     "gguf": "gerganov2023llamacpp",
     "lm-eval": "eval-harness",
+    # merge methods (a recipe's merge_method; release.merge.methods has their papers)
+    "linear": "wortsman2022soups",
+    "task_arithmetic": "ilharco2023taskarithmetic",
+    "ties": "yadav2023ties",
+    "dare_ties": "yu2024dare",
+    "dare_linear": "yu2024dare",
+    "slerp": "shoemake1985slerp",
+    "breadcrumbs": "davari2024breadcrumbs",
+    "breadcrumbs_ties": "davari2024breadcrumbs",
+    "della": "deep2024della",
+    "della_linear": "deep2024della",
 }
 
 
@@ -130,7 +141,7 @@ def methods_used(facts: dict[str, Any], harnesses: Iterable[str] = ()) -> list[s
 
     Reads ``facts["lora"]`` (``use_rslora``, ``use_dora``, ``init_lora_weights``
     starting with "pissa", ``qlora``), ``facts["gguf_files"]``, and the harnesses
-    that produced the card's eval records.
+    that produced the card's eval records, and ``facts["merge_methods"]`` (a recipe's).
     """
     lora = facts.get("lora") or {}
     used = ["lora"] if lora else []
@@ -140,6 +151,7 @@ def methods_used(facts: dict[str, Any], harnesses: Iterable[str] = ()) -> list[s
     used += ["pissa"] if str(lora.get("init_lora_weights", "")).startswith("pissa") else []
     used += ["gguf"] if facts.get("gguf_files") else []
     used += ["lm-eval"] if "lm-evaluation-harness" in set(harnesses) else []
+    used += [name for name in facts.get("merge_methods") or [] if name in METHODS]
     return used
 
 
@@ -147,7 +159,8 @@ def method_citations(facts: dict[str, Any], harnesses: Iterable[str] = ()) -> li
     """BibTeX for the methods used, then ``facts["base_model_citation"]`` and
     ``facts["dataset_citations"]`` (BibTeX strings) when given."""
     library = _library()
-    cited = [library[METHODS[name]] for name in methods_used(facts, harnesses)]
+    keys = dict.fromkeys(METHODS[name] for name in methods_used(facts, harnesses))
+    cited = [library[key] for key in keys]
     extra = [facts.get("base_model_citation"), *(facts.get("dataset_citations") or [])]
     return cited + [text.strip() for text in extra if text and text.strip()]
 

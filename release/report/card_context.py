@@ -76,6 +76,8 @@ def card_facts(manifest: Manifest, folder: Path | None = None) -> dict[str, Any]
         "gguf_build": _gguf_build(gguf),
         "versions": model_tools(manifest),
         "history": history_facts(history(manifest, folder)) if folder else None,
+        "merge_recipe": merge.recipe.model_dump(mode="json") if merge.recipe else None,
+        "merge_methods": [m.name for m in merge.recipe.methods] if merge.recipe else None,
     }
     return _without_none(facts)
 
@@ -157,18 +159,25 @@ def _pipeline_tag(spec: ReleaseSpec, manifest: Manifest | None) -> str:
 
 def card_metadata(spec: ReleaseSpec, kind: Kind, manifest: Manifest | None = None) -> CardMetadata:
     card = spec.card
-    base = repo_ids(spec)["merged"] if kind == "gguf" else spec.base.repo_id
+    base: str | list[str] | None = repo_ids(spec)["merged"] if kind == "gguf" else spec.base.repo_id
+    recipe = (MergeFacts.of(manifest) or MergeFacts()).recipe if manifest else None
+    relation = _RELATION[kind]
+    tags = [*card.tags, "model-release"]
+    if recipe is not None and kind == "merged":
+        base = [i.repo_id for i in recipe.inputs if i.repo_id] or base
+        relation = "merge"
+        tags += ["merge", *(["mergekit"] if recipe.mergekit_compatible else [])]
     data: dict[str, Any] = {
         "license": card.license,
         "license_name": card.license_name,
         "license_link": card.license_link or LICENSE_LINKS.get(card.license),
         "language": card.language or None,
-        "tags": list(dict.fromkeys([*card.tags, "model-release"])),
+        "tags": list(dict.fromkeys(tags)),
         "datasets": card.datasets or None,
         "pipeline_tag": _pipeline_tag(spec, manifest),
         "library_name": {"merged": "transformers", "adapter": "peft", "gguf": None}[kind],
         "base_model": base,
-        "base_model_relation": _RELATION[kind] if base else None,
+        "base_model_relation": relation if base else None,
     }
     return CardMetadata.model_validate({k: v for k, v in data.items() if v is not None})
 

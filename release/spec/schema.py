@@ -32,6 +32,8 @@ from pydantic import (
 from cards.schema import is_repo_id
 from release.core.errors import MissingInputError, SpecError
 from release.core.paths import relative_if_inside
+from release.spec.paths import SpecPath
+from release.spec.recipe import MergeRecipe
 from release.spec.yaml_lines import YamlLocator
 
 SPEC_VERSION = 1
@@ -56,17 +58,6 @@ GGUF_TYPES: tuple[str, ...] = get_args(GGUFType)
 _SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20}
 _SIZE_UNITS["GIB"] = 2**30
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-
-
-def _resolve_path(value: Path, info: ValidationInfo) -> Path:
-    base_dir = (info.context or {}).get("base_dir")
-    value = value.expanduser()
-    if base_dir is not None and not value.is_absolute():
-        value = Path(base_dir) / value
-    return Path(os.path.normpath(Path(value).absolute()))
-
-
-SpecPath = Annotated[Path, AfterValidator(_resolve_path)]
 
 
 def parse_size(value: int | str) -> int:
@@ -154,11 +145,30 @@ class AdapterSpec(_Section):
 class MergeSpec(_Section):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     shard_size: int = Field(default=2 * 10**9, gt=0, description="Largest output shard, in bytes.")
+    recipe: MergeRecipe | None = Field(
+        default=None,
+        description="Several models into one (mergekit's YAML vocabulary), inline or the "
+        "path of a YAML file (see release.spec.recipe).",
+    )
 
     @field_validator("shard_size", mode="before")
     @classmethod
     def _size(cls, value: Any) -> Any:
         return parse_size(value) if isinstance(value, str) else value
+
+    @field_validator("recipe", mode="before")
+    @classmethod
+    def _recipe_file(cls, value: Any, info: ValidationInfo) -> Any:
+        """A string names a YAML file of the recipe (relative to release.yaml's folder)."""
+        if not isinstance(value, str):
+            return value
+        path = Path(value).expanduser()
+        if not path.is_absolute() and (base_dir := (info.context or {}).get("base_dir")):
+            path = Path(base_dir) / path
+        try:
+            return yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ValueError(f"cannot read the recipe file {path}: {exc}") from None
 
 
 class TasksSpec(_Section):
