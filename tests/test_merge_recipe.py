@@ -331,3 +331,39 @@ def test_card_shows_the_recipe_without_local_paths(tiny_llama_dir, loras, fisher
     assert str(loras["a"].parent) not in card
     assert "@inproceedings{ilharco2023taskarithmetic" in card
     assert "@inproceedings{shoemake1985slerp" in card
+
+
+def test_merge_stage_runs_the_recipe(tiny_llama_dir, loras, fisher_mask, tmp_path):
+    from release.core.manifest import Manifest
+    from release.merge.facts import MergeFacts
+    from release.runner import run_release
+    from release.spec.schema import ReleaseSpec
+
+    text = _seed003(loras, tiny_llama_dir, fisher_mask)
+    spec = ReleaseSpec(
+        name="tiny",
+        version="1.0",
+        base={"path": str(tiny_llama_dir)},
+        adapter={"path": str(loras["a"])},
+        workspace=tmp_path / "build",
+        merge={"recipe": yaml.safe_load(text)},
+    )
+    list(run_release(spec, only=["adapter", "merge"]))
+    _, direct = _run(_recipe(text), tiny_llama_dir, tmp_path / "direct")
+    manifest = Manifest.load(tmp_path / "build" / "manifest.json")
+    facts = MergeFacts.of(manifest)
+    assert facts is not None and facts.recipe is not None
+    assert [m.name for m in facts.recipe.methods] == ["task_arithmetic", "slerp"]
+    assert facts.tensors_merged == direct.tensors_merged
+    for name, digest in direct.sha256.items():
+        written = (tmp_path / "build" / "merge" / name).read_bytes()
+        assert hashlib.sha256(written).hexdigest() == digest
+    # the recipe is part of the stage's key: another t merges again
+    changed = text.replace("{t: 0.3}", "{t: 0.5}")
+    spec = spec.model_copy(
+        update={"merge": spec.merge.model_copy(update={"recipe": _recipe(changed)})}
+    )
+    events = list(run_release(spec, only=["adapter", "merge"]))
+    assert any(getattr(e, "stage", None) == "merge" for e in events)
+    after = Manifest.load(tmp_path / "build" / "manifest.json")
+    assert after.stages["merge"].key != manifest.stages["merge"].key
