@@ -68,8 +68,13 @@ def test_recipe_in_release_yaml_is_located(tmp_path):
     with pytest.raises(SpecError) as error:
         parse_spec(text, tmp_path / "release.yaml")
     problems = "\n".join(error.value.problems)
-    # a one-step recipe is steps[0]; the line is the recipe's (its keys are not mapped yet)
-    assert "release.yaml:6: merge.recipe.steps.0.modles: unknown key" in problems
+    assert "release.yaml:8: merge.recipe.modles: unknown key" in problems
+    several = text.replace("    merge_method", "    - merge_method").replace(
+        "    modles", "      modles"
+    )
+    with pytest.raises(SpecError) as error:
+        parse_spec(several, tmp_path / "release.yaml")
+    assert "release.yaml:8: merge.recipe.0.modles: unknown key" in "\n".join(error.value.problems)
 
 
 def test_recipe_file_named_by_release_yaml(tmp_path):

@@ -147,3 +147,15 @@ class MergeRecipe(_Record):
         """The dtype the release is written in (the last step's out_dtype or dtype)."""
         last = self.steps[-1]
         return last.out_dtype or last.dtype
+
+
+def recipe_yaml_loc(loc: tuple, data: dict) -> tuple:
+    """An error's path in the YAML as written: a one-step recipe is a mapping (no
+    ``steps.0``), several steps a list (no ``steps``); other paths as they are."""
+    if loc[:3] != ("merge", "recipe", "steps"):
+        return loc
+    recipe = (data.get("merge") or {}).get("recipe") if isinstance(data, dict) else None
+    rest = loc[3:]
+    if isinstance(recipe, dict) and "steps" not in recipe:
+        rest = rest[1:]
+    return ("merge", "recipe", *rest)

@@ -33,7 +33,7 @@ from cards.schema import is_repo_id
 from release.core.errors import MissingInputError, SpecError
 from release.core.paths import relative_if_inside
 from release.spec.paths import SpecPath
-from release.spec.recipe import MergeRecipe
+from release.spec.recipe import MergeRecipe, recipe_yaml_loc
 from release.spec.yaml_lines import YamlLocator
 
 SPEC_VERSION = 1
@@ -418,7 +418,8 @@ def parse_spec(text: str, path: Path) -> ReleaseSpec:
         return ReleaseSpec.model_validate(data, context=context)
     except ValidationError as exc:
         locator = YamlLocator(text, ReleaseSpec)
-        located = [(_line_of(e, locator), _format_problem(e, locator, path)) for e in exc.errors()]
+        errors = [{**e, "loc": recipe_yaml_loc(tuple(e["loc"]), data)} for e in exc.errors()]
+        located = [(_line_of(e, locator), _format_problem(e, locator, path)) for e in errors]
         problems = [problem for _, problem in sorted(located, key=lambda item: item[0] or 0)]
         count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
         raise SpecError(f"{path}: {count}", problems=problems) from None
