@@ -83,6 +83,10 @@ def test_recipe_file_named_by_release_yaml(tmp_path):
         "parameters: {t: 0.3}\n"
     )
     text = "name: m\nversion: 1.0.0\nbase: {path: base}\nadapter: {path: a}\n"
+    with pytest.raises(SpecError) as error:  # the sanity eval measures base + one adapter
+        parse_spec(text + "merge: {recipe: recipe.yaml}\n", tmp_path / "release.yaml")
+    assert "set eval.enabled: false" in "\n".join(error.value.problems)
+    text += "eval: {enabled: false}\n"
     spec = parse_spec(text + "merge: {recipe: recipe.yaml}\n", tmp_path / "release.yaml")
     assert spec.merge.recipe is not None
     assert spec.merge.recipe.steps[0].parameters == {"t": 0.3}
@@ -352,6 +356,7 @@ def test_merge_stage_runs_the_recipe(tiny_llama_dir, loras, fisher_mask, tmp_pat
         adapter={"path": str(loras["a"])},
         workspace=tmp_path / "build",
         merge={"recipe": yaml.safe_load(text)},
+        eval={"enabled": False},
     )
     list(run_release(spec, only=["adapter", "merge"]))
     _, direct = _run(_recipe(text), tiny_llama_dir, tmp_path / "direct")

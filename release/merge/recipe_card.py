@@ -95,7 +95,10 @@ def recipe_facts(
             RecipeMethod(name=m, pretty_name=METHODS[m].pretty_name, paper=METHODS[m].paper)
             for m in recipe.methods
         ],
-        mergekit_compatible=recipe.mergekit_compatible,
+        # mergekit names a LoRA input base+adapter; ours names the folder, so a recipe
+        # with one does not repeat in mergekit as written
+        mergekit_compatible=recipe.mergekit_compatible
+        and all(source.kind != "lora" for source in inputs.sources.values()),
         random_seeds=[s.random_seed for s in recipe.steps if s.random_seed is not None],
         mask_files=masks,
     )

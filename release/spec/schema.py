@@ -318,6 +318,18 @@ class ReleaseSpec(_Section):
             )
         return value
 
+    @model_validator(mode="after")
+    def _recipe_not_measured_yet(self) -> ReleaseSpec:
+        """The sanity eval measures the merged model against base + the adapter; a
+        recipe's merge is none of its inputs, so that check would fail it."""
+        if self.eval.enabled and self.merge.recipe is not None:
+            raise ValueError(
+                "the sanity eval compares the merged model with base + adapter, which a "
+                "merge recipe is not; set eval.enabled: false (measuring a merge beside "
+                "its inputs is not built yet)"
+            )
+        return self
+
     _base_dir: Path | None = PrivateAttr(default=None)
     _file: Path | None = PrivateAttr(default=None)
 
