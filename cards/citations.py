@@ -52,6 +52,17 @@ METHODS = {
     "pissa": "meng2024pissa",
     "gguf": "gerganov2023llamacpp",
     "lm-eval": "eval-harness",
+    # merge methods (a recipe's merge_method; release.merge.methods has their papers)
+    "linear": "wortsman2022soups",
+    "task_arithmetic": "ilharco2023taskarithmetic",
+    "ties": "yadav2023ties",
+    "dare_ties": "yu2024dare",
+    "dare_linear": "yu2024dare",
+    "slerp": "shoemake1985slerp",
+    "breadcrumbs": "davari2024breadcrumbs",
+    "breadcrumbs_ties": "davari2024breadcrumbs",
+    "della": "deep2024della",
+    "della_linear": "deep2024della",
 }
 
 
@@ -133,7 +144,7 @@ def methods_used(facts: MeasuredFacts, harnesses: Iterable[str] = ()) -> list[st
 
     Reads ``facts.lora`` (``use_rslora``, ``use_dora``, ``init_lora_weights``
     starting with "pissa", ``qlora``), ``facts.gguf_files``, and the harnesses
-    that produced the card's eval records.
+    that produced the card's eval records, and ``facts.merge_recipe``'s methods.
     """
     lora = facts.lora
     if lora is None:
@@ -146,6 +157,8 @@ def methods_used(facts: MeasuredFacts, harnesses: Iterable[str] = ()) -> list[st
         used += ["pissa"] if str(lora.init_lora_weights or "").startswith("pissa") else []
     used += ["gguf"] if facts.gguf_files else []
     used += ["lm-eval"] if "lm-evaluation-harness" in set(harnesses) else []
+    recipe = facts.merge_recipe
+    used += [m.name for m in recipe.methods if m.name in METHODS] if recipe else []
     return used
 
 
@@ -153,7 +166,8 @@ def method_citations(facts: MeasuredFacts, harnesses: Iterable[str] = ()) -> lis
     """BibTeX for the methods used, then ``facts.base_model_citation`` and
     ``facts.dataset_citations`` (BibTeX strings) when given."""
     library = _library()
-    cited = [library[METHODS[name]] for name in methods_used(facts, harnesses)]
+    keys = dict.fromkeys(METHODS[name] for name in methods_used(facts, harnesses))
+    cited = [library[key] for key in keys]
     extra = [facts.base_model_citation, *facts.dataset_citations]
     return cited + [text.strip() for text in extra if text and text.strip()]
 

@@ -165,6 +165,37 @@ class ContaminationFacts(_Facts):
     max_share: float | None = None
 
 
+class RecipeInput(_Facts):
+    """One input of a merge recipe, named publicly (a Hub id at its commit, or a local
+    folder's name with the sha256 of its weights)."""
+
+    name: str
+    kind: str
+    """base, checkpoint (a full fine-tune) or lora (an adapter applied to the base)."""
+    repo_id: str | None = None
+    revision: str | None = None
+    sha256: str | None = None
+
+
+class RecipeMethod(_Facts):
+    name: str
+    pretty_name: str
+    paper: str
+
+
+class MergeRecipeFacts(_Facts):
+    """The merge recipe a release was made with: its YAML (no local paths), its inputs and
+    the methods it used."""
+
+    yaml: str
+    inputs: list[RecipeInput] = Field(default_factory=list)
+    methods: list[RecipeMethod] = Field(default_factory=list)
+    mergekit_compatible: bool = False
+    random_seeds: list[int] = Field(default_factory=list)
+    mask_files: dict[str, str] = Field(default_factory=dict)
+    """A delta mask file's name -> its sha256."""
+
+
 class MeasuredFacts(_Facts):
     """Everything a card says that was measured, rather than written by its author."""
 
@@ -196,3 +227,4 @@ class MeasuredFacts(_Facts):
     """The tools that made the model, and their versions."""
     history: HistoryFacts | None = None
     contamination: ContaminationFacts | None = None
+    merge_recipe: MergeRecipeFacts | None = None

@@ -24,6 +24,7 @@ from cards.measured import (
     SmokeFacts,
 )
 from cards.measured import GGUFFileFacts as GGUFFileRow
+from cards.measured import MergeRecipeFacts as CardRecipe
 from cards.measured import ProjectorFacts as MmprojFacts
 from cards.render import CardContext
 from cards.schema import CardMetadata
@@ -92,6 +93,7 @@ def card_facts(manifest: Manifest, folder: Path | None = None) -> MeasuredFacts:
         versions=model_tools(manifest),
         history=history_facts(history(manifest, folder)) if folder else None,
         contamination=_contamination(manifest),
+        merge_recipe=CardRecipe.model_validate(merge.recipe.model_dump()) if merge.recipe else None,
     )
 
 
@@ -220,18 +222,25 @@ def _pipeline_tag(spec: ReleaseSpec, manifest: Manifest | None) -> str:
 
 def card_metadata(spec: ReleaseSpec, kind: Kind, manifest: Manifest | None = None) -> CardMetadata:
     card = spec.card
-    base = repo_ids(spec)["merged"] if kind == "gguf" else spec.base.repo_id
+    base: str | list[str] | None = repo_ids(spec)["merged"] if kind == "gguf" else spec.base.repo_id
+    recipe = (MergeFacts.of(manifest) or MergeFacts()).recipe if manifest else None
+    relation = _RELATION[kind]
+    tags = [*card.tags, "model-release"]
+    if recipe is not None and kind == "merged":
+        base = [i.repo_id for i in recipe.inputs if i.repo_id] or base
+        relation = "merge"
+        tags += ["merge", *(["mergekit"] if recipe.mergekit_compatible else [])]
     data: dict[str, Any] = {
         "license": card.license,
         "license_name": card.license_name,
         "license_link": card.license_link or LICENSE_LINKS.get(card.license),
         "language": card.language or None,
-        "tags": list(dict.fromkeys([*card.tags, "model-release"])),
+        "tags": list(dict.fromkeys(tags)),
         "datasets": card.datasets or None,
         "pipeline_tag": _pipeline_tag(spec, manifest),
         "library_name": {"merged": "transformers", "adapter": "peft", "gguf": None}[kind],
         "base_model": base,
-        "base_model_relation": _RELATION[kind] if base else None,
+        "base_model_relation": relation if base else None,
     }
     return CardMetadata.model_validate({k: v for k, v in data.items() if v is not None})
 

@@ -35,7 +35,9 @@ from cards.schema import is_repo_id
 from release.core.errors import MissingInputError, SpecError
 from release.core.paths import relative_if_inside
 from release.core.redact import secret_in
+from release.spec.paths import SpecPath
 from release.spec.quant_types import DEFAULT_TYPES, QUANT_NAMES
+from release.spec.recipe import MergeRecipe, recipe_yaml_loc
 from release.spec.yaml_lines import YamlLocator
 
 SPEC_VERSION = 1
@@ -46,17 +48,6 @@ GGUF_TYPES: tuple[str, ...] = get_args(GGUFType)
 _SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20}
 _SIZE_UNITS["GIB"] = 2**30
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-
-
-def _resolve_path(value: Path, info: ValidationInfo) -> Path:
-    base_dir = (info.context or {}).get("base_dir")
-    value = value.expanduser()
-    if base_dir is not None and not value.is_absolute():
-        value = Path(base_dir) / value
-    return Path(os.path.normpath(Path(value).absolute()))
-
-
-SpecPath = Annotated[Path, AfterValidator(_resolve_path)]
 
 
 def parse_size(value: int | str) -> int:
@@ -144,11 +135,30 @@ class AdapterSpec(_Section):
 class MergeSpec(_Section):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     shard_size: int = Field(default=2 * 10**9, gt=0, description="Largest output shard, in bytes.")
+    recipe: MergeRecipe | None = Field(
+        default=None,
+        description="Several models into one (mergekit's YAML vocabulary), inline or the "
+        "path of a YAML file (see release.spec.recipe).",
+    )
 
     @field_validator("shard_size", mode="before")
     @classmethod
     def _size(cls, value: Any) -> Any:
         return parse_size(value) if isinstance(value, str) else value
+
+    @field_validator("recipe", mode="before")
+    @classmethod
+    def _recipe_file(cls, value: Any, info: ValidationInfo) -> Any:
+        """A string names a YAML file of the recipe (relative to release.yaml's folder)."""
+        if not isinstance(value, str):
+            return value
+        path = Path(value).expanduser()
+        if not path.is_absolute() and (base_dir := (info.context or {}).get("base_dir")):
+            path = Path(base_dir) / path
+        try:
+            return yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ValueError(f"cannot read the recipe file {path}: {exc}") from None
 
 
 class TasksSpec(_Section):
@@ -412,6 +422,18 @@ class ReleaseSpec(_Section):
             )
         return value
 
+    @model_validator(mode="after")
+    def _recipe_not_measured_yet(self) -> ReleaseSpec:
+        """The sanity eval measures the merged model against base + the adapter; a
+        recipe's merge is none of its inputs, so that check would fail it."""
+        if self.eval.enabled and self.merge.recipe is not None:
+            raise ValueError(
+                "the sanity eval compares the merged model with base + adapter, which a "
+                "merge recipe is not; set eval.enabled: false (measuring a merge beside "
+                "its inputs is not built yet)"
+            )
+        return self
+
     _base_dir: Path | None = PrivateAttr(default=None)
     _file: Path | None = PrivateAttr(default=None)
 
@@ -519,7 +541,8 @@ def parse_spec(text: str, path: Path) -> ReleaseSpec:
         return ReleaseSpec.model_validate(data, context=context)
     except ValidationError as exc:
         locator = YamlLocator(text, ReleaseSpec)
-        located = [(_line_of(e, locator), _format_problem(e, locator, path)) for e in exc.errors()]
+        errors = [{**e, "loc": recipe_yaml_loc(tuple(e["loc"]), data)} for e in exc.errors()]
+        located = [(_line_of(e, locator), _format_problem(e, locator, path)) for e in errors]
         problems = [problem for _, problem in sorted(located, key=lambda item: item[0] or 0)]
         count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
         raise SpecError(f"{path}: {count}", problems=problems) from None
