@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cards import body
+from cards import body, yamlio
 from cards.citations import parse_bibtex
 from cards.errors import CardError
 from cards.frontmatter import split
@@ -37,7 +37,7 @@ def card_citations(text: str) -> list[str]:
 def card_file_citations(path: Path) -> list[str]:
     """``card_citations`` of a card on disk; an unreadable file is a ``CardError``."""
     try:
-        return card_citations(path.read_text(encoding="utf-8"))
+        return card_citations(yamlio.read_bounded(path))
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or "not UTF-8 text"
         raise CardError(f"{path}: cannot read card ({reason})") from error

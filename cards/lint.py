@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -42,7 +44,7 @@ class Problem:
 def lint_file(path: str | Path) -> list[Problem]:
     """Lint a card on disk; an unreadable file is a ``CardError``."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = yamlio.read_bounded(path)
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or "not UTF-8 text"
         raise CardError(f"{path}: cannot read card ({reason})") from error
@@ -69,6 +71,7 @@ def lint_card(text: str, path: str = "README.md") -> list[Problem]:
         *body.impossible_value_findings(prose),
         *body.base_model_findings(lines, data.get("base_model")),
         *body.parameter_findings(prose),
+        *_non_finite_findings(prose),
     ]
     for line, severity, message in findings:
         add(line, severity, message)
@@ -107,11 +110,46 @@ def _metadata(front, add) -> dict:
             f"key {key!r} given twice (first on line {first}); the Hub keeps only the last",
         )
     _schema_problems(data, where, front.yaml_line, add)
+    for path in _non_finite_paths(data, ()):
+        add(where.line_of(path, front.yaml_line), "error", _NOT_A_NUMBER, dotted(path))
     for problem in whole_card_problems(data):
         # a rule about the whole card (no license) points at the opening '---'
         line = where.line_of(problem.path, front.yaml_line) if problem.path else front.yaml_line - 1
         add(line, problem.severity, problem.message, dotted(problem.path) or None)
     return data
+
+
+_NOT_A_NUMBER = "value is nan or inf, not a number: a broken run, never a score to publish"
+_NON_FINITE_WORD = r"[-+]?\.?(?:nan|inf|infinity)"
+_NON_FINITE_CELL = re.compile(rf"{_NON_FINITE_WORD}%?", re.I)
+_NON_FINITE_SHOWN = re.compile(
+    rf"(?:[:=→×]|\d\s*(?:->|to))\s*\**`?({_NON_FINITE_WORD})"
+    r"(?=%?[*`]*\s*(?:$|[,;)|]|\.(?:\s|$)))",  # the value ends there: "NaN values" is prose
+    re.I,
+)
+
+
+def _non_finite_paths(value, path: tuple) -> list[tuple]:
+    """Where the front matter holds a float that is not finite (``.nan``, ``.inf``);
+    the schema already says so of model-index's values."""
+    if path == ("model-index",):
+        return []
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in _non_finite_paths(item, (*path, key))]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _non_finite_paths(item, (*path, i))]
+    return [path] if isinstance(value, float) and not math.isfinite(value) else []
+
+
+def _non_finite_findings(prose: list[tuple[int, str]]):
+    """A table cell, or a value after ``:``, ``=``, ``→`` or ``×``, that reads nan or inf."""
+    for line, text in prose:
+        cells = text.strip().strip("|").split("|") if text.lstrip().startswith("|") else []
+        shown = [c.strip("*` ") for c in cells if _NON_FINITE_CELL.fullmatch(c.strip("*` "))]
+        match = _NON_FINITE_SHOWN.search(text)
+        if shown or match:
+            what = shown[0] if shown else match.group(1)
+            yield line, "error", f"the card shows {what!r}: {_NOT_A_NUMBER}"
 
 
 def _schema_problems(data: dict, where: LineMap, default: int, add) -> None:

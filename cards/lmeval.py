@@ -55,8 +55,13 @@ def read(path: Path) -> list[EvalRecord]:
             metric, _, filter_ = key.partition(",")
             if key in _NOT_METRICS or not filter_ or metric.endswith("_stderr"):
                 continue
-            if value is None or isinstance(value, str):  # "N/A": not computed
-                continue
+            if value is None or (isinstance(value, str) and value.strip() in ("N/A", "")):
+                continue  # not computed
+            if isinstance(value, str):
+                raise CardError(
+                    f"{path}: results.{_shown(task)}.{key}: the score {value!r} is a string, "
+                    "not a number (write it without quotes)"
+                )
             fields = {
                 **run,
                 **_task_fields(data, task, metric),
@@ -73,7 +78,7 @@ def read(path: Path) -> list[EvalRecord]:
             try:
                 records.append(EvalRecord(**fields))
             except ValidationError as error:
-                raise invalid(f"{path}: results.{task}.{key}", error) from error
+                raise invalid(f"{path}: results.{_shown(task)}.{key}", error) from error
     return records
 
 
@@ -116,6 +121,11 @@ def _model_args(value: Any) -> dict[str, Any]:
         return {}
     pairs = (item.partition("=") for item in value.split(",") if "=" in item)
     return {key.strip(): val.strip() for key, _, val in pairs}
+
+
+def _shown(name: str) -> str:
+    """A task name for a one-line message: a line break in it is shown escaped."""
+    return name.encode("unicode_escape").decode("ascii") if not name.isprintable() else name
 
 
 def _dict(value: Any) -> dict:

@@ -12,12 +12,14 @@ from typing import Annotated
 
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, field_validator
 
-from cards import vocab
+from cards import vocab, yamlio
 from cards.errors import CardError
 from cards.schema import is_repo_id
 
 # lm-eval tasks are scored on generated or ranked text; the Hub files them under this tag.
 TASK_TYPE = "text-generation"
+DEFAULT_FILTER = "none"
+"""lm-eval's filter when a task names none: left out of every label and file name."""
 Finite = Annotated[float, AllowInfNan(False)]
 
 
@@ -32,7 +34,7 @@ class EvalRecord(BaseModel):
     value: Finite
     stderr: Finite | None = None
     n_shot: int | None = Field(default=None, ge=0)
-    filter: str = "none"
+    filter: str = DEFAULT_FILTER
     task_version: str | None = None
     harness: str = Field(min_length=1)
     harness_version: str | None = None
@@ -57,12 +59,44 @@ class EvalRecord(BaseModel):
     def is_group(self) -> bool:
         return bool(self.subtasks)
 
+    @property
+    def named_filter(self) -> str | None:
+        """The filter, when it is not lm-eval's default (which no label names)."""
+        return None if self.filter == DEFAULT_FILTER else self.filter
+
+    @property
+    def metric_label(self) -> str:
+        return metric_label(self.metric, self.filter)
+
+    @property
+    def label(self) -> str:
+        return score_label(self.task, self.metric, self.filter)
+
+    @field_validator("task", "metric", "filter")
+    @classmethod
+    def _one_table_cell(cls, value: str) -> str:
+        """A name the card shows in a table cell: a ``|`` or a line break would split it."""
+        if "|" in value or any(c in value for c in "\r\n"):
+            raise ValueError(f"{value!r} holds '|' or a line break; a card's table cannot show it")
+        return value
+
     @field_validator("dataset")
     @classmethod
     def _hub_dataset_only(cls, value: str | None) -> str | None:
         """Only a Hub dataset id is kept: ``json`` or a local path names no dataset
         anyone else can find, and the Hub would group every such task under it."""
         return value if value and is_hub_dataset_id(value) else None
+
+
+def metric_label(metric: str, filter_: str = DEFAULT_FILTER) -> str:
+    """A metric as every table and line names it: lm-eval's default filter ``none`` is
+    left out, any other is named, so the strict and flexible scores of one task read apart."""
+    return metric if filter_ == DEFAULT_FILTER else f"{metric} ({filter_})"
+
+
+def score_label(task: str, metric: str, filter_: str = DEFAULT_FILTER) -> str:
+    """A score as the gate's lines, the history and the notes name it."""
+    return f"{task} {metric_label(metric, filter_)}"
 
 
 def is_hub_dataset_id(value: str) -> bool:
@@ -76,6 +110,6 @@ def is_hub_dataset_id(value: str) -> bool:
 def read_text(path: Path) -> str:
     """A results file's text, or a one-line ``CardError``."""
     try:
-        return path.read_text(encoding="utf-8")
+        return yamlio.read_bounded(path)
     except OSError as error:
         raise CardError(f"{path}: cannot read results file ({error.strerror})") from error

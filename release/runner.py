@@ -54,6 +54,7 @@ from release.core.manifest import (
     now_iso,
 )
 from release.core.paths import relative_if_inside
+from release.core.workspace import claim_workspace
 from release.spec.schema import ReleaseSpec
 from release.stages import default_stages
 from release.stages.base import Stage, StageContext
@@ -237,6 +238,7 @@ def run_release(
     workspace = spec.workspace
     manifest_path = workspace / MANIFEST_NAME
 
+    claim_workspace(workspace, _inputs(stages, spec), MANIFEST_NAME)
     with workspace_lock(workspace):
         clear_leftovers(workspace)
         manifest = Manifest.load_or_new(manifest_path, name=spec.name, version=spec.version)
@@ -248,8 +250,8 @@ def run_release(
                 reason = stage.skip_reason(spec)
                 if reason:
                     if manifest.stages.pop(stage.name, None) is not None:
-                        manifest.save(manifest_path)
-                    shutil.rmtree(workspace / stage.name, ignore_errors=True)
+                        manifest.save(manifest_path)  # only a folder it recorded is removed
+                        shutil.rmtree(workspace / stage.name, ignore_errors=True)
                     yield StageSkipped(stage.name, reason)
                     continue
                 missing = [
@@ -282,6 +284,13 @@ def run_release(
             manifest.forget_missing_hashes()
             manifest.save(manifest_path)
     return manifest
+
+
+def _inputs(stages: Sequence[Stage], spec: ReleaseSpec) -> list[Path]:
+    """The spec and every stage's external inputs (an earlier release's manifest, which
+    may sit in this workspace, is not one the workspace could overwrite)."""
+    paths = [*([spec.file] if spec.file else []), *(p for s in stages for p in s.input_paths(spec))]
+    return [path for path in paths if path.name != MANIFEST_NAME]
 
 
 def _skipped(stages: Sequence[Stage], name: str, spec: ReleaseSpec) -> bool:

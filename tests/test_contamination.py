@@ -372,7 +372,8 @@ def test_card_section_says_what_was_compared_how_and_what_was_found(release_dir,
     _run(release_dir, max_share=0.2, on_exceed="mark")
     manifest = Manifest.load(load_spec(release_dir / "release.yaml").workspace / MANIFEST_NAME)
     demo = load_context(DEMO / "card.yaml", RESULTS, BASELINE, DEMO / "facts.json")
-    facts = demo.facts | {"contamination": card_facts(manifest)["contamination"]}
+    checked = card_facts(manifest).contamination
+    facts = demo.facts.model_copy(update={"contamination": checked})
     text = render_model_card(demo.model_copy(update={"facts": facts}))
     assert lint_card(text) == []
     snapshot = SNAPSHOTS / f"{'found' if planted else 'nothing-found'}.md"

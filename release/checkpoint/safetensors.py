@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import struct
@@ -89,16 +90,26 @@ def read_header(path: Path) -> tuple[dict[str, Any], int]:
 def list_tensors(path: Path) -> list[TensorInfo]:
     """The tensors of one safetensors file, in the order of their bytes."""
     header, data_start = read_header(path)
+    if not isinstance(header, dict):
+        raise InputError(f"{path}: not a safetensors file (header is not a JSON object)")
     tensors = []
     for name, entry in header.items():
         if name == "__metadata__":
             continue
-        begin, end = entry["data_offsets"]
+        begin, end = _checked_entry(path, name, entry)
         tensors.append(
             TensorInfo(
                 name, path, entry["dtype"], tuple(entry["shape"]), data_start + begin, end - begin
             )
         )
+    tensors.sort(key=lambda info: (info.start, info.nbytes))
+    for before, after in itertools.pairwise(tensors):
+        if after.start < before.start + before.nbytes:
+            raise InputError(
+                f"{path}: damaged safetensors header: tensors {before.name!r} and "
+                f"{after.name!r} share bytes (overlapping data_offsets)",
+                hint="save or download the file again",
+            )
     needed = max((info.start + info.nbytes for info in tensors), default=data_start)
     size = path.stat().st_size
     if size < needed:
@@ -106,7 +117,37 @@ def list_tensors(path: Path) -> list[TensorInfo]:
             f"{path}: truncated ({size} bytes; its header needs {needed})",
             hint="copy or download the file again",
         )
-    return sorted(tensors, key=lambda info: info.start)
+    return tensors
+
+
+def _checked_entry(path: Path, name: str, entry: Any) -> tuple[int, int]:
+    """A header entry's data offsets, once its dtype, shape and offsets agree; a
+    damaged or hostile header is an ``InputError`` naming the tensor."""
+
+    def bad(problem: str) -> InputError:
+        return InputError(
+            f"{path}: damaged safetensors header: tensor {name!r}: {problem}",
+            hint="save or download the file again",
+        )
+
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    if not isinstance(entry, dict):
+        raise bad("not a JSON object")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(dtype, str):
+        raise bad(f"dtype {dtype!r} is not a name")
+    if not isinstance(shape, list) or not all(count(n) for n in shape):
+        raise bad(f"shape {shape!r} is not a list of sizes (whole numbers, 0 or more)")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(count, offsets))):
+        raise bad(f"data_offsets {offsets!r} is not [begin, end]")
+    begin, end = offsets
+    if end < begin or (
+        dtype in DTYPE_BYTES and end - begin != math.prod(shape) * DTYPE_BYTES[dtype]
+    ):
+        raise bad(f"data_offsets {offsets!r} do not hold a {dtype} tensor of shape {shape}")
+    return begin, end
 
 
 def checkpoint_files(folder: Path) -> list[Path]:

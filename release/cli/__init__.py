@@ -228,10 +228,10 @@ def push(
     if card_only:
         _push_card(spec, dry_run=dry_run, json_lines=json_lines)
         return
+    _refuse_out_of_date(spec)  # a dry run refuses what the push would
     if dry_run:
         _print_push_plan(spec)
         return
-    _refuse_out_of_date(spec)
     from release.stages.push import PushStage
 
     push_only = [PushStage.name]
@@ -360,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         _output.error("interrupted")
         return 130
+    except BrokenPipeError:  # `model-release status | head -1`: a closed pipe is no error
+        with contextlib.suppress(OSError, ValueError):  # nothing more reaches the pipe
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except BaseException as exc:
         if debug:  # exception messages can carry the token (a Hub echoing it back)
             from release.core.redact import redact

@@ -52,9 +52,20 @@ def wizard(
 
 def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
     """Validate release.yaml: every problem with its line number; exit 2 if any."""
+    from release.core.errors import MissingInputError
     from release.spec.schema import load_spec
 
     loaded = load_spec(spec)
+    local = {
+        "adapter.path": loaded.adapter.path,
+        "base.path": loaded.base.path,
+        "eval.heldout_text": loaded.eval.heldout_text,
+        "card.template_dir": loaded.card.template_dir,
+        **{f"eval.results[{i}]": path for i, path in enumerate(loaded.eval.results)},
+    }
+    for key, path in local.items():
+        if path is not None and not path.exists():
+            raise MissingInputError(f"{spec}: {key}: {path} does not exist")
     options.output.info(f"{spec}: ok ({loaded.name} {loaded.tag})")
 
 

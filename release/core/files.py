@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from release.core.redact import redact
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb", **kwargs) -> Iterator[IO]:
@@ -39,8 +41,10 @@ def atomic_open(path: str | Path, mode: str = "wb", **kwargs) -> Iterator[IO]:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` with every token in it hidden (``redact``): a card, a manifest or a
+    spec is uploaded or shared, so no token reaches a file by this way either."""
     with atomic_open(path, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
+        handle.write(redact(text))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

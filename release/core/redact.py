@@ -25,3 +25,20 @@ def redact(text: str) -> str:
     for pattern, replacement in _TOKEN_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+_CREDENTIAL_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s@]+@", re.I)
+
+
+def secret_in(text: str) -> str | None:
+    """What in ``text`` is a secret, in words (never the secret): the token in use, a
+    string shaped like a Hub or GitHub token, or a URL carrying credentials."""
+    for variable in SECRET_VARIABLES:
+        token = os.environ.get(variable)
+        if token and len(token) >= 8 and token in text:
+            return f"the token in {variable}"
+    if any(pattern.search(text) for pattern, _ in _TOKEN_PATTERNS):
+        return "a token"
+    if _CREDENTIAL_URL.search(text):
+        return "a URL with credentials (user:password@ or token@)"
+    return None

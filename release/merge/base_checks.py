@@ -9,11 +9,17 @@
 - The tokenizer's EOS and generation_config's stop tokens must agree: a trainer that
   rewrites one and not the other ships a model that never stops (or stops at once) in
   every runtime that reads the other file; llama.cpp's GGUF keeps the tokenizer's.
+- A base with its own Python code (``auto_map`` in config.json) runs that code when
+  loaded and ships it with the merged model: only with ``base.trust_remote_code``.
+- The adapter's ``target_modules`` must name modules of the base (PEFT refuses to load
+  it otherwise, after the merge), and the chat template that ships must compile in
+  Jinja's sandbox, as transformers runs it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +144,82 @@ def check_stop_tokens(tokenizer_dir: Path, generation_dir: Path) -> None:
         hint="make them agree (the trainer rewrote one of them): set eos_token to the base's, "
         "or add its id to generation_config.json's eos_token_id",
     )
+
+
+def check_remote_code(base_dir: Path, config: dict[str, Any], trusted: bool) -> None:
+    """Refuse a base that ships Python code (``auto_map``) unless the spec opts in."""
+    if "auto_map" in config and not trusted:
+        raise InputError(
+            f"{base_dir / 'config.json'}: auto_map: the base runs its own Python code when "
+            "loaded, and that code would ship with the merged model",
+            hint="read that code; if you trust it, set base.trust_remote_code: true",
+        )
+
+
+def check_target_modules(target_modules: list[str] | str, base: dict[str, TensorInfo], path: Path):
+    """Refuse ``target_modules`` that match no module of the base, as PEFT matches them
+    (a regex against a module's name, or a name or the end of one)."""
+    if not target_modules or target_modules == "all-linear":
+        return
+    modules = {name.rsplit(".", 1)[0] for name in base}
+    if isinstance(target_modules, str):
+        pattern = re.compile(target_modules)
+        suffixes = {m.split(".", i)[-1] for m in modules for i in range(m.count(".") + 1)}
+        found = any(pattern.fullmatch(name) for name in suffixes)
+    else:
+        found = any(m == t or m.endswith("." + t) for m in modules for t in target_modules)
+    if not found:
+        raise InputError(
+            f"{path}: target_modules {target_modules!r} matches no module of the base",
+            hint="check that base is the model the adapter was trained on",
+        )
+
+
+def check_chat_template(tokenizer_dir: Path) -> None:
+    """Compile and render the chat template that ships, in Jinja's sandbox as transformers
+    runs it: a template that trips the sandbox or does not parse is refused, naming it."""
+    from jinja2 import TemplateError
+    from jinja2.exceptions import SecurityError, TemplateSyntaxError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    for where, template in _chat_templates(tokenizer_dir):
+        env = ImmutableSandboxedEnvironment(
+            trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+        )
+        try:
+            env.from_string(template).render(
+                messages=[{"role": "user", "content": "Hello"}],
+                add_generation_prompt=True,
+                bos_token="<s>",
+                eos_token="</s>",
+                raise_exception=_ignore,
+            )
+        except (SecurityError, TemplateSyntaxError) as error:
+            raise InputError(
+                f"{where}: the chat template is refused by Jinja's sandbox: {error}",
+                hint="fix the template (transformers renders it in the same sandbox)",
+            ) from None
+        except (TemplateError, TypeError, ValueError, LookupError, AttributeError):
+            pass  # a template that wants other messages (a system turn, tools) is not ours
+
+
+def _ignore(message: str) -> str:
+    return ""
+
+
+def _chat_templates(folder: Path) -> list[tuple[str, str]]:
+    """Each chat template a tokenizer folder ships, with where it is."""
+    found = []
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        found.append((str(jinja), jinja.read_text(encoding="utf-8", errors="replace")))
+    for name in ("chat_template.json", "tokenizer_config.json"):
+        data = _read_json(folder / name)
+        value = data.get("chat_template") if isinstance(data, dict) else None
+        if isinstance(value, str):
+            found.append((f"{folder / name}: chat_template", value))
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict) and isinstance(item.get("template"), str):
+                    found.append((f"{folder / name}: chat_template", item["template"]))
+    return found

@@ -20,6 +20,8 @@ class AdapterFacts(StageFacts):
     lora_dropout: float | None = None
     use_rslora: bool | None = None
     use_dora: bool | None = None
+    init_lora_weights: str | None = None
+    """PEFT's initialization, where not its default (``pissa``, ``olora``, ``eva``...)."""
     target_modules: list[str] | str | None = None
     modules_to_save: list[str] | None = None
     rank_pattern: dict[str, Any] = Field(default_factory=dict)

@@ -35,6 +35,9 @@ def _os_message(exc: BaseException) -> str:
     assert isinstance(exc, OSError)
     where = f"{exc.filename}: " if exc.filename else ""
     if exc.errno == errno.ENOSPC:
+        # a copy (shutil.copyfile) names its source first: the disk that is full holds
+        # the destination, filename2
+        where = f"{exc.filename2}: " if exc.filename2 else where
         return f"error: {where}no space left on the device (free some space and run again)"
     return f"error: {where}{exc.strerror or exc}"
 

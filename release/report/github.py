@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from cards.baseline import base_scores
-from cards.records import EvalRecord
 from release.core.errors import InputError, ReleaseError
 from release.core.events import (
     Event,
@@ -329,8 +328,8 @@ def _evaluation(facts: EvaluateFacts | None) -> str:
         return ""
     gate = facts.gate
     compared = {(c.task, c.metric, c.filter): c for c in gate.compared} if gate else {}
-    records = [EvalRecord.model_validate(result) for result in facts.results]
-    base = base_scores(records, map(EvalRecord.model_validate, facts.base_results))
+    records = facts.results
+    base = base_scores(records, facts.base_results)
     rows = []
     for result in records:
         before = compared.get(result.key)
@@ -367,8 +366,8 @@ def _evaluation(facts: EvaluateFacts | None) -> str:
         agreement = facts.equivalence.top1_agreement
         sanity.append(["merged vs base + adapter, top-1 agreement", f"{agreement:.1%}"])
     if (ppl := facts.perplexity) is not None:
-        shown = " → ".join(_number(value) for value in (ppl.base, ppl.adapter, ppl.merged))
-        sanity.append(["perplexity base → adapter → merged", shown])
+        shown = " → ".join(_number(value) for value in (ppl.base, ppl.merged))
+        sanity.append(["perplexity base → merged", shown])
     parts.append(_table(["Sanity check", "Result"], sanity))
     return "\n".join(part for part in parts if part)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -29,28 +30,17 @@ from pydantic import (
     model_validator,
 )
 
+from cards import yamlio
 from cards.schema import is_repo_id
 from release.core.errors import MissingInputError, SpecError
 from release.core.paths import relative_if_inside
+from release.core.redact import secret_in
+from release.spec.quant_types import DEFAULT_TYPES, QUANT_NAMES
 from release.spec.yaml_lines import YamlLocator
 
 SPEC_VERSION = 1
 
-GGUFType = Literal[
-    "f32",
-    "f16",
-    "bf16",
-    "q8_0",
-    "q4_0",
-    "q4_1",
-    "q5_0",
-    "q5_1",
-    "q2_k",
-    "q3_k_m",
-    "q4_k_m",
-    "q5_k_m",
-    "q6_k",
-]
+GGUFType = Literal[QUANT_NAMES]  # type: ignore[valid-type]  # one row each in quant_types
 GGUF_TYPES: tuple[str, ...] = get_args(GGUFType)
 
 _SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20}
@@ -350,7 +340,7 @@ class EvalSpec(_Section):
 
 
 class GGUFSpec(_Section):
-    types: list[GGUFType] = Field(default_factory=lambda: ["f16", "q8_0"])
+    types: list[GGUFType] = Field(default_factory=lambda: list(DEFAULT_TYPES))
     llama_cpp_dir: SpecPath | None = None
 
 
@@ -483,7 +473,13 @@ def _format_problem(error: dict, locator: YamlLocator, path: Path) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key" + locator.suggestion(loc)
+    elif error["type"] == "string_type" and isinstance(error.get("input"), int | float):
+        message += f"; YAML reads {error['input']!r} as a number: quote it"
     return f"{where}: {field}: {message}"
+
+
+MAX_SPEC_BYTES = 2**20
+"""A release.yaml is a few hundred bytes; a larger file is not one."""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -504,7 +500,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def parse_spec(text: str, path: Path) -> ReleaseSpec:
     """Validate release.yaml text; paths resolve against ``path``'s folder."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        data = yamlio.load(text, _UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -517,6 +513,7 @@ def parse_spec(text: str, path: Path) -> ReleaseSpec:
         ) from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping of keys (name, version, base, adapter…)")
+    _refuse_secrets(data, text, path)
     try:
         context = {"base_dir": path.parent.absolute(), "spec_file": path.absolute()}
         return ReleaseSpec.model_validate(data, context=context)
@@ -528,14 +525,47 @@ def parse_spec(text: str, path: Path) -> ReleaseSpec:
         raise SpecError(f"{path}: {count}", problems=problems) from None
 
 
+def _secret_values(value: Any, loc: tuple) -> Iterator[tuple[tuple, str]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _secret_values(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _secret_values(item, (*loc, index))
+    elif isinstance(value, str) and (what := secret_in(value)):
+        yield loc, what
+
+
+def _refuse_secrets(data: dict, text: str, path: Path) -> None:
+    """A token in release.yaml would reach the card, the manifest and the Hub: refused
+    before anything is written (the token is read from HF_TOKEN or `hf auth login`)."""
+    found = list(_secret_values(data, ()))
+    if found:
+        locator = YamlLocator(text, ReleaseSpec)
+        problems = [
+            f"{path}:{locator.line_of(loc) or 1}: {'.'.join(map(str, loc))}: holds {what}"
+            for loc, what in found
+        ]
+        count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        raise SpecError(
+            f"{path}: {count}",
+            problems=problems,
+            hint="never put a token in release.yaml: model-release reads it from HF_TOKEN",
+        )
+
+
 def load_spec(path: str | Path) -> ReleaseSpec:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = yamlio.read_bounded(path, MAX_SPEC_BYTES)
     except FileNotFoundError:
         raise MissingInputError(
             f"{path}: no such file", hint="create one with `model-release init ADAPTER_DIR`"
         ) from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: a folder, not a release.yaml") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise SpecError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     return parse_spec(text, path)

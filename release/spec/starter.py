@@ -8,8 +8,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from cards.schema import is_repo_id
 from release.core.errors import InputError, MissingInputError
+from release.spec.quant_types import DEFAULT_TYPES, QUANT_NAMES
 
 _TEMPLATE = """\
 # release.yaml: everything model-release needs to publish this adapter.
@@ -39,7 +42,7 @@ eval:
   # previous: [../v0.0.9/manifest.json]                   # the last release, for the gate
 
 gguf:
-  types: [f16, q8_0]          # also: bf16, q4_0, q4_1, q5_0, q5_1, q4_k_m, q5_k_m, q6_k
+  types: [{gguf_types}]          # also: {other_gguf_types}
 
 card:
   summary: ""                 # one paragraph: what this model is and does
@@ -102,18 +105,51 @@ def starter_spec(adapter_dir: Path, spec_path: Path) -> str:
     defaults = adapter_defaults(adapter_dir)
     config = defaults.config
     if defaults.base_repo_id:
-        base_line = f"repo_id: {defaults.base_repo_id}"
+        base = {"repo_id": defaults.base_repo_id}
+        base_line = f"repo_id: {_scalar(defaults.base_repo_id)}"
     elif defaults.base_path:
-        base_line = f"path: {defaults.base_path}"
+        base = {"path": defaults.base_path}
+        base_line = f"path: {_scalar(defaults.base_path)}"
     else:
+        base = {"repo_id": "owner/base-model"}
         base_line = "repo_id: owner/base-model   # adapter_config.json does not name its base"
     adapter = os.path.relpath(adapter_dir.absolute(), spec_path.absolute().parent)
-    return _TEMPLATE.format(
-        spec=spec_path.name,
-        name=defaults.name,
+    text = _TEMPLATE.format(
+        spec=_comment(spec_path.name),
+        name=_scalar(defaults.name),
         base_line=base_line,
-        adapter=adapter,
-        peft_type=config.get("peft_type", "?"),
-        r=config.get("r", "?"),
-        alpha=config.get("lora_alpha", "?"),
+        adapter=_scalar(adapter),
+        peft_type=_comment(config.get("peft_type", "?")),
+        r=_comment(config.get("r", "?")),
+        alpha=_comment(config.get("lora_alpha", "?")),
+        gguf_types=", ".join(DEFAULT_TYPES),
+        other_gguf_types=", ".join(name for name in QUANT_NAMES if name not in DEFAULT_TYPES),
     )
+    written = yaml.safe_load(text)  # what was meant is what a reader finds, nothing more
+    if (written["name"], written["base"], written["adapter"]) != (
+        defaults.name,
+        base,
+        {"path": adapter},
+    ):
+        raise InputError(
+            f"{adapter_dir}: adapter_config.json's values do not make a valid release.yaml",
+            hint="write release.yaml by hand",
+        )
+    return text
+
+
+def _scalar(value: str) -> str:
+    """``value`` as one YAML scalar, written by the emitter (quoted, escaped where it
+    must be): a value read from an adapter's config is data, never markup."""
+    text = yaml.safe_dump(value, width=2**31, allow_unicode=True).removesuffix("\n")
+    text = text.removesuffix("\n...").removesuffix("...")
+    if "\n" in text:  # folded over lines: one double-quoted line instead
+        text = yaml.safe_dump(value, width=2**31, default_style='"').strip()
+    return text
+
+
+def _comment(value: object) -> str:
+    """``value`` for a comment: a number or a plain word, else "?" (a newline in a
+    comment would start a key)."""
+    text = str(value)
+    return text if re.fullmatch(r"[\w.+-]{1,64}", text) else "?"

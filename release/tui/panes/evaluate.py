@@ -12,12 +12,10 @@ from textual.app import ComposeResult
 from textual.widgets import Static
 
 from cards.baseline import base_scores
-from cards.records import EvalRecord
 from release.core.errors import WorkError
 from release.evaluate.contamination.facts import ContaminationFacts
-from release.evaluate.facts import ComparisonFacts, EvaluateFacts, SmokeFacts
+from release.evaluate.facts import ComparisonFacts, EvaluateFacts, SmokeFacts, evaluated
 from release.evaluate.harness import task_names
-from release.evaluate.history import evaluated
 from release.report.compare import score_rows
 from release.spec.schema import ReleaseSpec
 from release.tui.panes.base import StepPane
@@ -74,8 +72,7 @@ class EvalPane(StepPane):
                     [
                         (
                             "perplexity",
-                            f"base {ppl.base:.2f} · +adapter {ppl.adapter:.2f} · "
-                            f"merged {ppl.merged:.2f}",
+                            f"base {ppl.base:.2f} · merged {ppl.merged:.2f}",
                         ),
                         ("ratio", f"×{ppl.ratio:.3f} (max ×{ppl.max_ratio})"),
                         ("verdict", verdict(ppl.passed is not False)),
@@ -156,8 +153,8 @@ def _scores_table(facts: EvaluateFacts) -> Table:
     """Each benchmark score (stored, or run by eval.tasks) beside the last release's, and
     beside the base model's when eval.tasks.compare_base ran it."""
     compared = {(c.task, c.metric, c.filter): c for c in facts.gate.compared} if facts.gate else {}
-    records = [EvalRecord.model_validate(result) for result in facts.results]
-    base = base_scores(records, map(EvalRecord.model_validate, facts.base_results))
+    records = facts.results
+    base = base_scores(records, facts.base_results)
     table = Table(title="Benchmarks", title_justify="left", title_style="bold", expand=True)
     if facts.harness is not None and facts.harness.launch is not None:
         table.caption = f"lm-eval {facts.harness.backend}, {facts.harness.launch.describe()}"
@@ -166,12 +163,11 @@ def _scores_table(facts: EvaluateFacts) -> Table:
     for column in columns:
         table.add_column(column, justify="left" if column in ("task", "metric") else "right")
     for record in records:
-        metric = record.metric if record.filter == "none" else f"{record.metric} ({record.filter})"
         before = compared.get(record.key)
         score = base.get(record.key)
         table.add_row(
             record.task,
-            metric,
+            record.metric_label,
             f"{record.value:.4g}",
             f"{before.previous:.4g}" if before else "",
             *((score.cells() if score else ("", "")) if base else ()),
