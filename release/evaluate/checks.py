@@ -168,6 +168,7 @@ def _base_side(
     import torch
     from peft import PeftModel
 
+    from release.checkpoint.config import read_config, text_config
     from release.evaluate.sanity import (
         PROBE_PROMPTS,
         next_token_logits,
@@ -181,6 +182,9 @@ def _base_side(
     yield report.log(f"loading the base with the adapter on {plan.device}")
     with held_stderr():
         base = load_model(base_dir, plan, trust_remote_code=remote)
+        vocab_size = text_config(read_config(merged_dir)).get("vocab_size")
+        if vocab_size and base.get_input_embeddings().num_embeddings < vocab_size:
+            base.resize_token_embeddings(vocab_size)  # added tokens: as PEFT's users load it
         with_adapter = PeftModel.from_pretrained(base, adapter_dir).eval()
     if figures is not None:
         yield report.log(

@@ -42,7 +42,7 @@ from release.checkpoint.safetensors import (
 )
 from release.checkpoint.snapshot import download
 from release.core.errors import InputError
-from release.merge import lora
+from release.merge import initialization, lora
 from release.merge.methods import METHODS, Method
 from release.merge.module_names import parameter_to_checkpoint
 from release.spec.recipe import ConditionalParameter, MergeRecipe, MergeStep
@@ -208,6 +208,13 @@ def _checkpoint_source(
 
 def _lora_source(ref: str, folder: Path, base: Source, base_config: dict, where: str) -> Source:
     _, settings = lora.read_adapter_config(folder)
+    if initialization.moves_base(settings.init_lora_weights):
+        raise InputError(
+            f"{where}: {ref}: a {settings.init_lora_weights} adapter applies to the base less "
+            "its initialization, which a recipe does not merge yet",
+            hint="convert it with PEFT's save_pretrained("
+            "path_initial_model_for_weight_conversion=...), or release it alone",
+        )
     weights = folder / lora.WEIGHTS_NAME
     if not weights.is_file():
         raise InputError(f"{where}: {ref}: no {lora.WEIGHTS_NAME}", hint="save it with PEFT")
@@ -228,9 +235,7 @@ def _lora_source(ref: str, folder: Path, base: Source, base_config: dict, where:
         if target is None:
             raise InputError(f"{where}: {ref}: the base has no parameter {parameter}", hint=hint)
         rank = adapter[edit.lora_a].shape[0] if edit.lora_a else 0
-        expected = lora.expected_shapes(
-            edit, base.tensors[target].shape, rank, settings.fan_in_fan_out
-        )
+        expected = lora.expected_shapes(edit, base.tensors[target].shape, rank, settings)
         for key, shape in expected.items():
             if adapter[key].shape != shape:
                 raise InputError(

@@ -242,7 +242,7 @@ def merge_recipe(
     written = {out.dtype for out in plan if out.dtype in FLOAT_DTYPES}
     written_dtype = TORCH_NAMES[written.pop()] if len(written) == 1 else "mixed"
     assert inputs.base.folder is not None
-    _write_config(inputs.base.folder, out_dir, written_dtype)
+    _write_config(inputs.base.folder, out_dir, written_dtype, None, untied=False)
     _copy_side_files(inputs.base.folder, inputs.tokenizer_folder, out_dir)
     return MergeResult(
         parameters=sum(info.numel for info in base.values()),
