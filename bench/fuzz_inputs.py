@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[0] = str(ROOT)  # not bench/: its gguf.py would shadow the gguf package
 
 from tests.fuzz_inputs import Fuzzer  # noqa: E402
 
