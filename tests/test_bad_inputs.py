@@ -799,7 +799,7 @@ SMALL_CASES = [
         ("release.yaml:2", "version", "quote it"),
     ),
     Case("spec-check-missing-adapter", _spec_check_missing_adapter, 2, ("adapter.path", "gone")),
-    Case("push-dry-run-unbuilt", _push_dry_run_unbuilt, 2, ("not built",)),
+    Case("push-dry-run-unbuilt", _push_dry_run_unbuilt, 2, ("no release has been built",)),
     Case("results-score-a-string", _lmeval_edit(_string_score), 2, ("results.", "'0.5'")),
     Case("results-task-name-breaks-table", _lmeval_edit(_piped_task), 2, ("'|'",)),
 ]

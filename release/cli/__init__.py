@@ -230,10 +230,10 @@ def push(
     if card_only:
         _push_card(spec, dry_run=dry_run, json_lines=json_lines)
         return
-    _refuse_out_of_date(spec)  # a dry run refuses what the push would
     if dry_run:
         _print_push_plan(spec)
         return
+    _refuse_out_of_date(spec)
     from release.stages.push import PushStage
 
     push_only = [PushStage.name]
