@@ -106,7 +106,7 @@ def measure(base_dir: Path, adapter: Path, folders: dict[str, Path], dtype: str)
     with with_adapter.disable_adapter():
         bare = logits(with_adapter)
     stored = getattr(torch, checkpoint_dtype(folders["right"]))
-    reference = probe_reference(with_adapter, tokenizer, PROBE_PROMPTS, stored)
+    reference = probe_reference(with_adapter, tokenizer, PROBE_PROMPTS, stored, bare)
     del with_adapter
     gc.collect()
     effect = reference.adapter_effect

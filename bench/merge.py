@@ -29,54 +29,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 def generate(workdir: Path, hidden: int, layers: int, rank: int) -> None:
     """A random Llama base (written tensor by tensor) and a random LoRA for it."""
-    import torch
-    from peft import LoraConfig
-    from safetensors.torch import save_file
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from bench.shared import LlamaShape, write_llama, write_lora
 
-    from release.checkpoint.safetensors import OutTensor, ShardWriter, plan_shards
-
-    base, adapter = workdir / "base", workdir / "adapter"
-    config = LlamaConfig(
-        vocab_size=32000,
-        hidden_size=hidden,
-        intermediate_size=hidden * 11 // 4,
-        num_hidden_layers=layers,
-        num_attention_heads=hidden // 128,
-        num_key_value_heads=hidden // 512,
-        tie_word_embeddings=False,
-        dtype="bfloat16",
-    )
-    config.architectures = ["LlamaForCausalLM"]
-    with torch.device("meta"):
-        shapes = {k: tuple(v.shape) for k, v in LlamaForCausalLM(config).state_dict().items()}
-    base.mkdir(parents=True)
-    config.save_pretrained(base)
-    plan = [OutTensor(name, "BF16", shape) for name, shape in shapes.items()]
-    generator = torch.Generator().manual_seed(0)
-    with ShardWriter(base, plan_shards(plan, 500 * 10**6)) as writer:
-        for name, shape in shapes.items():
-            weight = (torch.randn(shape, generator=generator) * 0.02).bfloat16()
-            writer.write(name, weight.view(torch.int16).numpy())  # bf16 bits
-
-    adapter.mkdir(parents=True)
-    LoraConfig(
-        r=rank, lora_alpha=2 * rank, target_modules=list(TARGETS), task_type="CAUSAL_LM"
-    ).save_pretrained(adapter)
-    settings = json.loads((adapter / "adapter_config.json").read_text())
-    settings["base_model_name_or_path"] = str(base)
-    (adapter / "adapter_config.json").write_text(json.dumps(settings))
-    lora = {}
-    for name, (out, inp) in ((n, s) for n, s in shapes.items() if n.split(".")[-2] in TARGETS):
-        module = "base_model.model." + name.removesuffix(".weight")
-        lora[f"{module}.lora_A.weight"] = torch.randn((rank, inp), generator=generator) * 0.01
-        lora[f"{module}.lora_B.weight"] = torch.randn((out, rank), generator=generator) * 0.01
-    save_file(lora, adapter / "adapter_model.safetensors")
+    shape = LlamaShape(hidden, hidden * 11 // 4, layers, hidden // 128, hidden // 512)
+    shapes = write_llama(workdir / "base", shape.config(vocab_size=32000))
+    write_lora(workdir / "adapter", workdir / "base", shapes, rank)
 
 
 def prepare(workdir: Path, sizes: list[str]) -> None:
@@ -158,6 +119,8 @@ def main() -> None:
         cpu = usage.ru_utime + usage.ru_stime  # all threads: what a busy machine shares out
         print(json.dumps({"peak_rss_mb": usage.ru_maxrss * 1024 / 2**20, "cpu_s": cpu}))
         return
+
+    from bench.shared import TARGETS
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="merge-bench-"))
     try:

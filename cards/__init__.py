@@ -6,7 +6,8 @@ the card, the release facts and stored eval results alone, in well under a secon
 The modules:
 
 - ``cli``: the ``card check`` and ``card build`` commands (``python -m cards``).
-- ``spec``: card.yaml and facts.json into a ``render.CardContext``.
+- ``spec``: card.yaml and facts.json into a ``render.CardContext``; ``measured``: the
+  typed facts it carries (every measured number a card shows).
 - ``render``: the card's kind, front matter and body (templates/); every card is linted.
 - ``facts``: measured facts as table rows; ``usage``: what the usage snippets load
   a release with (transformers' classes, the GGUF file and its projector).

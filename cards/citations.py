@@ -18,7 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from cards.measured import MeasuredFacts
 
 # Per entry type, the fields BibTeX requires; a tuple means "one of these".
 _REQUIRED: dict[str, list[str | tuple[str, ...]]] = {
@@ -49,6 +52,17 @@ METHODS = {
     "pissa": "meng2024pissa",
     "gguf": "gerganov2023llamacpp",
     "lm-eval": "eval-harness",
+    # merge methods (a recipe's merge_method; release.merge.methods has their papers)
+    "linear": "wortsman2022soups",
+    "task_arithmetic": "ilharco2023taskarithmetic",
+    "ties": "yadav2023ties",
+    "dare_ties": "yu2024dare",
+    "dare_linear": "yu2024dare",
+    "slerp": "shoemake1985slerp",
+    "breadcrumbs": "davari2024breadcrumbs",
+    "breadcrumbs_ties": "davari2024breadcrumbs",
+    "della": "deep2024della",
+    "della_linear": "deep2024della",
 }
 
 
@@ -125,30 +139,36 @@ def _quiet(logger_name: str):
         logger.disabled = was
 
 
-def methods_used(facts: dict[str, Any], harnesses: Iterable[str] = ()) -> list[str]:
+def methods_used(facts: MeasuredFacts, harnesses: Iterable[str] = ()) -> list[str]:
     """Names from ``METHODS`` that the facts show were used, in citation order.
 
-    Reads ``facts["lora"]`` (``use_rslora``, ``use_dora``, ``init_lora_weights``
-    starting with "pissa", ``qlora``), ``facts["gguf_files"]``, and the harnesses
-    that produced the card's eval records.
+    Reads ``facts.lora`` (``use_rslora``, ``use_dora``, ``init_lora_weights``
+    starting with "pissa", ``qlora``), ``facts.gguf_files``, and the harnesses
+    that produced the card's eval records, and ``facts.merge_recipe``'s methods.
     """
-    lora = facts.get("lora") or {}
-    used = ["lora"] if lora else []
-    used += ["qlora"] if lora.get("qlora") else []
-    used += ["rslora"] if lora.get("use_rslora") else []
-    used += ["dora"] if lora.get("use_dora") else []
-    used += ["pissa"] if str(lora.get("init_lora_weights", "")).startswith("pissa") else []
-    used += ["gguf"] if facts.get("gguf_files") else []
+    lora = facts.lora
+    if lora is None:
+        used = []
+    else:
+        used = ["lora"] if lora.model_dump(exclude_none=True) else []
+        used += ["qlora"] if lora.qlora else []
+        used += ["rslora"] if lora.use_rslora else []
+        used += ["dora"] if lora.use_dora else []
+        used += ["pissa"] if str(lora.init_lora_weights or "").startswith("pissa") else []
+    used += ["gguf"] if facts.gguf_files else []
     used += ["lm-eval"] if "lm-evaluation-harness" in set(harnesses) else []
+    recipe = facts.merge_recipe
+    used += [m.name for m in recipe.methods if m.name in METHODS] if recipe else []
     return used
 
 
-def method_citations(facts: dict[str, Any], harnesses: Iterable[str] = ()) -> list[str]:
-    """BibTeX for the methods used, then ``facts["base_model_citation"]`` and
-    ``facts["dataset_citations"]`` (BibTeX strings) when given."""
+def method_citations(facts: MeasuredFacts, harnesses: Iterable[str] = ()) -> list[str]:
+    """BibTeX for the methods used, then ``facts.base_model_citation`` and
+    ``facts.dataset_citations`` (BibTeX strings) when given."""
     library = _library()
-    cited = [library[METHODS[name]] for name in methods_used(facts, harnesses)]
-    extra = [facts.get("base_model_citation"), *(facts.get("dataset_citations") or [])]
+    keys = dict.fromkeys(METHODS[name] for name in methods_used(facts, harnesses))
+    cited = [library[key] for key in keys]
+    extra = [facts.base_model_citation, *facts.dataset_citations]
     return cited + [text.strip() for text in extra if text and text.strip()]
 
 

@@ -30,14 +30,24 @@ def load_results(paths: Iterable[str | Path]) -> list[EvalRecord]:
     """Read and merge results files (see the module docstring), sorted by task, metric."""
     readers = {".json": lmeval.read, ".yaml": simple_results.read_yaml}
     readers |= {".yml": simple_results.read_yaml, ".csv": simple_results.read_csv}
-    newest: dict[tuple, tuple[tuple, EvalRecord]] = {}
-    for order, path in enumerate(map(Path, paths)):
+    files = []
+    for path in map(Path, paths):
         reader = readers.get(path.suffix.lower())
         if reader is None:
             raise CardError(
                 f"{path}: unknown results format; give lm-eval results_*.json, .yaml or .csv"
             )
-        for record in reader(path):
+        files.append((reader, path))
+    return merge_records(reader(path) for reader, path in files)
+
+
+def merge_records(groups: Iterable[Iterable[EvalRecord]]) -> list[EvalRecord]:
+    """One record per (task, metric, filter), sorted by it: the newest (its ``date``;
+    undated counts as older than dated), and among equals the one of the later group
+    (a later results file)."""
+    newest: dict[tuple, tuple[tuple, EvalRecord]] = {}
+    for order, records in enumerate(groups):
+        for record in records:
             rank = (record.date is not None, record.date.timestamp() if record.date else 0, order)
             if record.key not in newest or rank >= newest[record.key][0]:
                 newest[record.key] = (rank, record)
@@ -72,11 +82,6 @@ def dataset_label(record: EvalRecord) -> str:
     return record.task
 
 
-def metric_label(record: EvalRecord) -> str:
-    """The metric as the card names it: lm-eval's default filter ``none`` is left out."""
-    return record.metric if record.filter == "none" else f"{record.metric} ({record.filter})"
-
-
 def to_eval_results(records: Sequence[EvalRecord], source_url: str | None = None) -> list:
     """The records as huggingface_hub ``EvalResult`` objects (one per score).
 
@@ -96,8 +101,8 @@ def to_eval_results(records: Sequence[EvalRecord], source_url: str | None = None
             dataset_args=None if r.n_shot is None else {"num_few_shot": r.n_shot},
             metric_type=r.metric,
             metric_value=r.value,
-            metric_name=None if r.filter == "none" else metric_label(r),
-            metric_config=None if r.filter == "none" else r.filter,
+            metric_name=r.metric_label if r.named_filter else None,
+            metric_config=r.named_filter,
             source_name=Path(r.source).name if source_url else None,
             source_url=source_url,
         )
@@ -130,7 +135,7 @@ def eval_results_files(records: Sequence[EvalRecord]) -> dict[str, str]:
             continue
         how = [r.harness + (f" {r.harness_version}" if r.harness_version else "")]
         how += [f"{r.n_shot}-shot"] if r.n_shot is not None else []
-        how += [metric_label(r)]
+        how += [r.metric_label]
         entry = EvalResultEntry(
             dataset_id=r.dataset,
             task_id=r.task,
@@ -138,7 +143,7 @@ def eval_results_files(records: Sequence[EvalRecord]) -> dict[str, str]:
             date=r.date.isoformat() if r.date else None,
             notes=", ".join(how),
         )
-        stem = "-".join(part for part in (r.task, r.metric, r.filter) if part != "none")
+        stem = "-".join(part for part in (r.task, r.metric, r.named_filter) if part)
         text = yamlio.dump(eval_result_entries_to_yaml([entry]))
         files[f"{EVAL_RESULTS_DIR}/{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)}.yaml"] = text
     return files

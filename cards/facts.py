@@ -1,13 +1,17 @@
 """Measured facts as table rows: label and formatted value, a row only where the fact is.
 
-The facts dict comes from the release manifest (or a facts.json); every key is
-optional. A row whose fact is missing is left out, so a card never says "None".
+The facts (``cards.measured``) come from the release manifest (or a facts.json); every
+field is optional. A row whose fact is missing is left out, so a card never says "None".
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from pydantic import BaseModel
+
+from cards.measured import LoraFacts, MeasuredFacts, SanityFacts, TrainingFacts
 
 
 def count(n: int) -> str:
@@ -40,73 +44,92 @@ def yes_no(flag: bool) -> str:
 Row = tuple[str, str]
 _Spec = list[tuple[str, str, Callable[[Any], str]]]
 
-MODEL_DETAILS: _Spec = [
-    ("architecture", "Architecture", str),
-    ("base_parameters", "Parameters", count),
-    ("trainable_parameters", "Trainable (adapter) parameters", count),
-    ("dtype", "Weights dtype", lambda v: f"`{v}`"),
-    ("context_length", "Context length", lambda v: f"{v:,} tokens"),
-    ("vocab_size", "Vocabulary size", lambda v: f"{v:,}"),
-    ("towers", "Towers kept", lambda v: ", ".join(v)),
-    ("adapter_bytes", "Adapter size", size),
-    ("merged_bytes", "Merged model size", size),
-    ("base_revision", "Base model revision", lambda v: f"`{v}`"),
-    ("adapter_revision", "Adapter (Hub) revision", lambda v: f"`{v}`"),
-]
 
-LORA: _Spec = [
-    ("r", "LoRA rank (r)", str),
-    ("alpha", "LoRA alpha", str),
-    ("dropout", "LoRA dropout", str),
-    ("target_modules", "Target modules", code_list),
-    ("use_rslora", "rsLoRA scaling", yes_no),
-    ("use_dora", "DoRA", yes_no),
-    ("init_lora_weights", "Initialisation", lambda v: f"`{v}`"),
-    ("qlora", "QLoRA (4-bit base)", yes_no),
-]
-
-TRAINING: _Spec = [
-    ("epochs", "Epochs", str),
-    ("max_steps", "Steps", lambda v: f"{v:,}"),
-    ("learning_rate", "Learning rate", lambda v: f"{v:g}"),
-    ("batch_size", "Batch size", str),
-    ("optimizer", "Optimizer", lambda v: f"`{v}`"),
-    ("seed", "Seed", str),
-]
+def _of(model: type[BaseModel], spec: _Spec) -> _Spec:
+    """``spec``, whose every key must name a field of ``model`` (checked on import)."""
+    unknown = [key for key, _, _ in spec if key not in model.model_fields]
+    if unknown:
+        raise TypeError(f"{model.__name__} has no field {unknown[0]!r}")
+    return spec
 
 
-def rows(facts: dict[str, Any] | None, spec: _Spec) -> list[Row]:
-    """The rows of ``spec`` whose fact is present (not missing, not None)."""
-    facts = facts or {}
-    return [(label, fmt(facts[key])) for key, label, fmt in spec if facts.get(key) is not None]
+MODEL_DETAILS: _Spec = _of(
+    MeasuredFacts,
+    [
+        ("architecture", "Architecture", str),
+        ("base_parameters", "Parameters", count),
+        ("trainable_parameters", "Trainable (adapter) parameters", count),
+        ("dtype", "Weights dtype", lambda v: f"`{v}`"),
+        ("context_length", "Context length", lambda v: f"{v:,} tokens"),
+        ("vocab_size", "Vocabulary size", lambda v: f"{v:,}"),
+        ("towers", "Towers kept", lambda v: ", ".join(v)),
+        ("adapter_bytes", "Adapter size", size),
+        ("merged_bytes", "Merged model size", size),
+        ("base_revision", "Base model revision", lambda v: f"`{v}`"),
+        ("adapter_revision", "Adapter (Hub) revision", lambda v: f"`{v}`"),
+    ],
+)
+
+LORA: _Spec = _of(
+    LoraFacts,
+    [
+        ("r", "LoRA rank (r)", str),
+        ("alpha", "LoRA alpha", str),
+        ("dropout", "LoRA dropout", str),
+        ("target_modules", "Target modules", code_list),
+        ("use_rslora", "rsLoRA scaling", yes_no),
+        ("use_dora", "DoRA", yes_no),
+        ("init_lora_weights", "Initialisation", lambda v: f"`{v}`"),
+        ("qlora", "QLoRA (4-bit base)", yes_no),
+    ],
+)
+
+TRAINING: _Spec = _of(
+    TrainingFacts,
+    [
+        ("epochs", "Epochs", str),
+        ("max_steps", "Steps", lambda v: f"{v:,}"),
+        ("learning_rate", "Learning rate", lambda v: f"{v:g}"),
+        ("batch_size", "Batch size", str),
+        ("optimizer", "Optimizer", lambda v: f"`{v}`"),
+        ("seed", "Seed", str),
+    ],
+)
 
 
-def sanity_rows(sanity: dict[str, Any] | None) -> list[Row]:
+def rows(facts: BaseModel | None, spec: _Spec) -> list[Row]:
+    """The rows of ``spec`` whose fact is present (not None)."""
+    values = [(label, fmt, getattr(facts, key)) for key, label, fmt in spec] if facts else []
+    return [(label, fmt(value)) for label, fmt, value in values if value is not None]
+
+
+def sanity_rows(sanity: SanityFacts | None) -> list[Row]:
     """The release's own checks (model-release's evaluate stage), as measured."""
-    sanity = sanity or {}
+    if sanity is None:
+        return []
     found: list[Row] = []
-    if eq := sanity.get("equivalence"):
+    if eq := sanity.equivalence:
         found.append(
             (
-                f"Merged model vs base + adapter: top-1 agreement ({eq['positions']} positions)",
-                f"{eq['top1_agreement']:.2%}",
+                f"Merged model vs base + adapter: top-1 agreement ({eq.positions} positions)",
+                f"{eq.top1_agreement:.2%}",
             )
         )
         found.append(
             (
                 "Mean logit difference, as a share of the adapter's own effect",
-                f"{eq['relative_error']:.1%}",
+                f"{eq.relative_error:.1%}",
             )
         )
-    if ppl := sanity.get("perplexity"):
+    if ppl := sanity.perplexity:
         found.append(
             (
-                f"Perplexity on held-out text ({ppl['tokens']:,} tokens): base → fine-tuned",
-                f"{ppl['base']:.2f} → {ppl['adapter']:.2f} (merged: {ppl['merged']:.2f})",
+                f"Perplexity on held-out text ({ppl.tokens:,} tokens): base → fine-tuned",
+                f"{ppl.base:.2f} → {ppl.merged:.2f}",
             )
         )
-    if smoke := sanity.get("smoke"):
-        passed = sum(bool(item.get("passed")) for item in smoke)
+    if smoke := sanity.smoke:
+        passed = sum(item.passed for item in smoke)
         found.append(
             ("Chat smoke test (greedy, chat template)", f"{passed} of {len(smoke)} passed")
         )

@@ -18,6 +18,8 @@ from cards.schema import is_repo_id
 
 # lm-eval tasks are scored on generated or ranked text; the Hub files them under this tag.
 TASK_TYPE = "text-generation"
+DEFAULT_FILTER = "none"
+"""lm-eval's filter when a task names none: left out of every label and file name."""
 Finite = Annotated[float, AllowInfNan(False)]
 
 
@@ -32,7 +34,7 @@ class EvalRecord(BaseModel):
     value: Finite
     stderr: Finite | None = None
     n_shot: int | None = Field(default=None, ge=0)
-    filter: str = "none"
+    filter: str = DEFAULT_FILTER
     task_version: str | None = None
     harness: str = Field(min_length=1)
     harness_version: str | None = None
@@ -57,6 +59,19 @@ class EvalRecord(BaseModel):
     def is_group(self) -> bool:
         return bool(self.subtasks)
 
+    @property
+    def named_filter(self) -> str | None:
+        """The filter, when it is not lm-eval's default (which no label names)."""
+        return None if self.filter == DEFAULT_FILTER else self.filter
+
+    @property
+    def metric_label(self) -> str:
+        return metric_label(self.metric, self.filter)
+
+    @property
+    def label(self) -> str:
+        return score_label(self.task, self.metric, self.filter)
+
     @field_validator("task", "metric", "filter")
     @classmethod
     def _one_table_cell(cls, value: str) -> str:
@@ -71,6 +86,17 @@ class EvalRecord(BaseModel):
         """Only a Hub dataset id is kept: ``json`` or a local path names no dataset
         anyone else can find, and the Hub would group every such task under it."""
         return value if value and is_hub_dataset_id(value) else None
+
+
+def metric_label(metric: str, filter_: str = DEFAULT_FILTER) -> str:
+    """A metric as every table and line names it: lm-eval's default filter ``none`` is
+    left out, any other is named, so the strict and flexible scores of one task read apart."""
+    return metric if filter_ == DEFAULT_FILTER else f"{metric} ({filter_})"
+
+
+def score_label(task: str, metric: str, filter_: str = DEFAULT_FILTER) -> str:
+    """A score as the gate's lines, the history and the notes name it."""
+    return f"{task} {metric_label(metric, filter_)}"
 
 
 def is_hub_dataset_id(value: str) -> bool:

@@ -26,8 +26,9 @@ from cards import yamlio
 from cards.baseline import base_scores
 from cards.citations import method_citations, unique_citations
 from cards.errors import CardError, invalid
-from cards.evals import dataset_label, metric_label, to_model_index
+from cards.evals import dataset_label, to_model_index
 from cards.history import history_table
+from cards.measured import GGUFFileFacts, MeasuredFacts
 from cards.records import EvalRecord
 from cards.schema import CardMetadata, RepoId
 from cards.usage import gguf_usage, usage
@@ -61,7 +62,7 @@ class CardContext(BaseModel):
     intended_uses: str = ""
     limitations: str = ""
     training_data: str = ""
-    facts: dict[str, Any] = Field(default_factory=dict)
+    facts: MeasuredFacts = Field(default_factory=MeasuredFacts)
     records: list[EvalRecord] = Field(default_factory=list)
     baseline: list[EvalRecord] = Field(default_factory=list)
     citations: list[str] = Field(default_factory=list)
@@ -89,8 +90,8 @@ def render_gguf_card(ctx: CardContext, template_dir: str | Path | None = None) -
 
     ``ctx`` describes the model that was quantized (``repo_id``), usually the merged one.
     """
-    if not ctx.gguf_repo_id or not ctx.facts.get("gguf_files"):
-        raise CardError("GGUF card needs gguf_repo_id and facts['gguf_files']; export GGUF first")
+    if not ctx.gguf_repo_id or not ctx.facts.gguf_files:
+        raise CardError("GGUF card needs gguf_repo_id and facts.gguf_files; export GGUF first")
     data = ctx.metadata.to_dict()
     data.pop("model-index", None)  # the scores belong to the unquantized model
     data.pop("library_name", None)  # the Hub recognises GGUF files by themselves
@@ -162,20 +163,20 @@ def _view(ctx: CardContext, metadata: CardMetadata) -> dict[str, Any]:
         "limitations": ctx.limitations.strip(),
         "training_data": ctx.training_data.strip(),
         "details": fact_rows.rows(facts, fact_rows.MODEL_DETAILS),
-        "lora": fact_rows.rows(facts.get("lora"), fact_rows.LORA),
-        "training": fact_rows.rows(facts.get("training"), fact_rows.TRAINING),
-        "sanity": fact_rows.sanity_rows(facts.get("sanity")),
-        "examples": (facts.get("sanity") or {}).get("smoke") or [],
-        "versions": sorted((facts.get("versions") or {}).items()),
+        "lora": fact_rows.rows(facts.lora, fact_rows.LORA),
+        "training": fact_rows.rows(facts.training, fact_rows.TRAINING),
+        "sanity": fact_rows.sanity_rows(facts.sanity),
+        "examples": facts.sanity.smoke if facts.sanity else [],
+        "versions": sorted(facts.versions.items()),
         "facts": facts,
         "evals": _eval_table(ctx.records, ctx.baseline),
-        "gguf_files": _gguf_rows(facts.get("gguf_files") or []),
-        "mmproj": facts.get("mmproj"),
-        "gguf_build": facts.get("gguf_build"),
-        "dequantized_base": facts.get("dequantized_base"),
+        "gguf_files": _gguf_rows(facts.gguf_files),
+        "mmproj": facts.mmproj,
+        "gguf_build": facts.gguf_build,
+        "dequantized_base": facts.dequantized_base,
         "usage": usage(facts),
         "gguf_usage": gguf_usage(facts),
-        "history": history_table(facts.get("history")),
+        "history": history_table(facts.history),
         "citations": citations,
     }
 
@@ -195,7 +196,7 @@ def _eval_table(records: list[EvalRecord], baseline: list[EvalRecord]) -> dict[s
         cells.append(
             [
                 "↳ " * depth + dataset_label(r),
-                metric_label(r),
+                r.metric_label,
                 "" if r.n_shot is None else str(r.n_shot),
                 f"{r.value:.4f}",
                 "" if r.stderr is None else f"± {r.stderr:.4f}",
@@ -233,7 +234,7 @@ def _shots(record: EvalRecord) -> str:
     return "unknown n-shot" if record.n_shot is None else f"{record.n_shot}-shot"
 
 
-def _gguf_rows(files: list[dict[str, Any]]) -> dict[str, Any]:
+def _gguf_rows(files: list[GGUFFileFacts]) -> dict[str, Any]:
     """The quant table: a column only where some file has that measurement."""
     columns = [
         ("type", "Quant type", lambda v: f"`{v}`"),
@@ -242,11 +243,11 @@ def _gguf_rows(files: list[dict[str, Any]]) -> dict[str, Any]:
         ("top1_agreement", "Top-1 agreement", lambda v: f"{v:.2%}"),
         ("max_abs_diff", "Max abs logit diff", lambda v: f"{v:.4g}"),
     ]
-    present = [c for c in columns if any(f.get(c[0]) is not None for f in files)]
+    present = [c for c in columns if any(getattr(f, c[0]) is not None for f in files)]
     rows = [
         [
-            f"`{f.get('name') or '(unnamed)'}`",
-            *("—" if f.get(key) is None else fmt(f[key]) for key, _, fmt in present),
+            f"`{f.name or '(unnamed)'}`",
+            *(fmt(v) if (v := getattr(f, key)) is not None else "—" for key, _, fmt in present),
         ]
         for f in files
     ]

@@ -24,6 +24,7 @@ from cards import yamlio
 from cards.card_bibtex import card_file_citations
 from cards.errors import CardError, invalid
 from cards.evals import load_results
+from cards.measured import MeasuredFacts
 from cards.render import CardContext
 from cards.schema import METADATA_KEYS, CardMetadata
 
@@ -40,6 +41,10 @@ def load_context(
     facts = _load(facts_path, json.loads, "JSON") if facts_path else {}
     if not isinstance(facts, dict):
         raise CardError(f"{facts_path}: expected a JSON object of facts")
+    try:
+        measured = MeasuredFacts.model_validate(facts)
+    except ValidationError as error:
+        raise invalid(str(facts_path), error) from error
     cited = _cited_cards(spec, metadata_path)
     metadata = {k: v for k, v in spec.items() if k in METADATA_KEYS}
     context: dict[str, Any] = {k: v for k, v in spec.items() if k not in METADATA_KEYS}
@@ -48,7 +53,7 @@ def load_context(
     try:
         return CardContext(
             metadata=CardMetadata.model_validate(metadata),
-            facts=facts,
+            facts=measured,
             records=load_results(results),
             baseline=load_results(baseline),
             **context,

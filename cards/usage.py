@@ -1,6 +1,6 @@
 """What the usage snippets load a release with, from its measured facts.
 
-transformers: a checkpoint that keeps its vision tower (``facts["towers"]``) loads with
+transformers: a checkpoint that keeps its vision tower (``facts.towers``) loads with
 ``AutoModelForImageTextToText`` and takes its input from ``AutoProcessor`` (the Hub's
 ``image-text-to-text`` models); a text model with ``AutoModelForCausalLM`` and
 ``AutoTokenizer``. The chat template is applied only where the release has one.
@@ -12,9 +12,9 @@ tower it carries.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict
+
+from cards.measured import MeasuredFacts
 
 VISION = ("AutoModelForImageTextToText", "AutoProcessor")
 TEXT = ("AutoModelForCausalLM", "AutoTokenizer")
@@ -44,29 +44,30 @@ class GGUFUsage(BaseModel):
     media_prompt: str | None = None
 
 
-def usage(facts: dict[str, Any]) -> Usage:
-    vision = "vision" in (facts.get("towers") or [])
+def usage(facts: MeasuredFacts) -> Usage:
+    vision = "vision" in (facts.towers or [])
     model_class, processor_class = VISION if vision else TEXT
     return Usage(
         model_class=model_class,
         processor_class=processor_class,
-        chat_template=bool(facts.get("chat_template")),
+        chat_template=bool(facts.chat_template),
         vision=vision,
     )
 
 
-def gguf_usage(facts: dict[str, Any]) -> GGUFUsage | None:
+def gguf_usage(facts: MeasuredFacts) -> GGUFUsage | None:
     """The first GGUF file of the release (the spec's first type), and the projector."""
-    files = [file for file in facts.get("gguf_files") or [] if file.get("name")]
+    files = [file for file in facts.gguf_files if file.name]
     if not files:
         return None
-    first, mmproj = files[0], facts.get("mmproj") or {}
-    tower = next((t for t in MEDIA if t in (mmproj.get("towers") or [])), None)
+    first, mmproj = files[0], facts.mmproj
+    towers = mmproj.towers if mmproj else []
+    tower = next((t for t in MEDIA if t in towers), None)
     flag, prompt = MEDIA[tower] if tower else (None, None)
     return GGUFUsage(
-        file=first["name"],
-        quant=str(first["type"]).upper(),
-        mmproj=mmproj.get("name"),
+        file=str(first.name),
+        quant=str(first.type).upper(),
+        mmproj=mmproj.name if mmproj else None,
         media_flag=flag,
         media_prompt=prompt,
     )

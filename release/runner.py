@@ -287,9 +287,11 @@ def run_release(
 
 
 def _inputs(stages: Sequence[Stage], spec: ReleaseSpec) -> list[Path]:
-    """The spec and every stage's external inputs (an earlier release's manifest, which
-    may sit in this workspace, is not one the workspace could overwrite)."""
-    paths = [*([spec.file] if spec.file else []), *(p for s in stages for p in s.input_paths(spec))]
+    """The spec and the external inputs of every stage this spec runs (an earlier
+    release's manifest, which may sit in this workspace, is not one the workspace could
+    overwrite)."""
+    used = [stage for stage in stages if not stage.skip_reason(spec)]
+    paths = [*([spec.file] if spec.file else []), *(p for s in used for p in s.input_paths(spec))]
     return [path for path in paths if path.name != MANIFEST_NAME]
 
 

@@ -19,6 +19,16 @@ REPO = Path(__file__).resolve().parent.parent
 TEST_CACHE = Path(os.environ.get("MODEL_RELEASE_TEST_CACHE", REPO / ".cache" / "tests"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_eval_cache(tmp_path_factory):
+    """The base's eval figures (``release.evaluate.base_figures``) kept in this session's
+    temporary folder: fixtures of a module or the session run the evaluate stage before
+    any test's own folder is set."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODEL_RELEASE_EVAL_CACHE", str(tmp_path_factory.mktemp("eval_cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     from huggingface_hub import constants
@@ -29,6 +39,8 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("MODEL_RELEASE_CACHE", str(TEST_CACHE))
+    # a test's evals start with no base figures kept: a cache hit is one the test made
+    monkeypatch.setenv("MODEL_RELEASE_EVAL_CACHE", str(tmp_path_factory.mktemp("eval_cache")))
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
 

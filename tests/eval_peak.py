@@ -34,7 +34,10 @@ def main(base: Path, adapter: Path, merged: Path, dtype: str) -> dict[str, int]:
         }
     )
     before = psutil.Process().memory_info().rss
-    for _ in model_checks(spec, base, adapter, merged, LoadPlan(dtype, 0), SilentReporter()):
+    checks = model_checks(
+        spec, base, adapter, merged, LoadPlan(dtype, 0), SilentReporter(), base_fingerprint=None
+    )
+    for _ in checks:
         pass
     return {"before": before, "peak": high_water_mark()}
 

@@ -145,5 +145,5 @@ def test_the_release_card_cites_what_intake_read_from_the_base_card():
     manifest = Manifest(name="m", version="1.0.0")
     facts = {"r": 8, "base_citations": card_citations(BASE_CARD)}
     manifest.stages["adapter"] = StageRecord(key="k", finished_at="t", seconds=0, facts=facts)
-    cited = card_facts(manifest)["base_model_citation"]
+    cited = card_facts(manifest).base_model_citation
     assert keys([cited]) == ["allal2025smollm2", "hu2022lora"]

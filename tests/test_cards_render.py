@@ -17,6 +17,7 @@ from cards.cli import app as card_app
 from cards.errors import CardError
 from cards.evals import dataset_label
 from cards.lint import lint_card
+from cards.measured import GGUFBuildFacts, MeasuredFacts
 from cards.render import CardContext, card_kind, render_gguf_card, render_model_card
 from cards.schema import CardMetadata
 from cards.spec import load_context
@@ -111,7 +112,7 @@ def test_gguf_card_lists_files_and_is_a_quantized_child(demo, tmp_path):
 
 def test_gguf_card_needs_gguf_facts(demo):
     with pytest.raises(CardError, match="gguf_files"):
-        render_gguf_card(demo.model_copy(update={"facts": {}}))
+        render_gguf_card(demo.model_copy(update={"facts": MeasuredFacts()}))
 
 
 def test_user_templates_override_one_file_and_keep_the_rest(demo, tmp_path):
@@ -310,7 +311,7 @@ def test_a_regex_target_modules_is_one_name_in_one_cell():
 
 def test_without_a_chat_template_the_snippet_only_loads():
     ctx = _gemma4(towers=False)
-    ctx = ctx.model_copy(update={"facts": ctx.facts | {"chat_template": False}})
+    ctx = ctx.model_copy(update={"facts": ctx.facts.model_copy(update={"chat_template": False})})
     text = render_model_card(ctx)
     assert 'tokenizer = AutoTokenizer.from_pretrained("me/g4")' in text
     assert "apply_chat_template" not in text
@@ -320,8 +321,8 @@ def test_gguf_card_names_a_build_whose_commit_is_unknown():
     """A runtime whose converter was never fetched has no commit on record (the facts
     drop the empty value): the card names the build without one."""
     ctx = _gemma4(towers=False)
-    build = {k: v for k, v in GEMMA4_BUILD.items() if k != "commit"}
-    ctx = ctx.model_copy(update={"facts": ctx.facts | {"gguf_build": build}})
+    build = GGUFBuildFacts.model_validate({k: v for k, v in GEMMA4_BUILD.items() if k != "commit"})
+    ctx = ctx.model_copy(update={"facts": ctx.facts.model_copy(update={"gguf_build": build})})
     text = render_gguf_card(ctx)
-    assert f"llama.cpp build: {build['llama_cpp']}. Written by" in text
+    assert f"llama.cpp build: {build.llama_cpp}. Written by" in text
     assert "tree/" not in text and lint_card(text) == []

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from cards.evals import load_results
+from cards.records import EvalRecord
 from release.cli import main
 from release.core.manifest import MANIFEST_NAME, Manifest
 from release.evaluate.facts import EvaluateFacts
@@ -88,7 +89,7 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, mon
 
     workspace = tmp_path / "build"
     facts = EvaluateFacts.of(Manifest.load(workspace / MANIFEST_NAME))
-    ours = {(r["task"], r["metric"], r.get("filter", "none")): r["value"] for r in facts.results}
+    ours = _scores(facts.results)
     produced = sorted(p for p in (workspace / "evaluate" / "lm-eval").rglob("*") if p.is_file())
     assert facts.harness.files == [str(p.relative_to(workspace / "evaluate")) for p in produced]
     assert (facts.harness.tasks, facts.harness.dtype) == (["mr_group", "mr_perplexity"], "float32")
@@ -101,7 +102,7 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, mon
     assert {key[0] for key in ours} >= {"mr_choice", "mr_generate", "mr_perplexity"}
     assert ("mr_generate", "exact_match", "first_number") in ours
     # each score's source is where its results file lies once the stage is done
-    (source,) = {r["source"] for r in facts.results}
+    (source,) = {r.source for r in facts.results}
     assert source.startswith("build/evaluate/lm-eval/") and (tmp_path / source).is_file()
 
     # the card's model-index carries the scores the release produced, read back by
@@ -123,7 +124,7 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, mon
     from release.tui.panes.evaluate import _scores_table
 
     table = _scores_table(facts)
-    assert [cell for cell in table.columns[0].cells] == [r["task"] for r in facts.results]
+    assert [cell for cell in table.columns[0].cells] == [r.task for r in facts.results]
     shutil.rmtree(direct)
 
     # the same model and tasks again: the stage (and its lm-eval run) is skipped
@@ -204,7 +205,7 @@ def test_smollm2_beside_its_base_and_a_broken_adapter_gated_against_it(
     assert main(["run", str(good / "release.yaml"), *stages, "--stage", "card"]) == 0
     manifest = good / "build" / MANIFEST_NAME
     facts = EvaluateFacts.of(Manifest.load(manifest))
-    assert {r["task"] for r in facts.results} >= {"mr_choice", "mr_generate", "mr_perplexity"}
+    assert {r.task for r in facts.results} >= {"mr_choice", "mr_generate", "mr_perplexity"}
 
     ours, base = _scores(facts.results), _scores(facts.base_results)
     theirs = _direct_lm_eval(smollm2_base_dir, tmp_path / "base", facts.harness.dtype)
@@ -260,8 +261,8 @@ def _markdown_rows(text: str, header: str) -> list[list[str]]:
     return rows
 
 
-def _scores(results: list[dict]) -> dict[tuple[str, str, str], float]:
-    return {(r["task"], r["metric"], r.get("filter", "none")): r["value"] for r in results}
+def _scores(results: list[EvalRecord]) -> dict[tuple[str, str, str], float]:
+    return {r.key: r.value for r in results}
 
 
 def test_compare_base_shows_the_base_s_scores_beside_the_release_s(
@@ -298,7 +299,7 @@ def test_compare_base_shows_the_base_s_scores_beside_the_release_s(
     assert facts.harness.base_files and facts.harness.files
     assert all(f.startswith("lm-eval-base/") for f in facts.harness.base_files)
     assert all(f.startswith("lm-eval/") for f in facts.harness.files)
-    (source,) = {r["source"] for r in facts.base_results}
+    (source,) = {r.source for r in facts.base_results}
     assert source.startswith("build/evaluate/lm-eval-base/") and (tmp_path / source).is_file()
     assert facts.harness.launch.describe() == "cpu: no GPU"
 
@@ -393,4 +394,4 @@ async def test_the_wizard_s_eval_step_shows_the_tasks_their_progress_and_scores(
     assert "Benchmarks" in facts and "difference" in facts.split("Benchmarks")[1]
     assert "lm-eval hf, cpu: no GPU" in facts  # how it was launched
     for result in manifest.results:
-        assert result["task"] in facts
+        assert result.task in facts

@@ -52,7 +52,15 @@ def released(tiny_llama_dir, tmp_path_factory) -> tuple[ReleaseSpec, Path]:
 
 
 def _checks(spec: ReleaseSpec, workspace: Path, merged: Path, plan: LoadPlan):
-    run = model_checks(spec, spec.base.path, workspace / "adapter", merged, plan, SilentReporter())
+    run = model_checks(
+        spec,
+        spec.base.path,
+        workspace / "adapter",
+        merged,
+        plan,
+        SilentReporter(),
+        base_fingerprint=None,
+    )
     while True:
         try:
             next(run)
@@ -135,3 +143,5 @@ def test_a_broken_merge_fails_the_stage(released, other_base, tmp_path, plan, br
     with pytest.raises(WorkError) as failed:
         _checks(spec, workspace, merged, plan)
     assert "the merged model is not base + adapter" in str(failed.value)
+    # the likely causes, each with what to do; never "report it"
+    assert "init_lora_weights" in str(failed.value) and "report it" not in str(failed.value)

@@ -13,7 +13,21 @@ import pytest
 from release.gguf.kquant_types import kquant_tensor_type
 from release.gguf.needs import gguf_file_bytes
 from release.gguf.sizes import bits_per_weight, estimate_gguf_bytes
+from release.spec.quant_types import QUANT_TYPES
 from release.spec.schema import GGUF_TYPES
+
+
+@pytest.mark.parametrize("row", QUANT_TYPES, ids=lambda row: row.name)
+def test_each_quant_type_row_agrees_with_gguf_py(row):
+    """The table's traits against gguf-py's own: its tensor type's block, its file type,
+    and the families by their names (K-quants ``*_K``, i-quants ``IQ*``)."""
+    block_size, _ = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[row.ggml_type]]
+    assert row.block_size == block_size
+    file_type = gguf.LlamaFileType[row.file_type]
+    assert file_type.name.endswith(row.name.upper())
+    assert row.kquant == row.ggml_type.endswith("_K")
+    assert row.iquant == row.ggml_type.startswith("IQ")
+    assert not row.embedding_type or gguf.GGMLQuantizationType[row.embedding_type]
 
 
 def test_every_spec_type_has_an_estimate():

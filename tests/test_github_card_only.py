@@ -8,6 +8,7 @@ back through huggingface_hub or the server's own store.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -17,6 +18,9 @@ import yaml
 from release import __version__
 from release.card_push import publish_card
 from release.cli import main
+from release.evaluate.facts import HarnessFacts
+from release.evaluate.gate import gate_stored_results
+from release.evaluate.scores import read_scores
 from release.hub.plan import RELEASE_MANIFEST
 from release.runner import run_release
 from release.spec.schema import ReleaseSpec
@@ -24,6 +28,7 @@ from release.stages.push import PushStage
 from tests.action_runner import run_action
 from tests.hub_fixtures import REPO_ID, BuiltRelease
 from tests.hub_server import FakeHub
+from tests.test_gate import lm_eval_file
 
 SCORES = {"arc_easy": 0.7348, "hellaswag": 0.4125}
 
@@ -110,6 +115,62 @@ def test_card_only_pushes_the_card_and_eval_results_in_one_commit(hub, published
         hashlib.sha256(hub.read(REPO_ID, "README.md")).digest()
         == hashlib.sha256(local_card.read_bytes()).digest()
     )
+
+
+def test_card_only_in_a_fresh_checkout_rebuilds_the_card_byte_for_byte(
+    hub, built_release, tmp_path
+):
+    """The card the release was built with, with scores its lm-eval run produced (in
+    build/evaluate/lm-eval) beside the stored ones, is rebuilt by push --card-only in a
+    fresh checkout that has only the published manifest: the same README.md and
+    .eval_results entries, byte for byte, the produced scores in both."""
+    from huggingface_hub import ModelCard
+
+    stored = write_results(tmp_path / "results.yaml", SCORES)
+    spec = built_release.spec.model_copy(
+        update={"eval": built_release.spec.eval.model_copy(update={"results": [stored]})}
+    )
+    workspace = built_release.workspace
+    harness_dir = workspace / "evaluate" / "lm-eval" / "me__model"
+    harness_dir.mkdir(parents=True)
+    produced_file = lm_eval_file(harness_dir / "results_2026-01-01T00-00-00.json", {"piqa": 0.68})
+    data = json.loads(produced_file.read_text())
+    data["configs"] = {"piqa": {"dataset_path": "ybisk/piqa", "test_split": "validation"}}
+    produced_file.write_text(json.dumps(data))
+    # what the evaluate stage records: the harness's scores, and the gate's on all of them
+    produced = read_scores([produced_file], spec.base_dir)
+    harness = HarnessFacts(
+        tasks=["piqa"],
+        backend="hf",
+        dtype="float32",
+        files=[str(produced_file.relative_to(workspace / "evaluate"))],
+        results=produced,
+    )
+    gated = gate_stored_results(spec.eval, spec.base_dir, workspace, produced)
+    manifest = built_release.manifest()
+    manifest.stages["evaluate"].facts = gated.model_copy(update={"harness": harness}).as_json()
+    for record in manifest.stages.values():
+        record.tools = {"model-release": __version__}
+    manifest.save(built_release.manifest_path)
+    list(run_release(spec, only=["card"], force=["card"]))
+    list(run_release(spec, stages=[PushStage()], force=["push"]))
+    built = _card_files(workspace / "card")
+    assert any("piqa" in name for name in built)
+
+    fresh = spec.model_copy(update={"workspace": tmp_path / "checkout" / "build"})
+    _, pushed = drain(publish_card(fresh))
+
+    assert _card_files(fresh.workspace / "card") == built
+    assert pushed.result.status == "unchanged"  # the Hub holds these very bytes already
+    card = ModelCard(hub.read(REPO_ID, "README.md").decode())
+    scores = {r.dataset_type: r.metric_value for r in card.data.eval_results}
+    assert scores == {"org/arc_easy": 0.7348, "org/hellaswag": 0.4125, "ybisk/piqa": 0.68}
+
+
+def _card_files(folder: Path) -> dict[str, bytes]:
+    """The merged model's card and its .eval_results entries, as the card stage wrote them."""
+    files = [folder / "README.md", *sorted((folder / "eval_results").glob("*.yaml"))]
+    return {str(path.relative_to(folder)): path.read_bytes() for path in files}
 
 
 def test_card_only_twice_changes_nothing_the_second_time(hub, published, tmp_path):

@@ -14,7 +14,7 @@ from cards.schema import CardMetadata
 from release.cli import main
 from release.core.errors import Refused
 from release.core.manifest import MANIFEST_NAME, FileRecord, Manifest, StageRecord
-from release.evaluate.gate import records_to_facts
+from release.evaluate.facts import scores_as_json
 from release.report.history import history_facts, history_of
 from release.report.notes import release_notes
 from release.runner import run_release
@@ -74,7 +74,7 @@ def release_manifest(
 ) -> Path:
     """A manifest as the stages write it, for the history's reading of it."""
     folder.mkdir(parents=True, exist_ok=True)
-    results = records_to_facts(load_results([lm_eval_file(folder / "results.json", scores)]))
+    results = scores_as_json(load_results([lm_eval_file(folder / "results.json", scores)]))
     evaluate = {"results": results, "gate": {"passed": True}}
     if previous is not None:
         evaluate["previous"] = [
@@ -119,7 +119,7 @@ def test_a_gone_previous_manifest_ends_the_chain_and_says_so(tmp_path):
     found = history_of(two)
     assert [e.version for e in found.entries] == ["2.0"]
     assert found.missing == ["?: ../one/manifest.json is gone"]
-    assert history_facts(found)["missing"] == found.missing
+    assert history_facts(found).missing == found.missing
 
 
 def test_notes_name_base_revision_tools_and_files(tmp_path):

@@ -205,9 +205,10 @@ def test_status_names_what_changed_and_how_to_redo_it(tmp_path, monkeypatch, cap
     assert main(["status", str(spec_path)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert [line.split()[:2] for line in lines[:6]] == [
+    assert [line.split()[:2] for line in lines[:7]] == [
         ["adapter", "done"],
         ["merge", "changed"],
+        ["contamination", "skipped"],
         ["evaluate", "changed"],
         ["gguf", "pending"],
         ["card", "pending"],

@@ -26,6 +26,7 @@ from release.stages.base import Stage, StageContext, StageOutput, StageRun
 BUILT = {
     "adapter": "done",
     "merge": "done",
+    "contamination": "skipped",
     "evaluate": "done",
     "gguf": "skipped",
     "card": "done",

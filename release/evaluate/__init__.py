@@ -10,7 +10,9 @@ worse than the last release?
 - ``harness_log``: how far the harness has got, read from its log.
 - ``launch``: how the harness runs on the GPUs there are (data parallel, one model
   spread over them, vLLM's tensor parallel): the one rule.
-- ``gate``: stored scores against the last release's (no model, no torch).
+- ``scores``: which scores are this release's (stored and produced, merged; the base's
+  beside them): the one rule the gate, the card and every reader use.
+- ``gate``: this release's scores against the last release's (no model, no torch).
 - ``history``: the chain of previous manifests the gates compared against; a version the
   gate held back stands for the release before it.
 - ``needs``: what the eval will hold at its peak (the preflight's estimate).

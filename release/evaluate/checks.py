@@ -2,14 +2,22 @@
 it work?
 
 1. merge equivalence: merged model vs PEFT's merge of base + adapter stored alike, logits
-   on probe prompts, against the adapter's effect;
-2. perplexity on held-out text: base, base + adapter, merged; an adapter that makes the
-   model clearly worse than its base points at a wrong base or a broken run;
+   on probe prompts, against the adapter's effect (base + adapter's logits less the
+   base's);
+2. perplexity on held-out text: the base and the merged model; a merged model clearly
+   worse than its base points at a wrong base or a broken run. (Base + adapter's own
+   perplexity is not measured: the equivalence check has shown the merged model to be
+   base + adapter on logits, so its pass would prove nothing more.)
 3. chat smoke test: greedy answers through the chat template, checked for sense.
 
 One model is resident at a time: base + adapter first, for what the checks need of it
-(probe logits, the adapter's effect, two perplexities); then it is freed and the merged
-model loads to be compared. The peak is one model, not two (``release.evaluate.needs``).
+(the base's perplexity and probe logits, base + adapter's probe logits, PEFT's merge);
+then it is freed and the merged model loads to be compared. The peak is one model, not
+two (``release.evaluate.needs``). What the base alone gives is the same for every
+adapter on it: ``release.evaluate.base_figures`` keeps it, so a second adapter on the
+same base skips the base's passes. Each perplexity pass reports its progress after every
+window (tokens done, rate, time left): at 4B on a CPU a pass is minutes.
+
 The arithmetic of each check is in ``release.evaluate.sanity``; dtype and placement in
 ``release.evaluate.loading``; this module runs the checks in order and turns a failed
 one into a one-line error.
@@ -17,8 +25,9 @@ one into a one-line error.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +35,20 @@ from typing import TYPE_CHECKING
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
 from release.core.quiet import held_stderr
-from release.evaluate.facts import EquivalenceFacts, EvaluateFacts, PerplexityFacts, SmokeFacts
+from release.evaluate.base_figures import (
+    BaseFigures,
+    BaseKey,
+    base_key,
+    read_figures,
+    write_figures,
+)
+from release.evaluate.facts import (
+    BaseFiguresFacts,
+    EquivalenceFacts,
+    EvaluateFacts,
+    PerplexityFacts,
+    SmokeFacts,
+)
 from release.evaluate.loading import (
     LoadPlan,
     checkpoint_dtype,
@@ -39,7 +61,7 @@ from release.spec.schema import ReleaseSpec
 if TYPE_CHECKING:
     import torch
 
-    from release.evaluate.sanity import ProbeReference
+    from release.evaluate.sanity import Perplexity, ProbeReference, SmokeResult
 
 
 def _heldout_text(spec: ReleaseSpec) -> tuple[str, str]:
@@ -50,15 +72,6 @@ def _heldout_text(spec: ReleaseSpec) -> tuple[str, str]:
     return "model-release heldout.txt (multilingual sample)", text
 
 
-@dataclass(frozen=True)
-class _BaseSide:
-    """What the checks keep of base + adapter after it is freed."""
-
-    reference: ProbeReference
-    base_perplexity: float
-    adapter_perplexity: float
-
-
 def model_checks(
     spec: ReleaseSpec,
     base_dir: Path,
@@ -66,12 +79,23 @@ def model_checks(
     merged_dir: Path,
     plan: LoadPlan,
     report: Reporter,
+    *,
+    base_fingerprint: str | None,
 ) -> Generator[Event, None, EvaluateFacts]:
     """Merge equivalence, perplexity and the chat smoke test; returns their facts (the
-    stage adds the gate's)."""
+    stage adds the gate's). ``base_fingerprint`` (intake's) keys the base's figures in
+    the cache; None computes them and keeps nothing."""
     from transformers import AutoTokenizer
 
-    from release.evaluate.sanity import HELDOUT_TOKENS, SMOKE_PROMPTS
+    from release.evaluate.sanity import (
+        HELDOUT_TOKENS,
+        PERPLEXITY_WINDOW,
+        PROBE_PROMPTS,
+        SMOKE_PROMPTS,
+        chat_smoke,
+        merge_equivalence,
+        perplexity,
+    )
 
     remote = spec.base.trust_remote_code
     steady_heap()
@@ -80,53 +104,36 @@ def model_checks(
     name, text = _heldout_text(spec)
     ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
     prompts = SMOKE_PROMPTS if spec.eval.prompts is None else spec.eval.prompts
-    steps = 4 + len(prompts)
-
-    yield report.log(f"loading the base with the adapter on {plan.device}")
-    yield report.progress(0, steps, "checks", "base + adapter: probe logits, perplexity")
-    with held_stderr():
-        side = _base_side(base_dir, adapter_dir, merged_dir, plan, tokenizer, ids, remote)
+    probe_ids = [tokenizer(prompt).input_ids for prompt in PROBE_PROMPTS]
+    key = None
+    if base_fingerprint is not None:
+        key = base_key(base_fingerprint, ids, probe_ids, PERPLEXITY_WINDOW, plan.dtype, plan.device)
+    base_side = _base_side(
+        spec, base_dir, adapter_dir, merged_dir, plan, tokenizer, ids, key, report
+    )
+    reference, base_perplexity, cached = yield from base_side
     release_memory()
-    if side.reference.adapter_effect < 1e-4:
+    if reference.adapter_effect < 1e-4:
         yield report.log(
             "the adapter changes no logits on the probe prompts: was it trained?", "warning"
         )
-    ratio = side.adapter_perplexity / side.base_perplexity
-    if ratio > spec.eval.max_perplexity_ratio:
-        raise WorkError(
-            f"the adapter makes the base much worse on held-out text: perplexity "
-            f"{side.base_perplexity:.2f} → {side.adapter_perplexity:.2f} (×{ratio:.2f}, "
-            f"limit ×{spec.eval.max_perplexity_ratio}); a sign of a wrong base or a broken run",
-            hint="check base against the model the adapter was trained on",
-        )
-
-    from release.evaluate.sanity import chat_smoke, merge_equivalence, perplexity
 
     yield report.log(f"loading the merged model on {plan.device}")
-    yield report.progress(2, steps, "checks", "merge equivalence")
     with held_stderr():
         merged = load_model(merged_dir, plan, trust_remote_code=remote)
-    equivalence_facts = _equivalence_facts(
-        spec, merge_equivalence(merged, tokenizer, side.reference)
-    )
-    yield report.progress(3, steps, "checks", "perplexity: merged")
-    merged_perplexity = perplexity(merged, ids)
-    perplexity_facts = PerplexityFacts(
-        text=name,
-        tokens=int(ids.numel()),
-        base=round(side.base_perplexity, 4),
-        adapter=round(side.adapter_perplexity, 4),
-        merged=round(merged_perplexity, 4),
-        ratio=round(ratio, 4),
-        max_ratio=spec.eval.max_perplexity_ratio,
-        passed=True,
-    )
+    yield report.progress(0, len(PROBE_PROMPTS), "prompts", "merge equivalence")
+    with held_stderr():
+        equivalence = merge_equivalence(merged, tokenizer, reference)
+    equivalence_facts = _equivalence_facts(spec, equivalence)
+    passes = perplexity(merged, ids)
+    merged_perplexity = yield from _perplexity_pass(report, "perplexity: merged", passes, ids)
+    perplexity_facts = _perplexity_facts(spec, name, ids, base_perplexity, merged_perplexity)
 
     smoke = []
     for index, prompt in enumerate(prompts):
-        yield report.progress(4 + index, steps, "checks", f"chat: {prompt[:40]}")
-        with held_stderr():  # generate() warns of its settings
-            result = chat_smoke(merged, tokenizer, prompt, max_new_tokens=spec.eval.max_new_tokens)
+        what = f"chat {index + 1}/{len(prompts)}: {prompt[:40]}"
+        answer = chat_smoke(merged, tokenizer, prompt, max_new_tokens=spec.eval.max_new_tokens)
+        result = yield from _generation(report, what, answer, spec.eval.max_new_tokens)
         smoke.append(SmokeFacts.model_validate(result.to_facts()))
         if not result.passed:
             raise WorkError(
@@ -134,38 +141,134 @@ def model_checks(
                 f"(answer: {result.output[:80]!r})",
                 hint="check the chat template and the tokenizer files of the merged model",
             )
-    yield report.progress(steps, steps, "checks")
     return EvaluateFacts(
         device=plan.device,
         equivalence=equivalence_facts,
         perplexity=perplexity_facts,
+        base_figures=None if key is None else BaseFiguresFacts(key=key.digest, cached=cached),
         smoke=smoke,
     )
 
 
 def _base_side(
+    spec: ReleaseSpec,
     base_dir: Path,
     adapter_dir: Path,
     merged_dir: Path,
     plan: LoadPlan,
     tokenizer,
     ids: torch.Tensor,
-    remote: bool,
-) -> _BaseSide:
-    """Load base + adapter, take what the checks need of it, and let it go on return."""
+    key: BaseKey | None,
+    report: Reporter,
+) -> Generator[Event, None, tuple[ProbeReference, float, bool]]:
+    """Load base + adapter; the base's perplexity and probe logits (read from the cache
+    under ``key``, else computed and kept there); what the equivalence check compares
+    against; and let the model go on return. Returns the reference, the base's perplexity
+    and whether it was cached."""
     import torch
     from peft import PeftModel
 
-    from release.evaluate.sanity import PROBE_PROMPTS, perplexity, probe_reference
+    from release.evaluate.sanity import (
+        PROBE_PROMPTS,
+        next_token_logits,
+        perplexity,
+        probe_reference,
+    )
 
-    base = load_model(base_dir, plan, trust_remote_code=remote)
-    with_adapter = PeftModel.from_pretrained(base, adapter_dir).eval()
-    with with_adapter.disable_adapter():
-        base_perplexity = perplexity(with_adapter, ids)
-    adapter_perplexity = perplexity(with_adapter, ids)
-    stored = getattr(torch, checkpoint_dtype(merged_dir))
-    reference = probe_reference(with_adapter, tokenizer, PROBE_PROMPTS, stored)  # merges it
-    return _BaseSide(reference, base_perplexity, adapter_perplexity)
+    remote = spec.base.trust_remote_code
+    figures = read_figures(key) if key is not None else None
+    cached = figures is not None
+    yield report.log(f"loading the base with the adapter on {plan.device}")
+    with held_stderr():
+        base = load_model(base_dir, plan, trust_remote_code=remote)
+        with_adapter = PeftModel.from_pretrained(base, adapter_dir).eval()
+    if figures is not None:
+        yield report.log(
+            f"the base's perplexity ({figures.perplexity:.2f}) and probe logits: cached by an "
+            f"earlier eval of this base (key {key.digest[:16]}…), not computed again"
+        )
+    else:
+        with with_adapter.disable_adapter():  # the base alone
+            passes = perplexity(with_adapter, ids)
+            base_perplexity = yield from _perplexity_pass(report, "perplexity: base", passes, ids)
+            yield report.progress(0, len(PROBE_PROMPTS), "prompts", "probe prompts: base")
+            with held_stderr():
+                bare = [t.cpu() for t in next_token_logits(with_adapter, tokenizer, PROBE_PROMPTS)]
+        figures = BaseFigures(base_perplexity, bare)
+        if key is not None:
+            write_figures(key, figures)
+    yield report.progress(
+        0, len(PROBE_PROMPTS), "prompts", "probe prompts: base + adapter, PEFT's merge"
+    )
+    with held_stderr():
+        stored = getattr(torch, checkpoint_dtype(merged_dir))
+        reference = probe_reference(  # merges with_adapter
+            with_adapter, tokenizer, PROBE_PROMPTS, stored, figures.probe_logits
+        )
+    return reference, figures.perplexity, cached
+
+
+def _perplexity_pass(
+    report: Reporter, what: str, passes: Perplexity, ids: torch.Tensor
+) -> Generator[Event, None, float]:
+    """Run a perplexity pass, reporting after each window the tokens scored, the rate
+    and the time left; returns the perplexity."""
+    from release.evaluate.sanity import scored_tokens
+
+    total = scored_tokens(ids)
+    started = time.monotonic()
+    yield report.progress(0, total, "tokens", what)
+    while True:
+        with held_stderr():
+            try:
+                done = next(passes)
+            except StopIteration as finished:
+                return finished.value
+        rate = done / max(time.monotonic() - started, 1e-9)
+        left = (total - done) / rate
+        yield report.progress(
+            done, total, "tokens", f"{what}: {rate:.0f} tokens/s, about {left:.0f} s left"
+        )
+        report.check_cancelled()
+
+
+def _generation(
+    report: Reporter, what: str, answer: Generator[int, None, SmokeResult], limit: int
+) -> Generator[Event, None, SmokeResult]:
+    """Run a smoke test's generation, reporting the new tokens as they come."""
+    yield report.progress(0, limit, "tokens", what)
+    while True:
+        with held_stderr():  # generate() warns of its settings
+            try:
+                done = next(answer)
+            except StopIteration as finished:
+                return finished.value
+        yield report.progress(done, limit, "tokens", what)
+        report.check_cancelled()
+
+
+def _perplexity_facts(
+    spec: ReleaseSpec, name: str, ids: torch.Tensor, base: float, merged: float
+) -> PerplexityFacts:
+    """The perplexity's facts, or the one-line error when the merged model is much worse
+    than its base."""
+    ratio = merged / base
+    if ratio > spec.eval.max_perplexity_ratio:
+        raise WorkError(
+            f"the adapter makes the base much worse on held-out text: perplexity "
+            f"{base:.2f} → {merged:.2f} (×{ratio:.2f}, limit ×{spec.eval.max_perplexity_ratio}); "
+            f"a sign of a wrong base or a broken run",
+            hint="check base against the model the adapter was trained on",
+        )
+    return PerplexityFacts(
+        text=name,
+        tokens=int(ids.numel()),
+        base=round(base, 4),
+        merged=round(merged, 4),
+        ratio=round(ratio, 4),
+        max_ratio=spec.eval.max_perplexity_ratio,
+        passed=True,
+    )
 
 
 def _equivalence_facts(spec: ReleaseSpec, equivalence) -> EquivalenceFacts:
@@ -179,8 +282,11 @@ def _equivalence_facts(spec: ReleaseSpec, equivalence) -> EquivalenceFacts:
             f"the merged model is not base + adapter: top-1 agreement "
             f"{equivalence.top1_agreement:.1%} (min {spec.eval.min_top1_agreement:.0%}), mean "
             f"logit error {equivalence.relative_error:.0%} of the adapter's effect (max "
-            f"{spec.eval.max_merge_error:.0%})",
-            hint="rerun with --force merge; if it persists, report it",
+            f"{spec.eval.max_merge_error:.0%}), against PEFT's load of the same files",
+            hint="likely causes: an init_lora_weights in adapter_config.json that moves the "
+            "base (PiSSA, OLoRA, CorDA: convert it with PEFT's save_pretrained("
+            "path_initial_model_for_weight_conversion=...)), base files changed since the "
+            "merge (another revision: rerun with --force merge), a quantized base",
         )
     return EquivalenceFacts(
         **{key: round(value, 6) for key, value in asdict(equivalence).items()},

@@ -4,12 +4,23 @@ stage reached instead of working it out again."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import Field
+from pydantic import Field, PlainSerializer
 
+from cards.records import DEFAULT_FILTER, EvalRecord
 from release.core.facts import Facts, StageFacts
+from release.core.manifest import Manifest
 from release.evaluate.launch import Launch
+
+
+def scores_as_json(records: list[EvalRecord]) -> list[dict]:
+    """Scores as the manifest (and the evaluate stage's key) holds them."""
+    return [record.model_dump(mode="json", exclude_none=True) for record in records]
+
+
+Scores = Annotated[list[EvalRecord], PlainSerializer(scores_as_json, when_used="json")]
+"""Scores as the manifest stores them: typed records, written without their empty fields."""
 
 
 class EquivalenceFacts(Facts):
@@ -28,16 +39,25 @@ class EquivalenceFacts(Facts):
 
 
 class PerplexityFacts(Facts):
-    """Held-out text: base, base + adapter and merged model."""
+    """Held-out text: the base and the merged model (which the equivalence check has
+    shown to be base + adapter, so base + adapter's own pass would prove nothing more)."""
 
     text: str
     tokens: int
     base: float
-    adapter: float
     merged: float
     ratio: float
     max_ratio: float
     passed: bool | None = None
+
+
+class BaseFiguresFacts(Facts):
+    """The base's perplexity and probe logits (``release.evaluate.base_figures``): read
+    from the cache an earlier release of the same base filled, or computed in this run."""
+
+    key: str
+    """The cache key's sha256: the base's fingerprint, the texts' token ids, the dtype…"""
+    cached: bool
 
 
 class SmokeFacts(Facts):
@@ -58,7 +78,7 @@ class ComparisonFacts(Facts):
 
     task: str
     metric: str
-    filter: str = "none"
+    filter: str = DEFAULT_FILTER
     n_shot: int | None = None
     previous: float
     current: float
@@ -99,24 +119,35 @@ class HarnessFacts(Facts):
     """results_*.json and samples files, relative to the evaluate stage's folder."""
     base_files: list[str] = Field(default_factory=list)
     """The same, of the run on the base (eval.tasks.compare_base)."""
+    results: Scores = Field(default_factory=list)
+    """The scores this run produced on the merged model (``release.evaluate.scores``
+    merges them with the stored results)."""
 
 
 class EvaluateFacts(StageFacts):
     stage: ClassVar[str] = "evaluate"
 
-    results: list[dict[str, Any]] = Field(default_factory=list)
-    """The stored eval results of this release (``cards.records.EvalRecord`` as JSON)."""
+    results: Scores = Field(default_factory=list)
+    """This release's scores as its gate judged them: stored and produced
+    (``release.evaluate.scores``)."""
     gate: GateFacts | None = None
     previous: list[PreviousRelease] = Field(default_factory=list)
     """The previous releases' manifests among ``eval.previous``: the release history's chain."""
     device: str | None = None
     """Where and in which dtype the models ran ("cpu (float32)", "cuda (2 GPUs, …)")."""
     harness: HarnessFacts | None = None
-    base_results: list[dict[str, Any]] = Field(default_factory=list)
+    base_results: Scores = Field(default_factory=list)
     """The base model's scores on the same eval.tasks (compare_base), as ``results``:
     shown beside this release's, never in its model-index or its gate."""
     equivalence: EquivalenceFacts | None = None
     perplexity: PerplexityFacts | None = None
+    base_figures: BaseFiguresFacts | None = None
     smoke: list[SmokeFacts] = Field(default_factory=list)
     estimated_output_bytes: int | None = None
     estimated_peak_memory_bytes: int | None = None
+
+
+def evaluated(manifest: Manifest) -> EvaluateFacts | None:
+    """What the evaluate stage recorded, or what it measured before the gate said no."""
+    refusal = manifest.refused.get(EvaluateFacts.stage)
+    return EvaluateFacts.model_validate(refusal.facts) if refusal else EvaluateFacts.of(manifest)

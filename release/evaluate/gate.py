@@ -12,17 +12,15 @@ Pure data in, data out: no models, no torch; the card and the Action summary sho
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cards.evals import load_results
-from cards.records import EvalRecord
+from cards.records import DEFAULT_FILTER, EvalRecord, score_label
 from release.core.errors import InputError, Refused
-from release.core.paths import relative_if_inside
-from release.evaluate.facts import EvaluateFacts, GateFacts
+from release.evaluate.facts import EvaluateFacts, GateFacts, scores_as_json
 from release.evaluate.history import is_manifest, previous_release, released_scores
+from release.evaluate.scores import read_scores, this_release
 from release.spec.schema import EvalSpec
 
 
@@ -33,21 +31,15 @@ class Comparison:
     previous: float
     current: float
     drop: float  # relative; positive means worse
-    filter: str = "none"
+    filter: str = DEFAULT_FILTER
     n_shot: int | None = None
 
     @property
     def label(self) -> str:
-        return _label(self.task, self.metric, self.filter)
+        return score_label(self.task, self.metric, self.filter)
 
     def describe(self) -> str:
         return f"{self.label} {_pct(self.previous)} → {_pct(self.current)} (-{self.drop:.0%})"
-
-
-def _label(task: str, metric: str, filter_: str) -> str:
-    """How a score is named in the gate's lines: lm-eval's default filter ``none`` is left
-    out, any other is named, so the strict and flexible scores of one task read apart."""
-    return f"{task} {metric}" + ("" if filter_ == "none" else f" ({filter_})")
 
 
 @dataclass
@@ -95,7 +87,7 @@ def compare(
         old = before.get(record.key)
         if old is None:
             continue
-        label = _label(record.task, record.metric, record.filter)
+        label = record.label
         if old.n_shot != record.n_shot:
             verdict.flagged.append(
                 f"{label}: n-shot differs ({old.n_shot} before, {record.n_shot} now); not compared"
@@ -156,7 +148,7 @@ def previous_records(paths: Iterable[Path]) -> list[EvalRecord]:
             files.append(path)
         else:
             raise InputError(f"{path}: no such file", hint="fix eval.previous in release.yaml")
-    return records + load_results(files)
+    return records + read_scores(files, None)
 
 
 def previous_scores(paths: Iterable[Path]) -> list[list[dict]]:
@@ -164,40 +156,21 @@ def previous_scores(paths: Iterable[Path]) -> list[list[dict]]:
     compares against), as the evaluate stage is keyed on it: pushing the last release
     rewrites its manifest (the push's facts), which must not make this release's
     evaluate stale. Results files among ``paths`` are keyed by their bytes instead."""
-    return [records_to_facts(released_scores(p)) for p in paths if is_manifest(p) and p.is_file()]
-
-
-def records_to_facts(records: Iterable[EvalRecord]) -> list[dict]:
-    return [json.loads(record.model_dump_json(exclude_none=True)) for record in records]
-
-
-def stored_records(
-    files: Iterable[Path], spec_dir: Path | None, produced: Mapping[Path, Path] | None = None
-) -> list[EvalRecord]:
-    """The records of results ``files`` and of those ``produced`` by the harness in the
-    stage's staging folder, each mapped to the path it has once the stage is done: the
-    source recorded, relative to ``spec_dir`` (the facts must not hold where it lies)."""
-    moved = {str(staged): final for staged, final in (produced or {}).items()}
-    return [
-        record.model_copy(
-            update={"source": relative_if_inside(moved.get(record.source, record.source), spec_dir)}
-        )
-        for record in load_results([*files, *(produced or {})])
-    ]
+    return [scores_as_json(released_scores(p)) for p in paths if is_manifest(p) and p.is_file()]
 
 
 def gate_stored_results(
     spec: EvalSpec,
     spec_dir: Path | None,
     workspace: Path,
-    produced: Mapping[Path, Path] | None = None,
+    produced: Iterable[EvalRecord] = (),
 ) -> EvaluateFacts:
-    """The gate on the spec's stored results (and those ``produced`` by this release's
-    lm-eval run) against the last release's; raises ``Refused`` with the worst drops
-    when it fails. Returns the results, the verdict and the previous manifests (relative
-    to ``workspace``, where this release's manifest lies) as facts, each result's source
-    as ``stored_records`` records it."""
-    current = stored_records(spec.results, spec_dir, produced)
+    """The gate on this release's scores (the spec's stored results and those
+    ``produced`` by its lm-eval run, ``release.evaluate.scores``) against the last
+    release's; raises ``Refused`` with the worst drops when it fails. Returns the scores,
+    the verdict and the previous manifests (relative to ``workspace``, where this
+    release's manifest lies) as facts."""
+    current = this_release(read_scores(spec.results, spec_dir), produced)
     previous = previous_records(spec.previous)
     verdict = compare(
         current,
@@ -206,7 +179,7 @@ def gate_stored_results(
         max_average_drop=spec.max_average_drop,
     )
     facts = EvaluateFacts(
-        results=records_to_facts(current),
+        results=current,
         gate=GateFacts.model_validate(verdict.to_facts()),
         previous=[previous_release(path, workspace) for path in spec.previous if is_manifest(path)],
     )

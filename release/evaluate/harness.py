@@ -6,10 +6,11 @@ exactly what a user running ``lm_eval --model hf`` by hand would get with the sa
 arguments, and a crash in the harness cannot take the pipeline down with it. Progress is
 read from its log (``harness_log``): each task as it is built, then its requests as they run.
 
-The files are read back like stored results (``cards.evals.load_results``): the card's
-model-index and the gate see produced and stored scores alike. With compare_base the same
-command runs on the base, into its own folder: its scores only stand beside this
-release's (``cards.baseline``), never in its model-index or its gate.
+The files are read back like stored results and recorded (``HarnessFacts.results``);
+``release.evaluate.scores`` merges them with the stored ones for the gate and the card.
+With compare_base the same command runs on the base, into its own folder: its scores
+only stand beside this release's (``cards.baseline``), never in its model-index or its
+gate.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from pathlib import Path
 from cards.records import EvalRecord
 from release.core.files import sha256_file
 from release.core.manifest import MANIFEST_NAME, Manifest
-from release.evaluate.facts import EvaluateFacts, PreviousRelease
+from release.evaluate.facts import EvaluateFacts, PreviousRelease, evaluated
+from release.evaluate.scores import release_scores
 
 
 @dataclass
@@ -27,21 +28,10 @@ class Chain:
     missing: list[str] = field(default_factory=list)
 
 
-def evaluated(manifest: Manifest) -> EvaluateFacts | None:
-    """What the evaluate stage recorded, or what it measured before the gate said no."""
-    refusal = manifest.refused.get(EvaluateFacts.stage)
-    return EvaluateFacts.model_validate(refusal.facts) if refusal else EvaluateFacts.of(manifest)
-
-
 def refusal_reason(manifest: Manifest) -> str | None:
     """The gate's reason when it held this version back; None when it was released."""
     refusal = manifest.refused.get(EvaluateFacts.stage)
     return refusal.message if refusal else None
-
-
-def scores(manifest: Manifest) -> list[EvalRecord]:
-    facts = evaluated(manifest)
-    return [EvalRecord.model_validate(result) for result in (facts.results if facts else [])]
 
 
 def chain(manifest: Manifest, folder: Path) -> Chain:
@@ -94,4 +84,4 @@ def released_scores(path: Path) -> list[EvalRecord]:
     """The scores to compare against in the manifest at ``path``: its own when it was
     released, else those of the newest released version of its chain."""
     newest = next((m for m in chain_of(path).manifests if refusal_reason(m) is None), None)
-    return scores(newest) if newest else []
+    return release_scores(newest).records if newest else []

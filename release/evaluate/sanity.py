@@ -16,7 +16,7 @@ breaks merges on purpose to show it).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -37,9 +37,16 @@ PROBE_PROMPTS = (
 PERPLEXITY_WINDOW = 256
 """Tokens per perplexity forward pass: bounds the logits held at once."""
 HELDOUT_TOKENS = 4096
+
+Perplexity = Generator[int, None, float]
+"""A perplexity pass: yields the tokens scored so far, returns the perplexity."""
 ROUNDING_SLICE = 2**22
 """Elements rounded at once when the reference merge is stored as the checkpoint is: a
 bench model's 192 MiB embedding rounded whole raised the eval's float32 peak by 72 MiB."""
+
+SMOKE_CHUNK = 8
+"""New tokens per ``generate`` call of the smoke test: its progress moves between calls
+(a token of a 4B model in float32 on a 2-core CPU takes about a second)."""
 
 SMOKE_PROMPTS = (
     "Convert 25 degrees Celsius to Fahrenheit.",
@@ -99,27 +106,27 @@ class ProbeReference:
 
 
 def probe_reference(
-    with_adapter, tokenizer, prompts: Sequence[str], stored: torch.dtype
+    with_adapter, tokenizer, prompts: Sequence[str], stored: torch.dtype, bare: list[torch.Tensor]
 ) -> ProbeReference:
-    """The adapter's effect (``with_adapter``, a PeftModel, against its base with the
-    adapter disabled), then PEFT's merge of it with every weight rounded to ``stored``,
-    the dtype the merged checkpoint holds: the logits a right merge gives.
+    """The adapter's effect (``with_adapter``, a PeftModel, against ``bare``: its base's
+    logits on ``prompts``, with the adapter disabled), then PEFT's merge of it with every
+    weight rounded to ``stored``, the dtype the merged checkpoint holds: the logits a
+    right merge gives.
 
     Not base + adapter's own logits: a merged checkpoint in bf16 loses what rounding
     ``W + delta`` to bf16 loses, which is the same share of the logits for every adapter,
     so a weakly trained adapter's right merge measured as a large share of its small
     effect (the demo's LoRA at half strength: 0.34 in bf16, 0.18 in float32, limit 0.25;
     bench/equivalence.py). Against PEFT's merge stored alike, only a wrong merge differs.
-    ``with_adapter`` is merged in place: take what else is needed of it first."""
+    ``with_adapter`` is merged in place: take what else is needed of it first. The base's
+    logits are the same for every adapter on that base (``release.evaluate.base_figures``
+    keeps them)."""
     with_adapter = with_adapter.eval()
     total, count = 0.0, 0
-    unmerged = [t.cpu() for t in next_token_logits(with_adapter, tokenizer, prompts)]
-    with with_adapter.disable_adapter():
-        bares = next_token_logits(with_adapter, tokenizer, prompts)
-        for ours, bare in zip(unmerged, bares, strict=True):
-            total += (ours - bare.cpu()).abs().sum().item()
-            count += ours.numel()
-    del unmerged
+    unmerged = next_token_logits(with_adapter, tokenizer, prompts)
+    for ours, base in zip(unmerged, bare, strict=True):
+        total += (ours.cpu() - base).abs().sum().item()
+        count += ours.numel()
     merged = with_adapter.merge_and_unload()
     with torch.no_grad():  # in place, a slice at a time: no copy of a large tensor
         for parameter in merged.parameters():
@@ -151,8 +158,10 @@ def merge_equivalence(merged, tokenizer, reference: ProbeReference) -> Equivalen
 
 
 @torch.no_grad()
-def perplexity(model, token_ids: torch.Tensor, window: int = PERPLEXITY_WINDOW) -> float:
-    """exp(mean next-token loss) over non-overlapping windows of ``token_ids``."""
+def perplexity(model, token_ids: torch.Tensor, window: int = PERPLEXITY_WINDOW) -> Perplexity:
+    """exp(mean next-token loss) over non-overlapping windows of ``token_ids``: a
+    generator that yields the tokens scored after each window (one forward pass) and
+    returns the perplexity, so the caller can show a pass that takes minutes moving."""
     device = model.get_input_embeddings().weight.device
     total_loss, total_tokens = 0.0, 0
     for start in range(0, token_ids.numel() - 1, window):
@@ -163,6 +172,7 @@ def perplexity(model, token_ids: torch.Tensor, window: int = PERPLEXITY_WINDOW) 
         loss = torch.nn.functional.cross_entropy(logits, chunk[1:], reduction="sum")
         total_loss += loss.item()
         total_tokens += chunk.numel() - 1
+        yield total_tokens
     value = float(torch.exp(torch.tensor(total_loss / total_tokens)))
     if not math.isfinite(value):  # NaN passes every comparison with a limit
         raise WorkError(
@@ -170,6 +180,11 @@ def perplexity(model, token_ids: torch.Tensor, window: int = PERPLEXITY_WINDOW) 
             hint="check the adapter's weights and the merge's dtype",
         )
     return value
+
+
+def scored_tokens(token_ids: torch.Tensor) -> int:
+    """The tokens ``perplexity`` scores: all but the first."""
+    return max(token_ids.numel() - 1, 0)
 
 
 def repeated_ngram_ratio(tokens: Sequence[int], n: int = 3) -> float:
@@ -199,22 +214,32 @@ class SmokeResult:
 @torch.no_grad()
 def chat_smoke(
     model, tokenizer, prompt: str, *, max_new_tokens: int, max_repeat: float = 0.5
-) -> SmokeResult:
+) -> Generator[int, None, SmokeResult]:
+    """A greedy answer to ``prompt``, checked: a generator that yields the new tokens so
+    far every ``SMOKE_CHUNK`` of them and returns the result. Each chunk continues the
+    last one's KV cache, so the tokens are those of one ``generate`` call."""
     device = model.get_input_embeddings().weight.device
     text = tokenizer.apply_chat_template(
         [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
     )
     ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids.to(device)
     eos = _eos_ids(model, tokenizer)
-    out = model.generate(
-        input_ids=ids,
-        attention_mask=torch.ones_like(ids),
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        eos_token_id=sorted(eos),
-        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos),
-    )
-    new = out[0, ids.shape[1] :].tolist()
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
+    sequence, cache, new = ids, None, []
+    while len(new) < max_new_tokens and not (new and new[-1] in eos):
+        out = model.generate(
+            input_ids=sequence,
+            attention_mask=torch.ones_like(sequence),
+            past_key_values=cache,
+            max_new_tokens=min(SMOKE_CHUNK, max_new_tokens - len(new)),
+            do_sample=False,
+            eos_token_id=sorted(eos),
+            pad_token_id=pad,
+            return_dict_in_generate=True,
+        )
+        sequence, cache = out.sequences, out.past_key_values
+        new = sequence[0, ids.shape[1] :].tolist()
+        yield len(new)
     stop = "eos" if new and new[-1] in eos else "limit"
     answer_ids = new[:-1] if stop == "eos" else new
     raw = tokenizer.decode(answer_ids, skip_special_tokens=False)

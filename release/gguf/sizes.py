@@ -20,33 +20,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from release.spec.quant_types import QUANT_TYPE
+
 if TYPE_CHECKING:
     from gguf import GGMLQuantizationType, GGUFWriter
 
 _GGUF_TENSOR_ALIGNMENT = 32
-
-_BULK_TYPE = {
-    "f32": "F32",
-    "f16": "F16",
-    "bf16": "BF16",
-    "q8_0": "Q8_0",
-    "q4_0": "Q4_0",
-    "q4_1": "Q4_1",
-    "q5_0": "Q5_0",
-    "q5_1": "Q5_1",
-    "q2_k": "Q2_K",
-    "q3_k_m": "Q3_K",
-    "q4_k_m": "Q4_K",
-    "q5_k_m": "Q5_K",
-    "q6_k": "Q6_K",
-}
 
 
 def bulk_type(gguf_type: str) -> GGMLQuantizationType:
     """The block type that holds most of a ``gguf_type`` file."""
     from gguf import GGMLQuantizationType
 
-    return GGMLQuantizationType[_BULK_TYPE[gguf_type]]
+    return GGMLQuantizationType[QUANT_TYPE[gguf_type].ggml_type]
 
 
 def bits_per_weight(gguf_type: str) -> float:

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from release.core.facts import StageFacts
+from release.merge.recipe_card import RecipeFacts
 
 
 class AdapterFacts(StageFacts):
@@ -20,6 +21,8 @@ class AdapterFacts(StageFacts):
     lora_dropout: float | None = None
     use_rslora: bool | None = None
     use_dora: bool | None = None
+    init_lora_weights: str | None = None
+    """PEFT's initialization, where not its default (``pissa``, ``olora``, ``eva``...)."""
     target_modules: list[str] | str | None = None
     modules_to_save: list[str] | None = None
     rank_pattern: dict[str, Any] = Field(default_factory=dict)
@@ -73,3 +76,5 @@ class MergeFacts(StageFacts):
     """Whether the merged folder's tokenizer carries a chat template."""
     estimated_output_bytes: int | None = None
     estimated_peak_memory_bytes: int | None = None
+    recipe: RecipeFacts | None = None
+    """A merge recipe's YAML with its inputs named publicly (``merge.recipe``)."""

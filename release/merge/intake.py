@@ -32,7 +32,7 @@ from release.checkpoint.base import (
     base_snapshot,
     resolve_base_dir,
 )
-from release.checkpoint.config import read_config
+from release.checkpoint.config import read_config, text_config
 from release.checkpoint.dequantize import dequantize_checkpoint, dequantize_needs
 from release.checkpoint.fingerprint import base_fingerprint
 from release.checkpoint.safetensors import (
@@ -49,7 +49,7 @@ from release.core.errors import InputError, ReleaseError
 from release.core.files import atomic_write_text
 from release.core.manifest import Manifest
 from release.core.relay import relay
-from release.merge import lora
+from release.merge import lora, vocabulary
 from release.merge.base_checks import (
     check_chat_template,
     check_quantized,
@@ -147,20 +147,42 @@ def inspect(
         )
     yield from _check_finite(adapter, adapter_dir / lora.WEIGHTS_NAME)
     edits = lora.group_edits(list(adapter), adapter_dir / lora.WEIGHTS_NAME)
+    head = vocabulary.tied_head(edits, base, adapter)
     placed = parameter_to_checkpoint(
         base_dir,
         config,
         list(base),
-        set(edits),
+        set(edits) - {head.parameter} if head else set(edits),
         preferred_class=settings.base_model_class,
         trust_remote_code=spec.base.trust_remote_code,
     )
-    targets = placed.targets
+    targets = dict(placed.targets)
     yield f"adapter modules placed on {placed.model_class or 'the base'}'s checkpoint names: " + (
         placement(targets.values()) or "none"
     )
+    if head and head.untied and edits[head.parameter].replacement is None:
+        raise InputError(
+            f"{mismatch.adapter}: trainable tokens of lm_head apart from embed_tokens, on a "
+            "base that ties them, are not supported by the merge",
+            hint="train the same token indices for both (PEFT's ensure_weight_tying=True)",
+        )
+    if head and head.untied:
+        targets[head.parameter] = vocabulary.HEAD
+        yield Notice(
+            "the base ties lm_head to embed_tokens, but the adapter trained them apart: the "
+            "merged model unties them (its own lm_head.weight, tie_word_embeddings: false)"
+        )
+    elif head:
+        yield "the adapter's lm_head copy is its embed_tokens copy: they stay tied"
+    vocab_size = text_config(config).get("vocab_size")
     for parameter, edit in sorted(edits.items()):
-        _check_edit(edit, targets.get(parameter), base, adapter, settings, mismatch)
+        if head is None or parameter != head.parameter:
+            target = targets.get(parameter)
+            _check_edit(edit, target, base, adapter, settings, mismatch, vocab_size)
+    grown_to = _check_vocabulary(edits, targets, base, adapter, vocab_size, mismatch)
+    if grown_to:
+        added = grown_to - (vocab_size or 0)
+        yield f"the adapter adds {added} tokens: vocabulary {vocab_size} → {grown_to}"
 
     fingerprint = base_fingerprint(base)
     yield f"base fingerprint {fingerprint[:16]}…"
@@ -337,6 +359,7 @@ def _check_edit(
     adapter: dict[str, TensorInfo],
     settings: lora.LoraSettings,
     mismatch: _Mismatch,
+    vocab_size: int | None,
 ) -> None:
     hint = "the adapter was trained on another model; point base at that model"
     if target is None:
@@ -351,17 +374,63 @@ def _check_edit(
             f"gives {edit.module} rank {settings.rank(edit.module)}",
             hint="fix r / rank_pattern in adapter_config.json, or re-save the adapter with PEFT",
         )
-    expected = lora.expected_shapes(edit, weight.shape, rank, settings.fan_in_fan_out)
+    expected = lora.expected_shapes(edit, weight.shape, rank, settings)
+    rows = adapter[edit.replacement].shape[0] if edit.replacement else weight.shape[0]
+    if edit.tokens and any(not 0 <= i < rows for i in settings.token_indices(edit.module)):
+        raise mismatch.error(
+            f"trainable_token_indices of {edit.module} reach past its {rows} rows",
+            hint="point base at the model the tokens were added to, or save the adapter "
+            "with its resized embeddings (PEFT's save_embedding_layers=True)",
+        )
     for key in edit.keys:
         info = adapter[key]
         if info.dtype not in FLOAT_DTYPES:
             raise InputError(f"{mismatch.adapter}: tensor {key} is {info.dtype}, not a float")
-        if key in expected and info.shape != expected[key]:
+        grown = key == edit.replacement and vocabulary.grows(weight.shape, info.shape, vocab_size)
+        if key in expected and info.shape != expected[key] and not grown:
             raise mismatch.error(
                 f"{key} is {list(info.shape)}, but the base's {target} is "
                 f"{list(weight.shape)} (expected {list(expected[key])})",
                 hint=hint,
             )
+
+
+def _check_vocabulary(
+    edits: dict[str, lora.ModuleEdit],
+    targets: dict[str, str],
+    base: dict[str, TensorInfo],
+    adapter: dict[str, TensorInfo],
+    vocab_size: int | None,
+    mismatch: _Mismatch,
+) -> int | None:
+    """The vocabulary the adapter grows the base to (None: it keeps the base's), after
+    checking that every vocabulary-sized tensor grows alike."""
+    copies = {
+        target: adapter[edit.replacement].shape[0]
+        for parameter, edit in edits.items()
+        if edit.replacement and (target := targets.get(parameter))
+    }
+    rows = {
+        target: count
+        for target, count in copies.items()
+        if target not in base or count != base[target].shape[0]
+    }
+    if not rows or vocab_size is None or set(rows.values()) == {vocab_size}:
+        return None  # no added rows (an untied head of the base's size at most)
+    left = sorted(
+        name
+        for name, info in base.items()
+        if len(info.shape) == 2 and info.shape[0] == vocab_size and name not in rows
+    )
+    if len(set(rows.values())) > 1 or left:
+        sizes = ", ".join(f"{name} to {count}" for name, count in sorted(rows.items()))
+        raise mismatch.error(
+            f"the adapter grows the vocabulary unevenly: {sizes} rows"
+            + (f", but leaves {', '.join(left)} at {vocab_size}" if left else ""),
+            hint="save the adapter with modules_to_save holding every vocabulary-sized "
+            "module (embed_tokens and lm_head) after resize_token_embeddings",
+        )
+    return next(iter(rows.values()))
 
 
 def _previous_fingerprints(spec: ReleaseSpec, base_id: str) -> Iterator[tuple[str, str]]:
@@ -411,6 +480,10 @@ def _facts(
     # A base_layer copy (PEFT's save_embedding_layers) is a snapshot of the base, not
     # trained; everything else in the file is.
     copies = {edit.replacement for edit in edits.values() if edit.kind and edit.replacement}
+    copies |= {edit.snapshot for edit in edits.values() if edit.snapshot}
+    copies |= {  # a grown copy saved twice counts once
+        key for edit in edits.values() for key in edit.keys if ".modules_to_save." in key
+    } - {edit.replacement for edit in edits.values()}
     trainable = sum(info.numel for key, info in adapter.items() if key not in copies)
     dtype_bytes: Counter[str] = Counter()
     for info in base.values():
@@ -423,6 +496,7 @@ def _facts(
         lora_dropout=settings.dropout,
         use_rslora=settings.use_rslora,
         use_dora=settings.use_dora,
+        init_lora_weights=settings.init_lora_weights,
         target_modules=settings.target_modules,
         modules_to_save=settings.modules_to_save,
         rank_pattern=settings.rank_pattern,

@@ -8,12 +8,18 @@ whose keys are the wrapped model's module paths, ``base_model.model.<module>.<pa
 - ``lora_magnitude_vector`` for DoRA (one value per output row; per embedding column);
 - ``base_layer.weight``: a full copy of an embedding PEFT saved alongside its LoRA
   (``save_embedding_layers``), which replaces the base weight on load;
-- ``<param>`` (e.g. ``lm_head.weight``): a ``modules_to_save`` copy, which replaces it.
+- ``token_adapter.trainable_tokens_delta``: the new values of the rows listed in
+  ``trainable_token_indices`` (and ``token_adapter.base_layer.weight``, the resized
+  layer, when the vocabulary grew);
+- ``<param>`` (e.g. ``lm_head.weight``): a ``modules_to_save`` copy, which replaces it
+  (saved again as ``<module>.modules_to_save.<param>`` beside the base's
+  ``<module>.original_module.<param>`` when the vocabulary grew).
 
 The merge follows PEFT's formulas (``peft.tuners.lora.layer`` and ``variants``), in
-float32: ``W' = W + s * (B @ A)`` with ``s = alpha / r`` (``alpha / sqrt(r)`` for
-rsLoRA), transposed for embeddings, and for DoRA ``W' = m / ||W + s B A|| * (W + s B A)``
-with the norm taken per output row (per embedding dimension for an Embedding).
+float32 (``B @ A`` the same bytes on every CPU: ``LoraFactors``): ``W' = W + s * (B @ A)``
+with ``s = alpha / r`` (``alpha / sqrt(r)`` for rsLoRA), transposed for embeddings, and
+for DoRA ``W' = m / ||W + s B A|| * (W + s B A)`` with the norm taken per output row
+(per embedding dimension for an Embedding).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any, Literal
 import numpy as np
 
 from release.core.errors import InputError
+from release.merge import initialization
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -41,7 +48,6 @@ _UNSUPPORTED_OPTIONS = (
     "use_qalora",
     "target_parameters",
     "layer_replication",
-    "trainable_token_indices",
     "alora_invocation_tokens",
     "use_bdlora",
     "arrow_config",
@@ -68,6 +74,17 @@ class LoraSettings:
     base_model_name_or_path: str | None
     revision: str | None
     base_model_class: str | None
+    init_lora_weights: str | None = None
+    """PEFT's ``init_lora_weights`` (None: its default), ``release.merge.initialization``."""
+    trainable_token_indices: dict[str, list[int]] = field(default_factory=dict)
+    """The rows PEFT's trainable tokens replace, by module (``*``: the input embedding
+    and the head tied to it, PEFT's list form)."""
+
+    def token_indices(self, module: str) -> list[int]:
+        """The token rows of ``module`` its ``trainable_tokens_delta`` holds, in order."""
+        by_module = self.trainable_token_indices
+        named = next((v for k, v in by_module.items() if module.split(".")[-1] == k), None)
+        return list(named if named is not None else by_module.get("*", []))
 
     def scale(self, module: str, rank: int) -> float:
         """PEFT's scaling for ``module``: alpha / r, or alpha / sqrt(r) with rsLoRA;
@@ -114,6 +131,7 @@ def read_adapter_config(folder: Path) -> tuple[dict[str, Any], LoraSettings]:
                 f"{path}: {option}={raw[option]!r} is not supported by the merge",
                 hint="merge it with PEFT's merge_and_unload and give the result as base",
             )
+    initialization.check(raw.get("init_lora_weights", True), path)
     auto_mapping = raw.get("auto_mapping") or {}
     try:
         settings = _settings(raw, auto_mapping)
@@ -155,7 +173,17 @@ def _settings(raw: dict[str, Any], auto_mapping: dict[str, Any]) -> LoraSettings
         base_model_name_or_path=raw.get("base_model_name_or_path"),
         revision=raw.get("revision"),
         base_model_class=auto_mapping.get("base_model_class"),
+        init_lora_weights=initialization.label(raw.get("init_lora_weights", True)),
+        trainable_token_indices=_token_indices(raw.get("trainable_token_indices")),
     )
+
+
+def _token_indices(value: Any) -> dict[str, list[int]]:
+    if not value:
+        return {}
+    if isinstance(value, dict):
+        return {str(key): [int(i) for i in rows] for key, rows in value.items()}
+    return {"*": [int(i) for i in value]}
 
 
 def _sorted_if_list(value: Any) -> list[str] | str:
@@ -182,6 +210,11 @@ class ModuleEdit:
     lora_b: str | None = None
     magnitude: str | None = None
     replacement: str | None = None
+    tokens: str | None = None
+    """``trainable_tokens_delta``: the new values of some rows (PEFT's trainable tokens)."""
+    snapshot: str | None = None
+    """``<module>.original_module.<param>``: the base's parameter as it was (resized),
+    saved beside a modules_to_save copy when the vocabulary grew; not trained, not used."""
     keys: list[str] = field(default_factory=list)
 
     @property
@@ -197,6 +230,7 @@ _LORA_PARTS = {
     "lora_magnitude_vector": (None, "magnitude"),
     "lora_magnitude_vector.weight": (None, "magnitude"),
     "base_layer.weight": (None, "replacement"),
+    "trainable_tokens_delta": (None, "tokens"),
 }
 
 
@@ -206,12 +240,19 @@ def group_edits(keys: list[str], source: Path) -> dict[str, ModuleEdit]:
     for key in keys:
         if not key.startswith(PREFIX):
             raise InputError(f"{source}: tensor {key!r} is not a PEFT LoRA weight")
-        path = key.removeprefix(PREFIX)
+        path = key.removeprefix(PREFIX).replace(".token_adapter.", ".")
         part = next((p for p in _LORA_PARTS if path.endswith("." + p)), None)
         if part is None:  # a modules_to_save copy of one parameter
+            # PEFT saves a grown vocabulary's copies twice (``lm_head.weight`` and
+            # ``lm_head.modules_to_save.weight``, the same) and the base's beside them
+            snapshot = ".original_module." in path
+            path = path.replace(".modules_to_save.", ".").replace(".original_module.", ".")
             module, _, param = path.rpartition(".")
             edit = edits.setdefault(path, ModuleEdit(module, param))
-            edit.replacement = key
+            if snapshot:
+                edit.snapshot = key
+            elif edit.replacement is None or ".modules_to_save." not in key:
+                edit.replacement = key
         else:
             module = path[: -len(part) - 1]
             kind, slot = _LORA_PARTS[part]
@@ -227,13 +268,16 @@ def group_edits(keys: list[str], source: Path) -> dict[str, ModuleEdit]:
 
 
 def expected_shapes(
-    edit: ModuleEdit, base_shape: tuple[int, ...], rank: int, fan_in_fan_out: bool
+    edit: ModuleEdit, base_shape: tuple[int, ...], rank: int, settings: LoraSettings
 ) -> dict[str, tuple[int, ...]]:
     """The shape each adapter tensor of ``edit`` must have on a base weight of
     ``base_shape`` (rank from lora_A)."""
+    fan_in_fan_out = settings.fan_in_fan_out
     shapes: dict[str, tuple[int, ...]] = {}
     if edit.replacement:
         shapes[edit.replacement] = base_shape
+    if edit.tokens and len(base_shape) == 2:
+        shapes[edit.tokens] = (len(settings.token_indices(edit.module)), base_shape[1])
     if edit.kind is None or len(base_shape) != 2:
         return shapes
     assert edit.lora_a and edit.lora_b
@@ -252,22 +296,59 @@ def expected_shapes(
 
 @dataclass(frozen=True)
 class LoraFactors:
-    """One edit's LoRA factors in float32, giving its delta a block of rows at a time."""
+    """One edit's LoRA factors, giving its delta a block of rows at a time, with the same
+    bytes on every CPU, whatever the block and the BLAS threads.
+
+    A float32 ``B @ A`` by BLAS is not one number: the kernel (picked by CPU) and the block
+    shape change the order of the sums, and with it the last bits (on an AMD EPYC, 9
+    tests found other bytes than on the Intel machines). So ``B`` and ``A`` are put on
+    grids where BLAS computes their product exactly, in any order and any blocking: each
+    row of ``B`` (each column of ``A``) is rounded to multiples of ``2**(e - m)``, where
+    ``2**e`` is the first power of two above its largest magnitude, with
+    ``2m + ceil(log2 r) <= 53``. Every product and every partial sum of the float64
+    ``B @ A`` is then an integer multiple of one step, below ``2**53`` of them: exact.
+    At ``r <= 32``, ``m = 24``: a value keeps all its bits down to 2**-24 of its line's
+    largest (``balanced`` first evens out each rank's scale between ``A`` and ``B``). On
+    factors as trained this costs what float32 arithmetic does (tests/test_merge_blocks);
+    the delta is ``s * (B @ A)`` rounded once to float64, then to float32.
+    """
 
     a: np.ndarray
     b: np.ndarray
-    scale: np.float32
+    """``A`` and ``B`` on their grids, in float64."""
+    scale: float
     transposed: bool
     """The delta is ``(B @ A).T``: an Embedding's, or a fan-in-fan-out Conv1D's."""
 
     def delta_rows(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` of ``s * (B @ A)`` (transposed where it is), as a new
-        float32 array; each element is computed as the whole product computes it."""
+        float32 array; each element is the same whatever rows are asked for."""
         rows = (
             (self.b @ self.a[:, start:stop]).T if self.transposed else self.b[start:stop] @ self.a
         )
         rows *= self.scale
-        return rows
+        return rows.astype(np.float32)
+
+
+def balanced(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``A`` and ``B`` with each rank's row of ``A`` and column of ``B`` scaled by powers
+    of two (``2**-k``, ``2**k``, ``k`` half the difference of their peaks' exponents) so
+    they peak alike: ``B @ A`` is unchanged, exactly, and the grid of ``on_exact_grid``
+    loses less of the smaller one (a trained LoRA's ``B`` is far smaller than its ``A``)."""
+    _, exponent_a = np.frexp(np.max(np.abs(a), axis=1))
+    _, exponent_b = np.frexp(np.max(np.abs(b), axis=0))
+    shift = (exponent_a - exponent_b) // 2
+    return np.ldexp(a, -shift[:, None]), np.ldexp(b, shift[None, :])
+
+
+def on_exact_grid(values: np.ndarray, axis: int, rank: int) -> np.ndarray:
+    """``values`` in float64, each line along ``axis`` rounded (to nearest, ties to even)
+    to ``2**(e - m)`` steps, ``2**e`` above its largest magnitude: ``LoraFactors``'s grid."""
+    bits = (53 - math.ceil(math.log2(max(rank, 1)))) // 2
+    wide = values.astype(np.float64, copy=False)
+    _, exponent = np.frexp(np.max(np.abs(wide), axis=axis, keepdims=True))
+    step = np.ldexp(1.0, exponent - bits)
+    return np.rint(wide / step) * step
 
 
 def lora_factors(
@@ -276,8 +357,14 @@ def lora_factors(
     """The factors of ``edit`` (which has a LoRA pair), read and scaled as PEFT does."""
     assert edit.lora_a and edit.lora_b
     lora_a, lora_b = read(edit.lora_a), read(edit.lora_b)
-    scale = np.float32(settings.scale(edit.module, lora_a.shape[0]))
-    return LoraFactors(lora_a, lora_b, scale, edit.kind == "embedding" or settings.fan_in_fan_out)
+    rank = lora_a.shape[0]
+    wide_a, wide_b = balanced(lora_a.astype(np.float64), lora_b.astype(np.float64))
+    return LoraFactors(
+        on_exact_grid(wide_a, 0, rank),
+        on_exact_grid(wide_b, 1, rank),
+        float(np.float32(settings.scale(edit.module, rank))),
+        edit.kind == "embedding" or settings.fan_in_fan_out,
+    )
 
 
 def merge_weight(
@@ -288,6 +375,8 @@ def merge_weight(
 ) -> np.ndarray:
     """The merged parameter in float32 from float32 inputs (a new array)."""
     merged = (read(edit.replacement) if edit.replacement else weight).astype(np.float32, copy=False)
+    if edit.tokens:  # PEFT's trainable tokens: rows replaced (index_copy), not added to
+        merged[settings.token_indices(edit.module)] = read(edit.tokens)
     if edit.kind is None:
         return merged
     factors = lora_factors(edit, read, settings)

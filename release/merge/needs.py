@@ -2,7 +2,8 @@
 
 The output is every tensor at the merge dtype, laid out by the merge's own shard plan,
 plus the small files it copies; the peak is the largest tensor's float32 working copies
-(read, merged, delta, cast: about three) plus the two largest adapter tensors.
+(read, merged, delta, cast: about three) plus the two largest adapter tensors, or, for
+an initialization that moves the base (PiSSA, OLoRA), the float32 copies of its residual.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from release.checkpoint.safetensors import OutTensor, list_checkpoint, list_tensors, plan_shards
-from release.merge import lora
+from release.merge import initialization, lora
 from release.merge.stream import COPIED_FILES, output_dtype
 from release.preflight import Needs
 
@@ -40,9 +41,13 @@ def merge_needs(base_dir: Path, adapter_dir: Path, dtype: str, shard_size: int) 
         reverse=True,
     )
     largest = max((4 * info.numel for info in base.values()), default=0)
+    working = MERGE_FP32_COPIES * largest
+    _, settings = lora.read_adapter_config(adapter_dir)
+    if initialization.moves_base(settings.init_lora_weights):
+        working = initialization.FLOAT32_COPIES * largest
     return Needs(
         what="the merged model",
         output_bytes=sum(t.nbytes for t in plan) + headers + index + copied + side,
-        memory_bytes=MERGE_FP32_COPIES * largest + sum(adapter[:2]),
+        memory_bytes=working + sum(adapter[:2]),
         hint="a smaller merge.shard_size does not help (the shards add up to the same)",
     )

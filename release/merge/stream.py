@@ -4,7 +4,10 @@ The base's shards are walked in byte order. A tensor the adapter does not touch 
 the output dtype keeps is copied as bytes; one it edits with a plain LoRA, or one that
 is only cast, is merged in float32 a block of rows at a time (``release.merge.blocks``)
 and written as each chunk is done; a replacement (modules_to_save) or a DoRA edit is
-merged whole (``release.merge.lora.merge_weight``). Every output tensor's dtype and
+merged whole (``release.merge.lora.merge_weight``), and so is one onto a residual PiSSA
+or OLoRA moves the base to (``release.merge.initialization``); a copy grown by added
+tokens is written at its own size, and a head untied from the embedding is written
+after the base's tensors (``release.merge.vocabulary``). Every output tensor's dtype and
 shape are known from the headers before any byte is read, so the shards are planned up
 front and written in order by ``ShardWriter``, which hashes each shard as it writes it
 on a thread of its own (the runner records those hashes instead of reading the files
@@ -15,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import shutil
+from collections import Counter
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +45,7 @@ from release.checkpoint.safetensors import (
     to_float32,
 )
 from release.core.errors import InputError
-from release.merge import lora
+from release.merge import initialization, lora
 from release.merge.blocks import merged_rows
 
 COPIED_FILES = ("generation_config.json", *PROCESSOR_FILES, *TOKENIZER_FILES)
@@ -77,14 +82,22 @@ def output_dtype(info: TensorInfo, dtype: str) -> str:
     return CODES[dtype]
 
 
-def _by_rows(edit: lora.ModuleEdit | None, info: TensorInfo) -> bool:
+def _moves_base(edit: lora.ModuleEdit | None, settings: lora.LoraSettings) -> bool:
+    """Whether PEFT's load subtracts the initialization from this base weight (PiSSA,
+    OLoRA on a Linear layer: ``release.merge.initialization``)."""
+    moves = initialization.moves_base(settings.init_lora_weights)
+    return moves and edit is not None and edit.kind == "linear"
+
+
+def _by_rows(edit: lora.ModuleEdit | None, info: TensorInfo, settings: lora.LoraSettings) -> bool:
     """Whether the tensor can be merged a block of rows at a time (``blocks``): a cast,
-    or a plain LoRA on a matrix. A replacement (modules_to_save) and DoRA, whose norms
-    span the whole matrix, take the whole tensor in float32."""
+    or a plain LoRA on a matrix. A replacement (modules_to_save), DoRA, whose norms
+    span the whole matrix, and an initialization that moves the base take the whole
+    tensor in float32."""
     if edit is None:
         return True
     plain = edit.kind is not None and not edit.replacement and not edit.magnitude
-    return plain and len(info.shape) == 2
+    return plain and len(info.shape) == 2 and not _moves_base(edit, settings)
 
 
 def merge_streaming(
@@ -100,12 +113,20 @@ def merge_streaming(
     _, settings = lora.read_adapter_config(adapter_dir)
     adapter_file = adapter_dir / lora.WEIGHTS_NAME
     adapter = {info.name: info for info in list_tensors(adapter_file)}
-    edits = {
+    edits = {  # a head kept tied to the embedding has no target: nothing of its own to write
         targets[parameter]: edit
         for parameter, edit in lora.group_edits(list(adapter), adapter_file).items()
+        if parameter in targets
     }
     base = list_checkpoint(base_dir)
-    plan = [OutTensor(name, output_dtype(info, dtype), info.shape) for name, info in base.items()]
+    plan = [
+        OutTensor(name, output_dtype(info, dtype), _out_shape(info, edits.get(name), adapter))
+        for name, info in base.items()
+    ]
+    # a tensor the base lacks: the head an adapter untied from the embedding it was tied to
+    most = Counter(out.dtype for out in plan if out.dtype in FLOAT_DTYPES).most_common(1)[0][0]
+    added = [name for name in edits if name not in base]
+    plan += [OutTensor(n, most, adapter[edits[n].replacement or ""].shape) for n in added]
     shards = plan_shards(plan, shard_size)
     total = sum(info.nbytes for info in base.values())
     process = psutil.Process()
@@ -123,19 +144,28 @@ def merge_streaming(
             return to_float32(read_array(adapter_handle, info), info.dtype)
 
         for out in plan:
+            if out.name in added:
+                edit = edits[out.name]
+                writer.write(
+                    out.name, from_float32(read_adapter(edit.replacement or ""), out.dtype)
+                )
+                continue
             info = base[out.name]
             if info.file not in handles:
                 handles[info.file] = files.enter_context(open(info.file, "rb"))
             edit = edits.get(out.name)
             if edit is None and out.dtype == info.dtype:
                 writer.copy(out.name, handles[info.file], info)
-            elif _by_rows(edit, info):
+            elif _by_rows(edit, info, settings):
                 factors = lora.lora_factors(edit, read_adapter, settings) if edit else None
                 rows = merged_rows(handles[info.file], info, out.dtype, factors)
                 checked = (_finite(part, out, adapter_dir) for part in rows)
                 writer.write_parts(out.name, info.shape, checked)
             else:
                 weight = to_float32(read_array(handles[info.file], info), info.dtype)
+                if _moves_base(edit, settings):  # the residual in the base's dtype, as PEFT's
+                    assert edit is not None
+                    weight = _residual(weight, edit, settings, info.dtype)
                 if edit is not None:
                     weight = lora.merge_weight(weight, edit, read_adapter, settings)
                 writer.write(out.name, _finite(from_float32(weight, out.dtype), out, adapter_dir))
@@ -145,10 +175,11 @@ def merge_streaming(
             yield Step(out.name, done, total)
     written = {out.dtype for out in plan if out.dtype in FLOAT_DTYPES}
     written_dtype = TORCH_NAMES[written.pop()] if len(written) == 1 else "mixed"
-    _write_config(base_dir, out_dir, written_dtype)
+    grown = {out.shape[0] for out in plan if out.name in base and out.shape != base[out.name].shape}
+    _write_config(base_dir, out_dir, written_dtype, max(grown, default=None), untied=bool(added))
     tokenizer_from = _copy_side_files(base_dir, adapter_dir, out_dir)
     return MergeResult(
-        parameters=sum(info.numel for info in base.values()),
+        parameters=sum(math.prod(out.shape) for out in plan),
         dtype=written_dtype,
         bytes_written=writer.bytes_written,
         shards=len(shards),
@@ -177,10 +208,45 @@ def _finite(part: np.ndarray, out: OutTensor, adapter_dir: Path) -> np.ndarray:
     return part
 
 
-def _write_config(base_dir: Path, out_dir: Path, dtype: str) -> None:
-    """config.json as the base's, with the dtype actually written and no quantization."""
+def _residual(
+    weight: np.ndarray, edit: lora.ModuleEdit, settings: lora.LoraSettings, dtype: str
+) -> np.ndarray:
+    """The base weight less PiSSA's or OLoRA's initial ``s * (B0 @ A0)``, rounded to the
+    base's ``dtype`` as PEFT's load leaves it, in float32."""
+    assert settings.init_lora_weights
+    rank = settings.rank(edit.module)
+    moved = initialization.residual(
+        weight,
+        settings.init_lora_weights,
+        rank,
+        settings.scale(edit.module, rank),
+        settings.fan_in_fan_out,
+    )
+    return to_float32(from_float32(moved, dtype), dtype)
+
+
+def _out_shape(
+    info: TensorInfo, edit: lora.ModuleEdit | None, adapter: dict[str, TensorInfo]
+) -> tuple[int, ...]:
+    """A tensor's merged shape: the base's, or a replacement's grown by added tokens."""
+    if edit is not None and edit.replacement and edit.kind is None:
+        return adapter[edit.replacement].shape
+    return info.shape
+
+
+def _write_config(
+    base_dir: Path, out_dir: Path, dtype: str, vocab_size: int | None, *, untied: bool
+) -> None:
+    """config.json as the base's, with the dtype actually written and no quantization;
+    the vocabulary an adapter grew, and its head untied from the embedding if it was."""
     config: dict[str, Any] = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
     config.pop("quantization_config", None)
+    text = config["text_config"] if isinstance(config.get("text_config"), dict) else config
+    if vocab_size is not None:
+        text["vocab_size"] = vocab_size
+    if untied:
+        for section in {id(config): config, id(text): text}.values():
+            section["tie_word_embeddings"] = False
     if dtype != "mixed":
         for key in ("torch_dtype", "dtype"):
             if key in config or key == "dtype":

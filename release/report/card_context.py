@@ -1,8 +1,8 @@
 """From a release (spec + manifest) to what the cards say: no number is typed by hand.
 
-The manifest's facts are measured by the stages; this module only selects and renames
-them into the plain facts dict ``cards.render`` understands, and builds the card
-metadata from the spec. Light on purpose (no torch): ``card build`` runs it.
+The manifest's facts are measured by the stages; this module only selects them into the
+typed facts cards/ renders (``cards.measured``), and builds the card metadata from the
+spec. Light on purpose (no torch): ``card build`` runs it.
 """
 
 from __future__ import annotations
@@ -10,12 +10,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from cards.evals import load_results
+from cards.measured import ContaminationFacts as CardContamination
+from cards.measured import (
+    ContaminationMethod,
+    ContaminationSkipped,
+    ContaminationTask,
+    EquivalenceFacts,
+    GGUFBuildFacts,
+    LoraFacts,
+    MeasuredFacts,
+    PerplexityFacts,
+    SanityFacts,
+    SmokeFacts,
+)
+from cards.measured import GGUFFileFacts as GGUFFileRow
+from cards.measured import MergeRecipeFacts as CardRecipe
+from cards.measured import ProjectorFacts as MmprojFacts
 from cards.render import CardContext
 from cards.schema import CardMetadata
 from release.core.manifest import Manifest
+from release.evaluate.contamination.facts import ContaminationFacts
 from release.evaluate.facts import EvaluateFacts
-from release.evaluate.harness import BASE_HARNESS_DIR, HARNESS_DIR, produced_results
+from release.evaluate.scores import ReleaseScores
 from release.gguf.facts import GGUFFacts, GGUFFileFacts, ProjectorFacts
 from release.merge.facts import AdapterFacts, MergeFacts
 from release.report.history import history, history_facts, model_tools
@@ -35,49 +51,100 @@ Kind = Literal["merged", "adapter", "gguf"]
 _RELATION = {"merged": "finetune", "adapter": "adapter", "gguf": "quantized"}
 
 
-def card_facts(manifest: Manifest, folder: Path | None = None) -> dict[str, Any]:
-    """The stages' typed facts, selected and renamed into the facts dict cards/ renders
-    (the format ``card build --facts`` reads). ``folder``, where the manifest lies, is
-    where its chain of previous releases starts (the card's release history)."""
+def card_facts(manifest: Manifest, folder: Path | None = None) -> MeasuredFacts:
+    """The stages' fact records, as the typed facts cards/ renders (what
+    ``card build --facts`` reads from a facts.json). ``folder``, where the manifest lies,
+    is where its chain of previous releases starts (the card's release history)."""
     adapter = AdapterFacts.of(manifest) or AdapterFacts()
     merge = MergeFacts.of(manifest) or MergeFacts()
     evaluate = EvaluateFacts.of(manifest) or EvaluateFacts()
     gguf = GGUFFacts.of(manifest) or GGUFFacts()
-    facts: dict[str, Any] = {
-        "base_parameters": adapter.base_parameters,
-        "trainable_parameters": adapter.trainable_parameters,
-        "adapter_bytes": adapter.adapter_bytes,
-        "base_revision": adapter.base_commit or adapter.base_revision,
-        "adapter_revision": _at(adapter.adapter_repo_id, adapter.adapter_commit),
-        "architecture": merge.architecture or adapter.base_model_class,
-        "dtype": merge.dtype or adapter.base_dtype,
-        "merged_bytes": merge.bytes_written,
-        "context_length": merge.context_length,
-        "vocab_size": merge.vocab_size,
-        "peft_type": adapter.peft_type,
-        "base_model_citation": "\n\n".join(adapter.base_citations) or None,
-        "lora": {
-            "r": adapter.r,
-            "alpha": adapter.lora_alpha,
-            "dropout": adapter.lora_dropout,
-            "target_modules": adapter.target_modules,
-            "use_rslora": adapter.use_rslora,
-            "use_dora": adapter.use_dora,
-            "qlora": True if adapter.dequantized_base else None,
-        },
-        "dequantized_base": adapter.dequantized_base,
-        "sanity": evaluate.model_dump(
-            mode="json", include={"equivalence", "perplexity", "smoke", "gate", "device"}
-        ),
-        "towers": _towers(merge, gguf) or None,
-        "chat_template": merge.chat_template,
-        "gguf_files": [_gguf_file(file) for file in gguf.files] or None,
-        "mmproj": _mmproj(gguf.projector),
-        "gguf_build": _gguf_build(gguf),
-        "versions": model_tools(manifest),
-        "history": history_facts(history(manifest, folder)) if folder else None,
-    }
-    return _without_none(facts)
+    lora = LoraFacts(
+        r=adapter.r,
+        alpha=adapter.lora_alpha,
+        dropout=adapter.lora_dropout,
+        target_modules=adapter.target_modules,
+        use_rslora=adapter.use_rslora,
+        use_dora=adapter.use_dora,
+        init_lora_weights=adapter.init_lora_weights,
+        qlora=True if adapter.dequantized_base else None,
+    )
+    return MeasuredFacts(
+        base_parameters=adapter.base_parameters,
+        trainable_parameters=adapter.trainable_parameters,
+        adapter_bytes=adapter.adapter_bytes,
+        base_revision=adapter.base_commit or adapter.base_revision,
+        adapter_revision=_at(adapter.adapter_repo_id, adapter.adapter_commit),
+        architecture=merge.architecture or adapter.base_model_class,
+        dtype=merge.dtype or adapter.base_dtype,
+        merged_bytes=merge.bytes_written,
+        context_length=merge.context_length,
+        vocab_size=merge.vocab_size,
+        peft_type=adapter.peft_type,
+        base_model_citation="\n\n".join(adapter.base_citations) or None,
+        lora=lora if lora.model_dump(exclude_none=True) else None,
+        dequantized_base=adapter.dequantized_base,
+        sanity=_sanity(evaluate),
+        towers=_towers(merge, gguf) or None,
+        chat_template=merge.chat_template,
+        gguf_files=[_gguf_file(file) for file in gguf.files],
+        mmproj=_mmproj(gguf.projector),
+        gguf_build=_gguf_build(gguf),
+        versions=model_tools(manifest),
+        history=history_facts(history(manifest, folder)) if folder else None,
+        contamination=_contamination(manifest),
+        merge_recipe=CardRecipe.model_validate(merge.recipe.model_dump()) if merge.recipe else None,
+    )
+
+
+def _sanity(evaluate: EvaluateFacts) -> SanityFacts:
+    """The evaluate stage's own checks."""
+    eq, ppl = evaluate.equivalence, evaluate.perplexity
+    return SanityFacts(
+        equivalence=EquivalenceFacts(
+            positions=eq.positions,
+            top1_agreement=eq.top1_agreement,
+            relative_error=eq.relative_error,
+        )
+        if eq
+        else None,
+        perplexity=PerplexityFacts(tokens=ppl.tokens, base=ppl.base, merged=ppl.merged)
+        if ppl
+        else None,
+        smoke=[
+            SmokeFacts(prompt=s.prompt, output=s.output, passed=s.passed) for s in evaluate.smoke
+        ],
+        device=evaluate.device,
+    )
+
+
+def _contamination(manifest: Manifest) -> CardContamination | None:
+    """The contamination check's facts, as the card's "Contamination check" section reads
+    them (``cards/templates/_contamination.md.j2``)."""
+    checked = ContaminationFacts.of(manifest)
+    if checked is None:
+        return None
+    return CardContamination(
+        training=checked.training,
+        segments=checked.segments,
+        methods=[
+            ContaminationMethod(key=m.key, label=m.label, description=m.description)
+            for m in checked.methods
+        ],
+        tasks=[
+            ContaminationTask(
+                task=t.task,
+                documents=t.documents,
+                contaminated=t.contaminated,
+                any_method=t.any_method,
+                share=t.share,
+                marked=t.marked,
+            )
+            for t in checked.tasks
+        ],
+        skipped=[ContaminationSkipped(task=s.task, reason=s.reason) for s in checked.skipped],
+        max_share=checked.max_share,
+    )
 
 
 def _towers(merge: MergeFacts, gguf: GGUFFacts) -> list[str]:
@@ -86,48 +153,46 @@ def _towers(merge: MergeFacts, gguf: GGUFFacts) -> list[str]:
     return merge.towers or (gguf.projector.towers if gguf.projector else [])
 
 
-def _mmproj(projector: ProjectorFacts | None) -> dict[str, Any] | None:
+def _mmproj(projector: ProjectorFacts | None) -> MmprojFacts | None:
     """The towers' projector file, which llama.cpp loads beside each text GGUF."""
     if projector is None:
         return None
-    return projector.model_dump(mode="json", include={"name", "towers", "bytes", "sha256"})
+    return MmprojFacts(
+        name=projector.name,
+        towers=projector.towers,
+        bytes=projector.bytes,
+        sha256=projector.sha256,
+    )
 
 
-def _gguf_build(gguf: GGUFFacts) -> dict[str, Any] | None:
+def _gguf_build(gguf: GGUFFacts) -> GGUFBuildFacts | None:
     """The llama.cpp that wrote (its converter, its quantizer) and verified (its runtime)
     the files, and the writers each file names."""
     if not gguf.files:
         return None
     build = gguf.llama_cpp
     writers = [file.exporter for file in gguf.files if file.exporter]
-    return {
-        "llama_cpp": build.label if build else None,
-        "commit": build.commit if build else None,
-        "writers": list(dict.fromkeys(writers)),
-    }
+    return GGUFBuildFacts(
+        llama_cpp=build.label if build else None,
+        commit=build.commit if build else None,
+        writers=list(dict.fromkeys(writers)),
+    )
 
 
 def _at(repo_id: str | None, commit: str | None) -> str | None:
     return f"{repo_id}@{commit}" if repo_id and commit else None
 
 
-def _gguf_file(file: GGUFFileFacts) -> dict[str, Any]:
+def _gguf_file(file: GGUFFileFacts) -> GGUFFileRow:
     """One GGUF file's row: its numbers as llama.cpp measured them (what GGUF users run)."""
-    return {
-        "name": file.name,
-        "type": file.type,
-        "bytes": file.bytes,
-        "sha256": file.sha256,
-        "top1_agreement": file.top1_agreement.get("llama_cpp"),
-        "max_abs_diff": file.max_abs_diff.get("llama_cpp"),
-    }
-
-
-def _without_none(value: Any) -> Any:
-    if isinstance(value, dict):
-        kept = {k: _without_none(v) for k, v in value.items() if v is not None}
-        return {k: v for k, v in kept.items() if v != {}}
-    return value
+    return GGUFFileRow(
+        name=file.name,
+        type=file.type,
+        bytes=file.bytes,
+        sha256=file.sha256,
+        top1_agreement=file.top1_agreement.get("llama_cpp"),
+        max_abs_diff=file.max_abs_diff.get("llama_cpp"),
+    )
 
 
 def has_gguf_files(manifest: Manifest) -> bool:
@@ -157,28 +222,37 @@ def _pipeline_tag(spec: ReleaseSpec, manifest: Manifest | None) -> str:
 
 def card_metadata(spec: ReleaseSpec, kind: Kind, manifest: Manifest | None = None) -> CardMetadata:
     card = spec.card
-    base = repo_ids(spec)["merged"] if kind == "gguf" else spec.base.repo_id
+    base: str | list[str] | None = repo_ids(spec)["merged"] if kind == "gguf" else spec.base.repo_id
+    recipe = (MergeFacts.of(manifest) or MergeFacts()).recipe if manifest else None
+    relation = _RELATION[kind]
+    tags = [*card.tags, "model-release"]
+    if recipe is not None and kind == "merged":
+        base = [i.repo_id for i in recipe.inputs if i.repo_id] or base
+        relation = "merge"
+        tags += ["merge", *(["mergekit"] if recipe.mergekit_compatible else [])]
     data: dict[str, Any] = {
         "license": card.license,
         "license_name": card.license_name,
         "license_link": card.license_link or LICENSE_LINKS.get(card.license),
         "language": card.language or None,
-        "tags": list(dict.fromkeys([*card.tags, "model-release"])),
+        "tags": list(dict.fromkeys(tags)),
         "datasets": card.datasets or None,
         "pipeline_tag": _pipeline_tag(spec, manifest),
         "library_name": {"merged": "transformers", "adapter": "peft", "gguf": None}[kind],
         "base_model": base,
-        "base_model_relation": _RELATION[kind] if base else None,
+        "base_model_relation": relation if base else None,
     }
     return CardMetadata.model_validate({k: v for k, v in data.items() if v is not None})
 
 
-def card_context(spec: ReleaseSpec, manifest: Manifest, kind: Kind) -> CardContext:
+def card_context(
+    spec: ReleaseSpec, manifest: Manifest, kind: Kind, scores: ReleaseScores
+) -> CardContext:
+    """The context of one card; ``scores`` are the release's (``release_scores``), shown
+    on every card but the GGUF repo's."""
     ids = repo_ids(spec)
-    evaluated = spec.workspace / EvaluateFacts.stage
-    produced = produced_results(evaluated / HARNESS_DIR)
-    records = load_results([*spec.eval.results, *produced]) if kind != "gguf" else []
-    baseline = load_results(produced_results(evaluated / BASE_HARNESS_DIR)) if records else []
+    records = scores.records if kind != "gguf" else []
+    baseline = scores.baseline if records else []
     return CardContext(
         metadata=card_metadata(spec, kind, manifest),
         repo_id=ids["adapter"] if kind == "adapter" else ids["merged"],

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from cards.evals import load_results
 from cards.records import EvalRecord
 from release.core.errors import InputError
 from release.core.manifest import Manifest
 from release.evaluate.facts import ComparisonFacts
 from release.evaluate.gate import Comparison, GateVerdict, compare, worst_first
-from release.evaluate.history import is_manifest, scores
+from release.evaluate.history import is_manifest
+from release.evaluate.scores import read_scores, release_scores
 from release.spec.schema import EvalSpec
 
 
@@ -24,7 +24,9 @@ def stored_scores(path: Path) -> list[EvalRecord]:
     """The scores in a manifest (what its evaluate stage recorded) or a results file."""
     if not path.is_file():
         raise InputError(f"{path}: no such file", hint="give a manifest.json or a results file")
-    return scores(Manifest.load(path)) if is_manifest(path) else load_results([path])
+    if is_manifest(path):
+        return release_scores(Manifest.load(path)).records
+    return read_scores([path], None)
 
 
 def compare_files(old: Path, new: Path, thresholds: EvalSpec | None = None) -> GateVerdict:

@@ -40,6 +40,7 @@ from release.core.events import (
 from release.core.events import Progress as ProgressEvent
 from release.core.redact import redact
 from release.core.units import human
+from release.evaluate.facts import EvaluateFacts
 
 
 class _PipedConsole(Console):
@@ -120,9 +121,11 @@ class EventPrinter:
             case StageFinished(stage, seconds, facts):
                 self._end_task()
                 out.markup(f"[green]✔ {stage}[/green] [dim]{seconds:.1f} s[/dim]")
-                if facts.get("results") and not out.quiet:  # under the stage, as its lines
-                    table = scores_table(facts["results"], facts.get("base_results") or [])
-                    out.out.print(Padding(table, (0, 0, 0, 2)))
+                if stage == EvaluateFacts.stage and not out.quiet:  # under the stage, as its lines
+                    scores = EvaluateFacts.model_validate(facts)
+                    if scores.results:
+                        table = scores_table(scores.results, scores.base_results)
+                        out.out.print(Padding(table, (0, 0, 0, 2)))
             case StageFailed(stage, _):
                 self._end_task()
                 out.markup(f"[red]✘ {stage}: failed[/red]")
@@ -133,11 +136,10 @@ class EventPrinter:
             self._task = None
 
 
-def scores_table(results: list[dict[str, Any]], base_results: list[dict[str, Any]]) -> Table:
-    """The evaluate stage's benchmark scores (``cards.records.EvalRecord`` as JSON), and
-    the base model's beside them when eval.tasks.compare_base ran it."""
-    records = [EvalRecord.model_validate(result) for result in results]
-    base = base_scores(records, map(EvalRecord.model_validate, base_results))
+def scores_table(records: list[EvalRecord], base_results: list[EvalRecord]) -> Table:
+    """The evaluate stage's benchmark scores, and the base model's beside them when
+    eval.tasks.compare_base ran it."""
+    base = base_scores(records, base_results)
     table = Table(box=None, padding=(0, 2), pad_edge=False)
     columns = ["task", "metric", "filter", "value", "± stderr", "shots"]
     columns += ["base", "difference"] if base else []

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from cards.baseline import base_scores
-from cards.records import EvalRecord
 from release.core.errors import InputError, ReleaseError
 from release.core.events import (
     Event,
@@ -45,6 +44,7 @@ from release.core.events import (
 from release.core.facts import StageFacts
 from release.core.manifest import MANIFEST_NAME, Manifest
 from release.core.redact import redact
+from release.evaluate.contamination.facts import ContaminationFacts
 from release.evaluate.facts import EvaluateFacts
 from release.hub.facts import PushFacts
 from release.report.card_facts import CardFacts
@@ -248,6 +248,7 @@ class JobReport:
             ),
             "".join(f"- ⚠️ {_cell(warning)}\n" for warning in self.warnings),
             _evaluation(self.stage_facts(EvaluateFacts)),
+            _contamination(self.stage_facts(ContaminationFacts)),
             _card_section(lints),
             _push_section(self.pushed()),
         ]
@@ -297,13 +298,38 @@ def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, int | float) else ""
 
 
+def _contamination(facts: ContaminationFacts | None) -> str:
+    """The contamination check: per task, the documents found by any method."""
+    if facts is None:
+        return ""
+    rows = [
+        [
+            task.task + (" ⚠" if task.marked else ""),
+            task.documents,
+            task.any_method,
+            f"{task.share:.1%}",
+        ]
+        for task in facts.tasks
+    ]
+    methods = ", ".join(method.label for method in facts.methods)
+    parts = [
+        "### Contamination check\n",
+        f"{facts.segments:,} training texts against {facts.documents:,} test documents "
+        f"({methods}).\n",
+        _table(["Task", "Documents", "Found", "Share"], rows),
+    ]
+    parts += [f"- ❌ {_cell(line)}\n" for line in facts.failures]
+    parts += [f"- not checked: {_cell(t.task)} ({_cell(t.reason)})\n" for t in facts.skipped]
+    return "\n".join(part for part in parts if part)
+
+
 def _evaluation(facts: EvaluateFacts | None) -> str:
     if facts is None:
         return ""
     gate = facts.gate
     compared = {(c.task, c.metric, c.filter): c for c in gate.compared} if gate else {}
-    records = [EvalRecord.model_validate(result) for result in facts.results]
-    base = base_scores(records, map(EvalRecord.model_validate, facts.base_results))
+    records = facts.results
+    base = base_scores(records, facts.base_results)
     rows = []
     for result in records:
         before = compared.get(result.key)
@@ -340,8 +366,8 @@ def _evaluation(facts: EvaluateFacts | None) -> str:
         agreement = facts.equivalence.top1_agreement
         sanity.append(["merged vs base + adapter, top-1 agreement", f"{agreement:.1%}"])
     if (ppl := facts.perplexity) is not None:
-        shown = " → ".join(_number(value) for value in (ppl.base, ppl.adapter, ppl.merged))
-        sanity.append(["perplexity base → adapter → merged", shown])
+        shown = " → ".join(_number(value) for value in (ppl.base, ppl.merged))
+        sanity.append(["perplexity base → merged", shown])
     parts.append(_table(["Sanity check", "Result"], sanity))
     return "\n".join(part for part in parts if part)
 

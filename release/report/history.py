@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from cards.records import EvalRecord
+from cards.measured import HistoryCell, HistoryFacts, HistoryVersion
+from cards.records import EvalRecord, score_label
 from release.core.manifest import Manifest
-from release.evaluate.facts import EvaluateFacts, GateFacts
+from release.evaluate.facts import EvaluateFacts, GateFacts, evaluated
 from release.evaluate.gate import compare
-from release.evaluate.history import chain, evaluated, refusal_reason, scores
+from release.evaluate.history import chain, refusal_reason
+from release.evaluate.scores import release_scores
 from release.gguf.facts import GGUFFacts
 from release.hub.facts import PushFacts
 from release.merge.facts import AdapterFacts, MergeFacts
@@ -79,7 +80,7 @@ def entry(manifest: Manifest) -> ReleaseEntry:
         base_revision=adapter.base_revision,
         rank=adapter.r,
         targets=sorted([targets] if isinstance(targets, str) else targets or []),
-        scores=scores(manifest),
+        scores=release_scores(manifest).records,
         files={
             file.path: file.bytes
             for stage in RELEASED_STAGES
@@ -124,7 +125,7 @@ def history_of(path: Path) -> History:
     return history(Manifest.load(path), path.parent)
 
 
-def history_facts(found: History) -> dict[str, Any] | None:
+def history_facts(found: History) -> HistoryFacts | None:
     """The card's "Release history" entry, oldest version first: each version's scores
     (those of this release's tasks) and their change against the release before it, the
     one its gate compared with. A score measured differently (another n-shot or task
@@ -138,28 +139,24 @@ def history_facts(found: History) -> dict[str, Any] | None:
         own = {record.key: record for record in item.scores}
         before = {record.key: record for record in last.scores} if last else {}
         versions.append(
-            {
-                "version": item.version,
-                "date": (item.date or "")[:10] or None,
-                "reason": item.refused,
-                "scores": [_cell(own.get(key), before.get(key)) for key in keys],
-            }
+            HistoryVersion(
+                version=item.version,
+                date=(item.date or "")[:10] or None,
+                reason=item.refused,
+                scores=[_cell(own.get(key), before.get(key)) for key in keys],
+            )
         )
         last = item if item.released else last
-    columns = [
-        f"{task} {metric}" + ("" if filter_ == "none" else f" ({filter_})")
-        for task, metric, filter_ in keys
-    ]
-    return {"columns": columns, "versions": versions, "missing": found.missing}
+    columns = [score_label(*key) for key in keys]
+    return HistoryFacts(columns=columns, versions=versions, missing=found.missing)
 
 
-def _cell(record: EvalRecord | None, before: EvalRecord | None) -> dict[str, Any]:
+def _cell(record: EvalRecord | None, before: EvalRecord | None) -> HistoryCell:
     if record is None:
-        return {}
-    cell: dict[str, Any] = {"value": record.value}
+        return HistoryCell()
     if before is None:
-        return cell
+        return HistoryCell(value=record.value)
     verdict = compare([record], [before], max_task_drop=1, max_average_drop=1)
     if verdict.flagged:
-        return cell | {"differs": verdict.flagged[0]}
-    return cell | {"change": 0.0 - verdict.compared[0].drop}  # never -0.0
+        return HistoryCell(value=record.value, differs=verdict.flagged[0])
+    return HistoryCell(value=record.value, change=0.0 - verdict.compared[0].drop)  # never -0.0

@@ -13,8 +13,8 @@ from __future__ import annotations
 from cards.facts import size
 from release.core.errors import InputError
 from release.core.manifest import MANIFEST_NAME, Manifest
+from release.evaluate.facts import evaluated
 from release.evaluate.gate import compare
-from release.evaluate.history import evaluated
 from release.report.compare import comparison_markdown
 from release.report.history import History, ReleaseEntry, history
 from release.spec.schema import EvalSpec, ReleaseSpec
@@ -88,10 +88,7 @@ def _tasks(current: ReleaseEntry, last: ReleaseEntry) -> list[str]:
 
 
 def _labels(entry: ReleaseEntry) -> dict[tuple[str, str, str], str]:
-    return {
-        r.key: f"{r.task} {r.metric}" + ("" if r.filter == "none" else f" ({r.filter})")
-        for r in entry.scores
-    }
+    return {r.key: r.label for r in entry.scores}
 
 
 def _files(current: ReleaseEntry, last: ReleaseEntry) -> list[str]:

@@ -35,41 +35,19 @@ from cards.schema import is_repo_id
 from release.core.errors import MissingInputError, SpecError
 from release.core.paths import relative_if_inside
 from release.core.redact import secret_in
+from release.spec.paths import SpecPath
+from release.spec.quant_types import DEFAULT_TYPES, QUANT_NAMES
+from release.spec.recipe import MergeRecipe, recipe_yaml_loc
 from release.spec.yaml_lines import YamlLocator
 
 SPEC_VERSION = 1
 
-GGUFType = Literal[
-    "f32",
-    "f16",
-    "bf16",
-    "q8_0",
-    "q4_0",
-    "q4_1",
-    "q5_0",
-    "q5_1",
-    "q2_k",
-    "q3_k_m",
-    "q4_k_m",
-    "q5_k_m",
-    "q6_k",
-]
+GGUFType = Literal[QUANT_NAMES]  # type: ignore[valid-type]  # one row each in quant_types
 GGUF_TYPES: tuple[str, ...] = get_args(GGUFType)
 
 _SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20}
 _SIZE_UNITS["GIB"] = 2**30
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-
-
-def _resolve_path(value: Path, info: ValidationInfo) -> Path:
-    base_dir = (info.context or {}).get("base_dir")
-    value = value.expanduser()
-    if base_dir is not None and not value.is_absolute():
-        value = Path(base_dir) / value
-    return Path(os.path.normpath(Path(value).absolute()))
-
-
-SpecPath = Annotated[Path, AfterValidator(_resolve_path)]
 
 
 def parse_size(value: int | str) -> int:
@@ -157,11 +135,30 @@ class AdapterSpec(_Section):
 class MergeSpec(_Section):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     shard_size: int = Field(default=2 * 10**9, gt=0, description="Largest output shard, in bytes.")
+    recipe: MergeRecipe | None = Field(
+        default=None,
+        description="Several models into one (mergekit's YAML vocabulary), inline or the "
+        "path of a YAML file (see release.spec.recipe).",
+    )
 
     @field_validator("shard_size", mode="before")
     @classmethod
     def _size(cls, value: Any) -> Any:
         return parse_size(value) if isinstance(value, str) else value
+
+    @field_validator("recipe", mode="before")
+    @classmethod
+    def _recipe_file(cls, value: Any, info: ValidationInfo) -> Any:
+        """A string names a YAML file of the recipe (relative to release.yaml's folder)."""
+        if not isinstance(value, str):
+            return value
+        path = Path(value).expanduser()
+        if not path.is_absolute() and (base_dir := (info.context or {}).get("base_dir")):
+            path = Path(base_dir) / path
+        try:
+            return yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ValueError(f"cannot read the recipe file {path}: {exc}") from None
 
 
 class TasksSpec(_Section):
@@ -203,6 +200,101 @@ class TasksSpec(_Section):
         return self
 
 
+ContaminationMethod = Literal["exact", "substring", "word_ngrams", "char_ngrams"]
+CONTAMINATION_METHODS: tuple[str, ...] = get_args(ContaminationMethod)
+
+
+class TrainingDataSpec(_Section):
+    """Training data the contamination check reads: local files, or a Hub dataset in the
+    local ``datasets`` cache. A plain string in the list is a path."""
+
+    path: SpecPath | None = Field(
+        default=None, description="A JSONL, JSON, Parquet or text file, or a folder of them."
+    )
+    hub: str | None = Field(
+        default=None, description="A Hub dataset already in the local datasets cache."
+    )
+    config: str | None = None
+    split: str = "train"
+    revision: str | None = None
+    fields: list[str] = Field(
+        default_factory=list,
+        description="The fields to read; default: messages, instruction/output, "
+        "prompt/completion, question/answer or text, whichever a record has.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_alone(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrainingDataSpec:
+        if (self.path is None) == (self.hub is None):
+            raise ValueError("give path (local files) or hub (a cached dataset), one of them")
+        if self.path is not None and not self.path.exists():
+            raise ValueError(f"no such file or folder: {self.path}")
+        return self
+
+
+class ContaminationSpec(_Section):
+    """Training data against the documents of the benchmarks the release reports."""
+
+    training_data: list[TrainingDataSpec] = Field(min_length=1)
+    methods: list[ContaminationMethod] = Field(
+        default_factory=lambda: list(CONTAMINATION_METHODS), min_length=1
+    )
+    word_ngram: int = Field(
+        default=13, ge=1, description="Words in an n-gram, as lm-eval's Janitor (13)."
+    )
+    char_ngrams: list[int] = Field(
+        default_factory=lambda: [50, 30], min_length=1, description="Characters in an n-gram."
+    )
+    min_overlap: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="A test text counts as contaminated when this share of its character "
+        "n-grams is in the training data.",
+    )
+    min_substring_chars: int = Field(
+        default=30, ge=1, description="Shorter test texts are left out of the substring match."
+    )
+    max_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="The gate: a task with more than this share of contaminated documents "
+        "refuses the release (on_exceed: refuse) or is marked contaminated on the card.",
+    )
+    on_exceed: Literal["refuse", "mark"] = "refuse"
+    memory_cap: int = Field(
+        default=2**30,
+        gt=0,
+        description="Memory for the training data's n-gram hashes (8 bytes each); past "
+        "it they are kept on disk.",
+    )
+
+    @field_validator("memory_cap", mode="before")
+    @classmethod
+    def _cap_size(cls, value: Any) -> Any:
+        return parse_size(value) if isinstance(value, str) else value
+
+    @field_validator("methods", "char_ngrams")
+    @classmethod
+    def _no_repeats(cls, value: list) -> list:
+        if len(set(value)) != len(value):
+            raise ValueError("each at most once")
+        return value
+
+    @field_validator("char_ngrams")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(n < 1 for n in value):
+            raise ValueError("n-gram sizes are at least 1")
+        return value
+
+
 class EvalSpec(_Section):
     enabled: bool = True
     tasks: TasksSpec | None = None
@@ -236,10 +328,29 @@ class EvalSpec(_Section):
     )
     max_task_drop: float = Field(default=0.20, ge=0, le=1)
     max_average_drop: float = Field(default=0.05, ge=0, le=1)
+    contamination: ContaminationSpec | None = None
+
+    @model_validator(mode="after")
+    def _contamination_has_tasks(self) -> EvalSpec:
+        if self.contamination is None:
+            return self
+        if self.tasks is None and not self.results:
+            raise ValueError(
+                "contamination checks the documents of eval.tasks or of the tasks in "
+                "eval.results: give one of them"
+            )
+        from importlib.util import find_spec
+
+        if find_spec("lm_eval") is None:
+            raise ValueError(
+                "contamination reads the tasks' documents with lm-evaluation-harness, which "
+                "is not installed: pip install 'model-release[lm-eval]'"
+            )
+        return self
 
 
 class GGUFSpec(_Section):
-    types: list[GGUFType] = Field(default_factory=lambda: ["f16", "q8_0"])
+    types: list[GGUFType] = Field(default_factory=lambda: list(DEFAULT_TYPES))
     llama_cpp_dir: SpecPath | None = None
 
 
@@ -310,6 +421,18 @@ class ReleaseSpec(_Section):
                 "leave compare_base out"
             )
         return value
+
+    @model_validator(mode="after")
+    def _recipe_not_measured_yet(self) -> ReleaseSpec:
+        """The sanity eval measures the merged model against base + the adapter; a
+        recipe's merge is none of its inputs, so that check would fail it."""
+        if self.eval.enabled and self.merge.recipe is not None:
+            raise ValueError(
+                "the sanity eval compares the merged model with base + adapter, which a "
+                "merge recipe is not; set eval.enabled: false (measuring a merge beside "
+                "its inputs is not built yet)"
+            )
+        return self
 
     _base_dir: Path | None = PrivateAttr(default=None)
     _file: Path | None = PrivateAttr(default=None)
@@ -418,7 +541,8 @@ def parse_spec(text: str, path: Path) -> ReleaseSpec:
         return ReleaseSpec.model_validate(data, context=context)
     except ValidationError as exc:
         locator = YamlLocator(text, ReleaseSpec)
-        located = [(_line_of(e, locator), _format_problem(e, locator, path)) for e in exc.errors()]
+        errors = [{**e, "loc": recipe_yaml_loc(tuple(e["loc"]), data)} for e in exc.errors()]
+        located = [(_line_of(e, locator), _format_problem(e, locator, path)) for e in errors]
         problems = [problem for _, problem in sorted(located, key=lambda item: item[0] or 0)]
         count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
         raise SpecError(f"{path}: {count}", problems=problems) from None

@@ -12,6 +12,7 @@ import yaml
 
 from cards.schema import is_repo_id
 from release.core.errors import InputError, MissingInputError
+from release.spec.quant_types import DEFAULT_TYPES, QUANT_NAMES
 
 _TEMPLATE = """\
 # release.yaml: everything model-release needs to publish this adapter.
@@ -41,7 +42,7 @@ eval:
   # previous: [../v0.0.9/manifest.json]                   # the last release, for the gate
 
 gguf:
-  types: [f16, q8_0]          # also: bf16, q4_0, q4_1, q5_0, q5_1, q4_k_m, q5_k_m, q6_k
+  types: [{gguf_types}]          # also: {other_gguf_types}
 
 card:
   summary: ""                 # one paragraph: what this model is and does
@@ -121,6 +122,8 @@ def starter_spec(adapter_dir: Path, spec_path: Path) -> str:
         peft_type=_comment(config.get("peft_type", "?")),
         r=_comment(config.get("r", "?")),
         alpha=_comment(config.get("lora_alpha", "?")),
+        gguf_types=", ".join(DEFAULT_TYPES),
+        other_gguf_types=", ".join(name for name in QUANT_NAMES if name not in DEFAULT_TYPES),
     )
     written = yaml.safe_load(text)  # what was meant is what a reader finds, nothing more
     if (written["name"], written["base"], written["adapter"]) != (

@@ -14,9 +14,18 @@ from release.stages.base import Stage
 def default_stages() -> list[Stage]:
     from release.stages.adapter import AdapterStage
     from release.stages.card import CardStage
+    from release.stages.contamination import ContaminationStage
     from release.stages.evaluate import EvaluateStage
     from release.stages.gguf import GGUFStage
     from release.stages.merge import MergeStage
     from release.stages.push import PushStage
 
-    return [AdapterStage(), MergeStage(), EvaluateStage(), GGUFStage(), CardStage(), PushStage()]
+    return [
+        AdapterStage(),
+        MergeStage(),
+        ContaminationStage(),
+        EvaluateStage(),
+        GGUFStage(),
+        CardStage(),
+        PushStage(),
+    ]

@@ -1,10 +1,11 @@
 """Stage: Model card. Renders every card of the release from the spec and the manifest.
 
 Outputs, in the card stage's folder:
-- README.md: the merged model's card (model-index from the stored eval results);
+- README.md: the merged model's card (model-index from the release's scores, stored and
+  produced: ``release.evaluate.scores``);
 - gguf/README.md: the GGUF repo's card, when GGUF files were exported;
 - adapter/README.md: the adapter repo's card, when push.adapter_repo_id is set;
-- eval_results/*.yaml: the Hub's ``.eval_results/`` entries of the stored eval results,
+- eval_results/*.yaml: the Hub's ``.eval_results/`` entries of those scores,
   which the push uploads there (a folder not hidden: the runner records no hidden file).
 
 Every card is linted as it is rendered (``cards.render``); an error stops the stage.
@@ -42,27 +43,28 @@ class CardStage(Stage):
         return [*spec.eval.results, *template_dir]
 
     def run(self, ctx: StageContext) -> StageRun:
-        from cards.evals import eval_results_files, load_results
+        from cards.evals import eval_results_files
         from cards.render import render_gguf_card, render_model_card
         from release.core.files import atomic_write_text
+        from release.evaluate.scores import release_scores
         from release.hub.plan import STAGED_EVAL_RESULTS
         from release.report.card_context import card_context, has_gguf_files
 
         spec, templates = ctx.spec, ctx.spec.card.template_dir
-        cards = {
-            "README.md": render_model_card(card_context(spec, ctx.manifest, "merged"), templates)
-        }
+        scores = release_scores(ctx.manifest, spec.eval.results, spec.base_dir)
+        merged = card_context(spec, ctx.manifest, "merged", scores)
+        cards = {"README.md": render_model_card(merged, templates)}
         if has_gguf_files(ctx.manifest):
-            gguf = card_context(spec, ctx.manifest, "gguf")
+            gguf = card_context(spec, ctx.manifest, "gguf", scores)
             cards["gguf/README.md"] = render_gguf_card(gguf, templates)
         if spec.push.adapter_repo_id:
-            adapter = card_context(spec, ctx.manifest, "adapter")
+            adapter = card_context(spec, ctx.manifest, "adapter", scores)
             cards["adapter/README.md"] = render_model_card(adapter, templates)
         for done, (path, text) in enumerate(cards.items(), start=1):
             atomic_write_text(ctx.out_dir / path, text)
             yield ctx.log(f"wrote {path} ({len(text):,} characters)")
             yield ctx.progress(done, len(cards), "cards", path)
-        entries = eval_results_files(load_results(spec.eval.results))
+        entries = eval_results_files(scores.records)
         for name, text in entries.items():
             atomic_write_text(ctx.out_dir / STAGED_EVAL_RESULTS / PurePosixPath(name).name, text)
         if entries:

@@ -31,7 +31,9 @@ class EvaluateStage(Stage):
         from release.evaluate.gate import previous_scores
 
         scores = previous_scores(spec.eval.previous)  # not the manifests' bytes
-        return spec.eval.model_dump(mode="json") | {"previous_scores": scores}
+        # the contamination check is a stage of its own: its settings do not rerun this one
+        settings = spec.eval.model_dump(mode="json", exclude={"contamination"})
+        return settings | {"previous_scores": scores}
 
     def input_paths(self, spec: ReleaseSpec) -> list[Path]:
         from release.evaluate.history import is_manifest
@@ -69,11 +71,14 @@ class EvaluateStage(Stage):
             base_dir, merged_dir, adapter_dir, visible_gpus(), available_memory()[0]
         )
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
-        checked = yield from model_checks(spec, base_dir, adapter_dir, merged_dir, plan, ctx)
+        fingerprint = intake.base_fingerprint if intake else None  # keys the base's figures
+        checked = yield from model_checks(
+            spec, base_dir, adapter_dir, merged_dir, plan, ctx, base_fingerprint=fingerprint
+        )
         harness, base_results = None, []
         if spec.eval.tasks is not None:
-            from release.evaluate.gate import records_to_facts, stored_records
             from release.evaluate.harness import run_tasks
+            from release.evaluate.scores import read_scores
 
             ran = yield from run_tasks(
                 spec.eval.tasks,
@@ -84,12 +89,13 @@ class EvaluateStage(Stage):
                 ctx,
                 trust_remote_code=spec.base.trust_remote_code,
             )
-            harness = ran.facts
             final = ctx.stage_dir(self.name)  # where the runner moves ctx.out_dir
             moved = {path: final / path.relative_to(ctx.out_dir) for path in ran.produced}
-            gated = gate_stored_results(spec.eval, spec.base_dir, ctx.workspace, moved)
+            produced = read_scores(ran.produced, spec.base_dir, moved)
+            harness = ran.facts.model_copy(update={"results": produced})
+            gated = gate_stored_results(spec.eval, spec.base_dir, ctx.workspace, produced)
             based = {path: final / path.relative_to(ctx.out_dir) for path in ran.base_produced}
-            base_results = records_to_facts(stored_records([], spec.base_dir, based))
+            base_results = read_scores(ran.base_produced, spec.base_dir, based)
         stored = {"results": gated.results, "gate": gated.gate, "previous": gated.previous}
         ran_facts = {"harness": harness, "base_results": base_results}
         facts = checked.model_copy(update={**stored, **ran_facts, **estimates})

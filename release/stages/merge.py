@@ -17,14 +17,20 @@ class MergeStage(Stage):
     depends_on = (AdapterFacts.stage,)
 
     def settings(self, spec) -> dict[str, Any]:
+        recipe = spec.merge.recipe
         return {
             "base": spec.base.model_dump(mode="json"),
             "dtype": spec.merge.dtype,
             "shard_size": spec.merge.shard_size,
+            **({"recipe": recipe.model_dump(mode="json")} if recipe else {}),
         }
 
     def input_paths(self, spec) -> list[Path]:
-        return [spec.base.path] if spec.base.path else []
+        from release.merge.recipe_inputs import local_paths
+
+        recipe = spec.merge.recipe
+        inputs = local_paths(recipe, spec.base_dir or Path.cwd()) if recipe else []
+        return ([spec.base.path] if spec.base.path else []) + inputs
 
     def tools(self) -> dict[str, str]:
         from importlib.metadata import version
@@ -37,6 +43,7 @@ class MergeStage(Stage):
         from release.core.relay import relay
         from release.merge.intake import TARGETS_NAME
         from release.merge.needs import merge_needs
+        from release.merge.recipe_stream import recipe_merge
         from release.merge.stream import merge_streaming
         from release.preflight import check
 
@@ -48,15 +55,19 @@ class MergeStage(Stage):
         estimates, measured = yield from check(
             ctx, ctx.workspace, merge_needs(base_dir, adapter_dir, merge.dtype, merge.shard_size)
         )
-        targets = json.loads((adapter_dir / TARGETS_NAME).read_text(encoding="utf-8"))
-        steps = merge_streaming(
-            base_dir,
-            adapter_dir,
-            targets,
-            ctx.out_dir,
-            dtype=ctx.spec.merge.dtype,
-            shard_size=ctx.spec.merge.shard_size,
-        )
+        recipe = None
+        if merge.recipe is not None:
+            steps, recipe = recipe_merge(ctx.spec, base_dir, commit, ctx.out_dir)
+        else:
+            targets = json.loads((adapter_dir / TARGETS_NAME).read_text(encoding="utf-8"))
+            steps = merge_streaming(
+                base_dir,
+                adapter_dir,
+                targets,
+                ctx.out_dir,
+                dtype=ctx.spec.merge.dtype,
+                shard_size=ctx.spec.merge.shard_size,
+            )
         result = yield from relay(
             steps, lambda step: ctx.progress(step.done, step.total, "bytes", step.tensor)
         )
@@ -75,6 +86,7 @@ class MergeStage(Stage):
             vocab_size=config.get("vocab_size"),
             towers=towers(written),
             chat_template=has_chat_template(ctx.out_dir),
+            recipe=recipe,
             **estimates,
         )
         return StageOutput(

@@ -1,7 +1,7 @@
 """The model card as the card stage would write it now, with its problems, for the form.
 
-The same calls as the card stage (``release.report.card_context`` and ``cards.render``), but a
-problem is returned rather than raised: a card that fails its own lint is still shown,
+The same calls as the card stage (``release.report.card_context`` and ``cards.render``), but
+a problem is returned rather than raised: a card that fails its own lint is still shown,
 with every problem and the form field it concerns.
 """
 
@@ -27,11 +27,14 @@ class CardPreview:
 
 def preview_model_card(spec: ReleaseSpec, manifest: Manifest | None) -> CardPreview:
     from cards.render import render_model_card
+    from release.evaluate.scores import release_scores
     from release.report.card_context import card_context
 
     manifest = manifest or Manifest(name=spec.name, version=spec.version)
     try:
-        text = render_model_card(card_context(spec, manifest, "merged"), spec.card.template_dir)
+        scores = release_scores(manifest, spec.eval.results, spec.base_dir)
+        context = card_context(spec, manifest, "merged", scores)
+        text = render_model_card(context, spec.card.template_dir)
     except ValidationError as error:
         problems = [
             Problem(CARD_PATH, 1, "error", e["msg"].removeprefix("Value error, "), _field(e))

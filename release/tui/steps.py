@@ -1,4 +1,5 @@
-"""The wizard's steps: one per stage of the runner, with the label shown in the sidebar."""
+"""The wizard's steps: one per stage of the runner, in its order, with the label shown in
+the sidebar."""
 
 from __future__ import annotations
 
@@ -24,14 +25,18 @@ class Step:
     label: str
 
 
-STEPS = (
-    Step(AdapterFacts.stage, "Intake"),
-    Step(MergeFacts.stage, "Merge"),
-    Step(EvaluateFacts.stage, "Eval"),
-    Step(GGUFFacts.stage, "GGUF"),
-    Step(CardFacts.stage, "Card"),
-    Step(PushFacts.stage, "Push"),
-)
+_LABELS = {
+    AdapterFacts.stage: "Intake",
+    MergeFacts.stage: "Merge",
+    EvaluateFacts.stage: "Eval",
+    GGUFFacts.stage: "GGUF",
+    CardFacts.stage: "Card",
+    PushFacts.stage: "Push",
+}
+"""The sidebar's short names; a stage without one shows its title."""
+
+STEPS = tuple(Step(stage.name, _LABELS.get(stage.name, stage.title)) for stage in default_stages())
+"""In the runner's order (``release.stages.default_stages``), the one list of stages."""
 STAGES = tuple(step.stage for step in STEPS)
 
 
@@ -54,5 +59,7 @@ def resume_step(states: dict[str, State]) -> str:
 
 
 def stages_through(stage: str) -> list[str]:
-    """The stages a run of ``stage`` includes: it and every stage before it."""
-    return list(STAGES[: STAGES.index(stage) + 1])
+    """The stages a run of ``stage`` includes: it and every stage before it, the runner's
+    stages without a step of their own (the contamination check) among them."""
+    names = [s.name for s in default_stages()]
+    return names[: names.index(stage) + 1]

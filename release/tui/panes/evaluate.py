@@ -12,11 +12,10 @@ from textual.app import ComposeResult
 from textual.widgets import Static
 
 from cards.baseline import base_scores
-from cards.records import EvalRecord
 from release.core.errors import WorkError
-from release.evaluate.facts import ComparisonFacts, EvaluateFacts, SmokeFacts
+from release.evaluate.contamination.facts import ContaminationFacts
+from release.evaluate.facts import ComparisonFacts, EvaluateFacts, SmokeFacts, evaluated
 from release.evaluate.harness import task_names
-from release.evaluate.history import evaluated
 from release.report.compare import score_rows
 from release.spec.schema import ReleaseSpec
 from release.tui.panes.base import StepPane
@@ -43,6 +42,8 @@ class EvalPane(StepPane):
         manifest = self.session.manifest()
         facts = evaluated(manifest) if manifest else None
         shown = self.render_facts(facts, self.session.measured(self.stage)) if facts else ""
+        if checked := ContaminationFacts.of(manifest):  # its own stage, run with this step
+            shown = Group(_contamination_table(checked), Text(""), *([shown] if shown else []))
         self.query_one(".facts", Static).update(shown)
 
     def render_facts(self, facts: EvaluateFacts, measured: dict[str, Any]):
@@ -71,8 +72,7 @@ class EvalPane(StepPane):
                     [
                         (
                             "perplexity",
-                            f"base {ppl.base:.2f} · +adapter {ppl.adapter:.2f} · "
-                            f"merged {ppl.merged:.2f}",
+                            f"base {ppl.base:.2f} · merged {ppl.merged:.2f}",
                         ),
                         ("ratio", f"×{ppl.ratio:.3f} (max ×{ppl.max_ratio})"),
                         ("verdict", verdict(ppl.passed is not False)),
@@ -118,6 +118,27 @@ def _benchmarks(spec: ReleaseSpec | None) -> str:
     return f"Benchmarks (lm-eval, {tasks.backend}): {names}{base}"
 
 
+def _contamination_table(facts: ContaminationFacts) -> Table:
+    """Per task: the documents found in the training data, by any of the methods."""
+    methods = ", ".join(method.label for method in facts.methods)
+    table = Table(
+        title=f"Contamination check: {facts.segments:,} training texts ({methods})",
+        title_justify="left",
+        title_style="bold",
+    )
+    for column in ("task", "documents", "found", "share"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for task in facts.tasks:
+        style = "red" if task.marked else ("yellow" if task.any_method else "")
+        table.add_row(
+            task.task + (" (marked)" if task.marked else ""),
+            f"{task.documents:,}",
+            Text(f"{task.any_method:,}", style=style),
+            Text(f"{task.share:.1%}", style=style),
+        )
+    return table
+
+
 def _comparison_table(compared: list[ComparisonFacts]) -> Table:
     """The gate's comparison, as ``model-release compare`` and the release notes show it."""
     table = Table(title="Against the last release", title_justify="left", title_style="bold")
@@ -132,8 +153,8 @@ def _scores_table(facts: EvaluateFacts) -> Table:
     """Each benchmark score (stored, or run by eval.tasks) beside the last release's, and
     beside the base model's when eval.tasks.compare_base ran it."""
     compared = {(c.task, c.metric, c.filter): c for c in facts.gate.compared} if facts.gate else {}
-    records = [EvalRecord.model_validate(result) for result in facts.results]
-    base = base_scores(records, map(EvalRecord.model_validate, facts.base_results))
+    records = facts.results
+    base = base_scores(records, facts.base_results)
     table = Table(title="Benchmarks", title_justify="left", title_style="bold", expand=True)
     if facts.harness is not None and facts.harness.launch is not None:
         table.caption = f"lm-eval {facts.harness.backend}, {facts.harness.launch.describe()}"
@@ -142,12 +163,11 @@ def _scores_table(facts: EvaluateFacts) -> Table:
     for column in columns:
         table.add_column(column, justify="left" if column in ("task", "metric") else "right")
     for record in records:
-        metric = record.metric if record.filter == "none" else f"{record.metric} ({record.filter})"
         before = compared.get(record.key)
         score = base.get(record.key)
         table.add_row(
             record.task,
-            metric,
+            record.metric_label,
             f"{record.value:.4g}",
             f"{before.previous:.4g}" if before else "",
             *((score.cells() if score else ("", "")) if base else ()),

@@ -1,0 +1,60 @@
+"""Stage: the contamination check (``release.evaluate.contamination``).
+
+Needs no model: the training data of eval.contamination against the documents of the
+tasks the release reports. Keyed by the check's settings, the training files, the task
+folder and the stored results, so it reruns when the training data, the tasks or the
+methods change, and only then.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from release.evaluate.contamination.facts import ContaminationFacts
+from release.spec.schema import ReleaseSpec
+from release.stages.base import Stage, StageContext, StageOutput, StageRun
+
+
+class ContaminationStage(Stage):
+    name = ContaminationFacts.stage
+    title = "Contamination check"
+
+    def skip_reason(self, spec: ReleaseSpec) -> str | None:
+        if not spec.eval.enabled:
+            return "eval.enabled is false"
+        return None if spec.eval.contamination is not None else "no eval.contamination"
+
+    def settings(self, spec: ReleaseSpec) -> dict[str, Any]:
+        assert spec.eval.contamination is not None
+        # memory_cap decides where the index lies, not what it finds
+        check = spec.eval.contamination.model_dump(mode="json", exclude={"memory_cap"})
+        tasks = spec.eval.tasks
+        names = {"names": tasks.names, "folder": str(tasks.folder)} if tasks else None
+        return {
+            "contamination": check,
+            "tasks": names,
+            "results": [str(p) for p in spec.eval.results],
+        }
+
+    def input_paths(self, spec: ReleaseSpec) -> list[Path]:
+        from release.evaluate.contamination.training import training_files
+
+        assert spec.eval.contamination is not None
+        sources = spec.eval.contamination.training_data
+        files = [file for source in sources for file in training_files(source)]
+        folder = [spec.eval.tasks.folder] if spec.eval.tasks and spec.eval.tasks.folder else []
+        return [*files, *folder, *spec.eval.results]
+
+    def tools(self) -> dict[str, str]:
+        import unicodedata
+        from importlib.metadata import version
+
+        return {"lm_eval": version("lm_eval"), "unicode": unicodedata.unidata_version}
+
+    def run(self, ctx: StageContext) -> StageRun:
+        from release.evaluate.contamination.run import run_check
+
+        spec = ctx.spec
+        facts = yield from run_check(spec.eval, spec.base_dir, ctx.workspace, ctx)
+        return StageOutput(facts=facts)

@@ -1,0 +1,379 @@
+"""Merge recipes: the YAML read into records, the inputs checked before any byte is
+written, and seed 003's shape of recipe (LoRAs averaged in delta space, masked and
+dampened per layer onto the base, then slerp against another LoRA) checked against the
+paper formulas computed in float64 on PEFT's own merges of each adapter."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import save_file
+
+from release.core.errors import InputError, SpecError
+from release.merge.recipe_inputs import (
+    BaseIdentity,
+    evaluate_setting,
+    layer_position,
+    resolve_inputs,
+)
+from release.merge.recipe_stream import merge_recipe
+from release.spec.recipe import ConditionalParameter, MergeRecipe
+from release.spec.schema import parse_spec
+from tests.lora_models import load_folder, make_adapter
+
+
+def _run(recipe: MergeRecipe, base: Path, out: Path, **options) -> tuple[list, object]:
+    inputs = resolve_inputs(recipe, BaseIdentity(folder=base, path=base), base.parent)
+    out.mkdir()
+    options.setdefault("dtype", recipe.dtype or "auto")
+    steps, generator = [], merge_recipe(recipe, inputs, out, **options)
+    while True:
+        try:
+            steps.append(next(generator))
+        except StopIteration as done:
+            return steps, done.value
+
+
+def _recipe(text: str) -> MergeRecipe:
+    return MergeRecipe.model_validate(yaml.safe_load(text))
+
+
+# --- the YAML ----------------------------------------------------------------------------
+
+
+def test_gradients_and_filters_resolve_as_mergekit_does():
+    gradient = [0.0, 0.5, 1.0]
+    assert evaluate_setting(gradient, "x", 0.25) == pytest.approx(0.25)
+    assert evaluate_setting(gradient, "x", 1.0) == 1.0
+    conditions = [
+        ConditionalParameter(filter="self_attn", value=[0.0, 1.0]),
+        ConditionalParameter(value=0.3),
+    ]
+    assert evaluate_setting(conditions, "model.layers.1.self_attn.q_proj.weight", 1.0) == 1.0
+    assert evaluate_setting(conditions, "model.layers.1.mlp.up_proj.weight", 1.0) == 0.3
+    assert layer_position("model.layers.3.mlp.up_proj.weight", 7) == 0.5
+    assert layer_position("model.embed_tokens.weight", 7) == 0.0
+
+
+def test_recipe_in_release_yaml_is_located(tmp_path):
+    text = (
+        "name: m\nversion: 1.0.0\nbase: {path: base}\nadapter: {path: a}\nmerge:\n"
+        "  recipe:\n    merge_method: ties\n    modles: []\n"
+    )
+    with pytest.raises(SpecError) as error:
+        parse_spec(text, tmp_path / "release.yaml")
+    problems = "\n".join(error.value.problems)
+    assert "release.yaml:8: merge.recipe.modles: unknown key" in problems
+    several = text.replace("    merge_method", "    - merge_method").replace(
+        "    modles", "      modles"
+    )
+    with pytest.raises(SpecError) as error:
+        parse_spec(several, tmp_path / "release.yaml")
+    assert "release.yaml:8: merge.recipe.0.modles: unknown key" in "\n".join(error.value.problems)
+
+
+def test_recipe_file_named_by_release_yaml(tmp_path):
+    (tmp_path / "recipe.yaml").write_text(
+        "merge_method: slerp\nbase_model: base\nmodels: [{model: base}, {model: other}]\n"
+        "parameters: {t: 0.3}\n"
+    )
+    text = "name: m\nversion: 1.0.0\nbase: {path: base}\nadapter: {path: a}\n"
+    with pytest.raises(SpecError) as error:  # the sanity eval measures base + one adapter
+        parse_spec(text + "merge: {recipe: recipe.yaml}\n", tmp_path / "release.yaml")
+    assert "set eval.enabled: false" in "\n".join(error.value.problems)
+    text += "eval: {enabled: false}\n"
+    spec = parse_spec(text + "merge: {recipe: recipe.yaml}\n", tmp_path / "release.yaml")
+    assert spec.merge.recipe is not None
+    assert spec.merge.recipe.steps[0].parameters == {"t": 0.3}
+    assert spec.merge.recipe.mergekit_compatible
+
+
+# --- inputs -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loras(tiny_llama_dir, tmp_path_factory) -> dict[str, Path]:
+    """Five LoRAs on the tiny Llama (seed 003's four and the one slerp heals with)."""
+    root = tmp_path_factory.mktemp("recipe-loras")
+    targets = ["q_proj", "v_proj", "up_proj"]
+    return {
+        name: make_adapter(tiny_llama_dir, root / name, seed=seed, target_modules=targets)
+        for seed, name in enumerate(["a", "b", "c", "d", "heal"], start=11)
+    }
+
+
+@pytest.fixture(scope="module")
+def fisher_mask(tiny_llama_dir, tmp_path_factory) -> Path:
+    """1 - normalized importance for two tensors, as seed 003's mask file has it."""
+    base = load_folder(tiny_llama_dir)
+    generator = torch.Generator().manual_seed(5)
+    names = ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.up_proj.weight"]
+    mask = {name: torch.rand(base[name].shape, generator=generator) for name in names}
+    path = tmp_path_factory.mktemp("mask") / "keep.safetensors"
+    save_file(mask, path)
+    return path
+
+
+def _seed003(loras: dict[str, Path], base: Path, mask: Path) -> str:
+    four = "".join(f"    - {{model: {loras[n]}, parameters: {{weight: 1.0}}}}\n" for n in "abcd")
+    return (
+        "- name: soup\n  merge_method: task_arithmetic\n"
+        f"  base_model: {base}\n  models:\n{four}"
+        "  parameters: {normalize: true, lambda: 0.3}\n"
+        f"  delta_mask: {{file: {mask}, layer_factors: [1.0, 0.6]}}\n"
+        "- merge_method: slerp\n  base_model: soup\n"
+        f"  models: [{{model: soup}}, {{model: {loras['heal']}}}]\n"
+        "  parameters: {t: 0.3}\n  out_dtype: float32\n"
+    )
+
+
+def _peft_delta(base_dir: Path, adapter: Path) -> dict[str, torch.Tensor]:
+    """What PEFT's merge adds to each tensor, in float64, merged in float32."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    base = {k: v.clone().double() for k, v in model.state_dict().items()}
+    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload().state_dict()
+    return {k: merged[k].double() - base[k] for k in base}
+
+
+def _slerp64(t: float, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Shoemake's slerp of the tensors as two vectors, float64."""
+    x, y = a.reshape(1, -1), b.reshape(1, -1)
+    dot = ((x / x.norm(dim=1, keepdim=True)) * (y / y.norm(dim=1, keepdim=True))).sum(1)
+    dot = dot.clamp(-1, 1).unsqueeze(1)
+    theta = torch.acos(dot)
+    linear = dot.abs() > 0.9995
+    ca = torch.where(linear, 1 - t, torch.sin((1 - t) * theta) / torch.sin(theta))
+    cb = torch.where(linear, t, torch.sin(t * theta) / torch.sin(theta))
+    return (ca * x + cb * y).reshape(a.shape)
+
+
+def test_seed003_recipe_equals_the_formulas(tiny_llama_dir, loras, fisher_mask, tmp_path):
+    recipe = _recipe(_seed003(loras, tiny_llama_dir, fisher_mask))
+    assert not recipe.mergekit_compatible
+    steps, result = _run(recipe, tiny_llama_dir, tmp_path / "out")
+    ours = load_folder(tmp_path / "out")
+    base = {k: v.double() for k, v in load_folder(tiny_llama_dir).items()}
+    deltas = {n: _peft_delta(tiny_llama_dir, loras[n]) for n in loras}
+    mask = {k: v.double() for k, v in load_folder(fisher_mask.parent).items()}
+    assert len(steps) == len(base) and steps[-1].done == steps[-1].total
+    assert result.tensors_merged == sum(
+        1 for k in base if any(deltas[n][k].abs().max() > 0 for n in loras)
+    )
+    worst = 0.0
+    for name, weight in base.items():
+        layer = 1 if ".layers.1." in name else 0
+        factor = mask.get(name, torch.ones_like(weight)) * (0.6 if layer else 1.0)
+        soup = weight + 0.3 * factor * sum(deltas[n][name] for n in "abcd") / 4
+        healed = weight + deltas["heal"][name]
+        expected = soup if torch.equal(soup, healed) else _slerp64(0.3, soup, healed)
+        if not any(deltas[n][name].abs().max() > 0 for n in loras):
+            expected = weight  # untouched by every LoRA: the base's bytes
+        error = (ours[name].double() - expected).abs().max().item()
+        worst = max(worst, error / (expected.abs().max().item() or 1))
+    assert worst < 1e-6  # float32 arithmetic against float64: a few float32 ulps
+
+
+def test_same_recipe_same_bytes(tiny_llama_dir, loras, fisher_mask, tmp_path):
+    recipe = _recipe(_seed003(loras, tiny_llama_dir, fisher_mask))
+    _, first = _run(recipe, tiny_llama_dir, tmp_path / "one")
+    _, second = _run(recipe, tiny_llama_dir, tmp_path / "two")
+    assert first.sha256 == second.sha256
+    for name, digest in first.sha256.items():
+        assert hashlib.sha256((tmp_path / "one" / name).read_bytes()).hexdigest() == digest
+
+
+def test_dare_is_seeded(tiny_llama_dir, loras, tmp_path):
+    text = (
+        f"merge_method: dare_ties\nbase_model: {tiny_llama_dir}\nrandom_seed: 3\nmodels:\n"
+        + "".join(
+            f"  - {{model: {loras[n]}, parameters: {{weight: 0.5, density: 0.5}}}}\n" for n in "ab"
+        )
+    )
+    _, one = _run(_recipe(text), tiny_llama_dir, tmp_path / "one")
+    _, two = _run(_recipe(text), tiny_llama_dir, tmp_path / "two")
+    _, other = _run(_recipe(text.replace("seed: 3", "seed: 4")), tiny_llama_dir, tmp_path / "x")
+    assert one.sha256 == two.sha256 != other.sha256
+    with pytest.raises(InputError, match="random_seed"):
+        resolve_inputs(
+            _recipe(text.replace("random_seed: 3\n", "")),
+            BaseIdentity(folder=tiny_llama_dir, path=tiny_llama_dir),
+            tmp_path,
+        )
+
+
+def _refused(text: str, base: Path, root: Path) -> str:
+    with pytest.raises(InputError) as error:
+        resolve_inputs(_recipe(text), BaseIdentity(folder=base, path=base), root)
+    return str(error.value)
+
+
+def test_bad_recipes_are_refused_before_writing(tiny_llama_dir, loras, fisher_mask, tmp_path):
+    base = tiny_llama_dir
+    a, b = loras["a"], loras["b"]
+    assert "ties has no parameter 'densty'" in _refused(
+        f"merge_method: ties\nbase_model: {base}\nmodels: [{{model: {a}, parameters: "
+        "{weight: 1, densty: 0.5}}]",
+        base,
+        tmp_path,
+    )
+    assert "weight: missing" in _refused(
+        f"merge_method: task_arithmetic\nbase_model: {base}\nmodels: [{{model: {a}}}]",
+        base,
+        tmp_path,
+    )
+    assert "sum to 0" in _refused(
+        f"merge_method: linear\nmodels: [{{model: {a}, parameters: {{weight: 1}}}}, "
+        f"{{model: {b}, parameters: {{weight: -1}}}}]",
+        base,
+        tmp_path,
+    )
+    assert "outside [0.0, 1.0]" in _refused(
+        f"merge_method: slerp\nbase_model: {base}\nmodels: [{{model: {base}}}, {{model: {a}}}]\n"
+        "parameters: {t: 1.5}",
+        base,
+        tmp_path,
+    )
+    assert "slerp takes exactly 2 models" in _refused(
+        f"merge_method: slerp\nbase_model: {base}\nmodels: [{{model: {a}}}]\n"
+        "parameters: {t: 0.5}",
+        base,
+        tmp_path,
+    )
+    bad_mask = tmp_path / "bad.safetensors"
+    save_file({"model.norm.weight": torch.full((64,), 1.5)}, bad_mask)
+    assert "outside [0, 1]" in _refused(
+        f"merge_method: task_arithmetic\nbase_model: {base}\nmodels: [{{model: {a}, "
+        f"parameters: {{weight: 1}}}}]\ndelta_mask: {{file: {bad_mask}}}",
+        base,
+        tmp_path,
+    )
+
+
+def test_a_checkpoint_of_another_model_is_refused(tiny_llama_dir, smollm2_tokenizer_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from tests.models import make_tiny_llama
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir)
+    other = make_tiny_llama(tmp_path / "other", tokenizer, intermediate_size=96)
+    message = _refused(
+        f"merge_method: linear\nmodels: [{{model: {tiny_llama_dir}, parameters: {{weight: 1}}}}, "
+        f"{{model: {other}, parameters: {{weight: 1}}}}]",
+        tiny_llama_dir,
+        tmp_path,
+    )
+    assert "the base's is [" in message and str(other) in message
+
+
+def test_tokenizers_that_differ_need_a_choice(tiny_llama_dir, loras, tmp_path):
+    other = tmp_path / "other-tokenizer"
+    other.mkdir()
+    for path in loras["a"].iterdir():
+        (other / path.name).write_bytes(path.read_bytes())
+    config = json.loads((tiny_llama_dir / "tokenizer_config.json").read_text())
+    config["chat_template"] = "{{ messages }}"
+    (other / "tokenizer_config.json").write_text(json.dumps(config))
+    text = (
+        f"merge_method: task_arithmetic\nbase_model: {tiny_llama_dir}\nmodels: [{{model: {other}, "
+        f"parameters: {{weight: 1}}}}, {{model: {loras['b']}, parameters: {{weight: 1}}}}]"
+    )
+    # one input brings its own template, the other none: that one ships
+    inputs = resolve_inputs(
+        _recipe(text), BaseIdentity(folder=tiny_llama_dir, path=tiny_llama_dir), tmp_path
+    )
+    assert inputs.tokenizer_from == str(other)
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    for path in loras["b"].iterdir():
+        (twin / path.name).write_bytes(path.read_bytes())
+    config["chat_template"] = "{{ other }}"
+    (twin / "tokenizer_config.json").write_text(json.dumps(config))
+    clash = text.replace(str(loras["b"]), str(twin))
+    assert "tokenizers or chat templates differ" in _refused(clash, tiny_llama_dir, tmp_path)
+    chosen = _recipe(clash + f"\ntokenizer_source: {twin}")
+    inputs = resolve_inputs(
+        chosen, BaseIdentity(folder=tiny_llama_dir, path=tiny_llama_dir), tmp_path
+    )
+    assert inputs.tokenizer_from == str(twin)
+
+
+def test_card_shows_the_recipe_without_local_paths(tiny_llama_dir, loras, fisher_mask, tmp_path):
+    from cards.render import render_model_card
+    from release.core.manifest import Manifest, StageRecord
+    from release.merge.facts import MergeFacts
+    from release.merge.recipe_card import recipe_facts
+    from release.report.card_context import card_context
+
+    recipe = _recipe(_seed003(loras, tiny_llama_dir, fisher_mask))
+    identity = BaseIdentity(folder=tiny_llama_dir, repo_id="org/base", path=tiny_llama_dir)
+    inputs = resolve_inputs(recipe, identity, tiny_llama_dir.parent)
+    facts = recipe_facts(recipe, inputs, "org/base", "c0ffee")
+    spec = parse_spec(
+        "name: merged\nversion: 1.0.0\nbase: {repo_id: org/base}\nadapter: {path: a}\n"
+        "eval: {enabled: false}\npush: {repo_id: me/merged}\n",
+        tmp_path / "release.yaml",
+    )
+    manifest = Manifest(name="merged", version="1.0.0")
+    manifest.stages["merge"] = StageRecord(
+        key="k", finished_at="t", seconds=0, facts=MergeFacts(recipe=facts).model_dump(mode="json")
+    )
+    card = render_model_card(card_context(spec, manifest, "merged"))
+    assert "base_model: org/base" in card and "base_model_relation: merge" in card
+    assert "- merge\n" in card and "- mergekit\n" not in card  # delta_mask: not mergekit's
+    assert "## Merge recipe" in card
+    shown = yaml.safe_load(card.split("```yaml\n")[1].split("```")[0])
+    assert shown[0]["base_model"] == "org/base@c0ffee"
+    assert [m["model"] for m in shown[0]["models"]] == ["a", "b", "c", "d"]
+    assert shown[0]["delta_mask"]["file"] == "keep.safetensors"
+    assert shown[1]["models"] == [{"model": "soup"}, {"model": "heal"}]
+    digest = hashlib.sha256((loras["a"] / "adapter_model.safetensors").read_bytes()).hexdigest()
+    assert f"| `a` | LoRA adapter on the base | `{digest}` |" in card
+    assert str(tmp_path) not in card and str(tiny_llama_dir) not in card
+    assert str(loras["a"].parent) not in card
+    assert "@inproceedings{ilharco2023taskarithmetic" in card
+    assert "@inproceedings{shoemake1985slerp" in card
+
+
+def test_merge_stage_runs_the_recipe(tiny_llama_dir, loras, fisher_mask, tmp_path):
+    from release.core.manifest import Manifest
+    from release.merge.facts import MergeFacts
+    from release.runner import run_release
+    from release.spec.schema import ReleaseSpec
+
+    text = _seed003(loras, tiny_llama_dir, fisher_mask)
+    spec = ReleaseSpec(
+        name="tiny",
+        version="1.0",
+        base={"path": str(tiny_llama_dir)},
+        adapter={"path": str(loras["a"])},
+        workspace=tmp_path / "build",
+        merge={"recipe": yaml.safe_load(text)},
+        eval={"enabled": False},
+    )
+    list(run_release(spec, only=["adapter", "merge"]))
+    _, direct = _run(_recipe(text), tiny_llama_dir, tmp_path / "direct")
+    manifest = Manifest.load(tmp_path / "build" / "manifest.json")
+    facts = MergeFacts.of(manifest)
+    assert facts is not None and facts.recipe is not None
+    assert [m.name for m in facts.recipe.methods] == ["task_arithmetic", "slerp"]
+    assert facts.tensors_merged == direct.tensors_merged
+    for name, digest in direct.sha256.items():
+        written = (tmp_path / "build" / "merge" / name).read_bytes()
+        assert hashlib.sha256(written).hexdigest() == digest
+    # the recipe is part of the stage's key: another t merges again
+    changed = text.replace("{t: 0.3}", "{t: 0.5}")
+    spec = spec.model_copy(
+        update={"merge": spec.merge.model_copy(update={"recipe": _recipe(changed)})}
+    )
+    events = list(run_release(spec, only=["adapter", "merge"]))
+    assert any(getattr(e, "stage", None) == "merge" for e in events)
+    after = Manifest.load(tmp_path / "build" / "manifest.json")
+    assert after.stages["merge"].key != manifest.stages["merge"].key
