@@ -92,24 +92,34 @@ def scores(model_index: Any) -> list[Score]:
     """The numeric scores of a (possibly malformed) model-index, with their labels."""
     found = []
     for entry in model_index if isinstance(model_index, list) else []:
-        for result in entry.get("results") or [] if isinstance(entry, dict) else []:
+        for result in _list(entry.get("results")) if isinstance(entry, dict) else []:
             if not isinstance(result, dict):
                 continue
             task, dataset = result.get("task") or {}, result.get("dataset") or {}
             if not isinstance(task, dict) or not isinstance(dataset, dict):
                 continue
             kind = str(dataset.get("type") or "")
-            names = {kind, kind.split("/")[-1], dataset.get("name"), dataset.get("config")}
-            names.add(task.get("name"))
-            for metric in result.get("metrics") or []:
+            names = {kind, kind.split("/")[-1], *_texts(dataset, "name", "config")}
+            names.update(_texts(task, "name"))
+            for metric in _list(result.get("metrics")):
                 value = metric.get("value") if isinstance(metric, dict) else None
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     continue
-                labels = {metric.get("type"), metric.get("name")}
+                labels = set(_texts(metric, "type", "name"))
                 if metric.get("config"):
                     labels.add(f"{metric.get('type')} ({metric.get('config')})")
                 found.append(Score(_labels(names), _labels(labels), float(value)))
     return found
+
+
+def _list(value: Any) -> list:
+    """``value`` when it is a list (a malformed card may hold a number there), else []."""
+    return value if isinstance(value, list) else []
+
+
+def _texts(mapping: dict, *keys: str) -> list[str]:
+    """The values of ``keys`` that are strings (a malformed card may hold lists there)."""
+    return [value for key in keys if isinstance(value := mapping.get(key), str)]
 
 
 def _labels(texts: set) -> set[str]:

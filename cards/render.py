@@ -19,13 +19,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cards import facts as fact_rows
 from cards import yamlio
 from cards.baseline import base_scores
 from cards.citations import method_citations, unique_citations
-from cards.errors import CardError
+from cards.errors import CardError, invalid
 from cards.evals import dataset_label, to_model_index
 from cards.history import history_table
 from cards.measured import GGUFFileFacts, MeasuredFacts
@@ -78,7 +78,10 @@ def render_model_card(ctx: CardContext, template_dir: str | Path | None = None) 
     metadata = ctx.metadata
     if ctx.records:
         data = metadata.to_dict() | {"model-index": to_model_index(ctx.records, ctx.name)}
-        metadata = CardMetadata.model_validate(data)
+        try:
+            metadata = CardMetadata.model_validate(data)
+        except ValidationError as error:  # a score the Hub would refuse (acc = 1e308)
+            raise invalid(", ".join(sorted({r.source for r in ctx.records})), error) from None
     return _render("model_card.md.j2", ctx, metadata, template_dir)
 
 

@@ -11,6 +11,7 @@ the tiny base's folder); binary cases are made here from a good tiny release.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from release.cli import main
+from release.core.workspace import MARKER_NAME
 
 pytest_plugins = ("tests.disk_fixtures",)  # the small_disk fixture
 
@@ -38,6 +40,7 @@ class Release:
 
     root: Path
     base: Path
+    env: pytest.MonkeyPatch
 
     @property
     def spec(self) -> Path:
@@ -379,13 +382,447 @@ CARD_CASES = [
     ),
 ]
 
-CASES = SPEC_CASES + ADAPTER_CASES + BASE_CASES + CARD_CASES
+# --- the workspace: the tool writes only in a folder it made -------------------------
+
+
+def _workspace(value: str, prepare: Callable[[Release], None] = lambda r: None):
+    def make(release: Release) -> list[str]:
+        prepare(release)
+        release.write_spec(GOOD_SPEC + f"workspace: {value}\n")
+        return release.run("adapter")
+
+    return make
+
+
+def _users_folders(release: Release) -> None:
+    """What the issue's user had beside the adapter: notes, and folders named as stages."""
+    (release.adapter / "NOTES.txt").write_text("my notes\n")
+    for name in ("gguf", "push"):
+        (release.root / name).mkdir()
+        (release.root / name / "keep.txt").write_text(name)
+
+
+def _users_folder(release: Release) -> None:
+    (release.root / "mine").mkdir()
+    (release.root / "mine" / "thesis.tex").write_text("\\documentclass{article}\n")
+
+
+def _results_folder(release: Release) -> None:
+    shutil.copytree(CORPUS / "results" / "malformed", release.root / "results")
+    results = next((release.root / "results").iterdir())
+    release.write_spec(GOOD_SPEC + f"eval:\n  results: [{results}]\n")
+
+
+def _workspace_holds_results(release: Release) -> list[str]:
+    _results_folder(release)
+    release.spec.write_text(release.spec.read_text() + "workspace: results\n")
+    return release.run("adapter")
+
+
+def _workspace_is_home(release: Release) -> list[str]:
+    release.write_spec(GOOD_SPEC + f"workspace: {Path.home()}\n")
+    return release.run("adapter")
+
+
+WORKSPACE_CASES = [
+    Case("workspace-dot-beside-inputs", _workspace(".", _users_folders), 2, ("holds the input",)),
+    Case("workspace-root", _workspace("/"), 2, ("/: the workspace may not be /",)),
+    Case("workspace-home", _workspace_is_home, 2, ("home folder",)),
+    Case("workspace-is-the-adapter", _workspace("adapter"), 2, ("holds the input",)),
+    Case("workspace-users-folder", _workspace("mine", _users_folder), 2, ("not empty", "mine")),
+    Case("workspace-holds-results", _workspace_holds_results, 2, ("results", "holds the input")),
+    Case(
+        "workspace-is-a-file",
+        _workspace("notes.txt", lambda r: (r.root / "notes.txt").write_text("x")),
+        2,
+        ("notes.txt", "a file"),
+    ),
+]
+
+
+# --- non-finite numbers: never a model, a score or a card ---------------------------
+
+
+def _overflowing_lora(adapter: Path) -> None:
+    """Finite factors whose product overflows: B = 3e38, A = 1 (the issue's adapter)."""
+    tensors = _tensors(adapter)
+    for name in tensors:
+        if "layers.0.self_attn.q_proj" in name:
+            value = 3e38 if "lora_B" in name else 1.0
+            tensors[name] = tensors[name].clone().fill_(value)
+    _save(adapter, tensors)
+
+
+def _overflow_merge(release: Release) -> list[str]:
+    _overflowing_lora(release.adapter)
+    return release.run("adapter", "merge")
+
+
+def _card_with(name: str, text: str) -> Callable[[Release], list[str]]:
+    def make(release: Release) -> list[str]:
+        card = release.root / name
+        card.write_text(text)
+        return ["card", "check", str(card)]
+
+    return make
+
+
+_GOOD = GOOD_CARD.read_text()
+NON_FINITE_CASES = [
+    Case("merge-overflows-bf16", _overflow_merge, 2, ("q_proj", "inf or NaN")),
+    Case(
+        "card-nan-in-table",
+        _card_with("nan.md", _GOOD + "\n| Task | Score |\n|---|---|\n| arc | nan |\n"),
+        1,
+        ("nan.md:", "'nan'"),
+    ),
+    Case(
+        "card-inf-perplexity",
+        _card_with("inf.md", _GOOD + "\nPerplexity on held-out text: 12.1 → inf.\n"),
+        1,
+        ("inf.md:", "'inf'"),
+    ),
+    Case(
+        "card-front-matter-inf",
+        _card_with("front.md", _GOOD.replace("---\n", "---\nperplexity: .inf\n", 1)),
+        1,
+        ("front.md:2", "nan or inf"),
+    ),
+]
+
+
+# --- secrets: a token in the spec never reaches a file -------------------------------
+
+
+def _token_spec(template: str, *, set_token: bool = True) -> Callable[[Release], list[str]]:
+    from tests.secret_scan import random_token
+
+    def make(release: Release) -> list[str]:
+        token = random_token("hf_")
+        if set_token:
+            release.env.setenv("HF_TOKEN", token)
+        release.write_spec(GOOD_SPEC + template.replace("@TOKEN@", token))
+        return release.run("adapter")
+
+    return make
+
+
+SECRET_CASES = [
+    Case(
+        "secret-token-in-license-link",
+        _token_spec("card:\n  license_link: https://huggingface.co/x?token=@TOKEN@\n"),
+        2,
+        ("release.yaml:8", "card.license_link", "token in HF_TOKEN"),
+    ),
+    Case(
+        "secret-token-as-repo-id",
+        _token_spec("push:\n  repo_id: me/@TOKEN@\n"),
+        2,
+        ("release.yaml:8", "push.repo_id", "HF_TOKEN"),
+    ),
+    Case(
+        "secret-credential-url",
+        _token_spec("card:\n  license_link: https://me:s3cret@example.com/license\n"),
+        2,
+        ("release.yaml:8", "card.license_link", "credentials"),
+    ),
+    Case(
+        "secret-pasted-token-no-env",
+        _token_spec("card:\n  summary: 'pushed with @TOKEN@'\n", set_token=False),
+        2,
+        ("release.yaml:8", "card.summary", "a token"),
+    ),
+    Case(
+        "secret-token-user-in-url",
+        _token_spec("card:\n  license_link: https://@TOKEN@@github.com/me/x\n"),
+        2,
+        ("card.license_link",),
+    ),
+]
+
+
+# --- YAML and text without bounds ----------------------------------------------------
+
+ALIAS_BOMB = "l0: &l0 [lol]\n" + "".join(
+    f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 10)
+)
+"""Nine levels of nine aliases: 387 million items from 400 bytes."""
+
+
+def _spec_text(text: str, *stages: str) -> Callable[[Release], list[str]]:
+    def make(release: Release) -> list[str]:
+        release.spec.write_text(text.replace("@BASE@", str(release.base)))
+        return ["spec", "check", str(release.spec)] if not stages else release.run(*stages)
+
+    return make
+
+
+def _results_file(name: str, text: str) -> Callable[[Release], list[str]]:
+    def make(release: Release) -> list[str]:
+        path = release.root / name
+        path.write_text(text)
+        out = release.workspace / "README.md"
+        argv = ["card", "build", "--metadata", str(CARD_YAML), "--results", str(path)]
+        return [*argv, "--output", str(out)]
+
+    return make
+
+
+def _card_yaml(text: str) -> Callable[[Release], list[str]]:
+    def make(release: Release) -> list[str]:
+        path = release.root / "card.yaml"
+        path.write_text(text)
+        out = release.workspace / "README.md"
+        return ["card", "build", "--metadata", str(path), "--output", str(out)]
+
+    return make
+
+
+YAML_CASES = [
+    Case("yaml-spec-alias-bomb", _spec_text(GOOD_SPEC + ALIAS_BOMB), 2, ("release.yaml", "alias")),
+    Case(
+        "yaml-spec-alias-bomb-run",
+        _spec_text(GOOD_SPEC + ALIAS_BOMB, "adapter"),
+        2,
+        ("release.yaml", "alias"),
+    ),
+    Case(
+        "yaml-spec-recursive-alias",
+        _spec_text(GOOD_SPEC + "card:\n  tags: &t [x, *t]\n"),
+        2,
+        ("release.yaml", "recursive alias"),
+    ),
+    Case(
+        "yaml-spec-too-large",
+        _spec_text(GOOD_SPEC + "# " + "x" * 2**20 + "\n"),
+        2,
+        ("release.yaml", "larger than 1 MiB"),
+    ),
+    Case("yaml-spec-deep-nesting", _spec_text("[" * 50_000), 2, ("release.yaml",)),
+    Case(
+        "yaml-card-alias-bomb",
+        _card_with("bomb.md", "---\n" + ALIAS_BOMB + "license: mit\n---\n# bomb\n"),
+        1,
+        ("bomb.md:", "alias"),
+    ),
+    Case(
+        "yaml-card-dev-zero",
+        lambda release: ["card", "check", "/dev/zero"],
+        2,
+        ("/dev/zero", "larger than 16 MiB"),
+    ),
+    Case(
+        "yaml-results-alias-bomb",
+        _results_file("results.yaml", ALIAS_BOMB + "results: []\n"),
+        2,
+        ("results.yaml", "alias"),
+    ),
+    Case(
+        "yaml-card-yaml-alias-bomb",
+        _card_yaml(ALIAS_BOMB + "license: mit\n"),
+        2,
+        ("card.yaml", "alias"),
+    ),
+]
+
+
+# --- what intake must find, before any stage writes ----------------------------------
+
+
+def _header_edit(edit: Callable[[dict], None]) -> Callable[[Path], None]:
+    """Rewrite the adapter file's JSON header (same length, space-padded), data kept."""
+
+    def breaks(adapter: Path) -> None:
+        file = adapter / W
+        data = file.read_bytes()
+        (length,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8 : 8 + length])
+        edit(header)
+        raw = json.dumps(header, separators=(",", ":")).encode()
+        assert len(raw) <= length
+        file.write_bytes(data[:8] + raw.ljust(length) + data[8 + length :])
+
+    return breaks
+
+
+def _tensor_entries(header: dict) -> list[dict]:
+    return [header[k] for k in sorted(header) if k != "__metadata__"]
+
+
+def _overlap(header: dict) -> None:
+    first, second = _tensor_entries(header)[:2]
+    second["data_offsets"] = first["data_offsets"]
+
+
+def _negative_dim(header: dict) -> None:
+    entry = _tensor_entries(header)[0]
+    entry["shape"] = [-entry["shape"][0], entry["shape"][1]]
+
+
+def _shape_lies(header: dict) -> None:
+    entry = _tensor_entries(header)[0]
+    entry["shape"] = [entry["shape"][0], entry["shape"][1] + 1]
+
+
+def _base_file(name: str, text: str) -> Callable[[Path], None]:
+    return lambda base: (base / name).write_text(text)
+
+
+def _auto_map(base: Path) -> None:
+    path = base / "config.json"
+    auto = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"auto_map": auto}))
+    (base / "modeling_evil.py").write_text("raise SystemExit('the base ran its code')\n")
+
+
+INTAKE_CASES = [
+    Case(
+        "adapter-alpha-a-string",
+        _adapter_case(_edit_config(lora_alpha="8")),
+        2,
+        ("adapter_config.json", "lora_alpha", "'8'", "without quotes"),
+    ),
+    Case(
+        "adapter-rank-a-string",
+        _adapter_case(_edit_config(r="4")),
+        2,
+        ("adapter_config.json", "r is '4'"),
+    ),
+    Case(
+        "adapter-rank-zero", _adapter_case(_edit_config(r=0)), 2, ("adapter_config.json", "r is 0")
+    ),
+    Case(
+        "adapter-target-modules-bad-regex",
+        _adapter_case(_edit_config(target_modules="(q_proj")),
+        2,
+        ("adapter_config.json", "target_modules", "regex"),
+    ),
+    Case(
+        "adapter-target-modules-match-nothing",
+        _adapter_case(_edit_config(target_modules=["nope_proj"])),
+        2,
+        ("adapter_config.json", "nope_proj", "matches no module"),
+    ),
+    Case(
+        "adapter-target-modules-a-number",
+        _adapter_case(_edit_config(target_modules=7)),
+        2,
+        ("adapter_config.json", "target_modules"),
+    ),
+    Case(
+        "adapter-config-a-list",
+        _adapter_case(lambda a: (a / "adapter_config.json").write_text("[1, 2]")),
+        2,
+        ("adapter_config.json", "JSON object"),
+    ),
+    Case(
+        "adapter-rank-pattern-a-list",
+        _adapter_case(_edit_config(rank_pattern=[1])),
+        2,
+        ("adapter_config.json", "rank_pattern"),
+    ),
+    Case(
+        "adapter-overlapping-offsets",
+        _adapter_case(_header_edit(_overlap)),
+        2,
+        (W, "share bytes"),
+    ),
+    Case("adapter-negative-dim", _adapter_case(_header_edit(_negative_dim)), 2, (W, "shape")),
+    Case("adapter-shape-lies", _adapter_case(_header_edit(_shape_lies)), 2, (W, "data_offsets")),
+    Case(
+        "adapter-header-no-tensors",
+        _adapter_case(_header_edit(lambda h: h.clear())),  # then no tensors at all
+        2,
+        ("adapter",),
+    ),
+    Case("base-auto-map-no-opt-in", _base_case(_auto_map), 2, ("config.json", "auto_map")),
+    Case(
+        "base-chat-template-escapes-sandbox",
+        _base_case(_base_file("chat_template.jinja", "{{ ''.__class__.__mro__ }}")),
+        2,
+        ("chat_template.jinja", "sandbox"),
+    ),
+    Case(
+        "base-chat-template-syntax",
+        _base_case(_base_file("chat_template.jinja", "{% for m in messages %}{{ m }")),
+        2,
+        ("chat_template.jinja", "sandbox"),
+    ),
+]
+
+
+# --- the smaller ones ----------------------------------------------------------------
+
+
+def _spec_check_missing_adapter(release: Release) -> list[str]:
+    release.write_spec(GOOD_SPEC.replace("path: adapter", "path: gone"))
+    return ["spec", "check", str(release.spec)]
+
+
+def _push_dry_run_unbuilt(release: Release) -> list[str]:
+    release.write_spec(GOOD_SPEC + "push:\n  repo_id: me/tiny\n")
+    return ["push", "--dry-run", str(release.spec)]
+
+
+_LMEVAL = Path(__file__).parent / "cards_samples" / "results_2026-03-01T10-00-00.123456.json"
+
+
+def _lmeval_edit(edit: Callable[[dict], None]) -> Callable[[Release], list[str]]:
+    def make(release: Release) -> list[str]:
+        data = json.loads(_LMEVAL.read_text())
+        edit(data)
+        path = release.root / "results_2026-03-01T10-00-00.123456.json"
+        path.write_text(json.dumps(data))
+        out = release.workspace / "README.md"
+        argv = ["card", "build", "--metadata", str(CARD_YAML), "--results", str(path)]
+        return [*argv, "--output", str(out)]
+
+    return make
+
+
+def _string_score(data: dict) -> None:
+    task = next(iter(data["results"]))
+    key = next(k for k in data["results"][task] if k.startswith("acc,"))
+    data["results"][task][key] = "0.5"
+
+
+def _piped_task(data: dict) -> None:
+    task = next(iter(data["results"]))
+    data["results"]["arc | evil\nrow"] = data["results"].pop(task)
+
+
+SMALL_CASES = [
+    Case(
+        "spec-version-a-number",
+        _spec_text(GOOD_SPEC.replace("0.1.0", "1.0")),
+        2,
+        ("release.yaml:2", "version", "quote it"),
+    ),
+    Case("spec-check-missing-adapter", _spec_check_missing_adapter, 2, ("adapter.path", "gone")),
+    Case("push-dry-run-unbuilt", _push_dry_run_unbuilt, 2, ("no release has been built",)),
+    Case("results-score-a-string", _lmeval_edit(_string_score), 2, ("results.", "'0.5'")),
+    Case("results-task-name-breaks-table", _lmeval_edit(_piped_task), 2, ("'|'",)),
+]
+
+
+CASES = (
+    SPEC_CASES
+    + ADAPTER_CASES
+    + BASE_CASES
+    + CARD_CASES
+    + WORKSPACE_CASES
+    + NON_FINITE_CASES
+    + SECRET_CASES
+    + YAML_CASES
+    + INTAKE_CASES
+    + SMALL_CASES
+)
 
 
 @pytest.fixture
-def release(tiny_llama_dir, tiny_qv_adapter, tmp_path) -> Release:
+def release(tiny_llama_dir, tiny_qv_adapter, tmp_path, monkeypatch) -> Release:
     shutil.copytree(tiny_qv_adapter, tmp_path / "adapter")
-    release = Release(tmp_path, tiny_llama_dir)
+    release = Release(tmp_path, tiny_llama_dir, monkeypatch)
     release.write_spec(GOOD_SPEC)
     return release
 
@@ -411,20 +848,42 @@ def _check_nothing_left(release: Release, before: dict[str, bytes]) -> None:
         assert recorded[name] == record  # an earlier stage's record is never touched
     folders = {p.name for p in workspace.iterdir() if p.is_dir()}  # .lock: the runner's
     assert folders <= set(recorded)  # a folder only under a finished stage's name
-    outputs = {p.name for p in workspace.iterdir() if p.is_file()} - {"manifest.json", ".lock"}
+    own = {"manifest.json", ".lock", MARKER_NAME}
+    outputs = {p.name for p in workspace.iterdir() if p.is_file()} - own
     assert outputs <= {n for n in before if "/" not in n}  # no new loose file
+
+
+def _hashes(*roots: Path) -> dict[Path, str]:
+    """sha256 of every file under ``roots``: the user's files, the base and the workspace."""
+    return {
+        path: hashlib.sha256(path.read_bytes()).hexdigest()
+        for root in roots
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _check_users_files_kept(release: Release, before: dict[Path, str]) -> None:
+    """Every file there before is there with the same bytes; new ones only in the
+    workspace (checked by ``_check_nothing_left``)."""
+    after = _hashes(release.root, release.base)
+    assert {p: h for p, h in after.items() if p in before} == before
+    new = [p for p in after if p not in before and not p.is_relative_to(release.workspace)]
+    assert new == []
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_fails_cleanly(case: Case, release: Release, capsys):
     argv = case.make(release)
     before = _snapshot(release.workspace) if release.workspace.exists() else {}
+    hashed = _hashes(release.root, release.base)
     capsys.readouterr()
 
     code = main(argv)
 
     out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
+    assert "Traceback" not in out + err and "this is a bug" not in out + err
+    assert ".partial" not in out + err  # the user's file is named, never a staged copy
     assert code == case.code, err
     lines = err.strip().splitlines()
     where = out if argv[:2] == ["card", "check"] and code == 1 else err
@@ -438,6 +897,7 @@ def test_bad_input_fails_cleanly(case: Case, release: Release, capsys):
     for part in case.says:
         assert part in where, f"{part!r} not in {where!r}"
     _check_nothing_left(release, before)
+    _check_users_files_kept(release, hashed)
 
 
 def test_a_full_disk_while_writing_the_gguf_fails_cleanly(
@@ -448,7 +908,7 @@ def test_a_full_disk_while_writing_the_gguf_fails_cleanly(
     monkeypatch.setenv("MODEL_RELEASE_SKIP_PREFLIGHT", "1")  # the write itself must fail
 
     shutil.copytree(tiny_qv_adapter, small_disk / "adapter")
-    release = Release(small_disk, tiny_llama_dir)
+    release = Release(small_disk, tiny_llama_dir, monkeypatch)
     release.write_spec(GOOD_SPEC + "gguf:\n  types: [f16]\n")
     assert main(release.run("adapter", "merge")) == 0
     stats = os.statvfs(small_disk)
@@ -465,3 +925,91 @@ def test_a_full_disk_while_writing_the_gguf_fails_cleanly(
     assert "no space left on the device" in err and str(small_disk) in err
     _check_nothing_left(release, before)
     assert not (release.workspace / "gguf").exists()
+
+
+# --- what the corpus's failures protect, seen from the working side ------------------
+
+
+def test_init_writes_an_adapters_values_as_data_never_as_keys(release: Release, capsys):
+    """A newline in base_model_name_or_path made `init` write a key of its own."""
+    import yaml
+
+    injected = "/nowhere\ntrust_remote_code: true\nbase:\n  trust_remote_code: true"
+    _edit_config(base_model_name_or_path=injected)(release.adapter)
+    release.spec.unlink()
+
+    assert main(["init", str(release.adapter), "-o", str(release.spec)]) == 0
+
+    written = yaml.safe_load(release.spec.read_text())
+    assert written["base"] == {"path": injected}
+    assert "trust_remote_code" not in written
+    assert main(["spec", "check", str(release.spec)]) == 2  # a base path that does not exist
+    assert "base.path" in capsys.readouterr().err
+
+
+def test_the_workspace_is_marked_and_reused_and_an_older_one_is_adopted(release: Release):
+    assert main(release.run("adapter")) == 0
+    marker = release.workspace / MARKER_NAME
+    assert marker.is_file()
+    assert main(release.run("adapter")) == 0  # ours: used again
+
+    marker.unlink()  # a workspace of an older model-release: its manifest is ours
+    assert main(release.run("adapter")) == 0
+    assert marker.is_file()
+
+
+def test_a_skipped_stage_removes_only_a_folder_it_recorded(release: Release):
+    """gguf is skipped (no types): a gguf/ folder of the user's in the workspace stays."""
+    assert main(release.run("adapter")) == 0
+    mine = release.workspace / "gguf" / "mine.txt"
+    mine.parent.mkdir()
+    mine.write_text("mine")
+    release.write_spec(GOOD_SPEC + "gguf:\n  types: []\n")
+
+    assert main(release.run("adapter", "gguf")) == 0
+
+    assert mine.read_text() == "mine"
+
+
+def test_every_text_file_written_has_the_token_redacted(tmp_path, monkeypatch):
+    from release.core.files import atomic_write_text
+    from tests.secret_scan import Scan, random_token
+
+    token = random_token("hf_")
+    monkeypatch.setenv("HF_TOKEN", token)
+    atomic_write_text(tmp_path / "card.md", f"see https://huggingface.co/x?t={token}\n")
+
+    scan = Scan(token)
+    scan.files(tmp_path)
+    assert scan.leaks == [] and scan.outputs == 1
+    assert "***" in (tmp_path / "card.md").read_text()
+
+
+def test_a_model_with_non_finite_logits_fails_the_sanity_checks(tiny_llama_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from release.core.errors import WorkError
+    from release.evaluate.sanity import next_token_logits, perplexity
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    with torch.no_grad():
+        model.model.layers[0].mlp.down_proj.weight.fill_(math.inf)
+    ids = tokenizer("Water boils at one hundred degrees.", return_tensors="pt").input_ids[0]
+
+    with pytest.raises(WorkError, match="perplexity on the held-out text is nan"):
+        perplexity(model, ids)
+    with pytest.raises(WorkError, match="inf or NaN logits"):
+        list(next_token_logits(model, tokenizer, ["Water boils at"]))
+
+
+def test_status_into_a_closed_pipe_is_not_an_error(release: Release, monkeypatch):
+    """`model-release status | head -1`: the reader went away after one line."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "w") as closed_pipe:
+        monkeypatch.setattr("sys.stdout", closed_pipe)
+        assert main(["status", str(release.spec)]) == 0
