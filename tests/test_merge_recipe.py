@@ -308,6 +308,7 @@ def test_tokenizers_that_differ_need_a_choice(tiny_llama_dir, loras, tmp_path):
 def test_card_shows_the_recipe_without_local_paths(tiny_llama_dir, loras, fisher_mask, tmp_path):
     from cards.render import render_model_card
     from release.core.manifest import Manifest, StageRecord
+    from release.evaluate.scores import ReleaseScores
     from release.merge.facts import MergeFacts
     from release.merge.recipe_card import recipe_facts
     from release.report.card_context import card_context
@@ -325,7 +326,7 @@ def test_card_shows_the_recipe_without_local_paths(tiny_llama_dir, loras, fisher
     manifest.stages["merge"] = StageRecord(
         key="k", finished_at="t", seconds=0, facts=MergeFacts(recipe=facts).model_dump(mode="json")
     )
-    card = render_model_card(card_context(spec, manifest, "merged"))
+    card = render_model_card(card_context(spec, manifest, "merged", ReleaseScores()))
     assert "base_model: org/base" in card and "base_model_relation: merge" in card
     assert "- merge\n" in card and "- mergekit\n" not in card  # delta_mask: not mergekit's
     assert "## Merge recipe" in card

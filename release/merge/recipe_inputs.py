@@ -228,9 +228,7 @@ def _lora_source(ref: str, folder: Path, base: Source, base_config: dict, where:
         if target is None:
             raise InputError(f"{where}: {ref}: the base has no parameter {parameter}", hint=hint)
         rank = adapter[edit.lora_a].shape[0] if edit.lora_a else 0
-        expected = lora.expected_shapes(
-            edit, base.tensors[target].shape, rank, settings.fan_in_fan_out
-        )
+        expected = lora.expected_shapes(edit, base.tensors[target].shape, rank, settings)
         for key, shape in expected.items():
             if adapter[key].shape != shape:
                 raise InputError(
