@@ -53,7 +53,14 @@ from release.merge.recipe_inputs import (
     parameter_value,
     resolve_inputs,
 )
-from release.merge.stream import MergeResult, Step, _copy_side_files, _write_config, output_dtype
+from release.merge.stream import (
+    MergeResult,
+    Step,
+    _by_rows,
+    _copy_side_files,
+    _write_config,
+    output_dtype,
+)
 from release.spec.recipe import MergeRecipe, MergeStep
 from release.spec.schema import ReleaseSpec
 
@@ -100,8 +107,7 @@ class _Reader:
             info = source.tensors[key]
             return to_float32(read_array(self.handle(adapter_file), info), info.dtype)
 
-        plain = edit.kind is not None and not edit.replacement and not edit.magnitude
-        if plain and len(base_info.shape) == 2:
+        if _by_rows(edit, base_info, source.settings):
             key = (source.label, name)
             if key not in self._factors:
                 self._factors[key] = lora.lora_factors(edit, read, source.settings)
