@@ -91,6 +91,7 @@ def run_ours(workdir: Path, dtype: str) -> None:
     from release.core.errors import WorkError
     from release.evaluate.checks import model_checks
     from release.evaluate.loading import LoadPlan
+    from release.evaluate.settings import EvaluateSettings
     from release.spec.schema import ReleaseSpec
     from tests.reporters import SilentReporter
 
@@ -105,7 +106,12 @@ def run_ours(workdir: Path, dtype: str) -> None:
     plan = LoadPlan(dtype, 0)
     try:
         for _ in model_checks(
-            spec, base, build / "adapter", build / "merge", plan, SilentReporter()
+            EvaluateSettings.of(spec),
+            base,
+            build / "adapter",
+            build / "merge",
+            plan,
+            SilentReporter(),
         ):
             pass
     except WorkError as failed:  # a random model's chat answer, or its perplexity

@@ -34,7 +34,8 @@ from release.evaluate.loading import (
     release_memory,
     steady_heap,
 )
-from release.spec.schema import ReleaseSpec
+from release.evaluate.settings import EvaluateSettings
+from release.spec.schema import EvalSpec
 
 if TYPE_CHECKING:
     import torch
@@ -42,9 +43,9 @@ if TYPE_CHECKING:
     from release.evaluate.sanity import ProbeReference
 
 
-def _heldout_text(spec: ReleaseSpec) -> tuple[str, str]:
-    if spec.eval.heldout_text:
-        path = spec.eval.heldout_text
+def _heldout_text(spec: EvalSpec) -> tuple[str, str]:
+    if spec.heldout_text:
+        path = spec.heldout_text
         return path.name, path.read_text(encoding="utf-8")
     text = resources.files("release").joinpath("data/heldout.txt").read_text("utf-8")
     return "model-release heldout.txt (multilingual sample)", text
@@ -60,7 +61,7 @@ class _BaseSide:
 
 
 def model_checks(
-    spec: ReleaseSpec,
+    settings: EvaluateSettings,
     base_dir: Path,
     adapter_dir: Path,
     merged_dir: Path,
@@ -73,13 +74,13 @@ def model_checks(
 
     from release.evaluate.sanity import HELDOUT_TOKENS, SMOKE_PROMPTS
 
-    remote = spec.base.trust_remote_code
+    spec, remote = settings.eval, settings.trust_remote_code  # nothing else of the spec
     steady_heap()
     with held_stderr():  # transformers' and PEFT's bars and warnings are not ours to print
         tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=remote)
     name, text = _heldout_text(spec)
     ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
-    prompts = SMOKE_PROMPTS if spec.eval.prompts is None else spec.eval.prompts
+    prompts = SMOKE_PROMPTS if spec.prompts is None else spec.prompts
     steps = 4 + len(prompts)
 
     yield report.log(f"loading the base with the adapter on {plan.device}")
@@ -92,11 +93,11 @@ def model_checks(
             "the adapter changes no logits on the probe prompts: was it trained?", "warning"
         )
     ratio = side.adapter_perplexity / side.base_perplexity
-    if ratio > spec.eval.max_perplexity_ratio:
+    if ratio > spec.max_perplexity_ratio:
         raise WorkError(
             f"the adapter makes the base much worse on held-out text: perplexity "
             f"{side.base_perplexity:.2f} → {side.adapter_perplexity:.2f} (×{ratio:.2f}, "
-            f"limit ×{spec.eval.max_perplexity_ratio}); a sign of a wrong base or a broken run",
+            f"limit ×{spec.max_perplexity_ratio}); a sign of a wrong base or a broken run",
             hint="check base against the model the adapter was trained on",
         )
 
@@ -118,7 +119,7 @@ def model_checks(
         adapter=round(side.adapter_perplexity, 4),
         merged=round(merged_perplexity, 4),
         ratio=round(ratio, 4),
-        max_ratio=spec.eval.max_perplexity_ratio,
+        max_ratio=spec.max_perplexity_ratio,
         passed=True,
     )
 
@@ -126,7 +127,7 @@ def model_checks(
     for index, prompt in enumerate(prompts):
         yield report.progress(4 + index, steps, "checks", f"chat: {prompt[:40]}")
         with held_stderr():  # generate() warns of its settings
-            result = chat_smoke(merged, tokenizer, prompt, max_new_tokens=spec.eval.max_new_tokens)
+            result = chat_smoke(merged, tokenizer, prompt, max_new_tokens=spec.max_new_tokens)
         smoke.append(SmokeFacts.model_validate(result.to_facts()))
         if not result.passed:
             raise WorkError(
@@ -168,24 +169,24 @@ def _base_side(
     return _BaseSide(reference, base_perplexity, adapter_perplexity)
 
 
-def _equivalence_facts(spec: ReleaseSpec, equivalence) -> EquivalenceFacts:
+def _equivalence_facts(spec: EvalSpec, equivalence) -> EquivalenceFacts:
     """The equivalence's facts, or the one-line error when the merge is not base + adapter."""
     equivalent = (
-        equivalence.top1_agreement >= spec.eval.min_top1_agreement
-        and equivalence.relative_error <= spec.eval.max_merge_error
+        equivalence.top1_agreement >= spec.min_top1_agreement
+        and equivalence.relative_error <= spec.max_merge_error
     )
     if not equivalent:
         raise WorkError(
             f"the merged model is not base + adapter: top-1 agreement "
-            f"{equivalence.top1_agreement:.1%} (min {spec.eval.min_top1_agreement:.0%}), mean "
+            f"{equivalence.top1_agreement:.1%} (min {spec.min_top1_agreement:.0%}), mean "
             f"logit error {equivalence.relative_error:.0%} of the adapter's effect (max "
-            f"{spec.eval.max_merge_error:.0%})",
+            f"{spec.max_merge_error:.0%})",
             hint="rerun with --force merge; if it persists, report it",
         )
     return EquivalenceFacts(
         **{key: round(value, 6) for key, value in asdict(equivalence).items()},
         relative_error=round(equivalence.relative_error, 6),
-        min_top1_agreement=spec.eval.min_top1_agreement,
-        max_relative_error=spec.eval.max_merge_error,
+        min_top1_agreement=spec.min_top1_agreement,
+        max_relative_error=spec.max_merge_error,
         passed=True,
     )
