@@ -92,6 +92,7 @@ def run_ours(workdir: Path, dtype: str) -> None:
     from release.core.errors import WorkError
     from release.evaluate.checks import model_checks
     from release.evaluate.loading import LoadPlan
+    from release.evaluate.settings import EvaluateSettings
     from release.spec.schema import ReleaseSpec
     from tests.reporters import SilentReporter
 
@@ -106,7 +107,7 @@ def run_ours(workdir: Path, dtype: str) -> None:
     plan = LoadPlan(dtype, 0)
     try:
         checks = model_checks(
-            spec,
+            EvaluateSettings.of(spec),
             base,
             build / "adapter",
             build / "merge",

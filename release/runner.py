@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import threading
@@ -97,13 +98,81 @@ def stage_key(stage: Stage, spec: ReleaseSpec, manifest: Manifest) -> tuple[str,
     }
     payload = {
         "stage": stage.name,
-        "settings": _portable(stage.settings(spec), spec.base_dir, {str(r) for r in roots}),
+        "settings": keyed_settings(stage, spec),
         "inputs": [record.model_dump() for record in inputs],
         "upstream": upstream,
     }
     if read_in_part:  # absent otherwise: the keys of stages that read whole files stay as they were
         payload["read_in_part"] = read_in_part
     return hashlib.sha256(dumps_canonical(payload).encode()).hexdigest(), inputs
+
+
+def keyed_settings(stage: Stage, spec: ReleaseSpec) -> Any:
+    """The stage's settings as its key holds them (paths portable, ``_portable``)."""
+    roots = [path for path in stage.input_paths(spec) if path.exists()]
+    return _portable(stage.settings(spec), spec.base_dir, {str(r) for r in roots})
+
+
+def stale_reasons(
+    stage: Stage, spec: ReleaseSpec, manifest: Manifest, states: dict[str, StageState]
+) -> list[str]:
+    """Why a run would do ``stage`` again although the manifest records it: each setting
+    that changed (old -> new), each input file, each stage before it that runs again, each
+    output that is not as recorded. Empty when it would be kept."""
+    record = manifest.stages.get(stage.name)
+    if record is None:
+        return []
+    reasons = [
+        f"{dep} runs again" for dep in stage.depends_on if states.get(dep) in ("stale", "pending")
+    ]
+    key, inputs = stage_key(stage, spec, manifest)
+    if key != record.key:
+        recorded = record.settings is not None  # None: written by an older model-release
+        if recorded:
+            reasons += _changed_settings(record.settings, keyed_settings(stage, spec))
+        reasons += _changed_files(record.inputs, inputs)
+        if not reasons:
+            before = "the outputs of a stage before it"
+            reasons.append(f"{before} changed" if recorded else f"its settings or {before} changed")
+    for output in record.outputs:
+        path = spec.workspace / output.path
+        if not path.is_file():
+            reasons.append(f"output {output.path} is gone")
+        elif path.stat().st_size != output.bytes or manifest.hash_file(path) != output.sha256:
+            reasons.append(f"output {output.path} changed")
+    return reasons
+
+
+def _changed_settings(old: Any, new: Any, where: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            line
+            for name in dict.fromkeys([*old, *new])
+            for line in _changed_settings(
+                old.get(name), new.get(name), f"{where}.{name}" if where else str(name)
+            )
+        ]
+    if old == new:
+        return []
+    return [f"setting {where}: {_shown(old)} -> {_shown(new)}"]
+
+
+def _shown(value: Any) -> str:
+    text = "(unset)" if value is None else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _changed_files(old: list[FileRecord], new: list[FileRecord]) -> list[str]:
+    before = {record.path: record for record in old}
+    now = {record.path: record for record in new}
+    lines = [f"input {path} is new" for path in now if path not in before]
+    lines += [f"input {path} is gone" for path in before if path not in now]
+    lines += [
+        f"input {path} changed"
+        for path, record in now.items()
+        if path in before and before[path].sha256 != record.sha256
+    ]
+    return lines
 
 
 def _input_files(root: Path, spec: ReleaseSpec) -> list[Path]:
@@ -267,6 +336,7 @@ def run_release(
                     )
                 previous = manifest.stages.get(stage.name)
                 keyed = None  # it runs whatever its key (first run, forced): keyed when done
+                why: list[str] = []
                 if stage.name not in force and previous is not None:
                     keyed = stage_key(stage, spec, manifest)
                     if previous.key == keyed[0] and outputs_intact(previous, workspace, manifest):
@@ -274,7 +344,8 @@ def run_release(
                             yield Log(stage.name, note, "warning")
                         yield StageSkipped(stage.name, f"unchanged since {previous.finished_at}")
                         continue
-                record = yield from _run_stage(stage, spec, manifest, workspace, keyed, cancel)
+                    why = stale_reasons(stage, spec, manifest, {})
+                record = yield from _run_stage(stage, spec, manifest, workspace, keyed, cancel, why)
                 manifest.stages[stage.name] = record
                 manifest.save(manifest_path)
                 yield StageFinished(stage.name, record.seconds, record.facts)
@@ -306,18 +377,22 @@ def _run_stage(
     workspace: Path,
     keyed: tuple[str, list[FileRecord]] | None,
     cancel: threading.Event,
+    why: Sequence[str] = (),
 ) -> Generator[Event, None, StageRecord]:
     """Run ``stage`` into its staging folder and rename that to its final name.
 
     ``keyed``: its key and input records, computed to decide whether it runs; None when
     it runs anyway. It is then keyed once it is done, so the inputs it reads are hashed
     while it runs (``Manifest.hashing_ahead``) instead of before; an input that changed
-    meanwhile fails the stage, since the key could not tell which version it read."""
+    meanwhile fails the stage, since the key could not tell which version it read.
+    ``why``: what changed since its record (``stale_reasons``), logged as it starts."""
     staging = workspace / f".partial-{stage.name}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     ctx = StageContext(spec, manifest, workspace, staging, stage.name, cancel)
     yield StageStarted(stage.name, stage.title)
+    for line in why:
+        yield ctx.log(f"runs again: {line}")
     started = time.perf_counter()
     stats = _input_stats(stage, spec) if keyed is None else {}
     try:
@@ -348,6 +423,7 @@ def _run_stage(
         seconds=round(time.perf_counter() - started, 3),
         inputs=inputs,
         outputs=outputs,
+        settings=keyed_settings(stage, spec),
         facts=output.facts.as_json(),
         measured=output.measured,
         tools={"model-release": __version__, **stage.tools()},

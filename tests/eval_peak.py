@@ -17,6 +17,7 @@ import transformers  # noqa: F401
 
 from release.evaluate.checks import model_checks
 from release.evaluate.loading import LoadPlan
+from release.evaluate.settings import EvaluateSettings
 from release.spec.schema import ReleaseSpec
 from tests.reporters import SilentReporter
 
@@ -35,7 +36,13 @@ def main(base: Path, adapter: Path, merged: Path, dtype: str) -> dict[str, int]:
     )
     before = psutil.Process().memory_info().rss
     checks = model_checks(
-        spec, base, adapter, merged, LoadPlan(dtype, 0), SilentReporter(), base_fingerprint=None
+        EvaluateSettings.of(spec),
+        base,
+        adapter,
+        merged,
+        LoadPlan(dtype, 0),
+        SilentReporter(),
+        base_fingerprint=None,
     )
     for _ in checks:
         pass

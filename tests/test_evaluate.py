@@ -18,6 +18,7 @@ from release.cli import main
 from release.core.errors import WorkError
 from release.evaluate.checks import model_checks
 from release.evaluate.loading import LoadPlan
+from release.evaluate.settings import EvaluateSettings
 from release.spec.schema import ReleaseSpec
 from tests.reporters import SilentReporter
 
@@ -53,7 +54,7 @@ def released(tiny_llama_dir, tmp_path_factory) -> tuple[ReleaseSpec, Path]:
 
 def _checks(spec: ReleaseSpec, workspace: Path, merged: Path, plan: LoadPlan):
     run = model_checks(
-        spec,
+        EvaluateSettings.of(spec),
         spec.base.path,
         workspace / "adapter",
         merged,

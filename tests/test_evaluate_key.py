@@ -37,3 +37,28 @@ def test_pushing_the_last_release_leaves_the_next_evaluate_fresh(tmp_path):
 
     release_manifest(tmp_path / "one", "1.0.0", {"arc_easy": 0.62, "piqa": 0.60})
     assert key() != before  # the scores the gate compares against changed
+
+
+def test_every_setting_the_checks_read_is_in_the_key(tmp_path):
+    """The checks receive ``EvaluateSettings`` and the key is computed from it: turning
+    base.trust_remote_code on (the checks' and lm-eval's loads run the repo's code) makes
+    the evaluate stage stale, as does any eval setting; other base settings do not."""
+    spec = ReleaseSpec.model_validate(
+        {
+            "name": "m",
+            "version": "1.0.0",
+            "base": {"repo_id": "a/b"},
+            "adapter": {"path": str(tmp_path)},
+            "workspace": str(tmp_path / "build"),
+        }
+    )
+
+    def key(**changes) -> str:
+        changed = spec.model_copy(update=changes, deep=True)
+        return stage_key(EvaluateStage(), changed, Manifest(name="m", version="1.0.0"))[0]
+
+    before = key()
+    trusted = spec.base.model_copy(update={"trust_remote_code": True})
+    assert key(base=trusted) != before
+    assert key(eval=spec.eval.model_copy(update={"max_new_tokens": 7})) != before
+    assert key(base=spec.base.model_copy(update={"revision": "main"})) == before

@@ -204,7 +204,7 @@ def test_status_names_what_changed_and_how_to_redo_it(tmp_path, monkeypatch, cap
     spec_path.write_text(yaml.safe_dump({**spec, "merge": {"shard_size": "2MB"}}))
     assert main(["status", str(spec_path)]) == 0
     out = capsys.readouterr().out
-    lines = out.splitlines()
+    lines = [line for line in out.splitlines() if not line.startswith(" ")]  # under: why
     assert [line.split()[:2] for line in lines[:7]] == [
         ["adapter", "done"],
         ["merge", "changed"],
@@ -215,6 +215,8 @@ def test_status_names_what_changed_and_how_to_redo_it(tmp_path, monkeypatch, cap
         ["push", "skipped"],
     ]
     assert "a run redoes it" in lines[1]
+    assert "evaluate  changed since 2026-01-01T00:00:00+00:00: a run redoes it\n" in out
+    assert "\n            merge runs again\n" in out  # why evaluate is redone
     assert " ".join(out.split()).endswith(f"next: model-release run {spec_path}")
 
 
@@ -266,3 +268,41 @@ def test_a_first_run_is_keyed_as_a_later_run_keys_it(spec, tmp_path):
     fresh = Manifest(name="t", version="1.0")  # no cached hash: every file read now
     assert stage_key(first, spec, fresh) == (recorded.key, recorded.inputs)
     assert {r.path: r.sha256 for r in recorded.inputs}["weights.bin"] == sha256_file(big)
+
+
+def test_a_stale_stage_says_which_setting_input_or_output_changed(spec):
+    """Each way a stage goes stale is named: a setting (old -> new), an input file, an
+    output, a stage before it that runs again."""
+    from release.runner import stale_reasons
+
+    first, second = WriteStage("first"), WriteStage("second", ("first",))
+    list(run_release(spec, stages=[first, second]))
+
+    def why(changed: ReleaseSpec) -> dict[str, list[str]]:
+        manifest = Manifest.load(changed.workspace / MANIFEST_NAME)
+        states = stage_states(changed, [first, second])
+        return {s.name: stale_reasons(s, changed, manifest, states) for s in (first, second)}
+
+    assert why(spec) == {"first": [], "second": []}
+    summary = spec.model_copy(update={"card": spec.card.model_copy(update={"summary": "two"})})
+    assert why(summary) == {
+        "first": ['setting summary: "one" -> "two"'],
+        "second": ["first runs again", 'setting summary: "one" -> "two"'],
+    }
+    (spec.adapter.path / "adapter_config.json").write_text('{"r": 8}')
+    assert why(spec) == {
+        "first": ["input adapter_config.json changed"],
+        "second": ["first runs again"],
+    }
+    (spec.adapter.path / "adapter_config.json").write_text("{}")
+    (spec.workspace / "second" / "out.txt").write_text("edited")
+    assert why(spec) == {"first": [], "second": ["output second/out.txt changed"]}
+    # a run says it as it redoes each stage
+    from release.core.events import Log
+
+    logged = [e for e in run_release(summary, stages=[first, second]) if isinstance(e, Log)]
+    assert [(e.stage, e.message) for e in logged] == [
+        ("first", 'runs again: setting summary: "one" -> "two"'),
+        ("second", 'runs again: setting summary: "one" -> "two"'),
+        ("second", "runs again: output second/out.txt changed"),
+    ]

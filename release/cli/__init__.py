@@ -315,27 +315,32 @@ def demo(
 def status(spec: SpecArg = Path("release.yaml")) -> None:
     """Show which stages of a release are done, which changed since, and which are to do."""
     from release.core.manifest import MANIFEST_NAME, Manifest
-    from release.runner import stage_states
+    from release.runner import stage_states, stale_reasons
     from release.spec.schema import load_spec
     from release.stages import default_stages
 
     loaded = load_spec(spec)
-    records = Manifest.load_or_new(
+    manifest = Manifest.load_or_new(
         loaded.workspace / MANIFEST_NAME, name=loaded.name, version=loaded.version
-    ).stages
-    reasons = {stage.name: stage.skip_reason(loaded) for stage in default_stages()}
+    )
+    stages = default_stages()
+    reasons = {stage.name: stage.skip_reason(loaded) for stage in stages}
     states = stage_states(loaded)
-    for name, state in states.items():
-        record = records.get(name)
+    for stage in stages:
+        name, state, record = stage.name, states[stage.name], manifest.stages.get(stage.name)
+        why: list[str] = []
         if state == "done" and record:
             shown = f"done {record.finished_at} ({record.seconds:.1f} s)"
         elif state == "stale" and record:
             shown = f"changed since {record.finished_at}: a run redoes it"
+            why = stale_reasons(stage, loaded, manifest, states)
         elif state == "skipped":
             shown = f"skipped ({reasons[name]})"
         else:
             shown = state
         _output.info(f"{name:9s} {shown}")
+        for line in why:
+            _output.info(f"{'':9s}   {line}")
     if {"stale", "pending"} & set(states.values()):
         _output.info(f"next: model-release run {spec}")
 

@@ -62,6 +62,9 @@ class StageRecord(BaseModel):
     seconds: float
     inputs: list[FileRecord] = Field(default_factory=list)
     outputs: list[FileRecord] = Field(default_factory=list)
+    settings: dict[str, Any] | None = None
+    """The stage's settings as its key holds them, so a later run can say which one
+    changed (``release.runner.stale_reasons``); None in a record of an older version."""
     facts: dict[str, Any] = Field(default_factory=dict)
     measured: dict[str, Any] = Field(default_factory=dict)
     """The machine as this run found it (peak memory, free disk); keyed nowhere."""

@@ -1,6 +1,7 @@
 """The sanity eval and the release gate: is the merged model the trained one, and no
 worse than the last release?
 
+- ``settings``: what the stage's domain reads of the spec, one object (its key's source).
 - ``sanity``: the arithmetic of the checks (equivalence, perplexity, chat smoke).
 - ``checks``: the model checks in order, one model resident at a time, each failure one
   line.

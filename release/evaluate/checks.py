@@ -56,7 +56,8 @@ from release.evaluate.loading import (
     release_memory,
     steady_heap,
 )
-from release.spec.schema import ReleaseSpec
+from release.evaluate.settings import EvaluateSettings
+from release.spec.schema import EvalSpec
 
 if TYPE_CHECKING:
     import torch
@@ -64,16 +65,16 @@ if TYPE_CHECKING:
     from release.evaluate.sanity import Perplexity, ProbeReference, SmokeResult
 
 
-def _heldout_text(spec: ReleaseSpec) -> tuple[str, str]:
-    if spec.eval.heldout_text:
-        path = spec.eval.heldout_text
+def _heldout_text(spec: EvalSpec) -> tuple[str, str]:
+    if spec.heldout_text:
+        path = spec.heldout_text
         return path.name, path.read_text(encoding="utf-8")
     text = resources.files("release").joinpath("data/heldout.txt").read_text("utf-8")
     return "model-release heldout.txt (multilingual sample)", text
 
 
 def model_checks(
-    spec: ReleaseSpec,
+    settings: EvaluateSettings,
     base_dir: Path,
     adapter_dir: Path,
     merged_dir: Path,
@@ -97,19 +98,19 @@ def model_checks(
         perplexity,
     )
 
-    remote = spec.base.trust_remote_code
+    spec, remote = settings.eval, settings.trust_remote_code  # nothing else of the spec
     steady_heap()
     with held_stderr():  # transformers' and PEFT's bars and warnings are not ours to print
         tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=remote)
     name, text = _heldout_text(spec)
     ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
-    prompts = SMOKE_PROMPTS if spec.eval.prompts is None else spec.eval.prompts
+    prompts = SMOKE_PROMPTS if spec.prompts is None else spec.prompts
     probe_ids = [tokenizer(prompt).input_ids for prompt in PROBE_PROMPTS]
     key = None
     if base_fingerprint is not None:
         key = base_key(base_fingerprint, ids, probe_ids, PERPLEXITY_WINDOW, plan.dtype, plan.device)
     base_side = _base_side(
-        spec, base_dir, adapter_dir, merged_dir, plan, tokenizer, ids, key, report
+        remote, base_dir, adapter_dir, merged_dir, plan, tokenizer, ids, key, report
     )
     reference, base_perplexity, cached = yield from base_side
     release_memory()
@@ -132,8 +133,8 @@ def model_checks(
     smoke = []
     for index, prompt in enumerate(prompts):
         what = f"chat {index + 1}/{len(prompts)}: {prompt[:40]}"
-        answer = chat_smoke(merged, tokenizer, prompt, max_new_tokens=spec.eval.max_new_tokens)
-        result = yield from _generation(report, what, answer, spec.eval.max_new_tokens)
+        answer = chat_smoke(merged, tokenizer, prompt, max_new_tokens=spec.max_new_tokens)
+        result = yield from _generation(report, what, answer, spec.max_new_tokens)
         smoke.append(SmokeFacts.model_validate(result.to_facts()))
         if not result.passed:
             raise WorkError(
@@ -151,7 +152,7 @@ def model_checks(
 
 
 def _base_side(
-    spec: ReleaseSpec,
+    remote: bool,
     base_dir: Path,
     adapter_dir: Path,
     merged_dir: Path,
@@ -176,7 +177,6 @@ def _base_side(
         probe_reference,
     )
 
-    remote = spec.base.trust_remote_code
     figures = read_figures(key) if key is not None else None
     cached = figures is not None
     yield report.log(f"loading the base with the adapter on {plan.device}")
@@ -252,15 +252,15 @@ def _generation(
 
 
 def _perplexity_facts(
-    spec: ReleaseSpec, name: str, ids: torch.Tensor, base: float, merged: float
+    spec: EvalSpec, name: str, ids: torch.Tensor, base: float, merged: float
 ) -> PerplexityFacts:
     """The perplexity's facts, or the one-line error when the merged model is much worse
     than its base."""
     ratio = merged / base
-    if ratio > spec.eval.max_perplexity_ratio:
+    if ratio > spec.max_perplexity_ratio:
         raise WorkError(
             f"the adapter makes the base much worse on held-out text: perplexity "
-            f"{base:.2f} → {merged:.2f} (×{ratio:.2f}, limit ×{spec.eval.max_perplexity_ratio}); "
+            f"{base:.2f} → {merged:.2f} (×{ratio:.2f}, limit ×{spec.max_perplexity_ratio}); "
             f"a sign of a wrong base or a broken run",
             hint="check base against the model the adapter was trained on",
         )
@@ -270,23 +270,23 @@ def _perplexity_facts(
         base=round(base, 4),
         merged=round(merged, 4),
         ratio=round(ratio, 4),
-        max_ratio=spec.eval.max_perplexity_ratio,
+        max_ratio=spec.max_perplexity_ratio,
         passed=True,
     )
 
 
-def _equivalence_facts(spec: ReleaseSpec, equivalence) -> EquivalenceFacts:
+def _equivalence_facts(spec: EvalSpec, equivalence) -> EquivalenceFacts:
     """The equivalence's facts, or the one-line error when the merge is not base + adapter."""
     equivalent = (
-        equivalence.top1_agreement >= spec.eval.min_top1_agreement
-        and equivalence.relative_error <= spec.eval.max_merge_error
+        equivalence.top1_agreement >= spec.min_top1_agreement
+        and equivalence.relative_error <= spec.max_merge_error
     )
     if not equivalent:
         raise WorkError(
             f"the merged model is not base + adapter: top-1 agreement "
-            f"{equivalence.top1_agreement:.1%} (min {spec.eval.min_top1_agreement:.0%}), mean "
+            f"{equivalence.top1_agreement:.1%} (min {spec.min_top1_agreement:.0%}), mean "
             f"logit error {equivalence.relative_error:.0%} of the adapter's effect (max "
-            f"{spec.eval.max_merge_error:.0%}), against PEFT's load of the same files",
+            f"{spec.max_merge_error:.0%}), against PEFT's load of the same files",
             hint="likely causes: an init_lora_weights in adapter_config.json that moves the "
             "base (PiSSA, OLoRA, CorDA: convert it with PEFT's save_pretrained("
             "path_initial_model_for_weight_conversion=...)), base files changed since the "
@@ -295,7 +295,7 @@ def _equivalence_facts(spec: ReleaseSpec, equivalence) -> EquivalenceFacts:
     return EquivalenceFacts(
         **{key: round(value, 6) for key, value in asdict(equivalence).items()},
         relative_error=round(equivalence.relative_error, 6),
-        min_top1_agreement=spec.eval.min_top1_agreement,
-        max_relative_error=spec.eval.max_merge_error,
+        min_top1_agreement=spec.min_top1_agreement,
+        max_relative_error=spec.max_merge_error,
         passed=True,
     )

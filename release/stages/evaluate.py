@@ -28,11 +28,16 @@ class EvaluateStage(Stage):
         return None if spec.eval.enabled else "eval.enabled is false"
 
     def settings(self, spec: ReleaseSpec) -> dict[str, Any]:
+        """What ``run`` hands its domain (``EvaluateSettings``), and what the gate reads
+        of the last release."""
         from release.evaluate.gate import previous_scores
+        from release.evaluate.settings import EvaluateSettings
 
         scores = previous_scores(spec.eval.previous)  # not the manifests' bytes
         # the contamination check is a stage of its own: its settings do not rerun this one
-        settings = spec.eval.model_dump(mode="json", exclude={"contamination"})
+        settings = EvaluateSettings.of(spec).model_dump(
+            mode="json", exclude={"eval": {"contamination"}}
+        )
         return settings | {"previous_scores": scores}
 
     def input_paths(self, spec: ReleaseSpec) -> list[Path]:
@@ -58,10 +63,12 @@ class EvaluateStage(Stage):
         from release.evaluate.gate import gate_stored_results
         from release.evaluate.loading import visible_gpus
         from release.evaluate.needs import choose_plan
+        from release.evaluate.settings import EvaluateSettings
         from release.preflight import available_memory, check
 
         spec = ctx.spec
-        gated = gate_stored_results(spec.eval, spec.base_dir, ctx.workspace)  # needs no model
+        settings = EvaluateSettings.of(spec)  # what the key holds: the checks read only it
+        gated = gate_stored_results(settings.eval, spec.base_dir, ctx.workspace)  # no model
         intake = AdapterFacts.of(ctx.manifest)
         adapter_dir = ctx.stage_dir(AdapterFacts.stage)
         commit = intake.base_commit if intake else None
@@ -73,27 +80,27 @@ class EvaluateStage(Stage):
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
         fingerprint = intake.base_fingerprint if intake else None  # keys the base's figures
         checked = yield from model_checks(
-            spec, base_dir, adapter_dir, merged_dir, plan, ctx, base_fingerprint=fingerprint
+            settings, base_dir, adapter_dir, merged_dir, plan, ctx, base_fingerprint=fingerprint
         )
         harness, base_results = None, []
-        if spec.eval.tasks is not None:
+        if settings.eval.tasks is not None:
             from release.evaluate.harness import run_tasks
             from release.evaluate.scores import read_scores
 
             ran = yield from run_tasks(
-                spec.eval.tasks,
+                settings.eval.tasks,
                 merged_dir,
                 base_dir,
                 plan,
                 ctx.out_dir,
                 ctx,
-                trust_remote_code=spec.base.trust_remote_code,
+                trust_remote_code=settings.trust_remote_code,
             )
             final = ctx.stage_dir(self.name)  # where the runner moves ctx.out_dir
             moved = {path: final / path.relative_to(ctx.out_dir) for path in ran.produced}
             produced = read_scores(ran.produced, spec.base_dir, moved)
             harness = ran.facts.model_copy(update={"results": produced})
-            gated = gate_stored_results(spec.eval, spec.base_dir, ctx.workspace, produced)
+            gated = gate_stored_results(settings.eval, spec.base_dir, ctx.workspace, produced)
             based = {path: final / path.relative_to(ctx.out_dir) for path in ran.base_produced}
             base_results = read_scores(ran.base_produced, spec.base_dir, based)
         stored = {"results": gated.results, "gate": gated.gate, "previous": gated.previous}
