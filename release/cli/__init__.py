@@ -298,6 +298,7 @@ def demo(
         folder,
         steps=steps,
         on_step=lambda step, loss: _output.info(f"  step {step:3d}  loss {loss:.3f}"),
+        on_answer=lambda done, total: _output.info(f"  held-out question {done}/{total} answered"),
         on_score=lambda scores: _output.info(
             "held-out unit conversions, base + adapter: "
             + ", ".join(f"{metric} {value:.0%}" for metric, value in scores.items())

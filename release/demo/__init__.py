@@ -77,6 +77,7 @@ def build_demo(
     steps: int = DEMO_STEPS,
     on_step: Callable[[int, float], None] | None = None,
     on_score: Callable[[dict[str, float]], None] | None = None,
+    on_answer: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Create the demo in ``folder`` (adapter/, results/, release.yaml); returns
     release.yaml's path. What is already there is kept, so building twice is cheap."""
@@ -87,7 +88,8 @@ def build_demo(
         train_lora(base, adapter, base_id=REPO_ID, steps=steps, on_step=on_step)
     results = folder / "results" / "unit_conversions.yaml"
     if not results.is_file():
-        scores = score_adapter(base, adapter, results, model_id=f"{DEMO_NAME} (base + adapter)")
+        model_id = f"{DEMO_NAME} (base + adapter)"
+        scores = score_adapter(base, adapter, results, model_id=model_id, on_answer=on_answer)
         if on_score:
             on_score(scores)
     spec_path = folder / "release.yaml"

@@ -37,16 +37,17 @@ PROBE_PROMPTS = (
 PERPLEXITY_WINDOW = 256
 """Tokens per perplexity forward pass: bounds the logits held at once."""
 HELDOUT_TOKENS = 4096
-
 Perplexity = Generator[int, None, float]
 """A perplexity pass: yields the tokens scored so far, returns the perplexity."""
+
 ROUNDING_SLICE = 2**22
 """Elements rounded at once when the reference merge is stored as the checkpoint is: a
 bench model's 192 MiB embedding rounded whole raised the eval's float32 peak by 72 MiB."""
 
 SMOKE_CHUNK = 8
 """New tokens per ``generate`` call of the smoke test: its progress moves between calls
-(a token of a 4B model in float32 on a 2-core CPU takes about a second)."""
+(each token of a 4B model in float32 reads its 15 GB of weights: about a second or more
+on a CPU, so one call for 48 tokens was a minute with no sign of life)."""
 
 SMOKE_PROMPTS = (
     "Convert 25 degrees Celsius to Fahrenheit.",
