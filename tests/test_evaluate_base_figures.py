@@ -20,6 +20,7 @@ from release.evaluate.checks import model_checks
 from release.evaluate.facts import EvaluateFacts
 from release.evaluate.loading import LoadPlan
 from release.evaluate.sanity import PERPLEXITY_WINDOW
+from release.evaluate.settings import EvaluateSettings
 from release.runner import run_release
 from release.spec.schema import ReleaseSpec
 from tests.reporters import SilentReporter
@@ -117,7 +118,7 @@ def test_progress_moves_during_every_perplexity_pass(two_releases):
 
 def _checks(spec, workspace: Path, plan: LoadPlan, fingerprint: str) -> EvaluateFacts:
     run = model_checks(
-        spec,
+        EvaluateSettings.of(spec),
         spec.base.path,
         workspace / "adapter",
         workspace / "merge",
