@@ -5,7 +5,9 @@ it work?
    on probe prompts, against the adapter's effect;
 2. perplexity on held-out text: base, base + adapter, merged; an adapter that makes the
    model clearly worse than its base points at a wrong base or a broken run;
-3. chat smoke test: greedy answers through the chat template, checked for sense.
+3. chat smoke test: greedy answers through the chat template, checked for sense;
+4. the merged model's reference for the GGUF checks, kept where the stage says
+   (``release.reference``), so no later stage loads the model again.
 
 One model is resident at a time: base + adapter first, for what the checks need of it
 (probe logits, the adapter's effect, two perplexities); then it is freed and the merged
@@ -34,6 +36,7 @@ from release.evaluate.loading import (
     release_memory,
     steady_heap,
 )
+from release.reference.record import ReferenceTarget
 from release.spec.schema import ReleaseSpec
 
 if TYPE_CHECKING:
@@ -66,9 +69,10 @@ def model_checks(
     merged_dir: Path,
     plan: LoadPlan,
     report: Reporter,
+    keep_reference: ReferenceTarget | None = None,
 ) -> Generator[Event, None, EvaluateFacts]:
     """Merge equivalence, perplexity and the chat smoke test; returns their facts (the
-    stage adds the gate's)."""
+    stage adds the gate's). With ``keep_reference``, the merged model's reference too."""
     from transformers import AutoTokenizer
 
     from release.evaluate.sanity import HELDOUT_TOKENS, SMOKE_PROMPTS
@@ -134,12 +138,18 @@ def model_checks(
                 f"(answer: {result.output[:80]!r})",
                 hint="check the chat template and the tokenizer files of the merged model",
             )
+    reference = None
+    if keep_reference is not None:
+        yield report.progress(steps, steps, "checks", "the merged model's reference")
+        with held_stderr():
+            reference = keep_reference.write(merged, tokenizer, plan.dtype, plan.device)
     yield report.progress(steps, steps, "checks")
     return EvaluateFacts(
         device=plan.device,
         equivalence=equivalence_facts,
         perplexity=perplexity_facts,
         smoke=smoke,
+        reference=reference,
     )
 
 

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from release.core.facts import Facts, StageFacts
 from release.evaluate.launch import Launch
+from release.reference.facts import ReferenceFacts
 
 
 class EquivalenceFacts(Facts):
@@ -118,5 +119,7 @@ class EvaluateFacts(StageFacts):
     equivalence: EquivalenceFacts | None = None
     perplexity: PerplexityFacts | None = None
     smoke: list[SmokeFacts] = Field(default_factory=list)
+    reference: ReferenceFacts | None = None
+    """The merged model's reference, kept for the GGUF stage's checks (``release.reference``)."""
     estimated_output_bytes: int | None = None
     estimated_peak_memory_bytes: int | None = None

@@ -29,9 +29,12 @@ class EvaluateStage(Stage):
 
     def settings(self, spec: ReleaseSpec) -> dict[str, Any]:
         from release.evaluate.gate import previous_scores
+        from release.reference import probe
 
         scores = previous_scores(spec.eval.previous)  # not the manifests' bytes
-        return spec.eval.model_dump(mode="json") | {"previous_scores": scores}
+        # the merged model's reference for the GGUF checks is kept on this probe
+        kept = {"reference_probe": probe.PROBE.digest}
+        return spec.eval.model_dump(mode="json") | {"previous_scores": scores} | kept
 
     def input_paths(self, spec: ReleaseSpec) -> list[Path]:
         from release.evaluate.history import is_manifest
@@ -69,7 +72,10 @@ class EvaluateStage(Stage):
             base_dir, merged_dir, adapter_dir, visible_gpus(), available_memory()[0]
         )
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
-        checked = yield from model_checks(spec, base_dir, adapter_dir, merged_dir, plan, ctx)
+        keep = _reference_target(ctx)
+        checked = yield from model_checks(
+            spec, base_dir, adapter_dir, merged_dir, plan, ctx, keep_reference=keep
+        )
         harness, base_results = None, []
         if spec.eval.tasks is not None:
             from release.evaluate.gate import records_to_facts, stored_records
@@ -94,3 +100,12 @@ class EvaluateStage(Stage):
         ran_facts = {"harness": harness, "base_results": base_results}
         facts = checked.model_copy(update={**stored, **ran_facts, **estimates})
         return StageOutput(facts=facts, measured=measured)
+
+
+def _reference_target(ctx: StageContext):
+    """Where the stage keeps the merged model's reference, and which merged model it is."""
+    from release.reference.facts import model_identity
+    from release.reference.record import ReferenceTarget
+
+    merge = ctx.manifest.stages.get(MergeFacts.stage)
+    return ReferenceTarget(ctx.out_dir, model_identity(merge.outputs) if merge else None)
