@@ -11,8 +11,9 @@ both peaks, and the preflight's estimate (``release.gguf.needs``).
                               [--code CHECKOUT]
 
 ``--random-llama 2048:14:8192`` builds a random bf16 Llama of that shape (SmolLM2's
-tokenizer and vocabulary, grouped-query attention with 8 key/value heads of 64), about
-1B parameters, in a temporary folder.
+tokenizer and vocabulary, grouped-query attention with 8 key/value heads of 64, the
+tied embedding scaled up so that its predictions are confident), about 1B parameters,
+in a temporary folder.
 
 ``--reference evaluate`` (the default) has the reference computed first, in a process of
 its own, as the evaluate stage keeps it; the stage then reads it. ``here``: the stage
@@ -213,6 +214,8 @@ def random_llama(shape: str, folder: Path) -> Path:
     )
     torch.manual_seed(0)
     model = LlamaForCausalLM._from_config(config, dtype=torch.bfloat16)
+    with torch.no_grad():  # confident, as the tests' models: a random model's ties are noise
+        model.model.embed_tokens.weight.mul_(20)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -225,6 +228,7 @@ def main() -> None:
     parser.add_argument("--types", default="f16,q8_0,q4_k_m")
     parser.add_argument("--reference", choices=("evaluate", "here"), default="evaluate")
     parser.add_argument("--code", type=Path, default=REPO)
+    parser.add_argument("--json", action="store_true", help="one JSON line instead")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--keep", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -267,6 +271,11 @@ def main() -> None:
         result = measure_tree([*command, args.types, kept], code, env)
     grown_rss = result["peak_rss"] - result["before_rss"]
     grown_pss = result["peak_pss"] - result["before_rss"]
+    if args.json:
+        summary = {"estimate": needs.memory_bytes, "grown_rss": grown_rss, "grown_pss": grown_pss}
+        print(json.dumps({**summary, "wall_s": result["wall_s"]}))
+        built.cleanup()
+        return
     mib = 2**20
     print(
         f"wall {result['wall_s']:.1f} s (export {result['export_s']:.1f} s, "
