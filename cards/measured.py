@@ -99,6 +99,8 @@ class GGUFBuildFacts(_Facts):
     llama_cpp: str | None = None
     commit: str | None = None
     writers: list[str] = Field(default_factory=list)
+    reference_top_k: int | None = None
+    """The unquantized model's most likely tokens per position the files were compared on."""
 
 
 class HistoryCell(_Facts):

@@ -11,8 +11,9 @@ The package, top to bottom (each layer imports only from those below it; pyproje
 - ``report``: console, GitHub Actions summary, error table, the cards' context.
 - domains: ``hub`` (plan, checks, one commit + tag per repo), ``gguf`` (export, sizes,
   verification with llama.cpp), ``evaluate`` (sanity checks, the gate), ``demo``;
-  ``merge`` (adapter intake, the streaming merge) below them; ``checkpoint`` (the one
-  safetensors reader, configs, the base model) below that.
+  ``reference`` (the merged model's reference: kept by the evaluate stage, read by the
+  GGUF checks) below them; ``merge`` (adapter intake, the streaming merge) below that;
+  ``checkpoint`` (the one safetensors reader, configs, the base model) below that.
 - ``preflight``: the disk and memory a stage needs, against what the machine has.
 - ``spec``: release.yaml.
 - ``core``: errors, events, the manifest, atomic files.

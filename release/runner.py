@@ -89,10 +89,7 @@ def stage_key(stage: Stage, spec: ReleaseSpec, manifest: Manifest) -> tuple[str,
             else:
                 read_in_part[os.path.relpath(file, anchor)] = part
     upstream = {
-        dep: {
-            "outputs": [record.model_dump() for record in manifest.stages[dep].outputs],
-            "facts": manifest.stages[dep].facts,
-        }
+        dep: _upstream(manifest.stages[dep], stage.upstream_part.get(dep))
         for dep in stage.depends_on
         if dep in manifest.stages
     }
@@ -173,6 +170,14 @@ def _changed_files(old: list[FileRecord], new: list[FileRecord]) -> list[str]:
         if path in before and before[path].sha256 != record.sha256
     ]
     return lines
+
+
+def _upstream(record: StageRecord, part: str | None) -> dict[str, Any]:
+    """What a stage's key holds of a stage it depends on: all its outputs and facts, or
+    the one fact it reads (``Stage.upstream_part``)."""
+    if part is not None:
+        return {"part": {part: record.facts.get(part)}}
+    return {"outputs": [output.model_dump() for output in record.outputs], "facts": record.facts}
 
 
 def _input_files(root: Path, spec: ReleaseSpec) -> list[Path]:
@@ -260,7 +265,11 @@ def stage_states(spec: ReleaseSpec, stages: Sequence[Stage] | None = None) -> di
         elif record is None:
             states[stage.name] = "pending"
         elif (
-            any(states.get(dep) in ("stale", "pending") for dep in stage.depends_on)
+            any(
+                states.get(dep) in ("stale", "pending")
+                for dep in stage.depends_on
+                if dep not in stage.upstream_part  # its part is in the key
+            )
             or record.key != stage_key(stage, spec, manifest)[0]
             or not outputs_intact(record, spec.workspace, manifest)
         ):

@@ -443,3 +443,13 @@ def parameter_counts(model_dir: Path) -> tuple[int, int]:
     """A model folder's parameter count and its largest tensor's element count."""
     sizes = [info.numel for info in list_checkpoint(model_dir).values()]
     return sum(sizes), max(sizes, default=0)
+
+
+def checkpoint_dtype(model_dir: Path) -> str:
+    """The floating dtype holding most of a checkpoint's parameters, as torch names it."""
+    counts: dict[str, int] = {}
+    for info in list_checkpoint(model_dir).values():
+        if info.dtype in ("BF16", "F16", "F32"):
+            name = TORCH_NAMES[info.dtype]
+            counts[name] = counts.get(name, 0) + info.numel
+    return max(counts, key=counts.__getitem__) if counts else "float32"

@@ -8,7 +8,9 @@ it work?
    worse than its base points at a wrong base or a broken run. (Base + adapter's own
    perplexity is not measured: the equivalence check has shown the merged model to be
    base + adapter on logits, so its pass would prove nothing more.)
-3. chat smoke test: greedy answers through the chat template, checked for sense.
+3. chat smoke test: greedy answers through the chat template, checked for sense;
+4. the merged model's reference for the GGUF checks, kept where the stage says
+   (``release.reference``), so no later stage loads the model again.
 
 One model is resident at a time: base + adapter first, for what the checks need of it
 (the base's perplexity and probe logits, base + adapter's probe logits, PEFT's merge);
@@ -57,6 +59,7 @@ from release.evaluate.loading import (
     steady_heap,
 )
 from release.evaluate.settings import EvaluateSettings
+from release.reference.record import ReferenceTarget
 from release.spec.schema import EvalSpec
 
 if TYPE_CHECKING:
@@ -82,10 +85,12 @@ def model_checks(
     report: Reporter,
     *,
     base_fingerprint: str | None,
+    keep_reference: ReferenceTarget | None = None,
 ) -> Generator[Event, None, EvaluateFacts]:
     """Merge equivalence, perplexity and the chat smoke test; returns their facts (the
     stage adds the gate's). ``base_fingerprint`` (intake's) keys the base's figures in
-    the cache; None computes them and keeps nothing."""
+    the cache; None computes them and keeps nothing. With ``keep_reference``, the merged
+    model's reference for the GGUF checks too."""
     from transformers import AutoTokenizer
 
     from release.evaluate.sanity import (
@@ -142,12 +147,18 @@ def model_checks(
                 f"(answer: {result.output[:80]!r})",
                 hint="check the chat template and the tokenizer files of the merged model",
             )
+    reference = None
+    if keep_reference is not None:
+        yield report.log("keeping the merged model's reference for the GGUF checks")
+        with held_stderr():
+            reference = keep_reference.write(merged, tokenizer, plan.dtype, plan.device)
     return EvaluateFacts(
         device=plan.device,
         equivalence=equivalence_facts,
         perplexity=perplexity_facts,
         base_figures=None if key is None else BaseFiguresFacts(key=key.digest, cached=cached),
         smoke=smoke,
+        reference=reference,
     )
 
 

@@ -12,6 +12,7 @@ from cards.records import DEFAULT_FILTER, EvalRecord
 from release.core.facts import Facts, StageFacts
 from release.core.manifest import Manifest
 from release.evaluate.launch import Launch
+from release.reference.facts import ReferenceFacts
 
 
 def scores_as_json(records: list[EvalRecord]) -> list[dict]:
@@ -143,6 +144,8 @@ class EvaluateFacts(StageFacts):
     perplexity: PerplexityFacts | None = None
     base_figures: BaseFiguresFacts | None = None
     smoke: list[SmokeFacts] = Field(default_factory=list)
+    reference: ReferenceFacts | None = None
+    """The merged model's reference, kept for the GGUF stage's checks (``release.reference``)."""
     estimated_output_bytes: int | None = None
     estimated_peak_memory_bytes: int | None = None
 

@@ -16,15 +16,13 @@ preflight (``release.evaluate.needs``) can plan without torch.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from release.checkpoint.safetensors import list_checkpoint
+from release.checkpoint.safetensors import checkpoint_dtype
 
-_DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}
 _BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 
 
@@ -45,15 +43,6 @@ class LoadPlan:
         if self.gpus == 0:
             return f"cpu ({self.dtype})"
         return f"cuda ({self.gpus} GPU{'s' if self.gpus > 1 else ''}, {self.dtype}, auto)"
-
-
-def checkpoint_dtype(model_dir: Path) -> str:
-    """The floating dtype holding most of a checkpoint's parameters, as torch names it."""
-    counts: Counter[str] = Counter()
-    for info in list_checkpoint(model_dir).values():
-        if info.dtype in _DTYPES:
-            counts[_DTYPES[info.dtype]] += info.numel
-    return counts.most_common(1)[0][0] if counts else "float32"
 
 
 def plan_loading(base_dir: Path, gpus: int) -> LoadPlan:

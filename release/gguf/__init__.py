@@ -26,12 +26,12 @@ How it works, one module a job:
 - ``projector``: a multimodal checkpoint's towers as ``mmproj-<name>-F16.gguf``
   (llama.cpp's converter), read back.
 - ``readback``: gguf-py's reader confirms what was written.
-- ``agreement``: llama.cpp and transformers load each file and are compared with the
-  merged model's logits.
+- ``agreement``: llama.cpp (or, without it, transformers) loads each file, and it is
+  compared with the merged model's reference (``release.reference``).
 - ``child``: a Python child process answering JSON lines, started early so its imports
   overlap the export; its death a one-line error.
-- ``reference_process``: the merged model's tokenizer and reference logits, in a child
-  process started when the stage starts.
+- ``reference_process``: the merged model's reference where the evaluate stage kept
+  none, computed in a child process started when the stage starts.
 - ``llama_cpp_process``: llama.cpp's loads, one child process for all of a stage's
   files, so an abort or a segfault is a one-line error.
 - ``timing``: what the stage's checks cost next to its export.

@@ -1,14 +1,23 @@
 """Does the GGUF compute what the merged model computes? Asked of readers we did not write.
 
-The merged model (transformers, float32, in a child process: ``reference_process``)
-gives reference logits on a few probe prompts, once per stage. Each GGUF file is then
-loaded once by llama.cpp (llama-cpp-python; one child process for all the stage's
-files: ``llama_cpp_process``), fed the *same token ids*, and compared
-position by position: the share of positions whose top-1 token agrees (over all
-positions, and over those where the reference is confident), the mean KL divergence and
-the largest absolute logit difference. llama.cpp's own tokenizer is checked against the
-HF one on the same prompts, and a smoke prompt is answered greedily so a person can read
-what the file says.
+The merged model's reference (``release.reference``: kept by the evaluate stage from
+its run of the merged model, or computed once by this stage where that stage is off)
+holds the probe prompts' token ids, the merged model's next-token distribution at each
+position (its top-k logits and the log-sum-exp over the vocabulary) and its greedy
+answer to a smoke prompt. Each GGUF file is loaded once by llama.cpp (llama-cpp-python;
+one child process for all the stage's files: ``llama_cpp_process``), fed the *same
+token ids*, and compared position by position: the share of positions whose top-1 token
+agrees (over all positions, and over those where the reference is confident), the mean
+KL divergence (over the reference's kept tokens and the rest of the vocabulary as one
+outcome) and the largest absolute difference of the kept tokens' logits. llama.cpp's
+own tokenizer is checked against the reference's token ids on the same prompts, and a
+smoke prompt is answered greedily so a person can read what the file says.
+
+What the compact reference changes against full logits: top-1 and confident top-1 are
+exact (the top two logits are kept); the KL merges the tokens past the top k into one
+outcome, which can only lower it (a coarser partition), by what the tail's own shape
+differs, and ``max_abs_diff`` is over the tokens that carry the mass, not the far tail
+(measured on SmolLM2: README "Reference logits").
 
 transformers' GGUF loader checks a file only where llama.cpp is not installed. Where
 llama.cpp runs, the file is checked by the runtime people run GGUF files with; a second
@@ -20,7 +29,6 @@ the stage (SmolLM2, f16 + q8_0 + q4_k_m).
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,27 +37,9 @@ import numpy as np
 
 from release.core.quiet import held_stderr
 from release.gguf.llama_cpp_process import LlamaCppRun, Request, run_llama_cpp
-from release.gguf.reference_process import SMOKE_TOKENS, ReferenceChild, transformers_run
-
-PROBE_PROMPTS = (
-    "The capital of France is Paris. The capital of Italy is Rome, and the capital of "
-    "Spain is Madrid. Paris is famous for the Eiffel Tower, which was built in 1889 for "
-    "the World's Fair.",
-    "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + "
-    "fibonacci(n - 2)\n\n\nfor i in range(10):\n    print(i, fibonacci(i))\n",
-    "Photosynthesis is the process by which green plants turn sunlight, water and carbon "
-    "dioxide into glucose and oxygen. It takes place mainly in the leaves, inside the "
-    "chloroplasts.",
-    "Once upon a time, in a small village by the sea, there lived an old fisherman who "
-    "went out every morning before dawn. One day he caught a fish that could speak, and "
-    "it asked him to let it go.",
-    "To make a cup of tea, boil fresh water, pour it over the tea leaves and let them "
-    "steep for three to five minutes. Then remove the leaves and add milk or lemon.",
-    "The water cycle describes how water evaporates from the oceans, forms clouds, falls "
-    "as rain or snow, and flows back to the sea through rivers and groundwater.",
-)
-SMOKE_PROMPT = "What is the capital of France? Answer in one sentence."
-
+from release.gguf.reference_process import KeptReference, ReferenceRun
+from release.reference import probe as probes
+from release.reference.store import Reference, SequenceSet, load_reference
 
 CONFIDENT_GAP = 0.5
 """Logits by which the reference's top token must lead the runner-up for a position to
@@ -65,8 +55,10 @@ class Agreement:
     """The same, over positions where the reference is confident (``CONFIDENT_GAP``);
     this is what the per-type tolerance is checked against."""
     max_abs_diff: float
+    """The largest difference of a logit the reference kept (its top k)."""
     mean_kl: float
-    """Mean KL(reference || candidate) of the next-token distributions, in nats."""
+    """Mean KL(reference || candidate) of the next-token distributions, in nats, over
+    the reference's top k tokens and the rest of the vocabulary as one outcome."""
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -76,40 +68,59 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """One prompt's reference logits with what every comparison reads of them, worked
-    out once per stage rather than once per file."""
+    """One sequence's reference with what every comparison reads of it, worked out once
+    per stage rather than once per file."""
 
-    logits: np.ndarray
-    top1: np.ndarray
+    top_logits: np.ndarray
+    top_ids: np.ndarray
     sure: np.ndarray
     log_p: np.ndarray
+    """float64: the kept tokens' log-probabilities."""
     p: np.ndarray
+    p_rest: np.ndarray
+    """The probability of every token past the kept ones, as one outcome."""
 
 
-def _prepare(ref: np.ndarray) -> _Prepared:
-    top2 = np.partition(ref, -2, axis=-1)[:, -2:]  # the runner-up, then the top
-    log_p = _log_softmax(ref.astype(np.float64))
-    return _Prepared(
-        ref, ref.argmax(-1), (top2[:, 1] - top2[:, 0]) >= CONFIDENT_GAP, log_p, np.exp(log_p)
-    )
+def _prepare(values: SequenceSet) -> list[_Prepared]:
+    prepared = []
+    for top, ids, lse in zip(
+        values.split(values.top_logits),
+        values.split(values.top_ids),
+        values.split(values.logsumexp),
+        strict=True,
+    ):
+        log_p = top.astype(np.float64) - lse[:, None]
+        p = np.exp(log_p)
+        gap = top[:, 0] - top[:, 1] if top.shape[1] > 1 else np.full(len(top), np.inf)
+        rest = np.clip(1.0 - p.sum(-1), 0.0, 1.0)
+        prepared.append(_Prepared(top, ids, gap >= CONFIDENT_GAP, log_p, p, rest))
+    return prepared
 
 
-def compare(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> Agreement:
-    return _compare([_prepare(ref) for ref in reference], candidate)
+def compare(reference: SequenceSet, candidate: Sequence[np.ndarray]) -> Agreement:
+    """``candidate``'s full logits (one array per sequence) against ``reference``."""
+    return _compare(_prepare(reference), candidate)
 
 
 def _compare(reference: Sequence[_Prepared], candidate: Sequence[np.ndarray]) -> Agreement:
     agree = total = confident_agree = confident = 0
     worst, kl_sum = 0.0, 0.0
     for ref, got in zip(reference, candidate, strict=True):
-        same = ref.top1 == got.argmax(-1)
+        same = ref.top_ids[:, 0] == got.argmax(-1)
         agree += int(same.sum())
-        total += ref.logits.shape[0]
+        total += ref.top_logits.shape[0]
         confident_agree += int((same & ref.sure).sum())
         confident += int(ref.sure.sum())
-        worst = max(worst, float(np.abs(ref.logits - got).max()))
+        kept = np.take_along_axis(got, ref.top_ids, -1)
+        worst = max(worst, float(np.abs(ref.top_logits - kept).max()))
         log_q = _log_softmax(got.astype(np.float64))
-        kl_sum += float((ref.p * (ref.log_p - log_q)).sum())
+        kl_sum += float((ref.p * (ref.log_p - np.take_along_axis(log_q, ref.top_ids, -1))).sum())
+        np.put_along_axis(log_q, ref.top_ids, -np.inf, -1)
+        q_rest = np.exp(log_q).sum(-1)
+        tail = (ref.p_rest > 0) & (q_rest > 0)
+        kl_sum += float(
+            (ref.p_rest[tail] * (np.log(ref.p_rest[tail]) - np.log(q_rest[tail]))).sum()
+        )
     return Agreement(
         top1_agreement=round(agree / total, 4),
         confident_top1_agreement=round(confident_agree / confident, 4) if confident else 1.0,
@@ -119,58 +130,37 @@ def _compare(reference: Sequence[_Prepared], candidate: Sequence[np.ndarray]) ->
 
 
 class Probe:
-    """Token ids of the probe prompts and the smoke prompt, from the merged model's
-    tokenizer; the merged model's own logits and greedy answer, which wait for its
-    child the first time they are read; and its tokenizer's ``decode``."""
+    """The probe prompts' and the smoke prompt's token ids, the merged model's
+    distributions on the prompts and its greedy answer: read from its reference."""
 
-    texts: tuple[str, ...] = PROBE_PROMPTS
-
-    def __init__(self, child: ReferenceChild) -> None:
-        self._child = child
-        self.prompts, self.smoke_ids = child.ids()
-
-    @property
-    def logits(self) -> list[np.ndarray]:
-        return self._child.reference().logits
-
-    @property
-    def smoke_output(self) -> str:
-        return self._child.reference().answer
-
-    @property
-    def vocab_rows(self) -> int:
-        return self.logits[0].shape[-1]
+    def __init__(self, kept: KeptReference) -> None:
+        self.kept = kept
+        self.reference: Reference = load_reference(kept.path)
+        self.probe_set = self.reference.sets[probes.PROBE.name]
+        self.texts: tuple[str, ...] = probes.PROBE.prompts
+        self.prompts = self.probe_set.sequences()
+        self.smoke_ids = self.reference.smoke_ids
+        self.smoke_output = self.reference.smoke_answer
+        self.vocab_rows = self.reference.vocab_rows
 
     @functools.cached_property
     def _prepared(self) -> list[_Prepared]:
-        return [_prepare(ref) for ref in self.logits]
+        return _prepare(self.probe_set)
 
     def compare(self, candidate: Sequence[np.ndarray]) -> Agreement:
         """``candidate``'s logits against the merged model's (``compare``)."""
         return _compare(self._prepared, candidate)
 
-    def decode(self, ids: list[int]) -> str:
-        """Ids to text by the merged model's tokenizer (special tokens left out)."""
-        return self._child.decode(ids)
-
-
-def start_reference(model_dir: Path) -> ReferenceChild:
-    """The merged model's child, started now on the probe (``probe_from`` waits for
-    its token ids); the caller closes it once it has no more answers to decode."""
-    return ReferenceChild(model_dir, list(PROBE_PROMPTS), SMOKE_PROMPT)
-
-
-def probe_from(child: ReferenceChild) -> Probe:
-    """The probe, as soon as the merged model's tokenizer gave its ids."""
-    return Probe(child)
-
 
 def reference_probe(model_dir: Path) -> Probe:
-    """The probe, its child closed when the probe is let go."""
-    child = start_reference(model_dir)
-    probe = probe_from(child)
-    weakref.finalize(probe, child.close)
-    return probe
+    """The probe of the model in ``model_dir``, computed now in a child process (for a
+    check outside a release: the stage reads the evaluate stage's)."""
+    run = ReferenceRun(model_dir)
+    try:
+        kept = run.wait()
+        return Probe(kept)  # read before the child's folder goes
+    finally:
+        run.close()
 
 
 @dataclass(frozen=True)
@@ -178,23 +168,34 @@ class LoaderResult:
     agreement: Agreement
     smoke_output: str
     tokenizer_agrees: bool | None = None
-    """llama.cpp only: its tokenizer gives the HF token ids on every probe prompt."""
+    """llama.cpp only: its tokenizer gives the reference's token ids on every prompt."""
     llama_cpp: LlamaCppRun | None = None
     """llama.cpp only: what its child process reported (stop ids, the projector)."""
 
 
 def transformers_check(path: Path, probe: Probe) -> LoaderResult:
     """Load ``path`` with transformers' GGUF loader, compare with the probe and answer
-    the smoke prompt (for a machine without llama.cpp)."""
+    the smoke prompt, decoded by the file's own tokenizer (for a machine without
+    llama.cpp)."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     with held_stderr():  # its GGUF loader draws a tqdm bar of its own
         model = AutoModelForCausalLM.from_pretrained(
             path.parent, gguf_file=path.name, dtype=torch.float32
         )
-    logits, answer = transformers_run(model, probe.prompts, probe.smoke_ids)
-    return LoaderResult(probe.compare(logits), probe.decode(answer))
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    with torch.inference_mode():
+        logits = [model(torch.tensor([ids])).logits[0].float().numpy() for ids in probe.prompts]
+        smoke = torch.tensor([probe.smoke_ids])
+        out = model.generate(
+            smoke,
+            attention_mask=torch.ones_like(smoke),
+            max_new_tokens=probes.PROBE.smoke_tokens,
+            do_sample=False,
+        )
+    answer = tokenizer.decode(out[0, len(probe.smoke_ids) :], skip_special_tokens=True)
+    return LoaderResult(probe.compare([values[:, : probe.vocab_rows] for values in logits]), answer)
 
 
 def llama_cpp_request(path: Path, probe: Probe, mmproj: Path | None = None) -> Request:
@@ -205,7 +206,7 @@ def llama_cpp_request(path: Path, probe: Probe, mmproj: Path | None = None) -> R
         prompts=probe.prompts,
         texts=list(probe.texts),
         smoke_ids=probe.smoke_ids,
-        smoke_tokens=SMOKE_TOKENS,
+        smoke_tokens=probes.PROBE.smoke_tokens,
         mmproj=str(mmproj) if mmproj else None,
     )
 
@@ -215,7 +216,7 @@ def llama_cpp_result(probe: Probe, run: LlamaCppRun) -> LoaderResult:
     vocabulary rows: a GGUF may hold padding rows past them)."""
     rows = probe.vocab_rows
     agreement = probe.compare([values[:, :rows] for values in run.logits])
-    return LoaderResult(agreement, probe.decode(run.answer), run.tokenizer_agrees, run)
+    return LoaderResult(agreement, run.answer_text, run.tokenizer_agrees, run)
 
 
 def llama_cpp_check(path: Path, probe: Probe, *, mmproj: Path | None = None) -> LoaderResult:

@@ -2,9 +2,11 @@
 
 Order of work: the checks that need no work come first (is the architecture built in, or
 is llama.cpp's converter there; is llama.cpp's quantizer there for K-quants), so a
-release that cannot finish fails at once. Then the checks' two child processes start,
-so their imports and the merged model's reference logits (once) run while the export
-writes. Then each file: written under a hidden temporary name, read back with gguf-py,
+release that cannot finish fails at once. Then llama.cpp's child starts, so its import
+runs while the export writes; the merged model's reference is the evaluate stage's
+(``release.reference``), or, where that stage kept none, is computed in a child of its
+own beside the export and waited for before llama.cpp loads the first file (one model
+resident at a time). Then each file: written under a hidden temporary name, read back with gguf-py,
 loaded once by llama.cpp (one child for all the files; transformers' GGUF loader where
 llama.cpp is missing) and compared
 with the reference, hashed, and only then renamed to ``<name>-<TYPE>.gguf``. A file that
@@ -29,7 +31,7 @@ import gguf
 from release.checkpoint.config import has_chat_template, read_config, text_config
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
-from release.gguf.agreement import SMOKE_PROMPT, Probe, probe_from, start_reference
+from release.gguf.agreement import Probe
 from release.gguf.architectures import gguf_arch, supported_classes
 from release.gguf.delegate import (
     CONVERTER_TYPES,
@@ -52,7 +54,7 @@ from release.gguf.projector import (
     towers,
 )
 from release.gguf.readback import ReadBack, check_read_back, read_back, required_keys
-from release.gguf.reference_process import ReferenceChild
+from release.gguf.reference_process import KeptReference, ReferenceRun
 from release.gguf.timing import GGUFBuild, StageClock
 from release.gguf.verify import FileCheck, judge, send
 from release.gguf.writer import (
@@ -196,19 +198,29 @@ def build_gguf_files(
     out_dir: Path,
     report: Reporter,
     intake: AdapterFacts | None = None,
+    kept: KeptReference | None = None,
+    model_id: str | None = None,
 ) -> Generator[Event, None, GGUFBuild]:
     """The GGUF files of ``spec`` from the merged model in ``model_dir``, into ``out_dir``;
     yields ``report``'s events, returns the facts and timings. ``intake`` is the adapter
-    stage's facts (the commits the release was made from)."""
+    stage's facts (the commits the release was made from); ``kept``, the merged model's
+    reference the evaluate stage kept (None: computed here, of ``model_id``)."""
     exporter = _preflight(spec, out_dir, model_dir)
     meta = release_metadata(spec, intake)
     clock = StageClock()
     with contextlib.ExitStack() as children:
-        # started now, so their imports and the reference logits run while the export
-        # writes; the checks then wait only for what is not done yet
-        reference = children.enter_context(contextlib.closing(start_reference(model_dir)))
+        # started now, so their imports (and the reference, where none was kept) run
+        # while the export writes; the checks then wait only for what is not done yet
         llama = children.enter_context(LlamaCppChild()) if llama_cpp_version() else None
-        yield report.log("computing the merged model's reference logits beside the export")
+        reference: ReferenceRun | KeptReference
+        if kept is None:
+            reference = children.enter_context(
+                contextlib.closing(ReferenceRun(model_dir, model_id))
+            )
+            yield report.log("computing the merged model's reference beside the export")
+        else:
+            reference = kept
+            yield report.log("checking against the evaluate stage's reference of the merged model")
         files, projector, projector_file, probe = yield from _build_files(
             spec, model_dir, out_dir, report, exporter, meta, clock, reference, llama
         )
@@ -220,8 +232,10 @@ def build_gguf_files(
         projector=projector_record(projector, projector_file, files),
         probe_prompts=len(probe.prompts),
         probe_positions=sum(len(ids) for ids in probe.prompts),
-        smoke_prompt=SMOKE_PROMPT,
+        smoke_prompt=probe.kept.facts.smoke_prompt,
         smoke_reference_output=probe.smoke_output,
+        reference_source=probe.kept.source,
+        reference=probe.kept.facts,
     )
     return GGUFBuild(facts, clock.rounded("export"), clock.rounded("checks"))
 
@@ -234,7 +248,7 @@ def _build_files(
     exporter: _Exporter,
     meta: ReleaseMetadata,
     clock: StageClock,
-    reference: ReferenceChild,
+    reference: ReferenceRun | KeptReference,
     llama: LlamaCppChild | None,
 ) -> Generator[Event, None, tuple[list[GGUFFileFacts], Projector | None, Path, Probe]]:
     """Write, check and name each file; the records, the projector and the probe."""
@@ -275,7 +289,9 @@ def _build_files(
                 f"checking {job.final.name} with {'llama_cpp' if llama else 'transformers'}"
             )
             with clock.counting("checks"):
-                probe = probe or probe_from(reference)
+                if probe is None:  # the first file waits for a reference computed here
+                    kept = reference.wait() if isinstance(reference, ReferenceRun) else reference
+                    probe = Probe(kept)
                 mmproj = projector.path if projector else None
                 sent = send(
                     job.final.name,

@@ -8,6 +8,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from release.core.facts import Facts, StageFacts
+from release.reference.facts import ReferenceFacts
 
 
 class GGUFFileFacts(Facts):
@@ -67,6 +68,10 @@ class GGUFFacts(StageFacts):
     probe_positions: int | None = None
     smoke_prompt: str | None = None
     smoke_reference_output: str | None = None
+    reference_source: str | None = None
+    """Whose run of the merged model the files were compared with: "evaluate" (the
+    evaluate stage's, read from its folder) or "gguf" (computed by this stage)."""
+    reference: ReferenceFacts | None = None
     tools: dict[str, str] = Field(default_factory=dict)
     estimated_output_bytes: int | None = None
     estimated_peak_memory_bytes: int | None = None

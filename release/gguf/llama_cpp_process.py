@@ -46,6 +46,8 @@ class Request:
 class LlamaCppRun:
     logits: list[np.ndarray]
     answer: list[int]
+    answer_text: str
+    """The answer as llama.cpp's own detokenizer writes it from the file's vocabulary."""
     tokenizer_agrees: bool
     stop_ids: list[int]
     """The end-of-generation ids llama.cpp reads from the file (EOS, EOT…)."""
@@ -84,6 +86,7 @@ class LlamaCppChild:
         return LlamaCppRun(
             logits,
             data["answer"],
+            data["answer_text"],
             data["tokenizer_agrees"],
             data["stop_ids"],
             data["mmproj_loaded"],
@@ -149,10 +152,12 @@ def _check(message: dict) -> dict:
         if token in stop_ids or len(answer) == request.smoke_tokens:
             break
         answer.append(token)
+    text = llm.detokenize(answer).decode("utf-8", errors="replace")
     mmproj_loaded = _load_mmproj(request.mmproj, llm) if request.mmproj else None
     llm.close()
     return {
         "answer": answer,
+        "answer_text": text,
         "tokenizer_agrees": agrees,
         "stop_ids": stop_ids,
         "mmproj_loaded": mmproj_loaded,

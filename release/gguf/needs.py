@@ -10,8 +10,8 @@ checkpoint's projector) is measured by that converter, run to the end of its pla
 (``converter_plan``); without it (or for its K-quants) it is planned from the checkpoint
 under llama.cpp's tensor names, its tokenizer file standing in for the metadata.
 A hidden f16 source is added when the release asks for K-quants but not for f16.
-Memory: the checks load the model in float32 twice over (transformers dequantizes the
-whole GGUF before building the model).
+Memory: the largest file llama.cpp maps while the next is written, or the merged model
+where this stage computes its own reference (``peak``).
 """
 
 from __future__ import annotations
@@ -25,14 +25,16 @@ import gguf
 from gguf import GGMLQuantizationType
 
 from release.checkpoint.config import read_config, text_config
-from release.checkpoint.safetensors import parameter_counts
+from release.checkpoint.safetensors import checkpoint_dtype, parameter_counts
 from release.core.units import human
 from release.gguf.architectures import gguf_arch, unsupported_reason
 from release.gguf.converter_plan import PlanFailed, converter_file_bytes
 from release.gguf.delegate import CONVERTER_TYPES, ConverterMissing, find_converter
 from release.gguf.formats import FORMATS, storage_type
+from release.gguf.kquant import llama_cpp_version
 from release.gguf.kquant_types import kquant_tensor_type
 from release.gguf.metadata import ReleaseMetadata
+from release.gguf.peak import ModelShape, Written, stage_peak
 from release.gguf.projector import is_tower_tensor, towers
 from release.gguf.sizes import (
     aligned,
@@ -52,9 +54,7 @@ from release.gguf.writer import (
 from release.preflight import Needs
 
 _SUFFIXES = (".weight", ".bias")
-GGUF_FP32_MODELS = 2
-"""Float32 copies of the model at a GGUF check's peak: transformers' dequantized state
-dict and the model built from it."""
+_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
 RELEASE_KEYS_ALLOWANCE = 1024
@@ -76,10 +76,7 @@ def gguf_file_bytes(
     the types llama.cpp's converter writes itself are measured by it
     (``converter_plan``)."""
     config = text_config(read_config(model_dir))
-    try:
-        source = open_source(model_dir)
-    except UnsupportedModel:
-        source = None
+    source = _source_or_none(model_dir)
     if source is not None:
         metadata = _exact_header(source, meta)
     else:  # llama.cpp's converter writes it, from tokenizer.json
@@ -191,22 +188,71 @@ def gguf_needs(
     types: list[str],
     meta: ReleaseMetadata | None = None,
     llama_cpp_dir: Path | None = None,
+    *,
+    reference_here: bool = True,
 ) -> Needs:
     """The GGUF files a release asks for (and a hidden f16 source the quantizer needs);
-    ``meta``: the release's header keys; ``llama_cpp_dir``: the spec's converter."""
+    ``meta``: the release's header keys; ``llama_cpp_dir``: the spec's converter;
+    ``reference_here``: the stage computes the merged model's reference itself (the
+    evaluate stage kept none)."""
     types = list(dict.fromkeys(types))
     quantized = [t for t in types if not FORMATS[t].in_process]
     with_source = [*types, "f16"] if quantized and "f16" not in types else types
     converter = _converter(model_dir, llama_cpp_dir) if meta else None
     sizes = gguf_file_bytes(model_dir, with_source, meta, converter)
     projector = projector_file_bytes(model_dir, meta, converter) if towers(model_dir) else 0
-    parameters, largest = parameter_counts(model_dir)
+    delegated = _source_or_none(model_dir) is None
+    files = _written(types, sizes, delegated)
+    peak = stage_peak(
+        files,
+        _shape(model_dir),
+        reference_here=reference_here,
+        llama_cpp=llama_cpp_version() is not None,
+    )
     listed = ", ".join(f"{t} {human(sizes[t], 'bytes')}" for t in types)
     return Needs(
         what=f"{len(types)} GGUF file{'s' if len(types) > 1 else ''} ({listed})"
         + (f" and an f16 source for {', '.join(quantized)}" if with_source != types else "")
         + (f" and the towers' projector ({human(projector, 'bytes')})" if projector else ""),
         output_bytes=sum(sizes.values()) + projector,
-        memory_bytes=GGUF_FP32_MODELS * parameters * 4 + 2 * largest * 4,
+        memory_bytes=peak,
         hint="or choose fewer gguf.types",
+    )
+
+
+def _source_or_none(model_dir: Path) -> ExportSource | None:
+    try:
+        return open_source(model_dir)
+    except UnsupportedModel:
+        return None
+
+
+def _written(types: list[str], sizes: dict[str, int], delegated: bool) -> list[Written]:
+    """The files in the order the stage writes them (``build._jobs``: f16 first, the
+    quantizer's types last, a hidden f16 source first of all), with their writers."""
+    direct = CONVERTER_TYPES if delegated else tuple(t for t in types if FORMATS[t].in_process)
+    writer = "converter" if delegated else "exporter"
+    files = [
+        Written(t, sizes[t], writer if t in direct else "quantizer", checked=True) for t in types
+    ]
+    files.sort(key=lambda f: (f.writer == "quantizer", f.type != "f16"))
+    if any(f.writer == "quantizer" for f in files) and "f16" not in types:
+        files.insert(0, Written("f16", sizes["f16"], writer, checked=False))
+    return files
+
+
+def _shape(model_dir: Path) -> ModelShape:
+    config = text_config(read_config(model_dir))
+    parameters, largest = parameter_counts(model_dir)
+    heads = _hparam(config, "num_attention_heads", "n_head")
+    hidden = _hparam(config, "hidden_size", "n_embd", "d_model")
+    head_dim = _hparam(config, "head_dim") or (hidden // heads if heads else 0)
+    kv_heads = _hparam(config, "num_key_value_heads") or heads
+    return ModelShape(
+        parameters=parameters,
+        largest_tensor=largest,
+        vocab=_hparam(config, "vocab_size"),
+        layers=_hparam(config, "num_hidden_layers", "n_layer", "num_layers"),
+        kv_width=2 * kv_heads * head_dim,
+        checkpoint_bytes_per_parameter=_DTYPE_BYTES[checkpoint_dtype(model_dir)],
     )

@@ -167,7 +167,8 @@ def _mmproj(projector: ProjectorFacts | None) -> MmprojFacts | None:
 
 def _gguf_build(gguf: GGUFFacts) -> GGUFBuildFacts | None:
     """The llama.cpp that wrote (its converter, its quantizer) and verified (its runtime)
-    the files, and the writers each file names."""
+    the files, the writers each file names, and the tokens per position the files were
+    compared on (the merged model's reference keeps its top k)."""
     if not gguf.files:
         return None
     build = gguf.llama_cpp
@@ -176,6 +177,7 @@ def _gguf_build(gguf: GGUFFacts) -> GGUFBuildFacts | None:
         llama_cpp=build.label if build else None,
         commit=build.commit if build else None,
         writers=list(dict.fromkeys(writers)),
+        reference_top_k=gguf.reference.top_k if gguf.reference else None,
     )
 
 

@@ -72,6 +72,13 @@ class Stage(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     depends_on: ClassVar[tuple[str, ...]] = ()
+    upstream_part: ClassVar[dict[str, str]] = {}
+    """Of a stage in ``depends_on`` named here, the one part this stage reads: that
+    stage's fact of this name, a record that says what the part is of (the evaluate
+    stage's reference: which merged model, which probe, which dtype). The key holds that
+    record alone, so the rest of that stage changing (its scores) leaves this one done,
+    and so do bytes that differ in their last bits from run to run (a float32 forward
+    pass of the same model on the same CPU did)."""
 
     def skip_reason(self, spec: ReleaseSpec) -> str | None:
         """Why this stage does not apply to ``spec`` (None: it applies)."""

@@ -32,13 +32,16 @@ class EvaluateStage(Stage):
         of the last release."""
         from release.evaluate.gate import previous_scores
         from release.evaluate.settings import EvaluateSettings
+        from release.reference import probe
 
         scores = previous_scores(spec.eval.previous)  # not the manifests' bytes
         # the contamination check is a stage of its own: its settings do not rerun this one
         settings = EvaluateSettings.of(spec).model_dump(
             mode="json", exclude={"eval": {"contamination"}}
         )
-        return settings | {"previous_scores": scores}
+        # the merged model's reference for the GGUF checks is kept on this probe
+        kept = {"reference_probe": probe.PROBE.digest}
+        return settings | {"previous_scores": scores} | kept
 
     def input_paths(self, spec: ReleaseSpec) -> list[Path]:
         from release.evaluate.history import is_manifest
@@ -80,7 +83,14 @@ class EvaluateStage(Stage):
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
         fingerprint = intake.base_fingerprint if intake else None  # keys the base's figures
         checked = yield from model_checks(
-            settings, base_dir, adapter_dir, merged_dir, plan, ctx, base_fingerprint=fingerprint
+            settings,
+            base_dir,
+            adapter_dir,
+            merged_dir,
+            plan,
+            ctx,
+            base_fingerprint=fingerprint,
+            keep_reference=_reference_target(ctx),
         )
         harness, base_results = None, []
         if settings.eval.tasks is not None:
@@ -107,3 +117,12 @@ class EvaluateStage(Stage):
         ran_facts = {"harness": harness, "base_results": base_results}
         facts = checked.model_copy(update={**stored, **ran_facts, **estimates})
         return StageOutput(facts=facts, measured=measured)
+
+
+def _reference_target(ctx: StageContext):
+    """Where the stage keeps the merged model's reference, and which merged model it is."""
+    from release.reference.facts import model_identity
+    from release.reference.record import ReferenceTarget
+
+    merge = ctx.manifest.stages.get(MergeFacts.stage)
+    return ReferenceTarget(ctx.out_dir, model_identity(merge.outputs) if merge else None)

@@ -9,16 +9,26 @@ Facts: ``files`` (one record per file: name, type, exporter, bytes, sha256, top-
 agreement and max abs logit difference against the merged model per loader, the
 tolerance it passed, whether llama.cpp's tokenizer agreed, the smoke answer),
 ``architecture``, ``exporter``, ``probe_prompts``, ``probe_positions``, ``smoke_prompt``,
-``smoke_reference_output`` (the merged model's own answer).
+``smoke_reference_output`` (the merged model's own answer), ``reference_source`` and
+``reference`` (the merged model's reference the files were compared with).
+
+The reference is the evaluate stage's (its run of the merged model, kept in its folder:
+``release.reference``), read here with no model loaded; the stage's key holds that
+part of the evaluate stage alone (``upstream_part``), so a change to the eval's tasks or
+gate leaves the GGUF files done. Where the evaluate stage is off, or kept no reference
+of this merged model on this probe, the stage computes the reference itself.
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, ClassVar
 
+from release.evaluate.facts import EvaluateFacts
 from release.gguf.facts import GGUFFacts
 from release.merge.facts import AdapterFacts, MergeFacts
+from release.reference import probe as probes
+from release.reference.facts import model_identity
 from release.spec.schema import ReleaseSpec
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
 
@@ -33,7 +43,8 @@ def _version(package: str) -> str | None:
 class GGUFStage(Stage):
     name = GGUFFacts.stage
     title = "GGUF export"
-    depends_on = (MergeFacts.stage,)
+    depends_on = (MergeFacts.stage, EvaluateFacts.stage)
+    upstream_part: ClassVar[dict[str, str]] = {EvaluateFacts.stage: "reference"}
 
     def skip_reason(self, spec: ReleaseSpec) -> str | None:
         return None if spec.gguf.types else "gguf.types is empty"
@@ -51,6 +62,7 @@ class GGUFStage(Stage):
             "language": spec.card.language,
             "datasets": spec.card.datasets,
             "tools": self.tools(),  # a new gguf-py or llama.cpp may write other bytes
+            "probe": probes.PROBE.digest,
         }
 
     def tools(self) -> dict[str, str]:
@@ -65,9 +77,24 @@ class GGUFStage(Stage):
         merged = ctx.stage_dir(MergeFacts.stage)
         intake = AdapterFacts.of(ctx.manifest)
         meta = release_metadata(ctx.spec, intake)
-        needs = gguf_needs(merged, ctx.spec.gguf.types, meta, ctx.spec.gguf.llama_cpp_dir)
+        model_id, kept = _kept_reference(ctx)
+        needs = gguf_needs(
+            merged,
+            ctx.spec.gguf.types,
+            meta,
+            ctx.spec.gguf.llama_cpp_dir,
+            reference_here=kept is None,
+        )
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
-        built = yield from build_gguf_files(ctx.spec, merged, ctx.out_dir, ctx, intake)
+        if kept is None and EvaluateFacts.of(ctx.manifest) is not None:
+            yield ctx.log(
+                "the evaluate stage kept no reference of this merged model on this probe; "
+                "computing it here",
+                "warning",
+            )
+        built = yield from build_gguf_files(
+            ctx.spec, merged, ctx.out_dir, ctx, intake, kept, model_id
+        )
         facts = built.facts.model_copy(update={"tools": self.tools(), **estimates})
         timings = {"export_seconds": built.export_seconds, "check_seconds": built.check_seconds}
         return StageOutput(
@@ -75,3 +102,18 @@ class GGUFStage(Stage):
             measured={**measured, **timings},
             hashed={file.name: file.sha256 for file in facts.files},
         )
+
+
+def _kept_reference(ctx: StageContext):
+    """The merged model's identity, and the evaluate stage's reference when it is of this
+    merged model on this probe (None: the stage computes its own)."""
+    from release.gguf.reference_process import KeptReference
+
+    merge = ctx.manifest.stages.get(MergeFacts.stage)
+    model_id = model_identity(merge.outputs) if merge else None
+    evaluate = EvaluateFacts.of(ctx.manifest)
+    kept = evaluate.reference if evaluate else None
+    path = ctx.stage_dir(EvaluateFacts.stage) / kept.file if kept else None
+    if kept is None or not kept.matches(model_id, probes.PROBE.digest) or not path.is_file():
+        return model_id, None
+    return model_id, KeptReference(kept, path, EvaluateFacts.stage)

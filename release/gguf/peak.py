@@ -1,0 +1,118 @@
+"""The GGUF stage's peak memory, for the preflight: what runs at once, file by file.
+
+The stage writes its files in order (``build._jobs``: f16 first, the quantizer's types
+last) and hands each written file to llama.cpp's child, which checks it while the next
+file is written. So at any time it holds, beside its own process:
+
+- a writer: the built-in exporter's buffer (two float32 copies of the largest tensor),
+  llama.cpp's converter (a Python child with torch, and the same buffer), or llama.cpp's
+  quantizer: its f16 source, mapped and read once through, and a tensor's buffers;
+- a check: llama.cpp's child with the file it maps, its KV cache and a context of
+  logits; the stage reads those logits back once the child let the file go;
+- where the evaluate stage kept no reference (it is off), the merged model in a child
+  of its own, in its checkpoint's dtype, from the stage's start until the first file is
+  checked (the first check waits for it: never both).
+
+The peak is the largest of those sums, with one exception: the quantizer's source is
+counted beside the check before it as the larger of the two, not their sum. The check
+(one pass over a few hundred tokens) ends while the quantizer is early in its source
+(it passes over every weight), and the source's pages are the file's, clean: under
+pressure the kernel drops the ones already read instead of failing. Without
+llama.cpp, transformers' GGUF loader checks the files, and it holds two float32 copies
+of the model (its dequantized state dict and the model built from it).
+
+The constants are measured (bench/gguf_peak.py, SmolLM2-135M: README "Runners");
+everything else grows with the model as its files, its largest tensor, its vocabulary
+and its KV cache do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LLAMA_CPP_CHILD = 40 * 2**20
+"""Python with numpy and llama-cpp-python imported (measured: 40 MiB)."""
+TORCH_CHILD = 400 * 2**20
+"""Python with torch and transformers imported (251 MiB), a tokenizer and a forward
+pass's buffers (the reference's child on SmolLM2-135M: 747 MiB with its 257 MiB model
+and two contexts of logits)."""
+PROBE_CONTEXT = 256
+"""llama.cpp's context on the probe (``llama_cpp_process``: at least 256 tokens)."""
+TRANSFORMERS_FP32_MODELS = 2
+
+
+@dataclass(frozen=True)
+class Written:
+    """One file the stage writes, in the order it writes them."""
+
+    type: str
+    bytes: int
+    writer: str
+    """"exporter" (ours), "converter" (llama.cpp's script) or "quantizer" (from f16)."""
+    checked: bool
+    """False for the quantizer's hidden f16 source."""
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the peak depends on besides the files."""
+
+    parameters: int
+    largest_tensor: int
+    """Elements of the largest tensor."""
+    vocab: int
+    layers: int
+    kv_width: int
+    """Key and value width of one layer (heads x head size, both), in elements."""
+    checkpoint_bytes_per_parameter: int
+
+
+def _buffer(shape: ModelShape) -> int:
+    return 2 * shape.largest_tensor * 4
+
+
+def _logits(shape: ModelShape) -> int:
+    return PROBE_CONTEXT * shape.vocab * 4
+
+
+def check_bytes(file: Written, shape: ModelShape) -> int:
+    """What llama.cpp's check of ``file`` holds: the file mapped, its KV cache, logits."""
+    kv = shape.layers * PROBE_CONTEXT * shape.kv_width * 2  # f16 keys and values
+    return LLAMA_CPP_CHILD + file.bytes + kv + _logits(shape)
+
+
+def reference_bytes(shape: ModelShape) -> int:
+    """The merged model in its checkpoint's dtype in a child, with a prompt's logits."""
+    model = shape.parameters * shape.checkpoint_bytes_per_parameter
+    return TORCH_CHILD + model + 2 * _logits(shape)
+
+
+def _overlap(writing: Written, checking: Written | None, shape: ModelShape, f16: int) -> int:
+    """What writing ``writing`` holds while ``checking`` (the file before) is checked."""
+    held = check_bytes(checking, shape) if checking is not None else 0
+    if writing.writer == "quantizer":
+        return _buffer(shape) + max(f16, held)
+    if writing.writer == "converter":
+        return TORCH_CHILD + _buffer(shape) + held
+    return _buffer(shape) + held
+
+
+def stage_peak(
+    files: list[Written], shape: ModelShape, *, reference_here: bool, llama_cpp: bool
+) -> int:
+    """The stage's peak, beside its own process as it starts."""
+    if not llama_cpp:
+        return TRANSFORMERS_FP32_MODELS * shape.parameters * 4 + _buffer(shape)
+    f16 = next((f.bytes for f in files if f.type == "f16"), 0)
+    reference = reference_bytes(shape) if reference_here else 0
+    peak = reference
+    checking: Written | None = None
+    for file in files:
+        peak = max(peak, _overlap(file, checking, shape, f16))
+        if checking is None:  # the reference's child runs until the first check
+            peak = max(peak, _overlap(file, None, shape, f16) + reference)
+        if file.checked:
+            checking = file
+    if checking is not None:
+        peak = max(peak, check_bytes(checking, shape))
+    return peak

@@ -1,0 +1,100 @@
+"""The reference of a loaded transformers model, written to its file (torch).
+
+The evaluate stage calls ``write_reference`` on the merged model it already holds;
+``compute`` calls it on a model it loads for the purpose. Token ids come from the
+model's own tokenizer (``encode``, with its special tokens, as llama.cpp is asked to
+tokenize the same texts); the smoke prompt goes through the chat template where the
+tokenizer has one. The logits are taken in float32 from whatever dtype the model runs
+in, one prompt at a time (no padding), and kept as ``store`` says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from release.reference import probe as probes
+from release.reference.facts import REFERENCE_FILE, ReferenceFacts, ReferenceSetFacts
+from release.reference.store import Reference, SequenceSet, save_reference
+
+
+def smoke_ids(tokenizer, prompt: str) -> list[int]:
+    """The smoke prompt's ids: through the chat template where there is one."""
+    if tokenizer.chat_template:
+        messages = [{"role": "user", "content": prompt}]
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return tokenizer.encode(text, add_special_tokens=False)
+    return tokenizer.encode(prompt)
+
+
+def model_reference(model, tokenizer, probe: probes.ProbeSet) -> Reference:
+    """``model``'s distributions on the probe prompts and its greedy smoke answer."""
+    import torch
+
+    device = model.get_input_embeddings().weight.device
+    sequences = [tokenizer.encode(text) for text in probe.prompts]
+    smoke = smoke_ids(tokenizer, probe.smoke_prompt)
+    logits: list[np.ndarray] = []
+    with torch.inference_mode():
+        for ids in sequences:
+            out = model(input_ids=torch.tensor([ids], device=device)).logits[0]
+            logits.append(out.float().cpu().numpy())
+        prompt = torch.tensor([smoke], device=device)
+        answer = model.generate(
+            input_ids=prompt,
+            attention_mask=torch.ones_like(prompt),
+            max_new_tokens=probe.smoke_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id
+            if tokenizer.pad_token_id is not None
+            else tokenizer.eos_token_id,
+        )[0, len(smoke) :].tolist()
+    return Reference(
+        sets={probe.name: SequenceSet.of(sequences, logits, probe.top_k)},
+        vocab_rows=int(logits[0].shape[-1]),
+        smoke_ids=smoke,
+        smoke_answer_ids=answer,
+        smoke_answer=tokenizer.decode(answer, skip_special_tokens=True),
+    )
+
+
+def write_reference(
+    model, tokenizer, folder: Path, *, model_id: str | None, dtype: str, device: str
+) -> ReferenceFacts:
+    """``model``'s reference on ``probes.PROBE`` into ``folder``; its record.
+    ``model_id``: the merged model's identity (``facts.model_identity``)."""
+    probe = probes.PROBE
+    reference = model_reference(model, tokenizer, probe)
+    path = folder / REFERENCE_FILE
+    save_reference(reference, path)
+    return ReferenceFacts(
+        file=REFERENCE_FILE,
+        model=model_id,
+        probe=probe.digest,
+        dtype=dtype,
+        device=device,
+        top_k=probe.top_k,
+        vocab_rows=reference.vocab_rows,
+        sets=[
+            ReferenceSetFacts(name=name, sequences=len(values.lengths), positions=values.positions)
+            for name, values in reference.sets.items()
+        ],
+        smoke_prompt=probe.smoke_prompt,
+        smoke_answer=reference.smoke_answer,
+        bytes=path.stat().st_size,
+    )
+
+
+@dataclass(frozen=True)
+class ReferenceTarget:
+    """Where a stage keeps the merged model's reference, and which merged model it is."""
+
+    folder: Path
+    model_id: str | None
+
+    def write(self, model, tokenizer, dtype: str, device: str) -> ReferenceFacts:
+        return write_reference(
+            model, tokenizer, self.folder, model_id=self.model_id, dtype=dtype, device=device
+        )

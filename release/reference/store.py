@@ -1,0 +1,156 @@
+"""The reference file: the merged model's next-token distributions, compactly, in one
+safetensors file that numpy reads (no torch).
+
+A reference holds named sets of token sequences (``SequenceSet``). At each position of
+each sequence it keeps the merged model's ``k`` largest logits with their token ids,
+largest first, and the log-sum-exp of the logits over the whole vocabulary: so the
+kept tokens' log-probabilities are exact (``logit - logsumexp``) and the rest of the
+vocabulary is one outcome whose probability is what they leave. That is what the GGUF
+checks read of it (``release.gguf.agreement``): the top token and its lead, the logits
+of the tokens that carry the mass, and the KL divergence over the kept tokens and the
+rest. A position costs ``8k + 8`` bytes whatever the vocabulary (k = 64: 520 bytes; the
+full float32 row of a 262k vocabulary is 1 MiB), so a set can hold a held-out text of
+thousands of tokens as well as the few hundred positions of the probe.
+
+Tensors, per set ``S``: ``S.lengths`` (int64, one per sequence), ``S.ids`` (int32, the
+sequences' token ids end to end), ``S.top_logits`` (float32, positions x k),
+``S.top_ids`` (int32, positions x k), ``S.logsumexp`` (float64, positions: a float32
+one would move every kept log-probability by up to 2e-6, as much as a KL it measures). The smoke
+prompt: ``smoke.prompt_ids`` and ``smoke.answer_ids`` (int32). The header's metadata:
+``format``, ``vocab_rows``, ``sets`` (comma-separated names), ``smoke_answer`` (the
+answer as the merged model's tokenizer decodes it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "model-release reference 1"
+
+
+class ReferenceFileError(ValueError):
+    """A reference file that is not one, or not of this format."""
+
+
+@dataclass(frozen=True)
+class SequenceSet:
+    """Token sequences and, at each of their positions, the model's next-token
+    distribution: top ``k`` logits (largest first) and their ids, and the log-sum-exp."""
+
+    lengths: np.ndarray
+    ids: np.ndarray
+    top_logits: np.ndarray
+    top_ids: np.ndarray
+    logsumexp: np.ndarray
+
+    @property
+    def top_k(self) -> int:
+        return int(self.top_logits.shape[1])
+
+    @property
+    def positions(self) -> int:
+        return int(self.ids.shape[0])
+
+    def sequences(self) -> list[list[int]]:
+        return [part.tolist() for part in self.split(self.ids)]
+
+    def split(self, array: np.ndarray) -> list[np.ndarray]:
+        """``array``'s rows (one per position) cut into one block per sequence."""
+        return np.split(array, np.cumsum(self.lengths)[:-1])
+
+    @classmethod
+    def of(cls, sequences: Sequence[Sequence[int]], logits: Sequence[np.ndarray], k: int):
+        """The set of ``sequences`` from each one's full logits (positions x vocab)."""
+        parts = [compact(values, k) for values in logits]
+        return cls(
+            lengths=np.array([len(ids) for ids in sequences], np.int64),
+            ids=np.array([i for ids in sequences for i in ids], np.int32),
+            top_logits=np.concatenate([part[0] for part in parts]),
+            top_ids=np.concatenate([part[1] for part in parts]),
+            logsumexp=np.concatenate([part[2] for part in parts]),
+        )
+
+
+def compact(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's ``k`` largest logits and their ids, largest first (ties: the lower id,
+    as ``argmax`` picks), and its log-sum-exp (float64)."""
+    logits = np.asarray(logits, np.float32)
+    k = min(k, logits.shape[-1])
+    kept = np.argpartition(-logits, k - 1, axis=-1)[:, :k]
+    values = np.take_along_axis(logits, kept, -1)
+    order = np.lexsort((kept, -values), axis=-1)
+    top = logits.max(-1, keepdims=True).astype(np.float64)
+    lse = top[:, 0] + np.log(np.exp(logits - top).sum(-1))
+    return (
+        np.take_along_axis(values, order, -1),
+        np.take_along_axis(kept, order, -1).astype(np.int32),
+        lse,
+    )
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What the merged model says: its distributions on each named set, and its greedy
+    answer to the smoke prompt."""
+
+    sets: dict[str, SequenceSet]
+    vocab_rows: int
+    """The model's vocabulary rows (a GGUF may hold padding rows past them)."""
+    smoke_ids: list[int]
+    smoke_answer_ids: list[int]
+    smoke_answer: str
+
+
+def save_reference(reference: Reference, path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    tensors = {
+        "smoke.prompt_ids": np.array(reference.smoke_ids, np.int32),
+        "smoke.answer_ids": np.array(reference.smoke_answer_ids, np.int32),
+    }
+    for name, values in reference.sets.items():
+        if "." in name or "," in name:
+            raise ValueError(f"a reference set's name may not hold '.' or ',': {name!r}")
+        for field in ("lengths", "ids", "top_logits", "top_ids", "logsumexp"):
+            tensors[f"{name}.{field}"] = np.ascontiguousarray(getattr(values, field))
+    metadata = {
+        "format": FORMAT,
+        "vocab_rows": str(reference.vocab_rows),
+        "sets": ",".join(reference.sets),
+        "smoke_answer": reference.smoke_answer,
+    }
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def load_reference(path: Path) -> Reference:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            if metadata.get("format") != FORMAT:
+                raise ReferenceFileError(f"{path}: not a {FORMAT!r} file")
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as exc:
+        raise ReferenceFileError(f"{path}: {exc}") from None
+    sets = {
+        name: SequenceSet(
+            **{
+                field: tensors[f"{name}.{field}"]
+                for field in ("lengths", "ids", "top_logits", "top_ids", "logsumexp")
+            }
+        )
+        for name in metadata["sets"].split(",")
+        if name
+    }
+    return Reference(
+        sets=sets,
+        vocab_rows=int(metadata["vocab_rows"]),
+        smoke_ids=tensors["smoke.prompt_ids"].tolist(),
+        smoke_answer_ids=tensors["smoke.answer_ids"].tolist(),
+        smoke_answer=metadata["smoke_answer"],
+    )

@@ -1,0 +1,29 @@
+"""The preflight's estimate of the GGUF stage's peak against the peak of a real run: the
+stage's process and its children (llama.cpp's, the reference's), sampled together by
+bench/gguf_peak.py, PSS (a file mapped twice counted once), less the stage's process
+before the work (what the preflight sees as used already)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reference", ["evaluate", "here"])
+def test_the_gguf_estimate_is_within_15_percent_of_the_peak(smollm2_base_dir, reference):
+    """SmolLM2-135M, the demo's types; ``evaluate``: the reference kept by the evaluate
+    stage; ``here``: computed by the stage itself (the eval off)."""
+    command = [sys.executable, "bench/gguf_peak.py", "--model", str(smollm2_base_dir)]
+    command += ["--types", "f16,q8_0,q4_k_m", "--reference", reference, "--json"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    print(reference, {key: round(value / 2**20) for key, value in found.items() if key != "wall_s"})
+    assert found["estimate"] == pytest.approx(found["grown_pss"], rel=0.15), found
