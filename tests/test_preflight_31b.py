@@ -140,13 +140,6 @@ def test_merge_and_evaluate_fit_one_gpu_and_128_gb(gemma4_31b, tmp_path):
     assert needs.memory_bytes < 16 * 10**9  # one shard and the logits, not the model
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue #25 item 1: today's GGUF estimate counts two float32 copies of the model "
-    "(8 bytes a parameter: 257 GB at 31B, against 129 GB); drop this mark once it follows "
-    "the files llama.cpp maps and the exporter's buffer",
-)
 def test_gguf_fits_one_gpu_and_128_gb(gemma4_31b, tmp_path):
     model_dir, _ = gemma4_31b
     needs = gguf_needs(model_dir, GGUFSpec().types)
