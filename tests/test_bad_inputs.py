@@ -909,7 +909,7 @@ def test_a_full_disk_while_writing_the_gguf_fails_cleanly(
 
     shutil.copytree(tiny_qv_adapter, small_disk / "adapter")
     release = Release(small_disk, tiny_llama_dir, monkeypatch)
-    release.write_spec(GOOD_SPEC + "gguf:\n  types: [f16]\n")
+    release.write_spec(GOOD_SPEC + "eval:\n  enabled: false\ngguf:\n  types: [f16]\n")
     assert main(release.run("adapter", "merge")) == 0
     stats = os.statvfs(small_disk)
     free = stats.f_bavail * stats.f_frsize
@@ -999,7 +999,7 @@ def test_a_model_with_non_finite_logits_fails_the_sanity_checks(tiny_llama_dir):
     ids = tokenizer("Water boils at one hundred degrees.", return_tensors="pt").input_ids[0]
 
     with pytest.raises(WorkError, match="perplexity on the held-out text is nan"):
-        perplexity(model, ids)
+        list(perplexity(model, ids))  # a pass: the verdict comes when it ends
     with pytest.raises(WorkError, match="inf or NaN logits"):
         list(next_token_logits(model, tokenizer, ["Water boils at"]))
 
