@@ -33,9 +33,13 @@ _LABELS = {
     CardFacts.stage: "Card",
     PushFacts.stage: "Push",
 }
-"""The sidebar's short names; a stage without one shows its title."""
+"""The steps' sidebar names. A stage without one has no step (and no pane) of its own:
+it runs with the step after it (``stages_through``), as the contamination check runs with
+the eval step."""
 
-STEPS = tuple(Step(stage.name, _LABELS.get(stage.name, stage.title)) for stage in default_stages())
+STEPS = tuple(
+    Step(stage.name, _LABELS[stage.name]) for stage in default_stages() if stage.name in _LABELS
+)
 """In the runner's order (``release.stages.default_stages``), the one list of stages."""
 STAGES = tuple(step.stage for step in STEPS)
 

@@ -217,7 +217,7 @@ class ReleaseScreen(Screen):
         if behind:
             question = f"First redo {', '.join(behind)} (changed with the spec). {question}"
         if await self.app.push_screen_wait(ConfirmDialog(question, yes="Push")):
-            self.start_run(list(STAGES), force=["push"])
+            self.start_run(stages_through(STAGES[-1]), force=["push"])
 
     @work
     async def action_publish(self) -> None:
