@@ -87,7 +87,9 @@ def test_runs_in_llama_cpp_and_agrees(matched):
     assert gguf.GGUFReader(ours).get_field("general.architecture").contents() == kind
     result = llama_cpp_check(ours, reference_probe(model_dir))
     assert result.agreement.top1_agreement >= 0.99
-    assert result.agreement.max_abs_diff < 0.1
+    # the reference is now the checkpoint's dtype (bf16), as a release without the eval
+    # computes it, not float32: qwen3 measured 0.109 (KL 1e-6, top-1 all)
+    assert result.agreement.max_abs_diff < 0.15
     assert result.tokenizer_agrees is True
 
 
