@@ -23,6 +23,7 @@ answer as the merged model's tokenizer decodes it).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,13 +118,15 @@ def save_reference(reference: Reference, path: Path) -> None:
             raise ValueError(f"a reference set's name may not hold '.' or ',': {name!r}")
         for field in ("lengths", "ids", "top_logits", "top_ids", "logsumexp"):
             tensors[f"{name}.{field}"] = np.ascontiguousarray(getattr(values, field))
-    metadata = {
+    about = {
         "format": FORMAT,
         "vocab_rows": str(reference.vocab_rows),
         "sets": ",".join(reference.sets),
         "smoke_answer": reference.smoke_answer,
     }
-    save_file(tensors, str(path), metadata=metadata)
+    # one metadata key: safetensors writes its metadata map in hash order, which changes
+    # from process to process, and a rerun must write the same bytes
+    save_file(tensors, str(path), metadata={"reference": json.dumps(about, sort_keys=True)})
 
 
 def load_reference(path: Path) -> Reference:
@@ -131,7 +134,7 @@ def load_reference(path: Path) -> Reference:
 
     try:
         with safe_open(str(path), framework="numpy") as handle:
-            metadata = handle.metadata() or {}
+            metadata = json.loads((handle.metadata() or {}).get("reference", "{}"))
             if metadata.get("format") != FORMAT:
                 raise ReferenceFileError(f"{path}: not a {FORMAT!r} file")
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
