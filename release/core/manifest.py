@@ -131,9 +131,7 @@ class Manifest(BaseModel):
     def release_sha256(self) -> str:
         """sha256 of what the manifest says about the release: all of it but the hash
         cache and each stage's ``RUN_ONLY_FIELDS``."""
-        run_only: dict = {"__all__": dict.fromkeys(RUN_ONLY_FIELDS, True)}
-        # whether the base's eval figures came from this machine's cache: how the run went
-        run_only["__all__"]["facts"] = {"base_figures": {"cached": True}}
+        run_only = {"__all__": set(RUN_ONLY_FIELDS)}
         exclude = {"hash_cache": True, "stages": run_only, "refused": run_only}
         content = dumps_canonical(self.model_dump(mode="json", exclude=exclude))
         return hashlib.sha256(content.encode()).hexdigest()

@@ -58,7 +58,10 @@ class BaseFiguresFacts(Facts):
 
     key: str
     """The cache key's sha256: the base's fingerprint, the texts' token ids, the dtype…"""
-    cached: bool
+    cached: bool = Field(default=False, exclude=True)
+    """Read from the cache in this run: how the run went, not what the release is, so it is
+    not written to the manifest (a tag's rerun on a fresh runner writes the same one); the
+    log says it."""
 
 
 class SmokeFacts(Facts):
