@@ -92,6 +92,7 @@ def stage_ours(model: Path, out: Path, types: list[str]) -> None:
     """The GGUF stage's work (``build_gguf_files``) on ``model``; prints its timings."""
     from release.core.events import Log, Progress
     from release.gguf.build import build_gguf_files
+    from release.gguf.settings import GGUFSettings
     from release.spec.schema import ReleaseSpec
 
     class Quiet:  # a Reporter that shows nothing
@@ -115,7 +116,7 @@ def stage_ours(model: Path, out: Path, types: list[str]) -> None:
         gguf={"types": types},
     )
     out.mkdir(parents=True, exist_ok=True)
-    build = build_gguf_files(spec, model, out, Quiet())
+    build = build_gguf_files(GGUFSettings.of(spec), model, out, Quiet())
     while True:
         try:
             next(build)

@@ -117,6 +117,7 @@ def child(model: Path, out: Path, types: list[str], kept: Path | None) -> None:
     and, from it, the process's own RSS before the work (what the preflight sees used)."""
     from release.core.events import Log, Progress
     from release.gguf.build import build_gguf_files
+    from release.gguf.settings import GGUFSettings
     from release.spec.schema import ReleaseSpec
 
     class Quiet:  # a Reporter that shows nothing
@@ -148,7 +149,7 @@ def child(model: Path, out: Path, types: list[str], kept: Path | None) -> None:
 
         facts = ReferenceFacts.model_validate_json((kept / "facts.json").read_text())
         extra = {"kept": KeptReference(facts, kept / facts.file, "evaluate")}
-    build = build_gguf_files(spec, model, out, Quiet(), **extra)
+    build = build_gguf_files(GGUFSettings.of(spec), model, out, Quiet(), **extra)
     while True:
         try:
             next(build)

@@ -16,6 +16,8 @@ How it works, one module a job:
   as gguf-py writes it), and the quick estimate from a parameter count.
 - ``kquant_types``: the type llama.cpp's quantizer picks per tensor (mixes, fallbacks).
 - ``needs``: the GGUF stage's files and peak memory, for the preflight.
+- ``settings``: what the stage's domain reads of the spec, one object (its key's source;
+  push's repo id is the header's ``general.repo_url``).
 - ``writer``: the streaming exporter on gguf-py's GGUFWriter.
 - ``kquant``: K-quants through llama.cpp's quantizer (llama-cpp-python).
 - ``pinned``: the llama.cpp build: the runtime's, and its converter from the sdist of

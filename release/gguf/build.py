@@ -55,6 +55,7 @@ from release.gguf.projector import (
 )
 from release.gguf.readback import ReadBack, check_read_back, read_back, required_keys
 from release.gguf.reference_process import KeptReference, ReferenceRun
+from release.gguf.settings import GGUFSettings
 from release.gguf.timing import GGUFBuild, StageClock
 from release.gguf.verify import FileCheck, judge, send
 from release.gguf.writer import (
@@ -66,28 +67,27 @@ from release.gguf.writer import (
     open_source,
 )
 from release.merge.facts import AdapterFacts
-from release.spec.schema import ReleaseSpec
 
 BUILT_IN = "built-in"
 CONVERTER = "llama.cpp convert_hf_to_gguf.py"
 QUANTIZER = "llama.cpp quantizer"
 
 
-def release_metadata(spec: ReleaseSpec, intake: AdapterFacts | None) -> ReleaseMetadata:
-    """The GGUF header's ``general.*`` from the spec, and the Hub commits ``intake``
-    (the adapter stage's facts) pinned."""
+def release_metadata(settings: GGUFSettings, intake: AdapterFacts | None) -> ReleaseMetadata:
+    """The GGUF header's ``general.*`` from the stage's settings, and the Hub commits
+    ``intake`` (the adapter stage's facts) pinned."""
     return ReleaseMetadata(
-        name=spec.name,
-        version=spec.version,
-        license=spec.card.license,
-        base_model=spec.base.repo_id,
+        name=settings.name,
+        version=settings.version,
+        license=settings.license,
+        base_model=settings.base_model,
         base_commit=intake.base_commit if intake else None,
         adapter_repo_id=intake.adapter_repo_id if intake else None,
         adapter_commit=intake.adapter_commit if intake else None,
-        repo_id=spec.push.gguf_repo_id or spec.push.repo_id,
-        tags=list(spec.card.tags),
-        languages=list(spec.card.language),
-        datasets=list(spec.card.datasets),
+        repo_id=settings.repo_id,
+        tags=list(settings.tags),
+        languages=list(settings.language),
+        datasets=list(settings.datasets),
     )
 
 
@@ -101,19 +101,19 @@ class _Job:
     """Its name once checked; None for the quantizer's f16 source, never shipped."""
 
 
-def _jobs(spec: ReleaseSpec, out_dir: Path, delegated: bool) -> list[_Job]:
+def _jobs(settings: GGUFSettings, out_dir: Path, delegated: bool) -> list[_Job]:
     """One job per requested type, f16 first (the quantizer starts from it)."""
-    formats = [FORMATS[name] for name in dict.fromkeys(spec.gguf.types)]
+    formats = [FORMATS[name] for name in dict.fromkeys(settings.types)]
     direct = CONVERTER_TYPES if delegated else tuple(f.name for f in formats if f.in_process)
     writer = CONVERTER if delegated else BUILT_IN
     jobs = []
     for fmt in formats:
-        final = out_dir / file_name(spec.name, fmt)
+        final = out_dir / file_name(settings.name, fmt)
         exporter = writer if fmt.name in direct else QUANTIZER
         jobs.append(_Job(fmt, exporter, final.with_name(f".{final.name}.partial"), final))
     jobs.sort(key=lambda job: (job.exporter == QUANTIZER, job.fmt.name != "f16"))
-    if any(job.exporter == QUANTIZER for job in jobs) and "f16" not in spec.gguf.types:
-        source = out_dir / f".{file_name(spec.name, FORMATS['f16'])}.source"
+    if any(job.exporter == QUANTIZER for job in jobs) and "f16" not in settings.types:
+        source = out_dir / f".{file_name(settings.name, FORMATS['f16'])}.source"
         jobs.insert(0, _Job(FORMATS["f16"], writer, source, None))
     return jobs
 
@@ -128,19 +128,19 @@ class _Exporter:
     projector: Converter | None = None
 
 
-def _preflight(spec: ReleaseSpec, out_dir: Path, model_dir: Path) -> _Exporter:
+def _preflight(settings: GGUFSettings, out_dir: Path, model_dir: Path) -> _Exporter:
     """Fail before any work when the release cannot finish."""
     try:
         exporter = _Exporter(open_source(model_dir), None)
     except UnsupportedModel as problem:
-        if isinstance(problem, UnwritableModel) and spec.gguf.llama_cpp_dir is None:
+        if isinstance(problem, UnwritableModel) and settings.llama_cpp_dir is None:
             raise WorkError(
                 f"{model_dir}: {problem}",
                 hint="fix the file named, or set gguf.llama_cpp_dir to a llama.cpp "
                 "checkout to have its converter try",
             ) from None
         try:
-            converter = find_converter(spec.gguf.llama_cpp_dir)
+            converter = find_converter(settings.llama_cpp_dir)
         except ConverterMissing as missing:
             raise WorkError(
                 f"{model_dir}: {problem}, and llama.cpp's converter is not there ({missing})",
@@ -150,12 +150,11 @@ def _preflight(spec: ReleaseSpec, out_dir: Path, model_dir: Path) -> _Exporter:
         exporter = _Exporter(None, converter)
     _check_runtime_knows(model_dir)
     if towers(model_dir):
-        exporter = _Exporter(
-            exporter.source, exporter.converter, exporter.converter or _projector(spec, model_dir)
-        )
+        projector = exporter.converter or _projector(settings, model_dir)
+        exporter = _Exporter(exporter.source, exporter.converter, projector)
     needs = [
         job.fmt.name
-        for job in _jobs(spec, out_dir, exporter.converter is not None)
+        for job in _jobs(settings, out_dir, exporter.converter is not None)
         if job.exporter == QUANTIZER
     ]
     if needs and llama_cpp_version() is None:
@@ -166,10 +165,10 @@ def _preflight(spec: ReleaseSpec, out_dir: Path, model_dir: Path) -> _Exporter:
     return exporter
 
 
-def _projector(spec: ReleaseSpec, model_dir: Path) -> Converter:
+def _projector(settings: GGUFSettings, model_dir: Path) -> Converter:
     """The converter that writes the towers' projector, where the text model is ours."""
     try:
-        return find_converter(spec.gguf.llama_cpp_dir)
+        return find_converter(settings.llama_cpp_dir)
     except ConverterMissing as missing:
         raise WorkError(
             f"{model_dir}: the {', '.join(towers(model_dir))} towers' projector needs "
@@ -193,7 +192,7 @@ def _check_runtime_knows(model_dir: Path) -> None:
 
 
 def build_gguf_files(
-    spec: ReleaseSpec,
+    settings: GGUFSettings,
     model_dir: Path,
     out_dir: Path,
     report: Reporter,
@@ -201,12 +200,12 @@ def build_gguf_files(
     kept: KeptReference | None = None,
     model_id: str | None = None,
 ) -> Generator[Event, None, GGUFBuild]:
-    """The GGUF files of ``spec`` from the merged model in ``model_dir``, into ``out_dir``;
-    yields ``report``'s events, returns the facts and timings. ``intake`` is the adapter
-    stage's facts (the commits the release was made from); ``kept``, the merged model's
-    reference the evaluate stage kept (None: computed here, of ``model_id``)."""
-    exporter = _preflight(spec, out_dir, model_dir)
-    meta = release_metadata(spec, intake)
+    """The GGUF files ``settings`` ask for, from the merged model in ``model_dir``, into
+    ``out_dir``; yields ``report``'s events, returns the facts and timings. ``intake`` is
+    the adapter stage's facts (the commits the release was made from); ``kept``, the merged
+    model's reference the evaluate stage kept (None: computed here, of ``model_id``)."""
+    exporter = _preflight(settings, out_dir, model_dir)
+    meta = release_metadata(settings, intake)
     clock = StageClock()
     with contextlib.ExitStack() as children:
         # started now, so their imports (and the reference, where none was kept) run
@@ -222,7 +221,7 @@ def build_gguf_files(
             reference = kept
             yield report.log("checking against the evaluate stage's reference of the merged model")
         files, projector, projector_file, probe = yield from _build_files(
-            spec, model_dir, out_dir, report, exporter, meta, clock, reference, llama
+            settings, model_dir, out_dir, report, exporter, meta, clock, reference, llama
         )
     facts = GGUFFacts(
         architecture=read_config(model_dir)["architectures"][0],
@@ -241,7 +240,7 @@ def build_gguf_files(
 
 
 def _build_files(
-    spec: ReleaseSpec,
+    settings: GGUFSettings,
     model_dir: Path,
     out_dir: Path,
     report: Reporter,
@@ -252,8 +251,8 @@ def _build_files(
     llama: LlamaCppChild | None,
 ) -> Generator[Event, None, tuple[list[GGUFFileFacts], Projector | None, Path, Probe]]:
     """Write, check and name each file; the records, the projector and the probe."""
-    jobs = _jobs(spec, out_dir, exporter.converter is not None)
-    projector_file = out_dir / projector_name(spec.name)
+    jobs = _jobs(settings, out_dir, exporter.converter is not None)
+    projector_file = out_dir / projector_name(settings.name)
     projector_temp = projector_file.with_name(f".{projector_file.name}.partial")
     f16_source: Path | None = None
     layout: dict[str, tuple[tuple[int, ...], str | None]] | None = None

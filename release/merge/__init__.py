@@ -14,4 +14,6 @@
 - ``stream``: the streaming merge, in bounded memory.
 - ``blocks``: one tensor merged and cast a block of rows at a time (in the CPU's cache).
 - ``needs``: what the merge will write and hold (the preflight's estimate).
+- ``settings``: what the merge stage's domain reads of the spec, one object (its key's
+  source).
 """

@@ -53,6 +53,7 @@ from release.merge.recipe_inputs import (
     parameter_value,
     resolve_inputs,
 )
+from release.merge.settings import MergeSettings
 from release.merge.stream import (
     MergeResult,
     Step,
@@ -62,7 +63,6 @@ from release.merge.stream import (
     output_dtype,
 )
 from release.spec.recipe import MergeRecipe, MergeStep
-from release.spec.schema import ReleaseSpec
 
 READ_BYTES = 8 * 2**20
 """float32 bytes of one input's block of rows."""
@@ -318,15 +318,20 @@ def _shaped(info: TensorInfo, start: int, stop: int) -> tuple[int, ...]:
 
 
 def recipe_merge(
-    spec: ReleaseSpec, base_dir: Path, base_commit: str | None, out_dir: Path
+    settings: MergeSettings,
+    spec_dir: Path | None,
+    base_dir: Path,
+    base_commit: str | None,
+    out_dir: Path,
 ) -> tuple[Generator[Step, None, MergeResult], RecipeFacts]:
     """The merge stage's recipe: inputs found and checked (nothing written yet), then
-    the streaming merge to run and what the card says of the recipe."""
-    recipe = spec.merge.recipe
+    the streaming merge to run and what the card says of the recipe. ``spec_dir``: what
+    the recipe's relative paths are relative to."""
+    recipe, base = settings.recipe, settings.base
     assert recipe is not None
-    identity = BaseIdentity(base_dir, spec.base.repo_id, spec.base.path)
-    inputs = resolve_inputs(recipe, identity, spec.base_dir or Path.cwd())
-    facts = recipe_facts(recipe, inputs, spec.base.repo_id, base_commit or spec.base.revision)
-    dtype = recipe.dtype or spec.merge.dtype
-    steps = merge_recipe(recipe, inputs, out_dir, dtype=dtype, shard_size=spec.merge.shard_size)
+    identity = BaseIdentity(base_dir, base.repo_id, base.path)
+    inputs = resolve_inputs(recipe, identity, spec_dir or Path.cwd())
+    facts = recipe_facts(recipe, inputs, base.repo_id, base_commit or base.revision)
+    dtype = recipe.dtype or settings.dtype
+    steps = merge_recipe(recipe, inputs, out_dir, dtype=dtype, shard_size=settings.shard_size)
     return steps, facts

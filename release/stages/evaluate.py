@@ -35,10 +35,7 @@ class EvaluateStage(Stage):
         from release.reference import probe
 
         scores = previous_scores(spec.eval.previous)  # not the manifests' bytes
-        # the contamination check is a stage of its own: its settings do not rerun this one
-        settings = EvaluateSettings.of(spec).model_dump(
-            mode="json", exclude={"eval": {"contamination"}}
-        )
+        settings = EvaluateSettings.of(spec).model_dump(mode="json")
         # the merged model's reference for the GGUF checks is kept on this probe
         kept = {"reference_probe": probe.PROBE.digest}
         return settings | {"previous_scores": scores} | kept

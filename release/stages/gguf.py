@@ -50,17 +50,11 @@ class GGUFStage(Stage):
         return None if spec.gguf.types else "gguf.types is empty"
 
     def settings(self, spec: ReleaseSpec) -> dict[str, Any]:
-        return {
-            "types": list(dict.fromkeys(spec.gguf.types)),
-            "llama_cpp_dir": str(spec.gguf.llama_cpp_dir) if spec.gguf.llama_cpp_dir else None,
-            "name": spec.name,
-            "version": spec.version,
-            "license": spec.card.license,
-            "base_model": spec.base.repo_id,
-            "repo_id": spec.push.gguf_repo_id or spec.push.repo_id,
-            "tags": spec.card.tags,
-            "language": spec.card.language,
-            "datasets": spec.card.datasets,
+        """What ``run`` hands its domain (``GGUFSettings``), and the tools and probe
+        that shape the files' bytes and checks."""
+        from release.gguf.settings import GGUFSettings
+
+        return GGUFSettings.of(spec).model_dump(mode="json") | {
             "tools": self.tools(),  # a new gguf-py or llama.cpp may write other bytes
             "probe": probes.PROBE.digest,
         }
@@ -72,17 +66,19 @@ class GGUFStage(Stage):
     def run(self, ctx: StageContext) -> StageRun:
         from release.gguf.build import build_gguf_files, release_metadata
         from release.gguf.needs import gguf_needs
+        from release.gguf.settings import GGUFSettings
         from release.preflight import check
 
+        settings = GGUFSettings.of(ctx.spec)  # what the key holds: the export reads only it
         merged = ctx.stage_dir(MergeFacts.stage)
         intake = AdapterFacts.of(ctx.manifest)
-        meta = release_metadata(ctx.spec, intake)
+        meta = release_metadata(settings, intake)
         model_id, kept = _kept_reference(ctx)
         needs = gguf_needs(
             merged,
-            ctx.spec.gguf.types,
+            settings.types,
             meta,
-            ctx.spec.gguf.llama_cpp_dir,
+            settings.llama_cpp_dir,
             reference_here=kept is None,
         )
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
@@ -93,7 +89,7 @@ class GGUFStage(Stage):
                 "warning",
             )
         built = yield from build_gguf_files(
-            ctx.spec, merged, ctx.out_dir, ctx, intake, kept, model_id
+            settings, merged, ctx.out_dir, ctx, intake, kept, model_id
         )
         facts = built.facts.model_copy(update={"tools": self.tools(), **estimates})
         timings = {"export_seconds": built.export_seconds, "check_seconds": built.check_seconds}

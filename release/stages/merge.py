@@ -17,13 +17,10 @@ class MergeStage(Stage):
     depends_on = (AdapterFacts.stage,)
 
     def settings(self, spec) -> dict[str, Any]:
-        recipe = spec.merge.recipe
-        return {
-            "base": spec.base.model_dump(mode="json"),
-            "dtype": spec.merge.dtype,
-            "shard_size": spec.merge.shard_size,
-            **({"recipe": recipe.model_dump(mode="json")} if recipe else {}),
-        }
+        """What ``run`` hands its domain (``MergeSettings``)."""
+        from release.merge.settings import MergeSettings
+
+        return MergeSettings.of(spec).model_dump(mode="json")
 
     def input_paths(self, spec) -> list[Path]:
         from release.merge.recipe_inputs import local_paths
@@ -44,20 +41,21 @@ class MergeStage(Stage):
         from release.merge.intake import TARGETS_NAME
         from release.merge.needs import merge_needs
         from release.merge.recipe_stream import recipe_merge
+        from release.merge.settings import MergeSettings
         from release.merge.stream import merge_streaming
         from release.preflight import check
 
+        merge = MergeSettings.of(ctx.spec)  # what the key holds: the merge reads only it
         adapter_dir = ctx.stage_dir(AdapterFacts.stage)
         intake = AdapterFacts.of(ctx.manifest)
         commit = intake.base_commit if intake else None
-        base_dir = resolve_base_dir(ctx.spec.base, commit, adapter_dir)
-        merge = ctx.spec.merge
+        base_dir = resolve_base_dir(merge.base, commit, adapter_dir)
         estimates, measured = yield from check(
             ctx, ctx.workspace, merge_needs(base_dir, adapter_dir, merge.dtype, merge.shard_size)
         )
         recipe = None
         if merge.recipe is not None:
-            steps, recipe = recipe_merge(ctx.spec, base_dir, commit, ctx.out_dir)
+            steps, recipe = recipe_merge(merge, ctx.spec.base_dir, base_dir, commit, ctx.out_dir)
         else:
             targets = json.loads((adapter_dir / TARGETS_NAME).read_text(encoding="utf-8"))
             steps = merge_streaming(
@@ -65,8 +63,8 @@ class MergeStage(Stage):
                 adapter_dir,
                 targets,
                 ctx.out_dir,
-                dtype=ctx.spec.merge.dtype,
-                shard_size=ctx.spec.merge.shard_size,
+                dtype=merge.dtype,
+                shard_size=merge.shard_size,
             )
         result = yield from relay(
             steps, lambda step: ctx.progress(step.done, step.total, "bytes", step.tensor)

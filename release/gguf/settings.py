@@ -1,0 +1,50 @@
+"""What the GGUF stage's domain reads of the spec, as one object: the stage's key is
+computed from this object and ``build_gguf_files`` receives it, so a setting the export
+reads is a setting the key holds (``release.stages.gguf``).
+
+The header's ``general.*`` keys come from the release (``release.gguf.metadata``): its
+name, version, licence, base model, tags, languages, datasets and the repo the files are
+published to (``general.repo_url``: push.gguf_repo_id, else push.repo_id). A new repo id
+is a new header, so it reruns the export; the stage's status says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict
+
+from release.spec.schema import ReleaseSpec
+
+
+class GGUFSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    types: list[str]
+    """gguf.types, each once, in the spec's order."""
+    llama_cpp_dir: Path | None
+    name: str
+    version: str
+    license: str | None
+    base_model: str | None
+    repo_id: str | None
+    """Where the files are published: ``general.repo_url`` of every file."""
+    tags: list[str]
+    language: list[str]
+    datasets: list[str]
+
+    @classmethod
+    def of(cls, spec: ReleaseSpec) -> Self:
+        return cls(
+            types=list(dict.fromkeys(spec.gguf.types)),
+            llama_cpp_dir=spec.gguf.llama_cpp_dir,
+            name=spec.name,
+            version=spec.version,
+            license=spec.card.license,
+            base_model=spec.base.repo_id,
+            repo_id=spec.push.gguf_repo_id or spec.push.repo_id,
+            tags=list(spec.card.tags),
+            language=list(spec.card.language),
+            datasets=list(spec.card.datasets),
+        )
