@@ -120,7 +120,9 @@ def stale_reasons(
     if record is None:
         return []
     reasons = [
-        f"{dep} runs again" for dep in stage.depends_on if states.get(dep) in ("stale", "pending")
+        f"{dep} runs again"
+        for dep in stage.depends_on
+        if states.get(dep) in ("stale", "pending") and dep not in stage.upstream_part
     ]
     key, inputs = stage_key(stage, spec, manifest)
     if key != record.key:
@@ -138,6 +140,24 @@ def stale_reasons(
         elif path.stat().st_size != output.bytes or manifest.hash_file(path) != output.sha256:
             reasons.append(f"output {output.path} changed")
     return reasons
+
+
+def out_of_date(spec: ReleaseSpec, stages: Sequence[Stage] | None = None) -> dict[str, list[str]]:
+    """The stages a run started now would do, in order, each with why: what changed
+    since its record (``stale_reasons``), or that it was never built. What ``status``,
+    a dry run's plan and the push's refusal say."""
+    stages = list(stages if stages is not None else default_stages())
+    manifest = Manifest.load_or_new(
+        spec.workspace / MANIFEST_NAME, name=spec.name, version=spec.version
+    )
+    states = stage_states(spec, stages)
+    behind: dict[str, list[str]] = {}
+    for stage in stages:
+        if states[stage.name] == "pending":
+            behind[stage.name] = ["not built yet"]
+        elif states[stage.name] == "stale":
+            behind[stage.name] = stale_reasons(stage, spec, manifest, states)
+    return behind
 
 
 def _changed_settings(old: Any, new: Any, where: str = "") -> list[str]:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from release.core.errors import InputError, StageError
+from release.core.manifest import MANIFEST_NAME, Manifest
 from release.hub.plan import RELEASE_MANIFEST, render_plan
 from release.runner import run_release
 from release.stages.push import PushStage, dry_run
@@ -515,11 +517,21 @@ def yaml_of(data: bytes):
 
 
 def cli_plan(spec, folder: Path, capsys) -> str:
-    """`model-release push --dry-run` on ``spec``; its output."""
+    """`model-release push --dry-run` on ``spec``, saved in ``folder``, of a release built
+    from it: the hand-written records get the version and keys a run of it leaves (else
+    the dry run refuses, as the push does: test_the_dry_run_refuses_what_the_push_would);
+    its output."""
     from release.cli import main
+    from release.spec.schema import load_spec
+    from tests.tui_workspace import record_current_keys
 
     path = folder / "release.yaml"
     path.write_text(spec.to_yaml(folder))
+    manifest_path = spec.workspace / MANIFEST_NAME
+    manifest = Manifest.load(manifest_path)
+    manifest.version = spec.version
+    manifest.save(manifest_path)
+    record_current_keys(load_spec(path))
     assert main(["push", "--dry-run", str(path)]) == 0
     return " ".join(capsys.readouterr().out.split())
 
@@ -577,6 +589,40 @@ def test_the_dry_run_says_what_the_hub_holds_and_only_reads(hub, built_release, 
         f"on the Hub: one commit uploading 2 files ({size}); {count - 2} already on the Hub, "
         "then tags it v1.0.1" in text
     )
+
+
+def test_the_dry_run_refuses_what_the_push_would(hub, built_release, tmp_path, capsys, monkeypatch):
+    """issue #26 item 8: a spec edited since the card was built. `push` refuses it; so
+    does `push --dry-run`, after a plan that marks the stale stage's files and says why,
+    and that a push without a token would stop."""
+    from release.cli import main
+
+    cli_plan(built_release.spec, tmp_path, capsys)  # built from this spec: the dry run passes
+    path = tmp_path / "release.yaml"
+    path.write_text(
+        path.read_text().replace("name: tiny-chat", "name: tiny-chat\ncard:\n  summary: new")
+    )
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "no-login"))  # no stored token either
+    for command in (["push", "--dry-run"], ["push"]):
+        assert main([*command, str(path)]) == 2
+        out, err = capsys.readouterr()
+        assert err.count("\n") == 1  # one line: the error and its hint
+        assert (
+            f"error: {path}: card changed or not built since the last run "
+            '(card: setting card.summary: "" -> "new"); pushing now would publish '
+            "out-of-date files" in err
+        )
+    assert main(["push", "--dry-run", str(path)]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "warning: stale: the card stage's files are not the spec's "
+        '(setting card.summary: "" -> "new")' in out
+    )
+    assert "warning: no Hugging Face token: the push would stop before sending" in out
+    assert re.search(r" README\.md [\d.]+ \S+ sha256 [0-9a-f]{64} \[stale: card\]", out)
+    assert out.count("[stale:") == 1  # the card alone: the weights are as built
+    assert hub.requests == [] or {r.method for r in hub.requests} == {"GET"}
 
 
 def test_the_dry_run_says_when_the_hub_cannot_be_reached(

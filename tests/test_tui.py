@@ -256,8 +256,12 @@ async def test_a_step_whose_inputs_changed_reads_changed_and_the_wizard_resumes_
         ]
         assert shown_step(app) == "merge"
         steps = app.screen.query_one("#steps", OptionList)
-        assert str(steps.get_option("merge").prompt).split() == ["◐", "Merge", "changed"]
-        assert "changed since its last run" in text_of(app, "#pane-merge StageRun #state")
+        # what changed: its name under the step, old -> new in the step's pane
+        merge = str(steps.get_option("merge").prompt).split()
+        assert merge == ["◐", "Merge", "changed", "setting", "shard_size"]
+        assert str(steps.get_option("evaluate").prompt).split()[3:] == ["merge", "runs", "again"]
+        state = " ".join(text_of(app, "#pane-merge StageRun #state").split())
+        assert "changed since its last run (setting shard_size: 2000000000 -> 2000000)" in state
 
 
 async def test_page_down_scrolls_a_step_to_its_results_at_80x24(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from release.core.manifest import MANIFEST_NAME, Manifest, StageRecord
-from release.runner import stage_key
+from release.runner import keyed_settings, stage_key
 from release.spec.schema import ReleaseSpec, load_spec
 from release.stages import default_stages
 
@@ -188,12 +188,14 @@ def snapshot_workspace(root: Path, done: tuple[str, ...]) -> Path:
 
 
 def record_current_keys(spec: ReleaseSpec) -> None:
-    """Give each recorded stage the key a run of ``spec`` would compute now, as if it had
-    just run: fixtures that write records by hand then read as done, not changed."""
+    """Give each recorded stage the key, inputs and keyed settings a run of ``spec``
+    would record now, as if it had just run: fixtures that write records by hand then read as
+    done, not changed, and a later edit of the spec is named as a change of setting."""
     path = spec.workspace / MANIFEST_NAME
     manifest = Manifest.load(path)
     for stage in default_stages():
         if stage.name in manifest.stages:
-            key, _ = stage_key(stage, spec, manifest)
-            manifest.stages[stage.name].key = key
+            record = manifest.stages[stage.name]
+            record.key, record.inputs = stage_key(stage, spec, manifest)
+            record.settings = keyed_settings(stage, spec)
     manifest.save(path)

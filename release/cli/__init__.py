@@ -189,15 +189,49 @@ def _refuse_json_with_dry_run(json_lines: bool, dry_run: bool) -> None:
 
 
 def _print_push_plan(spec_path: Path) -> None:
+    """The push's plan, checked as the push checks it, with marks for what the push would
+    meet: a stage a run would redo (its files are not the ones the spec asks for), and no
+    token. Then the push's refusal, when it would refuse."""
+    from rich.markup import escape
+
     from release.hub.plan import render_plan
     from release.hub.remote import hub_lines
+    from release.runner import out_of_date
     from release.spec.schema import load_spec
-    from release.stages.push import dry_run
+    from release.stages.push import PushStage, dry_run
 
-    plan, warnings = dry_run(load_spec(spec_path))
+    spec = load_spec(spec_path)
+    behind = out_of_date(spec)
+    behind.pop(PushStage.name, None)
+    plan, warnings = dry_run(spec)
+    for stage, why in behind.items():
+        warnings.append(f"stale: the {stage} stage's files are not the spec's ({'; '.join(why)})")
+    if not _has_token():
+        warnings.append(
+            "no Hugging Face token: the push would stop before sending "
+            "(set HF_TOKEN, or run `hf auth login`)"
+        )
     for warning in warnings:
-        _output.markup(f"[yellow]warning:[/yellow] {warning}")
-    _output.info(render_plan(plan, hub_lines(plan)))
+        _output.markup(f"[yellow]warning:[/yellow] {escape(warning)}")
+    stale = {
+        file.local: f"stale: {stage}"
+        for repo in plan.repos
+        for file in repo.files
+        if (stage := _stage_of(file.local, spec.workspace)) in behind
+    }
+    _output.info(render_plan(plan, hub_lines(plan), stale))
+    _refuse_out_of_date(spec_path, behind)
+
+
+def _has_token() -> bool:
+    from huggingface_hub import get_token
+
+    return get_token() is not None
+
+
+def _stage_of(path: Path, workspace: Path) -> str | None:
+    """The stage whose folder holds ``path`` (None: a file the push writes itself)."""
+    return path.relative_to(workspace).parts[0] if path.is_relative_to(workspace) else None
 
 
 @app.command()
@@ -240,23 +274,22 @@ def push(
     _run_and_print(spec, json_lines=json_lines, only=push_only, force=push_only)
 
 
-def _refuse_out_of_date(spec_path: Path) -> None:
-    """A push publishes what the stages built: never files older than the spec/inputs."""
+def _refuse_out_of_date(spec_path: Path, behind: dict[str, list[str]] | None = None) -> None:
+    """A push publishes what the stages built: never files older than the spec/inputs.
+    ``behind``: the stages a run would do, with why (``release.runner.out_of_date``)."""
     from release.core.errors import InputError
-    from release.runner import stage_states
+    from release.runner import out_of_date
     from release.spec.schema import load_spec
     from release.stages.push import PushStage
 
-    states = stage_states(load_spec(spec_path))
-    behind = [
-        name
-        for name, state in states.items()
-        if name != PushStage.name and state in ("stale", "pending")
-    ]
+    if behind is None:
+        behind = out_of_date(load_spec(spec_path))
+    behind = {stage: why for stage, why in behind.items() if stage != PushStage.name}
     if behind:
+        first, why = next(iter(behind.items()))
         raise InputError(
-            f"{spec_path}: {', '.join(behind)} changed or not built since the last run; "
-            "pushing now would publish out-of-date files",
+            f"{spec_path}: {', '.join(behind)} changed or not built since the last run "
+            f"({first}: {why[0]}); pushing now would publish out-of-date files",
             hint=f"run `model-release run {spec_path}` (it pushes at the end)",
         )
 

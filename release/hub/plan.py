@@ -249,9 +249,12 @@ def _moved(planned: PlannedFile, path_in_repo: str) -> PlannedFile:
     return replace(planned, path_in_repo=path_in_repo)
 
 
-def render_plan(plan: PushPlan, hub: Mapping[str, str] | None = None) -> str:
+def render_plan(
+    plan: PushPlan, hub: Mapping[str, str] | None = None, marks: Mapping[Path, str] | None = None
+) -> str:
     """The plan as text for a person: one block per repo, one line per file. ``hub``:
-    a line per repo id saying what the Hub holds of it (``release.hub.remote``)."""
+    a line per repo id saying what the Hub holds of it (``release.hub.remote``);
+    ``marks``: a word for a file, by its local path, shown after it (``stale: card``)."""
     lines: list[str] = []
     for repo in plan.repos:
         visibility = "private" if repo.private else "public"
@@ -264,6 +267,7 @@ def render_plan(plan: PushPlan, hub: Mapping[str, str] | None = None) -> str:
         width = max(len(f.path_in_repo) for f in repo.files)
         for f in repo.files:
             size = human(f.size, "bytes")
-            lines.append(f"  {f.path_in_repo:<{width}}  {size:>9}  sha256 {f.sha256}")
+            mark = f"  [{marks[f.local]}]" if marks and f.local in marks else ""
+            lines.append(f"  {f.path_in_repo:<{width}}  {size:>9}  sha256 {f.sha256}{mark}")
         lines.append(f"  {len(repo.files)} files, {human(repo.total_bytes, 'bytes')}")
     return "\n".join(lines)

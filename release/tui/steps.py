@@ -11,7 +11,7 @@ from release.gguf.facts import GGUFFacts
 from release.hub.facts import PushFacts
 from release.merge.facts import AdapterFacts, MergeFacts
 from release.report.card_facts import CardFacts
-from release.runner import stage_states
+from release.runner import stage_states, stale_reasons
 from release.spec.schema import ReleaseSpec
 from release.stages import default_stages
 
@@ -49,6 +49,24 @@ def initial_states(spec: ReleaseSpec | None) -> dict[str, State]:
     if spec is None:
         return dict.fromkeys(STAGES, "pending")
     return dict(stage_states(spec))
+
+
+def why_stale(spec: ReleaseSpec | None, states: dict[str, State]) -> dict[str, list[str]]:
+    """Why each stale step would run again: the setting (old -> new), input file, output
+    or step before it that changed (``release.runner.stale_reasons``)."""
+    if spec is None or "stale" not in states.values():
+        return {}
+    from release.core.manifest import MANIFEST_NAME, Manifest
+
+    manifest = Manifest.load_or_new(
+        spec.workspace / MANIFEST_NAME, name=spec.name, version=spec.version
+    )
+    runner_states = {name: state for name, state in states.items() if state != "running"}
+    return {
+        stage.name: stale_reasons(stage, spec, manifest, runner_states)  # type: ignore[arg-type]
+        for stage in default_stages()
+        if states.get(stage.name) == "stale" and stage.name in _LABELS
+    }
 
 
 def skip_reasons(spec: ReleaseSpec | None) -> dict[str, str]:

@@ -58,11 +58,14 @@ class StepPane(VerticalScroll):
             self.call_after_refresh(problems.scroll_visible, animate=False)
 
     def show_state(self, state: State, reason: str | None = None) -> None:
-        """The state line when the stage is not running (on opening, after a run)."""
+        """The state line when the stage is not running (on opening, after a run);
+        ``reason``: why it is skipped, or what changed since its run."""
         looks = {
             "done": Text("✔ done", style="bold green"),
             "stale": Text(
-                "◐ changed since its last run — ctrl+r runs it again", style="bold yellow"
+                f"◐ changed since its last run{f' ({reason})' if reason else ''}"
+                " — ctrl+r runs it again",
+                style="bold yellow",
             ),
             "skipped": Text(f"– skipped: {reason}", style="dim"),
             "pending": Text(f"○ not run yet — ctrl+r to {self.run_label}", style="dim"),

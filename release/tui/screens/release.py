@@ -51,6 +51,7 @@ from release.tui.steps import (
     resume_step,
     skip_reasons,
     stages_through,
+    why_stale,
 )
 from release.tui.widgets.path_input import shown_path
 from release.tui.widgets.sidebar import StepList
@@ -76,6 +77,7 @@ class ReleaseScreen(Screen):
         super().__init__()
         self.session = session
         self.states: dict[str, State] = initial_states(session.spec)
+        self.why = why_stale(session.spec, self.states)
         self.cancel: threading.Event | None = None
         self.stop_following = threading.Event()
         """Set when the screen goes: a publish stops following its workflow run."""
@@ -85,7 +87,7 @@ class ReleaseScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal():
-            yield StepList(self.states, id="steps")
+            yield StepList(self.states, self.why, id="steps")
             with ContentSwitcher(initial=f"pane-{resume_step(self.states)}", id="panes"):
                 for pane in PANES:
                     yield pane(self.session)
@@ -122,7 +124,8 @@ class ReleaseScreen(Screen):
         reasons = skip_reasons(self.session.spec)
         for step in STEPS:
             pane = self.pane(step.stage)
-            pane.show_state(self.states[step.stage], reasons.get(step.stage))
+            why = reasons.get(step.stage) or "; ".join(self.why.get(step.stage, []))
+            pane.show_state(self.states[step.stage], why or None)
             pane.show_facts()
             pane.manifest_changed()
         self.pane(PushPane.facts_type.stage).refresh_plan(self.session.spec)  # type: ignore[attr-defined]
@@ -178,7 +181,8 @@ class ReleaseScreen(Screen):
     def _reload(self) -> None:
         """States, facts and the push plan again, after the spec changed."""
         self.states = initial_states(self.session.spec)
-        self.query_one(StepList).show_states(self.states)
+        self.why = why_stale(self.session.spec, self.states)
+        self.query_one(StepList).show_states(self.states, self.why)
         self._refresh_panes()
 
     # -- running ------------------------------------------------------------------------
@@ -277,7 +281,7 @@ class ReleaseScreen(Screen):
 
     def _set_state(self, stage: str, state: State) -> None:
         self.states[stage] = state
-        self.query_one(StepList).show_states(self.states)
+        self.query_one(StepList).show_states(self.states, self.why)
 
     def on_run_event(self, message: RunEvent) -> None:
         event = message.event
@@ -316,7 +320,8 @@ class ReleaseScreen(Screen):
         self.cancel = None
         if outcome.cancelled:
             self.states = initial_states(self.session.spec)
-            self.query_one(StepList).show_states(self.states)
+            self.why = why_stale(self.session.spec, self.states)
+            self.query_one(StepList).show_states(self.states, self.why)
             self.notify("cancelled; finished steps are kept", title="Run")
             return
         if outcome.error is not None:
