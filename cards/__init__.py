@@ -21,5 +21,6 @@ The modules:
 - citations: ``citations`` (parse BibTeX, the methods' own entries), ``card_bibtex``
   (the BibTeX another card, a base model's or a dataset's, asks to be cited with).
 - plumbing: ``frontmatter``, ``yamlio``, ``vocab`` (the Hub's closed lists, data/),
-  ``errors``.
+  ``errors``, ``redact`` (the one rule for secrets: every file and line written passes
+  it, the pipeline's too).
 """

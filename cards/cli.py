@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cards.errors import CardError
+from cards.redact import redact
 
 if TYPE_CHECKING:
     from cards.lint import Problem
@@ -58,15 +59,15 @@ def _check(paths: list[Path], json_output: bool, on_checked: OnChecked | None) -
         try:
             problems += lint_file(path)
         except CardError as error:
-            typer.echo(f"error: {error}", err=True)
+            typer.echo(redact(f"error: {error}"), err=True)
             unreadable = True
     if on_checked is not None:
         on_checked(paths, problems)
     if json_output:
-        typer.echo(to_json(problems))
+        typer.echo(redact(to_json(problems)))
     else:
         for problem in problems:
-            typer.echo(problem.format())
+            typer.echo(redact(problem.format()))
     errors = sum(p.severity == "error" for p in problems)
     if not json_output:
         warnings = len(problems) - errors
@@ -116,18 +117,18 @@ def build(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _write_atomically(target, text)
     except (CardError, OSError) as error:
-        typer.echo(f"error: {error}", err=True)
+        typer.echo(redact(f"error: {error}"), err=True)
         raise typer.Exit(CardError.exit_code) from None
     typer.echo(f"wrote {output}", err=True)
 
 
 def _write_atomically(path: Path, text: str) -> None:
     """Write ``text`` under a temporary name beside ``path``, then rename it: a card is
-    never seen half-written."""
+    never seen half-written, and never holds a token (``cards.redact``)."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            handle.write(redact(text))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -105,3 +105,24 @@ def test_build_reports_bad_results_with_their_file(tmp_path):
     assert result.stderr.startswith(
         f"error: {bad}: results[0]: value: Input should be a finite number"
     )
+
+
+def test_build_writes_no_token(tmp_path, monkeypatch):
+    """`card build` imports nothing of release/, yet writes through the one rule for
+    secrets (``cards.redact``): the token in use, and any Hub-token-shaped string, in the
+    card's prose are not in the file written."""
+    token = "s3cret-Zq81-not-shaped-like-one"
+    shaped = "hf_" + "Q7xZ3kW9pR2mCANARYdoNotLeak"
+    monkeypatch.setenv("HF_TOKEN", token)
+    card_yaml = tmp_path / "card.yaml"
+    text = (DEMO / "card.yaml").read_text()
+    text = text.replace("Testing release tooling.", f"Testing with {token}.")
+    text = text.replace("A few hundred examples", f"A few hundred ({shaped}) examples")
+    card_yaml.write_text(text)
+    out = tmp_path / "README.md"
+    result = runner.invoke(app, ["build", "--metadata", str(card_yaml), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    card = out.read_text()
+    assert token not in card and shaped not in card
+    assert "Testing with ***." in card and "A few hundred (hf_***) examples" in card
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
