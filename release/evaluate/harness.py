@@ -22,6 +22,7 @@ import subprocess
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from release.checkpoint.safetensors import parameter_counts
 from release.core.errors import WorkError
@@ -40,7 +41,17 @@ scores (the model-index, the gate) are only ever read from ``HARNESS_DIR``."""
 _TASK_LINE = re.compile(r"^\s*task:\s*([A-Za-z0-9_.\-]+)\s*$", re.MULTILINE)
 
 
-def task_names(tasks: TasksSpec) -> list[str]:
+class NamedTasks(Protocol):
+    """Which tasks: eval.tasks, or the part of it the contamination check reads."""
+
+    @property
+    def names(self) -> list[str]: ...
+
+    @property
+    def folder(self) -> Path | None: ...
+
+
+def task_names(tasks: NamedTasks) -> list[str]:
     """The names given, else every ``task:`` of the folder's YAML files."""
     if tasks.names:
         return list(tasks.names)

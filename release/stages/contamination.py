@@ -26,16 +26,10 @@ class ContaminationStage(Stage):
         return None if spec.eval.contamination is not None else "no eval.contamination"
 
     def settings(self, spec: ReleaseSpec) -> dict[str, Any]:
-        assert spec.eval.contamination is not None
-        # memory_cap decides where the index lies, not what it finds
-        check = spec.eval.contamination.model_dump(mode="json", exclude={"memory_cap"})
-        tasks = spec.eval.tasks
-        names = {"names": tasks.names, "folder": str(tasks.folder)} if tasks else None
-        return {
-            "contamination": check,
-            "tasks": names,
-            "results": [str(p) for p in spec.eval.results],
-        }
+        """What ``run`` hands its domain (``ContaminationSettings``)."""
+        from release.evaluate.contamination.settings import ContaminationSettings
+
+        return ContaminationSettings.of(spec).model_dump(mode="json")
 
     def input_paths(self, spec: ReleaseSpec) -> list[Path]:
         from release.evaluate.contamination.training import training_files
@@ -54,7 +48,8 @@ class ContaminationStage(Stage):
 
     def run(self, ctx: StageContext) -> StageRun:
         from release.evaluate.contamination.run import run_check
+        from release.evaluate.contamination.settings import ContaminationSettings
 
-        spec = ctx.spec
-        facts = yield from run_check(spec.eval, spec.base_dir, ctx.workspace, ctx)
+        settings = ContaminationSettings.of(ctx.spec)  # what the key holds: the check reads it
+        facts = yield from run_check(settings, ctx.spec.base_dir, ctx.workspace, ctx)
         return StageOutput(facts=facts)

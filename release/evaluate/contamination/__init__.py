@@ -9,5 +9,6 @@ benchmarks its card reports (exact, substring, word and character n-grams).
 - ``offline``: nothing downloaded while either side is read.
 - ``check``: one pass over the training data, one over the test documents.
 - ``methods``: the methods as the card names them; ``verdict``: per-task facts, the gate.
+- ``settings``: what the stage's domain reads of the spec, one object (its key's source).
 - ``facts``: what the stage records; ``run``: the stage's one call.
 """

@@ -13,10 +13,11 @@ from release.core.paths import relative_if_inside
 from release.evaluate.contamination.check import check_contamination
 from release.evaluate.contamination.facts import ContaminationFacts
 from release.evaluate.contamination.methods import methods_of
+from release.evaluate.contamination.settings import ContaminationSettings
 from release.evaluate.contamination.tasks import test_documents
 from release.evaluate.contamination.training import read_segments
 from release.evaluate.contamination.verdict import gate, task_facts
-from release.spec.schema import EvalSpec, TrainingDataSpec
+from release.spec.schema import TrainingDataSpec
 
 
 def training_label(source: TrainingDataSpec, spec_dir: Path | None) -> str:
@@ -29,7 +30,7 @@ def training_label(source: TrainingDataSpec, spec_dir: Path | None) -> str:
 
 
 def run_check(
-    spec: EvalSpec, spec_dir: Path | None, workspace: Path, report: Reporter
+    spec: ContaminationSettings, spec_dir: Path | None, workspace: Path, report: Reporter
 ) -> Generator[Event, None, ContaminationFacts]:
     contamination = spec.contamination
     assert contamination is not None

@@ -19,18 +19,20 @@ from release.core.quiet import held_stderr
 from release.evaluate.contamination.check import TaskDocument
 from release.evaluate.contamination.facts import SkippedTaskFacts
 from release.evaluate.contamination.offline import offline
+from release.evaluate.contamination.settings import ContaminationSettings
 from release.evaluate.harness import task_names
-from release.spec.schema import EvalSpec
 
 
-def reported_tasks(spec: EvalSpec) -> list[str]:
+def reported_tasks(spec: ContaminationSettings) -> list[str]:
     """The task names of eval.tasks, then those of the stored results not among them."""
     names = task_names(spec.tasks) if spec.tasks is not None else []
     stored = [record.task for record in load_results(spec.results)] if spec.results else []
     return list(dict.fromkeys([*names, *stored]))
 
 
-def test_documents(spec: EvalSpec) -> tuple[list[TaskDocument], list[SkippedTaskFacts]]:
+def test_documents(
+    spec: ContaminationSettings,
+) -> tuple[list[TaskDocument], list[SkippedTaskFacts]]:
     """Every document of the reported tasks, and the tasks lm-eval could not build here.
     lm-eval's own tasks are indexed only when a name is not one of the folder's (that
     index reads thousands of YAML files)."""
