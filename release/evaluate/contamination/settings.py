@@ -9,9 +9,9 @@ how lm-eval runs them: a new few-shot count or limit leaves it done.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializationInfo, field_serializer
 
 from release.spec.schema import ContaminationSpec, ReleaseSpec
 
@@ -29,11 +29,16 @@ class ContaminationSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     contamination: ContaminationSpec
-    """eval.contamination: the training data, the methods, the gate (and ``memory_cap``:
-    where the index lies, keyed too, though what it finds is the same)."""
+    """eval.contamination: the training data, the methods, the gate, and ``memory_cap``,
+    which decides where the index lies (memory or disk), not what the check finds: the
+    one setting it reads that its key leaves out (``_keyed``)."""
     tasks: ReportedTasks | None
     results: list[Path]
     """eval.results: their tasks are reported too."""
+
+    @field_serializer("contamination")
+    def _keyed(self, value: ContaminationSpec, info: SerializationInfo) -> Any:
+        return value.model_dump(mode=info.mode, exclude={"memory_cap"})
 
     @classmethod
     def of(cls, spec: ReleaseSpec) -> Self:
