@@ -205,3 +205,17 @@ def test_a_stage_reads_no_setting_of_another_stage(recorded, tmp_path, capsys):
     shown = status(root, capsys)
     changed = {name for name, lines in shown.items() if lines[0].startswith("changed")}
     assert changed == {"contamination", "card", "push"}, shown
+
+
+def test_push_repo_id_is_the_gguf_header_s_only_without_a_gguf_repo(recorded, tmp_path, capsys):
+    """The GGUF files' general.repo_url is push.gguf_repo_id when set: then a new
+    push.repo_id leaves them done (the cards link it, so the card stage reruns)."""
+    root = tmp_path / "release"
+    shutil.copytree(recorded, root)
+    shutil.rmtree(root / "build")
+    setting("push", "gguf_repo_id", "me/tiny-GGUF")(root)
+    record_as_run(root / "release.yaml")
+    setting("push", "repo_id", "me/other")(root)
+    shown = status(root, capsys)
+    assert shown["gguf"][0].startswith("done"), shown["gguf"]
+    assert 'setting push.repo_id: "me/tiny" -> "me/other"' in shown["card"]
