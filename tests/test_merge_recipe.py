@@ -312,6 +312,7 @@ def test_card_shows_the_recipe_without_local_paths(tiny_llama_dir, loras, fisher
     from release.merge.facts import MergeFacts
     from release.merge.recipe_card import recipe_facts
     from release.report.card_context import card_context
+    from release.report.card_settings import CardSettings
 
     recipe = _recipe(_seed003(loras, tiny_llama_dir, fisher_mask))
     identity = BaseIdentity(folder=tiny_llama_dir, repo_id="org/base", path=tiny_llama_dir)
@@ -326,7 +327,10 @@ def test_card_shows_the_recipe_without_local_paths(tiny_llama_dir, loras, fisher
     manifest.stages["merge"] = StageRecord(
         key="k", finished_at="t", seconds=0, facts=MergeFacts(recipe=facts).model_dump(mode="json")
     )
-    card = render_model_card(card_context(spec, manifest, "merged", ReleaseScores()))
+    settings = CardSettings.of(spec)
+    card = render_model_card(
+        card_context(settings, manifest, "merged", ReleaseScores(), spec.workspace)
+    )
     assert "base_model: org/base" in card and "base_model_relation: merge" in card
     assert "- merge\n" in card and "- mergekit\n" not in card  # delta_mask: not mergekit's
     assert "## Merge recipe" in card

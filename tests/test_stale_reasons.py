@@ -218,4 +218,4 @@ def test_push_repo_id_is_the_gguf_header_s_only_without_a_gguf_repo(recorded, tm
     setting("push", "repo_id", "me/other")(root)
     shown = status(root, capsys)
     assert shown["gguf"][0].startswith("done"), shown["gguf"]
-    assert 'setting push.repo_id: "me/tiny" -> "me/other"' in shown["card"]
+    assert 'setting repo_id: "me/tiny" -> "me/other"' in shown["card"]

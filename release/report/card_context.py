@@ -34,8 +34,8 @@ from release.evaluate.facts import EvaluateFacts
 from release.evaluate.scores import ReleaseScores
 from release.gguf.facts import GGUFFacts, GGUFFileFacts, ProjectorFacts
 from release.merge.facts import AdapterFacts, MergeFacts
+from release.report.card_settings import CardSettings
 from release.report.history import history, history_facts, model_tools
-from release.spec.schema import ReleaseSpec
 
 PLACEHOLDER_OWNER = "your-name"
 """Owner shown in usage snippets while push.repo_id is not set yet."""
@@ -201,30 +201,33 @@ def has_gguf_files(manifest: Manifest) -> bool:
     return bool((facts := GGUFFacts.of(manifest)) and facts.files)
 
 
-def repo_ids(spec: ReleaseSpec) -> dict[Kind, str]:
+def repo_ids(settings: CardSettings) -> dict[Kind, str]:
     """The repo of each card; a placeholder owner while push.repo_id is not set."""
-    merged = spec.push.repo_id or f"{PLACEHOLDER_OWNER}/{spec.name}"
+    merged = settings.repo_id or f"{PLACEHOLDER_OWNER}/{settings.name}"
     return {
         "merged": merged,
-        "gguf": spec.push.gguf_repo_id or f"{merged}-GGUF",
-        "adapter": spec.push.adapter_repo_id or f"{merged}-LoRA",
+        "gguf": settings.gguf_repo_id or f"{merged}-GGUF",
+        "adapter": settings.adapter_repo_id or f"{merged}-LoRA",
     }
 
 
-def _pipeline_tag(spec: ReleaseSpec, manifest: Manifest | None) -> str:
+def _pipeline_tag(settings: CardSettings, manifest: Manifest | None) -> str:
     """The spec's tag; left at its default, the one for a model with a vision tower
     when the released checkpoint keeps one."""
     merge = MergeFacts.of(manifest) or MergeFacts()
     gguf = GGUFFacts.of(manifest) or GGUFFacts()
-    chosen = "pipeline_tag" in spec.card.model_fields_set
-    if not chosen and "vision" in _towers(merge, gguf):
+    if not settings.pipeline_tag_given and "vision" in _towers(merge, gguf):
         return WITH_TOWERS
-    return spec.card.pipeline_tag
+    return settings.card.pipeline_tag
 
 
-def card_metadata(spec: ReleaseSpec, kind: Kind, manifest: Manifest | None = None) -> CardMetadata:
-    card = spec.card
-    base: str | list[str] | None = repo_ids(spec)["merged"] if kind == "gguf" else spec.base.repo_id
+def card_metadata(
+    settings: CardSettings, kind: Kind, manifest: Manifest | None = None
+) -> CardMetadata:
+    card = settings.card
+    base: str | list[str] | None = (
+        repo_ids(settings)["merged"] if kind == "gguf" else settings.base_model
+    )
     recipe = (MergeFacts.of(manifest) or MergeFacts()).recipe if manifest else None
     relation = _RELATION[kind]
     tags = [*card.tags, "model-release"]
@@ -239,7 +242,7 @@ def card_metadata(spec: ReleaseSpec, kind: Kind, manifest: Manifest | None = Non
         "language": card.language or None,
         "tags": list(dict.fromkeys(tags)),
         "datasets": card.datasets or None,
-        "pipeline_tag": _pipeline_tag(spec, manifest),
+        "pipeline_tag": _pipeline_tag(settings, manifest),
         "library_name": {"merged": "transformers", "adapter": "peft", "gguf": None}[kind],
         "base_model": base,
         "base_model_relation": relation if base else None,
@@ -248,24 +251,24 @@ def card_metadata(spec: ReleaseSpec, kind: Kind, manifest: Manifest | None = Non
 
 
 def card_context(
-    spec: ReleaseSpec, manifest: Manifest, kind: Kind, scores: ReleaseScores
+    settings: CardSettings, manifest: Manifest, kind: Kind, scores: ReleaseScores, workspace: Path
 ) -> CardContext:
     """The context of one card; ``scores`` are the release's (``release_scores``), shown
-    on every card but the GGUF repo's."""
-    ids = repo_ids(spec)
+    on every card but the GGUF repo's; ``workspace``: where the stages' files are."""
+    ids = repo_ids(settings)
     records = scores.records if kind != "gguf" else []
     baseline = scores.baseline if records else []
     return CardContext(
-        metadata=card_metadata(spec, kind, manifest),
+        metadata=card_metadata(settings, kind, manifest),
         repo_id=ids["adapter"] if kind == "adapter" else ids["merged"],
-        model_name=spec.name,
+        model_name=settings.name,
         gguf_repo_id=ids["gguf"] if has_gguf_files(manifest) else None,
-        summary=spec.card.summary,
-        intended_uses=spec.card.intended_uses,
-        limitations=spec.card.limitations,
-        training_data=spec.card.training_data,
-        facts=card_facts(manifest, spec.workspace),
+        summary=settings.card.summary,
+        intended_uses=settings.card.intended_uses,
+        limitations=settings.card.limitations,
+        training_data=settings.card.training_data,
+        facts=card_facts(manifest, workspace),
         records=records,
         baseline=baseline,
-        citations=[spec.card.bibtex] if spec.card.bibtex.strip() else [],
+        citations=[settings.card.bibtex] if settings.card.bibtex.strip() else [],
     )

@@ -30,13 +30,10 @@ class CardStage(Stage):
     depends_on = (AdapterFacts.stage, MergeFacts.stage, EvaluateFacts.stage, GGUFFacts.stage)
 
     def settings(self, spec: ReleaseSpec) -> dict[str, Any]:
-        return {
-            "name": spec.name,
-            "version": spec.version,
-            "base": spec.base.repo_id,
-            "card": spec.card.model_dump(mode="json"),
-            "push": spec.push.model_dump(mode="json"),
-        }
+        """What ``run`` hands its domain (``CardSettings``)."""
+        from release.report.card_settings import CardSettings
+
+        return CardSettings.of(spec).model_dump(mode="json")
 
     def input_paths(self, spec: ReleaseSpec) -> list[Path]:
         template_dir = [spec.card.template_dir] if spec.card.template_dir else []
@@ -49,16 +46,18 @@ class CardStage(Stage):
         from release.evaluate.scores import release_scores
         from release.hub.plan import STAGED_EVAL_RESULTS
         from release.report.card_context import card_context, has_gguf_files
+        from release.report.card_settings import CardSettings
 
-        spec, templates = ctx.spec, ctx.spec.card.template_dir
-        scores = release_scores(ctx.manifest, spec.eval.results, spec.base_dir)
-        merged = card_context(spec, ctx.manifest, "merged", scores)
+        settings = CardSettings.of(ctx.spec)  # what the key holds: the cards read only it
+        templates, manifest, workspace = settings.card.template_dir, ctx.manifest, ctx.workspace
+        scores = release_scores(manifest, settings.results, ctx.spec.base_dir)
+        merged = card_context(settings, manifest, "merged", scores, workspace)
         cards = {"README.md": render_model_card(merged, templates)}
-        if has_gguf_files(ctx.manifest):
-            gguf = card_context(spec, ctx.manifest, "gguf", scores)
+        if has_gguf_files(manifest):
+            gguf = card_context(settings, manifest, "gguf", scores, workspace)
             cards["gguf/README.md"] = render_gguf_card(gguf, templates)
-        if spec.push.adapter_repo_id:
-            adapter = card_context(spec, ctx.manifest, "adapter", scores)
+        if settings.adapter_repo_id:
+            adapter = card_context(settings, manifest, "adapter", scores, workspace)
             cards["adapter/README.md"] = render_model_card(adapter, templates)
         for done, (path, text) in enumerate(cards.items(), start=1):
             atomic_write_text(ctx.out_dir / path, text)

@@ -29,11 +29,12 @@ def preview_model_card(spec: ReleaseSpec, manifest: Manifest | None) -> CardPrev
     from cards.render import render_model_card
     from release.evaluate.scores import release_scores
     from release.report.card_context import card_context
+    from release.report.card_settings import CardSettings
 
     manifest = manifest or Manifest(name=spec.name, version=spec.version)
     try:
         scores = release_scores(manifest, spec.eval.results, spec.base_dir)
-        context = card_context(spec, manifest, "merged", scores)
+        context = card_context(CardSettings.of(spec), manifest, "merged", scores, spec.workspace)
         text = render_model_card(context, spec.card.template_dir)
     except ValidationError as error:
         problems = [
