@@ -144,8 +144,8 @@ def stale_reasons(
 
 def out_of_date(spec: ReleaseSpec, stages: Sequence[Stage] | None = None) -> dict[str, list[str]]:
     """The stages a run started now would do, in order, each with why: what changed
-    since its record (``stale_reasons``), or that it was never built. What ``status``,
-    a dry run's plan and the push's refusal say."""
+    since its record (``stale_reasons``, as ``status`` shows them), or that it was never
+    built: what a dry run's plan marks and the push's refusal names."""
     stages = list(stages if stages is not None else default_stages())
     manifest = Manifest.load_or_new(
         spec.workspace / MANIFEST_NAME, name=spec.name, version=spec.version
@@ -156,7 +156,7 @@ def out_of_date(spec: ReleaseSpec, stages: Sequence[Stage] | None = None) -> dic
         if states[stage.name] == "pending":
             behind[stage.name] = ["not built yet"]
         elif states[stage.name] == "stale":
-            behind[stage.name] = stale_reasons(stage, spec, manifest, states)
+            behind[stage.name] = stale_reasons(stage, spec, manifest, states) or ["changed"]
     return behind
 
 
