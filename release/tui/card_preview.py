@@ -34,7 +34,7 @@ def preview_model_card(spec: ReleaseSpec, manifest: Manifest | None) -> CardPrev
     try:
         scores = release_scores(manifest, spec.eval.results, spec.base_dir)
         context = card_context(spec, manifest, "merged", scores)
-        text = render_model_card(context, spec.card.template_dir)
+        text = render_model_card(context, spec.card.template_dir, spec.card.template)
     except ValidationError as error:
         problems = [
             Problem(CARD_PATH, 1, "error", e["msg"].removeprefix("Value error, "), _field(e))
