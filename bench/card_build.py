@@ -1,6 +1,6 @@
 """Benchmark: `card build` on stored eval results, and proof it never imports torch.
 
-    python bench/card_build.py [--runs 5]
+    python -m bench.card_build [--runs 5]
 
 Two inputs: an lm-eval 0.4.x results file with 100 scores (50 tasks x acc, acc_norm)
 written to a temp dir, and the file lm-evaluation-harness itself wrote for the cards
@@ -106,7 +106,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
-    sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         synthetic = write_results(folder)

@@ -1,11 +1,12 @@
 """Benchmark: eval.contamination's check, 1M training texts against 20k test documents.
 
-    python bench/contamination.py [--segments 1000000] [--documents 20000] [--naive 20000]
+    python -m bench.contamination [--segments 1000000] [--documents 20000] [--naive 20000]
 
-Synthetic Catalan-shaped text made here (tests/catalan_text.py): the training data as a
-JSONL file of chat records, the test documents as question/answer texts, some of them
-planted in the training data (exact copies, copies with one word changed, inside a
-longer training text). Each contender runs in a child process (its peak RSS is its own):
+Synthetic Catalan-shaped text made here (``tests.catalan_text.planted_corpus``, which
+the contamination tests use too): the training data as a JSONL file of chat records, the
+test documents as question/answer texts, some of them planted in the training data
+(exact copies, copies with one word changed, inside a longer training text). Each
+contender runs in a child process (its peak RSS is its own):
 
 - ours: ``release.evaluate.contamination`` from the JSONL file to the per-document
   verdicts, every method (exact, substring, word 13-grams, character 50- and 30-grams);
@@ -29,31 +30,20 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+SELF = [sys.executable, "-m", __spec__.name]
+"""This module again, as the child process it runs a contender in."""
+
 PLANTED = 300
 """Test documents planted per kind (exact, one word changed, inside a training text)."""
 
 
 def generate(folder: Path, segments: int, documents: int) -> None:
-    from tests.catalan_text import sentences
+    from tests.catalan_text import planted_corpus, sentences
 
-    tests = [
-        f"Pregunta: {question} Resposta: {answer}"
-        for question, answer in zip(
-            sentences(documents, seed=1, words=(12, 30)),
-            sentences(documents, seed=2, words=(3, 12)),
-            strict=True,
-        )
-    ]
-    training = sentences(segments, seed=3)
+    tests, training = planted_corpus(
+        documents, segments, PLANTED, 1, question_words=(12, 30), answer_words=(3, 12)
+    )
     answers = sentences(segments, seed=4, words=(4, 16))
-    for k in range(PLANTED):
-        training[k * 7] = tests[k]  # an exact copy
-        words = tests[PLANTED + k].split()
-        words[len(words) // 2] = "paraula"
-        training[k * 7 + 1] = " ".join(words)  # one word changed
-        training[k * 7 + 2] = f"{training[k * 7 + 2]} {tests[2 * PLANTED + k]} Fi."  # inside
     with (folder / "train.jsonl").open("w", encoding="utf-8") as out:
         for user, assistant in zip(training, answers, strict=True):
             messages = [
@@ -157,7 +147,7 @@ def run_naive(folder: Path, limit: int) -> dict:
 
 
 def child(contender: str, folder: Path, naive: int) -> dict:
-    command = [sys.executable, __file__, "--contender", contender, "--naive", str(naive)]
+    command = [*SELF, "--contender", contender, "--naive", str(naive)]
     out = subprocess.run([*command, str(folder)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -172,7 +162,6 @@ def main() -> None:
     parser.add_argument("--contender", choices=["ours", "naive"])
     parser.add_argument("folder", nargs="?", type=Path)
     args = parser.parse_args()
-    sys.path[:] = [str(REPO), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
     if args.contender:
         if args.contender == "ours":

@@ -58,6 +58,6 @@ fi
     "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda' if torch.cuda.is_available() else 'no cuda', torch.cuda.device_count(), 'GPU(s)')"
     "$PYTHON" -c "import llama_cpp; print('llama-cpp-python', llama_cpp.__version__, 'GPU offload' if llama_cpp.llama_supports_gpu_offload() else 'CPU only')"
     # 460 s: the results so far are written even if the whole does not finish in time
-    timeout 460 "$PYTHON" bench/scale.py --size "$SIZE" --workdir "$WORKDIR" --no-anchors \
-        --json-out "$RESULTS/device.json" || echo "device.sh: bench/scale.py ended with $?"
+    timeout 460 "$PYTHON" -m bench.scale --size "$SIZE" --workdir "$WORKDIR" --no-anchors \
+        --json-out "$RESULTS/device.json" || echo "device.sh: bench.scale ended with $?"
 } 2>&1 | tee "$RESULTS/device.txt"

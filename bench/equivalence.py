@@ -12,7 +12,7 @@ rounding of the bf16 checkpoint); "fitted scale" the merged model's effect fitte
 adapter's (1 for a right merge, rounding aside). Also printed: the base's own rounding in
 bf16 (bf16 against float32 logits, as a share of the effect).
 
-    python bench/equivalence.py [--workdir DIR] [--adapter DIR]
+    python -m bench.equivalence [--workdir DIR] [--adapter DIR]
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import gc
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -138,8 +137,6 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--adapter", type=Path, help="default: the demo's trained LoRA")
     args = parser.parse_args()
-    # bench/ itself off the path: bench/gguf.py would shadow the gguf package
-    sys.path[:] = [str(REPO), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
     from release.demo.smollm2 import REPO_ID, smollm2_base
     from release.demo.train import train_lora
     from release.runner import run_release

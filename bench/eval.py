@@ -6,7 +6,7 @@ tokenizer and a rank-16 LoRA on every linear layer, merges it with the pipeline'
 adapter and merge stages, then runs each contender in its own subprocess (so each peak
 RSS is its own) and prints wall time, peak RSS and the ratios ours / naive.
 
-    python bench/eval.py [--workdir DIR] [--hidden 2048 --layers 8] [--dtype float32]
+    python -m bench.eval [--workdir DIR] [--hidden 2048 --layers 8] [--dtype float32]
 
 Without --dtype, ours runs in float32 and in bfloat16, beside one naive run.
 
@@ -30,8 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+SELF = [sys.executable, "-m", __spec__.name]
+"""This module again, as the child process it runs a contender in."""
+
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 PROMPT = "Hi"
 
@@ -171,7 +172,7 @@ def estimated_mb(workdir: Path, dtype: str) -> float:
 
 def measure(contender: str, workdir: Path, dtype: str) -> dict[str, float]:
     """Run one contender in a fresh interpreter: wall seconds and its own peak RSS."""
-    command = [sys.executable, __file__, "--contender", contender, "--dtype", dtype]
+    command = [*SELF, "--contender", contender, "--dtype", dtype]
     started = time.perf_counter()
     done = subprocess.run([*command, str(workdir)], check=True, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -188,9 +189,6 @@ def main() -> None:
     parser.add_argument("--contender", choices=["generate", "ours", "naive"])
     parser.add_argument("paths", nargs="*", type=Path)
     args = parser.parse_args()
-    # bench/ itself off the path: bench/gguf.py would shadow the gguf package transformers
-    # reads the SmolLM2 tokenizer with
-    sys.path[:] = [str(REPO), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
     if args.contender == "generate":
         generate(args.paths[0], args.hidden, args.layers, args.rank)
@@ -216,7 +214,7 @@ def main() -> None:
             # a child, as ru_maxrss survives fork and exec: the parent must never hold a model
             sizes = [f"--{name}={getattr(args, name)}" for name in ("hidden", "layers", "rank")]
             subprocess.run(
-                [sys.executable, __file__, "--contender", "generate", *sizes, str(workdir)],
+                [*SELF, "--contender", "generate", *sizes, str(workdir)],
                 check=True,
             )
         size = sum(p.stat().st_size for p in (workdir / "base").glob("*.safetensors"))

@@ -1,7 +1,7 @@
 """The fuzz pass at full size: thousands of random mutations of each input a user hands
 model-release (tests/fuzz_inputs.py says which and how), each run through the CLI.
 
-    python bench/fuzz_inputs.py [--cases 1000] [--seconds 600] [--targets spec,results]
+    python -m bench.fuzz_inputs [--cases 1000] [--seconds 600] [--targets spec,results]
 
 Prints, per target, the cases run, the exit codes seen, the time per case, and every
 finding (a traceback, "this is a bug", an exit code other than 0/1/2) with its seed:
@@ -17,10 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[0] = str(ROOT)  # not bench/: its gguf.py would shadow the gguf package
-
-from tests.fuzz_inputs import Fuzzer  # noqa: E402
+from tests.fuzz_inputs import Fuzzer
 
 
 def _tiny_release(folder: Path) -> tuple[Path, Path]:

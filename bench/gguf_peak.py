@@ -6,7 +6,7 @@ summing their resident memory two ways: RSS (a file two processes map counts twi
 and PSS (shared pages split between them: what the machine holds). Prints the wall,
 both peaks, and the preflight's estimate (``release.gguf.needs``).
 
-    python bench/gguf_peak.py [--model DIR | --random-llama HIDDEN:LAYERS:FFN]
+    python -m bench.gguf_peak [--model DIR | --random-llama HIDDEN:LAYERS:FFN]
                               [--types f16,q8_0,q4_k_m] [--reference evaluate|here]
                               [--code CHECKOUT]
 
@@ -18,8 +18,9 @@ in a temporary folder.
 ``--reference evaluate`` (the default) has the reference computed first, in a process of
 its own, as the evaluate stage keeps it; the stage then reads it. ``here``: the stage
 computes it itself, as where the evaluate stage is off. ``--code`` runs another checkout's
-stage (e.g. the main branch before the reference was kept: it always computes its own
-in float32, whatever ``--reference`` says).
+stage, its child being that checkout's ``python -m bench.gguf_peak`` (e.g. the main branch
+before the reference was kept: it always computes its own in float32, whatever
+``--reference`` says).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+SELF = [sys.executable, "-m", __spec__.name]
+"""This module again, as the child process it runs a contender in."""
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -115,47 +119,18 @@ def _name(pid: int) -> str:
 def child(model: Path, out: Path, types: list[str], kept: Path | None) -> None:
     """The stage's work on ``model`` (in the checkout on sys.path); prints its timings
     and, from it, the process's own RSS before the work (what the preflight sees used)."""
-    from release.core.events import Log, Progress
-    from release.gguf.build import build_gguf_files
-    from release.gguf.settings import GGUFSettings
-    from release.spec.schema import ReleaseSpec
+    import release.gguf.build  # noqa: F401  loaded before "before", as in a release's process
+    from bench.shared import build_gguf
 
-    class Quiet:  # a Reporter that shows nothing
-        stage = "gguf"
-
-        def log(self, message: str, level="info") -> Log:
-            return Log(self.stage, message, level)
-
-        def progress(self, done, total, unit, message="") -> Progress:
-            return Progress(self.stage, done, total, unit, message)
-
-        def check_cancelled(self) -> None:
-            pass
-
-    spec = ReleaseSpec(
-        name="bench",
-        version="1.0",
-        base={"path": str(model)},
-        adapter={"path": str(model)},
-        workspace=out,
-        gguf={"types": types},
-    )
-    out.mkdir(parents=True, exist_ok=True)
     before = _smaps(os.getpid())[0]
-    extra = {}
+    reference = None
     if kept is not None:
         from release.gguf.reference_process import KeptReference
         from release.reference.facts import ReferenceFacts
 
         facts = ReferenceFacts.model_validate_json((kept / "facts.json").read_text())
-        extra = {"kept": KeptReference(facts, kept / facts.file, "evaluate")}
-    build = build_gguf_files(GGUFSettings.of(spec), model, out, Quiet(), **extra)
-    while True:
-        try:
-            next(build)
-        except StopIteration as stop:
-            built = stop.value
-            break
+        reference = KeptReference(facts, kept / facts.file, "evaluate")
+    built = build_gguf(model, out, types, kept=reference)
     agreement = {
         f.type: {
             "top1": f.top1_agreement,
@@ -233,8 +208,6 @@ def main() -> None:
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--keep", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    # this folder holds bench/gguf.py: it must not shadow the gguf package
-    sys.path[0] = str(Path.cwd())
 
     if args.child:
         model, out, types, kept = args.child
@@ -265,10 +238,10 @@ def main() -> None:
         if not here:
             kept_dir = Path(tmp) / "kept"
             kept_dir.mkdir()
-            command = [sys.executable, __file__, "--keep", str(model), str(kept_dir)]
+            command = [*SELF, "--keep", str(model), str(kept_dir)]
             subprocess.run(command, cwd=REPO, env=env, check=True)
             kept = str(kept_dir)
-        command = [sys.executable, __file__, "--child", str(model), str(Path(tmp) / "out")]
+        command = [*SELF, "--child", str(model), str(Path(tmp) / "out")]
         result = measure_tree([*command, args.types, kept], code, env)
     grown_rss = result["peak_rss"] - result["before_rss"]
     grown_pss = result["peak_pss"] - result["before_rss"]

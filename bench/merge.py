@@ -5,7 +5,7 @@ layer, then runs each contender in its own subprocess (so each peak RSS is its o
 prints wall time, peak RSS, CPU time (user + sys of all threads: steadier than wall on
 a machine others use) and the ratios ours / PEFT.
 
-    python bench/merge.py [--workdir DIR] [--hidden 2048 --layers 8]
+    python -m bench.merge [--workdir DIR] [--hidden 2048 --layers 8]
 
 A --workdir is kept: run again on it, the generated model is reused when it was made
 with the same sizes (else made again), and each contender writes into a fresh folder.
@@ -28,7 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+SELF = [sys.executable, "-m", __spec__.name]
+"""This module again, as the child process it runs a contender in."""
 
 
 def generate(workdir: Path, hidden: int, layers: int, rank: int) -> None:
@@ -55,7 +56,8 @@ def prepare(workdir: Path, sizes: list[str]) -> None:
     # Generated in a child: Linux keeps ru_maxrss across fork and exec, so a parent that
     # had held the model would lend its peak to every contender.
     subprocess.run(
-        [sys.executable, __file__, "--contender", "generate", *sizes, str(workdir)], check=True
+        [*SELF, "--contender", "generate", *sizes, str(workdir)],
+        check=True,
     )
     marker.write_text(json.dumps(sizes))
 
@@ -86,7 +88,7 @@ def run_peft(base: Path, adapter: Path, out: Path) -> None:
 
 def measure(contender: str, base: Path, adapter: Path, out: Path) -> dict[str, float]:
     """Run one contender in a fresh interpreter: wall seconds and its own peak RSS."""
-    command = [sys.executable, __file__, "--contender", contender, str(base), str(adapter)]
+    command = [*SELF, "--contender", contender, str(base), str(adapter)]
     if contender != "merge":  # the merge runs in intake's workspace, on its record
         shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
@@ -104,7 +106,6 @@ def main() -> None:
     parser.add_argument("--contender", choices=["generate", "adapter", "merge", "peft"])
     parser.add_argument("paths", nargs="*", type=Path)
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO))
 
     if args.contender == "generate":
         generate(args.paths[0], args.hidden, args.layers, args.rank)

@@ -5,7 +5,7 @@ then merges the three with the same YAML (``ties``, float32 arithmetic, bf16 wri
 in each tool, each contender in its own interpreter so that each peak RSS is its own,
 and prints wall time, peak RSS, CPU time and the ratios ours / mergekit.
 
-    python bench/recipe.py [--workdir DIR] [--hidden 1024 --layers 4]
+    python -m bench.recipe [--workdir DIR] [--hidden 1024 --layers 4]
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+SELF = [sys.executable, "-m", __spec__.name]
+"""This module again, as the child process it runs a contender in."""
+
 RECIPE = """merge_method: ties
 base_model: {base}
 models:
@@ -93,7 +95,7 @@ def run_mergekit(recipe_file: Path, out: Path) -> None:
 
 def measure(contender: str, recipe_file: Path, out: Path) -> dict[str, float]:
     shutil.rmtree(out, ignore_errors=True)
-    command = [sys.executable, __file__, "--contender", contender, str(recipe_file), str(out)]
+    command = [*SELF, "--contender", contender, str(recipe_file), str(out)]
     started = time.perf_counter()
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -108,7 +110,6 @@ def main() -> None:
     parser.add_argument("--contender", choices=["generate", "ours", "mergekit"])
     parser.add_argument("paths", nargs="*", type=Path)
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO))
 
     if args.contender == "generate":
         generate(args.paths[0], args.hidden, args.layers)
@@ -128,7 +129,7 @@ def main() -> None:
         if not (marker.is_file() and json.loads(marker.read_text()) == sizes):
             for folder in ("base", "a", "b"):
                 shutil.rmtree(workdir / folder, ignore_errors=True)
-            command = [sys.executable, __file__, "--contender", "generate", str(workdir)]
+            command = [*SELF, "--contender", "generate", str(workdir)]
             subprocess.run([*command, f"--hidden={args.hidden}", f"--layers={args.layers}"])
             marker.write_text(json.dumps(sizes))
         recipe_file = workdir / "recipe.yaml"

@@ -6,13 +6,12 @@ full float32 logits (what the stage compared with before it kept a compact refer
 and with the top k of them plus the log-sum-exp (``release.reference.store``), for
 several k. Prints, per type and k, the figures and the reference file's bytes.
 
-    python bench/reference_topk.py [--model DIR] [--types f16,q8_0,q4_k_m,q4_0]
+    python -m bench.reference_topk [--model DIR] [--types f16,q8_0,q4_k_m,q4_0]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,7 +23,6 @@ def main() -> None:
     parser.add_argument("--model", type=Path)
     parser.add_argument("--types", default="f16,q8_0,q4_k_m,q4_0")
     args = parser.parse_args()
-    sys.path[0] = str(Path.cwd())  # bench/gguf.py must not shadow the gguf package
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

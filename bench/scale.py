@@ -15,7 +15,7 @@ the same run:
   through base and merged model), timed on the merged model in the dtype and device the
   stage chooses.
 
-    python bench/scale.py [--size 0.5b|1b|3.8b|8b|tiny] [--workdir DIR] [--no-anchors]
+    python -m bench.scale [--size 0.5b|1b|3.8b|8b|tiny] [--workdir DIR] [--no-anchors]
                           [--json-out FILE]
 
 Each row: wall, CPU time (the process tree's user + sys), the tree's peak resident
@@ -40,6 +40,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+SELF = [sys.executable, "-m", __spec__.name]
+"""This module again, as the child process it runs a contender in."""
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -90,7 +93,7 @@ def prepare(workdir: Path, size: str) -> Path:
     shutil.rmtree(model, ignore_errors=True)
     model.mkdir(parents=True)
     print(f"generating the {size} model in {model} ...", flush=True)
-    subprocess.run([sys.executable, __file__, "--child", "generate", size, str(model)], check=True)
+    subprocess.run([*SELF, "--child", "generate", size, str(model)], check=True)
     marker.write_text(json.dumps({"size": size, "rank": RANK}))
     return model
 
@@ -280,7 +283,7 @@ def run_floor_forward(table: Table, model: Path, workspace: Path) -> None:
     held-out text through the base and the merged model (what perplexity needs)."""
     from bench.shared import run_tree
 
-    command = [sys.executable, __file__, "--child", "forward"]
+    command = [*SELF, "--child", "forward"]
     command += [str(model / "base"), str(workspace / "adapter"), str(workspace / "merge")]
     usage = run_tree(command, cwd=REPO)
     if usage.returncode:
@@ -298,7 +301,7 @@ def run_floor_forward(table: Table, model: Path, workspace: Path) -> None:
 
 
 def run_anchors(table: Table, model: Path, workspace: Path, out: Path, speed) -> None:
-    from bench.gguf import converter_script
+    from bench.gguf_export import converter_script
     from bench.shared import folder_bytes, run_tree
     from release.gguf.pinned import PinnedConverterError
 
@@ -308,7 +311,7 @@ def run_anchors(table: Table, model: Path, workspace: Path, out: Path, speed) ->
     base_bytes = folder_bytes(model / "base") + folder_bytes(model / "adapter")
     peft_out = out / "peft"
     shutil.rmtree(peft_out, ignore_errors=True)
-    command = [sys.executable, str(HERE / "merge.py"), "--contender", "peft"]
+    command = [sys.executable, "-m", "bench.merge", "--contender", "peft"]
     usage = run_tree([*command, str(model / "base"), str(model / "adapter"), str(peft_out)])
     floor = base_bytes / read + (folder_bytes(peft_out) if peft_out.is_dir() else 0) / write
     table.add(Row("PEFT merge_and_unload+save", usage, floor, note=_failed(usage)))
@@ -331,7 +334,7 @@ def run_anchors(table: Table, model: Path, workspace: Path, out: Path, speed) ->
         table.add(Row(f"llama.cpp convert -> {type_name}", usage, floor, note=_failed(usage)))
     source, target = files["f16"], out / "quantized-q8_0.gguf"
     if source.is_file():
-        command = [sys.executable, __file__, "--child", "quantize", str(source), str(target)]
+        command = [*SELF, "--child", "quantize", str(source), str(target)]
         usage = run_tree(command, cwd=REPO)
         written = target.stat().st_size if target.is_file() else 0
         floor = source.stat().st_size / read + written / write
@@ -352,9 +355,6 @@ def main() -> None:
     parser.add_argument("--json-out", type=Path, help="the rows as JSON, rewritten as they come")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    # bench/ itself off the path (bench/gguf.py would shadow the gguf package), the
-    # repository on it: ``bench.shared`` and this checkout's ``release``
-    sys.path[:] = [str(REPO), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
     if args.child:
         what, *paths = args.child

@@ -4,6 +4,8 @@ a child process measured as a whole tree.
 - ``LlamaShape`` / ``write_llama`` / ``write_lora``: a random bf16 Llama (one tensor in
   memory at a time, so a 8B model is written on a machine with a few GB free) and a
   random LoRA on all seven projections, as PEFT saves one.
+- ``build_gguf``: the GGUF stage's work (``build_gguf_files``, export and checks) on a
+  model folder, outside a release, as bench.gguf_export and bench.gguf_peak run it.
 - ``run_tree``: run a command and measure it with everything it starts: wall, CPU time
   (user + sys of the process and every child it waited for: ``wait4``'s rusage), peak
   resident memory of the tree (the processes' resident sizes summed, sampled, or the
@@ -115,6 +117,31 @@ def write_lora(
         lora[f"{module}.lora_A.weight"] = torch.randn((rank, inp), generator=generator) * 0.01
         lora[f"{module}.lora_B.weight"] = torch.randn((out, rank), generator=generator) * 0.01
     save_file(lora, adapter / "adapter_model.safetensors")
+
+
+def build_gguf(model: Path, out: Path, types: list[str], kept=None):
+    """The GGUF stage's work on ``model`` into ``out`` (its events shown nowhere), with
+    the reference the evaluate stage kept when ``kept`` is one; its ``GGUFBuild``."""
+    from release.gguf.build import build_gguf_files
+    from release.gguf.settings import GGUFSettings
+    from release.spec.schema import ReleaseSpec
+    from tests.reporters import SilentReporter
+
+    spec = ReleaseSpec(
+        name="bench",
+        version="1.0",
+        base={"path": str(model)},
+        adapter={"path": str(model)},
+        workspace=out,
+        gguf={"types": types},
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    build = build_gguf_files(GGUFSettings.of(spec), model, out, SilentReporter("gguf"), kept=kept)
+    while True:
+        try:
+            next(build)
+        except StopIteration as stop:
+            return stop.value
 
 
 @dataclass

@@ -8,7 +8,9 @@ The modules:
 - ``cli``: the ``card check`` and ``card build`` commands (``python -m cards``).
 - ``spec``: card.yaml and facts.json into a ``render.CardContext``; ``measured``: the
   typed facts it carries (every measured number a card shows).
-- ``render``: the card's kind, front matter and body (templates/); every card is linted.
+- ``render``: the card's kind, front matter and body (the top-level ``templates``
+  package, or a release's own template); every card is linted. ``view``: what a
+  template sees (``TemplateView``); ``context_docs``: docs/card-context.md from it.
 - ``facts``: measured facts as table rows; ``usage``: what the usage snippets load
   a release with (transformers' classes, the GGUF file and its projector).
 - eval results: ``records`` (one score, ``EvalRecord``; which dataset ids are Hub ids),

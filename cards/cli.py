@@ -93,6 +93,10 @@ def build(
     template_dir: Annotated[
         Path | None, typer.Option("--template-dir", help="Templates that override ours.")
     ] = None,
+    template: Annotated[
+        Path | None,
+        typer.Option("--template", help="Your model-card template, rendered instead of ours."),
+    ] = None,
     output: Annotated[Path, typer.Option("--output", help="Where to write the card.")] = Path(
         "README.md"
     ),
@@ -109,8 +113,11 @@ def build(
 
     try:
         ctx = load_context(metadata, results or [], baseline or [], facts)
-        render = render_gguf_card if gguf else render_model_card
-        _write_atomically(output, render(ctx, template_dir))
+        if gguf:
+            text = render_gguf_card(ctx, template_dir)
+        else:
+            text = render_model_card(ctx, template_dir, template)
+        _write_atomically(output, text)
         if eval_results_dir:
             for name, text in eval_results_files(ctx.records).items():
                 target = eval_results_dir / name

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class _Facts(BaseModel):
     """Numbers keep their JSON type (``int | float``): a card writes 16, not 16.0."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 class LoraFacts(_Facts):

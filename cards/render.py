@@ -6,15 +6,20 @@ huggingface_hub too) and written the way ``ModelCardData.to_yaml`` writes it, so
 exactly what the Hub parses. Templates only write the body, in a sandboxed
 environment with ``StrictUndefined`` (a misspelt variable is an error, not a blank).
 
-A user's template directory is searched first, so one file can be overridden and the
-rest taken from cards/templates/. Besides the prepared tables, templates see the raw
-``facts`` and the ``size`` / ``count`` filters to format them. Every rendered card is
-linted before it is returned.
+Our templates are the top-level ``templates`` package's. A user's template directory is
+searched first, so one file can be overridden and the rest taken from ours; a user's own
+model-card template (``card.template``, a file) is rendered instead of ours, its folder
+searched first for what it includes, and can ``{% extends "model-release/model_card.md.j2" %}``
+(ours, each under ``model-release/``) to keep our sections and add or replace blocks.
+Every template sees the same context (``_view``; docs/card-context.md lists it): besides
+the prepared tables, the raw ``facts`` and the ``size`` / ``count`` filters to format
+them. Every rendered card is linted before it is returned.
 """
 
 from __future__ import annotations
 
 import re
+import traceback
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -32,8 +37,10 @@ from cards.measured import GGUFFileFacts, MeasuredFacts
 from cards.records import EvalRecord
 from cards.schema import CardMetadata, RepoId
 from cards.usage import gguf_usage, usage
+from cards.view import TemplateView
 
-_TEMPLATES = Path(__file__).parent / "templates"
+OURS = "model-release/"
+"""The prefix under which a user's template finds ours: ``model-release/model_card.md.j2``."""
 
 
 CardKind = Literal["adapter", "finetune", "merge", "quantized"]
@@ -72,9 +79,14 @@ class CardContext(BaseModel):
         return self.model_name or self.repo_id.split("/")[-1]
 
 
-def render_model_card(ctx: CardContext, template_dir: str | Path | None = None) -> str:
+def render_model_card(
+    ctx: CardContext,
+    template_dir: str | Path | None = None,
+    template: str | Path | None = None,
+) -> str:
     """README.md of a model repo (adapter, merged fine-tune, model merge or quantized
-    model, see ``card_kind``): front matter and body."""
+    model, see ``card_kind``): front matter and body. ``template``: a user's template
+    file rendered instead of ours (the front matter stays the facts')."""
     metadata = ctx.metadata
     if ctx.records:
         data = metadata.to_dict() | {"model-index": to_model_index(ctx.records, ctx.name)}
@@ -82,7 +94,13 @@ def render_model_card(ctx: CardContext, template_dir: str | Path | None = None) 
             metadata = CardMetadata.model_validate(data)
         except ValidationError as error:  # a score the Hub would refuse (acc = 1e308)
             raise invalid(", ".join(sorted({r.source for r in ctx.records})), error) from None
-    return _render("model_card.md.j2", ctx, metadata, template_dir)
+    if template is None:
+        return _render("model_card.md.j2", ctx, metadata, _folders(template_dir))
+    template = Path(template)
+    if not template.is_file():
+        raise CardError(f"{template}: card template not found")
+    folders = _folders(template_dir, template.parent)
+    return _render(template.name, ctx, metadata, folders)
 
 
 def render_gguf_card(ctx: CardContext, template_dir: str | Path | None = None) -> str:
@@ -98,21 +116,32 @@ def render_gguf_card(ctx: CardContext, template_dir: str | Path | None = None) -
     data |= {"base_model": ctx.repo_id, "base_model_relation": "quantized"}
     data["tags"] = list(dict.fromkeys([*(data.get("tags") or []), "gguf", "llama.cpp"]))
     gguf_ctx = ctx.model_copy(update={"records": [], "baseline": []})  # no scores on this card
-    return _render("gguf_card.md.j2", gguf_ctx, CardMetadata.model_validate(data), template_dir)
+    metadata = CardMetadata.model_validate(data)
+    return _render("gguf_card.md.j2", gguf_ctx, metadata, _folders(template_dir))
 
 
-def _render(name: str, ctx: CardContext, metadata: CardMetadata, template_dir) -> str:
+def _folders(*folders: str | Path | None) -> tuple[str, ...]:
+    """The user's folders to search before ours, in order (absent ones left out)."""
+    found = []
+    for folder in folders:
+        if folder is None:
+            continue
+        if not Path(folder).is_dir():
+            raise CardError(f"{folder}: template directory not found")
+        found.append(str(folder))
+    return tuple(dict.fromkeys(found))
+
+
+def _render(name: str, ctx: CardContext, metadata: CardMetadata, folders: tuple[str, ...]) -> str:
     from jinja2 import TemplateError
 
     from cards.lint import lint_card
 
     try:
-        env = _environment(str(template_dir) if template_dir else None)
-        body = env.get_template(name).render(_view(ctx, metadata))
+        view = _view(ctx, metadata).variables()
+        body = _environment(folders).get_template(name).render(view)
     except TemplateError as error:
-        where = getattr(error, "filename", None) or name
-        line = getattr(error, "lineno", None)
-        raise CardError(f"{where}{f':{line}' if line else ''}: template error: {error}") from error
+        raise CardError(f"{_where(error, name)}: template error: {error}") from error
     body = re.sub(r"\n{3,}", "\n\n", body.strip())
     front = yamlio.dump(metadata.to_model_card_data().to_dict())
     text = f"---\n{front}---\n\n{body}\n"
@@ -122,17 +151,37 @@ def _render(name: str, ctx: CardContext, metadata: CardMetadata, template_dir) -
     return text
 
 
+def _where(error: Exception, name: str) -> str:
+    """``template:line`` of a template error: a syntax error carries its place; an error
+    while rendering (an undefined variable, a sandbox refusal) has it in the traceback,
+    where jinja2 puts each template's line as a frame of that file."""
+    filename, line = getattr(error, "filename", None), getattr(error, "lineno", None)
+    if filename is None:
+        frames = traceback.extract_tb(error.__traceback__)
+        rendered = [f for f in frames if f.filename.endswith(".j2") and f.lineno]
+        if rendered:
+            filename, line = rendered[-1].filename, rendered[-1].lineno
+    return f"{filename or name}{f':{line}' if line else ''}"
+
+
 @cache
-def _environment(template_dir: str | None):
-    """One environment per template dir; jinja2 reloads a template whose file changed."""
-    from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
+def _environment(folders: tuple[str, ...]):
+    """One environment per list of user folders; jinja2 reloads a template whose file
+    changed. The user's folders first, then ours, also under ``model-release/``."""
+    from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader, StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
-    loaders = [FileSystemLoader(str(template_dir))] if template_dir else []
-    if template_dir and not Path(template_dir).is_dir():
-        raise CardError(f"{template_dir}: template directory not found")
+    import templates
+
+    ours = FileSystemLoader(str(templates.FOLDER))
     env = SandboxedEnvironment(
-        loader=ChoiceLoader([*loaders, FileSystemLoader(str(_TEMPLATES))]),
+        loader=ChoiceLoader(
+            [
+                *(FileSystemLoader(folder) for folder in folders),
+                PrefixLoader({OURS.rstrip("/"): ours}),
+                ours,
+            ]
+        ),
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -143,42 +192,42 @@ def _environment(template_dir: str | None):
     return env
 
 
-def _view(ctx: CardContext, metadata: CardMetadata) -> dict[str, Any]:
+def _view(ctx: CardContext, metadata: CardMetadata) -> TemplateView:
     """What templates see: plain values, tables already reduced to present rows."""
     facts = ctx.facts
     harnesses = {r.harness for r in [*ctx.records, *ctx.baseline]}
     citations = unique_citations([*method_citations(facts, harnesses), *ctx.citations])
-    return {
-        "name": ctx.name,
-        "repo_id": ctx.repo_id,
-        "kind": card_kind(metadata),
-        "gguf_repo_id": ctx.gguf_repo_id,
-        "base_models": metadata.base_model or [],
-        "datasets": metadata.datasets or [],
-        "license": metadata.license,
-        "license_name": metadata.license_name,
-        "license_link": metadata.license_link,
-        "summary": ctx.summary.strip(),
-        "intended_uses": ctx.intended_uses.strip(),
-        "limitations": ctx.limitations.strip(),
-        "training_data": ctx.training_data.strip(),
-        "details": fact_rows.rows(facts, fact_rows.MODEL_DETAILS),
-        "lora": fact_rows.rows(facts.lora, fact_rows.LORA),
-        "training": fact_rows.rows(facts.training, fact_rows.TRAINING),
-        "sanity": fact_rows.sanity_rows(facts.sanity),
-        "examples": facts.sanity.smoke if facts.sanity else [],
-        "versions": sorted(facts.versions.items()),
-        "facts": facts,
-        "evals": _eval_table(ctx.records, ctx.baseline),
-        "gguf_files": _gguf_rows(facts.gguf_files),
-        "mmproj": facts.mmproj,
-        "gguf_build": facts.gguf_build,
-        "dequantized_base": facts.dequantized_base,
-        "usage": usage(facts),
-        "gguf_usage": gguf_usage(facts),
-        "history": history_table(facts.history),
-        "citations": citations,
-    }
+    return TemplateView(
+        name=ctx.name,
+        repo_id=ctx.repo_id,
+        kind=card_kind(metadata),
+        gguf_repo_id=ctx.gguf_repo_id,
+        base_models=metadata.base_model or [],
+        datasets=metadata.datasets or [],
+        license=metadata.license,
+        license_name=metadata.license_name,
+        license_link=metadata.license_link,
+        summary=ctx.summary.strip(),
+        intended_uses=ctx.intended_uses.strip(),
+        limitations=ctx.limitations.strip(),
+        training_data=ctx.training_data.strip(),
+        details=fact_rows.rows(facts, fact_rows.MODEL_DETAILS),
+        lora=fact_rows.rows(facts.lora, fact_rows.LORA),
+        training=fact_rows.rows(facts.training, fact_rows.TRAINING),
+        sanity=fact_rows.sanity_rows(facts.sanity),
+        examples=facts.sanity.smoke if facts.sanity else [],
+        versions=sorted(facts.versions.items()),
+        facts=facts,
+        evals=_eval_table(ctx.records, ctx.baseline),
+        gguf_files=_gguf_rows(facts.gguf_files),
+        mmproj=facts.mmproj,
+        gguf_build=facts.gguf_build,
+        dequantized_base=facts.dequantized_base,
+        usage=usage(facts),
+        gguf_usage=gguf_usage(facts),
+        history=history_table(facts.history),
+        citations=citations,
+    )
 
 
 def _eval_table(records: list[EvalRecord], baseline: list[EvalRecord]) -> dict[str, Any]:

@@ -19,7 +19,8 @@ The package, top to bottom (each layer imports only from those below it; pyproje
 - ``core``: errors, events, the manifest, atomic files.
 
 ``cards`` (model cards: schema, eval results, lint, render) sits below all of it and
-imports nothing from ``release``.
+imports nothing from ``release``. ``templates`` (top level, files only) holds the cards'
+templates, the starter release.yaml and the workflow ``publish`` writes.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -47,3 +47,34 @@ def sentences(count: int, seed: int = 0, words: tuple[int, int] = (8, 30)) -> li
         text = " ".join(chosen) + _ENDINGS[endings[number]]
         out.append(f"«{text}»" if quoted[number] else text)
     return out
+
+
+def planted_corpus(
+    documents: int,
+    segments: int,
+    per_kind: int,
+    seed: int,
+    question_words: tuple[int, int],
+    answer_words: tuple[int, int],
+) -> tuple[list[str], list[str]]:
+    """Test documents (``Pregunta: … Resposta: …``) and training texts with contamination
+    planted, ``per_kind`` of each kind: test ``k`` copied exactly, test ``per_kind + k``
+    with its middle word changed, test ``2 * per_kind + k`` inside a longer training text,
+    at training texts ``10 * (3k + 1)``, ``10 * (3k + 2)`` and ``10 * (3k + 3)``; the other
+    tests nowhere. The contamination tests and bench/contamination.py share it."""
+    tests = [
+        f"Pregunta: {question} Resposta: {answer}"
+        for question, answer in zip(
+            sentences(documents, seed, words=question_words),
+            sentences(documents, seed + 1, words=answer_words),
+            strict=True,
+        )
+    ]
+    training = sentences(segments, seed + 2)
+    for k in range(per_kind):
+        training[10 * (3 * k + 1)] = tests[k]
+        changed = tests[per_kind + k].split()
+        changed[len(changed) // 2] = "paraula"
+        training[10 * (3 * k + 2)] = " ".join(changed)
+        training[10 * (3 * k + 3)] = f"Abans de res. {tests[2 * per_kind + k]} I després, res més."
+    return tests, training

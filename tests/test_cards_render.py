@@ -326,3 +326,75 @@ def test_gguf_card_names_a_build_whose_commit_is_unknown():
     text = render_gguf_card(ctx)
     assert f"llama.cpp build: {build.llama_cpp}. Written by" in text
     assert "tree/" not in text and lint_card(text) == []
+
+
+# --- a release's own template (card.template) --------------------------------------------
+
+OWN_SECTION = """\
+{% extends "model-release/model_card.md.j2" %}
+{% block training %}
+{{ super() }}
+## Progress timeline
+
+| Step | Loss | Merged size |
+| --- | --- | --- |
+| 100 | 1.52 | {{ facts.merged_bytes | size }} |
+
+{% endblock %}
+"""
+
+
+def test_a_template_that_extends_ours_keeps_its_section_and_our_metadata(demo, tmp_path):
+    ours = render_model_card(demo)
+    (tmp_path / "my_card.md.j2").write_text(OWN_SECTION)
+    text = render_model_card(demo, template=tmp_path / "my_card.md.j2")
+
+    section = "## Progress timeline\n\n| Step | Loss | Merged size |\n| --- | --- | --- |\n"
+    section += "| 100 | 1.52 | 269.1 MB (269,060,552 bytes) |\n\n"
+    assert section + "## Evaluation\n" in text  # after our training section, before the next
+    assert text.replace(section, "") == ours  # the rest is ours, byte for byte
+    front = ModelCard(text).data.to_dict()
+    assert front == ModelCard(ours).data.to_dict()  # metadata and model-index: the facts'
+    assert front["model-index"][0]["results"]
+
+
+def test_a_template_that_replaces_ours_gets_the_same_context(demo, tmp_path):
+    (tmp_path / "my_card.md.j2").write_text(
+        '{% include "my_part.md.j2" %}\n\n{{ facts.base_parameters | count }}\n'
+    )
+    (tmp_path / "my_part.md.j2").write_text("# {{ name }} ({{ kind }})\n")
+    text = render_model_card(demo, template=tmp_path / "my_card.md.j2")
+    body = text.split("---\n", 2)[2]
+    assert body == "\n# smollm2-135m-demo-lora (adapter)\n\n134.5M (134,515,008)\n"
+    assert text.startswith(render_model_card(demo).split("\n---\n")[0])  # the same front matter
+
+
+@pytest.mark.parametrize(
+    ("template", "words"),
+    [
+        (
+            '{% extends "model-release/model_card.md.j2" %}\n{% block title %}\n'
+            "# {{ name }}\n\n{{ progress_table }}\n{% endblock %}\n",
+            "my_card.md.j2:5: template error: 'progress_table' is undefined",
+        ),
+        (
+            "# {{ name }}\n\n{{ ''.__class__.__mro__[1].__subclasses__() }}\n",
+            "my_card.md.j2:3: template error: access to attribute '__class__' of 'str' object "
+            "is unsafe.",
+        ),
+    ],
+    ids=["undefined", "sandbox"],
+)
+def test_a_broken_own_template_is_one_located_line(demo, tmp_path, template, words):
+    (tmp_path / "my_card.md.j2").write_text(template)
+    with pytest.raises(CardError) as info:
+        render_model_card(demo, template=tmp_path / "my_card.md.j2")
+    assert str(info.value) == f"{tmp_path / 'my_card.md.j2'}:{words.split(':', 1)[1]}"
+
+
+def test_an_own_card_is_linted_like_ours(demo, tmp_path):
+    (tmp_path / "my_card.md.j2").write_text(
+        "# {{ name }}\n\n| Task | acc |\n| --- | --- |\n| arc | -0.13 |\n"
+    )
+    with pytest.raises(CardError, match="rendered card fails its own check"):
+        render_model_card(demo, template=tmp_path / "my_card.md.j2")

@@ -28,7 +28,7 @@ from release.runner import run_release
 from release.spec.schema import ContaminationSpec, TrainingDataSpec, load_spec
 from release.stages.contamination import ContaminationStage
 from release.tui.panes.evaluate import _contamination_table
-from tests.catalan_text import sentences
+from tests.catalan_text import planted_corpus, sentences
 
 TASKS = Path(__file__).parent / "eval_tasks"
 PERPLEXITY = [json.loads(line)["text"] for line in (TASKS / "text.jsonl").open()]
@@ -122,18 +122,7 @@ def test_word_ngrams_count_as_lm_eval_janitor(tmp_path):
 def catalan(tmp_path_factory) -> tuple[list[str], list[Segment]]:
     """Test texts and a training set: test 0 copied exactly, 1 with one word changed, 2
     inside a longer training text, the rest nowhere."""
-    tests = [
-        f"Pregunta: {q} Resposta: {a}"
-        for q, a in zip(
-            sentences(30, 21, words=(16, 24)), sentences(30, 22, words=(4, 8)), strict=True
-        )
-    ]
-    training = sentences(3000, 23)
-    changed = tests[1].split()
-    changed[len(changed) // 2] = "paraula"
-    training[10] = tests[0]
-    training[20] = " ".join(changed)
-    training[30] = f"Abans de res. {tests[2]} I després, res més."
+    tests, training = planted_corpus(30, 3000, 1, 21, question_words=(16, 24), answer_words=(4, 8))
     segments = [Segment(f"train.jsonl:{i + 1}", (text,)) for i, text in enumerate(training)]
     return tests, segments
 

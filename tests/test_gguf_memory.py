@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_the_gguf_estimate_is_within_15_percent_of_the_peak(smollm2_base_dir, reference):
     """SmolLM2-135M, the demo's types; ``evaluate``: the reference kept by the evaluate
     stage; ``here``: computed by the stage itself (the eval off)."""
-    command = [sys.executable, "bench/gguf_peak.py", "--model", str(smollm2_base_dir)]
+    command = [sys.executable, "-m", "bench.gguf_peak", "--model", str(smollm2_base_dir)]
     command += ["--types", "f16,q8_0,q4_k_m", "--reference", reference, "--json"]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -121,3 +121,17 @@ def test_init_writes_a_spec_that_checks(tmp_path, capsys):
     assert spec.adapter.path == adapter
     assert "r=8, alpha=16" in out.read_text()
     assert main(["init", str(adapter), "--output", str(out)]) == 2  # never overwrites silently
+
+
+def test_a_missing_card_template_is_refused_at_its_line(tmp_path, capsys):
+    (tmp_path / "models" / "base").mkdir(parents=True)
+    (tmp_path / "adapter").mkdir()
+    path = write(tmp_path, GOOD + "  template: my_card.md.j2\n")
+    assert main(["spec", "check", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    assert f"{path}:12: card.template: {tmp_path / 'my_card.md.j2'} does not exist" in err[0]
+
+    (tmp_path / "my_card.md.j2").write_text("# ours\n")
+    assert main(["spec", "check", str(path)]) == 0
+    assert load_spec(path).card.template_files() == [tmp_path / "my_card.md.j2"]

@@ -277,3 +277,35 @@ def test_a_spec_and_workspace_inside_the_adapter_folder_are_not_its_inputs(
     keyed = [r.path for r in record.inputs]  # the adapter's files and the base's
     assert {"adapter_config.json", "adapter_model.safetensors"} <= set(keyed)
     assert [p for p in keyed if p == "release.yaml" or p.startswith("build")] == []
+
+
+def test_a_release_card_template_and_what_it_includes_are_the_card_stages_inputs(built, tmp_path):
+    """card.template (beside release.yaml, extending ours) and a partial it includes:
+    setting it reruns the card alone; its section is on the card with the facts' front
+    matter unchanged; an edit of the partial reruns the card again."""
+    from huggingface_hub import ModelCard
+
+    root = tmp_path / "release"
+    shutil.copytree(built.parent, root)
+    before = (root / "build" / "card" / "README.md").read_text()
+    (root / "my_card.md.j2").write_text(
+        '{% extends "model-release/model_card.md.j2" %}\n'
+        '{% block training %}\n{{ super() }}\n{% include "timeline.md.j2" %}\n{% endblock %}\n'
+    )
+    (root / "timeline.md.j2").write_text("## Progress timeline\n\nStep 100: loss 1.52.\n\n")
+    spec = yaml.safe_load((root / "release.yaml").read_text())
+    spec["card"] = {"template": "my_card.md.j2"}
+    (root / "release.yaml").write_text(yaml.safe_dump(spec))
+    loaded = load_spec(root / "release.yaml")
+    assert stage_states(loaded)["card"] == "stale"
+    assert started(list(run_release(loaded))) == ["card"]
+    after = (root / "build" / "card" / "README.md").read_text()
+    assert "\n## Progress timeline\n\nStep 100: loss 1.52.\n" in after
+    assert ModelCard(after).data.to_dict() == ModelCard(before).data.to_dict()
+    inputs = Manifest.load(loaded.workspace / MANIFEST_NAME).stages["card"].inputs
+    assert [r.path for r in inputs] == ["results.yaml", "my_card.md.j2", "timeline.md.j2"]
+
+    (root / "timeline.md.j2").write_text("## Progress timeline\n\nStep 200: loss 1.31.\n\n")
+    assert stage_states(loaded)["card"] == "stale"
+    assert started(list(run_release(loaded))) == ["card"]
+    assert "Step 200: loss 1.31." in (root / "build" / "card" / "README.md").read_text()

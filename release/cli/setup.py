@@ -54,18 +54,24 @@ def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
     """Validate release.yaml: every problem with its line number; exit 2 if any."""
     from release.core.errors import MissingInputError
     from release.spec.schema import load_spec
+    from release.spec.yaml_lines import YamlLocator
 
     loaded = load_spec(spec)
     local = {
-        "adapter.path": loaded.adapter.path,
-        "base.path": loaded.base.path,
-        "eval.heldout_text": loaded.eval.heldout_text,
-        "card.template_dir": loaded.card.template_dir,
-        **{f"eval.results[{i}]": path for i, path in enumerate(loaded.eval.results)},
+        ("adapter", "path"): loaded.adapter.path,
+        ("base", "path"): loaded.base.path,
+        ("eval", "heldout_text"): loaded.eval.heldout_text,
+        ("card", "template_dir"): loaded.card.template_dir,
+        ("card", "template"): loaded.card.template,
+        **{("eval", "results", i): path for i, path in enumerate(loaded.eval.results)},
     }
-    for key, path in local.items():
+    for loc, path in local.items():
         if path is not None and not path.exists():
-            raise MissingInputError(f"{spec}: {key}: {path} does not exist")
+            line = YamlLocator(spec.read_text(encoding="utf-8")).line_of(loc)
+            key = ".".join(str(p) for p in loc if isinstance(p, str))
+            key += "".join(f"[{p}]" for p in loc if isinstance(p, int))
+            where = f"{spec}:{line}" if line else str(spec)
+            raise MissingInputError(f"{where}: {key}: {path} does not exist")
     options.output.info(f"{spec}: ok ({loaded.name} {loaded.tag})")
 
 

@@ -6,7 +6,7 @@ terminal into a tag push, in the git repository that holds release.yaml:
 1. checks that a runner could release it: the adapter and the base come from the Hub
    (a local ``adapter.path`` or ``base.path`` is not in the repository), and the stored
    eval results and card template are inside it;
-2. writes ``.github/workflows/release.yml`` (``data/release-workflow.yml``, which runs
+2. writes ``.github/workflows/release.yml`` (``templates/release-workflow.yml``, which runs
    model-release's action on a ``v*`` tag) when no workflow of the repository uses it;
 3. commits release.yaml, the stored results, the template and that workflow (only
    those paths; whatever else is staged or changed stays as it is);
@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
+import templates
 from release.core.errors import InputError, WorkError
 from release.publish.github_api import GitHubRepo
 from release.spec.schema import ReleaseSpec
@@ -65,7 +65,7 @@ def publish(spec: ReleaseSpec, remote: str = "origin", action: str = ACTION_REF)
     written = not _has_release_workflow(root)
     if written:
         config = spec.file.relative_to(root).as_posix()
-        text = files("release").joinpath("data/release-workflow.yml").read_text("utf-8")
+        text = templates.read("release-workflow.yml")
         (root / WORKFLOW).parent.mkdir(parents=True, exist_ok=True)
         (root / WORKFLOW).write_text(
             text.replace("__ACTION__", action).replace("__CONFIG__", config), encoding="utf-8"
@@ -99,9 +99,7 @@ def _release_paths(spec: ReleaseSpec, root: Path) -> list[Path]:
             hint="remove base.path: the runner downloads base.repo_id",
         )
     assert spec.file is not None
-    paths = [spec.file, *spec.eval.results]
-    if spec.card.template_dir is not None:
-        paths.append(spec.card.template_dir)
+    paths = [spec.file, *spec.eval.results, *spec.card.template_files()]
     for path in paths:
         if not path.is_relative_to(root):
             raise InputError(

@@ -120,7 +120,7 @@ def _sanity(evaluate: EvaluateFacts) -> SanityFacts:
 
 def _contamination(manifest: Manifest) -> CardContamination | None:
     """The contamination check's facts, as the card's "Contamination check" section reads
-    them (``cards/templates/_contamination.md.j2``)."""
+    them (``templates/_contamination.md.j2``)."""
     checked = ContaminationFacts.of(manifest)
     if checked is None:
         return None

@@ -367,7 +367,25 @@ class CardSpec(_Section):
     datasets: list[str] = Field(default_factory=list)
     pipeline_tag: str = "text-generation"
     bibtex: str = Field(default="", description="Extra BibTeX entries to cite.")
-    template_dir: SpecPath | None = None
+    template_dir: SpecPath | None = Field(
+        default=None, description="Templates that override ours file by file (_macros.md.j2)."
+    )
+    template: SpecPath | None = Field(
+        default=None,
+        description="The release's own model-card template (jinja2), rendered instead of ours "
+        'with the same context; it can {% extends "model-release/model_card.md.j2" %} '
+        "(docs/card-context.md).",
+    )
+
+    def template_files(self) -> list[Path]:
+        """The user's files the cards are rendered from, which the card stage keys and
+        ``publish`` commits: template_dir, and card.template with the .j2 files beside it
+        (those it can include)."""
+        files = [self.template_dir] if self.template_dir else []
+        if self.template:
+            beside = sorted(self.template.parent.glob("*.j2"))
+            files += [self.template, *(path for path in beside if path != self.template)]
+        return files
 
 
 class PushSpec(_Section):

@@ -1,4 +1,5 @@
-"""`model-release init`: a commented starter release.yaml, filled from the adapter."""
+"""`model-release init`: a commented starter release.yaml, filled from the adapter
+(the text is templates/starter-release.yaml)."""
 
 from __future__ import annotations
 
@@ -10,56 +11,10 @@ from pathlib import Path
 
 import yaml
 
+import templates
 from cards.schema import is_repo_id
 from release.core.errors import InputError, MissingInputError
 from release.spec.quant_types import DEFAULT_TYPES, QUANT_NAMES
-
-_TEMPLATE = """\
-# release.yaml: everything model-release needs to publish this adapter.
-# Check it with `model-release spec check {spec}`, run it with `model-release run {spec}`.
-# Relative paths are relative to this file.
-name: {name}
-version: 0.1.0
-
-base:
-  {base_line}
-  # revision: main           # pin the base's commit for a reproducible release
-  # path: /models/base        # a local copy of the base's weights (skips the download)
-
-adapter:
-  path: {adapter}             # from adapter_config.json: {peft_type}, r={r}, alpha={alpha}
-
-workspace: build              # merged model, GGUF files, card and manifest.json go here
-
-merge:
-  dtype: auto                 # auto (as the base), bfloat16, float16 or float32
-  shard_size: 2GB
-
-eval:
-  enabled: true
-  # heldout_text: heldout.txt # text for the perplexity check (default: shipped sample)
-  # results: [results/results_2026-01-01T00-00-00.json]   # lm-eval output of this model
-  # previous: [../v0.0.9/manifest.json]                   # the last release, for the gate
-
-gguf:
-  types: [{gguf_types}]          # also: {other_gguf_types}
-
-card:
-  summary: ""                 # one paragraph: what this model is and does
-  intended_uses: ""
-  limitations: ""
-  training_data: ""
-  license: apache-2.0         # a Hub license id; `other` needs license_name and license_link
-  language: [en]
-  tags: [lora]
-  datasets: []
-
-# push:
-#   repo_id: your-name/{name}
-#   gguf_repo_id: your-name/{name}-GGUF
-#   private: false
-#   create_pr: false
-"""
 
 
 def _slug(text: str) -> str:
@@ -114,7 +69,7 @@ def starter_spec(adapter_dir: Path, spec_path: Path) -> str:
         base = {"repo_id": "owner/base-model"}
         base_line = "repo_id: owner/base-model   # adapter_config.json does not name its base"
     adapter = os.path.relpath(adapter_dir.absolute(), spec_path.absolute().parent)
-    text = _TEMPLATE.format(
+    text = templates.read("starter-release.yaml").format(
         spec=_comment(spec_path.name),
         name=_scalar(defaults.name),
         base_line=base_line,

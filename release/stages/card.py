@@ -8,7 +8,9 @@ Outputs, in the card stage's folder:
 - eval_results/*.yaml: the Hub's ``.eval_results/`` entries of those scores,
   which the push uploads there (a folder not hidden: the runner records no hidden file).
 
-Every card is linted as it is rendered (``cards.render``); an error stops the stage.
+Every card is linted as it is rendered (``cards.render``); an error stops the stage. The
+model cards (README.md, adapter/README.md) come from the release's own template when
+card.template names one; the front matter and model-index never do.
 """
 
 from __future__ import annotations
@@ -36,8 +38,7 @@ class CardStage(Stage):
         return CardSettings.of(spec).model_dump(mode="json")
 
     def input_paths(self, spec: ReleaseSpec) -> list[Path]:
-        template_dir = [spec.card.template_dir] if spec.card.template_dir else []
-        return [*spec.eval.results, *template_dir]
+        return [*spec.eval.results, *spec.card.template_files()]
 
     def run(self, ctx: StageContext) -> StageRun:
         from cards.evals import eval_results_files
@@ -50,15 +51,16 @@ class CardStage(Stage):
 
         settings = CardSettings.of(ctx.spec)  # what the key holds: the cards read only it
         templates, manifest, workspace = settings.card.template_dir, ctx.manifest, ctx.workspace
+        own = settings.card.template  # the release's own model-card template, if it has one
         scores = release_scores(manifest, settings.results, ctx.spec.base_dir)
         merged = card_context(settings, manifest, "merged", scores, workspace)
-        cards = {"README.md": render_model_card(merged, templates)}
+        cards = {"README.md": render_model_card(merged, templates, own)}
         if has_gguf_files(manifest):
             gguf = card_context(settings, manifest, "gguf", scores, workspace)
             cards["gguf/README.md"] = render_gguf_card(gguf, templates)
         if settings.adapter_repo_id:
             adapter = card_context(settings, manifest, "adapter", scores, workspace)
-            cards["adapter/README.md"] = render_model_card(adapter, templates)
+            cards["adapter/README.md"] = render_model_card(adapter, templates, own)
         for done, (path, text) in enumerate(cards.items(), start=1):
             atomic_write_text(ctx.out_dir / path, text)
             yield ctx.log(f"wrote {path} ({len(text):,} characters)")

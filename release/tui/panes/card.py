@@ -2,7 +2,8 @@
 
 Every edit re-renders the card as the card stage would (``release.tui.card_preview``),
 a moment after typing stops; each problem names its field, and choosing it in the list
-moves the cursor there. ctrl+s saves the form into release.yaml.
+moves the cursor there. A table wider than the preview is shown as a list. ctrl+s saves
+the form into release.yaml.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from textual.widgets.option_list import Option
 from cards.frontmatter import split
 from cards.vocab import licenses
 from release.report.card_facts import CardFacts
-from release.tui.card_preview import preview_model_card
+from release.tui.card_preview import preview_model_card, tables_as_lists
 from release.tui.panes.base import StepPane
 
 _LISTS = ("language", "tags", "datasets")
@@ -48,6 +49,8 @@ class CardPane(StepPane):
     run_label = "write the cards"
 
     _timer: Timer | None = None
+    _body: str | None = None
+    """The card's body last rendered, shown again at the preview's new width on a resize."""
 
     def compose_form(self) -> ComposeResult:
         card = self.session.spec.card if self.session.spec else None
@@ -132,7 +135,19 @@ class CardPane(StepPane):
         )
         if preview.text is not None:
             front = split(preview.text)
-            self.query_one(Markdown).update(front.body if front else preview.text)
+            self._body = front.body if front else preview.text
+            self._show_body()
+
+    def on_resize(self) -> None:
+        self._show_body()
+
+    def _show_body(self) -> None:
+        """The body in the preview, its tables as lists where they would not fit."""
+        if self._body is None:
+            return
+        markdown = self.query_one(Markdown)
+        width = markdown.content_region.width or self.query_one("#card-preview").size.width
+        self.query_one(Markdown).update(tables_as_lists(self._body, width))
 
     def _show_lint(self, problems: list[LintLine]) -> None:
         lint = self.query_one("#card-lint", OptionList)

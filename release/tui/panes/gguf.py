@@ -19,7 +19,7 @@ from release.gguf.sizes import estimate_gguf_bytes
 from release.merge.facts import AdapterFacts, MergeFacts
 from release.spec.schema import GGUF_TYPES
 from release.tui.panes.base import StepPane
-from release.tui.widgets.facts import verdict
+from release.tui.widgets.facts import TableOrList, verdict
 
 
 class GGUFPane(StepPane):
@@ -29,13 +29,18 @@ class GGUFPane(StepPane):
     run_label = "export"
     _planned_for: tuple[Path, int] | None = None
     """The merged model whose planned sizes are shown (its folder, its mtime)."""
+    _sizes: dict[str, int] | None = None
+    """The sizes shown beside the types, kept to redraw a type's line when it is toggled."""
 
     def compose_form(self) -> ComposeResult:
         spec = self.session.spec
         chosen = set(spec.gguf.types) if spec else set()
         yield Label("", classes="field-label", id="gguf-types-label")
         yield SelectionList[str](
-            *[Selection(_choice(t, None), t, t in chosen, id=f"type-{t}") for t in GGUF_TYPES],
+            *[
+                Selection(_choice(t, None, t in chosen), t, t in chosen, id=f"type-{t}")
+                for t in GGUF_TYPES
+            ],
             id="gguf-types",
         )
 
@@ -80,11 +85,8 @@ class GGUFPane(StepPane):
         self._show_sizes(sizes, " of the merged model's files")
 
     def _show_sizes(self, sizes: dict[str, int], label: str) -> None:
-        choices = self.query_one(SelectionList)
-        for gguf_type in GGUF_TYPES:
-            choices.replace_option_prompt(
-                f"type-{gguf_type}", _choice(gguf_type, sizes.get(gguf_type))
-            )
+        self._sizes = sizes
+        self._show_choices()
         self.query_one("#gguf-types-label", Label).update(
             f"Quant types (space toggles); estimated sizes{label}"
         )
@@ -100,26 +102,47 @@ class GGUFPane(StepPane):
     def spec_changes(self) -> dict[str, Any]:
         return {"gguf": {"types": self.chosen()}}
 
+    def _show_choices(self) -> None:
+        """Each type's line: its check mark when chosen (not colour alone), its size."""
+        choices, sizes = self.query_one(SelectionList), self._sizes or {}
+        chosen = set(choices.selected)
+        for gguf_type in GGUF_TYPES:
+            prompt = _choice(gguf_type, sizes.get(gguf_type), gguf_type in chosen)
+            choices.replace_option_prompt(f"type-{gguf_type}", prompt)
+
     def on_selection_list_selected_changed(self) -> None:
+        self._show_choices()
         if not self.chosen():
             self.show_problems(["no type chosen: the GGUF step will be skipped"])
         else:
             self.show_problems([])
 
     def render_facts(self, facts: GGUFFacts, measured: dict[str, Any]):
-        table = Table(title="Files", title_justify="left", title_style="bold", expand=True)
+        table = Table(
+            title="Files",
+            title_justify="left",
+            title_style="bold",
+            expand=True,
+            caption="top-1 agreement with the merged model where it is confident, per "
+            "loader; pass at: the least each quant type must reach",
+            caption_justify="left",
+        )
         # names share the release's prefix: fold a long one rather than cut off its type
         table.add_column("file", overflow="fold")
         table.add_column("size", justify="right", no_wrap=True)
-        table.add_column("top-1 agreement")
-        table.add_column("", width=3)
+        table.add_column("top-1 agreement", overflow="fold")
+        table.add_column("pass at", no_wrap=True)
+        table.add_column("check", no_wrap=True)
         for file in facts.files:
-            shown = ", ".join(f"{loader} {v:.1%}" for loader, v in file.top1_agreement.items())
+            agreement = file.confident_top1_agreement or file.top1_agreement
+            shown = ", ".join(f"{loader} {v:.1%}" for loader, v in agreement.items())
+            limit = "" if file.min_top1_agreement is None else f"≥ {file.min_top1_agreement:.1%}"
             passed = file.passed is not False  # the stage keeps no file that failed
-            table.add_row(file.name, human(file.bytes, "bytes"), shown, verdict(passed, "", ""))
-        return table
+            table.add_row(file.name, human(file.bytes, "bytes"), shown, limit, verdict(passed))
+        return TableOrList(table)
 
 
-def _choice(gguf_type: str, size: int | None) -> Text:
+def _choice(gguf_type: str, size: int | None, chosen: bool) -> Text:
     estimate = f"≈ {human(size, 'bytes')}" if size else ""
-    return Text.assemble((f"{gguf_type:<8}", "bold"), (f"{estimate:>11}", "dim"))
+    mark = ("✓ ", "bold green") if chosen else ("  ", "")
+    return Text.assemble(mark, (f"{gguf_type:<8}", "bold"), (f"{estimate:>11}", "dim"))

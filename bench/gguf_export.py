@@ -4,8 +4,8 @@ Both convert the same HF folder (default: the demo's SmolLM2-135M-Instruct, bf16
 the same type, each in its own process, so each peak RSS is its own (measured with
 wait4 on that child). Prints wall time, peak RSS and the ratios ours / llama.cpp.
 
-    python bench/gguf.py [--model DIR | --gemma4] [--types f16,q8_0] [--converter DIR]
-                         [--no-stage | --stage-only]
+    python -m bench.gguf_export [--model DIR | --gemma4] [--types f16,q8_0]
+                                [--converter DIR] [--no-stage | --stage-only]
 
 ``--gemma4`` builds the tests' tiny Gemma4ForConditionalGeneration (text model with
 per-layer embeddings, vision and audio towers; tests/gemma4_models.py) and benches its
@@ -38,7 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+SELF = [sys.executable, "-m", __spec__.name]
+"""This module again, as the child process it runs a contender in."""
 
 
 def converter_script(explicit: Path | None) -> Path:
@@ -90,39 +91,9 @@ def gemma4_fixture(folder: Path) -> Path:
 
 def stage_ours(model: Path, out: Path, types: list[str]) -> None:
     """The GGUF stage's work (``build_gguf_files``) on ``model``; prints its timings."""
-    from release.core.events import Log, Progress
-    from release.gguf.build import build_gguf_files
-    from release.gguf.settings import GGUFSettings
-    from release.spec.schema import ReleaseSpec
+    from bench.shared import build_gguf
 
-    class Quiet:  # a Reporter that shows nothing
-        stage = "gguf"
-
-        def log(self, message: str, level="info") -> Log:
-            return Log(self.stage, message, level)
-
-        def progress(self, done, total, unit, message="") -> Progress:
-            return Progress(self.stage, done, total, unit, message)
-
-        def check_cancelled(self) -> None:
-            pass
-
-    spec = ReleaseSpec(
-        name="bench",
-        version="1.0",
-        base={"path": str(model)},
-        adapter={"path": str(model)},
-        workspace=out,
-        gguf={"types": types},
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    build = build_gguf_files(GGUFSettings.of(spec), model, out, Quiet())
-    while True:
-        try:
-            next(build)
-        except StopIteration as stop:
-            built = stop.value
-            break
+    built = build_gguf(model, out, types)
     print(json.dumps({"export": built.export_seconds, "checks": built.check_seconds}))
 
 
@@ -161,8 +132,6 @@ def main() -> None:
     parser.add_argument("--no-stage", action="store_true", help="leave out the stage row")
     parser.add_argument("--stage-only", action="store_true", help="only the stage row")
     args = parser.parse_args()
-    # This file is named gguf.py: its folder must not shadow the gguf package.
-    sys.path[0] = str(REPO)
 
     if args.ours:  # child: our exporter alone
         model, out, type_name = args.ours
@@ -193,9 +162,7 @@ def main() -> None:
             ours_out, theirs_out = Path(tmp) / "ours.gguf", Path(tmp) / "theirs.gguf"
             ours = None
             if built_in:
-                ours = measure(
-                    [sys.executable, __file__, "--ours", str(model), str(ours_out), type_name]
-                )
+                ours = measure([*SELF, "--ours", str(model), str(ours_out), type_name])
             theirs = measure(
                 [
                     sys.executable,
@@ -222,7 +189,7 @@ def main() -> None:
             ours_out.unlink(missing_ok=True)
             theirs_out.unlink()
         if built_in and not args.no_stage:
-            command = [sys.executable, __file__, "--stage", str(model), str(Path(tmp) / "stage")]
+            command = [*SELF, "--stage", str(model), str(Path(tmp) / "stage")]
             wall, peak, said = measure_output([*command, args.types])
             split = json.loads(said.strip().splitlines()[-1])
             print(f"{'all':6} {'stage':10} {wall:8.1f} {peak:13.0f}   ", end="")
