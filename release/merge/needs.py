@@ -12,7 +12,7 @@ from pathlib import Path
 
 from release.checkpoint.safetensors import OutTensor, list_checkpoint, list_tensors, plan_shards
 from release.merge import initialization, lora
-from release.merge.stream import COPIED_FILES, output_dtype
+from release.merge.writer import COPIED_FILES, output_dtype
 from release.preflight import Needs
 
 MERGE_FP32_COPIES = 3

@@ -333,7 +333,7 @@ def check_step(
     if step.random_seed is not None and not method.random:
         raise InputError(f"{where}.random_seed: {method.name} draws nothing at random")
     known = {p.name for p in method.parameters}
-    inputs = [m for m in step.models if not _is_step_base(step, method, m.model)]
+    inputs = [m for m in step.models if not is_step_base(step, method, m.model)]
     for label, settings in [("parameters", step.parameters)] + [
         (f"models[{i}].parameters", m.parameters) for i, m in enumerate(step.models)
     ]:
@@ -359,7 +359,7 @@ def check_step(
         _check_weight_sum(step, inputs, where, names, layers, normalize.default)
 
 
-def _is_step_base(step: MergeStep, method: Method, ref: str) -> bool:
+def is_step_base(step: MergeStep, method: Method, ref: str) -> bool:
     """The step's base among its models takes no per-input parameters (task methods)."""
     return method.base == "required" and method.name != "slerp" and ref == step.base_model
 

@@ -24,7 +24,6 @@ from cards.measured import (
     SmokeFacts,
 )
 from cards.measured import GGUFFileFacts as GGUFFileRow
-from cards.measured import MergeRecipeFacts as CardRecipe
 from cards.measured import ProjectorFacts as MmprojFacts
 from cards.render import CardContext
 from cards.schema import CardMetadata
@@ -93,7 +92,7 @@ def card_facts(manifest: Manifest, folder: Path | None = None) -> MeasuredFacts:
         versions=model_tools(manifest),
         history=history_facts(history(manifest, folder)) if folder else None,
         contamination=_contamination(manifest),
-        merge_recipe=CardRecipe.model_validate(merge.recipe.model_dump()) if merge.recipe else None,
+        merge_recipe=merge.recipe,
     )
 
 
