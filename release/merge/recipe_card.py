@@ -35,17 +35,9 @@ def _file_sha256(path: Path) -> str:
 def recipe_facts(
     recipe: MergeRecipe, inputs: Inputs, base_repo_id: str | None, base_commit: str | None
 ) -> MergeRecipeFacts:
-    names: dict[str, str] = {}
-    listed: list[RecipeInput] = []
-    taken: set[str] = set()
-    for ref, source in inputs.sources.items():
-        if source.kind == "step":
-            names[ref] = ref
-            continue
-        entry = _public(ref, source, base_repo_id, base_commit, taken)
-        names[ref] = entry.name
-        if all(item.name != entry.name for item in listed):
-            listed.append(entry)
+    public = public_inputs(inputs, base_repo_id, base_commit)
+    names = {ref: public[ref].name if ref in public else ref for ref in inputs.sources}
+    listed = list({entry.name: entry for entry in public.values()}.values())
     from release.merge.methods import METHODS
 
     masks: dict[str, str] = {}
@@ -76,6 +68,18 @@ def recipe_facts(
         random_seeds=[s.random_seed for s in recipe.steps if s.random_seed is not None],
         mask_files=masks,
     )
+
+
+def public_inputs(
+    inputs: Inputs, base_repo_id: str | None, base_commit: str | None
+) -> dict[str, RecipeInput]:
+    """Each input the recipe names (earlier steps left out) -> how the card names it."""
+    public: dict[str, RecipeInput] = {}
+    taken: set[str] = set()
+    for ref, source in inputs.sources.items():
+        if source.kind != "step":
+            public[ref] = _public(ref, source, base_repo_id, base_commit, taken)
+    return public
 
 
 def _public(

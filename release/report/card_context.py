@@ -19,6 +19,8 @@ from cards.measured import (
     GGUFBuildFacts,
     LoraFacts,
     MeasuredFacts,
+    MergeGateFacts,
+    MergeInputFigure,
     PerplexityFacts,
     SanityFacts,
     SmokeFacts,
@@ -114,7 +116,25 @@ def _sanity(evaluate: EvaluateFacts) -> SanityFacts:
             SmokeFacts(prompt=s.prompt, output=s.output, passed=s.passed) for s in evaluate.smoke
         ],
         device=evaluate.device,
+        **_merge_inputs(evaluate),
     )
+
+
+def _merge_inputs(evaluate: EvaluateFacts) -> dict:
+    """A merge recipe's inputs beside the merged model, and its gate, as the card shows them."""
+    inputs = evaluate.merge_inputs
+    if inputs is None:
+        return {}
+    gate = inputs.gate
+    return {
+        "merge_inputs": [
+            MergeInputFigure(name=m.name, kind=m.kind, perplexity=m.perplexity)
+            for m in inputs.models
+        ],
+        "merge_gate": MergeGateFacts(name=gate.name, tolerance=gate.tolerance, limit=gate.limit)
+        if gate
+        else None,
+    }
 
 
 def _contamination(manifest: Manifest) -> CardContamination | None:

@@ -295,6 +295,24 @@ class ContaminationSpec(_Section):
         return value
 
 
+class EvalGateSpec(_Section):
+    """What a merge recipe's release must do beside its inputs (``merge.recipe``)."""
+
+    no_worse_than: str = Field(
+        min_length=1,
+        description="A model of merge.recipe, as the recipe names it: the merged model's "
+        "perplexity on the held-out text must not exceed this input's by more than "
+        "tolerance.",
+    )
+    tolerance: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="How much worse than that input the merge may be, as a share of the "
+        "input's perplexity (0.02: 2%).",
+    )
+
+
 class EvalSpec(_Section):
     enabled: bool = True
     tasks: TasksSpec | None = None
@@ -329,6 +347,7 @@ class EvalSpec(_Section):
     max_task_drop: float = Field(default=0.20, ge=0, le=1)
     max_average_drop: float = Field(default=0.05, ge=0, le=1)
     contamination: ContaminationSpec | None = None
+    gate: EvalGateSpec | None = None
 
     @model_validator(mode="after")
     def _contamination_has_tasks(self) -> EvalSpec:
@@ -422,17 +441,27 @@ class ReleaseSpec(_Section):
             )
         return value
 
-    @model_validator(mode="after")
-    def _recipe_not_measured_yet(self) -> ReleaseSpec:
-        """The sanity eval measures the merged model against base + the adapter; a
-        recipe's merge is none of its inputs, so that check would fail it."""
-        if self.eval.enabled and self.merge.recipe is not None:
+    @field_validator("eval")
+    @classmethod
+    def _gate_names_an_input(cls, value: EvalSpec, info: ValidationInfo) -> EvalSpec:
+        """eval.gate compares the merge with one of its inputs: a model of the recipe."""
+        if value.gate is None:
+            return value
+        merge = info.data.get("merge")
+        recipe = merge.recipe if merge else None
+        name = value.gate.no_worse_than
+        if recipe is None:
             raise ValueError(
-                "the sanity eval compares the merged model with base + adapter, which a "
-                "merge recipe is not; set eval.enabled: false (measuring a merge beside "
-                "its inputs is not built yet)"
+                f"gate.no_worse_than: {name!r} names an input of merge.recipe, and there is "
+                "no recipe; leave eval.gate out"
             )
-        return self
+        models = recipe.input_names
+        if name not in models:
+            raise ValueError(
+                f"gate.no_worse_than: {name!r} is not a model of merge.recipe; use one of "
+                + ", ".join(models)
+            )
+        return value
 
     _base_dir: Path | None = PrivateAttr(default=None)
     _file: Path | None = PrivateAttr(default=None)

@@ -22,7 +22,7 @@ class MergeStage(Stage):
             "base": spec.base.model_dump(mode="json"),
             "dtype": spec.merge.dtype,
             "shard_size": spec.merge.shard_size,
-            **({"recipe": recipe.model_dump(mode="json")} if recipe else {}),
+            **({"recipe": recipe.key()} if recipe else {}),
         }
 
     def input_paths(self, spec) -> list[Path]:
