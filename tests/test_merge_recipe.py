@@ -105,6 +105,24 @@ def test_the_gate_names_an_input_of_the_recipe(tmp_path):
     assert "there is no recipe; leave eval.gate out" in error.value.problems[0]
 
 
+def test_a_recipe_needs_no_adapter(tmp_path):
+    head = "name: m\nversion: 1.0.0\nbase: {path: base}\n"
+    recipe = "merge:\n  recipe: {merge_method: linear, models: [{model: x}, {model: y}]}\n"
+    assert parse_spec(head + recipe, tmp_path / "r.yaml").adapter is None
+    with pytest.raises(SpecError) as error:
+        parse_spec(head + "adapter: null\n", tmp_path / "r.yaml")
+    assert error.value.problems == [
+        f"{tmp_path / 'r.yaml'}:4: adapter: required: give adapter.path or adapter.repo_id, "
+        "or merge.recipe (the models)"
+    ]
+    with pytest.raises(SpecError) as error:
+        parse_spec(head + recipe + "push: {adapter_repo_id: me/lora}\n", tmp_path / "r.yaml")
+    assert error.value.problems == [
+        f"{tmp_path / 'r.yaml'}:6: push: adapter_repo_id: this release has no adapter "
+        "(merge.recipe names its models); leave push.adapter_repo_id out"
+    ]
+
+
 def test_the_gate_refuses_a_merge_worse_than_its_input():
     from release.evaluate.facts import InputFigures
     from release.evaluate.recipe_checks import no_worse_than

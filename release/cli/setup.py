@@ -57,7 +57,7 @@ def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
 
     loaded = load_spec(spec)
     local = {
-        "adapter.path": loaded.adapter.path,
+        "adapter.path": loaded.adapter.path if loaded.adapter else None,
         "base.path": loaded.base.path,
         "eval.heldout_text": loaded.eval.heldout_text,
         "card.template_dir": loaded.card.template_dir,
@@ -79,9 +79,12 @@ def spec_sources(spec: SpecArg = Path("release.yaml")) -> None:
     loaded = load_spec(spec)
     downloaded = {
         "base": loaded.base.repo_id if loaded.base.path is None else None,
-        "adapter": loaded.adapter.repo_id,
+        "adapter": loaded.adapter.repo_id if loaded.adapter else None,
     }
-    revisions = {"base": loaded.base.revision, "adapter": loaded.adapter.revision}
+    revisions = {
+        "base": loaded.base.revision,
+        "adapter": loaded.adapter.revision if loaded.adapter else None,
+    }
     for field, repo_id in downloaded.items():
         if repo_id:
             commit = resolve_commit(repo_id, revisions[field], field=field)

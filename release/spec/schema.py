@@ -403,13 +403,35 @@ class ReleaseSpec(_Section):
     name: str
     version: str
     base: BaseModelSpec
-    adapter: AdapterSpec
+    adapter: AdapterSpec | None
+    """Required, unless merge.recipe names the models (then it may be left out)."""
     workspace: SpecPath = Field(default=Path("build"), validate_default=True)
     merge: MergeSpec = MergeSpec()
     eval: EvalSpec = EvalSpec()
     gguf: GGUFSpec = GGUFSpec()
     card: CardSpec = CardSpec()
     push: PushSpec = PushSpec()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_needs_no_adapter(cls, data: Any) -> Any:
+        """A recipe names its own models: adapter: may be left out beside it."""
+        if not isinstance(data, dict) or data.get("adapter") is not None:
+            return data
+        merge = data.get("merge")
+        if isinstance(merge, dict) and merge.get("recipe") is not None:
+            return {**data, "adapter": None}
+        return {key: value for key, value in data.items() if key != "adapter"}  # required
+
+    @field_validator("push")
+    @classmethod
+    def _adapter_to_push(cls, value: PushSpec, info: ValidationInfo) -> PushSpec:
+        if value.adapter_repo_id and "adapter" in info.data and info.data["adapter"] is None:
+            raise ValueError(
+                "adapter_repo_id: this release has no adapter (merge.recipe names its "
+                "models); leave push.adapter_repo_id out"
+            )
+        return value
 
     @field_validator("name")
     @classmethod
@@ -524,6 +546,8 @@ def _format_problem(error: dict, locator: YamlLocator, path: Path) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key" + locator.suggestion(loc)
+    elif error["type"] == "missing" and loc == ("adapter",):
+        message = "required: give adapter.path or adapter.repo_id, or merge.recipe (the models)"
     elif error["type"] == "string_type" and isinstance(error.get("input"), int | float):
         message += f"; YAML reads {error['input']!r} as a number: quote it"
     return f"{where}: {field}: {message}"

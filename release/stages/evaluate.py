@@ -82,8 +82,9 @@ class EvaluateStage(Stage):
         commit = intake.base_commit if intake else None
         base_dir = resolve_base_dir(spec.base, commit, adapter_dir)
         merged_dir = ctx.stage_dir(MergeFacts.stage)
+        lora_dir = adapter_dir if settings.recipe is None else None  # a recipe: its inputs
         plan, needs = choose_plan(
-            base_dir, merged_dir, adapter_dir, visible_gpus(), available_memory()[0]
+            base_dir, merged_dir, lora_dir, visible_gpus(), available_memory()[0]
         )
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
         fingerprint = intake.base_fingerprint if intake else None  # keys the base's figures

@@ -46,7 +46,7 @@ class Session:
             spec_path = target.parent / SPEC_NAME
             if spec_path.is_file():
                 spec = load_spec(spec_path)
-                if spec.adapter.path == target:
+                if spec.adapter is not None and spec.adapter.path == target:
                     return cls(spec_path, spec)
                 spec_path = target / SPEC_NAME
             session = cls(spec_path, adapter_hint=target)
