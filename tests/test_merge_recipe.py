@@ -89,6 +89,11 @@ def test_recipe_file_named_by_release_yaml(tmp_path):
     assert spec.merge.recipe.steps[0].parameters == {"t": 0.3}
     assert spec.merge.recipe.mergekit_compatible
     assert spec.merge.recipe.input_names == ["base", "other"]
+    # a problem in the recipe file names the recipe file's line
+    (tmp_path / "recipe.yaml").write_text("merge_method: ties\nmodels:\n  - model: a\n    w: 1\n")
+    with pytest.raises(SpecError) as error:
+        parse_spec(text + "merge: {recipe: recipe.yaml}\n", tmp_path / "release.yaml")
+    assert error.value.problems == [f"{tmp_path / 'recipe.yaml'}:4: models.0.w: unknown key"]
 
 
 def test_the_gate_names_an_input_of_the_recipe(tmp_path):

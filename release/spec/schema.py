@@ -589,6 +589,7 @@ def parse_spec(text: str, path: Path) -> ReleaseSpec:
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping of keys (name, version, base, adapter…)")
     _refuse_secrets(data, text, path)
+    data = _with_recipe_file(data, text, path)
     try:
         context = {"base_dir": path.parent.absolute(), "spec_file": path.absolute()}
         return ReleaseSpec.model_validate(data, context=context)
@@ -599,6 +600,45 @@ def parse_spec(text: str, path: Path) -> ReleaseSpec:
         problems = [problem for _, problem in sorted(located, key=lambda item: item[0] or 0)]
         count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
         raise SpecError(f"{path}: {count}", problems=problems) from None
+
+
+def _with_recipe_file(data: dict, text: str, path: Path) -> dict:
+    """``merge.recipe: FILE``: the file read and checked here, so a problem in it names
+    the recipe file's line (release.yaml's own lines name release.yaml's)."""
+    merge = data.get("merge")
+    if not isinstance(merge, dict) or not isinstance(merge.get("recipe"), str):
+        return data
+    file = Path(merge["recipe"]).expanduser()
+    file = file if file.is_absolute() else path.parent / file
+    try:
+        recipe_text = yamlio.read_bounded(file, MAX_SPEC_BYTES)
+        recipe = yamlio.load(recipe_text, _UniqueKeyLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        line = YamlLocator(text, ReleaseSpec).line_of(("merge", "recipe"))
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark else str(file)
+        problem = getattr(exc, "strerror", None) or getattr(exc, "problem", None) or str(exc)
+        raise SpecError(
+            f"{path}:{line}: merge.recipe: cannot read the recipe file {where}: {problem}",
+            hint="fix the recipe file, or give the recipe inline under merge.recipe",
+        ) from None
+    _refuse_secrets(recipe if isinstance(recipe, dict) else {"steps": recipe}, recipe_text, file)
+    try:
+        MergeRecipe.model_validate(recipe, context={"base_dir": path.parent.absolute()})
+    except ValidationError as exc:
+        locator = YamlLocator(recipe_text, MergeRecipe)
+        nested = {"merge": {"recipe": recipe}}
+        errors = [
+            {**e, "loc": recipe_yaml_loc(("merge", "recipe", *e["loc"]), nested)[2:]}
+            for e in exc.errors()
+        ]
+        located = [(_line_of(e, locator), _format_problem(e, locator, file)) for e in errors]
+        problems = [problem for _, problem in sorted(located, key=lambda item: item[0] or 0)]
+        count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        raise SpecError(
+            f"{file}: {count} (the recipe file release.yaml names)", problems=problems
+        ) from None
+    return {**data, "merge": {**merge, "recipe": recipe}}
 
 
 def _secret_values(value: Any, loc: tuple) -> Iterator[tuple[tuple, str]]:
