@@ -121,3 +121,27 @@ def test_init_writes_a_spec_that_checks(tmp_path, capsys):
     assert spec.adapter.path == adapter
     assert "r=8, alpha=16" in out.read_text()
     assert main(["init", str(adapter), "--output", str(out)]) == 2  # never overwrites silently
+
+
+def test_init_writes_a_recipe_for_several_inputs(tmp_path):
+    """Several folders: a merge recipe of them (no adapter:), the base from the first
+    adapter that names one; a folder name that is YAML markup stays a name."""
+    folders = [tmp_path / "adapters" / "math", tmp_path / "adapters" / "a: {b}", tmp_path / "ft"]
+    for folder in folders[:2]:
+        folder.mkdir(parents=True)
+        (folder / "adapter_config.json").write_text(
+            '{"peft_type": "LORA", "r": 8, "base_model_name_or_path": "org/base"}'
+        )
+    folders[2].mkdir()
+    (folders[2] / "config.json").write_text("{}")
+    out = tmp_path / "release.yaml"
+    assert main(["init", *map(str, folders), "--output", str(out)]) == 0
+    spec = load_spec(out)
+    assert spec.adapter is None and spec.base.repo_id == "org/base"
+    assert spec.name == "math-merge"
+    step = spec.merge.recipe.steps[0]
+    assert step.merge_method == "linear"
+    assert [m.model for m in step.models] == ["adapters/math", "adapters/a: {b}", "ft"]
+    assert all(m.parameters == {"weight": 1.0} for m in step.models)
+    assert main(["init", str(folders[0]), str(tmp_path), "-o", str(tmp_path / "x.yaml")]) == 2
+    assert not (tmp_path / "x.yaml").exists()
