@@ -417,6 +417,9 @@ def test_merge_stage_runs_the_recipe(tiny_llama_dir, loras, fisher_mask, tmp_pat
     assert facts is not None and facts.recipe is not None
     assert [m.name for m in facts.recipe.methods] == ["task_arithmetic", "slerp"]
     assert facts.tensors_merged == direct.tensors_merged
+    # the mask file is keyed by its bytes (an input), by name in the settings: no path
+    settings = json.dumps(manifest.stages["merge"].settings)
+    assert "keep.safetensors" in settings and str(fisher_mask.parent) not in settings
     for name, digest in direct.sha256.items():
         written = (tmp_path / "build" / "merge" / name).read_bytes()
         assert hashlib.sha256(written).hexdigest() == digest

@@ -70,15 +70,16 @@ class RecipeInputModel:
 def recipe_models(
     settings: EvaluateSettings, identity: BaseIdentity, root: Path, base_commit: str | None
 ) -> list[RecipeInputModel]:
-    """The recipe's inputs, found as the merge stage found them (folders, Hub snapshots
-    already downloaded), named as the card names them; the base first."""
+    """The recipe's inputs, found where the merge stage found them (folders, Hub
+    snapshots it downloaded) without checking them again, named as the card names them;
+    the base first."""
     from release.merge.recipe_card import public_inputs
-    from release.merge.recipe_inputs import resolve_inputs
+    from release.merge.recipe_inputs import locate_inputs
 
     assert settings.recipe is not None
-    inputs = resolve_inputs(settings.recipe, identity, root)
-    public = public_inputs(inputs, identity.repo_id, base_commit)
-    sources = inputs.sources.items()
+    located = locate_inputs(settings.recipe, identity, root)
+    public = public_inputs(located, identity.repo_id, base_commit)
+    sources = located.items()
     base_refs = [ref for ref, source in sources if source.kind == "base"]
     base_name = public[base_refs[0]].name if base_refs else identity.repo_id or "base"
     found = [RecipeInputModel(next(iter(base_refs), ""), base_name, "base", identity.folder)]

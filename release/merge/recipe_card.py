@@ -35,7 +35,7 @@ def _file_sha256(path: Path) -> str:
 def recipe_facts(
     recipe: MergeRecipe, inputs: Inputs, base_repo_id: str | None, base_commit: str | None
 ) -> MergeRecipeFacts:
-    public = public_inputs(inputs, base_repo_id, base_commit)
+    public = public_inputs(inputs.sources, base_repo_id, base_commit)
     names = {ref: public[ref].name if ref in public else ref for ref in inputs.sources}
     listed = list({entry.name: entry for entry in public.values()}.values())
     from release.merge.methods import METHODS
@@ -71,12 +71,12 @@ def recipe_facts(
 
 
 def public_inputs(
-    inputs: Inputs, base_repo_id: str | None, base_commit: str | None
+    sources: dict[str, Source], base_repo_id: str | None, base_commit: str | None
 ) -> dict[str, RecipeInput]:
     """Each input the recipe names (earlier steps left out) -> how the card names it."""
     public: dict[str, RecipeInput] = {}
     taken: set[str] = set()
-    for ref, source in inputs.sources.items():
+    for ref, source in sources.items():
         if source.kind != "step":
             public[ref] = _public(ref, source, base_repo_id, base_commit, taken)
     return public

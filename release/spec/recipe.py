@@ -143,9 +143,10 @@ class MergeRecipe(_Record):
     def input_names(self) -> list[str]:
         """The models the steps read, as the recipe names them, earlier steps left out."""
         steps = {step.name for step in self.steps}
-        refs = [m.model for step in self.steps for m in step.models]
-        refs += [step.base_model for step in self.steps if step.base_model]
-        return [ref for ref in dict.fromkeys(refs) if ref not in steps]
+        refs = [
+            ref for step in self.steps for ref in [*(m.model for m in step.models), step.base_model]
+        ]
+        return [ref for ref in dict.fromkeys(refs) if ref and ref not in steps]
 
     def key(self) -> dict:
         """The recipe as a stage's key holds it: a mask file by its name (its bytes are
