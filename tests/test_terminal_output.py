@@ -73,3 +73,35 @@ def test_the_demo_release_prints_only_our_lines(demo_release_run):
     assert_only_ours(demo_release_run.output)
     stages = ("adapter", "merge", "evaluate", "gguf", "card")
     assert all(f"✔ {stage} " in demo_release_run.output.stdout for stage in stages)
+
+
+def test_without_a_terminal_progress_is_a_line_every_ten_seconds(capsys):
+    """A CI log has no bar: a working stage prints where it is at most every 10 s, and
+    only when 10 s have passed since its last line (the clock is the test's)."""
+    from release.core.events import Log, Progress, StageStarted
+    from release.report.console import PLAIN_PROGRESS_EVERY_S, EventPrinter, Output
+
+    now = [100.0]
+    printer = EventPrinter(Output(), clock=lambda: now[0])
+    events = [
+        (0.0, StageStarted("merge", "merging")),
+        (4.0, Progress("merge", 1e9, 8e9, "bytes", "model.layers.0.q_proj.weight")),
+        (10.5, Progress("merge", 2e9, 8e9, "bytes", "model.layers.3.q_proj.weight")),
+        (12.0, Progress("merge", 3e9, 8e9, "bytes", "model.layers.5.q_proj.weight")),
+        (21.0, Log("merge", "halfway")),
+        (25.0, Progress("merge", 5e9, 8e9, "bytes", "")),
+        (31.5, Progress("evaluate", 3, 12, "windows", "perplexity: merged")),
+    ]
+    with printer:
+        for at, event in events:
+            now[0] = 100.0 + at
+            printer.show(event)
+    lines = capsys.readouterr().out.splitlines()
+    assert PLAIN_PROGRESS_EVERY_S == 10.0
+    assert lines == [
+        "▶ merging",
+        "  … 2.0 GB / 8.0 GB (25%): model.layers.3.q_proj.weight",
+        "  halfway",
+        "  … 3 / 12 windows (25%): perplexity: merged",
+    ]
+    assert all(OUR_LINES.match(line) for line in lines)

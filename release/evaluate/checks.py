@@ -109,11 +109,13 @@ def model_checks(
     name, text = heldout_text(spec)
     ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
     probe_ids = [tokenizer(prompt).input_ids for prompt in PROBE_PROMPTS]
+    vocab_size = _vocabulary_size(merged_dir)
     key = None
     if base_fingerprint is not None:
-        key = base_key(base_fingerprint, ids, probe_ids, PERPLEXITY_WINDOW, plan.dtype, plan.device)
+        window, dtype, device = PERPLEXITY_WINDOW, plan.dtype, plan.device
+        key = base_key(base_fingerprint, ids, probe_ids, vocab_size, window, dtype, device)
     base_side = _base_side(
-        remote, base_dir, adapter_dir, merged_dir, plan, tokenizer, ids, key, report
+        remote, base_dir, adapter_dir, merged_dir, vocab_size, plan, tokenizer, ids, key, report
     )
     reference, base_perplexity, cached = yield from base_side
     release_memory()
@@ -178,11 +180,20 @@ def keep(
         return target.write(merged, tokenizer, plan.dtype, plan.device)
 
 
+def _vocabulary_size(merged_dir: Path) -> int:
+    """The merged model's vocabulary: the base's, or larger where the adapter added
+    tokens (the base is resized to it before PEFT loads the adapter)."""
+    from release.checkpoint.config import read_config, text_config
+
+    return int(text_config(read_config(merged_dir)).get("vocab_size") or 0)
+
+
 def _base_side(
     remote: bool,
     base_dir: Path,
     adapter_dir: Path,
     merged_dir: Path,
+    vocab_size: int,
     plan: LoadPlan,
     tokenizer,
     ids: torch.Tensor,
@@ -196,7 +207,6 @@ def _base_side(
     import torch
     from peft import PeftModel
 
-    from release.checkpoint.config import read_config, text_config
     from release.evaluate.sanity import (
         PROBE_PROMPTS,
         next_token_logits,
@@ -209,8 +219,7 @@ def _base_side(
     yield report.log(f"loading the base with the adapter on {plan.device}")
     with held_stderr():
         base = load_model(base_dir, plan, trust_remote_code=remote)
-        vocab_size = text_config(read_config(merged_dir)).get("vocab_size")
-        if vocab_size and base.get_input_embeddings().num_embeddings < vocab_size:
+        if base.get_input_embeddings().num_embeddings < vocab_size:
             base.resize_token_embeddings(vocab_size)  # added tokens: as PEFT's users load it
         with_adapter = PeftModel.from_pretrained(base, adapter_dir).eval()
     if figures is not None:

@@ -1,8 +1,10 @@
 """Everything the CLI prints goes through here: rich output, one place to redact secrets.
 
 ``EventPrinter`` turns runner events into a live progress bar per stage and a line per
-finished stage. Every string is passed through ``redact`` first, so an HF_TOKEN that
-slipped into an exception message or a log line never reaches the terminal.
+finished stage; without a terminal (a CI log, a pipe), where a bar cannot redraw, it prints
+a progress line instead, at most one every ``PLAIN_PROGRESS_EVERY_S`` seconds. Every
+string is passed through ``redact`` first, so an HF_TOKEN that slipped into an exception
+message or a log line never reaches the terminal.
 ``JsonLinesPrinter`` is the machine-readable twin (``--json``): one JSON object per event
 per line on stdout, for CI tools and other front ends that follow a run.
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -73,11 +77,19 @@ class Output:
         self.err.print(escape(redact(text)), style="red", soft_wrap=True)
 
 
+PLAIN_PROGRESS_EVERY_S = 10.0
+"""Without a terminal, the longest a working stage's progress goes unprinted (a CI log
+that shows nothing for minutes reads as a hang)."""
+
+
 class EventPrinter:
     """Render runner events: a progress bar while a stage works, a line when it ends."""
 
-    def __init__(self, output: Output) -> None:
+    def __init__(self, output: Output, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.output = output
+        self._clock = clock
+        self._plain_lines = not output.quiet and not sys.stdout.isatty()
+        self._last_line_at = 0.0
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -103,6 +115,7 @@ class EventPrinter:
         match event:
             case StageStarted(stage, title):
                 self._task = self.progress.add_task(title, total=None, detail="")
+                self._last_line_at = self._clock()
                 out.markup(f"[bold]▶ {escape(title)}[/bold]")
             case ProgressEvent(stage, done, total, unit, message):
                 if self._task is not None:
@@ -112,7 +125,9 @@ class EventPrinter:
                     self.progress.update(
                         self._task, completed=done, total=total, detail=redact(detail)
                     )
+                self._plain_progress(done, total, unit, message)
             case Log(stage, message, level):
+                self._last_line_at = self._clock()
                 style = "yellow" if level == "warning" else "dim"
                 prefix = "warning: " if level == "warning" else ""
                 out.markup(f"  [{style}]{escape(prefix + redact(message))}[/{style}]")
@@ -129,6 +144,19 @@ class EventPrinter:
             case StageFailed(stage, _):
                 self._end_task()
                 out.markup(f"[red]✘ {stage}: failed[/red]")
+
+    def _plain_progress(self, done: float, total: float | None, unit: str, message: str) -> None:
+        """A progress line where no bar can show, once ``PLAIN_PROGRESS_EVERY_S`` has
+        passed since the stage's last line."""
+        now = self._clock()
+        if not self._plain_lines or now - self._last_line_at < PLAIN_PROGRESS_EVERY_S:
+            return
+        self._last_line_at = now
+        amount = f"{human(done, unit)} / {human(total, unit)}" if total else human(done, unit)
+        amount += "" if unit == "bytes" else f" {unit}"
+        share = f" ({100 * done / total:.0f}%)" if total else ""
+        text = f"{amount}{share}" + (f": {message}" if message else "")
+        self.output.markup(f"  [dim]… {escape(redact(text))}[/dim]")
 
     def _end_task(self) -> None:
         if self._task is not None:
