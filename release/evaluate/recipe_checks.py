@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from release.checkpoint.config import read_config, text_config
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
 from release.core.quiet import held_stderr
@@ -111,11 +112,13 @@ def recipe_checks(
         tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=remote)
     text_name, text = heldout_text(spec)
     ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
-    key = None
-    if base_fingerprint is not None:
-        probe_ids = [tokenizer(prompt).input_ids for prompt in PROBE_PROMPTS]
-        key = base_key(base_fingerprint, ids, probe_ids, PERPLEXITY_WINDOW, plan.dtype, plan.device)
     base, *inputs = models
+    key = None
+    if base_fingerprint is not None:  # the base as it lies: a recipe adds no tokens
+        probe_ids = [tokenizer(prompt).input_ids for prompt in PROBE_PROMPTS]
+        vocab_size = int(text_config(read_config(base.folder)).get("vocab_size") or 0)
+        window, dtype, device = PERPLEXITY_WINDOW, plan.dtype, plan.device
+        key = base_key(base_fingerprint, ids, probe_ids, vocab_size, window, dtype, device)
     base_perplexity, cached = yield from _base_perplexity(
         remote, base.folder, plan, tokenizer, ids, key, report
     )
