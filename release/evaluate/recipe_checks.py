@@ -129,7 +129,7 @@ def recipe_checks(
             loaded = _load_input(model, base.folder, plan, remote)
         passes = perplexity(loaded, ids)
         value = yield from perplexity_pass(report, f"perplexity: {model.name}", passes, ids)
-        del loaded
+        del loaded, passes  # the pass holds the model too: both go before the next loads
         release_memory()
         figures.append(InputFigures(name=model.name, kind=model.kind, perplexity=round(value, 4)))
 
