@@ -143,5 +143,10 @@ def test_init_writes_a_recipe_for_several_inputs(tmp_path):
     assert step.merge_method == "linear"
     assert [m.model for m in step.models] == ["adapters/math", "adapters/a: {b}", "ft"]
     assert all(m.parameters == {"weight": 1.0} for m in step.models)
+    # the wizard's intake form, its adapter field left empty, keeps the recipe's release so
+    from release.tui.session import Session
+
+    edited = Session(out, spec).changed(adapter={}, name="renamed")
+    assert edited.adapter is None and edited.merge.recipe == spec.merge.recipe
     assert main(["init", str(folders[0]), str(tmp_path), "-o", str(tmp_path / "x.yaml")]) == 2
     assert not (tmp_path / "x.yaml").exists()

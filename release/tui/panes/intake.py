@@ -156,8 +156,10 @@ class IntakePane(StepPane):
         from_hub = (
             spec is not None and spec.adapter is not None and spec.adapter.repo_id is not None
         )
+        # a recipe's release names no adapter: an empty field keeps it so
+        recipe_only = spec is not None and spec.adapter is None and not self._value("adapter-path")
         return {
-            "adapter": {} if from_hub else {"path": self.adapter_dir()},
+            "adapter": {} if from_hub or recipe_only else {"path": self.adapter_dir()},
             "base": {
                 "repo_id": self._value("base-repo") or None,
                 "path": self._path("base-path", spec.base.path if spec else None),
