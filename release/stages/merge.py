@@ -22,7 +22,7 @@ class MergeStage(Stage):
             "base": spec.base.model_dump(mode="json"),
             "dtype": spec.merge.dtype,
             "shard_size": spec.merge.shard_size,
-            **({"recipe": recipe.model_dump(mode="json")} if recipe else {}),
+            **({"recipe": recipe.key()} if recipe else {}),
         }
 
     def input_paths(self, spec) -> list[Path]:
@@ -52,9 +52,9 @@ class MergeStage(Stage):
         commit = intake.base_commit if intake else None
         base_dir = resolve_base_dir(ctx.spec.base, commit, adapter_dir)
         merge = ctx.spec.merge
-        estimates, measured = yield from check(
-            ctx, ctx.workspace, merge_needs(base_dir, adapter_dir, merge.dtype, merge.shard_size)
-        )
+        lora_dir = adapter_dir if merge.recipe is None else None  # a recipe's inputs: its own
+        needs = merge_needs(base_dir, lora_dir, merge.dtype, merge.shard_size)
+        estimates, measured = yield from check(ctx, ctx.workspace, needs)
         recipe = None
         if merge.recipe is not None:
             steps, recipe = recipe_merge(ctx.spec, base_dir, commit, ctx.out_dir)
