@@ -121,6 +121,14 @@ def sanity_rows(sanity: SanityFacts | None) -> list[Row]:
                 f"{eq.relative_error:.1%}",
             )
         )
+    if sanity.merge_inputs and not eq:
+        found.append(
+            (
+                "Merged model vs base + adapter",
+                "not applicable: a merge of several models is none of them "
+                "(each is measured beside it under Merge recipe)",
+            )
+        )
     if ppl := sanity.perplexity:
         found.append(
             (

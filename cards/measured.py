@@ -63,6 +63,23 @@ class SmokeFacts(_Facts):
     passed: bool
 
 
+class MergeInputFigure(_Facts):
+    """One model of a merge recipe measured beside the merged model (held-out text)."""
+
+    name: str
+    kind: str
+    """base, checkpoint (a full fine-tune) or lora (an adapter applied to the base)."""
+    perplexity: float
+
+
+class MergeGateFacts(_Facts):
+    """The merge held to one of its inputs: perplexity at most the input's + tolerance."""
+
+    name: str
+    tolerance: float
+    limit: float
+
+
 class SanityFacts(_Facts):
     """The release's own checks (model-release's evaluate stage), as measured."""
 
@@ -71,6 +88,10 @@ class SanityFacts(_Facts):
     smoke: list[SmokeFacts] = Field(default_factory=list)
     device: str | None = None
     """Where and in which dtype the models ran."""
+    merge_inputs: list[MergeInputFigure] = Field(default_factory=list)
+    """A merge recipe's release: each input measured beside the merged model (the
+    equivalence check, merged == base + adapter, does not apply to a merge)."""
+    merge_gate: MergeGateFacts | None = None
 
 
 class GGUFFileFacts(_Facts):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from release.core.errors import InputError, SpecError
+from release.core.errors import InputError, SpecError, WorkError
 from release.merge.recipe_inputs import (
     BaseIdentity,
     evaluate_setting,
@@ -83,14 +84,64 @@ def test_recipe_file_named_by_release_yaml(tmp_path):
         "parameters: {t: 0.3}\n"
     )
     text = "name: m\nversion: 1.0.0\nbase: {path: base}\nadapter: {path: a}\n"
-    with pytest.raises(SpecError) as error:  # the sanity eval measures base + one adapter
-        parse_spec(text + "merge: {recipe: recipe.yaml}\n", tmp_path / "release.yaml")
-    assert "set eval.enabled: false" in "\n".join(error.value.problems)
-    text += "eval: {enabled: false}\n"
     spec = parse_spec(text + "merge: {recipe: recipe.yaml}\n", tmp_path / "release.yaml")
     assert spec.merge.recipe is not None
     assert spec.merge.recipe.steps[0].parameters == {"t": 0.3}
     assert spec.merge.recipe.mergekit_compatible
+    assert spec.merge.recipe.input_names == ["base", "other"]
+    # a problem in the recipe file names the recipe file's line
+    (tmp_path / "recipe.yaml").write_text("merge_method: ties\nmodels:\n  - model: a\n    w: 1\n")
+    with pytest.raises(SpecError) as error:
+        parse_spec(text + "merge: {recipe: recipe.yaml}\n", tmp_path / "release.yaml")
+    assert error.value.problems == [f"{tmp_path / 'recipe.yaml'}:4: models.0.w: unknown key"]
+
+
+def test_the_gate_names_an_input_of_the_recipe(tmp_path):
+    text = "name: m\nversion: 1.0.0\nbase: {path: base}\nadapter: {path: a}\n"
+    recipe = "merge:\n  recipe: {merge_method: linear, models: [{model: x}, {model: y}]}\n"
+    with pytest.raises(SpecError) as error:
+        parse_spec(text + "eval:\n  gate: {no_worse_than: z}\n" + recipe, tmp_path / "r.yaml")
+    assert error.value.problems == [
+        f"{tmp_path / 'r.yaml'}:6: eval: gate.no_worse_than: 'z' is not a model of "
+        "merge.recipe; use one of x, y"
+    ]
+    with pytest.raises(SpecError) as error:
+        parse_spec(text + "eval:\n  gate: {no_worse_than: x}\n", tmp_path / "r.yaml")
+    assert "there is no recipe; leave eval.gate out" in error.value.problems[0]
+
+
+def test_a_recipe_needs_no_adapter(tmp_path):
+    head = "name: m\nversion: 1.0.0\nbase: {path: base}\n"
+    recipe = "merge:\n  recipe: {merge_method: linear, models: [{model: x}, {model: y}]}\n"
+    assert parse_spec(head + recipe, tmp_path / "r.yaml").adapter is None
+    with pytest.raises(SpecError) as error:
+        parse_spec(head + "adapter: null\n", tmp_path / "r.yaml")
+    assert error.value.problems == [
+        f"{tmp_path / 'r.yaml'}:4: adapter: required: give adapter.path or adapter.repo_id, "
+        "or merge.recipe (the models)"
+    ]
+    with pytest.raises(SpecError) as error:
+        parse_spec(head + recipe + "push: {adapter_repo_id: me/lora}\n", tmp_path / "r.yaml")
+    assert error.value.problems == [
+        f"{tmp_path / 'r.yaml'}:6: push: adapter_repo_id: this release has no adapter "
+        "(merge.recipe names its models); leave push.adapter_repo_id out"
+    ]
+
+
+def test_the_gate_refuses_a_merge_worse_than_its_input():
+    from release.evaluate.facts import InputFigures
+    from release.evaluate.recipe_checks import no_worse_than
+    from release.spec.schema import EvalGateSpec
+
+    figures = {"adapters/heal": InputFigures(name="heal", kind="lora", perplexity=10.0)}
+    gate = EvalGateSpec(no_worse_than="adapters/heal", tolerance=0.02)
+    assert no_worse_than(gate, figures, 10.2).limit == pytest.approx(10.2)
+    with pytest.raises(WorkError) as error:
+        no_worse_than(gate, figures, 10.21)
+    assert error.value.message == (
+        "the merge is worse than its input adapters/heal: perplexity 10.21 on the held-out "
+        "text, the input's 10.00 (limit 10.20: +2%, eval.gate.no_worse_than)"
+    )
 
 
 # --- inputs -----------------------------------------------------------------------------
@@ -370,6 +421,9 @@ def test_merge_stage_runs_the_recipe(tiny_llama_dir, loras, fisher_mask, tmp_pat
     assert facts is not None and facts.recipe is not None
     assert [m.name for m in facts.recipe.methods] == ["task_arithmetic", "slerp"]
     assert facts.tensors_merged == direct.tensors_merged
+    # the mask file is keyed by its bytes (an input), by name in the settings: no path
+    settings = json.dumps(manifest.stages["merge"].settings)
+    assert "keep.safetensors" in settings and str(fisher_mask.parent) not in settings
     for name, digest in direct.sha256.items():
         written = (tmp_path / "build" / "merge" / name).read_bytes()
         assert hashlib.sha256(written).hexdigest() == digest
@@ -382,3 +436,82 @@ def test_merge_stage_runs_the_recipe(tiny_llama_dir, loras, fisher_mask, tmp_pat
     assert any(getattr(e, "stage", None) == "merge" for e in events)
     after = Manifest.load(tmp_path / "build" / "manifest.json")
     assert after.stages["merge"].key != manifest.stages["merge"].key
+
+
+def test_evaluate_measures_the_merge_beside_its_inputs(tiny_llama_dir, loras, tmp_path):
+    """Each input's perplexity is the one transformers and PEFT give for it (base + LoRA,
+    as their users load it); the merged model's too; the card shows them, says the
+    equivalence check does not apply, and names the gate's input without a local path."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from cards.render import render_model_card
+    from release.core.manifest import Manifest
+    from release.evaluate.facts import EvaluateFacts
+    from release.evaluate.scores import ReleaseScores
+    from release.report.card_context import card_context
+    from release.report.card_settings import CardSettings
+    from release.runner import run_release
+    from release.spec.schema import ReleaseSpec
+
+    heldout = tmp_path / "heldout.txt"
+    heldout.write_text("The quick brown fox jumps over the lazy dog. " * 12, encoding="utf-8")
+    recipe = {
+        "merge_method": "linear",
+        "models": [
+            {"model": str(loras["a"]), "parameters": {"weight": 0.5}},
+            {"model": str(loras["b"]), "parameters": {"weight": 0.5}},
+        ],
+    }
+    spec = ReleaseSpec(
+        name="tiny",
+        version="1.0",
+        base={"path": str(tiny_llama_dir), "repo_id": "org/base"},
+        adapter={"path": str(loras["a"])},
+        workspace=tmp_path / "build",
+        merge={"recipe": recipe},
+        eval={
+            "prompts": [],
+            "heldout_text": str(heldout),
+            "gate": {"no_worse_than": str(loras["a"]), "tolerance": 1.0},
+        },
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODEL_RELEASE_EVAL_CACHE", str(tmp_path / "cache"))
+        list(run_release(spec, only=["adapter", "merge", "evaluate"]))
+    manifest = Manifest.load(tmp_path / "build" / "manifest.json")
+    facts = EvaluateFacts.of(manifest)
+    assert facts.equivalence is None and facts.merge_inputs is not None
+    figures = {m.name: m for m in facts.merge_inputs.models}
+    assert [(m.name, m.kind) for m in facts.merge_inputs.models] == [
+        ("org/base", "base"),
+        ("a", "lora"),
+        ("b", "lora"),
+    ]
+
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "build" / "merge")
+    ids = tokenizer(heldout.read_text(), return_tensors="pt").input_ids  # one window
+
+    def hf_perplexity(model) -> float:
+        with torch.no_grad():
+            return math.exp(model(ids, labels=ids).loss.item())
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    assert figures["org/base"].perplexity == pytest.approx(hf_perplexity(base), rel=1e-5)
+    with_a = PeftModel.from_pretrained(base, loras["a"]).eval()
+    assert figures["a"].perplexity == pytest.approx(hf_perplexity(with_a), rel=1e-5)
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "build" / "merge")
+    assert facts.perplexity.merged == pytest.approx(hf_perplexity(merged), rel=1e-5)
+    gate = facts.merge_inputs.gate
+    assert gate.name == "a" and gate.limit == pytest.approx(2 * figures["a"].perplexity)
+
+    settings = CardSettings.of(spec)
+    card = render_model_card(
+        card_context(settings, manifest, "merged", ReleaseScores(), spec.workspace)
+    )
+    assert "| Merged model vs base + adapter | not applicable" in card
+    assert "### Merged vs inputs" in card
+    assert f"| `a` | base + LoRA adapter | {figures['a'].perplexity:.2f} |" in card
+    assert f"| **this merge** | merged | **{facts.perplexity.merged:.2f}** |" in card
+    assert "The release gate held this merge to `a`" in card
+    assert str(loras["a"].parent) not in card

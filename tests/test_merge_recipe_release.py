@@ -1,10 +1,9 @@
 """Seed 003's shape of recipe released end to end through ``model-release run`` on the
 tiny Gemma 4: four LoRAs averaged in delta space, masked (a Fisher-style keep mask) and
 dampened per layer onto the base at 0.3, then slerp at 0.3 against a fifth LoRA; GGUF
-exported, the card written, everything pushed to the local Hub.
-
-The sanity eval is off: it measures the merged model against base + one adapter (PEFT),
-which a merge of five is not; measuring the merge beside each input is still to come.
+measured beside the base and each of its five inputs (the gate holds it to the healing
+LoRA), GGUF exported, the card written, everything pushed to the local Hub. The release
+names no adapter: the recipe names its models.
 """
 
 from __future__ import annotations
@@ -52,6 +51,7 @@ def test_seed003_recipe_released_on_tiny_gemma4(gemma4_text_dir, hub_env, tmp_pa
         if name.endswith("q_proj.weight")
     }
     save_file(keep, tmp_path / "fisher_keep.safetensors")
+    (tmp_path / "heldout.txt").write_text("The sea is calm tonight. " * 16, encoding="utf-8")
     recipe = [
         {
             "name": "soup",
@@ -74,9 +74,12 @@ def test_seed003_recipe_released_on_tiny_gemma4(gemma4_text_dir, hub_env, tmp_pa
                 "name": "tiny-luchador",
                 "version": "0.3.0",
                 "base": {"repo_id": "google/tiny-gemma4", "path": str(gemma4_text_dir)},
-                "adapter": {"path": "adapters/heal"},
                 "merge": {"recipe": recipe},
-                "eval": {"enabled": False},
+                "eval": {
+                    "prompts": [],  # a random model cannot chat
+                    "heldout_text": "heldout.txt",
+                    "gate": {"no_worse_than": "adapters/heal", "tolerance": 1.0},
+                },
                 "gguf": {"types": ["f16"]},
                 "card": {"license": "gemma"},
                 "push": {"repo_id": "tester/luchador", "gguf_repo_id": "tester/luchador-GGUF"},
@@ -89,6 +92,11 @@ def test_seed003_recipe_released_on_tiny_gemma4(gemma4_text_dir, hub_env, tmp_pa
     facts = Manifest.load(workspace / MANIFEST_NAME).stages["merge"].facts
     assert facts["recipe"]["random_seeds"] == []
     assert facts["tensors_merged"] > 0
+    evaluated = Manifest.load(workspace / MANIFEST_NAME).stages["evaluate"].facts
+    measured = [(m["name"], m["kind"]) for m in evaluated["merge_inputs"]["models"]]
+    base_name = measured[0][0]
+    assert measured == [(base_name, "base"), *[(n, "lora") for n in ["a", "b", "c", "d", "heal"]]]
+    assert evaluated["merge_inputs"]["gate"]["name"] == "heal"
     api = HfApi(endpoint=hub_env.url, token=CANARY_TOKEN)
     files = api.list_repo_files("tester/luchador")
     assert "model.safetensors" in files or "model-00001-of-00001.safetensors" in files
@@ -96,6 +104,8 @@ def test_seed003_recipe_released_on_tiny_gemma4(gemma4_text_dir, hub_env, tmp_pa
     assert "base_model: google/tiny-gemma4" in card  # the one input on the Hub
     assert "base_model_relation: merge" in card and "- merge\n" in card
     assert "## Merge recipe" in card and "fisher_keep.safetensors" in card
+    assert "### Merged vs inputs" in card and "| `heal` | base + LoRA adapter |" in card
+    assert "| Merged model vs base + adapter | not applicable" in card
     assert str(tmp_path) not in card
     assert "@inproceedings{ilharco2023taskarithmetic" in card
     assert any(f.endswith(".gguf") for f in api.list_repo_files("tester/luchador-GGUF"))

@@ -135,3 +135,32 @@ def test_a_missing_card_template_is_refused_at_its_line(tmp_path, capsys):
     (tmp_path / "my_card.md.j2").write_text("# ours\n")
     assert main(["spec", "check", str(path)]) == 0
     assert load_spec(path).card.template_files() == [tmp_path / "my_card.md.j2"]
+
+
+def test_init_writes_a_recipe_for_several_inputs(tmp_path):
+    """Several folders: a merge recipe of them (no adapter:), the base from the first
+    adapter that names one; a folder name that is YAML markup stays a name."""
+    folders = [tmp_path / "adapters" / "math", tmp_path / "adapters" / "a: {b}", tmp_path / "ft"]
+    for folder in folders[:2]:
+        folder.mkdir(parents=True)
+        (folder / "adapter_config.json").write_text(
+            '{"peft_type": "LORA", "r": 8, "base_model_name_or_path": "org/base"}'
+        )
+    folders[2].mkdir()
+    (folders[2] / "config.json").write_text("{}")
+    out = tmp_path / "release.yaml"
+    assert main(["init", *map(str, folders), "--output", str(out)]) == 0
+    spec = load_spec(out)
+    assert spec.adapter is None and spec.base.repo_id == "org/base"
+    assert spec.name == "math-merge"
+    step = spec.merge.recipe.steps[0]
+    assert step.merge_method == "linear"
+    assert [m.model for m in step.models] == ["adapters/math", "adapters/a: {b}", "ft"]
+    assert all(m.parameters == {"weight": 1.0} for m in step.models)
+    # the wizard's intake form, its adapter field left empty, keeps the recipe's release so
+    from release.tui.session import Session
+
+    edited = Session(out, spec).changed(adapter={}, name="renamed")
+    assert edited.adapter is None and edited.merge.recipe == spec.merge.recipe
+    assert main(["init", str(folders[0]), str(tmp_path), "-o", str(tmp_path / "x.yaml")]) == 2
+    assert not (tmp_path / "x.yaml").exists()

@@ -13,7 +13,13 @@ from release.cli.options import SpecArg
 
 
 def init(
-    adapter_dir: Annotated[Path, typer.Argument(help="The adapter folder (adapter_config.json).")],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="The adapter folder (adapter_config.json); several folders (adapters or "
+            "full fine-tunes of one base) write a merge recipe of them."
+        ),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the spec.")] = Path(
         "release.yaml"
     ),
@@ -21,14 +27,15 @@ def init(
         bool, typer.Option("--overwrite", help="Replace an existing file.")
     ] = False,
 ) -> None:
-    """Write a commented starter release.yaml for an adapter."""
+    """Write a commented starter release.yaml for an adapter, or a merge recipe's for
+    several inputs."""
     from release.core.errors import InputError
     from release.core.files import atomic_write_text
     from release.spec.starter import starter_spec
 
     if output.exists() and not overwrite:
         raise InputError(f"{output}: already exists", hint="pass --overwrite or choose --output")
-    atomic_write_text(output, starter_spec(adapter_dir, output))
+    atomic_write_text(output, starter_spec(inputs, output))
     options.output.info(
         f"wrote {output}; fill in the card section, then: model-release spec check {output}"
     )
@@ -58,7 +65,7 @@ def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
 
     loaded = load_spec(spec)
     local = {
-        ("adapter", "path"): loaded.adapter.path,
+        ("adapter", "path"): loaded.adapter.path if loaded.adapter else None,
         ("base", "path"): loaded.base.path,
         ("eval", "heldout_text"): loaded.eval.heldout_text,
         ("card", "template_dir"): loaded.card.template_dir,
@@ -85,9 +92,12 @@ def spec_sources(spec: SpecArg = Path("release.yaml")) -> None:
     loaded = load_spec(spec)
     downloaded = {
         "base": loaded.base.repo_id if loaded.base.path is None else None,
-        "adapter": loaded.adapter.repo_id,
+        "adapter": loaded.adapter.repo_id if loaded.adapter else None,
     }
-    revisions = {"base": loaded.base.revision, "adapter": loaded.adapter.revision}
+    revisions = {
+        "base": loaded.base.revision,
+        "adapter": loaded.adapter.revision if loaded.adapter else None,
+    }
     for field, repo_id in downloaded.items():
         if repo_id:
             commit = resolve_commit(repo_id, revisions[field], field=field)

@@ -59,6 +59,7 @@ from release.evaluate.loading import (
     steady_heap,
 )
 from release.evaluate.settings import EvaluateSettings
+from release.reference.facts import ReferenceFacts
 from release.reference.record import ReferenceTarget
 from release.spec.schema import EvalSpec
 
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
     from release.evaluate.sanity import Perplexity, ProbeReference, SmokeResult
 
 
-def _heldout_text(spec: EvalSpec) -> tuple[str, str]:
+def heldout_text(spec: EvalSpec) -> tuple[str, str]:
     if spec.heldout_text:
         path = spec.heldout_text
         return path.name, path.read_text(encoding="utf-8")
@@ -97,8 +98,6 @@ def model_checks(
         HELDOUT_TOKENS,
         PERPLEXITY_WINDOW,
         PROBE_PROMPTS,
-        SMOKE_PROMPTS,
-        chat_smoke,
         merge_equivalence,
         perplexity,
     )
@@ -107,9 +106,8 @@ def model_checks(
     steady_heap()
     with held_stderr():  # transformers' and PEFT's bars and warnings are not ours to print
         tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=remote)
-    name, text = _heldout_text(spec)
+    name, text = heldout_text(spec)
     ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
-    prompts = SMOKE_PROMPTS if spec.prompts is None else spec.prompts
     probe_ids = [tokenizer(prompt).input_ids for prompt in PROBE_PROMPTS]
     vocab_size = _vocabulary_size(merged_dir)
     key = None
@@ -134,9 +132,28 @@ def model_checks(
         equivalence = merge_equivalence(merged, tokenizer, reference)
     equivalence_facts = _equivalence_facts(spec, equivalence)
     passes = perplexity(merged, ids)
-    merged_perplexity = yield from _perplexity_pass(report, "perplexity: merged", passes, ids)
-    perplexity_facts = _perplexity_facts(spec, name, ids, base_perplexity, merged_perplexity)
+    merged_perplexity = yield from perplexity_pass(report, "perplexity: merged", passes, ids)
+    perplexity_facts = judge_perplexity(spec, name, ids, base_perplexity, merged_perplexity)
 
+    smoke = yield from smoke_tests(merged, tokenizer, spec, report)
+    reference = yield from keep(merged, tokenizer, plan, keep_reference, report)
+    return EvaluateFacts(
+        device=plan.device,
+        equivalence=equivalence_facts,
+        perplexity=perplexity_facts,
+        base_figures=None if key is None else BaseFiguresFacts(key=key.digest, cached=cached),
+        smoke=smoke,
+        reference=reference,
+    )
+
+
+def smoke_tests(
+    merged, tokenizer, spec: EvalSpec, report: Reporter
+) -> Generator[Event, None, list[SmokeFacts]]:
+    """The chat smoke test on each prompt; the first that fails is a one-line error."""
+    from release.evaluate.sanity import SMOKE_PROMPTS, chat_smoke
+
+    prompts = SMOKE_PROMPTS if spec.prompts is None else spec.prompts
     smoke = []
     for index, prompt in enumerate(prompts):
         what = f"chat {index + 1}/{len(prompts)}: {prompt[:40]}"
@@ -149,19 +166,18 @@ def model_checks(
                 f"(answer: {result.output[:80]!r})",
                 hint="check the chat template and the tokenizer files of the merged model",
             )
-    reference = None
-    if keep_reference is not None:
-        yield report.log("keeping the merged model's reference for the GGUF checks")
-        with held_stderr():
-            reference = keep_reference.write(merged, tokenizer, plan.dtype, plan.device)
-    return EvaluateFacts(
-        device=plan.device,
-        equivalence=equivalence_facts,
-        perplexity=perplexity_facts,
-        base_figures=None if key is None else BaseFiguresFacts(key=key.digest, cached=cached),
-        smoke=smoke,
-        reference=reference,
-    )
+    return smoke
+
+
+def keep(
+    merged, tokenizer, plan: LoadPlan, target: ReferenceTarget | None, report: Reporter
+) -> Generator[Event, None, ReferenceFacts | None]:
+    """The merged model's reference for the GGUF checks, kept where ``target`` says."""
+    if target is None:
+        return None
+    yield report.log("keeping the merged model's reference for the GGUF checks")
+    with held_stderr():
+        return target.write(merged, tokenizer, plan.dtype, plan.device)
 
 
 def _vocabulary_size(merged_dir: Path) -> int:
@@ -214,7 +230,7 @@ def _base_side(
     else:
         with with_adapter.disable_adapter():  # the base alone
             passes = perplexity(with_adapter, ids)
-            base_perplexity = yield from _perplexity_pass(report, "perplexity: base", passes, ids)
+            base_perplexity = yield from perplexity_pass(report, "perplexity: base", passes, ids)
             yield report.progress(0, len(PROBE_PROMPTS), "prompts", "probe prompts: base")
             with held_stderr():
                 bare = [t.cpu() for t in next_token_logits(with_adapter, tokenizer, PROBE_PROMPTS)]
@@ -232,7 +248,7 @@ def _base_side(
     return reference, figures.perplexity, cached
 
 
-def _perplexity_pass(
+def perplexity_pass(
     report: Reporter, what: str, passes: Perplexity, ids: torch.Tensor
 ) -> Generator[Event, None, float]:
     """Run a perplexity pass, reporting after each window the tokens scored, the rate
@@ -271,15 +287,20 @@ def _generation(
         report.check_cancelled()
 
 
-def _perplexity_facts(
-    spec: EvalSpec, name: str, ids: torch.Tensor, base: float, merged: float
+def judge_perplexity(
+    spec: EvalSpec,
+    name: str,
+    ids: torch.Tensor,
+    base: float,
+    merged: float,
+    changed_by: str = "the adapter",
 ) -> PerplexityFacts:
     """The perplexity's facts, or the one-line error when the merged model is much worse
     than its base."""
     ratio = merged / base
     if ratio > spec.max_perplexity_ratio:
         raise WorkError(
-            f"the adapter makes the base much worse on held-out text: perplexity "
+            f"{changed_by} makes the base much worse on held-out text: perplexity "
             f"{base:.2f} → {merged:.2f} (×{ratio:.2f}, limit ×{spec.max_perplexity_ratio}); "
             f"a sign of a wrong base or a broken run",
             hint="check base against the model the adapter was trained on",

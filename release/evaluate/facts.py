@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from pydantic import Field, PlainSerializer
+from pydantic import Field, PlainSerializer, model_serializer
 
 from cards.records import DEFAULT_FILTER, EvalRecord
 from release.core.facts import Facts, StageFacts
@@ -50,6 +50,39 @@ class PerplexityFacts(Facts):
     ratio: float
     max_ratio: float
     passed: bool | None = None
+
+
+class InputFigures(Facts):
+    """One model of a merge recipe, measured beside the merged model."""
+
+    name: str
+    """As the card names it: a Hub id at its commit, or a local folder's name."""
+    kind: str
+    """base, checkpoint (a full fine-tune) or lora (an adapter applied to the base)."""
+    perplexity: float
+
+
+class InputGateFacts(Facts):
+    """eval.gate: the merged model no worse than one of its inputs."""
+
+    input: str
+    """As the recipe names it (eval.gate.no_worse_than)."""
+    name: str
+    """As the card names it."""
+    input_perplexity: float
+    merged_perplexity: float
+    tolerance: float
+    limit: float
+    passed: bool
+
+
+class MergeInputsFacts(Facts):
+    """A merge recipe's release: the merged model beside each of its inputs on the
+    held-out text (``release.evaluate.recipe_checks``). The equivalence check (merged ==
+    base + adapter) does not apply: a merge of several models is none of them."""
+
+    models: list[InputFigures] = Field(default_factory=list)
+    gate: InputGateFacts | None = None
 
 
 class BaseFiguresFacts(Facts):
@@ -149,8 +182,18 @@ class EvaluateFacts(StageFacts):
     smoke: list[SmokeFacts] = Field(default_factory=list)
     reference: ReferenceFacts | None = None
     """The merged model's reference, kept for the GGUF stage's checks (``release.reference``)."""
+    merge_inputs: MergeInputsFacts | None = None
+    """A merge recipe's inputs measured beside the merged model; absent (not null) from the
+    manifest of a release of one adapter, whose bytes stay as they were."""
     estimated_output_bytes: int | None = None
     estimated_peak_memory_bytes: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _leave_out_no_inputs(self, handler):
+        dumped = handler(self)
+        if self.merge_inputs is None:
+            dumped.pop("merge_inputs", None)
+        return dumped
 
 
 def evaluated(manifest: Manifest) -> EvaluateFacts | None:

@@ -57,9 +57,13 @@ PEFT's wrappers): 31 MiB on SmolLM2's bf16 eval (the peak less weights, logits a
 ``RESIDENT``)."""
 
 
-def evaluate_needs(base_dir: Path, merged_dir: Path, adapter_dir: Path, plan: LoadPlan) -> Needs:
-    """The RAM the sanity eval holds at its peak, run as ``plan`` says."""
-    adapter = sum(4 * info.numel for info in list_tensors(adapter_dir / lora.WEIGHTS_NAME))
+def evaluate_needs(
+    base_dir: Path, merged_dir: Path, adapter_dir: Path | None, plan: LoadPlan
+) -> Needs:
+    """The RAM the sanity eval holds at its peak, run as ``plan`` says (``adapter_dir``
+    None: a merge recipe's release, whose LoRA inputs are not counted)."""
+    weights = [] if adapter_dir is None else list_tensors(adapter_dir / lora.WEIGHTS_NAME)
+    adapter = sum(4 * info.numel for info in weights)
     vocab = int(text_config(read_config(base_dir)).get("vocab_size") or 0)
     float_copy = 0 if plan.bytes_per_parameter == 4 else 4
     working = (plan.bytes_per_parameter + float_copy + 4) * WINDOW_TOKENS * vocab
@@ -92,7 +96,7 @@ def _model_peak(model_dir: Path, plan: LoadPlan, working: int) -> int:
 
 
 def choose_plan(
-    base_dir: Path, merged_dir: Path, adapter_dir: Path, gpus: int, available: int
+    base_dir: Path, merged_dir: Path, adapter_dir: Path | None, gpus: int, available: int
 ) -> tuple[LoadPlan, Needs]:
     """``plan_loading``'s plan, or on the CPU the checkpoint's 16-bit dtype when float32
     would not fit in ``available`` bytes and that needs less (float32 comes first: its

@@ -4,15 +4,30 @@ setting the key holds (``release.stages.evaluate``).
 
 ``eval.contamination`` is the contamination stage's (``release.stages.contamination``):
 the object leaves it out, so the checks cannot read it and its settings do not rerun
-this stage."""
+this stage. A release of one adapter (no merge.recipe) is keyed as it always was: its
+dump names neither the recipe nor eval.gate (the recipe's gate, unread without one)."""
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, SerializationInfo, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializationInfo,
+    field_serializer,
+    field_validator,
+)
 
+from release.spec.recipe import MergeRecipe
 from release.spec.schema import EvalSpec, ReleaseSpec
+
+KeyedRecipe = Annotated[
+    MergeRecipe | None,
+    PlainSerializer(lambda recipe: recipe.key() if recipe else None, when_used="json"),
+]
 
 
 class EvaluateSettings(BaseModel):
@@ -23,6 +38,8 @@ class EvaluateSettings(BaseModel):
     trust_remote_code: bool
     """``base.trust_remote_code``: the tokenizer and every model the checks and lm-eval
     load run the repo's own code when it is set."""
+    recipe: KeyedRecipe = Field(default=None, exclude_if=lambda recipe: recipe is None)
+    """``merge.recipe``: the merged model is measured beside each of its inputs."""
 
     @field_validator("eval")
     @classmethod
@@ -31,9 +48,14 @@ class EvaluateSettings(BaseModel):
 
     @field_serializer("eval")
     def _dumped_without_contamination(self, value: EvalSpec, info: SerializationInfo) -> Any:
-        """Not even its name: the key of a release before this object was the same."""
-        return value.model_dump(mode=info.mode, exclude={"contamination"})
+        """Not even its name; nor, without a recipe, its gate's."""
+        leave = {"contamination"} if self.recipe is not None else {"contamination", "gate"}
+        return value.model_dump(mode=info.mode, exclude=leave)
 
     @classmethod
     def of(cls, spec: ReleaseSpec) -> Self:
-        return cls(eval=spec.eval, trust_remote_code=spec.base.trust_remote_code)
+        return cls(
+            eval=spec.eval,
+            trust_remote_code=spec.base.trust_remote_code,
+            recipe=spec.merge.recipe,
+        )

@@ -12,6 +12,13 @@
 - ``vocabulary``: an adapter of a resized vocabulary (added tokens) and a tied head.
 - ``intake``: prove the adapter belongs to the base (the adapter stage's work).
 - ``stream``: the streaming merge, in bounded memory.
+- ``writer``: what the two merges (``stream``, ``recipe_stream``) share in writing the
+  merged folder: progress and result records, each tensor's dtype and whether it goes by
+  rows, config.json and the side files.
+- ``methods``: the merge methods of a recipe, one table (mergekit's names, papers).
+- ``recipe_inputs``: a recipe's models found and proven to belong to the base.
+- ``recipe_stream``: a recipe streamed tensor by tensor into one model folder.
+- ``recipe_card``: the recipe as the card shows it (no local paths).
 - ``blocks``: one tensor merged and cast a block of rows at a time (in the CPU's cache).
 - ``needs``: what the merge will write and hold (the preflight's estimate).
 - ``settings``: what the merge stage's domain reads of the spec, one object (its key's

@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from cards.measured import MergeRecipeFacts
 from release.core.facts import StageFacts
-from release.merge.recipe_card import RecipeFacts
 
 
 class AdapterFacts(StageFacts):
@@ -76,5 +76,5 @@ class MergeFacts(StageFacts):
     """Whether the merged folder's tokenizer carries a chat template."""
     estimated_output_bytes: int | None = None
     estimated_peak_memory_bytes: int | None = None
-    recipe: RecipeFacts | None = None
+    recipe: MergeRecipeFacts | None = None
     """A merge recipe's YAML with its inputs named publicly (``merge.recipe``)."""

@@ -254,7 +254,7 @@ def moved_since(spec: ReleaseSpec, last: AdapterFacts) -> list[str]:
     keeps its pinned commits; this says they are no longer the branch's head."""
     sources = {
         "base": (spec.base.repo_id if spec.base.path is None else None, spec.base.revision),
-        "adapter": (spec.adapter.repo_id, spec.adapter.revision),
+        "adapter": (spec.adapter.repo_id, spec.adapter.revision) if spec.adapter else (None, None),
     }
     notes = []
     for field, (repo_id, revision) in sources.items():

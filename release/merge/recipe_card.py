@@ -4,6 +4,9 @@ A card must not leak the machine's paths (mergekit's cards do): a Hub input is n
 ``owner/name@commit`` (the commit it resolved to), the release's base by its repo id at
 its commit, a local input by its folder's name, with the sha256 of its weights in the
 inputs list, and a mask file by its file name and sha256. Steps keep their names.
+
+The record is the card's own (``cards.measured.MergeRecipeFacts``): the merge stage
+records it in the manifest and the card reads it as it is.
 """
 
 from __future__ import annotations
@@ -13,41 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
-from pydantic import BaseModel
 
+from cards.measured import MergeRecipeFacts, RecipeInput, RecipeMethod
 from release.spec.recipe import MergeRecipe
 
 if TYPE_CHECKING:
     from release.merge.recipe_inputs import Inputs, Source
-
-
-class RecipeInput(BaseModel):
-    """One input as the card lists it."""
-
-    name: str
-    kind: str
-    """base, checkpoint (a full fine-tune) or lora (an adapter applied to the base)."""
-    repo_id: str | None = None
-    revision: str | None = None
-    sha256: str | None = None
-
-
-class RecipeMethod(BaseModel):
-    name: str
-    pretty_name: str
-    paper: str
-
-
-class RecipeFacts(BaseModel):
-    """What the merge stage records of a recipe, for the card and the manifest."""
-
-    yaml: str
-    inputs: list[RecipeInput]
-    methods: list[RecipeMethod]
-    mergekit_compatible: bool
-    random_seeds: list[int]
-    mask_files: dict[str, str]
-    """A delta_mask file's name -> its sha256."""
 
 
 def _file_sha256(path: Path) -> str:
@@ -60,18 +34,10 @@ def _file_sha256(path: Path) -> str:
 
 def recipe_facts(
     recipe: MergeRecipe, inputs: Inputs, base_repo_id: str | None, base_commit: str | None
-) -> RecipeFacts:
-    names: dict[str, str] = {}
-    listed: list[RecipeInput] = []
-    taken: set[str] = set()
-    for ref, source in inputs.sources.items():
-        if source.kind == "step":
-            names[ref] = ref
-            continue
-        entry = _public(ref, source, base_repo_id, base_commit, taken)
-        names[ref] = entry.name
-        if all(item.name != entry.name for item in listed):
-            listed.append(entry)
+) -> MergeRecipeFacts:
+    public = public_inputs(inputs.sources, base_repo_id, base_commit)
+    names = {ref: public[ref].name if ref in public else ref for ref in inputs.sources}
+    listed = list({entry.name: entry for entry in public.values()}.values())
     from release.merge.methods import METHODS
 
     masks: dict[str, str] = {}
@@ -88,7 +54,7 @@ def recipe_facts(
             plain["delta_mask"]["file"] = step.delta_mask.file.name
         steps.append(plain)
     document = steps[0] if len(steps) == 1 else steps
-    return RecipeFacts(
+    return MergeRecipeFacts(
         yaml=yaml.safe_dump(document, sort_keys=False, allow_unicode=True),
         inputs=listed,
         methods=[
@@ -102,6 +68,18 @@ def recipe_facts(
         random_seeds=[s.random_seed for s in recipe.steps if s.random_seed is not None],
         mask_files=masks,
     )
+
+
+def public_inputs(
+    sources: dict[str, Source], base_repo_id: str | None, base_commit: str | None
+) -> dict[str, RecipeInput]:
+    """Each input the recipe names (earlier steps left out) -> how the card names it."""
+    public: dict[str, RecipeInput] = {}
+    taken: set[str] = set()
+    for ref, source in sources.items():
+        if source.kind != "step":
+            public[ref] = _public(ref, source, base_repo_id, base_commit, taken)
+    return public
 
 
 def _public(

@@ -152,17 +152,7 @@ def _resolve(
 ) -> Source:
     if _is_base(ref, base, root):
         return base_source
-    folder = (root / ref).expanduser()
-    commit = None
-    if not folder.is_dir():
-        repo_id, _, revision = ref.partition("@")
-        if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
-            raise InputError(
-                f"{where}: model {ref!r} is neither a folder nor a Hub repo id",
-                hint="give a local folder (relative to release.yaml) or owner/name@revision",
-            )
-        snapshot = download(repo_id, revision or None, ALLOW_PATTERNS, field="merge.recipe")
-        folder, commit = snapshot.folder, snapshot.commit
+    folder, commit = _locate(ref, root, where)
     if (folder / lora.CONFIG_NAME).is_file():
         source = _lora_source(ref, folder, base_source, config, where)
     elif (folder / "config.json").is_file():
@@ -175,6 +165,38 @@ def _resolve(
         )
     source.commit = commit
     return source
+
+
+def _locate(ref: str, root: Path, where: str) -> tuple[Path, str | None]:
+    """The folder ``ref`` names (relative to ``root``), or its Hub snapshot (downloaded
+    at its revision, once: a later call finds it in the cache) and the commit."""
+    folder = (root / ref).expanduser()
+    if folder.is_dir():
+        return folder, None
+    repo_id, _, revision = ref.partition("@")
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
+        raise InputError(
+            f"{where}: model {ref!r} is neither a folder nor a Hub repo id",
+            hint="give a local folder (relative to release.yaml) or owner/name@revision",
+        )
+    snapshot = download(repo_id, revision or None, ALLOW_PATTERNS, field="merge.recipe")
+    return snapshot.folder, snapshot.commit
+
+
+def locate_inputs(recipe: MergeRecipe, base: BaseIdentity, root: Path) -> dict[str, Source]:
+    """Each model the recipe names (earlier steps left out), found and its kind told by
+    its config file, without reading or checking it again: what ``resolve_inputs``
+    proved for the merge stays proven (the eval measures the inputs after the merge)."""
+    base_source = Source(base.repo_id or str(base.path), "base", base.folder)
+    found: dict[str, Source] = {}
+    for ref in recipe.input_names:
+        if _is_base(ref, base, root):
+            found[ref] = base_source
+            continue
+        folder, commit = _locate(ref, root, "merge.recipe")
+        kind = "lora" if (folder / lora.CONFIG_NAME).is_file() else "checkpoint"
+        found[ref] = Source(ref, kind, folder, commit=commit)
+    return found
 
 
 def _checkpoint_source(
@@ -333,7 +355,7 @@ def check_step(
     if step.random_seed is not None and not method.random:
         raise InputError(f"{where}.random_seed: {method.name} draws nothing at random")
     known = {p.name for p in method.parameters}
-    inputs = [m for m in step.models if not _is_step_base(step, method, m.model)]
+    inputs = [m for m in step.models if not is_step_base(step, method, m.model)]
     for label, settings in [("parameters", step.parameters)] + [
         (f"models[{i}].parameters", m.parameters) for i, m in enumerate(step.models)
     ]:
@@ -359,7 +381,7 @@ def check_step(
         _check_weight_sum(step, inputs, where, names, layers, normalize.default)
 
 
-def _is_step_base(step: MergeStep, method: Method, ref: str) -> bool:
+def is_step_base(step: MergeStep, method: Method, ref: str) -> bool:
     """The step's base among its models takes no per-input parameters (task methods)."""
     return method.base == "required" and method.name != "slerp" and ref == step.base_model
 

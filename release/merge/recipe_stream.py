@@ -27,6 +27,7 @@ from typing import BinaryIO
 import numpy as np
 import psutil
 
+from cards.measured import MergeRecipeFacts
 from release.checkpoint.safetensors import (
     FLOAT_DTYPES,
     TORCH_NAMES,
@@ -42,25 +43,25 @@ from release.checkpoint.safetensors import (
 )
 from release.merge import lora
 from release.merge.methods import METHODS, Resolved, seeded
-from release.merge.recipe_card import RecipeFacts, recipe_facts
+from release.merge.recipe_card import recipe_facts
 from release.merge.recipe_inputs import (
     BaseIdentity,
     Inputs,
     Source,
-    _is_step_base,
+    is_step_base,
     layer_of,
     layer_position,
     parameter_value,
     resolve_inputs,
 )
 from release.merge.settings import MergeSettings
-from release.merge.stream import (
+from release.merge.writer import (
     MergeResult,
     Step,
-    _by_rows,
-    _copy_side_files,
-    _write_config,
+    by_rows,
+    copy_side_files,
     output_dtype,
+    write_config,
 )
 from release.spec.recipe import MergeRecipe, MergeStep
 
@@ -107,7 +108,7 @@ class _Reader:
             info = source.tensors[key]
             return to_float32(read_array(self.handle(adapter_file), info), info.dtype)
 
-        if _by_rows(edit, base_info, source.settings):
+        if by_rows(edit, base_info, source.settings):
             key = (source.label, name)
             if key not in self._factors:
                 self._factors[key] = lora.lora_factors(edit, read, source.settings)
@@ -152,7 +153,7 @@ def _step_result(
     factor = _delta_factor(step, name, inputs.layers, mask)
     listed = step.models
     if method.base == "required" and method.name != "slerp":
-        listed = [m for m in step.models if not _is_step_base(step, method, m.model)]
+        listed = [m for m in step.models if not is_step_base(step, method, m.model)]
     values = []
     for model in listed:
         current = value(model.model)
@@ -248,8 +249,8 @@ def merge_recipe(
     written = {out.dtype for out in plan if out.dtype in FLOAT_DTYPES}
     written_dtype = TORCH_NAMES[written.pop()] if len(written) == 1 else "mixed"
     assert inputs.base.folder is not None
-    _write_config(inputs.base.folder, out_dir, written_dtype, None, untied=False)
-    _copy_side_files(inputs.base.folder, inputs.tokenizer_folder, out_dir)
+    write_config(inputs.base.folder, out_dir, written_dtype, None, untied=False)
+    copy_side_files(inputs.base.folder, inputs.tokenizer_folder, out_dir)
     return MergeResult(
         parameters=sum(info.numel for info in base.values()),
         dtype=written_dtype,
@@ -323,7 +324,7 @@ def recipe_merge(
     base_dir: Path,
     base_commit: str | None,
     out_dir: Path,
-) -> tuple[Generator[Step, None, MergeResult], RecipeFacts]:
+) -> tuple[Generator[Step, None, MergeResult], MergeRecipeFacts]:
     """The merge stage's recipe: inputs found and checked (nothing written yet), then
     the streaming merge to run and what the card says of the recipe. ``spec_dir``: what
     the recipe's relative paths are relative to."""

@@ -4,9 +4,9 @@ setting the key holds (``release.stages.merge``)."""
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from release.spec.recipe import MergeRecipe
 from release.spec.schema import BaseModelSpec, ReleaseSpec
@@ -18,8 +18,12 @@ class MergeSettings(BaseModel):
     base: BaseModelSpec
     dtype: Literal["auto", "bfloat16", "float16", "float32"]
     shard_size: int
-    recipe: MergeRecipe | None = Field(default=None, exclude_if=lambda recipe: recipe is None)
-    """merge.recipe; absent from the key when unset, as it always was."""
+    recipe: Annotated[
+        MergeRecipe | None,
+        PlainSerializer(lambda recipe: recipe.key() if recipe else None, when_used="json"),
+    ] = Field(default=None, exclude_if=lambda recipe: recipe is None)
+    """merge.recipe, keyed as ``MergeRecipe.key`` says (a mask file by its name); absent
+    from the key when unset, as it always was."""
 
     @classmethod
     def of(cls, spec: ReleaseSpec) -> Self:

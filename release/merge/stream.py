@@ -17,21 +17,15 @@ again). Peak memory is a few read chunks, or one whole-merged tensor's float32 c
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import shutil
 from collections import Counter
 from collections.abc import Generator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import psutil
 
-from release.checkpoint.base import PROCESSOR_FILES, TOKENIZER_FILES
 from release.checkpoint.safetensors import (
-    CODES,
     FLOAT_DTYPES,
     TORCH_NAMES,
     OutTensor,
@@ -47,57 +41,15 @@ from release.checkpoint.safetensors import (
 from release.core.errors import InputError
 from release.merge import initialization, lora
 from release.merge.blocks import merged_rows
-
-COPIED_FILES = ("generation_config.json", *PROCESSOR_FILES, *TOKENIZER_FILES)
-
-
-@dataclass
-class MergeResult:
-    parameters: int
-    dtype: str
-    bytes_written: int
-    shards: int
-    tensors: int
-    tensors_merged: int
-    peak_rss: int
-    tokenizer_from: str
-    sha256: dict[str, str]
-    """Each shard's sha256, taken while it was written."""
-
-
-@dataclass(frozen=True)
-class Step:
-    """Progress: ``done`` of ``total`` bytes of the base processed, after ``tensor``."""
-
-    tensor: str
-    done: int
-    total: int
-
-
-def output_dtype(info: TensorInfo, dtype: str) -> str:
-    """The safetensors dtype a base tensor is written in: floats follow ``dtype`` ("auto"
-    keeps each tensor's own), anything else is copied as it is."""
-    if dtype == "auto" or info.dtype not in FLOAT_DTYPES:
-        return info.dtype
-    return CODES[dtype]
-
-
-def _moves_base(edit: lora.ModuleEdit | None, settings: lora.LoraSettings) -> bool:
-    """Whether PEFT's load subtracts the initialization from this base weight (PiSSA,
-    OLoRA on a Linear layer: ``release.merge.initialization``)."""
-    moves = initialization.moves_base(settings.init_lora_weights)
-    return moves and edit is not None and edit.kind == "linear"
-
-
-def _by_rows(edit: lora.ModuleEdit | None, info: TensorInfo, settings: lora.LoraSettings) -> bool:
-    """Whether the tensor can be merged a block of rows at a time (``blocks``): a cast,
-    or a plain LoRA on a matrix. A replacement (modules_to_save), DoRA, whose norms
-    span the whole matrix, and an initialization that moves the base take the whole
-    tensor in float32."""
-    if edit is None:
-        return True
-    plain = edit.kind is not None and not edit.replacement and not edit.magnitude
-    return plain and len(info.shape) == 2 and not _moves_base(edit, settings)
+from release.merge.writer import (
+    MergeResult,
+    Step,
+    by_rows,
+    copy_side_files,
+    moves_base,
+    output_dtype,
+    write_config,
+)
 
 
 def merge_streaming(
@@ -156,14 +108,14 @@ def merge_streaming(
             edit = edits.get(out.name)
             if edit is None and out.dtype == info.dtype:
                 writer.copy(out.name, handles[info.file], info)
-            elif _by_rows(edit, info, settings):
+            elif by_rows(edit, info, settings):
                 factors = lora.lora_factors(edit, read_adapter, settings) if edit else None
                 rows = merged_rows(handles[info.file], info, out.dtype, factors)
                 checked = (_finite(part, out, adapter_dir) for part in rows)
                 writer.write_parts(out.name, info.shape, checked)
             else:
                 weight = to_float32(read_array(handles[info.file], info), info.dtype)
-                if _moves_base(edit, settings):  # the residual in the base's dtype, as PEFT's
+                if moves_base(edit, settings):  # the residual in the base's dtype, as PEFT's
                     assert edit is not None
                     weight = _residual(weight, edit, settings, info.dtype)
                 if edit is not None:
@@ -176,8 +128,8 @@ def merge_streaming(
     written = {out.dtype for out in plan if out.dtype in FLOAT_DTYPES}
     written_dtype = TORCH_NAMES[written.pop()] if len(written) == 1 else "mixed"
     grown = {out.shape[0] for out in plan if out.name in base and out.shape != base[out.name].shape}
-    _write_config(base_dir, out_dir, written_dtype, max(grown, default=None), untied=bool(added))
-    tokenizer_from = _copy_side_files(base_dir, adapter_dir, out_dir)
+    write_config(base_dir, out_dir, written_dtype, max(grown, default=None), untied=bool(added))
+    tokenizer_from = copy_side_files(base_dir, adapter_dir, out_dir)
     return MergeResult(
         parameters=sum(math.prod(out.shape) for out in plan),
         dtype=written_dtype,
@@ -232,42 +184,3 @@ def _out_shape(
     if edit is not None and edit.replacement and edit.kind is None:
         return adapter[edit.replacement].shape
     return info.shape
-
-
-def _write_config(
-    base_dir: Path, out_dir: Path, dtype: str, vocab_size: int | None, *, untied: bool
-) -> None:
-    """config.json as the base's, with the dtype actually written and no quantization;
-    the vocabulary an adapter grew, and its head untied from the embedding if it was."""
-    config: dict[str, Any] = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
-    config.pop("quantization_config", None)
-    text = config["text_config"] if isinstance(config.get("text_config"), dict) else config
-    if vocab_size is not None:
-        text["vocab_size"] = vocab_size
-    if untied:
-        for section in {id(config): config, id(text): text}.values():
-            section["tie_word_embeddings"] = False
-    if dtype != "mixed":
-        for key in ("torch_dtype", "dtype"):
-            if key in config or key == "dtype":
-                config[key] = dtype
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-
-
-def _copy_side_files(base_dir: Path, adapter_dir: Path, out_dir: Path) -> str:
-    """Copy generation config, processor configs, tokenizer, chat template and remote
-    code; never the base's README.
-
-    A tokenizer saved with the adapter is the one it was trained with (new tokens, a
-    chat template), so it wins over the base's, as a set, never mixed file by file."""
-    tokenizer_from = "adapter" if (adapter_dir / "tokenizer_config.json").is_file() else "base"
-    for name in COPIED_FILES:
-        source = base_dir / name
-        if name in TOKENIZER_FILES and tokenizer_from == "adapter":
-            source = adapter_dir / name
-        if source.is_file():
-            shutil.copyfile(source, out_dir / name)
-    if "auto_map" in json.loads((out_dir / "config.json").read_text(encoding="utf-8")):
-        for source in base_dir.glob("*.py"):  # remote code the config points at
-            shutil.copyfile(source, out_dir / source.name)
-    return tokenizer_from

@@ -86,7 +86,7 @@ def publish(spec: ReleaseSpec, remote: str = "origin", action: str = ACTION_REF)
 
 def _release_paths(spec: ReleaseSpec, root: Path) -> list[Path]:
     """What the runner needs from the repository; refuses what it could not have."""
-    if spec.adapter.path is not None:
+    if spec.adapter is not None and spec.adapter.path is not None:
         raise InputError(
             f"adapter.path: {spec.adapter.path} is a folder on this machine; a GitHub runner "
             "cannot read it",

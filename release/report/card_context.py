@@ -19,12 +19,13 @@ from cards.measured import (
     GGUFBuildFacts,
     LoraFacts,
     MeasuredFacts,
+    MergeGateFacts,
+    MergeInputFigure,
     PerplexityFacts,
     SanityFacts,
     SmokeFacts,
 )
 from cards.measured import GGUFFileFacts as GGUFFileRow
-from cards.measured import MergeRecipeFacts as CardRecipe
 from cards.measured import ProjectorFacts as MmprojFacts
 from cards.render import CardContext
 from cards.schema import CardMetadata
@@ -93,7 +94,7 @@ def card_facts(manifest: Manifest, folder: Path | None = None) -> MeasuredFacts:
         versions=model_tools(manifest),
         history=history_facts(history(manifest, folder)) if folder else None,
         contamination=_contamination(manifest),
-        merge_recipe=CardRecipe.model_validate(merge.recipe.model_dump()) if merge.recipe else None,
+        merge_recipe=merge.recipe,
     )
 
 
@@ -115,7 +116,25 @@ def _sanity(evaluate: EvaluateFacts) -> SanityFacts:
             SmokeFacts(prompt=s.prompt, output=s.output, passed=s.passed) for s in evaluate.smoke
         ],
         device=evaluate.device,
+        **_merge_inputs(evaluate),
     )
+
+
+def _merge_inputs(evaluate: EvaluateFacts) -> dict:
+    """A merge recipe's inputs beside the merged model, and its gate, as the card shows them."""
+    inputs = evaluate.merge_inputs
+    if inputs is None:
+        return {}
+    gate = inputs.gate
+    return {
+        "merge_inputs": [
+            MergeInputFigure(name=m.name, kind=m.kind, perplexity=m.perplexity)
+            for m in inputs.models
+        ],
+        "merge_gate": MergeGateFacts(name=gate.name, tolerance=gate.tolerance, limit=gate.limit)
+        if gate
+        else None,
+    }
 
 
 def _contamination(manifest: Manifest) -> CardContamination | None:

@@ -27,6 +27,7 @@ each method takes is checked by the method table (``release.merge.methods``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -137,6 +138,24 @@ class MergeRecipe(_Record):
     @property
     def mergekit_compatible(self) -> bool:
         return len(self.steps) == 1 and self.steps[0].mergekit_compatible
+
+    @property
+    def input_names(self) -> list[str]:
+        """The models the steps read, as the recipe names them, earlier steps left out."""
+        steps = {step.name for step in self.steps}
+        refs = [
+            ref for step in self.steps for ref in [*(m.model for m in step.models), step.base_model]
+        ]
+        return [ref for ref in dict.fromkeys(refs) if ref and ref not in steps]
+
+    def key(self) -> dict:
+        """The recipe as a stage's key holds it: a mask file by its name (its bytes are
+        keyed as the stage's input, by content), never by the machine's path."""
+        plain = self.model_dump(mode="json")
+        for step in plain["steps"]:
+            if (step.get("delta_mask") or {}).get("file"):
+                step["delta_mask"]["file"] = Path(step["delta_mask"]["file"]).name
+        return plain
 
     @property
     def methods(self) -> list[str]:

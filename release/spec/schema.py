@@ -295,6 +295,24 @@ class ContaminationSpec(_Section):
         return value
 
 
+class EvalGateSpec(_Section):
+    """What a merge recipe's release must do beside its inputs (``merge.recipe``)."""
+
+    no_worse_than: str = Field(
+        min_length=1,
+        description="A model of merge.recipe, as the recipe names it: the merged model's "
+        "perplexity on the held-out text must not exceed this input's by more than "
+        "tolerance.",
+    )
+    tolerance: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="How much worse than that input the merge may be, as a share of the "
+        "input's perplexity (0.02: 2%).",
+    )
+
+
 class EvalSpec(_Section):
     enabled: bool = True
     tasks: TasksSpec | None = None
@@ -329,6 +347,7 @@ class EvalSpec(_Section):
     max_task_drop: float = Field(default=0.20, ge=0, le=1)
     max_average_drop: float = Field(default=0.05, ge=0, le=1)
     contamination: ContaminationSpec | None = None
+    gate: EvalGateSpec | None = None
 
     @model_validator(mode="after")
     def _contamination_has_tasks(self) -> EvalSpec:
@@ -402,13 +421,35 @@ class ReleaseSpec(_Section):
     name: str
     version: str
     base: BaseModelSpec
-    adapter: AdapterSpec
+    adapter: AdapterSpec | None
+    """Required, unless merge.recipe names the models (then it may be left out)."""
     workspace: SpecPath = Field(default=Path("build"), validate_default=True)
     merge: MergeSpec = MergeSpec()
     eval: EvalSpec = EvalSpec()
     gguf: GGUFSpec = GGUFSpec()
     card: CardSpec = CardSpec()
     push: PushSpec = PushSpec()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_needs_no_adapter(cls, data: Any) -> Any:
+        """A recipe names its own models: adapter: may be left out beside it."""
+        if not isinstance(data, dict) or data.get("adapter") is not None:
+            return data
+        merge = data.get("merge")
+        if isinstance(merge, dict) and merge.get("recipe") is not None:
+            return {**data, "adapter": None}
+        return {key: value for key, value in data.items() if key != "adapter"}  # required
+
+    @field_validator("push")
+    @classmethod
+    def _adapter_to_push(cls, value: PushSpec, info: ValidationInfo) -> PushSpec:
+        if value.adapter_repo_id and "adapter" in info.data and info.data["adapter"] is None:
+            raise ValueError(
+                "adapter_repo_id: this release has no adapter (merge.recipe names its "
+                "models); leave push.adapter_repo_id out"
+            )
+        return value
 
     @field_validator("name")
     @classmethod
@@ -440,17 +481,27 @@ class ReleaseSpec(_Section):
             )
         return value
 
-    @model_validator(mode="after")
-    def _recipe_not_measured_yet(self) -> ReleaseSpec:
-        """The sanity eval measures the merged model against base + the adapter; a
-        recipe's merge is none of its inputs, so that check would fail it."""
-        if self.eval.enabled and self.merge.recipe is not None:
+    @field_validator("eval")
+    @classmethod
+    def _gate_names_an_input(cls, value: EvalSpec, info: ValidationInfo) -> EvalSpec:
+        """eval.gate compares the merge with one of its inputs: a model of the recipe."""
+        if value.gate is None:
+            return value
+        merge = info.data.get("merge")
+        recipe = merge.recipe if merge else None
+        name = value.gate.no_worse_than
+        if recipe is None:
             raise ValueError(
-                "the sanity eval compares the merged model with base + adapter, which a "
-                "merge recipe is not; set eval.enabled: false (measuring a merge beside "
-                "its inputs is not built yet)"
+                f"gate.no_worse_than: {name!r} names an input of merge.recipe, and there is "
+                "no recipe; leave eval.gate out"
             )
-        return self
+        models = recipe.input_names
+        if name not in models:
+            raise ValueError(
+                f"gate.no_worse_than: {name!r} is not a model of merge.recipe; use one of "
+                + ", ".join(models)
+            )
+        return value
 
     _base_dir: Path | None = PrivateAttr(default=None)
     _file: Path | None = PrivateAttr(default=None)
@@ -513,6 +564,8 @@ def _format_problem(error: dict, locator: YamlLocator, path: Path) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key" + locator.suggestion(loc)
+    elif error["type"] == "missing" and loc == ("adapter",):
+        message = "required: give adapter.path or adapter.repo_id, or merge.recipe (the models)"
     elif error["type"] == "string_type" and isinstance(error.get("input"), int | float):
         message += f"; YAML reads {error['input']!r} as a number: quote it"
     return f"{where}: {field}: {message}"
@@ -554,6 +607,7 @@ def parse_spec(text: str, path: Path) -> ReleaseSpec:
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping of keys (name, version, base, adapter…)")
     _refuse_secrets(data, text, path)
+    data = _with_recipe_file(data, text, path)
     try:
         context = {"base_dir": path.parent.absolute(), "spec_file": path.absolute()}
         return ReleaseSpec.model_validate(data, context=context)
@@ -564,6 +618,45 @@ def parse_spec(text: str, path: Path) -> ReleaseSpec:
         problems = [problem for _, problem in sorted(located, key=lambda item: item[0] or 0)]
         count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
         raise SpecError(f"{path}: {count}", problems=problems) from None
+
+
+def _with_recipe_file(data: dict, text: str, path: Path) -> dict:
+    """``merge.recipe: FILE``: the file read and checked here, so a problem in it names
+    the recipe file's line (release.yaml's own lines name release.yaml's)."""
+    merge = data.get("merge")
+    if not isinstance(merge, dict) or not isinstance(merge.get("recipe"), str):
+        return data
+    file = Path(merge["recipe"]).expanduser()
+    file = file if file.is_absolute() else path.parent / file
+    try:
+        recipe_text = yamlio.read_bounded(file, MAX_SPEC_BYTES)
+        recipe = yamlio.load(recipe_text, _UniqueKeyLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        line = YamlLocator(text, ReleaseSpec).line_of(("merge", "recipe"))
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark else str(file)
+        problem = getattr(exc, "strerror", None) or getattr(exc, "problem", None) or str(exc)
+        raise SpecError(
+            f"{path}:{line}: merge.recipe: cannot read the recipe file {where}: {problem}",
+            hint="fix the recipe file, or give the recipe inline under merge.recipe",
+        ) from None
+    _refuse_secrets(recipe if isinstance(recipe, dict) else {"steps": recipe}, recipe_text, file)
+    try:
+        MergeRecipe.model_validate(recipe, context={"base_dir": path.parent.absolute()})
+    except ValidationError as exc:
+        locator = YamlLocator(recipe_text, MergeRecipe)
+        nested = {"merge": {"recipe": recipe}}
+        errors = [
+            {**e, "loc": recipe_yaml_loc(("merge", "recipe", *e["loc"]), nested)[2:]}
+            for e in exc.errors()
+        ]
+        located = [(_line_of(e, locator), _format_problem(e, locator, file)) for e in errors]
+        problems = [problem for _, problem in sorted(located, key=lambda item: item[0] or 0)]
+        count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        raise SpecError(
+            f"{file}: {count} (the recipe file release.yaml names)", problems=problems
+        ) from None
+    return {**data, "merge": {**merge, "recipe": recipe}}
 
 
 def _secret_values(value: Any, loc: tuple) -> Iterator[tuple[tuple, str]]:

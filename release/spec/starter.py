@@ -55,8 +55,24 @@ def adapter_defaults(adapter_dir: Path) -> AdapterDefaults:
     )
 
 
-def starter_spec(adapter_dir: Path, spec_path: Path) -> str:
-    """The text of a starter release.yaml for ``adapter_dir``, to be saved at ``spec_path``."""
+_ADAPTER = """\
+adapter:
+  path: {adapter}             # from adapter_config.json: {peft_type}, r={r}, alpha={alpha}
+"""
+_RECIPE_HEAD = """\
+  # several inputs: merged by this recipe (mergekit's vocabulary, docs/merge-recipes.md);
+  # merge_method: linear, task_arithmetic, ties, dare_ties, slerp (two models)…
+"""
+
+
+def starter_spec(inputs: Path | list[Path], spec_path: Path) -> str:
+    """The text of a starter release.yaml for an adapter folder, to be saved at
+    ``spec_path``; for several folders (LoRA adapters or full fine-tunes of one base), a
+    merge recipe of them (``linear``, equal weights) and no ``adapter:``."""
+    folders = [inputs] if isinstance(inputs, Path) else list(inputs)
+    if len(folders) > 1:
+        return _recipe_starter(folders, spec_path)
+    adapter_dir = folders[0]
     defaults = adapter_defaults(adapter_dir)
     config = defaults.config
     if defaults.base_repo_id:
@@ -73,10 +89,14 @@ def starter_spec(adapter_dir: Path, spec_path: Path) -> str:
         spec=_comment(spec_path.name),
         name=_scalar(defaults.name),
         base_line=base_line,
-        adapter=_scalar(adapter),
-        peft_type=_comment(config.get("peft_type", "?")),
-        r=_comment(config.get("r", "?")),
-        alpha=_comment(config.get("lora_alpha", "?")),
+        inputs=_ADAPTER.format(
+            adapter=_scalar(adapter),
+            peft_type=_comment(config.get("peft_type", "?")),
+            r=_comment(config.get("r", "?")),
+            alpha=_comment(config.get("lora_alpha", "?")),
+        ),
+        recipe="",
+        tags="lora",
         gguf_types=", ".join(DEFAULT_TYPES),
         other_gguf_types=", ".join(name for name in QUANT_NAMES if name not in DEFAULT_TYPES),
     )
@@ -88,6 +108,57 @@ def starter_spec(adapter_dir: Path, spec_path: Path) -> str:
     ):
         raise InputError(
             f"{adapter_dir}: adapter_config.json's values do not make a valid release.yaml",
+            hint="write release.yaml by hand",
+        )
+    return text
+
+
+def _recipe_starter(folders: list[Path], spec_path: Path) -> str:
+    """Several inputs: a ``merge.recipe`` of them, written by yaml.safe_dump (a folder's
+    name is data, never markup) and read back before it is returned."""
+    for folder in folders:
+        if (
+            not (folder / "adapter_config.json").is_file()
+            and not (folder / "config.json").is_file()
+        ):
+            raise MissingInputError(
+                f"{folder}: neither a PEFT adapter (adapter_config.json) nor a model folder "
+                "(config.json)",
+                hint="give `init` the folders save_pretrained wrote",
+            )
+    adapters = [f for f in folders if (f / "adapter_config.json").is_file()]
+    named = [adapter_defaults(f) for f in adapters]
+    found = next((d for d in named if d.base_repo_id or d.base_path), None)
+    if found and found.base_repo_id:
+        base, base_line = {"repo_id": found.base_repo_id}, f"repo_id: {_scalar(found.base_repo_id)}"
+    elif found:
+        base, base_line = {"path": found.base_path}, f"path: {_scalar(found.base_path)}"
+    else:
+        base = {"repo_id": "owner/base-model"}
+        base_line = "repo_id: owner/base-model   # no adapter_config.json names the base"
+    root = spec_path.absolute().parent
+    models = [
+        {"model": os.path.relpath(f.absolute(), root), "parameters": {"weight": 1.0}}
+        for f in folders
+    ]
+    recipe = {"merge_method": "linear", "models": models}
+    dumped = yaml.safe_dump({"recipe": recipe}, sort_keys=False, allow_unicode=True, width=2**31)
+    block = _RECIPE_HEAD + "".join(f"  {line}\n" for line in dumped.splitlines())
+    name = _slug(folders[0].absolute().name) + "-merge"
+    text = templates.read("starter-release.yaml").format(
+        spec=_comment(spec_path.name),
+        name=_scalar(name),
+        base_line=base_line,
+        inputs="# no adapter: merge.recipe below names the models\n",
+        recipe=block,
+        tags="",
+        gguf_types=", ".join(DEFAULT_TYPES),
+        other_gguf_types=", ".join(n for n in QUANT_NAMES if n not in DEFAULT_TYPES),
+    )
+    written = yaml.safe_load(text)  # what was meant is what a reader finds, nothing more
+    if (written["name"], written["base"], written["merge"].get("recipe")) != (name, base, recipe):
+        raise InputError(
+            f"{folders[0]}: the inputs' names do not make a valid release.yaml",
             hint="write release.yaml by hand",
         )
     return text

@@ -16,7 +16,12 @@ class AdapterStage(Stage):
     name = AdapterFacts.stage
     title = "Adapter intake"
 
+    def skip_reason(self, spec) -> str | None:
+        return "no adapter: merge.recipe names the models" if spec.adapter is None else None
+
     def settings(self, spec) -> dict[str, Any]:
+        if spec.adapter is None:
+            return {}
         settings = {
             "base": spec.base.model_dump(mode="json"),
             "allow_pickle": spec.adapter.allow_pickle,
@@ -30,7 +35,8 @@ class AdapterStage(Stage):
         return settings
 
     def input_paths(self, spec) -> list[Path]:
-        paths = [*([spec.adapter.path] if spec.adapter.path else []), *spec.eval.previous]
+        local = spec.adapter.path if spec.adapter else None
+        paths = [*([local] if local else []), *spec.eval.previous]
         return paths + ([spec.base.path] if spec.base.path else [])
 
     def read_in_part(self, spec, file: Path) -> str | None:

@@ -47,6 +47,10 @@ class EvaluateStage(Stage):
         if spec.eval.tasks is not None and spec.eval.tasks.folder is not None:
             extra.append(spec.eval.tasks.folder)
         files = [path for path in spec.eval.previous if not is_manifest(path)]
+        if spec.merge.recipe is not None:  # the inputs the merged model is measured beside
+            from release.merge.recipe_inputs import local_paths
+
+            extra += local_paths(spec.merge.recipe, spec.base_dir or Path.cwd())
         return [*extra, *spec.eval.results, *files]
 
     def tools(self) -> dict[str, str]:
@@ -74,21 +78,40 @@ class EvaluateStage(Stage):
         commit = intake.base_commit if intake else None
         base_dir = resolve_base_dir(spec.base, commit, adapter_dir)
         merged_dir = ctx.stage_dir(MergeFacts.stage)
+        lora_dir = adapter_dir if settings.recipe is None else None  # a recipe: its inputs
         plan, needs = choose_plan(
-            base_dir, merged_dir, adapter_dir, visible_gpus(), available_memory()[0]
+            base_dir, merged_dir, lora_dir, visible_gpus(), available_memory()[0]
         )
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
         fingerprint = intake.base_fingerprint if intake else None  # keys the base's figures
-        checked = yield from model_checks(
-            settings,
-            base_dir,
-            adapter_dir,
-            merged_dir,
-            plan,
-            ctx,
-            base_fingerprint=fingerprint,
-            keep_reference=_reference_target(ctx),
-        )
+        if settings.recipe is not None:  # the merged model beside each of its inputs
+            from release.evaluate.recipe_checks import recipe_checks, recipe_models
+            from release.merge.recipe_inputs import BaseIdentity
+
+            identity = BaseIdentity(base_dir, spec.base.repo_id, spec.base.path)
+            root = spec.base_dir or Path.cwd()
+            models = recipe_models(settings, identity, root, commit or spec.base.revision)
+            checks = recipe_checks(
+                settings,
+                models,
+                merged_dir,
+                plan,
+                ctx,
+                base_fingerprint=fingerprint,
+                keep_reference=_reference_target(ctx),
+            )
+        else:
+            checks = model_checks(
+                settings,
+                base_dir,
+                adapter_dir,
+                merged_dir,
+                plan,
+                ctx,
+                base_fingerprint=fingerprint,
+                keep_reference=_reference_target(ctx),
+            )
+        checked = yield from checks
         harness, base_results = None, []
         if settings.eval.tasks is not None:
             from release.evaluate.harness import run_tasks

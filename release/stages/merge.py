@@ -50,9 +50,9 @@ class MergeStage(Stage):
         intake = AdapterFacts.of(ctx.manifest)
         commit = intake.base_commit if intake else None
         base_dir = resolve_base_dir(merge.base, commit, adapter_dir)
-        estimates, measured = yield from check(
-            ctx, ctx.workspace, merge_needs(base_dir, adapter_dir, merge.dtype, merge.shard_size)
-        )
+        lora_dir = adapter_dir if merge.recipe is None else None  # a recipe's inputs: its own
+        needs = merge_needs(base_dir, lora_dir, merge.dtype, merge.shard_size)
+        estimates, measured = yield from check(ctx, ctx.workspace, needs)
         recipe = None
         if merge.recipe is not None:
             steps, recipe = recipe_merge(merge, ctx.spec.base_dir, base_dir, commit, ctx.out_dir)

@@ -46,7 +46,7 @@ class Session:
             spec_path = target.parent / SPEC_NAME
             if spec_path.is_file():
                 spec = load_spec(spec_path)
-                if spec.adapter.path == target:
+                if spec.adapter is not None and spec.adapter.path == target:
                     return cls(spec_path, spec)
                 spec_path = target / SPEC_NAME
             session = cls(spec_path, adapter_hint=target)
@@ -65,7 +65,9 @@ class Session:
         assert self.spec is not None
         data = self.spec.model_dump(exclude_defaults=True)
         for key, value in sections.items():
-            data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+            if isinstance(value, dict) and not value and data.get(key) is None:
+                continue  # nothing to change in a section the spec leaves out (a recipe's adapter)
+            data[key] = {**(data.get(key) or {}), **value} if isinstance(value, dict) else value
         context = {"base_dir": self.spec_path.parent, "spec_file": self.spec_path}
         return ReleaseSpec.model_validate(data, context=context)
 

@@ -53,9 +53,11 @@ class IntakePane(StepPane):
 
     def compose_form(self) -> ComposeResult:
         spec = self.session.spec
-        adapter = spec.adapter.path if spec else self.session.adapter_hint
+        adapter = spec.adapter.path if spec and spec.adapter else self.session.adapter_hint
         folder = FolderSuggester()
-        if spec and spec.adapter.repo_id:  # kept as release.yaml says; edited there
+        if (
+            spec and spec.adapter and spec.adapter.repo_id
+        ):  # kept as release.yaml says; edited there
             yield _field(
                 "Adapter on the Hub (adapter.repo_id in release.yaml)",
                 Input(adapter_label(spec.adapter), id="adapter-repo", disabled=True),
@@ -146,14 +148,18 @@ class IntakePane(StepPane):
 
     def adapter_dir(self) -> Path:
         spec = self.session.spec
-        path = self._path("adapter-path", spec.adapter.path if spec else None)
+        path = self._path("adapter-path", spec.adapter.path if spec and spec.adapter else None)
         return path or _typed_path(".")
 
     def spec_changes(self) -> dict[str, Any]:
         spec = self.session.spec
-        from_hub = spec is not None and spec.adapter.repo_id is not None
+        from_hub = (
+            spec is not None and spec.adapter is not None and spec.adapter.repo_id is not None
+        )
+        # a recipe's release names no adapter: an empty field keeps it so
+        recipe_only = spec is not None and spec.adapter is None and not self._value("adapter-path")
         return {
-            "adapter": {} if from_hub else {"path": self.adapter_dir()},
+            "adapter": {} if from_hub or recipe_only else {"path": self.adapter_dir()},
             "base": {
                 "repo_id": self._value("base-repo") or None,
                 "path": self._path("base-path", spec.base.path if spec else None),
