@@ -8,9 +8,11 @@ release end to end only the layouts that change the GGUF; this runs them all, on
 
     nice -n 19 python bench/adapter_corpus.py [--workdir DIR] [--only NAME ...]
 
-The bases are the tests' tiny models (2 layers, hidden 64, the SmolLM2 tokenizer, built
-here); the eval's chat smoke test is left out (``eval.prompts: []``): a random model
-answers with noise (tests/test_gemma4_release.py says why).
+The bases are the tests' tiny models, built here: the Llama of tests/models.py (2
+layers, hidden 64, the SmolLM2 tokenizer), tied and untied, and the Gemma 4 of
+tests/gemma4_models.py (a Gemma tokenizer: llama.cpp's Gemma 4 vocabulary wants one).
+The eval's chat smoke test is left out (``eval.prompts: []``): a random model answers
+with noise (tests/test_gemma4_release.py says why).
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def _with_init(base: Path, path: Path, init: str) -> None:
 def bases(root: Path, tokenizer_dir: Path) -> dict[str, Path]:
     from transformers import AutoTokenizer
 
-    from tests.lora_models import make_tiny_gemma4
+    from tests.gemma4_models import make_gemma4_text
     from tests.models import make_tiny_llama
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -99,9 +101,9 @@ def bases(root: Path, tokenizer_dir: Path) -> dict[str, Path]:
     for name, make in {
         "llama": lambda p: make_tiny_llama(p, tokenizer),
         "tied llama": lambda p: make_tiny_llama(p, tokenizer, tie_word_embeddings=True),
-        "gemma4": lambda p: make_tiny_gemma4(p, tokenizer),
+        "gemma4": make_gemma4_text,  # with a Gemma tokenizer, which its GGUF needs
     }.items():
-        folder = root / "bases" / name.replace(" ", "-")
+        folder = root / "bases" / name.replace(" ", "-").replace("gemma4", "gemma4-text")
         if not (folder / "config.json").is_file():
             make(folder)
         built[name] = folder

@@ -264,6 +264,21 @@ def test_unsloth_adapter_merges_onto_the_unquantized_base(tiny_llama_dir, tmp_pa
     assert worst <= 2
 
 
+@pytest.mark.parametrize(
+    ("repo_id", "plain"),
+    [
+        ("unsloth/llama-3-8b-bnb-4bit", "unsloth/llama-3-8b"),
+        ("unsloth/gemma-4-e2b-it-unsloth-bnb-4bit", "unsloth/gemma-4-e2b-it"),  # dynamic 4-bit
+        ("acme/Model-BNB-8bit", "acme/Model"),
+        ("acme/model", None),
+    ],
+)
+def test_the_unquantized_repo_of_a_4bit_name(repo_id, plain):
+    from release.merge.base_checks import unquantized_repo
+
+    assert unquantized_repo(repo_id) == plain
+
+
 def test_unsloth_adapter_elsewhere_names_the_unquantized_base(tiny_llama_dir, tmp_path):
     """Against another base, or against the 4-bit repo itself, the one line names the
     unquantized repo to point base at."""
