@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -122,7 +123,9 @@ def release(name: str, layout: Layout, base: Path, root: Path) -> dict:
         f"adapter:\n  path: {folder / 'adapter'}\nworkspace: {folder / 'build'}\n"
         "gguf:\n  types: [f16]\neval:\n  prompts: []\ncard:\n  license: apache-2.0\n"
     )
-    usage = run_tree([sys.executable, "-m", "release.cli", "run", str(spec), "--json"], cwd=REPO)
+    command = [sys.executable, "-m", "release.cli", "run", str(spec), "--json"]
+    env = {**os.environ, "MODEL_RELEASE_EVAL_CACHE": str(root / "eval-cache")}  # shared here
+    usage = run_tree(command, env=env, cwd=REPO)
     row = {"wall_s": usage.wall_s, "cpu_s": usage.cpu_s, "rc": usage.returncode}
     events = [json.loads(line) for line in usage.stdout.splitlines() if line.startswith("{")]
     failed = [e["error"] for e in events if e.get("type") == "stage_failed"]

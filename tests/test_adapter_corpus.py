@@ -325,3 +325,29 @@ def test_sft_trainer_adapter_merges_as_peft_does_with_its_chat_template(
     worst = worst_ulps(merged, peft_reference(tiny_llama_dir, adapter, vocab), tiny_llama_dir)
     _report("tiny Llama", f"TRL SFTTrainer, {case}", f"equal to PEFT, max {worst:g} ulp")
     assert worst <= 2
+
+
+def test_added_tokens_evaluate_after_the_base_figures_are_cached(tiny_llama_dir, tmp_path):
+    """The evaluate stage keeps the base's figures for the next adapter on that base; an
+    adapter of added tokens evaluates against the base resized (rows transformers draws
+    at random), so it neither reads those figures (their logits are narrower) nor keeps
+    its own."""
+    from release.core.manifest import MANIFEST_NAME, Manifest
+
+    def evaluated(adapter: Path, workspace: Path) -> dict:
+        spec = ReleaseSpec(
+            name="tiny",
+            version="1.0",
+            base={"path": str(tiny_llama_dir)},
+            adapter={"path": str(adapter)},
+            workspace=workspace,
+            eval={"prompts": []},
+        )
+        list(run_release(spec, only=["adapter", "merge", "evaluate"]))
+        return Manifest.load(workspace / MANIFEST_NAME).stages["evaluate"].facts
+
+    plain, _ = lora_adapter(tiny_llama_dir, tmp_path / "plain", "plain")
+    assert evaluated(plain, tmp_path / "ws-plain")["equivalence"]["passed"]
+    grown, _ = added_tokens_adapter(tiny_llama_dir, tmp_path / "grown", untie=True)
+    facts = evaluated(grown, tmp_path / "ws-grown")
+    assert facts["equivalence"]["passed"] and facts["perplexity"]["passed"]

@@ -188,12 +188,16 @@ def _base_side(
         probe_reference,
     )
 
+    vocab_size = text_config(read_config(merged_dir)).get("vocab_size")
+    if vocab_size and vocab_size > (text_config(read_config(base_dir)).get("vocab_size") or 0):
+        # the base resized for added tokens: transformers draws the new rows at random,
+        # so its figures are this run's alone, neither read from the cache nor kept in it
+        key = None
     figures = read_figures(key) if key is not None else None
     cached = figures is not None
     yield report.log(f"loading the base with the adapter on {plan.device}")
     with held_stderr():
         base = load_model(base_dir, plan, trust_remote_code=remote)
-        vocab_size = text_config(read_config(merged_dir)).get("vocab_size")
         if vocab_size and base.get_input_embeddings().num_embeddings < vocab_size:
             base.resize_token_embeddings(vocab_size)  # added tokens: as PEFT's users load it
         with_adapter = PeftModel.from_pretrained(base, adapter_dir).eval()
