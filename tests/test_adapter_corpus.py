@@ -7,6 +7,7 @@ Each merged layout's worst ulp difference is printed (``-s``): the corpus table.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -16,28 +17,22 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from release.core.errors import InputError
-from tests.lora_models import load_folder, make_adapter, make_tiny_gemma4, max_ulps
-from tests.test_merge import LINEAR, release
-
-LAYOUTS: dict[str, dict] = {
-    "plain": {"target_modules": LINEAR},
-    "rslora": {"target_modules": LINEAR, "use_rslora": True, "lora_alpha": 16},
-    "dora": {"target_modules": LINEAR, "use_dora": True},
-    "rank_pattern+alpha_pattern": {
-        "target_modules": LINEAR,
-        "rank_pattern": {"q_proj": 8},
-        "alpha_pattern": {"v_proj": 32},
-    },
-    "layers_to_transform": {"target_modules": LINEAR, "layers_to_transform": [1]},
-    "pissa": {"target_modules": LINEAR, "init_lora_weights": "pissa"},
-    "olora": {"target_modules": LINEAR, "init_lora_weights": "olora"},
-    "eva (B starts at 0, base untouched)": {"target_modules": LINEAR, "init_lora_weights": "eva"},
-}
-REFUSED = {
-    "pissa_niter_4": "randomized SVD",
-    "corda": "activations of the training data",
-    "loftq": "LoftQ quantization",
-}
+from release.runner import run_release
+from release.spec.schema import ReleaseSpec
+from tests.adapter_layouts import (
+    CHAT_TEMPLATE,
+    LORA_LAYOUTS,
+    REFUSED_INITS,
+    UNSLOTH_BASE,
+    added_tokens_adapter,
+    lora_adapter,
+    pissa_converted_adapter,
+    sft_adapter,
+    trainable_tokens_adapter,
+    unsloth_adapter,
+)
+from tests.lora_models import load_folder, make_tiny_gemma4, max_ulps
+from tests.test_merge import release
 
 
 def peft_reference(base: Path, adapter: Path, vocab: int | None = None) -> dict[str, torch.Tensor]:
@@ -52,10 +47,16 @@ def peft_reference(base: Path, adapter: Path, vocab: int | None = None) -> dict[
     return {name: tensor.detach().clone() for name, tensor in merged.state_dict().items()}
 
 
+@functools.cache
+def _state_dict(base: Path) -> dict[str, torch.Tensor]:
+    """A base's parameters as transformers loads them, once per base (read-only)."""
+    return AutoModelForCausalLM.from_pretrained(base, dtype="auto").state_dict()
+
+
 def worst_ulps(merged: Path, reference: dict[str, torch.Tensor], base: Path) -> float:
     """Largest ulp difference over the merged model's parameters, loaded by transformers."""
     ours = AutoModelForCausalLM.from_pretrained(merged, dtype="auto").state_dict()
-    start = AutoModelForCausalLM.from_pretrained(base, dtype="auto").state_dict()
+    start = _state_dict(base)
     assert sorted(ours) == sorted(reference)
     worst = 0.0
     for name, theirs in reference.items():
@@ -65,6 +66,17 @@ def worst_ulps(merged: Path, reference: dict[str, torch.Tensor], base: Path) -> 
         )
         worst = max(worst, max_ulps(ours[name], theirs, origin))
     return worst
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """torch on one thread while the corpus runs: the tiny SVDs and QRs of PiSSA and
+    OLoRA (PEFT's and ours) took 0.14 s each on two threads of a busy machine against
+    0.004 s on one (the threads wait on each other). Ours and PEFT's run alike either way."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _report(model: str, layout: str, result: str) -> None:
@@ -84,10 +96,10 @@ def base_of(request, tiny_llama_dir) -> tuple[str, Path]:
     return "tiny Gemma 4", request.getfixturevalue("tiny_gemma4_dir")
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", LORA_LAYOUTS)
 def test_layout_merges_as_peft_does(layout, base_of, tmp_path):
     model, base = base_of
-    adapter = make_adapter(base, tmp_path / "adapter", **LAYOUTS[layout])
+    adapter, _ = lora_adapter(base, tmp_path / "adapter", layout)
     merged, _ = release(base, adapter, tmp_path / "ws")
     worst = worst_ulps(merged, peft_reference(base, adapter), base)
     _report(model, layout, f"equal to PEFT, max {worst:g} ulp")
@@ -95,25 +107,8 @@ def test_layout_merges_as_peft_does(layout, base_of, tmp_path):
 
 
 def test_pissa_converted_to_lora_merges_as_peft_does(tiny_llama_dir, tmp_path):
-    """PEFT's conversion (save_pretrained with path_initial_model_for_weight_conversion)
-    turns a PiSSA adapter into a plain LoRA of twice the rank on the unchanged base."""
-    from peft import LoraConfig, get_peft_model
-
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.bfloat16)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=LINEAR, init_lora_weights="pissa")
-    peft_model = get_peft_model(model, config)
-    peft_model.peft_config["default"].init_lora_weights = True  # PEFT's documented recipe
-    peft_model.save_pretrained(tmp_path / "initial")
-    peft_model.peft_config["default"].init_lora_weights = "pissa"
-    generator = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for param in peft_model.parameters():
-            if param.requires_grad:
-                param.add_(torch.randn(param.shape, generator=generator).to(param.dtype) * 0.05)
-    adapter = tmp_path / "converted"
-    peft_model.save_pretrained(
-        adapter, path_initial_model_for_weight_conversion=str(tmp_path / "initial")
-    )
+    """PEFT's conversion turns a PiSSA adapter into a plain LoRA of twice the rank."""
+    adapter, _ = pissa_converted_adapter(tiny_llama_dir, tmp_path / "converted")
     assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 8
     merged, _ = release(tiny_llama_dir, adapter, tmp_path / "ws")
     worst = worst_ulps(merged, peft_reference(tiny_llama_dir, adapter), tiny_llama_dir)
@@ -122,7 +117,7 @@ def test_pissa_converted_to_lora_merges_as_peft_does(tiny_llama_dir, tmp_path):
     assert worst <= 2
 
 
-@pytest.mark.parametrize("init", REFUSED)
+@pytest.mark.parametrize("init", REFUSED_INITS)
 def test_unrepeatable_initialization_is_refused(init, tiny_adapter, tiny_llama_dir, tmp_path):
     adapter = tmp_path / "adapter"
     shutil.copytree(tiny_adapter, adapter)
@@ -133,43 +128,9 @@ def test_unrepeatable_initialization_is_refused(init, tiny_adapter, tiny_llama_d
         release(tiny_llama_dir, adapter, tmp_path / "ws")
     message = str(refused.value)
     _report("tiny Llama", f"init_lora_weights={init}", f"refused: {message}")
-    assert "\n" not in message and REFUSED[init] in message
+    assert "\n" not in message and REFUSED_INITS[init] in message
     assert "path_initial_model_for_weight_conversion" in message or init == "loftq"
     assert not (tmp_path / "ws" / "merge").exists()
-
-
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
-def _added_tokens_adapter(base: Path, path: Path, *, untie: bool) -> tuple[Path, int]:
-    """Two special tokens added, the embeddings resized, embed_tokens and lm_head
-    trained whole (modules_to_save) with the LoRA, the tokenizer saved beside it."""
-    from peft import LoraConfig, get_peft_model
-
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<tool_call>", "</tool_call>"]})
-    tokenizer.chat_template = CHAT_TEMPLATE  # as TRL's SFTTrainer saves it beside the adapter
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16)
-    model.resize_token_embeddings(len(tokenizer))
-    config = LoraConfig(
-        r=4, lora_alpha=8, target_modules=LINEAR, modules_to_save=["embed_tokens", "lm_head"]
-    )
-    peft_model = get_peft_model(model, config)
-    generator = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if param.requires_grad and (untie or "lm_head" not in name):
-                param.add_(torch.randn(param.shape, generator=generator).to(param.dtype) * 0.05)
-        if not untie:  # trained tied: the head copy is the embedding copy
-            wrapped = peft_model.base_model.model
-            head = wrapped.lm_head.modules_to_save["default"].weight
-            head.copy_(wrapped.model.embed_tokens.modules_to_save["default"].weight)
-    peft_model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path, len(tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +146,7 @@ def tied_llama_dir(smollm2_tokenizer_dir, tmp_path_factory) -> Path:
 )
 def test_added_tokens_merge_as_peft_does(case, tiny_llama_dir, tmp_path, request):
     base = tiny_llama_dir if case == "untied base" else request.getfixturevalue("tied_llama_dir")
-    adapter, vocab = _added_tokens_adapter(base, tmp_path / "adapter", untie="apart" in case)
+    adapter, vocab = added_tokens_adapter(base, tmp_path / "adapter", untie="apart" in case)
     merged, _ = release(base, adapter, tmp_path / "ws")
 
     config = json.loads((merged / "config.json").read_text())
@@ -213,7 +174,7 @@ def test_added_tokens_reach_the_gguf(tiny_llama_dir, tmp_path):
 
     from tests.gguf_helpers import gguf_context, run_gguf_stage
 
-    adapter, vocab = _added_tokens_adapter(tiny_llama_dir, tmp_path / "adapter", untie=True)
+    adapter, vocab = added_tokens_adapter(tiny_llama_dir, tmp_path / "adapter", untie=True)
     merged, _ = release(tiny_llama_dir, adapter, tmp_path / "ws")
     ctx = gguf_context(merged, tmp_path / "gguf-ws", types=["f16"])
     run_gguf_stage(ctx)
@@ -233,35 +194,11 @@ def test_added_tokens_reach_the_gguf(tiny_llama_dir, tmp_path):
         llm.close()
 
 
-def _trainable_tokens_adapter(base: Path, path: Path, *, grow: bool) -> tuple[Path, int | None]:
-    """A LoRA with PEFT's trainable tokens: some embedding rows trained
-    (``trainable_token_indices``), new tokens among them when the vocabulary grew."""
-    from peft import LoraConfig, get_peft_model
-
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16)
-    indices = [5, 17]
-    if grow:
-        tokenizer.add_special_tokens({"additional_special_tokens": ["<think>", "</think>"]})
-        model.resize_token_embeddings(len(tokenizer))
-        indices = [len(tokenizer) - 2, len(tokenizer) - 1, 5]
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=LINEAR, trainable_token_indices=indices)
-    peft_model = get_peft_model(model, config)
-    generator = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for param in peft_model.parameters():
-            if param.requires_grad:
-                param.add_(torch.randn(param.shape, generator=generator).to(param.dtype) * 0.05)
-    peft_model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path, len(tokenizer) if grow else None
-
-
 @pytest.mark.parametrize("grow", [False, True], ids=["base vocabulary", "added tokens"])
 @pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
 def test_trainable_tokens_merge_as_peft_does(grow, tied, tiny_llama_dir, tmp_path, request):
     base = request.getfixturevalue("tied_llama_dir") if tied else tiny_llama_dir
-    adapter, vocab = _trainable_tokens_adapter(base, tmp_path / "adapter", grow=grow)
+    adapter, vocab = trainable_tokens_adapter(base, tmp_path / "adapter", grow=grow)
     merged, _ = release(base, adapter, tmp_path / "ws")
     config = json.loads((merged / "config.json").read_text())
     assert config.get("tie_word_embeddings", False) == tied
@@ -270,3 +207,147 @@ def test_trainable_tokens_merge_as_peft_does(grow, tied, tiny_llama_dir, tmp_pat
     _report("tiny Llama", layout + ("added tokens" if grow else "base vocabulary"),
             f"equal to PEFT, max {worst:g} ulp")  # fmt: skip
     assert worst <= 2
+
+
+def test_tied_head_tokens_at_other_rows_are_refused_with_the_way_out(tied_llama_dir, tmp_path):
+    """Trainable tokens of lm_head at other rows than embed_tokens' on a tied base: PEFT's
+    own merge writes both into the one tied matrix (its merged logits differ from the
+    trained model's), so it is refused; the way out the message names, the base untied,
+    merges equal to PEFT's merge onto that base."""
+    rows = {"embed_tokens": [5, 17], "lm_head": [9, 30]}
+    adapter, _ = trainable_tokens_adapter(
+        tied_llama_dir, tmp_path / "adapter", grow=False, indices=rows
+    )
+    with pytest.raises(InputError) as refused:
+        release(tied_llama_dir, adapter, tmp_path / "ws")
+    message = str(refused.value)
+    layout = "trainable_token_indices, tied, lm_head rows apart"
+    _report("tiny Llama", layout, f"refused: {message}")
+    assert "\n" not in message and "merge_and_unload" in message
+    assert "tie_word_embeddings: false" in message
+    assert not (tmp_path / "ws" / "merge").exists()
+
+    model = AutoModelForCausalLM.from_pretrained(tied_llama_dir, dtype="auto")
+    model.config.tie_word_embeddings = False
+    model.lm_head.weight = torch.nn.Parameter(model.model.embed_tokens.weight.detach().clone())
+    untied = tmp_path / "untied"
+    model.save_pretrained(untied)
+    AutoTokenizer.from_pretrained(tied_llama_dir).save_pretrained(untied)
+    merged, _ = release(untied, adapter, tmp_path / "ws-untied")
+    worst = worst_ulps(merged, peft_reference(untied, adapter), untied)
+    _report("tiny Llama", "the same, onto the base untied", f"equal to PEFT, max {worst:g} ulp")
+    assert worst <= 2
+
+
+def _release_as(base: Path, repo_id: str, adapter: Path, workspace: Path) -> Path:
+    """Intake and merge with the spec naming ``repo_id`` as the base (read from ``base``)."""
+    spec = ReleaseSpec(
+        name="tiny",
+        version="1.0",
+        base={"path": str(base), "repo_id": repo_id},
+        adapter={"path": str(adapter)},
+        workspace=workspace,
+    )
+    list(run_release(spec, only=["adapter", "merge"]))
+    return workspace / "merge"
+
+
+def test_unsloth_adapter_merges_onto_the_unquantized_base(tiny_llama_dir, tmp_path):
+    """An adapter unsloth trained on a ``-bnb-4bit`` repo (QLoRA), its target_modules a
+    regex: merged onto the unquantized repo its name comes from, equal to PEFT's."""
+    adapter, _ = unsloth_adapter(tiny_llama_dir, tmp_path / "adapter")
+    plain = UNSLOTH_BASE.removesuffix("-bnb-4bit")
+    merged = _release_as(tiny_llama_dir, plain, adapter, tmp_path / "ws")
+    worst = worst_ulps(merged, peft_reference(tiny_llama_dir, adapter), tiny_llama_dir)
+    _report("tiny Llama", f"unsloth ({UNSLOTH_BASE}, regex targets), base {plain}",
+            f"equal to PEFT, max {worst:g} ulp")  # fmt: skip
+    assert worst <= 2
+
+
+@pytest.mark.parametrize(
+    ("repo_id", "plain"),
+    [
+        ("unsloth/llama-3-8b-bnb-4bit", "unsloth/llama-3-8b"),
+        ("unsloth/gemma-4-e2b-it-unsloth-bnb-4bit", "unsloth/gemma-4-e2b-it"),  # dynamic 4-bit
+        ("acme/Model-BNB-8bit", "acme/Model"),
+        ("acme/model", None),
+    ],
+)
+def test_the_unquantized_repo_of_a_4bit_name(repo_id, plain):
+    from release.merge.base_checks import unquantized_repo
+
+    assert unquantized_repo(repo_id) == plain
+
+
+def test_unsloth_adapter_elsewhere_names_the_unquantized_base(tiny_llama_dir, tmp_path):
+    """Against another base, or against the 4-bit repo itself, the one line names the
+    unquantized repo to point base at."""
+    from tests.bnb_models import make_bnb_4bit
+
+    adapter, _ = unsloth_adapter(tiny_llama_dir, tmp_path / "adapter")
+    plain = UNSLOTH_BASE.removesuffix("-bnb-4bit")
+    four_bit = make_bnb_4bit(tiny_llama_dir, tmp_path / "bnb")
+    for base, repo_id in [(tiny_llama_dir, "acme/tiny-llama"), (four_bit, UNSLOTH_BASE)]:
+        workspace = tmp_path / f"ws-{repo_id.replace('/', '-')}"
+        with pytest.raises(InputError) as refused:
+            _release_as(base, repo_id, adapter, workspace)
+        message = str(refused.value)
+        _report("tiny Llama", f"unsloth, base {repo_id}", f"refused: {message}")
+        assert "\n" not in message and "set base.repo_id" in message
+        assert f"{plain}," in message or f"{plain})" in message  # the name, not a prefix of it
+        assert not (workspace / "merge").exists()
+
+
+SFT = {"chat template file": False, "chat template cloned, tokens added": True}
+
+
+@pytest.fixture(scope="module", params=list(SFT))
+def sft_trained(request, tiny_llama_dir, tmp_path_factory) -> tuple[str, Path, int | None]:
+    """A LoRA trained by TRL's SFTTrainer on the tiny Llama (two steps, CPU)."""
+    folder = tmp_path_factory.mktemp("sft") / "adapter"
+    adapter, vocab = sft_adapter(tiny_llama_dir, folder, clone=SFT[request.param])
+    return request.param, adapter, vocab
+
+
+def test_sft_trainer_adapter_merges_as_peft_does_with_its_chat_template(
+    sft_trained, tiny_llama_dir, tmp_path
+):
+    case, adapter, vocab = sft_trained
+    assert (adapter / "training_args.bin").is_file()  # TRL's layout, left unread
+    merged, _ = release(tiny_llama_dir, adapter, tmp_path / "ws")
+    tokenizer = AutoTokenizer.from_pretrained(merged)
+    assert tokenizer.chat_template == CHAT_TEMPLATE
+    assert (merged / "chat_template.jinja").read_text() == CHAT_TEMPLATE
+    if vocab is not None:  # TRL's clone: the new tokens, the vocabulary a multiple of 64
+        assert vocab % 64 == 0
+        assert json.loads((merged / "config.json").read_text())["vocab_size"] == vocab
+        assert tokenizer("a <tool_call> b").input_ids.count(49152) == 1
+    worst = worst_ulps(merged, peft_reference(tiny_llama_dir, adapter, vocab), tiny_llama_dir)
+    _report("tiny Llama", f"TRL SFTTrainer, {case}", f"equal to PEFT, max {worst:g} ulp")
+    assert worst <= 2
+
+
+def test_added_tokens_evaluate_after_the_base_figures_are_cached(tiny_llama_dir, tmp_path):
+    """The evaluate stage keeps the base's figures for the next adapter on that base; an
+    adapter of added tokens evaluates against the base resized (rows transformers draws
+    at random), so it neither reads those figures (their logits are narrower) nor keeps
+    its own."""
+    from release.core.manifest import MANIFEST_NAME, Manifest
+
+    def evaluated(adapter: Path, workspace: Path) -> dict:
+        spec = ReleaseSpec(
+            name="tiny",
+            version="1.0",
+            base={"path": str(tiny_llama_dir)},
+            adapter={"path": str(adapter)},
+            workspace=workspace,
+            eval={"prompts": []},
+        )
+        list(run_release(spec, only=["adapter", "merge", "evaluate"]))
+        return Manifest.load(workspace / MANIFEST_NAME).stages["evaluate"].facts
+
+    plain, _ = lora_adapter(tiny_llama_dir, tmp_path / "plain", "plain")
+    assert evaluated(plain, tmp_path / "ws-plain")["equivalence"]["passed"]
+    grown, _ = added_tokens_adapter(tiny_llama_dir, tmp_path / "grown", untie=True)
+    facts = evaluated(grown, tmp_path / "ws-grown")
+    assert facts["equivalence"]["passed"] and facts["perplexity"]["passed"]

@@ -10,9 +10,9 @@ They are kept under ``$MODEL_RELEASE_EVAL_CACHE``, else ``<cache_dir()>/base-fig
 tensors, the perplexity in its metadata. The key is everything the figures depend on: the
 base's fingerprint (as intake recorded it, ``release.checkpoint.fingerprint``), the token
 ids of the held-out text and of the probe prompts (so the text and the tokenizer), the
-vocabulary size the base is evaluated with (an added-token adapter's resized base scores
-over more tokens), the window, the dtype and device the eval runs in, and torch's and
-transformers' versions.
+window, the dtype and device the eval runs in, and torch's and transformers' versions.
+A base resized for an adapter's added tokens is never kept (``release.evaluate.checks``):
+transformers draws its new rows at random.
 A file that cannot be read is a miss, written again; files are written atomically.
 """
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import torch
 
 CACHE_ENV = "MODEL_RELEASE_EVAL_CACHE"
-FORMAT = "base-figures/2"
+FORMAT = "base-figures/1"
 
 
 def cache_root() -> Path:
@@ -50,8 +50,6 @@ class BaseKey:
     heldout_sha256: str
     """sha256 of the held-out text's token ids (int64, as the eval scores them)."""
     probe_ids: tuple[tuple[int, ...], ...]
-    vocab_size: int
-    """Rows of the base's embeddings as evaluated: resized for an adapter's added tokens."""
     window: int
     dtype: str
     device: str
@@ -68,7 +66,6 @@ def base_key(
     fingerprint: str,
     heldout_ids: torch.Tensor,
     probe_ids: list[list[int]],
-    vocab_size: int,
     window: int,
     dtype: str,
     device: str,
@@ -81,7 +78,6 @@ def base_key(
         fingerprint=fingerprint,
         heldout_sha256=hashlib.sha256(ids).hexdigest(),
         probe_ids=tuple(tuple(prompt) for prompt in probe_ids),
-        vocab_size=vocab_size,
         window=window,
         dtype=dtype,
         device=device,

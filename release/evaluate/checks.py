@@ -109,11 +109,12 @@ def model_checks(
     name, text = heldout_text(spec)
     ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
     probe_ids = [tokenizer(prompt).input_ids for prompt in PROBE_PROMPTS]
-    vocab_size = _vocabulary_size(merged_dir)
+    vocab_size, grown = _vocabulary(base_dir, merged_dir)
     key = None
-    if base_fingerprint is not None:
-        window, dtype, device = PERPLEXITY_WINDOW, plan.dtype, plan.device
-        key = base_key(base_fingerprint, ids, probe_ids, vocab_size, window, dtype, device)
+    # a base resized for added tokens gets new rows transformers draws at random: its
+    # figures are this run's alone, neither read from the cache nor kept in it
+    if base_fingerprint is not None and not grown:
+        key = base_key(base_fingerprint, ids, probe_ids, PERPLEXITY_WINDOW, plan.dtype, plan.device)
     base_side = _base_side(
         remote, base_dir, adapter_dir, merged_dir, vocab_size, plan, tokenizer, ids, key, report
     )
@@ -180,12 +181,13 @@ def keep(
         return target.write(merged, tokenizer, plan.dtype, plan.device)
 
 
-def _vocabulary_size(merged_dir: Path) -> int:
-    """The merged model's vocabulary: the base's, or larger where the adapter added
-    tokens (the base is resized to it before PEFT loads the adapter)."""
+def _vocabulary(base_dir: Path, merged_dir: Path) -> tuple[int, bool]:
+    """The merged model's vocabulary size, and whether it is larger than the base's (the
+    adapter added tokens: the base is resized to it before PEFT loads the adapter)."""
     from release.checkpoint.config import read_config, text_config
 
-    return int(text_config(read_config(merged_dir)).get("vocab_size") or 0)
+    merged = int(text_config(read_config(merged_dir)).get("vocab_size") or 0)
+    return merged, merged > int(text_config(read_config(base_dir)).get("vocab_size") or 0)
 
 
 def _base_side(

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from release.checkpoint.config import read_config, text_config
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
 from release.core.quiet import held_stderr
@@ -116,9 +115,8 @@ def recipe_checks(
     key = None
     if base_fingerprint is not None:  # the base as it lies: a recipe adds no tokens
         probe_ids = [tokenizer(prompt).input_ids for prompt in PROBE_PROMPTS]
-        vocab_size = int(text_config(read_config(base.folder)).get("vocab_size") or 0)
         window, dtype, device = PERPLEXITY_WINDOW, plan.dtype, plan.device
-        key = base_key(base_fingerprint, ids, probe_ids, vocab_size, window, dtype, device)
+        key = base_key(base_fingerprint, ids, probe_ids, window, dtype, device)
     base_perplexity, cached = yield from _base_perplexity(
         remote, base.folder, plan, tokenizer, ids, key, report
     )

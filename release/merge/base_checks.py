@@ -31,6 +31,21 @@ _BNB_MARKER = STATE_MARKER
 """bitsandbytes' per-weight state tensors (``….weight.quant_state.bitsandbytes__nf4``)."""
 _INT8_MARKER = ".SCB"
 """bitsandbytes' 8-bit weights keep their scales in ``….weight.SCB``."""
+PREQUANTIZED_SUFFIXES = ("-unsloth-bnb-4bit", "-bnb-4bit", "-bnb-8bit")
+"""How the Hub names a bitsandbytes copy of a model (unsloth's ``unsloth/llama-3-8b-bnb-4bit``,
+its dynamic ``…-unsloth-bnb-4bit``): the unquantized repo is the name without it."""
+
+
+def unquantized_repo(repo_id: str) -> str | None:
+    """The unquantized repo a pre-quantized ``-bnb-4bit`` repo is named after
+    (``unsloth/llama-3-8b-bnb-4bit`` -> ``unsloth/llama-3-8b``), None for other names.
+    An adapter trained with unsloth names the 4-bit repo it was trained on; its merge
+    belongs on these weights."""
+    lowered = repo_id.lower()
+    for suffix in PREQUANTIZED_SUFFIXES:
+        if lowered.endswith(suffix) and len(repo_id) > len(suffix):
+            return repo_id[: -len(suffix)]
+    return None
 
 
 def _quantization(config: dict[str, Any], base: dict[str, TensorInfo]) -> str | None:
@@ -92,9 +107,8 @@ def check_quantized(
             hint="set base.repo_id (or base.path) to the unquantized base the adapter was "
             "trained on",
         )
-    unquantized = ""
-    if repo_id and repo_id.lower().endswith(("-bnb-4bit", "-bnb-8bit")):
-        unquantized = f" (for {repo_id}: the repo without '{repo_id[-9:]}')"
+    plain = unquantized_repo(repo_id) if repo_id else None
+    unquantized = f" (for {repo_id}: {plain})" if plain else ""
     raise InputError(
         f"base {label} is quantized: {found}; a LoRA cannot be merged into packed weights",
         hint="set base.repo_id (or base.path) to the unquantized base the adapter was "

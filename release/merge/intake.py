@@ -56,6 +56,7 @@ from release.merge.base_checks import (
     check_remote_code,
     check_stop_tokens,
     check_target_modules,
+    unquantized_repo,
 )
 from release.merge.facts import AdapterFacts
 from release.merge.module_names import parameter_to_checkpoint, placement
@@ -162,9 +163,12 @@ def inspect(
     )
     if head and head.untied and edits[head.parameter].replacement is None:
         raise InputError(
-            f"{mismatch.adapter}: trainable tokens of lm_head apart from embed_tokens, on a "
-            "base that ties them, are not supported by the merge",
-            hint="train the same token indices for both (PEFT's ensure_weight_tying=True)",
+            f"{mismatch.adapter}: trainable tokens of lm_head at other rows than embed_tokens' "
+            "on a base that ties the two: PEFT's merge_and_unload writes both into the one "
+            "tied matrix, which is not the model that was trained",
+            hint="merge it onto the base untied (lm_head.weight a copy of embed_tokens.weight, "
+            "tie_word_embeddings: false; point base.path at that copy), or retrain with the "
+            "same rows for both (PEFT's ensure_weight_tying=True)",
         )
     if head and head.untied:
         targets[head.parameter] = vocabulary.HEAD
@@ -295,11 +299,16 @@ def _check_declared_base(settings: lora.LoraSettings, spec: ReleaseSpec, mismatc
         and is_repo_id(declared, owner_required=True)
         and not Path(declared).exists()
     )
-    if by_name and declared.lower() != repo_id.lower():
-        raise mismatch.error(
-            f"adapter_config.json says it was trained on {declared}",
-            hint=f"set base.repo_id to {declared}, or use the adapter trained on {repo_id}",
-        )
+    plain = unquantized_repo(declared) if by_name else None
+    if by_name and repo_id.lower() not in {declared.lower(), (plain or "").lower()}:
+        hint = f"set base.repo_id to {declared}, or use the adapter trained on {repo_id}"
+        if plain:  # unsloth's QLoRA: merged onto the weights its 4-bit base was made from
+            hint = (
+                f"set base.repo_id to {plain}, the unquantized weights of the 4-bit "
+                f"{declared} (or base.path to a copy of them), or use the adapter "
+                f"trained on {repo_id}"
+            )
+        raise mismatch.error(f"adapter_config.json says it was trained on {declared}", hint=hint)
     if settings.revision and spec.base.revision and settings.revision != spec.base.revision:
         raise mismatch.error(
             f"adapter_config.json says it was trained on revision {settings.revision}",
