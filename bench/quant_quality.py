@@ -45,7 +45,7 @@ def main() -> None:
     from release.reference.heldout import SET, heldout_text, scored
     from release.reference.probe import PROBE
     from release.reference.record import model_reference
-    from release.reference.store import load_reference, save_reference
+    from release.reference.store import SequenceSet, load_reference, save_reference
 
     model_dir = args.model or smollm2_base()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -53,25 +53,21 @@ def main() -> None:
     text = heldout_text(args.text)
     ks = [int(k) for k in args.ks.split(",")]
     with tempfile.TemporaryDirectory(prefix="quant-quality-") as tmp:
-        references = {}
-        for k in ks:
-            started = time.monotonic()
-            probe = dataclasses.replace(PROBE, heldout_top_k=k)
-            kept = model_reference(model, tokenizer, probe, text)
-            references[k] = Path(tmp) / f"reference-{k}.safetensors"
-            save_reference(kept, references[k])
-            print(
-                f"reference k={k}: {time.monotonic() - started:.1f} s, "
-                f"{references[k].stat().st_size:,} bytes"
-            )
+        started = time.monotonic()
+        kept = model_reference(model, tokenizer, PROBE, text)
+        print(f"reference (probe and held-out chunks): {time.monotonic() - started:.1f} s")
         chunks = kept.sets[SET].sequences()
         vocab = kept.vocab_rows
         with torch.inference_mode():
-            full_ref = [
-                model(torch.tensor([ids])).logits[0, scored(len(ids))].double().numpy()
-                for ids in chunks
-            ]
+            full = [model(torch.tensor([ids])).logits[0].double().numpy() for ids in chunks]
         del model
+        references = {}
+        for k in ks:  # the same run kept with each k
+            references[k] = Path(tmp) / f"reference-{k}.safetensors"
+            sets = kept.sets | {SET: SequenceSet.of(chunks, full, k)}
+            save_reference(dataclasses.replace(kept, sets=sets), references[k])
+            print(f"reference k={k}: {references[k].stat().st_size:,} bytes")
+        full_ref = [x[scored(len(x))] for x in full]
         ref_logp = np.concatenate([_log_softmax(x) for x in full_ref])
         print(f"{text.name}: {len(chunks)} chunks, {ref_logp.shape[0]} scored tokens")
         source = open_source(model_dir)
@@ -93,9 +89,9 @@ def main() -> None:
                 lp = float(np.where(above, p * (ref_logp - q_logp), 0).sum(-1).mean())
                 for k in ks:
                     started = time.monotonic()
-                    run = llama.run(
-                        Request(str(path), [[1, 2]], ["x"], [1], 1, str(references[k]), vocab)
-                    )
+                    request = Request(str(path), [[1, 2]], ["x"], [1], 1)
+                    reference = {"reference": str(references[k]), "vocab_rows": vocab}
+                    run = llama.run(dataclasses.replace(request, **reference))
                     seconds = time.monotonic() - started
                     ours = quant_quality(
                         ScoredReference.of(load_reference(references[k]).sets[SET]), run.heldout

@@ -31,6 +31,10 @@ set(CMAKE_CXX_STANDARD 17)
 set(LC "{source}")
 include(${{LC}}/common/parsers/sources.cmake)
 file(GLOB COMMON ${{LC}}/common/*.cpp ${{LC}}/common/jinja/*.cpp)
+set(LLAMA_BUILD_NUMBER 0)
+set(LLAMA_BUILD_COMMIT "{label}")
+set(BUILD_COMPILER "${{CMAKE_CXX_COMPILER_ID}} ${{CMAKE_CXX_COMPILER_VERSION}}")
+set(BUILD_TARGET "${{CMAKE_SYSTEM_PROCESSOR}}")
 configure_file(${{LC}}/common/build-info.cpp.in build-info.cpp)
 set(PERPLEXITY ${{LC}}/tools/perplexity/perplexity.cpp)
 add_executable(llama-perplexity ${{COMMON}} ${{LLAMA_CHAT_PARSERS_SOURCES}}
@@ -62,7 +66,7 @@ def llama_perplexity(cache: Path | None = None) -> Path:
         _unpack_sdist(runtime.package, source)
     build = root / "build"
     (root / "cmake").mkdir(parents=True, exist_ok=True)
-    (root / "cmake" / "CMakeLists.txt").write_text(_CMAKE.format(source=source, lib=lib))
+    (root / "cmake" / "CMakeLists.txt").write_text(_CMAKE.format(source=source, lib=lib, label=f"{PACKAGE}-{runtime.package}"))
     nice = ["nice", "-n", "19"]
     subprocess.run(
         [*nice, "cmake", "-S", root / "cmake", "-B", build, "-G", "Ninja"],

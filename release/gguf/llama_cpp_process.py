@@ -211,7 +211,8 @@ def _heldout_set(reference: str | None):
 
 
 def _run_heldout(llm, heldout, vocab_rows: int | None, out: Path) -> None:
-    """Run each chunk and keep, at its scored positions, what ``HeldoutRun`` holds."""
+    """Run each chunk and keep, at its scored positions, what ``HeldoutRun`` holds (in
+    blocks of rows: a float64 row of a 262k vocabulary is 2 MiB)."""
     from release.reference.heldout import scored
 
     parts: dict[str, list[np.ndarray]] = {name: [] for name in HeldoutRun.FIELDS}
@@ -219,19 +220,26 @@ def _run_heldout(llm, heldout, vocab_rows: int | None, out: Path) -> None:
         rows = scored(len(ids))
         llm.reset()
         llm.eval(ids)
-        logits = np.array(llm.scores[rows], np.float32)[:, :vocab_rows]
-        kept = top_ids[rows].astype(np.int64)
-        wide = logits.astype(np.float64)
-        top = wide.max(-1, keepdims=True)
-        parts["logsumexp"].append(top[:, 0] + np.log(np.exp(wide - top).sum(-1)))
-        np.put_along_axis(wide, kept, -np.inf, -1)
-        with np.errstate(divide="ignore"):
-            parts["rest_logsumexp"].append(top[:, 0] + np.log(np.exp(wide - top).sum(-1)))
-        parts["top_logits"].append(np.take_along_axis(logits, kept, -1))
-        parts["argmax"].append(logits.argmax(-1).astype(np.int32))
         following = np.asarray(ids[rows.start + 1 : rows.stop + 1], np.int64)
-        parts["target_logits"].append(logits[np.arange(len(following)), following])
+        for start in range(rows.start, rows.stop, _ROWS):
+            block = slice(start, min(start + _ROWS, rows.stop))
+            logits = np.array(llm.scores[block], np.float32)[:, :vocab_rows]
+            kept = top_ids[block].astype(np.int64)
+            wide = logits.astype(np.float64)
+            top = wide.max(-1, keepdims=True)
+            parts["logsumexp"].append(top[:, 0] + np.log(np.exp(wide - top).sum(-1)))
+            np.put_along_axis(wide, kept, -np.inf, -1)
+            with np.errstate(divide="ignore"):
+                parts["rest_logsumexp"].append(top[:, 0] + np.log(np.exp(wide - top).sum(-1)))
+            parts["top_logits"].append(np.take_along_axis(logits, kept, -1))
+            parts["argmax"].append(logits.argmax(-1).astype(np.int32))
+            targets = following[block.start - rows.start : block.stop - rows.start]
+            parts["target_logits"].append(logits[np.arange(len(targets)), targets])
     np.savez(out, **{name: np.concatenate(values) for name, values in parts.items()})
+
+
+_ROWS = 32
+"""Scored positions worked on at once."""
 
 
 def _load_mmproj(path: str, llm) -> bool:

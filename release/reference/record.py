@@ -53,8 +53,8 @@ def model_reference(
         if heldout is not None:
             whole = tokenizer(heldout.text).input_ids
             chunks = heldouts.chunks(whole, heldouts.tokenizer_bos(tokenizer), probe.heldout_chunk)
-            if chunks:
-                chunk_logits = [run(ids) for ids in chunks]
+            if chunks:  # one chunk's full logits at a time
+                chunk_logits = (run(ids) for ids in chunks)
                 sets[heldouts.SET] = SequenceSet.of(chunks, chunk_logits, probe.heldout_top_k)
         prompt = torch.tensor([smoke], device=device)
         answer = model.generate(

@@ -27,7 +27,7 @@ answer as the merged model's tokenizer decodes it).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,12 +70,14 @@ class SequenceSet:
         return np.split(array, np.cumsum(self.lengths)[:-1])
 
     @classmethod
-    def of(cls, sequences: Sequence[Sequence[int]], logits: Sequence[np.ndarray], k: int):
-        """The set of ``sequences`` from each one's full logits (positions x vocab)."""
-        parts = [compact(values, k) for values in logits]
-        targets = [
-            _target_logits(ids, values) for ids, values in zip(sequences, logits, strict=True)
-        ]
+    def of(cls, sequences: Sequence[Sequence[int]], logits: Iterable[np.ndarray], k: int):
+        """The set of ``sequences`` from each one's full logits (positions x vocab),
+        taken one at a time (``logits`` may be a generator: one sequence's full logits
+        are held at once)."""
+        parts, targets = [], []
+        for ids, values in zip(sequences, logits, strict=True):
+            parts.append(compact(values, k))
+            targets.append(_target_logits(ids, values))
         return cls(
             lengths=np.array([len(ids) for ids in sequences], np.int64),
             ids=np.array([i for ids in sequences for i in ids], np.int32),

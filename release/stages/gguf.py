@@ -63,6 +63,7 @@ class GGUFStage(Stage):
             "datasets": spec.card.datasets,
             "tools": self.tools(),  # a new gguf-py or llama.cpp may write other bytes
             "probe": probes.PROBE.digest,
+            "max_kld": spec.gguf.max_kld,  # a file passed under one limit may not under another
         }
 
     def tools(self) -> dict[str, str]:
