@@ -75,7 +75,8 @@ def main() -> None:
         for _ in export_gguf(source, bf16, FORMATS["bf16"], ReleaseMetadata("bench", "1.0")):
             pass
         header = f"{'type':7} {'k':>5} {'KLD mean':>9} {'median':>8} {'p99':>8} {'max':>7}"
-        header += f" {'top1':>6} {'PPL':>8} {'ratio':>6} {'full KL':>8} {'lp -16':>8} {'s':>5}"
+        header += f" {'top1':>6} {'PPL':>8} {'ratio':>6} {'coarse':>8} {'full KL':>8}"
+        header += f" {'lp -16':>8} {'s':>5}"
         print(header)
         with LlamaCppChild() as llama:
             for name in args.types.split(","):
@@ -93,14 +94,16 @@ def main() -> None:
                     reference = {"reference": str(references[k]), "vocab_rows": vocab}
                     run = llama.run(dataclasses.replace(request, **reference))
                     seconds = time.monotonic() - started
-                    ours = quant_quality(
-                        ScoredReference.of(load_reference(references[k]).sets[SET]), run.heldout
-                    )
+                    scored_ref = ScoredReference.of(load_reference(references[k]).sets[SET])
+                    ours = quant_quality(scored_ref, run.heldout)
+                    log_q = run.heldout.top_logits - run.heldout.logsumexp[:, None]
+                    spread = (log_q - scored_ref.log_p).var(-1) / 2 * scored_ref.p_rest
+                    coarse = ours.kld_mean - float(spread.mean())
                     print(
                         f"{name:7} {k:5} {ours.kld_mean:9.5f} {ours.kld_median:8.5f} "
                         f"{ours.kld_p99:8.4f} {ours.kld_max:7.3f} {ours.same_top1:6.3f} "
-                        f"{ours.ppl:8.3f} {ours.ppl_ratio:6.3f} {exact:8.5f} {lp:8.5f} "
-                        f"{seconds:5.1f}"
+                        f"{ours.ppl:8.3f} {ours.ppl_ratio:6.3f} {coarse:8.5f} {exact:8.5f} "
+                        f"{lp:8.5f} {seconds:5.1f}"
                     )
 
 
