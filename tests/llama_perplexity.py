@@ -66,7 +66,9 @@ def llama_perplexity(cache: Path | None = None) -> Path:
         _unpack_sdist(runtime.package, source)
     build = root / "build"
     (root / "cmake").mkdir(parents=True, exist_ok=True)
-    (root / "cmake" / "CMakeLists.txt").write_text(_CMAKE.format(source=source, lib=lib, label=f"{PACKAGE}-{runtime.package}"))
+    (root / "cmake" / "CMakeLists.txt").write_text(
+        _CMAKE.format(source=source, lib=lib, label=f"{PACKAGE}-{runtime.package}")
+    )
     nice = ["nice", "-n", "19"]
     subprocess.run(
         [*nice, "cmake", "-S", root / "cmake", "-B", build, "-G", "Ninja"],
