@@ -25,7 +25,7 @@ class ProbeSet:
     (``store``)."""
     name: str = "probe"
     """The prompts' set in the reference file."""
-    heldout_top_k: int = 64
+    heldout_top_k: int = 256
     """Logits kept per position of the held-out chunks (``heldout``), from which the
     GGUF stage measures each quant's KL divergence (``release.gguf.quality``)."""
     heldout_chunk: int = 512
