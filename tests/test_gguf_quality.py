@@ -1,9 +1,10 @@
 """What each quant costs: our figures against llama.cpp's own llama-perplexity.
 
-SmolLM2-135M (real weights: real distributions) is exported as bf16 (its own weights, the
-base of llama-perplexity's run) and quantized to q4_k_m; the merged model's reference
+SmolLM2-135M (real weights: real distributions) is exported as f32 (the base of
+llama-perplexity's run: llama.cpp computes a bf16 file with bf16 activations, 1% off the
+merged model's perplexity) and quantized to q4_k_m; the merged model's reference
 is kept from transformers on the shipped held-out text, as the evaluate stage keeps it.
-``llama-perplexity --kl-divergence-base`` on the bf16 file, then ``--kl-divergence`` on
+``llama-perplexity --kl-divergence-base`` on the f32 file, then ``--kl-divergence`` on
 the quant, give the figures quant makers publish; ours, from the reference and
 llama-cpp-python's run of the same chunks, must agree within 1%.
 """
@@ -55,10 +56,10 @@ def measured(smollm2_base_dir, tmp_path_factory) -> Measured:
     del model
     save_reference(reference, folder / "reference.safetensors")
     source = open_source(smollm2_base_dir)
-    files = {"bf16": folder / "bf16.gguf", "q4_k_m": folder / "q4_k_m.gguf"}
-    for _ in export_gguf(source, files["bf16"], FORMATS["bf16"], ReleaseMetadata("t", "1")):
+    files = {"f32": folder / "f32.gguf", "q4_k_m": folder / "q4_k_m.gguf"}
+    for _ in export_gguf(source, files["f32"], FORMATS["f32"], ReleaseMetadata("t", "1")):
         pass
-    quantize_with_llama_cpp(files["bf16"], files["q4_k_m"], FORMATS["q4_k_m"])
+    quantize_with_llama_cpp(files["f32"], files["q4_k_m"], FORMATS["q4_k_m"])
     heldout = folder / "heldout.txt"
     heldout.write_text(resources.files("release").joinpath("data/heldout.txt").read_text("utf-8"))
     return Measured(
@@ -104,7 +105,7 @@ def _llama_perplexity(measured: Measured, base: Path, name: str) -> dict[str, fl
     binary = llama_perplexity()
     common = ["-f", str(measured.heldout), "-c", str(CHUNK_TOKENS), "-t", "2", "--no-warmup"]
     subprocess.run(
-        [binary, "-m", measured.files["bf16"], *common, "--kl-divergence-base", base],
+        [binary, "-m", measured.files["f32"], *common, "--kl-divergence-base", base],
         check=True,
         capture_output=True,
     )
@@ -138,7 +139,7 @@ def _tokens(base: Path) -> list[list[int]]:
 
 
 def test_the_figures_agree_with_llama_perplexity(measured, tmp_path):
-    base = tmp_path / "bf16.kld"
+    base = tmp_path / "f32.kld"
     theirs = _llama_perplexity(measured, base, "q4_k_m")
     ours = _ours(measured, "q4_k_m")
     print({"ours": ours, "llama-perplexity": theirs})

@@ -254,9 +254,12 @@ def test_a_file_over_max_kld_is_refused_like_a_failed_check(released, tmp_path):
 
     spec_path = _copy(released, tmp_path / "release")
     _edit(spec_path, gguf={"max_kld": 1e-9})
+    before = (spec_path.parent / "build" / MANIFEST_NAME).read_bytes()
     with pytest.raises(WorkError) as refused:
         list(run_release(load_spec(spec_path)))
     assert "tiny-Q8_0.gguf: mean KL divergence from the merged model" in str(refused.value)
     assert "over gguf.max_kld 1e-09" in str(refused.value)
     assert "drop q8_0 from gguf.types, or raise gguf.max_kld" in refused.value.hint
-    assert not list((spec_path.parent / "build").glob("gguf/*.gguf"))
+    # the failed run leaves the last good record and names no file of its own
+    assert (spec_path.parent / "build" / MANIFEST_NAME).read_bytes() == before
+    assert not list((spec_path.parent / "build").glob(".partial-*"))
