@@ -128,7 +128,6 @@ def run_naive(workdir: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from release.evaluate.checks import _heldout_text
     from release.evaluate.sanity import (
         HELDOUT_TOKENS,
         PROBE_PROMPTS,
@@ -138,12 +137,12 @@ def run_naive(workdir: Path) -> None:
         perplexity,
         probe_reference,
     )
-    from release.spec.schema import ReleaseSpec
+    from release.reference.heldout import heldout_text
 
     base, build = workdir / "base", workdir / "build"
-    spec = ReleaseSpec(name="bench", version="1.0", base={"path": str(base)}, adapter={"path": "x"})
     tokenizer = AutoTokenizer.from_pretrained(build / "merge")
-    ids = tokenizer(_heldout_text(spec)[1], return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
+    text = heldout_text(None).text  # the shipped sample, as the bench's spec names none
+    ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     with_adapter = PeftModel.from_pretrained(model, build / "adapter").eval()
     merged = AutoModelForCausalLM.from_pretrained(build / "merge", dtype=torch.float32).eval()

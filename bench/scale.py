@@ -132,17 +132,16 @@ def forward(base: Path, adapter: Path, merged: Path) -> None:
     import torch
     from transformers import AutoTokenizer
 
-    from release.evaluate.checks import _heldout_text
     from release.evaluate.loading import load_model, visible_gpus
     from release.evaluate.needs import choose_plan
     from release.evaluate.sanity import HELDOUT_TOKENS, PERPLEXITY_WINDOW
     from release.preflight import available_memory
-    from release.spec.schema import ReleaseSpec
+    from release.reference.heldout import heldout_text
 
     plan, _ = choose_plan(base, merged, adapter, visible_gpus(), available_memory()[0])
-    spec = ReleaseSpec(name="x", version="1", base={"path": str(base)}, adapter={"path": "x"})
     tokenizer = AutoTokenizer.from_pretrained(merged)
-    ids = tokenizer(_heldout_text(spec)[1], return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
+    text = heldout_text(None).text  # the shipped sample, as the bench's spec names none
+    ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
     model = load_model(merged, plan, trust_remote_code=False)
     window = ids[:PERPLEXITY_WINDOW].unsqueeze(0).to(model.device)
     with torch.inference_mode():

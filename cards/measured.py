@@ -94,6 +94,19 @@ class SanityFacts(_Facts):
     merge_gate: MergeGateFacts | None = None
 
 
+class QuantLossFacts(_Facts):
+    """What a GGUF file loses against the unquantized model on held-out text, as
+    ``llama-perplexity --kl-divergence`` measures it."""
+
+    kld_mean: float
+    """KL divergence (unquantized || file) per token, in nats."""
+    kld_p99: float
+    same_top1: float
+    """Share of tokens where both pick the same most likely next token."""
+    ppl_ratio: float
+    """The file's perplexity over the unquantized model's."""
+
+
 class GGUFFileFacts(_Facts):
     """One GGUF file, its numbers as llama.cpp measured them (what GGUF users run)."""
 
@@ -103,6 +116,9 @@ class GGUFFileFacts(_Facts):
     sha256: str | None = None
     top1_agreement: float | None = None
     max_abs_diff: float | None = None
+    loss: QuantLossFacts | None = None
+    recommended: bool = False
+    """The smallest file whose loss is under the release's limit (``max_kld``)."""
 
 
 class ProjectorFacts(_Facts):
@@ -122,6 +138,11 @@ class GGUFBuildFacts(_Facts):
     writers: list[str] = Field(default_factory=list)
     reference_top_k: int | None = None
     """The unquantized model's most likely tokens per position the files were compared on."""
+    loss_text: str | None = None
+    """The held-out text the files' loss was measured on."""
+    loss_tokens: int | None = None
+    loss_chunk: int | None = None
+    max_kld: float | None = None
 
 
 class HistoryCell(_Facts):

@@ -284,7 +284,9 @@ def _shots(record: EvalRecord) -> str:
 
 
 def _gguf_rows(files: list[GGUFFileFacts]) -> dict[str, Any]:
-    """The quant table: a column only where some file has that measurement."""
+    """The quant table: a column only where some file has that measurement; the loss
+    columns (llama-perplexity's figures on held-out text) where a file has them, and
+    "Recommended" on the smallest file under the release's limit."""
     columns = [
         ("type", "Quant type", lambda v: f"`{v}`"),
         ("bytes", "Size", fact_rows.size),
@@ -292,14 +294,31 @@ def _gguf_rows(files: list[GGUFFileFacts]) -> dict[str, Any]:
         ("top1_agreement", "Top-1 agreement", lambda v: f"{v:.2%}"),
         ("max_abs_diff", "Max abs logit diff", lambda v: f"{v:.4g}"),
     ]
-    present = [c for c in columns if any(getattr(f, c[0]) is not None for f in files)]
-    rows = [
-        [
-            f"`{f.name or '(unnamed)'}`",
-            *(fmt(v) if (v := getattr(f, key)) is not None else "—" for key, _, fmt in present),
-        ]
-        for f in files
+    loss_columns = [
+        ("kld_mean", "KLD mean", lambda v: f"{v:.4f}"),
+        ("kld_p99", "KLD 99%", lambda v: f"{v:.4f}"),
+        ("same_top1", "Same top-1", lambda v: f"{v:.1%}"),
+        ("ppl_ratio", "PPL ratio", lambda v: f"{v:.3f}"),
     ]
+    measured = any(f.loss is not None for f in files)
+    if measured:  # the loss says more than the probe's figures: they give way to it
+        columns = [c for c in columns if c[0] not in ("top1_agreement", "max_abs_diff")]
+    present = [c for c in columns if any(getattr(f, c[0]) is not None for f in files)]
+    rows = []
+    for f in files:
+        name = f"`{f.name or '(unnamed)'}`" + (" (Recommended)" if f.recommended else "")
+        cells = (fmt(v) if (v := getattr(f, key)) is not None else "—" for key, _, fmt in present)
+        row = [name, *cells]
+        if measured:
+            row += [fmt(getattr(f.loss, key)) if f.loss else "—" for key, _, fmt in loss_columns]
+        rows.append(row)
     verified = any(key in ("top1_agreement", "max_abs_diff") for key, _, _ in present)
     header = ["File", *(label for _, label, _ in present)]
-    return {"header": header, "rows": rows, "files": files, "verified": verified}
+    header += [label for _, label, _ in loss_columns] if measured else []
+    return {
+        "header": header,
+        "rows": rows,
+        "files": files,
+        "verified": verified,
+        "measured": measured,
+    }

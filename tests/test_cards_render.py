@@ -398,3 +398,34 @@ def test_an_own_card_is_linted_like_ours(demo, tmp_path):
     )
     with pytest.raises(CardError, match="rendered card fails its own check"):
         render_model_card(demo, template=tmp_path / "my_card.md.j2")
+
+
+def test_the_quant_tables_show_what_each_file_loses(demo):
+    """The GGUF card's file table and the model card's quant section: KLD mean and 99%,
+    same top-1 and PPL ratio per file, one note saying what they mean, "Recommended" on
+    the smallest file under the limit."""
+    from cards.measured import GGUFBuildFacts, QuantLossFacts
+
+    q8, f16 = demo.facts.gguf_files
+    losses = {
+        "Q8_0": QuantLossFacts(kld_mean=0.0021, kld_p99=0.0213, same_top1=0.981, ppl_ratio=1.004),
+        "F16": QuantLossFacts(kld_mean=0.00001, kld_p99=0.0001, same_top1=0.999, ppl_ratio=1.0),
+    }
+    files = [
+        q8.model_copy(update={"loss": losses["Q8_0"], "recommended": True}),
+        f16.model_copy(update={"loss": losses["F16"]}),
+    ]
+    build = GGUFBuildFacts(loss_text="heldout.txt", loss_tokens=4080, loss_chunk=512, max_kld=0.5)
+    facts = demo.facts.model_copy(update={"gguf_files": files, "gguf_build": build})
+    ctx = demo.model_copy(update={"facts": facts, "repo_id": "demo-org/smollm2-135m-demo"})
+    gguf_card, model_card = render_gguf_card(ctx), render_model_card(ctx)
+    header = "| File | Quant type | Size | SHA-256 | KLD mean | KLD 99% | Same top-1 | PPL ratio |"
+    row = (
+        "| `smollm2-135m-demo-Q8_0.gguf` (Recommended) | `Q8_0` | 144.8 MB (144,811,872 bytes) "
+        "| `5f1e4c3b2a1908f7…` | 0.0021 | 0.0213 | 98.1% | 1.004 |"
+    )
+    note = "measured with llama.cpp as `llama-perplexity --kl-divergence` does on 4080 tokens"
+    for text in (gguf_card, model_card):
+        assert header in text and row in text and note in text
+        assert "smallest file whose mean KLD is under this release's limit of 0.5" in text
+        assert "| `smollm2-135m-demo-F16.gguf` | `F16` |" in text

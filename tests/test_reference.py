@@ -228,3 +228,38 @@ def test_with_the_evaluate_stage_off_the_gguf_stage_computes_its_own(released, t
     (record,) = gguf.files
     assert record.passed and record.tokenizer_agreement is True
     assert not (spec_path.parent / "build" / "gguf" / "reference.safetensors").exists()
+
+
+def test_the_gguf_stage_measures_each_file_on_the_held_out_text(released):
+    """The evaluate stage keeps the held-out chunks as llama-perplexity cuts them; the
+    GGUF stage measures the file on them (what tests/test_gguf_quality.py checks
+    against llama-perplexity) and records it under the limit."""
+    manifest = _manifest(released)
+    kept = EvaluateFacts.of(manifest).reference
+    chunks = {s.name: s for s in kept.sets}["heldout"]
+    assert kept.heldout_text == "model-release heldout.txt (multilingual sample)"
+    assert chunks.positions == chunks.sequences * 512
+    (record,) = GGUFFacts.of(manifest).files
+    quality = record.quality
+    assert quality.tokens == chunks.sequences * 255 and quality.chunk == 512
+    assert 0 <= quality.kld_median <= quality.kld_mean <= quality.kld_p99 <= quality.kld_max
+    assert quality.kld_mean < quality.max_kld == 0.5
+    assert 0.5 < quality.same_top1 <= 1 and quality.ppl_ratio == pytest.approx(
+        quality.ppl / quality.ppl_reference, abs=1e-3
+    )
+
+
+def test_a_file_over_max_kld_is_refused_like_a_failed_check(released, tmp_path):
+    from release.core.errors import WorkError
+
+    spec_path = _copy(released, tmp_path / "release")
+    _edit(spec_path, gguf={"max_kld": 1e-9})
+    before = (spec_path.parent / "build" / MANIFEST_NAME).read_bytes()
+    with pytest.raises(WorkError) as refused:
+        list(run_release(load_spec(spec_path)))
+    assert "tiny-Q8_0.gguf: mean KL divergence from the merged model" in str(refused.value)
+    assert "over gguf.max_kld 1e-09" in str(refused.value)
+    assert "drop q8_0 from gguf.types, or raise gguf.max_kld" in refused.value.hint
+    # the failed run leaves the last good record and names no file of its own
+    assert (spec_path.parent / "build" / MANIFEST_NAME).read_bytes() == before
+    assert not list((spec_path.parent / "build").glob(".partial-*"))

@@ -30,7 +30,6 @@ from __future__ import annotations
 import time
 from collections.abc import Generator
 from dataclasses import asdict
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,6 +59,7 @@ from release.evaluate.loading import (
 )
 from release.evaluate.settings import EvaluateSettings
 from release.reference.facts import ReferenceFacts
+from release.reference.heldout import heldout_text
 from release.reference.record import ReferenceTarget
 from release.spec.schema import EvalSpec
 
@@ -67,14 +67,6 @@ if TYPE_CHECKING:
     import torch
 
     from release.evaluate.sanity import Perplexity, ProbeReference, SmokeResult
-
-
-def heldout_text(spec: EvalSpec) -> tuple[str, str]:
-    if spec.heldout_text:
-        path = spec.heldout_text
-        return path.name, path.read_text(encoding="utf-8")
-    text = resources.files("release").joinpath("data/heldout.txt").read_text("utf-8")
-    return "model-release heldout.txt (multilingual sample)", text
 
 
 def model_checks(
@@ -106,7 +98,8 @@ def model_checks(
     steady_heap()
     with held_stderr():  # transformers' and PEFT's bars and warnings are not ours to print
         tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=remote)
-    name, text = heldout_text(spec)
+    heldout = heldout_text(spec.heldout_text)
+    name, text = heldout.name, heldout.text
     ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
     probe_ids = [tokenizer(prompt).input_ids for prompt in PROBE_PROMPTS]
     vocab_size, grown = _vocabulary(base_dir, merged_dir)

@@ -31,7 +31,6 @@ from release.evaluate.base_figures import (
     write_figures,
 )
 from release.evaluate.checks import (
-    heldout_text,
     judge_perplexity,
     keep,
     perplexity_pass,
@@ -46,6 +45,7 @@ from release.evaluate.facts import (
 )
 from release.evaluate.loading import LoadPlan, load_model, release_memory, steady_heap
 from release.evaluate.settings import EvaluateSettings
+from release.reference.heldout import heldout_text
 from release.reference.record import ReferenceTarget
 from release.spec.schema import EvalGateSpec
 
@@ -109,7 +109,8 @@ def recipe_checks(
     steady_heap()
     with held_stderr():
         tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=remote)
-    text_name, text = heldout_text(spec)
+    heldout = heldout_text(spec.heldout_text)
+    text_name, text = heldout.name, heldout.text
     ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
     base, *inputs = models
     key = None

@@ -37,7 +37,9 @@ import numpy as np
 
 from release.core.quiet import held_stderr
 from release.gguf.llama_cpp_process import LlamaCppRun, Request, run_llama_cpp
+from release.gguf.quality import ScoredReference
 from release.gguf.reference_process import KeptReference, ReferenceRun
+from release.reference import heldout as heldouts
 from release.reference import probe as probes
 from release.reference.store import Reference, SequenceSet, load_reference
 
@@ -147,6 +149,13 @@ class Probe:
     def _prepared(self) -> list[_Prepared]:
         return _prepare(self.probe_set)
 
+    @functools.cached_property
+    def heldout(self) -> ScoredReference | None:
+        """The held-out chunks' scored positions (``release.gguf.quality``); None where
+        the reference holds none (a text shorter than one chunk)."""
+        chunks = self.reference.sets.get(heldouts.SET)
+        return ScoredReference.of(chunks) if chunks is not None else None
+
     def compare(self, candidate: Sequence[np.ndarray]) -> Agreement:
         """``candidate``'s logits against the merged model's (``compare``)."""
         return _compare(self._prepared, candidate)
@@ -208,6 +217,8 @@ def llama_cpp_request(path: Path, probe: Probe, mmproj: Path | None = None) -> R
         smoke_ids=probe.smoke_ids,
         smoke_tokens=probes.PROBE.smoke_tokens,
         mmproj=str(mmproj) if mmproj else None,
+        reference=str(probe.kept.path) if heldouts.SET in probe.reference.sets else None,
+        vocab_rows=probe.vocab_rows,
     )
 
 

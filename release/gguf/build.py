@@ -214,7 +214,7 @@ def build_gguf_files(
         reference: ReferenceRun | KeptReference
         if kept is None:
             reference = children.enter_context(
-                contextlib.closing(ReferenceRun(model_dir, model_id))
+                contextlib.closing(ReferenceRun(model_dir, model_id, settings.heldout_text))
             )
             yield report.log("computing the merged model's reference beside the export")
         else:
@@ -281,7 +281,7 @@ def _build_files(
             if job.final is None:
                 continue
             if sent is not None:  # the file before, checked while this one was written
-                files.append(_judged(clock, sent, probe, llama))
+                files.append(_judged(clock, sent, probe, llama, settings.max_kld))
                 if f16_source == sent.path:
                     f16_source = sent.path.with_name(sent.name)
             yield report.log(
@@ -302,7 +302,7 @@ def _build_files(
                     llama=llama,
                 )
         if sent is not None:
-            files.append(_judged(clock, sent, probe, llama))
+            files.append(_judged(clock, sent, probe, llama, settings.max_kld))
         if projector is not None:
             os.replace(projector_temp, projector_file)
         yield report.log(clock.summary(len(files)))
@@ -315,12 +315,16 @@ def _build_files(
 
 
 def _judged(
-    clock: StageClock, sent: FileCheck, probe: Probe | None, llama: LlamaCppChild | None
+    clock: StageClock,
+    sent: FileCheck,
+    probe: Probe | None,
+    llama: LlamaCppChild | None,
+    max_kld: float,
 ) -> GGUFFileFacts:
     """Wait for ``sent``'s check; once it passed, give the file its name."""
     assert probe is not None
     with clock.counting("checks"):
-        record = judge(sent, probe, llama)
+        record = judge(sent, probe, llama, max_kld)
     os.replace(sent.path, sent.path.with_name(sent.name))
     return record
 

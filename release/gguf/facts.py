@@ -11,6 +11,31 @@ from release.core.facts import Facts, StageFacts
 from release.reference.facts import ReferenceFacts
 
 
+class QuantQualityFacts(Facts):
+    """What the file loses against the merged model on the held-out text, as
+    llama-perplexity --kl-divergence measures it (``release.gguf.quality``)."""
+
+    text: str
+    """The held-out text."""
+    chunk: int
+    """Tokens per chunk (llama-perplexity's ``n_ctx``); the second half of each is scored."""
+    tokens: int
+    """Scored tokens."""
+    kld_mean: float
+    """KL divergence (merged || file) per token, in nats: mean, median, 99th percentile
+    and largest."""
+    kld_median: float
+    kld_p99: float
+    kld_max: float
+    same_top1: float
+    ppl: float
+    ppl_reference: float
+    """The merged model's perplexity on the same tokens."""
+    ppl_ratio: float
+    max_kld: float
+    """``gguf.max_kld``: the mean's limit."""
+
+
 class GGUFFileFacts(Facts):
     name: str
     type: str
@@ -30,6 +55,8 @@ class GGUFFileFacts(Facts):
     """The end-of-generation ids llama.cpp reads from the file."""
     mmproj_loaded: bool | None = None
     """Whether llama.cpp's multimodal loader opened the projector beside this file."""
+    quality: QuantQualityFacts | None = None
+    """On the held-out text, where llama.cpp checked the file."""
     passed: bool | None = None
 
 

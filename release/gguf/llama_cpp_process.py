@@ -6,7 +6,11 @@ with a core dump. So the loads run in ``python -m release.gguf.llama_cpp_process
 child for all of a stage's files (``LlamaCppChild``, on ``child.LineChild``): it imports
 llama-cpp-python once, while the export writes, then loads each file in turn as the
 parent asks (the file, the probe's token ids, as a JSON line), writes the logits
-(``.npy``) and answers its findings. A signal or a non-zero exit becomes
+(``.npy``) and answers its findings. Where the reference holds the held-out chunks
+(``release.reference.heldout``), the child runs them too and writes, for their scored
+positions, only what the quality figures read (``HeldoutRun``: the logits of the
+reference's top tokens, the log-sum-exp over the rest and over all, the top token, the
+next token's logit), not rows of the whole vocabulary. A signal or a non-zero exit becomes
 ``LlamaCppCrashed`` quoting the child's last stderr line since that file's request
 (llama.cpp's assert). The child stops greedy generation on every end-of-generation
 token llama.cpp knows (EOS, and end of turn: Gemma's ``<turn|>``), as a chat front end
@@ -40,6 +44,28 @@ class Request:
     smoke_ids: list[int]
     smoke_tokens: int
     mmproj: str | None = None
+    reference: str | None = None
+    """The reference file whose ``heldout`` set the child runs (None: no held-out run)."""
+    vocab_rows: int | None = None
+    """The merged model's vocabulary rows (a GGUF may hold padding rows past them)."""
+
+
+@dataclass(frozen=True)
+class HeldoutRun:
+    """llama.cpp's next-token distributions at the held-out chunks' scored positions
+    (chunk after chunk), against the reference's top tokens at each."""
+
+    top_logits: np.ndarray
+    """float32, positions x k: the logits of the reference's top k tokens."""
+    logsumexp: np.ndarray
+    """float64: over the vocabulary."""
+    rest_logsumexp: np.ndarray
+    """float64: over the tokens past the reference's top k (-inf where there are none)."""
+    argmax: np.ndarray
+    target_logits: np.ndarray
+    """float32: the logit of the token that comes next in the text."""
+
+    FIELDS = ("top_logits", "logsumexp", "rest_logsumexp", "argmax", "target_logits")
 
 
 @dataclass(frozen=True)
@@ -52,6 +78,7 @@ class LlamaCppRun:
     stop_ids: list[int]
     """The end-of-generation ids llama.cpp reads from the file (EOS, EOT…)."""
     mmproj_loaded: bool | None
+    heldout: HeldoutRun | None = None
 
 
 class LlamaCppChild:
@@ -83,6 +110,10 @@ class LlamaCppChild:
                 raise LlamaCppCrashed(str(died)) from None
             folder = Path(work.name)
             logits = [np.load(folder / f"logits-{i}.npy") for i in range(len(request.prompts))]
+            heldout = None
+            if (folder / "heldout.npz").is_file():
+                with np.load(folder / "heldout.npz") as saved:
+                    heldout = HeldoutRun(**{name: saved[name] for name in HeldoutRun.FIELDS})
         return LlamaCppRun(
             logits,
             data["answer"],
@@ -90,6 +121,7 @@ class LlamaCppChild:
             data["tokenizer_agrees"],
             data["stop_ids"],
             data["mmproj_loaded"],
+            heldout,
         )
 
     def run(self, request: Request) -> LlamaCppRun:
@@ -129,7 +161,9 @@ def _check(message: dict) -> dict:
 
     folder = Path(message.pop("out"))
     request = Request(**message)
-    longest = max(len(ids) for ids in [*request.prompts, request.smoke_ids])
+    heldout = _heldout_set(request.reference)
+    chunks = heldout.sequences() if heldout is not None else []
+    longest = max(len(ids) for ids in [*request.prompts, request.smoke_ids, *chunks])
     llm = llama_cpp.Llama(
         request.path,
         n_ctx=max(256, longest + request.smoke_tokens),
@@ -153,6 +187,8 @@ def _check(message: dict) -> dict:
             break
         answer.append(token)
     text = llm.detokenize(answer).decode("utf-8", errors="replace")
+    if heldout is not None:
+        _run_heldout(llm, heldout, request.vocab_rows, folder / "heldout.npz")
     mmproj_loaded = _load_mmproj(request.mmproj, llm) if request.mmproj else None
     llm.close()
     return {
@@ -162,6 +198,48 @@ def _check(message: dict) -> dict:
         "stop_ids": stop_ids,
         "mmproj_loaded": mmproj_loaded,
     }
+
+
+def _heldout_set(reference: str | None):
+    """The reference's held-out chunks (``SequenceSet``), None where it holds none."""
+    if reference is None:
+        return None
+    from release.reference.heldout import SET
+    from release.reference.store import load_reference
+
+    return load_reference(Path(reference)).sets.get(SET)
+
+
+def _run_heldout(llm, heldout, vocab_rows: int | None, out: Path) -> None:
+    """Run each chunk and keep, at its scored positions, what ``HeldoutRun`` holds (in
+    blocks of rows: a float64 row of a 262k vocabulary is 2 MiB)."""
+    from release.reference.heldout import scored
+
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in HeldoutRun.FIELDS}
+    for ids, top_ids in zip(heldout.sequences(), heldout.split(heldout.top_ids), strict=True):
+        rows = scored(len(ids))
+        llm.reset()
+        llm.eval(ids)
+        following = np.asarray(ids[rows.start + 1 : rows.stop + 1], np.int64)
+        for start in range(rows.start, rows.stop, _ROWS):
+            block = slice(start, min(start + _ROWS, rows.stop))
+            logits = np.array(llm.scores[block], np.float32)[:, :vocab_rows]
+            kept = top_ids[block].astype(np.int64)
+            wide = logits.astype(np.float64)
+            top = wide.max(-1, keepdims=True)
+            parts["logsumexp"].append(top[:, 0] + np.log(np.exp(wide - top).sum(-1)))
+            np.put_along_axis(wide, kept, -np.inf, -1)
+            with np.errstate(divide="ignore"):
+                parts["rest_logsumexp"].append(top[:, 0] + np.log(np.exp(wide - top).sum(-1)))
+            parts["top_logits"].append(np.take_along_axis(logits, kept, -1))
+            parts["argmax"].append(logits.argmax(-1).astype(np.int32))
+            targets = following[block.start - rows.start : block.stop - rows.start]
+            parts["target_logits"].append(logits[np.arange(len(targets)), targets])
+    np.savez(out, **{name: np.concatenate(values) for name, values in parts.items()})
+
+
+_ROWS = 32
+"""Scored positions worked on at once."""
 
 
 def _load_mmproj(path: str, llm) -> bool:

@@ -34,11 +34,15 @@ class KeptReference:
 class ReferenceRun:
     """The merged model's reference computed in a child, started on creation."""
 
-    def __init__(self, model_dir: Path, model_id: str | None = None) -> None:
+    def __init__(
+        self, model_dir: Path, model_id: str | None = None, heldout: Path | None = None
+    ) -> None:
+        """``heldout``: the release's held-out text (None: the shipped sample)."""
         self.model_dir = model_dir
         self._out = tempfile.TemporaryDirectory(prefix="reference-")
         self._child = LineChild(__name__, "transformers")
-        self._child.send({"model": str(model_dir), "out": self._out.name, "model_id": model_id})
+        message = {"model": str(model_dir), "out": self._out.name, "model_id": model_id}
+        self._child.send(message | {"heldout": str(heldout) if heldout else None})
         self._kept: KeptReference | None = None
 
     def wait(self) -> KeptReference:
@@ -65,9 +69,11 @@ class ReferenceRun:
 
 def _compute(message: dict) -> dict:
     from release.reference.compute import compute_reference
+    from release.reference.heldout import heldout_text
 
+    heldout = heldout_text(Path(message["heldout"]) if message["heldout"] else None)
     facts = compute_reference(
-        Path(message["model"]), Path(message["out"]), model_id=message["model_id"]
+        Path(message["model"]), Path(message["out"]), model_id=message["model_id"], heldout=heldout
     )
     return facts.model_dump(mode="json")
 

@@ -33,6 +33,11 @@ class GGUFSettings(BaseModel):
     tags: list[str]
     language: list[str]
     datasets: list[str]
+    max_kld: float
+    """gguf.max_kld: a file passed under one limit may not under another."""
+    heldout_text: Path | None
+    """eval.heldout_text: the text a reference computed here is measured on (the quants'
+    loss), where the evaluate stage kept none."""
 
     @classmethod
     def of(cls, spec: ReleaseSpec) -> Self:
@@ -47,4 +52,6 @@ class GGUFSettings(BaseModel):
             tags=list(spec.card.tags),
             language=list(spec.card.language),
             datasets=list(spec.card.datasets),
+            max_kld=spec.gguf.max_kld,
+            heldout_text=spec.eval.heldout_text,
         )

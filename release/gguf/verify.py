@@ -23,9 +23,11 @@ from release.gguf.agreement import (
     llama_cpp_result,
     transformers_check,
 )
-from release.gguf.facts import GGUFFileFacts
+from release.gguf.facts import GGUFFileFacts, QuantQualityFacts
 from release.gguf.formats import GGUFFormat
 from release.gguf.llama_cpp_process import LlamaCppChild
+from release.gguf.quality import quant_quality
+from release.reference import heldout as heldouts
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,11 @@ def send(
     return FileCheck(name, fmt, exporter, path, path.stat().st_size, sha256_file(path), done)
 
 
-def judge(check: FileCheck, probe: Probe, llama: LlamaCppChild | None) -> GGUFFileFacts:
-    """The file's record once its reader answered and agreed with the merged model."""
+def judge(
+    check: FileCheck, probe: Probe, llama: LlamaCppChild | None, max_kld: float
+) -> GGUFFileFacts:
+    """The file's record once its reader answered and agreed with the merged model, and
+    lost no more than ``max_kld`` (mean KL divergence on the held-out text)."""
     result = check.done
     if result is None:
         assert llama is not None
@@ -87,6 +92,7 @@ def judge(check: FileCheck, probe: Probe, llama: LlamaCppChild | None) -> GGUFFi
             hint="the tokenizer export is wrong for this model; please report it",
         )
     read = result.llama_cpp
+    quality = _quality(check, probe, read, max_kld)
     return GGUFFileFacts(
         name=check.name,
         type=check.fmt.name,
@@ -102,7 +108,36 @@ def judge(check: FileCheck, probe: Probe, llama: LlamaCppChild | None) -> GGUFFi
         smoke_output=result.smoke_output,
         stop_ids=read.stop_ids if read else None,
         mmproj_loaded=read.mmproj_loaded if read else None,
+        quality=quality,
         passed=True,  # a file that fails a check above is never kept
+    )
+
+
+def _quality(check: FileCheck, probe: Probe, read, max_kld: float) -> QuantQualityFacts | None:
+    """The file's figures on the held-out text; WorkError over the limit."""
+    if read is None or read.heldout is None or probe.heldout is None:
+        return None
+    found = quant_quality(probe.heldout, read.heldout)
+    if found.kld_mean > max_kld:
+        raise WorkError(
+            f"{check.name}: mean KL divergence from the merged model on the held-out text "
+            f"is {found.kld_mean:.4f} nats ({found.tokens} tokens), over gguf.max_kld "
+            f"{max_kld}",
+            hint=f"drop {check.fmt.name} from gguf.types, or raise gguf.max_kld in the spec",
+        )
+    return QuantQualityFacts(
+        text=probe.kept.facts.heldout_text or "",
+        chunk=int(probe.reference.sets[heldouts.SET].lengths[0]),
+        tokens=found.tokens,
+        kld_mean=round(found.kld_mean, 6),
+        kld_median=round(found.kld_median, 6),
+        kld_p99=round(found.kld_p99, 6),
+        kld_max=round(found.kld_max, 6),
+        same_top1=round(found.same_top1, 4),
+        ppl=round(found.ppl, 4),
+        ppl_reference=round(found.ppl_reference, 4),
+        ppl_ratio=round(found.ppl_ratio, 4),
+        max_kld=max_kld,
     )
 
 

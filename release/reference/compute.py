@@ -14,13 +14,20 @@ from pathlib import Path
 
 from release.checkpoint.safetensors import checkpoint_dtype
 from release.reference.facts import ReferenceFacts
+from release.reference.heldout import HeldoutText
 from release.reference.record import write_reference
 
 
 def compute_reference(
-    model_dir: Path, folder: Path, *, model_id: str | None = None, trust_remote_code: bool = False
+    model_dir: Path,
+    folder: Path,
+    *,
+    model_id: str | None = None,
+    trust_remote_code: bool = False,
+    heldout: HeldoutText | None = None,
 ) -> ReferenceFacts:
-    """The reference of the model in ``model_dir``, written into ``folder``."""
+    """The reference of the model in ``model_dir`` (on the probe and ``heldout``),
+    written into ``folder``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -36,4 +43,6 @@ def compute_reference(
     ).eval()
     plural = "s" if gpus > 1 else ""
     device = f"cuda ({gpus} GPU{plural}, {dtype}, auto)" if gpus else f"cpu ({dtype})"
-    return write_reference(model, tokenizer, folder, model_id=model_id, dtype=dtype, device=device)
+    return write_reference(
+        model, tokenizer, folder, model_id=model_id, dtype=dtype, device=device, heldout=heldout
+    )

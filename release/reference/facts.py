@@ -36,6 +36,8 @@ class ReferenceFacts(Facts):
     top_k: int
     vocab_rows: int
     sets: list[ReferenceSetFacts] = Field(default_factory=list)
+    heldout_text: str | None = None
+    """The held-out text whose chunks are the ``heldout`` set (``reference.heldout``)."""
     smoke_prompt: str
     smoke_answer: str
     bytes: int

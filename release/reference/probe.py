@@ -1,7 +1,8 @@
 """The probe: the prompts whose next-token distributions the GGUF files are compared on,
 the prompt a file answers greedily for a person to read, and the digest that keys them.
 
-A change to any of it (or to how many top logits are kept) changes ``PROBE.digest``,
+A change to any of it (or to how many top logits are kept, or to how the held-out text
+is cut) changes ``PROBE.digest``,
 which the evaluate stage and the GGUF stage are keyed on: both run again. Readers take
 ``probe.PROBE`` when they run (not at import), so a test can swap it.
 """
@@ -24,6 +25,11 @@ class ProbeSet:
     (``store``)."""
     name: str = "probe"
     """The prompts' set in the reference file."""
+    heldout_top_k: int = 256
+    """Logits kept per position of the held-out chunks (``heldout``), from which the
+    GGUF stage measures each quant's KL divergence (``release.gguf.quality``)."""
+    heldout_chunk: int = 512
+    """The held-out chunks' tokens (llama-perplexity's ``n_ctx``)."""
 
     @property
     def digest(self) -> str:

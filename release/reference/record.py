@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from release.reference import heldout as heldouts
 from release.reference import probe as probes
 from release.reference.facts import REFERENCE_FILE, ReferenceFacts, ReferenceSetFacts
 from release.reference.store import Reference, SequenceSet, save_reference
@@ -29,18 +30,32 @@ def smoke_ids(tokenizer, prompt: str) -> list[int]:
     return tokenizer.encode(prompt)
 
 
-def model_reference(model, tokenizer, probe: probes.ProbeSet) -> Reference:
-    """``model``'s distributions on the probe prompts and its greedy smoke answer."""
+def model_reference(
+    model, tokenizer, probe: probes.ProbeSet, heldout: heldouts.HeldoutText | None = None
+) -> Reference:
+    """``model``'s distributions on the probe prompts (and, with ``heldout``, on its
+    chunks as llama-perplexity cuts them: ``release.reference.heldout``) and its greedy
+    smoke answer."""
     import torch
 
     device = model.get_input_embeddings().weight.device
     sequences = [tokenizer.encode(text) for text in probe.prompts]
     smoke = smoke_ids(tokenizer, probe.smoke_prompt)
-    logits: list[np.ndarray] = []
+
+    def run(ids: list[int]) -> np.ndarray:
+        out = model(input_ids=torch.tensor([ids], device=device)).logits[0]
+        return out.float().cpu().numpy()
+
+    sets: dict[str, SequenceSet] = {}
     with torch.inference_mode():
-        for ids in sequences:
-            out = model(input_ids=torch.tensor([ids], device=device)).logits[0]
-            logits.append(out.float().cpu().numpy())
+        logits = [run(ids) for ids in sequences]
+        sets[probe.name] = SequenceSet.of(sequences, logits, probe.top_k)
+        if heldout is not None:
+            whole = tokenizer(heldout.text).input_ids
+            chunks = heldouts.chunks(whole, heldouts.tokenizer_bos(tokenizer), probe.heldout_chunk)
+            if chunks:  # one chunk's full logits at a time
+                chunk_logits = (run(ids) for ids in chunks)
+                sets[heldouts.SET] = SequenceSet.of(chunks, chunk_logits, probe.heldout_top_k)
         prompt = torch.tensor([smoke], device=device)
         answer = model.generate(
             input_ids=prompt,
@@ -52,7 +67,7 @@ def model_reference(model, tokenizer, probe: probes.ProbeSet) -> Reference:
             else tokenizer.eos_token_id,
         )[0, len(smoke) :].tolist()
     return Reference(
-        sets={probe.name: SequenceSet.of(sequences, logits, probe.top_k)},
+        sets=sets,
         vocab_rows=int(logits[0].shape[-1]),
         smoke_ids=smoke,
         smoke_answer_ids=answer,
@@ -61,12 +76,19 @@ def model_reference(model, tokenizer, probe: probes.ProbeSet) -> Reference:
 
 
 def write_reference(
-    model, tokenizer, folder: Path, *, model_id: str | None, dtype: str, device: str
+    model,
+    tokenizer,
+    folder: Path,
+    *,
+    model_id: str | None,
+    dtype: str,
+    device: str,
+    heldout: heldouts.HeldoutText | None = None,
 ) -> ReferenceFacts:
-    """``model``'s reference on ``probes.PROBE`` into ``folder``; its record.
-    ``model_id``: the merged model's identity (``facts.model_identity``)."""
+    """``model``'s reference on ``probes.PROBE`` (and ``heldout``) into ``folder``; its
+    record. ``model_id``: the merged model's identity (``facts.model_identity``)."""
     probe = probes.PROBE
-    reference = model_reference(model, tokenizer, probe)
+    reference = model_reference(model, tokenizer, probe, heldout)
     path = folder / REFERENCE_FILE
     save_reference(reference, path)
     return ReferenceFacts(
@@ -81,6 +103,7 @@ def write_reference(
             ReferenceSetFacts(name=name, sequences=len(values.lengths), positions=values.positions)
             for name, values in reference.sets.items()
         ],
+        heldout_text=heldout.name if heldout is not None else None,
         smoke_prompt=probe.smoke_prompt,
         smoke_answer=reference.smoke_answer,
         bytes=path.stat().st_size,
@@ -93,8 +116,15 @@ class ReferenceTarget:
 
     folder: Path
     model_id: str | None
+    heldout: heldouts.HeldoutText | None = None
 
     def write(self, model, tokenizer, dtype: str, device: str) -> ReferenceFacts:
         return write_reference(
-            model, tokenizer, self.folder, model_id=self.model_id, dtype=dtype, device=device
+            model,
+            tokenizer,
+            self.folder,
+            model_id=self.model_id,
+            dtype=dtype,
+            device=device,
+            heldout=self.heldout,
         )

@@ -8,14 +8,17 @@ kept tokens' log-probabilities are exact (``logit - logsumexp``) and the rest of
 vocabulary is one outcome whose probability is what they leave. That is what the GGUF
 checks read of it (``release.gguf.agreement``): the top token and its lead, the logits
 of the tokens that carry the mass, and the KL divergence over the kept tokens and the
-rest. A position costs ``8k + 8`` bytes whatever the vocabulary (k = 64: 520 bytes; the
-full float32 row of a 262k vocabulary is 1 MiB), so a set can hold a held-out text of
-thousands of tokens as well as the few hundred positions of the probe.
+rest. It also keeps the logit of the token that comes next in the sequence (what a
+perplexity reads). A position costs ``8k + 12`` bytes whatever the vocabulary (k = 64:
+524 bytes; the full float32 row of a 262k vocabulary is 1 MiB), so a set can hold a
+held-out text of thousands of tokens as well as the few hundred positions of the probe.
 
 Tensors, per set ``S``: ``S.lengths`` (int64, one per sequence), ``S.ids`` (int32, the
 sequences' token ids end to end), ``S.top_logits`` (float32, positions x k),
-``S.top_ids`` (int32, positions x k), ``S.logsumexp`` (float64, positions: a float32
-one would move every kept log-probability by up to 2e-6, as much as a KL it measures). The smoke
+``S.top_ids`` (int32, positions x k), ``S.target_logits`` (float32, positions: the
+next token's logit, NaN at a sequence's last position), ``S.logsumexp`` (float64,
+positions: a float32 one would move every kept log-probability by up to 2e-6, as much
+as a KL it measures). The smoke
 prompt: ``smoke.prompt_ids`` and ``smoke.answer_ids`` (int32). The header's metadata:
 ``format``, ``vocab_rows``, ``sets`` (comma-separated names), ``smoke_answer`` (the
 answer as the merged model's tokenizer decodes it).
@@ -24,13 +27,14 @@ answer as the merged model's tokenizer decodes it).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-FORMAT = "model-release reference 1"
+FORMAT = "model-release reference 2"
+FIELDS = ("lengths", "ids", "top_logits", "top_ids", "target_logits", "logsumexp")
 
 
 class ReferenceFileError(ValueError):
@@ -46,6 +50,8 @@ class SequenceSet:
     ids: np.ndarray
     top_logits: np.ndarray
     top_ids: np.ndarray
+    target_logits: np.ndarray
+    """The logit of the token that comes next in the sequence (NaN at its last)."""
     logsumexp: np.ndarray
 
     @property
@@ -64,16 +70,29 @@ class SequenceSet:
         return np.split(array, np.cumsum(self.lengths)[:-1])
 
     @classmethod
-    def of(cls, sequences: Sequence[Sequence[int]], logits: Sequence[np.ndarray], k: int):
-        """The set of ``sequences`` from each one's full logits (positions x vocab)."""
-        parts = [compact(values, k) for values in logits]
+    def of(cls, sequences: Sequence[Sequence[int]], logits: Iterable[np.ndarray], k: int):
+        """The set of ``sequences`` from each one's full logits (positions x vocab),
+        taken one at a time (``logits`` may be a generator: one sequence's full logits
+        are held at once)."""
+        parts, targets = [], []
+        for ids, values in zip(sequences, logits, strict=True):
+            parts.append(compact(values, k))
+            targets.append(_target_logits(ids, values))
         return cls(
             lengths=np.array([len(ids) for ids in sequences], np.int64),
             ids=np.array([i for ids in sequences for i in ids], np.int32),
             top_logits=np.concatenate([part[0] for part in parts]),
             top_ids=np.concatenate([part[1] for part in parts]),
+            target_logits=np.concatenate(targets),
             logsumexp=np.concatenate([part[2] for part in parts]),
         )
+
+
+def _target_logits(ids: Sequence[int], logits: np.ndarray) -> np.ndarray:
+    """At each position, the logit of the next token in ``ids`` (NaN at the last)."""
+    values = np.full(len(ids), np.nan, np.float32)
+    values[:-1] = np.asarray(logits)[np.arange(len(ids) - 1), np.asarray(ids[1:], np.int64)]
+    return values
 
 
 def compact(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -116,7 +135,7 @@ def save_reference(reference: Reference, path: Path) -> None:
     for name, values in reference.sets.items():
         if "." in name or "," in name:
             raise ValueError(f"a reference set's name may not hold '.' or ',': {name!r}")
-        for field in ("lengths", "ids", "top_logits", "top_ids", "logsumexp"):
+        for field in FIELDS:
             tensors[f"{name}.{field}"] = np.ascontiguousarray(getattr(values, field))
     about = {
         "format": FORMAT,
@@ -141,12 +160,7 @@ def load_reference(path: Path) -> Reference:
     except (SafetensorError, OSError) as exc:
         raise ReferenceFileError(f"{path}: {exc}") from None
     sets = {
-        name: SequenceSet(
-            **{
-                field: tensors[f"{name}.{field}"]
-                for field in ("lengths", "ids", "top_logits", "top_ids", "logsumexp")
-            }
-        )
+        name: SequenceSet(**{field: tensors[f"{name}.{field}"] for field in FIELDS})
         for name in metadata["sets"].split(",")
         if name
     }

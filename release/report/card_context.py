@@ -22,6 +22,7 @@ from cards.measured import (
     MergeGateFacts,
     MergeInputFigure,
     PerplexityFacts,
+    QuantLossFacts,
     SanityFacts,
     SmokeFacts,
 )
@@ -88,7 +89,7 @@ def card_facts(manifest: Manifest, folder: Path | None = None) -> MeasuredFacts:
         sanity=_sanity(evaluate),
         towers=_towers(merge, gguf) or None,
         chat_template=merge.chat_template,
-        gguf_files=[_gguf_file(file) for file in gguf.files],
+        gguf_files=_gguf_files(gguf.files),
         mmproj=_mmproj(gguf.projector),
         gguf_build=_gguf_build(gguf),
         versions=model_tools(manifest),
@@ -192,11 +193,16 @@ def _gguf_build(gguf: GGUFFacts) -> GGUFBuildFacts | None:
         return None
     build = gguf.llama_cpp
     writers = [file.exporter for file in gguf.files if file.exporter]
+    quality = next((file.quality for file in gguf.files if file.quality), None)
     return GGUFBuildFacts(
         llama_cpp=build.label if build else None,
         commit=build.commit if build else None,
         writers=list(dict.fromkeys(writers)),
         reference_top_k=gguf.reference.top_k if gguf.reference else None,
+        loss_text=quality.text if quality else None,
+        loss_tokens=quality.tokens if quality else None,
+        loss_chunk=quality.chunk if quality else None,
+        max_kld=quality.max_kld if quality else None,
     )
 
 
@@ -204,8 +210,25 @@ def _at(repo_id: str | None, commit: str | None) -> str | None:
     return f"{repo_id}@{commit}" if repo_id and commit else None
 
 
-def _gguf_file(file: GGUFFileFacts) -> GGUFFileRow:
+def _gguf_files(files: list[GGUFFileFacts]) -> list[GGUFFileRow]:
+    """The GGUF files' rows; the smallest whose loss was measured under the limit is
+    the recommended one."""
+    measured = [f for f in files if f.quality and f.quality.kld_mean <= f.quality.max_kld]
+    smallest = min(measured, key=lambda f: f.bytes).name if measured else None
+    return [_gguf_file(file, recommended=file.name == smallest) for file in files]
+
+
+def _gguf_file(file: GGUFFileFacts, *, recommended: bool) -> GGUFFileRow:
     """One GGUF file's row: its numbers as llama.cpp measured them (what GGUF users run)."""
+    quality = file.quality
+    loss = None
+    if quality is not None:
+        loss = QuantLossFacts(
+            kld_mean=quality.kld_mean,
+            kld_p99=quality.kld_p99,
+            same_top1=quality.same_top1,
+            ppl_ratio=quality.ppl_ratio,
+        )
     return GGUFFileRow(
         name=file.name,
         type=file.type,
@@ -213,6 +236,8 @@ def _gguf_file(file: GGUFFileFacts) -> GGUFFileRow:
         sha256=file.sha256,
         top1_agreement=file.top1_agreement.get("llama_cpp"),
         max_abs_diff=file.max_abs_diff.get("llama_cpp"),
+        loss=loss,
+        recommended=recommended,
     )
 
 

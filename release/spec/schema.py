@@ -368,9 +368,20 @@ class EvalSpec(_Section):
         return self
 
 
+DEFAULT_MAX_KLD = 0.5
+"""README "What each quant costs": the measurements behind it."""
+
+
 class GGUFSpec(_Section):
     types: list[GGUFType] = Field(default_factory=lambda: list(DEFAULT_TYPES))
     llama_cpp_dir: SpecPath | None = None
+    max_kld: float = Field(
+        default=DEFAULT_MAX_KLD,
+        gt=0,
+        description="Largest mean KL divergence (nats, llama-perplexity's figure) a GGUF "
+        "file may have from the merged model on the held-out text; a file over it is "
+        "refused.",
+    )
 
 
 class CardSpec(_Section):

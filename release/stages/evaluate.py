@@ -142,7 +142,9 @@ class EvaluateStage(Stage):
 def _reference_target(ctx: StageContext):
     """Where the stage keeps the merged model's reference, and which merged model it is."""
     from release.reference.facts import model_identity
+    from release.reference.heldout import heldout_text
     from release.reference.record import ReferenceTarget
 
     merge = ctx.manifest.stages.get(MergeFacts.stage)
-    return ReferenceTarget(ctx.out_dir, model_identity(merge.outputs) if merge else None)
+    identity = model_identity(merge.outputs) if merge else None
+    return ReferenceTarget(ctx.out_dir, identity, heldout_text(ctx.spec.eval.heldout_text))

@@ -132,13 +132,21 @@ class GGUFPane(StepPane):
         table.add_column("size", justify="right", no_wrap=True)
         table.add_column("top-1 agreement", overflow="fold")
         table.add_column("pass at", no_wrap=True)
+        # what each file loses on the held-out text, as on the cards (llama-perplexity's)
+        for label in ("KLD mean", "KLD 99%", "same top-1", "PPL ratio"):
+            table.add_column(label, justify="right", no_wrap=True)
         table.add_column("check", no_wrap=True)
         for file in facts.files:
             agreement = file.confident_top1_agreement or file.top1_agreement
             shown = ", ".join(f"{loader} {v:.1%}" for loader, v in agreement.items())
             limit = "" if file.min_top1_agreement is None else f"≥ {file.min_top1_agreement:.1%}"
             passed = file.passed is not False  # the stage keeps no file that failed
-            table.add_row(file.name, human(file.bytes, "bytes"), shown, limit, verdict(passed))
+            loss = ["—"] * 4
+            if (q := file.quality) is not None:
+                loss = [f"{q.kld_mean:.4f}", f"{q.kld_p99:.4f}", f"{q.same_top1:.1%}"]
+                loss.append(f"{q.ppl_ratio:.3f}")
+            size = human(file.bytes, "bytes")
+            table.add_row(file.name, size, shown, limit, *loss, verdict(passed))
         return TableOrList(table)
 
 

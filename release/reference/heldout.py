@@ -1,0 +1,59 @@
+"""The held-out text, cut as llama.cpp's ``llama-perplexity`` cuts it.
+
+What a quant loses is measured on a real text (``eval.heldout_text``, or the shipped
+multilingual sample) the way quant makers measure it with ``llama-perplexity
+--kl-divergence``: the text tokenized whole (with the tokenizer's special tokens),
+cut into chunks of ``n_ctx`` tokens (the tail that fills no chunk is dropped), the
+first token of each chunk replaced by BOS where the tokenizer adds one, and the second
+half of each chunk scored: the distributions at positions ``n_ctx/2 … n_ctx-2``, each
+predicting the token after it. The merged model's distributions on these chunks are
+kept in its reference (``store``, set ``heldout``); the GGUF stage runs the same chunks
+through llama.cpp (``release.gguf.quality``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+CHUNK_TOKENS = 512
+"""``n_ctx``: llama-perplexity's default context, which published KLD tables use."""
+SET = "heldout"
+"""The chunks' set in the reference file."""
+BUILTIN_NAME = "model-release heldout.txt (multilingual sample)"
+
+
+@dataclass(frozen=True)
+class HeldoutText:
+    name: str
+    """What the card calls it: the file's name, or the shipped sample's."""
+    text: str
+
+
+def heldout_text(path: Path | None) -> HeldoutText:
+    """The release's held-out text (``eval.heldout_text``), or the shipped sample."""
+    if path is not None:
+        return HeldoutText(path.name, path.read_text(encoding="utf-8"))
+    text = resources.files("release").joinpath("data/heldout.txt").read_text("utf-8")
+    return HeldoutText(BUILTIN_NAME, text)
+
+
+def chunks(ids: list[int], bos: int | None, n_ctx: int = CHUNK_TOKENS) -> list[list[int]]:
+    """``ids`` (the whole text's tokens) in chunks of ``n_ctx``, each starting with
+    ``bos`` where the tokenizer adds one (None: the tokens as they are)."""
+    cut = [ids[start : start + n_ctx] for start in range(0, len(ids) - n_ctx + 1, n_ctx)]
+    return [[bos, *chunk[1:]] if bos is not None else chunk for chunk in cut]
+
+
+def scored(n_ctx: int) -> slice:
+    """The positions of a chunk whose next-token distribution is scored."""
+    return slice(n_ctx // 2, n_ctx - 1)
+
+
+def tokenizer_bos(tokenizer) -> int | None:
+    """The BOS id a transformers tokenizer puts before a text, None where it adds none."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return None
+    return bos if tokenizer.encode("x")[:1] == [bos] else None
