@@ -81,6 +81,7 @@ def measure(base_dir: Path, adapter: Path, folders: dict[str, Path], dtype: str)
     from peft import PeftModel
     from transformers import AutoTokenizer
 
+    from release.core.relay import finish
     from release.evaluate.loading import LoadPlan, checkpoint_dtype, load_model
     from release.evaluate.sanity import (
         PROBE_PROMPTS,
@@ -105,7 +106,7 @@ def measure(base_dir: Path, adapter: Path, folders: dict[str, Path], dtype: str)
     with with_adapter.disable_adapter():
         bare = logits(with_adapter)
     stored = getattr(torch, checkpoint_dtype(folders["right"]))
-    reference = probe_reference(with_adapter, tokenizer, PROBE_PROMPTS, stored, bare)
+    reference = finish(probe_reference(with_adapter, tokenizer, PROBE_PROMPTS, stored, bare))
     del with_adapter
     gc.collect()
     effect = reference.adapter_effect
@@ -117,7 +118,7 @@ def measure(base_dir: Path, adapter: Path, folders: dict[str, Path], dtype: str)
     print(f"  {'merge':28} {'share':>6} {'top-1':>6} {'vs unmerged':>12} {'fitted scale':>13}")
     for name, folder in folders.items():
         model = load_model(folder, plan, trust_remote_code=False)
-        equivalence = merge_equivalence(model, tokenizer, reference)
+        equivalence = finish(merge_equivalence(model, tokenizer, reference))
         ours = logits(model)
         along = sum(
             ((o - b) * (r - b)).sum().item() for o, r, b in zip(ours, unmerged, bare, strict=True)

@@ -128,6 +128,7 @@ def run_naive(workdir: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from release.core.relay import finish
     from release.evaluate.sanity import (
         HELDOUT_TOKENS,
         PROBE_PROMPTS,
@@ -150,8 +151,10 @@ def run_naive(workdir: Path) -> None:
         bare = [t.cpu() for t in next_token_logits(with_adapter, tokenizer, PROBE_PROMPTS)]
         for _ in perplexity(with_adapter, ids):
             pass
-    reference = probe_reference(with_adapter, tokenizer, PROBE_PROMPTS, torch.bfloat16, bare)
-    merge_equivalence(merged, tokenizer, reference)
+    reference = finish(
+        probe_reference(with_adapter, tokenizer, PROBE_PROMPTS, torch.bfloat16, bare)
+    )
+    finish(merge_equivalence(merged, tokenizer, reference))
     for _ in perplexity(merged, ids):
         pass
     for _ in chat_smoke(merged, tokenizer, PROMPT, max_new_tokens=8):

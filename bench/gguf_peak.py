@@ -157,12 +157,15 @@ def keep_reference(model: Path, folder: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from release.core.relay import finish
     from release.reference.record import write_reference
 
     model_obj = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(model)
-    facts = write_reference(
-        model_obj, tokenizer, folder, model_id=None, dtype="float32", device="cpu (float32)"
+    facts = finish(
+        write_reference(
+            model_obj, tokenizer, folder, model_id=None, dtype="float32", device="cpu (float32)"
+        )
     )
     (folder / "facts.json").write_text(facts.model_dump_json())
 

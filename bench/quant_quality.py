@@ -35,6 +35,7 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from release.core.relay import finish
     from release.demo.smollm2 import smollm2_base
     from release.gguf.formats import FORMATS
     from release.gguf.kquant import quantize_with_llama_cpp
@@ -54,7 +55,7 @@ def main() -> None:
     ks = [int(k) for k in args.ks.split(",")]
     with tempfile.TemporaryDirectory(prefix="quant-quality-") as tmp:
         started = time.monotonic()
-        kept = model_reference(model, tokenizer, PROBE, text)
+        kept = finish(model_reference(model, tokenizer, PROBE, text))
         print(f"reference (probe and held-out chunks): {time.monotonic() - started:.1f} s")
         chunks = kept.sets[SET].sequences()
         vocab = kept.vocab_rows

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from release.core.relay import finish
 from release.gguf.formats import FORMATS
 from release.gguf.kquant import quantize_with_llama_cpp
 from release.gguf.llama_cpp_process import LlamaCppChild, Request
@@ -53,7 +54,7 @@ def measured(smollm2_base_dir, tmp_path_factory) -> Measured:
     folder = tmp_path_factory.mktemp("quality")
     tokenizer = AutoTokenizer.from_pretrained(smollm2_base_dir)
     model = AutoModelForCausalLM.from_pretrained(smollm2_base_dir, dtype=torch.float32).eval()
-    reference = model_reference(model, tokenizer, PROBE, heldout_text(None))
+    reference = finish(model_reference(model, tokenizer, PROBE, heldout_text(None)))
     del model
     save_reference(reference, folder / "reference.safetensors")
     source = open_source(smollm2_base_dir)

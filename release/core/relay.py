@@ -1,4 +1,5 @@
-"""Re-yield a worker generator's items as stage events, keeping its return value."""
+"""Re-yield a worker generator's items as stage events, keeping its return value; or run
+one to its end where nobody shows its steps (a child process, a bench)."""
 
 from __future__ import annotations
 
@@ -20,3 +21,12 @@ def relay(
         except StopIteration as stop:
             return stop.value
         yield convert(item)
+
+
+def finish(work: Generator[object, None, Result]) -> Result:
+    """Run ``work`` to its end, its items unseen; returns what it returns."""
+    while True:
+        try:
+            next(work)
+        except StopIteration as stop:
+            return stop.value

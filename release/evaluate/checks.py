@@ -31,7 +31,7 @@ import time
 from collections.abc import Generator
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
@@ -66,7 +66,10 @@ from release.spec.schema import EvalSpec
 if TYPE_CHECKING:
     import torch
 
-    from release.evaluate.sanity import Perplexity, ProbeReference, SmokeResult
+    from release.evaluate.sanity import Perplexity, ProbeReference
+
+
+Done = TypeVar("Done")
 
 
 def model_checks(
@@ -121,9 +124,10 @@ def model_checks(
     yield report.log(f"loading the merged model on {plan.device}")
     with held_stderr():
         merged = load_model(merged_dir, plan, trust_remote_code=remote)
-    yield report.progress(0, len(PROBE_PROMPTS), "prompts", "merge equivalence")
-    with held_stderr():
-        equivalence = merge_equivalence(merged, tokenizer, reference)
+    compared = merge_equivalence(merged, tokenizer, reference)
+    equivalence = yield from steps(
+        report, "merge equivalence", "prompts", len(PROBE_PROMPTS), compared
+    )
     equivalence_facts = _equivalence_facts(spec, equivalence)
     passes = perplexity(merged, ids)
     merged_perplexity = yield from perplexity_pass(report, "perplexity: merged", passes, ids)
@@ -152,7 +156,7 @@ def smoke_tests(
     for index, prompt in enumerate(prompts):
         what = f"chat {index + 1}/{len(prompts)}: {prompt[:40]}"
         answer = chat_smoke(merged, tokenizer, prompt, max_new_tokens=spec.max_new_tokens)
-        result = yield from _generation(report, what, answer, spec.max_new_tokens)
+        result = yield from steps(report, what, "tokens", spec.max_new_tokens, answer)
         smoke.append(SmokeFacts.model_validate(result.to_facts()))
         if not result.passed:
             raise WorkError(
@@ -169,9 +173,9 @@ def keep(
     """The merged model's reference for the GGUF checks, kept where ``target`` says."""
     if target is None:
         return None
-    yield report.log("keeping the merged model's reference for the GGUF checks")
-    with held_stderr():
-        return target.write(merged, tokenizer, plan.dtype, plan.device)
+    writing = target.write(merged, tokenizer, plan.dtype, plan.device)
+    what = "keeping the merged model's reference for the GGUF checks"
+    return (yield from steps(report, what, "sequences", None, writing))
 
 
 def _vocabulary(base_dir: Path, merged_dir: Path) -> tuple[int, bool]:
@@ -207,6 +211,7 @@ def _base_side(
         next_token_logits,
         perplexity,
         probe_reference,
+        probe_reference_steps,
     )
 
     figures = read_figures(key) if key is not None else None
@@ -232,14 +237,13 @@ def _base_side(
         figures = BaseFigures(base_perplexity, bare)
         if key is not None:
             write_figures(key, figures)
-    yield report.progress(
-        0, len(PROBE_PROMPTS), "prompts", "probe prompts: base + adapter, PEFT's merge"
+    stored = getattr(torch, checkpoint_dtype(merged_dir))
+    merging = probe_reference(  # merges with_adapter
+        with_adapter, tokenizer, PROBE_PROMPTS, stored, figures.probe_logits
     )
-    with held_stderr():
-        stored = getattr(torch, checkpoint_dtype(merged_dir))
-        reference = probe_reference(  # merges with_adapter
-            with_adapter, tokenizer, PROBE_PROMPTS, stored, figures.probe_logits
-        )
+    what = "probe prompts: base + adapter, PEFT's merge"
+    total = probe_reference_steps(PROBE_PROMPTS)
+    reference = yield from steps(report, what, "steps", total, merging)
     return reference, figures.perplexity, cached
 
 
@@ -267,18 +271,25 @@ def perplexity_pass(
         report.check_cancelled()
 
 
-def _generation(
-    report: Reporter, what: str, answer: Generator[int, None, SmokeResult], limit: int
-) -> Generator[Event, None, SmokeResult]:
-    """Run a smoke test's generation, reporting the new tokens as they come."""
-    yield report.progress(0, limit, "tokens", what)
+def steps(
+    report: Reporter,
+    what: str,
+    unit: str,
+    total: int | None,
+    work: Generator[int | tuple[int, int], None, Done],
+) -> Generator[Event, None, Done]:
+    """Run ``work``, a generator that yields how many of ``total`` it has done (prompts,
+    generated tokens, sequences), or (done, total) where only it knows the total,
+    reporting each; returns what it returns."""
+    yield report.progress(0, total, unit, what)
     while True:
-        with held_stderr():  # generate() warns of its settings
+        with held_stderr():  # generate() warns of its settings; PEFT of its merge
             try:
-                done = next(answer)
+                item = next(work)
             except StopIteration as finished:
                 return finished.value
-        yield report.progress(done, limit, "tokens", what)
+        done, total = item if isinstance(item, tuple) else (item, total)
+        yield report.progress(done, total, unit, what)
         report.check_cancelled()
 
 

@@ -106,9 +106,14 @@ class ProbeReference:
         return sum(t.numel() * t.element_size() for t in self.logits)
 
 
+def probe_reference_steps(prompts: Sequence[str]) -> int:
+    """The steps ``probe_reference`` yields: each prompt twice, and the merge."""
+    return 2 * len(prompts) + 1
+
+
 def probe_reference(
     with_adapter, tokenizer, prompts: Sequence[str], stored: torch.dtype, bare: list[torch.Tensor]
-) -> ProbeReference:
+) -> Generator[int, None, ProbeReference]:
     """The adapter's effect (``with_adapter``, a PeftModel, against ``bare``: its base's
     logits on ``prompts``, with the adapter disabled), then PEFT's merge of it with every
     weight rounded to ``stored``, the dtype the merged checkpoint holds: the logits a
@@ -123,11 +128,13 @@ def probe_reference(
     logits are the same for every adapter on that base (``release.evaluate.base_figures``
     keeps them)."""
     with_adapter = with_adapter.eval()
-    total, count = 0.0, 0
+    total, count, step = 0.0, 0, 0
     unmerged = next_token_logits(with_adapter, tokenizer, prompts)
     for ours, base in zip(unmerged, bare, strict=True):
         total += (ours.cpu() - base).abs().sum().item()
         count += ours.numel()
+        step += 1
+        yield step
     merged = with_adapter.merge_and_unload()
     with torch.no_grad():  # in place, a slice at a time: no copy of a large tensor
         for parameter in merged.parameters():
@@ -135,13 +142,25 @@ def probe_reference(
                 flat = parameter.view(-1) if parameter.is_contiguous() else parameter
                 for part in flat.split(ROUNDING_SLICE):
                     part.copy_(part.to(stored))
-    reference = [t.cpu() for t in next_token_logits(merged, tokenizer, prompts)]
+    step += 1
+    yield step
+    reference = []
+    for logits in next_token_logits(merged, tokenizer, prompts):
+        reference.append(logits.cpu())
+        step += 1
+        yield step
     return ProbeReference(tuple(prompts), reference, total / count if count else 0.0)
 
 
-def merge_equivalence(merged, tokenizer, reference: ProbeReference) -> Equivalence:
-    """The merged model's logits on the probe prompts against base + adapter's."""
-    ours = [t.cpu() for t in next_token_logits(merged, tokenizer, reference.prompts)]
+def merge_equivalence(
+    merged, tokenizer, reference: ProbeReference
+) -> Generator[int, None, Equivalence]:
+    """The merged model's logits on the probe prompts against base + adapter's; yields
+    the prompts done."""
+    ours = []
+    for logits in next_token_logits(merged, tokenizer, reference.prompts):
+        ours.append(logits.cpu())
+        yield len(ours)
     diff = torch.cat([(a - b).abs().flatten() for a, b in zip(ours, reference.logits, strict=True)])
     agree = sum(
         (a.argmax(-1) == b.argmax(-1)).sum().item()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from release.checkpoint.safetensors import checkpoint_dtype
+from release.core.relay import finish
 from release.reference.facts import ReferenceFacts
 from release.reference.heldout import HeldoutText
 from release.reference.record import write_reference
@@ -43,6 +44,8 @@ def compute_reference(
     ).eval()
     plural = "s" if gpus > 1 else ""
     device = f"cuda ({gpus} GPU{plural}, {dtype}, auto)" if gpus else f"cpu ({dtype})"
-    return write_reference(
-        model, tokenizer, folder, model_id=model_id, dtype=dtype, device=device, heldout=heldout
+    return finish(
+        write_reference(
+            model, tokenizer, folder, model_id=model_id, dtype=dtype, device=device, heldout=heldout
+        )
     )

@@ -10,6 +10,7 @@ in, one prompt at a time (no padding), and kept as ``store`` says.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +33,11 @@ def smoke_ids(tokenizer, prompt: str) -> list[int]:
 
 def model_reference(
     model, tokenizer, probe: probes.ProbeSet, heldout: heldouts.HeldoutText | None = None
-) -> Reference:
+) -> Generator[tuple[int, int], None, Reference]:
     """``model``'s distributions on the probe prompts (and, with ``heldout``, on its
     chunks as llama-perplexity cuts them: ``release.reference.heldout``) and its greedy
-    smoke answer."""
+    smoke answer; yields (sequences done, sequences) as it goes (the smoke answer last, as
+    one): a 4B model on a CPU takes minutes here."""
     import torch
 
     device = model.get_input_embeddings().weight.device
@@ -46,16 +48,24 @@ def model_reference(
         out = model(input_ids=torch.tensor([ids], device=device)).logits[0]
         return out.float().cpu().numpy()
 
+    chunks = []
+    if heldout is not None:
+        whole = tokenizer(heldout.text).input_ids
+        chunks = heldouts.chunks(whole, heldouts.tokenizer_bos(tokenizer), probe.heldout_chunk)
+    total = len(sequences) + len(chunks) + 1
     sets: dict[str, SequenceSet] = {}
     with torch.inference_mode():
-        logits = [run(ids) for ids in sequences]
+        logits = []
+        for ids in sequences:
+            logits.append(run(ids))
+            yield len(logits), total
         sets[probe.name] = SequenceSet.of(sequences, logits, probe.top_k)
-        if heldout is not None:
-            whole = tokenizer(heldout.text).input_ids
-            chunks = heldouts.chunks(whole, heldouts.tokenizer_bos(tokenizer), probe.heldout_chunk)
-            if chunks:  # one chunk's full logits at a time
-                chunk_logits = (run(ids) for ids in chunks)
-                sets[heldouts.SET] = SequenceSet.of(chunks, chunk_logits, probe.heldout_top_k)
+        if chunks:  # one chunk's full logits at a time
+            parts = []
+            for ids in chunks:
+                parts.append(SequenceSet.of([ids], [run(ids)], probe.heldout_top_k))
+                yield len(sequences) + len(parts), total
+            sets[heldouts.SET] = SequenceSet.joined(parts)
         prompt = torch.tensor([smoke], device=device)
         answer = model.generate(
             input_ids=prompt,
@@ -66,6 +76,7 @@ def model_reference(
             if tokenizer.pad_token_id is not None
             else tokenizer.eos_token_id,
         )[0, len(smoke) :].tolist()
+    yield total, total
     return Reference(
         sets=sets,
         vocab_rows=int(logits[0].shape[-1]),
@@ -84,11 +95,12 @@ def write_reference(
     dtype: str,
     device: str,
     heldout: heldouts.HeldoutText | None = None,
-) -> ReferenceFacts:
+) -> Generator[tuple[int, int], None, ReferenceFacts]:
     """``model``'s reference on ``probes.PROBE`` (and ``heldout``) into ``folder``; its
-    record. ``model_id``: the merged model's identity (``facts.model_identity``)."""
+    record. ``model_id``: the merged model's identity (``facts.model_identity``). Yields
+    ``model_reference``'s steps."""
     probe = probes.PROBE
-    reference = model_reference(model, tokenizer, probe, heldout)
+    reference = yield from model_reference(model, tokenizer, probe, heldout)
     path = folder / REFERENCE_FILE
     save_reference(reference, path)
     return ReferenceFacts(
@@ -118,7 +130,9 @@ class ReferenceTarget:
     model_id: str | None
     heldout: heldouts.HeldoutText | None = None
 
-    def write(self, model, tokenizer, dtype: str, device: str) -> ReferenceFacts:
+    def write(
+        self, model, tokenizer, dtype: str, device: str
+    ) -> Generator[tuple[int, int], None, ReferenceFacts]:
         return write_reference(
             model,
             tokenizer,

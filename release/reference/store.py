@@ -70,6 +70,12 @@ class SequenceSet:
         return np.split(array, np.cumsum(self.lengths)[:-1])
 
     @classmethod
+    def joined(cls, parts: Sequence[SequenceSet]) -> SequenceSet:
+        """One set of the sequences of ``parts``, in order."""
+        fields = ("lengths", "ids", "top_logits", "top_ids", "target_logits", "logsumexp")
+        return cls(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
+
+    @classmethod
     def of(cls, sequences: Sequence[Sequence[int]], logits: Iterable[np.ndarray], k: int):
         """The set of ``sequences`` from each one's full logits (positions x vocab),
         taken one at a time (``logits`` may be a generator: one sequence's full logits
