@@ -15,7 +15,8 @@ the same run:
   through base and merged model), timed on the merged model in the dtype and device the
   stage chooses.
 
-    python -m bench.scale [--size 0.5b|1b|3.8b|8b|tiny] [--workdir DIR] [--no-anchors]
+    python -m bench.scale [--size 0.5b|1b|3.8b|8b|tiny] [--workdir DIR]
+                          [--no-anchors | --anchors-only]
                           [--json-out FILE]
 
 Each row: wall, CPU time (the process tree's user + sys), the tree's peak resident
@@ -351,6 +352,11 @@ def main() -> None:
     parser.add_argument("--size", choices=SIZES, default="3.8b")
     parser.add_argument("--workdir", type=Path, help="default: ~/.cache/model-release/scale")
     parser.add_argument("--no-anchors", action="store_true", help="ours and the floor only")
+    parser.add_argument(
+        "--anchors-only",
+        action="store_true",
+        help="the floor and the anchors on the last run's merged model (its stages kept)",
+    )
     parser.add_argument("--json-out", type=Path, help="the rows as JSON, rewritten as they come")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -372,8 +378,11 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     model = prepare(workdir, args.size)
     run = workdir / f"run-{args.size}"
-    shutil.rmtree(run, ignore_errors=True)
-    run.mkdir()
+    if args.anchors_only and not (run / "release" / "merge").is_dir():
+        parser.error(f"--anchors-only: no merged model in {run}: run without it first")
+    if not args.anchors_only:
+        shutil.rmtree(run, ignore_errors=True)
+        run.mkdir()
     spec = write_spec(run, model)
     speed = disk_speed(run)
     parameters = _parameters(model / "base")
@@ -393,7 +402,7 @@ def main() -> None:
     )
     table = Table(args.json_out, header)
     print(table.title(), flush=True)
-    finished = run_ours(table, spec, speed, model)
+    finished = args.anchors_only or run_ours(table, spec, speed, model)
     workspace = run / "release"
     if (workspace / "merge").is_dir():
         if (workspace / "adapter").is_dir():
