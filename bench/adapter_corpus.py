@@ -1,4 +1,4 @@
-"""Benchmark: every layout of the adapter corpus (tests/adapter_layouts.py) released end
+"""Benchmark: every layout of the adapter corpus (tests/support/adapter_layouts.py) released end
 to end by ``model-release run``: intake, merge, the sanity eval, an f16 GGUF checked by
 llama.cpp, the card (no push). Prints one row per layout: released or refused (its
 one line), the eval's figures, the GGUF's checks, wall time and the tree's CPU time.
@@ -8,9 +8,9 @@ release end to end only the layouts that change the GGUF; this runs them all, on
 
     nice -n 19 python bench/adapter_corpus.py [--workdir DIR] [--only NAME ...]
 
-The bases are the tests' tiny models, built here: the Llama of tests/models.py (2
+The bases are the tests' tiny models, built here: the Llama of tests/support/models.py (2
 layers, hidden 64, the SmolLM2 tokenizer), tied and untied, and the Gemma 4 of
-tests/gemma4_models.py (a Gemma tokenizer: llama.cpp's Gemma 4 vocabulary wants one).
+tests/support/gemma4_models.py (a Gemma tokenizer: llama.cpp's Gemma 4 vocabulary wants one).
 The eval's chat smoke test is left out (``eval.prompts: []``): a random model answers
 with noise (tests/test_gemma4_release.py says why).
 """
@@ -83,7 +83,7 @@ def corpus() -> dict[str, Layout]:
 
 
 def _with_init(base: Path, path: Path, init: str) -> None:
-    from tests.adapter_layouts import lora_adapter
+    from tests.support.adapter_layouts import lora_adapter
 
     lora_adapter(base, path, "plain")
     config = json.loads((path / "adapter_config.json").read_text())
@@ -94,8 +94,8 @@ def _with_init(base: Path, path: Path, init: str) -> None:
 def bases(root: Path, tokenizer_dir: Path) -> dict[str, Path]:
     from transformers import AutoTokenizer
 
-    from tests.gemma4_models import make_gemma4_text
-    from tests.models import make_tiny_llama
+    from tests.support.gemma4_models import make_gemma4_text
+    from tests.support.models import make_tiny_llama
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     built = {}

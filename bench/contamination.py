@@ -2,7 +2,7 @@
 
     python -m bench.contamination [--segments 1000000] [--documents 20000] [--naive 20000]
 
-Synthetic Catalan-shaped text made here (``tests.catalan_text.planted_corpus``, which
+Synthetic Catalan-shaped text made here (``tests.support.catalan_text.planted_corpus``, which
 the contamination tests use too): the training data as a JSONL file of chat records, the
 test documents as question/answer texts, some of them planted in the training data
 (exact copies, copies with one word changed, inside a longer training text). Each
@@ -38,7 +38,7 @@ PLANTED = 300
 
 
 def generate(folder: Path, segments: int, documents: int) -> None:
-    from tests.catalan_text import planted_corpus, sentences
+    from tests.support.catalan_text import planted_corpus, sentences
 
     tests, training = planted_corpus(
         documents, segments, PLANTED, 1, question_words=(12, 30), answer_words=(3, 12)

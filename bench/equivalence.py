@@ -63,7 +63,7 @@ def breakages(base: dict, right: dict) -> dict:
 def write_variants(base_dir: Path, merged: Path, workdir: Path) -> dict[str, Path]:
     from safetensors.torch import save_file
 
-    from tests.lora_models import load_folder
+    from tests.support.lora_models import load_folder
 
     base, right = load_folder(base_dir), load_folder(merged)
     folders = {"right": merged}

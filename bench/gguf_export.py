@@ -8,7 +8,7 @@ wait4 on that child). Prints wall time, peak RSS and the ratios ours / llama.cpp
                                 [--converter DIR] [--no-stage | --stage-only]
 
 ``--gemma4`` builds the tests' tiny Gemma4ForConditionalGeneration (text model with
-per-layer embeddings, vision and audio towers; tests/gemma4_models.py) and benches its
+per-layer embeddings, vision and audio towers; tests/support/gemma4_models.py) and benches its
 text GGUF. Each type's line also says whether the two files hold the same tensors,
 byte for byte.
 
@@ -84,7 +84,7 @@ def same_tensors(ours: Path, theirs: Path) -> bool:
 
 
 def gemma4_fixture(folder: Path) -> Path:
-    from tests.gemma4_models import make_gemma4_multimodal
+    from tests.support.gemma4_models import make_gemma4_multimodal
 
     return make_gemma4_multimodal(folder / "tiny-gemma4")
 

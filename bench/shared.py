@@ -125,7 +125,7 @@ def build_gguf(model: Path, out: Path, types: list[str], kept=None):
     from release.gguf.build import build_gguf_files
     from release.gguf.settings import GGUFSettings
     from release.spec.schema import ReleaseSpec
-    from tests.reporters import SilentReporter
+    from tests.support.reporters import SilentReporter
 
     spec = ReleaseSpec(
         name="bench",

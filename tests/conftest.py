@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 # Imported first: it sets HF_HUB_DISABLE_XET before anything imports huggingface_hub.
-from tests.hub_fixtures import built_release, hub  # noqa: F401
+from tests.support.hub_fixtures import built_release, hub  # noqa: F401
 
 # isort: split
-from tests.demo_fixtures import demo_release, demo_release_run  # noqa: F401
+from tests.support.demo_fixtures import demo_release, demo_release_run  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_CACHE = Path(os.environ.get("MODEL_RELEASE_TEST_CACHE", REPO / ".cache" / "tests"))
@@ -67,7 +67,7 @@ def tiny_llama_dir(smollm2_tokenizer_dir, tmp_path_factory) -> Path:
     """A 2-layer random Llama (hidden 64) with the SmolLM2 tokenizer, as safetensors."""
     from transformers import AutoTokenizer
 
-    from tests.models import make_tiny_llama
+    from tests.support.models import make_tiny_llama
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir)
     return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), tokenizer)
@@ -76,7 +76,7 @@ def tiny_llama_dir(smollm2_tokenizer_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_adapter(tiny_llama_dir, tmp_path_factory) -> Path:
     """A LoRA (r=4, q_proj) made by peft on the tiny Llama; read it, write beside it."""
-    from tests.lora_models import make_adapter
+    from tests.support.lora_models import make_adapter
 
     folder = tmp_path_factory.mktemp("tiny-adapter") / "adapter"
     return make_adapter(tiny_llama_dir, folder, target_modules=["q_proj"])
@@ -86,7 +86,7 @@ def tiny_adapter(tiny_llama_dir, tmp_path_factory) -> Path:
 def tiny_qv_adapter(tiny_llama_dir, tmp_path_factory) -> Path:
     """A LoRA (r=4, q_proj and v_proj) made by peft on the tiny Llama, shared by the
     modules that release it: refer to it or copy it, never write into it."""
-    from tests.lora_models import make_adapter
+    from tests.support.lora_models import make_adapter
 
     folder = tmp_path_factory.mktemp("tiny-qv-adapter") / "adapter"
     return make_adapter(tiny_llama_dir, folder, target_modules=["q_proj", "v_proj"])
@@ -115,8 +115,8 @@ def smollm2_adapter_dir(smollm2_base_dir) -> Path:
 @pytest.fixture(scope="session")
 def gemma4_multimodal_dir(tmp_path_factory) -> Path:
     """A tiny Gemma4ForConditionalGeneration (text + vision + audio), with its tokenizer,
-    chat template, generation and processor configs (tests/gemma4_models.py)."""
-    from tests.gemma4_models import make_gemma4_multimodal
+    chat template, generation and processor configs (tests/support/gemma4_models.py)."""
+    from tests.support.gemma4_models import make_gemma4_multimodal
 
     return make_gemma4_multimodal(tmp_path_factory.mktemp("gemma4-multimodal"))
 
@@ -124,7 +124,7 @@ def gemma4_multimodal_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def gemma4_text_dir(tmp_path_factory) -> Path:
     """A tiny Gemma4ForCausalLM with the same tokenizer."""
-    from tests.gemma4_models import make_gemma4_text
+    from tests.support.gemma4_models import make_gemma4_text
 
     return make_gemma4_text(tmp_path_factory.mktemp("gemma4-text"))
 
@@ -132,7 +132,7 @@ def gemma4_text_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def gemma4_moe_dir(tmp_path_factory) -> Path:
     """The tiny Gemma4ForCausalLM in its MoE form (tests/gemma4_models.MOE)."""
-    from tests.gemma4_models import MOE, make_gemma4_text
+    from tests.support.gemma4_models import MOE, make_gemma4_text
 
     return make_gemma4_text(tmp_path_factory.mktemp("gemma4-moe"), **MOE)
 
@@ -144,8 +144,8 @@ def gemma4_adapters(
     """PEFT LoRAs saved as PEFT saves them: ``text`` on the text model's projections,
     ``language_model`` (+ modules_to_save) and ``towers`` on the multimodal checkpoint,
     ``moe`` on the MoE form's projections (attention and the dense MLP)."""
-    from tests.gemma4_models import LANGUAGE_MODEL_LORA, TEXT_LORA, TOWERS_LORA
-    from tests.lora_models import make_adapter
+    from tests.support.gemma4_models import LANGUAGE_MODEL_LORA, TEXT_LORA, TOWERS_LORA
+    from tests.support.lora_models import make_adapter
 
     root = tmp_path_factory.mktemp("gemma4-adapters")
     return {

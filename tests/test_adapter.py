@@ -18,7 +18,7 @@ from release.core.events import StageFinished
 from release.core.manifest import MANIFEST_NAME
 from release.runner import run_release
 from release.spec.schema import ReleaseSpec
-from tests.lora_models import load_folder, make_adapter
+from tests.support.lora_models import load_folder, make_adapter
 
 TARGETS = ["q_proj", "v_proj", "gate_proj", "down_proj"]
 
@@ -72,7 +72,7 @@ def twin_base_dir(tiny_llama_dir, tmp_path_factory, smollm2_tokenizer_dir) -> Pa
     """Same architecture and shapes as tiny_llama_dir, other weights."""
     from transformers import AutoTokenizer
 
-    from tests.models import make_tiny_llama
+    from tests.support.models import make_tiny_llama
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir)
     return make_tiny_llama(tmp_path_factory.mktemp("twin"), tokenizer, seed=7)
@@ -117,7 +117,7 @@ def test_fingerprint_follows_weights_not_shards(tiny_llama_dir, twin_base_dir, t
 def test_wrong_base_shapes(tiny_llama_dir, adapter_dir, smollm2_tokenizer_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    from tests.models import make_tiny_llama
+    from tests.support.models import make_tiny_llama
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir)
     narrow = make_tiny_llama(tmp_path / "narrow", tokenizer, head_dim=8)  # q_proj: 64 -> 32

@@ -19,7 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from release.core.errors import InputError
 from release.runner import run_release
 from release.spec.schema import ReleaseSpec
-from tests.adapter_layouts import (
+from tests.support.adapter_layouts import (
     CHAT_TEMPLATE,
     LORA_LAYOUTS,
     REFUSED_INITS,
@@ -31,7 +31,7 @@ from tests.adapter_layouts import (
     trainable_tokens_adapter,
     unsloth_adapter,
 )
-from tests.lora_models import load_folder, make_tiny_gemma4, max_ulps
+from tests.support.lora_models import load_folder, make_tiny_gemma4, max_ulps
 from tests.test_merge import release
 
 
@@ -135,7 +135,7 @@ def test_unrepeatable_initialization_is_refused(init, tiny_adapter, tiny_llama_d
 
 @pytest.fixture(scope="module")
 def tied_llama_dir(smollm2_tokenizer_dir, tmp_path_factory) -> Path:
-    from tests.models import make_tiny_llama
+    from tests.support.models import make_tiny_llama
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir)
     return make_tiny_llama(tmp_path_factory.mktemp("tied"), tokenizer, tie_word_embeddings=True)
@@ -172,7 +172,7 @@ def test_added_tokens_reach_the_gguf(tiny_llama_dir, tmp_path):
     import gguf
     import llama_cpp
 
-    from tests.gguf_helpers import gguf_context, run_gguf_stage
+    from tests.support.gguf_helpers import gguf_context, run_gguf_stage
 
     adapter, vocab = added_tokens_adapter(tiny_llama_dir, tmp_path / "adapter", untie=True)
     merged, _ = release(tiny_llama_dir, adapter, tmp_path / "ws")
@@ -282,7 +282,7 @@ def test_the_unquantized_repo_of_a_4bit_name(repo_id, plain):
 def test_unsloth_adapter_elsewhere_names_the_unquantized_base(tiny_llama_dir, tmp_path):
     """Against another base, or against the 4-bit repo itself, the one line names the
     unquantized repo to point base at."""
-    from tests.bnb_models import make_bnb_4bit
+    from tests.support.bnb_models import make_bnb_4bit
 
     adapter, _ = unsloth_adapter(tiny_llama_dir, tmp_path / "adapter")
     plain = UNSLOTH_BASE.removesuffix("-bnb-4bit")

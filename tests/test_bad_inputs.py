@@ -25,7 +25,7 @@ import pytest
 from release.cli import main
 from release.core.workspace import MARKER_NAME
 
-pytest_plugins = ("tests.disk_fixtures",)  # the small_disk fixture
+pytest_plugins = ("tests.support.disk_fixtures",)  # the small_disk fixture
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 GOOD_CARD = Path(__file__).parent / "cards_samples" / "cards" / "good.md"
@@ -273,7 +273,7 @@ ADAPTER_CASES = [
 
 
 def _other_architecture(release: Release) -> list[str]:
-    from tests.lora_models import make_adapter, make_tiny_gemma4
+    from tests.support.lora_models import make_adapter, make_tiny_gemma4
 
     gemma = make_tiny_gemma4(release.root / "gemma")
     shutil.rmtree(release.adapter)
@@ -495,7 +495,7 @@ NON_FINITE_CASES = [
 
 
 def _token_spec(template: str, *, set_token: bool = True) -> Callable[[Release], list[str]]:
-    from tests.secret_scan import random_token
+    from tests.support.secret_scan import random_token
 
     def make(release: Release) -> list[str]:
         token = random_token("hf_")
@@ -973,7 +973,7 @@ def test_a_skipped_stage_removes_only_a_folder_it_recorded(release: Release):
 
 def test_every_text_file_written_has_the_token_redacted(tmp_path, monkeypatch):
     from release.core.files import atomic_write_text
-    from tests.secret_scan import Scan, random_token
+    from tests.support.secret_scan import Scan, random_token
 
     token = random_token("hf_")
     monkeypatch.setenv("HF_TOKEN", token)

@@ -14,7 +14,7 @@ from cards.cli import app
 from cards.lint import lint_card
 from release.checkpoint.base import ALLOW_PATTERNS, base_citations, resolve_base_dir
 from release.spec.schema import BaseModelSpec
-from tests.hub_fixtures import CANARY_TOKEN
+from tests.support.hub_fixtures import CANARY_TOKEN
 
 DEMO = Path(__file__).parent / "cards_samples" / "demo"
 

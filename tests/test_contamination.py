@@ -28,7 +28,7 @@ from release.runner import run_release
 from release.spec.schema import ContaminationSpec, TrainingDataSpec, load_spec
 from release.stages.contamination import ContaminationStage
 from release.tui.panes.evaluate import _contamination_table
-from tests.catalan_text import planted_corpus, sentences
+from tests.support.catalan_text import planted_corpus, sentences
 
 TASKS = Path(__file__).parent / "eval_tasks"
 PERPLEXITY = [json.loads(line)["text"] for line in (TASKS / "text.jsonl").open()]

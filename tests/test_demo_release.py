@@ -1,7 +1,7 @@
 """The demo release end to end on the real SmolLM2-135M-Instruct and a LoRA really trained
 with peft: the CLI runs every stage, and the results are checked against PEFT itself.
 
-The workspace is built once for the session (tests/demo_fixtures.py)."""
+The workspace is built once for the session (tests/support/demo_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from safetensors import safe_open
 
 from release.cli import main
 from release.core.manifest import MANIFEST_NAME, Manifest
-from tests.lora_models import load_folder, max_ulps, peft_merge
+from tests.support.lora_models import load_folder, max_ulps, peft_merge
 
 pytestmark = pytest.mark.slow
 

@@ -25,7 +25,7 @@ from release.checkpoint.safetensors import (
     read_array,
     to_float32,
 )
-from tests.bnb_models import make_bnb_4bit
+from tests.support.bnb_models import make_bnb_4bit
 
 SAMPLES = sorted((Path(__file__).parent / "bnb_samples").glob("*.safetensors"))
 
@@ -44,7 +44,7 @@ def test_bit_for_bit_what_bitsandbytes_dequantizes(sample):
 
 
 def test_a_4bit_checkpoint_becomes_plain_weights(gemma4_text_dir, tmp_path):
-    """The tiny Gemma 4 in bitsandbytes' 4-bit format (tests/bnb_models.py): every weight
+    """The tiny Gemma 4 in bitsandbytes' 4-bit format (tests/support/bnb_models.py): every weight
     back at its shape and dtype, each within its block's NF4 step of the original; the
     quant states and the quantization_config gone; the other files copied."""
     base = make_bnb_4bit(gemma4_text_dir, tmp_path / "bnb")

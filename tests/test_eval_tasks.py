@@ -78,7 +78,7 @@ def test_compare_base_on_a_base_merged_dequantized_is_one_line(tmp_path, capsys)
 
 def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "120")  # rich shortens cells to fit 80 columns
-    from tests.lora_models import make_adapter
+    from tests.support.lora_models import make_adapter
 
     make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj", "v_proj"])
     spec = tmp_path / "release.yaml"
@@ -137,7 +137,7 @@ def test_a_task_the_harness_cannot_run_fails_the_stage_in_one_line(
 ):
     """A task whose data file is missing: lm-eval's child fails; the stage fails with the
     harness's last line and how to see its whole log, and keeps nothing."""
-    from tests.lora_models import make_adapter
+    from tests.support.lora_models import make_adapter
 
     make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj", "v_proj"])
     tasks = tmp_path / "tasks"
@@ -278,7 +278,7 @@ def test_compare_base_shows_the_base_s_scores_beside_the_release_s(
     monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "github_output"))
-    from tests.lora_models import make_adapter
+    from tests.support.lora_models import make_adapter
 
     make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj", "v_proj"])
     spec = tmp_path / "release.yaml"
@@ -354,8 +354,8 @@ async def test_the_wizard_s_eval_step_shows_the_tasks_their_progress_and_scores(
     after it, the scores table with the base's column."""
     from release.tui.app import make_wizard
     from release.tui.widgets.stage_run import StageRun
-    from tests.lora_models import make_adapter
-    from tests.tui_pilot import SIZE, opened, settle, show, text_of
+    from tests.support.lora_models import make_adapter
+    from tests.support.tui_pilot import SIZE, opened, settle, show, text_of
 
     make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj", "v_proj"])
     spec = tmp_path / "release.yaml"

@@ -20,7 +20,7 @@ from release.evaluate.checks import model_checks
 from release.evaluate.loading import LoadPlan
 from release.evaluate.settings import EvaluateSettings
 from release.spec.schema import ReleaseSpec
-from tests.reporters import SilentReporter
+from tests.support.reporters import SilentReporter
 
 SPEC = "name: tiny\nversion: 0.1.0\nbase:\n  path: {base}\nadapter:\n  path: adapter\n"
 PLANS = [LoadPlan("bfloat16", 0), LoadPlan("float32", 0)]
@@ -33,7 +33,7 @@ check sees what changes the model's outputs, not every tensor.)"""
 @pytest.fixture(scope="module")
 def released(tiny_llama_dir, tmp_path_factory) -> tuple[ReleaseSpec, Path]:
     """A tiny release through the pipeline's adapter and merge stages."""
-    from tests.lora_models import make_adapter
+    from tests.support.lora_models import make_adapter
 
     root = tmp_path_factory.mktemp("evaluate")
     make_adapter(tiny_llama_dir, root / "adapter", target_modules=["q_proj", "v_proj", "up_proj"])
@@ -122,7 +122,7 @@ def _wrong_base(base, other):
 def other_base(smollm2_tokenizer_dir, tmp_path_factory) -> Path:
     from transformers import AutoTokenizer
 
-    from tests.models import make_tiny_llama
+    from tests.support.models import make_tiny_llama
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir)
     return make_tiny_llama(tmp_path_factory.mktemp("other-base"), tokenizer, seed=1)
@@ -131,7 +131,7 @@ def other_base(smollm2_tokenizer_dir, tmp_path_factory) -> Path:
 @pytest.mark.parametrize("plan", PLANS, ids=lambda plan: plan.dtype)
 @pytest.mark.parametrize("breakage", ["wrong scale", "missing tensor", "wrong base"])
 def test_a_broken_merge_fails_the_stage(released, other_base, tmp_path, plan, breakage):
-    from tests.lora_models import load_folder
+    from tests.support.lora_models import load_folder
 
     spec, workspace = released
     base = load_folder(spec.base.path)

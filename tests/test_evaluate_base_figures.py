@@ -23,7 +23,7 @@ from release.evaluate.sanity import PERPLEXITY_WINDOW
 from release.evaluate.settings import EvaluateSettings
 from release.runner import run_release
 from release.spec.schema import ReleaseSpec
-from tests.reporters import SilentReporter
+from tests.support.reporters import SilentReporter
 
 
 def _heldout(path: Path, characters: int) -> Path:

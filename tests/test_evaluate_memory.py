@@ -23,7 +23,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 def measured_peak(base: Path, adapter: Path, merged: Path, dtype: str) -> int:
     done = subprocess.run(
-        [sys.executable, "-m", "tests.eval_peak", str(base), str(adapter), str(merged), dtype],
+        [
+            sys.executable,
+            "-m",
+            "tests.support.eval_peak",
+            str(base),
+            str(adapter),
+            str(merged),
+            dtype,
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -39,7 +47,7 @@ def merged_smollm2(smollm2_base_dir, tmp_path_factory) -> tuple[Path, Path]:
     """A random LoRA on SmolLM2 and PEFT's merge of it (with the tokenizer files)."""
     import shutil
 
-    from tests.lora_models import make_adapter, peft_merge
+    from tests.support.lora_models import make_adapter, peft_merge
 
     root = tmp_path_factory.mktemp("eval-memory")
     adapter = make_adapter(

@@ -125,7 +125,7 @@ def _shuffled_base(base):
     "breakage", ["half scale", "double scale", "down_proj missing", "wrong base"]
 )
 def test_a_broken_merge_of_a_trained_adapter_fails_in_bf16(trained_release, tmp_path, breakage):
-    from tests.lora_models import load_folder
+    from tests.support.lora_models import load_folder
 
     spec, workspace = trained_release
     base = load_folder(Path(spec.base.path))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fuzz_inputs import Fuzzer
+from tests.support.fuzz_inputs import Fuzzer
 
 SAMPLE = {
     "spec": 120,

@@ -13,9 +13,9 @@ import pytest
 
 from release.cli import main
 from release.core.events import Log
-from tests.bnb_models import make_bnb_4bit
-from tests.disk_fixtures import tmpfs
-from tests.lora_models import peft_merge
+from tests.support.bnb_models import make_bnb_4bit
+from tests.support.disk_fixtures import tmpfs
+from tests.support.lora_models import peft_merge
 from tests.test_merge import assert_same_tensors, release
 
 CASES = {
@@ -193,7 +193,7 @@ def test_gemma4_moe_merges_as_peft(gemma4_moe_dir, gemma4_adapters, tmp_path):
     """A LoRA on the projections of the MoE form (attention and the dense MLP; PEFT's
     target_modules do not reach the 3-D experts): merged equal to merge_and_unload, the
     router and experts copied as they were."""
-    from tests.gemma4_models import MOE
+    from tests.support.gemma4_models import MOE
 
     adapter = gemma4_adapters["moe"]
 
@@ -209,8 +209,8 @@ def test_gemma4_moe_merges_as_peft(gemma4_moe_dir, gemma4_adapters, tmp_path):
 def test_a_lora_on_the_experts_is_refused_in_one_line(gemma4_moe_dir, tmp_path, capsys):
     """PEFT's target_parameters (a LoRA on the experts' 3-D parameters) is not merged by
     the streaming merge: intake says so and how to merge it instead."""
-    from tests.gemma4_models import PROJECTIONS
-    from tests.lora_models import make_adapter
+    from tests.support.gemma4_models import PROJECTIONS
+    from tests.support.lora_models import make_adapter
 
     experts = ["experts.gate_up_proj", "experts.down_proj"]
     adapter = make_adapter(

@@ -26,12 +26,12 @@ import pytest
 
 from release.cli import main
 from release.core.manifest import MANIFEST_NAME, Manifest
-from tests.gguf_helpers import llama_cpp_convert
-from tests.hub_fixtures import CANARY_TOKEN
-from tests.lora_models import peft_merge
+from tests.support.gguf_helpers import llama_cpp_convert
+from tests.support.hub_fixtures import CANARY_TOKEN
+from tests.support.lora_models import peft_merge
 from tests.test_merge import assert_same_tensors
 
-pytest_plugins = ("tests.gguf_fixtures",)  # converter_dir: the pinned converter
+pytest_plugins = ("tests.support.gguf_fixtures",)  # converter_dir: the pinned converter
 
 CASES = {"text": "gemma4_text_dir", "towers": "gemma4_multimodal_dir", "moe": "gemma4_moe_dir"}
 GENERAL = "general."
@@ -45,10 +45,10 @@ def _field(reader: gguf.GGUFReader, key: str):
 
 @pytest.fixture(scope="module")
 def module_hub(tmp_path_factory):
-    """The local Hub (tests/hub_server.py) for the module, and the user's directories
+    """The local Hub (tests/support/hub_server.py) for the module, and the user's directories
     redirected as conftest does per test (a module fixture runs before that)."""
     from tests.conftest import TEST_CACHE
-    from tests.hub_server import FakeHub
+    from tests.support.hub_server import FakeHub
 
     patch = pytest.MonkeyPatch()
     with FakeHub(tmp_path_factory.mktemp("hub"), CANARY_TOKEN) as hub:

@@ -20,9 +20,9 @@ from release.core.files import sha256_file
 from release.gguf.facts import GGUFFacts
 from release.gguf.formats import FORMATS
 from release.stages.gguf import GGUFStage
-from tests.gguf_helpers import gguf_context, run_gguf_stage
+from tests.support.gguf_helpers import gguf_context, run_gguf_stage
 
-pytest_plugins = ("tests.gguf_fixtures",)
+pytest_plugins = ("tests.support.gguf_fixtures",)
 
 
 def _field(reader: gguf.GGUFReader, key: str):

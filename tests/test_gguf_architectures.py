@@ -15,9 +15,14 @@ from release.gguf.agreement import llama_cpp_check, reference_probe
 from release.gguf.formats import FORMATS
 from release.gguf.metadata import ReleaseMetadata
 from release.gguf.writer import export_gguf, open_source
-from tests.gguf_helpers import gguf_context, llama_cpp_convert, make_confident, run_gguf_stage
+from tests.support.gguf_helpers import (
+    gguf_context,
+    llama_cpp_convert,
+    make_confident,
+    run_gguf_stage,
+)
 
-pytest_plugins = ("tests.gguf_fixtures",)
+pytest_plugins = ("tests.support.gguf_fixtures",)
 
 SHAPE_KEYS = (
     "vocab_size",

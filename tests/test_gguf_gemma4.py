@@ -18,7 +18,7 @@ from release.gguf.formats import FORMATS
 from release.gguf.metadata import ReleaseMetadata
 from release.gguf.writer import export_gguf, open_source
 
-pytest_plugins = ("tests.gguf_fixtures",)  # converter_dir: the pinned converter
+pytest_plugins = ("tests.support.gguf_fixtures",)  # converter_dir: the pinned converter
 
 FIXTURES = {
     "text": "gemma4_text_dir",
@@ -32,7 +32,7 @@ FIXTURES = {
 def gemma4_kv_shared_dir(tmp_path_factory) -> Path:
     """Gemma4ForCausalLM whose last two layers reuse earlier layers' keys and values
     (``num_kv_shared_layers``, as Gemma-4-E4B's last layers do): they store no k/v."""
-    from tests.gemma4_models import make_gemma4_text
+    from tests.support.gemma4_models import make_gemma4_text
 
     return make_gemma4_text(tmp_path_factory.mktemp("gemma4-kv-shared"), num_kv_shared_layers=2)
 
@@ -41,7 +41,7 @@ def gemma4_kv_shared_dir(tmp_path_factory) -> Path:
 def gemma4_k_eq_v_dir(tmp_path_factory) -> Path:
     """Gemma4ForCausalLM in Gemma-4-31B's form: full-attention layers use their keys as
     values (``attention_k_eq_v``: layers 1 and 3 store no v_proj)."""
-    from tests.gemma4_models import make_gemma4_text
+    from tests.support.gemma4_models import make_gemma4_text
 
     folder = tmp_path_factory.mktemp("gemma4-keys-as-values")  # "-v0" would read as a version
     return make_gemma4_text(folder, attention_k_eq_v=True)
@@ -171,7 +171,7 @@ def test_converter_files_get_the_release_keys(gemma4_text_dir, converter_dir, tm
     llama.cpp still loads it."""
     from release.gguf.agreement import llama_cpp_check, reference_probe
     from release.gguf.release_keys import add_release_keys
-    from tests.gguf_helpers import llama_cpp_convert
+    from tests.support.gguf_helpers import llama_cpp_convert
 
     raw = llama_cpp_convert(converter_dir, gemma4_text_dir, tmp_path / "raw.gguf", "q8_0")
     path = tmp_path / "keyed.gguf"
@@ -216,7 +216,7 @@ K_QUANTS = ("q2_k", "q3_k_m", "q4_k_m", "q5_k_m", "q6_k")
 def wide_gemma4_dir(tmp_path_factory) -> Path:
     """Gemma 4 with rows of whole 256-weight blocks (the fixtures' 64-wide rows make
     every K type fall back to a 32-weight one, so the mixes' own rules do not show)."""
-    from tests.gemma4_models import make_gemma4_text
+    from tests.support.gemma4_models import make_gemma4_text
 
     return make_gemma4_text(
         tmp_path_factory.mktemp("gemma4-wide"),

@@ -13,9 +13,9 @@ from release.gguf.agreement import llama_cpp_check, reference_probe
 from release.gguf.formats import FORMATS
 from release.gguf.metadata import ReleaseMetadata
 from release.gguf.writer import export_gguf, open_source
-from tests.gguf_helpers import llama_cpp_convert
+from tests.support.gguf_helpers import llama_cpp_convert
 
-pytest_plugins = ("tests.gguf_fixtures",)
+pytest_plugins = ("tests.support.gguf_fixtures",)
 pytestmark = pytest.mark.slow
 TYPES = ("f16", "q8_0")
 

@@ -32,7 +32,7 @@ from release.reference.heldout import CHUNK_TOKENS, SET, heldout_text
 from release.reference.probe import PROBE
 from release.reference.record import model_reference
 from release.reference.store import save_reference
-from tests.llama_perplexity import llama_perplexity
+from tests.support.llama_perplexity import llama_perplexity
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from release.gguf.metadata import ReleaseMetadata
 from release.gguf.readback import ReadBackMismatch, read_back
 from release.gguf.writer import export_gguf, open_source
 
-pytest_plugins = ("tests.gguf_fixtures",)
+pytest_plugins = ("tests.support.gguf_fixtures",)
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ from gguf import TokenType
 from release.gguf.formats import FORMATS
 from release.gguf.metadata import ReleaseMetadata
 from release.gguf.writer import export_gguf, open_source
-from tests.gguf_helpers import gguf_context, llama_cpp_convert, run_gguf_stage
-from tests.spm_models import ADDED, CHATML, make_spm_llama
+from tests.support.gguf_helpers import gguf_context, llama_cpp_convert, run_gguf_stage
+from tests.support.spm_models import ADDED, CHATML, make_spm_llama
 
-pytest_plugins = ("tests.gguf_fixtures",)
+pytest_plugins = ("tests.support.gguf_fixtures",)
 TYPES = ("f16", "q8_0")
 
 PROBES = (

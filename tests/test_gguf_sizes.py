@@ -145,7 +145,7 @@ def k_quant_models(tiny_llama_dir, smollm2_tokenizer_dir, tmp_path_factory):
     heads per key/value head (the K-quant blocks fit: the mixes' own rules show)."""
     from transformers import AutoTokenizer
 
-    from tests.models import make_tiny_llama
+    from tests.support.models import make_tiny_llama
 
     root = tmp_path_factory.mktemp("k-quants")
     wide = make_tiny_llama(

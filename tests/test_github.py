@@ -15,7 +15,7 @@ from cards.lint import Problem
 from release.cli import main
 from release.core.manifest import Manifest
 from release.report.github import command, emit_check_results
-from tests.hub_fixtures import CANARY_TOKEN, MODEL_CARD, REPO_ID, BuiltRelease
+from tests.support.hub_fixtures import CANARY_TOKEN, MODEL_CARD, REPO_ID, BuiltRelease
 
 HARNESS = {"harness": "lm-evaluation-harness", "source": "results.json"}
 EVALUATE_FACTS = {  # as the evaluate stage records them

@@ -1,4 +1,4 @@
-"""action.yml on a tag push, as a runner runs it (tests/action_runner.py), in a release
+"""action.yml on a tag push, as a runner runs it (tests/support/action_runner.py), in a release
 repository that holds only release.yaml and stored eval results: the base and the
 adapter are on the local Hub, and the release goes there too.
 
@@ -18,9 +18,9 @@ import yaml
 from release.core.manifest import Manifest
 from release.hub.plan import RELEASE_MANIFEST
 from release.merge.facts import AdapterFacts
-from tests.action_runner import ActionRun, run_action
-from tests.hub_fixtures import CANARY_TOKEN, upload_folder
-from tests.hub_server import FakeHub, HubHTTPError
+from tests.support.action_runner import ActionRun, run_action
+from tests.support.hub_fixtures import CANARY_TOKEN, upload_folder
+from tests.support.hub_server import FakeHub, HubHTTPError
 
 BASE_ID = "acme/tiny-base"
 ADAPTER_ID = "trainer/tiny-lora"

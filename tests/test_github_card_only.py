@@ -25,9 +25,9 @@ from release.hub.plan import RELEASE_MANIFEST
 from release.runner import run_release
 from release.spec.schema import ReleaseSpec
 from release.stages.push import PushStage
-from tests.action_runner import run_action
-from tests.hub_fixtures import REPO_ID, BuiltRelease
-from tests.hub_server import FakeHub
+from tests.support.action_runner import run_action
+from tests.support.hub_fixtures import REPO_ID, BuiltRelease
+from tests.support.hub_server import FakeHub
 from tests.test_gate import lm_eval_file
 
 SCORES = {"arc_easy": 0.7348, "hellaswag": 0.4125}

@@ -20,7 +20,7 @@ from release.report.history import history_of
 from release.report.notes import release_notes
 from release.runner import run_release
 from release.spec.schema import ReleaseSpec
-from tests.lora_models import make_adapter
+from tests.support.lora_models import make_adapter
 from tests.test_gate import lm_eval_file
 
 SCORES = {

@@ -8,8 +8,8 @@ import pytest
 from release.core.manifest import MANIFEST_NAME, Manifest, Refusal
 from release.evaluate.facts import EvaluateFacts, GateFacts
 from release.tui.app import make_wizard
-from tests.tui_pilot import SIZE, text_of
-from tests.tui_workspace import snapshot_workspace
+from tests.support.tui_pilot import SIZE, text_of
+from tests.support.tui_workspace import snapshot_workspace
 
 pytestmark = pytest.mark.anyio
 

@@ -1,5 +1,5 @@
 """A base and an adapter given by Hub repo id: downloaded by the real huggingface_hub
-client from the local Hub (tests/hub_server.py), pinned to the commit they resolved to,
+client from the local Hub (tests/support/hub_server.py), pinned to the commit they resolved to,
 and refused in one line when the repo, the revision or the access is wrong."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from release.core.files import sha256_file
 from release.core.manifest import Manifest
 from release.runner import run_release
 from release.spec.schema import ReleaseSpec
-from tests.hub_fixtures import upload_folder
-from tests.hub_server import FakeHub
+from tests.support.hub_fixtures import upload_folder
+from tests.support.hub_server import FakeHub
 
 BASE_ID = "acme/tiny-base"
 ADAPTER_ID = "trainer/tiny-lora"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hub_fixtures import CANARY_TOKEN
+from tests.support.hub_fixtures import CANARY_TOKEN
 
 
 @pytest.fixture

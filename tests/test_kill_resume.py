@@ -4,7 +4,7 @@ in every stage, on the tiny random Llama with a real LoRA, pushing to the local 
 One workspace goes through every kill point in turn, each run resuming what the last
 one left; a kill point whose stage an earlier kill let finish is reached with --force
 (a forced rerun killed midway must keep the old outputs just as valid). After every
-kill, nothing under a final name is partial (``tests.kill_harness``) and the next run
+kill, nothing under a final name is partial (``tests.support.kill_harness``) and the next run
 skips what the manifest recorded. The last run finishes; the release must then be byte
 for byte the one an uninterrupted run made in another folder, on disk and on the Hub;
 and the Hub token shows in no output and no file.
@@ -23,9 +23,9 @@ from release.core.errors import InputError
 from release.core.manifest import MANIFEST_NAME, FileRecord, Manifest, StageRecord
 from release.hub.plan import RELEASE_MANIFEST, release_manifest_bytes
 from tests.conftest import TEST_CACHE
-from tests.hub_fixtures import ADAPTER_REPO_ID, CANARY_TOKEN, GGUF_REPO_ID, REPO_ID
-from tests.hub_server import FakeHub
-from tests.kill_harness import (
+from tests.support.hub_fixtures import ADAPTER_REPO_ID, CANARY_TOKEN, GGUF_REPO_ID, REPO_ID
+from tests.support.hub_server import FakeHub
+from tests.support.kill_harness import (
     PUSH_MANIFEST,
     CliRun,
     KillPoint,
@@ -35,7 +35,7 @@ from tests.kill_harness import (
     load_manifest,
     run_cli,
 )
-from tests.secret_scan import Scan
+from tests.support.secret_scan import Scan
 
 STAGES = ("adapter", "merge", "evaluate", "gguf", "card", "push")
 REPOS = (REPO_ID, GGUF_REPO_ID, ADAPTER_REPO_ID)

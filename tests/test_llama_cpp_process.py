@@ -15,9 +15,9 @@ from release.gguf.llama_cpp_process import LlamaCppChild, LlamaCppCrashed, Reque
 from release.gguf.metadata import ReleaseMetadata
 from release.gguf.pinned import runtime_knows
 from release.gguf.writer import export_gguf, open_source
-from tests.gemma4_models import make_gemma4_multimodal
+from tests.support.gemma4_models import make_gemma4_multimodal
 
-pytest_plugins = ("tests.gguf_fixtures",)  # converter_dir: the pinned converter
+pytest_plugins = ("tests.support.gguf_fixtures",)  # converter_dir: the pinned converter
 
 
 def _request(path: Path, mmproj: Path | None = None) -> Request:

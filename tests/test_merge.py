@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM
 from release.core.events import Progress
 from release.runner import run_release
 from release.spec.schema import ReleaseSpec
-from tests.lora_models import (
+from tests.support.lora_models import (
     load_folder,
     make_adapter,
     make_tiny_gemma4,

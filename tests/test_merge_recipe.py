@@ -25,7 +25,7 @@ from release.merge.recipe_inputs import (
 from release.merge.recipe_stream import merge_recipe
 from release.spec.recipe import ConditionalParameter, MergeRecipe
 from release.spec.schema import parse_spec
-from tests.lora_models import load_folder, make_adapter
+from tests.support.lora_models import load_folder, make_adapter
 
 
 def _run(recipe: MergeRecipe, base: Path, out: Path, **options) -> tuple[list, object]:
@@ -311,7 +311,7 @@ def test_bad_recipes_are_refused_before_writing(tiny_llama_dir, loras, fisher_ma
 def test_a_checkpoint_of_another_model_is_refused(tiny_llama_dir, smollm2_tokenizer_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    from tests.models import make_tiny_llama
+    from tests.support.models import make_tiny_llama
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir)
     other = make_tiny_llama(tmp_path / "other", tokenizer, intermediate_size=96)

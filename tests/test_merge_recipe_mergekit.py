@@ -22,7 +22,7 @@ import yaml
 from release.merge.recipe_inputs import BaseIdentity, resolve_inputs
 from release.merge.recipe_stream import merge_recipe
 from release.spec.recipe import MergeRecipe
-from tests.lora_models import load_folder, max_ulps
+from tests.support.lora_models import load_folder, max_ulps
 
 mergekit = pytest.importorskip("mergekit", reason="mergekit 0.1.5 is a dev dependency")
 

@@ -17,14 +17,14 @@ from safetensors.torch import save_file
 
 from release.cli import main
 from release.core.manifest import MANIFEST_NAME, Manifest
-from tests.hub_fixtures import CANARY_TOKEN
-from tests.lora_models import load_folder
+from tests.support.hub_fixtures import CANARY_TOKEN
+from tests.support.lora_models import load_folder
 
 
 @pytest.fixture
 def hub_env(tmp_path_factory, monkeypatch):
     from tests.conftest import TEST_CACHE
-    from tests.hub_server import FakeHub
+    from tests.support.hub_server import FakeHub
 
     with FakeHub(tmp_path_factory.mktemp("hub"), CANARY_TOKEN) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
@@ -37,8 +37,8 @@ def hub_env(tmp_path_factory, monkeypatch):
 def test_seed003_recipe_released_on_tiny_gemma4(gemma4_text_dir, hub_env, tmp_path):
     from huggingface_hub import HfApi
 
-    from tests.gemma4_models import TEXT_LORA
-    from tests.lora_models import make_adapter
+    from tests.support.gemma4_models import TEXT_LORA
+    from tests.support.lora_models import make_adapter
 
     adapters = tmp_path / "adapters"
     for seed, name in enumerate(["a", "b", "c", "d", "heal"], start=21):

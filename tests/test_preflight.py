@@ -28,7 +28,7 @@ from release.evaluate.needs import evaluate_needs
 from release.gguf.facts import GGUFFacts
 from release.merge.needs import merge_needs
 from release.preflight import Needs, Resources, cgroup_headroom, disk_margin, refusal
-from tests.disk_fixtures import tmpfs
+from tests.support.disk_fixtures import tmpfs
 
 SPEC = "name: tiny\nversion: 0.1.0\nbase:\n  path: {base}\nadapter:\n  path: adapter\n"
 REPO = Path(__file__).resolve().parent.parent

@@ -28,7 +28,7 @@ from release.gguf.needs import gguf_needs
 from release.merge.needs import merge_needs
 from release.preflight import Resources, refusal
 from release.spec.schema import GGUFSpec, MergeSpec
-from tests.gemma4_models import PROJECTIONS, gemma4_tokenizer
+from tests.support.gemma4_models import PROJECTIONS, gemma4_tokenizer
 
 GPUS = 1
 AVAILABLE_RAM = 120 * 2**30

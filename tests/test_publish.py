@@ -125,7 +125,7 @@ async def publish_in_the_wizard(spec: Path) -> list[str]:
     """ctrl+g, yes, and every worker done, in the wizard opened on ``spec``; what its
     notifications said."""
     from release.tui.app import make_wizard
-    from tests.tui_pilot import SIZE
+    from tests.support.tui_pilot import SIZE
 
     app = make_wizard(spec)
     async with app.run_test(size=SIZE) as pilot:

@@ -1,7 +1,7 @@
 """`model-release publish` follows the workflow run its tag push started.
 
 The remote is a local bare repository behind a github.com URL (git's pushInsteadOf),
-and GitHub's Actions API is tests/github_server.py on 127.0.0.1 ($GITHUB_API_URL): the
+and GitHub's Actions API is tests/support/github_server.py on 127.0.0.1 ($GITHUB_API_URL): the
 run for the tag appears a moment after the push, as on GitHub, and moves through its
 states as it is read. The commit the client asks about is checked against what git says
 the pushed tag names. No test needs GitHub.
@@ -21,8 +21,8 @@ from release.cli import main
 from release.core.errors import WorkError
 from release.publish.follow import follow_run
 from release.publish.github_api import GitHubRepo, RunsClient, token_road
-from tests.github_server import GitHubActions, GitHubServer, RunState
-from tests.secret_scan import Scan, random_token
+from tests.support.github_server import GitHubActions, GitHubServer, RunState
+from tests.support.secret_scan import Scan, random_token
 from tests.test_publish import (  # noqa: F401 (repo: the fixture)
     git,
     publish_in_the_wizard,

@@ -19,9 +19,15 @@ from release.core.manifest import MANIFEST_NAME, Manifest
 from release.hub.plan import RELEASE_MANIFEST, render_plan
 from release.runner import run_release
 from release.stages.push import PushStage, dry_run
-from tests.hub_fixtures import ADAPTER_REPO_ID, CANARY_TOKEN, GGUF_REPO_ID, REPO_ID, BuiltRelease
-from tests.hub_server import FakeHub
-from tests.secret_scan import Scan
+from tests.support.hub_fixtures import (
+    ADAPTER_REPO_ID,
+    CANARY_TOKEN,
+    GGUF_REPO_ID,
+    REPO_ID,
+    BuiltRelease,
+)
+from tests.support.hub_server import FakeHub
+from tests.support.secret_scan import Scan
 
 
 def push(spec, force: bool = True) -> list:
@@ -440,7 +446,7 @@ def test_skipped_without_a_repo_id(built_release):
 def test_cli_push_refuses_files_older_than_the_spec(hub, built_release, capsys):
     from release.cli import main
     from release.spec.schema import load_spec
-    from tests.tui_workspace import record_current_keys
+    from tests.support.tui_workspace import record_current_keys
 
     spec_path = built_release.workspace.parent / "release.yaml"
     spec_path.write_text(built_release.spec.to_yaml(spec_path.parent))
@@ -523,7 +529,7 @@ def cli_plan(spec, folder: Path, capsys) -> str:
     its output."""
     from release.cli import main
     from release.spec.schema import load_spec
-    from tests.tui_workspace import record_current_keys
+    from tests.support.tui_workspace import record_current_keys
 
     path = folder / "release.yaml"
     path.write_text(spec.to_yaml(folder))

@@ -33,7 +33,7 @@ from release.reference.facts import model_identity
 from release.reference.store import SequenceSet, load_reference
 from release.runner import run_release, stage_states
 from release.spec.schema import load_spec
-from tests.cli_process import REPO
+from tests.support.cli_process import REPO
 
 
 def _started(events: list) -> list[str]:

@@ -196,7 +196,7 @@ def test_status_names_what_changed_and_how_to_redo_it(tmp_path, monkeypatch, cap
     import yaml
 
     from release.cli import main
-    from tests.tui_workspace import snapshot_workspace
+    from tests.support.tui_workspace import snapshot_workspace
 
     monkeypatch.chdir(tmp_path)
     spec_path = snapshot_workspace(tmp_path, ("adapter", "merge", "evaluate"))

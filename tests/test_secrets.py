@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from release.cli import main
-from tests.hub_server import FakeHub
-from tests.secret_scan import Scan, random_token
+from tests.support.hub_server import FakeHub
+from tests.support.secret_scan import Scan, random_token
 
 CARD_YAML = Path(__file__).parent / "cards_samples" / "demo" / "card.yaml"
 CANARIES = {"hub-shaped": ("hf_", 37), "plain": ("", 40)}
@@ -138,7 +138,7 @@ def echoing_hub(monkeypatch, request):
 
 def built_spec(built_release, folder: Path) -> Path:
     from release.spec.schema import load_spec
-    from tests.tui_workspace import record_current_keys
+    from tests.support.tui_workspace import record_current_keys
 
     path = folder / "release.yaml"
     path.write_text(built_release.spec.to_yaml(folder))

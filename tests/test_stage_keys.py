@@ -250,7 +250,7 @@ def test_a_spec_and_workspace_inside_the_adapter_folder_are_not_its_inputs(
 ):
     """The wizard saves release.yaml in the adapter's folder when the folder above holds
     another release's: then build/ lies inside the adapter input too."""
-    from tests.lora_models import make_adapter
+    from tests.support.lora_models import make_adapter
 
     adapter = make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj"])
     spec_path = adapter / "release.yaml"

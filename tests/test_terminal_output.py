@@ -15,7 +15,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.cli_process import run_cli
+from tests.support.cli_process import run_cli
 
 # The shapes of the CLI's own lines (release.report.console without a terminal, and the
 # demo command's): a header, a stage starting, a stage's log line, skipped, done, failed,

@@ -22,7 +22,7 @@ from release.merge.facts import AdapterFacts
 from release.spec.schema import GGUF_TYPES
 from release.tui.app import make_wizard
 from release.tui.runs import stream_release
-from tests.tui_pilot import (
+from tests.support.tui_pilot import (
     SIZE,
     TIMEOUT,
     confirmation,
@@ -34,7 +34,7 @@ from tests.tui_pilot import (
     text_of,
     wait_until,
 )
-from tests.tui_workspace import record_current_keys
+from tests.support.tui_workspace import record_current_keys
 
 pytestmark = pytest.mark.anyio
 
@@ -212,7 +212,7 @@ async def test_resume_opens_at_the_first_unfinished_step(built_release, tmp_path
 
 
 async def test_card_lint_follows_the_form_and_leads_to_the_field(tmp_path, monkeypatch):
-    from tests.tui_workspace import snapshot_workspace
+    from tests.support.tui_workspace import snapshot_workspace
 
     monkeypatch.chdir(tmp_path)
     spec_path = snapshot_workspace(tmp_path, ("adapter", "merge", "evaluate", "gguf"))
@@ -239,7 +239,7 @@ async def test_card_lint_follows_the_form_and_leads_to_the_field(tmp_path, monke
 async def test_a_step_whose_inputs_changed_reads_changed_and_the_wizard_resumes_there(
     tmp_path, monkeypatch
 ):
-    from tests.tui_workspace import snapshot_workspace
+    from tests.support.tui_workspace import snapshot_workspace
 
     monkeypatch.chdir(tmp_path)
     spec_path = snapshot_workspace(tmp_path, ("adapter", "merge", "evaluate"))
@@ -265,7 +265,7 @@ async def test_a_step_whose_inputs_changed_reads_changed_and_the_wizard_resumes_
 
 
 async def test_page_down_scrolls_a_step_to_its_results_at_80x24(tmp_path, monkeypatch):
-    from tests.tui_workspace import snapshot_workspace
+    from tests.support.tui_workspace import snapshot_workspace
 
     monkeypatch.chdir(tmp_path)
     spec_path = snapshot_workspace(tmp_path, ("adapter", "merge", "evaluate", "gguf"))
@@ -329,7 +329,7 @@ async def test_choosing_an_adapter_fills_the_base_and_name_it_names(
 async def test_intake_of_an_adapter_on_the_hub_keeps_its_repo_id(
     tmp_path, tiny_llama_dir, tiny_adapter, hub
 ):
-    from tests.hub_fixtures import upload_folder
+    from tests.support.hub_fixtures import upload_folder
 
     commit = upload_folder(hub, "trainer/tiny-lora", tiny_adapter)
     spec_path = write_spec(tmp_path, tiny_llama_dir, tiny_adapter)

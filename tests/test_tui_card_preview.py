@@ -11,8 +11,8 @@ import yaml
 
 from release.tui.app import make_wizard
 from release.tui.card_preview import tables_as_lists
-from tests.tui_pilot import opened, settle, show
-from tests.tui_workspace import snapshot_workspace
+from tests.support.tui_pilot import opened, settle, show
+from tests.support.tui_workspace import snapshot_workspace
 
 pytestmark = pytest.mark.anyio
 

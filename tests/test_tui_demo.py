@@ -16,8 +16,8 @@ from release.cli import main
 from release.core.manifest import MANIFEST_NAME, Manifest
 from release.evaluate.facts import EvaluateFacts
 from release.tui.app import make_wizard
-from tests.demo_fixtures import make_demo_folder
-from tests.tui_pilot import SIZE, confirmation, opened, settle, show, shown_step, text_of
+from tests.support.demo_fixtures import make_demo_folder
+from tests.support.tui_pilot import SIZE, confirmation, opened, settle, show, shown_step, text_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 

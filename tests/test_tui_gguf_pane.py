@@ -8,8 +8,8 @@ import pytest
 from textual.widgets import SelectionList
 
 from release.tui.app import make_wizard
-from tests.tui_pilot import opened, settle, show
-from tests.tui_workspace import snapshot_workspace
+from tests.support.tui_pilot import opened, settle, show
+from tests.support.tui_workspace import snapshot_workspace
 
 pytestmark = pytest.mark.anyio
 

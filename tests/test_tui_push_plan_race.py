@@ -13,8 +13,8 @@ import pytest
 
 from release.hub import remote
 from release.tui.panes.push import PushPane
-from tests.tui_pilot import SIZE, TIMEOUT, opened, settle, show, text_of, wait_until
-from tests.tui_workspace import record_current_keys
+from tests.support.tui_pilot import SIZE, TIMEOUT, opened, settle, show, text_of, wait_until
+from tests.support.tui_workspace import record_current_keys
 
 pytestmark = pytest.mark.anyio
 

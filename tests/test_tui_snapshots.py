@@ -1,6 +1,6 @@
 """Snapshots of each step of the wizard at 100x30 (and one at 80x24, one light).
 
-The workspaces have fixed facts (tests/tui_workspace.py), so a snapshot changes only
+The workspaces have fixed facts (tests/support/tui_workspace.py), so a snapshot changes only
 when the screen does. Review the report before updating: pytest --snapshot-update.
 """
 
@@ -10,9 +10,9 @@ import pytest
 
 from release.core.manifest import Manifest
 from release.tui.app import LIGHT, make_wizard
-from tests.tui_pilot import confirmation, lint_shows, settle, wait_until
-from tests.tui_pilot import show as show_step
-from tests.tui_workspace import record_current_keys, snapshot_workspace
+from tests.support.tui_pilot import confirmation, lint_shows, settle, wait_until
+from tests.support.tui_pilot import show as show_step
+from tests.support.tui_workspace import record_current_keys, snapshot_workspace
 
 SIZE = (100, 30)
 BEFORE_PUSH = ("adapter", "merge", "evaluate", "gguf", "card")

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-SAMPLES = Path(__file__).parent / "cards_samples"
+SAMPLES = Path(__file__).parents[1] / "cards_samples"
 GOOD_CARD = SAMPLES / "cards" / "good.md"
 CARD_YAML = SAMPLES / "demo" / "card.yaml"
 LMEVAL = SAMPLES / "results_2026-03-01T10-00-00.123456.json"

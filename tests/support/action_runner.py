@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-ACTION = Path(__file__).resolve().parent.parent / "action.yml"
+ACTION = Path(__file__).resolve().parents[2] / "action.yml"
 INSTALL_STEP = "Install model-release"
 _EXPRESSION = re.compile(r"\$\{\{\s*([^}]+?)\s*\}\}")
 

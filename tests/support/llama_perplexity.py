@@ -9,7 +9,7 @@ under test); the rest is compiled without optimization, so the build takes a few
 minutes on two cores rather than the half hour of a full llama.cpp build. The binary is
 kept in the cache (``~/.cache/model-release/llama.cpp/llama-perplexity-<version>``).
 
-    python -m tests.llama_perplexity   # build it now (nice -n 19 it)
+    python -m tests.support.llama_perplexity   # build it now (nice -n 19 it)
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Reads are answered as the Hub answers them: a public repo without a token; a pri
 missing one with 401 RepoNotFound without a token and 404 with one; a gated repo
 (``FakeHub.gate``) with 403 GatedRepo on its files.
 
-This module keeps the state; ``tests.hub_http`` speaks HTTP for it (routes, access,
+This module keeps the state; ``tests.support.hub_http`` speaks HTTP for it (routes, access,
 headers). How it keeps things, on disk below ``root``:
 
 - ``blobs/<sha256>``: the content of every file ever uploaded, LFS or not. Blobs that
@@ -129,7 +129,7 @@ class FakeHub:
         (self.root / "repos").mkdir(parents=True, exist_ok=True)
         hub = self
 
-        from tests.hub_http import HubHandler
+        from tests.support.hub_http import HubHandler
 
         class Handler(HubHandler):
             server_hub = hub
@@ -157,7 +157,8 @@ class FakeHub:
 
     def fail(self, route: str, status: int, *, times: int | None = 1, after: int = 0) -> None:
         """Answer ``status`` to the next ``times`` requests on ``route`` (None: all of
-        them), after letting ``after`` through. Routes: see ``tests.hub_http.HubHandler.ROUTES``."""
+        them), after letting ``after`` through. Routes: see
+        ``tests.support.hub_http.HubHandler.ROUTES``."""
         with self._lock:
             self._failures.append(Failure(route, status, times, after))
 

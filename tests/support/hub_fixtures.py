@@ -1,4 +1,4 @@
-"""Fixtures for pushing to the local Hub (tests/hub_server.py).
+"""Fixtures for pushing to the local Hub (tests/support/hub_server.py).
 
 ``hub``: a FakeHub on 127.0.0.1 for one test, with HF_ENDPOINT pointing at it and
 HF_TOKEN set to a canary that must never appear in any output or file.
@@ -25,7 +25,7 @@ os.environ["HF_HUB_DISABLE_XET"] = "1"
 from release.core.files import iter_files
 from release.core.manifest import MANIFEST_NAME, Manifest, StageRecord, now_iso
 from release.spec.schema import ReleaseSpec
-from tests.hub_server import FakeHub
+from tests.support.hub_server import FakeHub
 
 CANARY_TOKEN = "hf_CANARYdoNotLeakQ7xZ3kW9pR2m"
 REPO_ID = "tester/tiny-chat"
@@ -84,8 +84,9 @@ def hub(tmp_path_factory, monkeypatch) -> FakeHub:
     from huggingface_hub import constants
 
     assert constants.HF_HUB_DISABLE_XET, (
-        "huggingface_hub was imported before tests/hub_fixtures.py set HF_HUB_DISABLE_XET=1:"
-        " import tests.hub_fixtures from conftest.py's top"
+        "huggingface_hub was imported before tests/support/hub_fixtures.py set "
+        "HF_HUB_DISABLE_XET=1:"
+        " import tests.support.hub_fixtures from conftest.py's top"
     )
     with FakeHub(tmp_path_factory.mktemp("hub"), CANARY_TOKEN) as server:
         monkeypatch.setenv("HF_ENDPOINT", server.url)

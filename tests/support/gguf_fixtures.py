@@ -10,7 +10,7 @@ import pytest
 
 from release.gguf.pinned import pinned_converter
 from tests.conftest import TEST_CACHE
-from tests.gguf_helpers import make_confident
+from tests.support.gguf_helpers import make_confident
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The HTTP side of the local Hub (tests/hub_server.py): routes, access, and the wire
+"""The HTTP side of the local Hub (tests/support/hub_server.py): routes, access, and the wire
 shapes huggingface_hub 2.4.0 sends and expects (docs/hub-protocol.md for downloads,
 /work/shared/HUB-PROTOCOL.md for uploads). ``FakeHub`` holds the state; this module only
 speaks HTTP for it."""
@@ -13,10 +13,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
-from tests.hub_server import HubHTTPError, Request, git_blob_oid, lfs_pointer
+from tests.support.hub_server import HubHTTPError, Request, git_blob_oid, lfs_pointer
 
 if TYPE_CHECKING:
-    from tests.hub_server import FakeHub
+    from tests.support.hub_server import FakeHub
 
 _REPO = r"(?P<repo>[^/]+/[^/]+)"
 

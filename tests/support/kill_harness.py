@@ -32,7 +32,7 @@ from release.core.files import iter_files, sha256_file
 from release.core.manifest import MANIFEST_NAME, FileRecord, Manifest
 from release.hub.plan import release_manifest_bytes
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PUSH_MANIFEST = "push/manifest.json"
 """The release manifest the push stage writes: it holds timings, so it is compared with
 what the workspace's own manifest says it must be, not with another run's."""

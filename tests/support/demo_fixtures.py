@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from release.demo import build_demo
-from tests.cli_process import run_cli
+from tests.support.cli_process import run_cli
 
 
 def make_demo_folder(folder: Path, adapter_dir: Path) -> Path:

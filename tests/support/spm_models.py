@@ -14,7 +14,7 @@ import io
 import json
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
     "{{ message['content'] }}<|im_end|>\n{% endfor %}"
@@ -90,15 +90,15 @@ def spm_tokenizer(model_file: Path):
 
 
 def make_spm_llama(path: Path, *, pad_to: int = 64) -> Path:
-    """The tiny Llama (tests/models.py), made confident, with the SentencePiece tokenizer
+    """The tiny Llama (tests/support/models.py), made confident, with the SentencePiece tokenizer
     saved as a Llama 2 fine-tune on the Hub has it (tokenizer.model, tokenizer.json, and
     tokenizer_config.json in transformers 4's form), and embedding rows padded to a
     multiple of ``pad_to`` past the tokenizer's length, as many bases pad them."""
     import torch
     from transformers import LlamaForCausalLM
 
-    from tests.gguf_helpers import make_confident
-    from tests.models import make_tiny_llama
+    from tests.support.gguf_helpers import make_confident
+    from tests.support.models import make_tiny_llama
 
     path.mkdir(parents=True, exist_ok=True)
     tokenizer = spm_tokenizer(train_sentencepiece(path / "tokenizer.model"))

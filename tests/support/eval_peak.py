@@ -2,7 +2,7 @@
 memory before them (torch, transformers and peft imported) and the peak during them:
 what the preflight's estimate is measured against (tests/test_evaluate_memory.py).
 
-    python -m tests.eval_peak BASE ADAPTER MERGED DTYPE
+    python -m tests.support.eval_peak BASE ADAPTER MERGED DTYPE
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from release.evaluate.checks import model_checks
 from release.evaluate.loading import LoadPlan
 from release.evaluate.settings import EvaluateSettings
 from release.spec.schema import ReleaseSpec
-from tests.reporters import SilentReporter
+from tests.support.reporters import SilentReporter
 
 
 def main(base: Path, adapter: Path, merged: Path, dtype: str) -> dict[str, int]:
