@@ -218,7 +218,7 @@ def _view(ctx: CardContext, metadata: CardMetadata) -> TemplateView:
         examples=facts.sanity.smoke if facts.sanity else [],
         versions=sorted(facts.versions.items()),
         facts=facts,
-        evals=_eval_table(ctx.records, ctx.baseline),
+        evals=_eval_table(ctx.records, ctx.baseline, _contaminated(facts)),
         gguf_files=_gguf_rows(facts.gguf_files),
         mmproj=facts.mmproj,
         gguf_build=facts.gguf_build,
@@ -230,8 +230,17 @@ def _view(ctx: CardContext, metadata: CardMetadata) -> TemplateView:
     )
 
 
-def _eval_table(records: list[EvalRecord], baseline: list[EvalRecord]) -> dict[str, Any]:
-    """Rows of the evaluation table, and the n-shot mismatches to point out under it."""
+def _contaminated(facts: MeasuredFacts) -> set[str]:
+    """The tasks the contamination check marked (over eval.contamination.max_share)."""
+    checked = facts.contamination
+    return {t.task for t in checked.tasks if t.marked} if checked else set()
+
+
+def _eval_table(
+    records: list[EvalRecord], baseline: list[EvalRecord], contaminated: set[str]
+) -> dict[str, Any]:
+    """Rows of the evaluation table (a task the contamination check marked carries ⚠),
+    and the n-shot mismatches to point out under it."""
     base = base_scores(records, baseline)
     others = {r.key: r for r in baseline}
     compared = bool(base)
@@ -244,7 +253,7 @@ def _eval_table(records: list[EvalRecord], baseline: list[EvalRecord]) -> dict[s
             )
         cells.append(
             [
-                "↳ " * depth + dataset_label(r),
+                "↳ " * depth + dataset_label(r) + (" ⚠" if r.task in contaminated else ""),
                 r.metric_label,
                 "" if r.n_shot is None else str(r.n_shot),
                 f"{r.value:.4f}",
@@ -256,7 +265,14 @@ def _eval_table(records: list[EvalRecord], baseline: list[EvalRecord]) -> dict[s
     header = ["Task", "Metric", "n-shot", "Score", "Stderr"]
     header += ["Base model", "Difference", "Source"] if compared else ["Source"]
     harnesses = sorted({f"{r.harness} {r.harness_version or ''}".strip() for r in records})
-    return {"header": header, "cells": cells, "mismatches": mismatches, "harnesses": harnesses}
+    marked = sorted(contaminated & {r.task for r in records})
+    return {
+        "header": header,
+        "cells": cells,
+        "mismatches": mismatches,
+        "harnesses": harnesses,
+        "contaminated": marked,
+    }
 
 
 def _grouped(records: list[EvalRecord]) -> list[tuple[int, EvalRecord]]:

@@ -429,3 +429,33 @@ def test_the_quant_tables_show_what_each_file_loses(demo):
         assert header in text and row in text and note in text
         assert "smallest file whose mean KLD is under this release's limit of 0.5" in text
         assert "| `smollm2-135m-demo-F16.gguf` | `F16` |" in text
+
+
+def test_a_contaminated_task_is_marked_in_the_evaluation_table(demo):
+    """A task the contamination check marked (over max_share) carries ⚠ in the table,
+    with a note naming it; the others and an unmarked check change nothing there."""
+    from cards.measured import ContaminationFacts, ContaminationTask
+
+    tasks = list(dict.fromkeys(r.task for r in demo.records))
+    marked, clean = tasks[0], tasks[1]
+
+    def card(*, mark: bool) -> str:
+        checked = ContaminationFacts(
+            tasks=[
+                ContaminationTask(task=marked, documents=10, any_method=5, share=0.5, marked=mark),
+                ContaminationTask(task=clean, documents=10),
+            ],
+            max_share=0.2,
+        )
+        facts = demo.facts.model_copy(update={"contamination": checked})
+        return render_model_card(demo.model_copy(update={"facts": facts}))
+
+    text = card(mark=True)
+    table = text[text.index("## Evaluation") : text.index("## Contamination check")]
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    flagged = [row.split(" | ")[0] for row in rows if "⚠" in row]
+    assert flagged == [f"| {marked} ⚠"] * sum(r.task == marked for r in demo.records)
+    assert f"**Contaminated (⚠):** the training data holds more of {marked} " in table
+    assert lint_card(text) == []
+    unmarked = card(mark=False)
+    assert "⚠" not in unmarked[: unmarked.index("## Contamination check")]
