@@ -53,7 +53,7 @@ from release.evaluate.facts import (
 from release.evaluate.loading import (
     LoadPlan,
     checkpoint_dtype,
-    load_model,
+    load_reporting,
     release_memory,
     steady_heap,
 )
@@ -122,8 +122,9 @@ def model_checks(
         )
 
     yield report.log(f"loading the merged model on {plan.device}")
-    with held_stderr():
-        merged = load_model(merged_dir, plan, trust_remote_code=remote)
+    merged = yield from load_reporting(
+        report, "loading the merged model", merged_dir, plan, trust_remote_code=remote
+    )
     compared = merge_equivalence(merged, tokenizer, reference)
     equivalence = yield from steps(
         report, "merge equivalence", "prompts", len(PROBE_PROMPTS), compared
@@ -217,8 +218,10 @@ def _base_side(
     figures = read_figures(key) if key is not None else None
     cached = figures is not None
     yield report.log(f"loading the base with the adapter on {plan.device}")
+    base = yield from load_reporting(
+        report, "loading the base", base_dir, plan, trust_remote_code=remote
+    )
     with held_stderr():
-        base = load_model(base_dir, plan, trust_remote_code=remote)
         if base.get_input_embeddings().num_embeddings < vocab_size:
             base.resize_token_embeddings(vocab_size)  # added tokens: as PEFT's users load it
         with_adapter = PeftModel.from_pretrained(base, adapter_dir).eval()

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
@@ -43,7 +43,12 @@ from release.evaluate.facts import (
     InputGateFacts,
     MergeInputsFacts,
 )
-from release.evaluate.loading import LoadPlan, load_model, release_memory, steady_heap
+from release.evaluate.loading import (
+    LoadPlan,
+    load_reporting,
+    release_memory,
+    steady_heap,
+)
 from release.evaluate.settings import EvaluateSettings
 from release.reference.heldout import heldout_text
 from release.reference.record import ReferenceTarget
@@ -124,8 +129,7 @@ def recipe_checks(
     figures = [InputFigures(name=base.name, kind="base", perplexity=round(base_perplexity, 4))]
     for model in inputs:
         yield report.log(f"loading {model.name} ({model.kind}) on {plan.device}")
-        with held_stderr():
-            loaded = _load_input(model, base.folder, plan, remote)
+        loaded = yield from _load_input(model, base.folder, plan, remote, report)
         passes = perplexity(loaded, ids)
         value = yield from perplexity_pass(report, f"perplexity: {model.name}", passes, ids)
         del loaded, passes  # the pass holds the model too: both go before the next loads
@@ -133,8 +137,9 @@ def recipe_checks(
         figures.append(InputFigures(name=model.name, kind=model.kind, perplexity=round(value, 4)))
 
     yield report.log(f"loading the merged model on {plan.device}")
-    with held_stderr():
-        merged = load_model(merged_dir, plan, trust_remote_code=remote)
+    merged = yield from load_reporting(
+        report, "loading the merged model", merged_dir, plan, trust_remote_code=remote
+    )
     passes = perplexity(merged, ids)
     merged_perplexity = yield from perplexity_pass(report, "perplexity: merged", passes, ids)
     perplexity_facts = judge_perplexity(
@@ -178,14 +183,19 @@ def no_worse_than(
     )
 
 
-def _load_input(model: RecipeInputModel, base_dir: Path, plan: LoadPlan, remote: bool):
+def _load_input(
+    model: RecipeInputModel, base_dir: Path, plan: LoadPlan, remote: bool, report: Reporter
+) -> Generator[Event, None, Any]:
     """A checkpoint as it lies; a LoRA as base + LoRA, unmerged, as PEFT's users load it."""
+    what = f"loading {model.name}"
+    folder = model.folder if model.kind != "lora" else base_dir
+    loaded = yield from load_reporting(report, what, folder, plan, trust_remote_code=remote)
     if model.kind != "lora":
-        return load_model(model.folder, plan, trust_remote_code=remote)
+        return loaded
     from peft import PeftModel
 
-    base = load_model(base_dir, plan, trust_remote_code=remote)
-    return PeftModel.from_pretrained(base, model.folder).eval()
+    with held_stderr():
+        return PeftModel.from_pretrained(loaded, model.folder).eval()
 
 
 def _base_perplexity(
@@ -210,8 +220,9 @@ def _base_perplexity(
         )
         return figures.perplexity, True
     yield report.log(f"loading the base on {plan.device}")
-    with held_stderr():
-        base = load_model(base_dir, plan, trust_remote_code=remote)
+    base = yield from load_reporting(
+        report, "loading the base", base_dir, plan, trust_remote_code=remote
+    )
     value = yield from perplexity_pass(report, "perplexity: base", perplexity(base, ids), ids)
     if key is not None:
         with held_stderr():
