@@ -135,8 +135,11 @@ class Probe:
     """The probe prompts' and the smoke prompt's token ids, the merged model's
     distributions on the prompts and its greedy answer: read from its reference."""
 
-    def __init__(self, kept: KeptReference) -> None:
+    def __init__(self, kept: KeptReference, *, folder_owner: object = None) -> None:
         self.kept = kept
+        self._folder_owner = folder_owner
+        """What keeps the reference's folder while the probe lives (a check outside a
+        release): llama.cpp's child reads the held-out set from the file itself."""
         self.reference: Reference = load_reference(kept.path)
         self.probe_set = self.reference.sets[probes.PROBE.name]
         self.texts: tuple[str, ...] = probes.PROBE.prompts
@@ -166,10 +169,10 @@ def reference_probe(model_dir: Path) -> Probe:
     check outside a release: the stage reads the evaluate stage's)."""
     run = ReferenceRun(model_dir)
     try:
-        kept = run.wait()
-        return Probe(kept)  # read before the child's folder goes
-    finally:
+        return Probe(run.wait(), folder_owner=run)  # its folder goes with the probe
+    except BaseException:
         run.close()
+        raise
 
 
 @dataclass(frozen=True)
