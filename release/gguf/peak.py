@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from release.reference.heldout import CHUNK_TOKENS
+
 LLAMA_CPP_CHILD = 40 * 2**20
 """Python with numpy and llama-cpp-python imported (measured: 40 MiB)."""
 TORCH_CHILD = 400 * 2**20
@@ -81,10 +83,19 @@ def check_bytes(file: Written, shape: ModelShape) -> int:
     return LLAMA_CPP_CHILD + file.bytes + kv + _logits(shape)
 
 
+HELDOUT_CHUNK_COPIES = 7
+"""Float32 copies of one held-out chunk's logits the reference's child holds at once: the
+model's output, its float32 copy, and what keeping its top k takes (the negated logits
+and argpartition's int64 indices, two copies' worth). Measured with the copies' sum:
+SmolLM2-135M's eval-off stage grew 1,516 MB (PSS), 823 MB before the chunks were kept."""
+
+
 def reference_bytes(shape: ModelShape) -> int:
-    """The merged model in its checkpoint's dtype in a child, with a prompt's logits."""
+    """The merged model in its checkpoint's dtype in a child, with a held-out chunk's
+    logits and what keeping their top k holds."""
     model = shape.parameters * shape.checkpoint_bytes_per_parameter
-    return TORCH_CHILD + model + 2 * _logits(shape)
+    chunk = CHUNK_TOKENS * shape.vocab * 4
+    return TORCH_CHILD + model + HELDOUT_CHUNK_COPIES * chunk
 
 
 def _overlap(writing: Written, checking: Written | None, shape: ModelShape, f16: int) -> int:
