@@ -497,9 +497,9 @@ def test_evaluate_measures_the_merge_beside_its_inputs(tiny_llama_dir, loras, tm
             return math.exp(model(ids, labels=ids).loss.item())
 
     # float32 sums in another order (the thread count an earlier test in the process left)
-    # moved the random model's 48k perplexity by 2.6e-5 of itself: 1e-4 of the loss's
-    # exp is 1e-4 nats, far below what a wrong model or text gives
-    close = {"rel": 1e-4}
+    # moved the random model's 48k perplexity by up to 1.3e-4 of itself in the full suite:
+    # 1e-3 is 0.001 nats of the loss, far below what a wrong model or text gives
+    close = {"rel": 1e-3}
     base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
     assert figures["org/base"].perplexity == pytest.approx(hf_perplexity(base), **close)
     with_a = PeftModel.from_pretrained(base, loras["a"]).eval()
