@@ -13,5 +13,7 @@
 - ``redact``: the one rule that keeps tokens out of every text we write, and says what
   in a text is a secret (a spec value is refused for it).
 - ``quiet``: the libraries' chatter (progress bars, warnings) held off the terminal.
+- ``child_python``: how this Python starts itself as a child, safe from the user's
+  folders (``-P``: a ``release/`` folder in the working directory is not imported).
 - ``units``: the one byte formatter of the pipeline (cards/ keeps its own for card text).
 """

@@ -24,6 +24,8 @@ import tempfile
 from collections.abc import Callable
 from typing import IO
 
+from release.core.child_python import PYTHON
+
 
 def child_env() -> dict[str, str]:
     """The child's environment: OpenMP threads that sleep while they wait.
@@ -59,7 +61,7 @@ class LineChild:
         # closed in close(): it lives as long as the child
         self._stderr: IO[bytes] = tempfile.TemporaryFile(prefix=f"{module}-stderr-")  # noqa: SIM115
         self._process = subprocess.Popen(
-            [sys.executable, "-m", module],
+            [*PYTHON, "-m", module],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+from release.core.child_python import PYTHON
 from release.gguf.delegate import converter_command
 from release.gguf.metadata import ReleaseMetadata
 from release.gguf.release_keys import missing_key_bytes
@@ -57,7 +57,7 @@ def converter_file_bytes(
             command,
             env,
         ):
-            launcher = [sys.executable, "-c", _LAUNCHER, str(report), *command[1:]]
+            launcher = [*PYTHON, "-c", _LAUNCHER, str(report), *command[1:]]
             done = subprocess.run(launcher, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0 or not report.is_file():
             lines = (done.stderr or done.stdout).strip().splitlines() or ["(no output)"]

@@ -24,11 +24,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from release.core.child_python import PYTHON
 
 CHILD_TIMEOUT_S = 600
 
@@ -162,7 +163,7 @@ def _ask_transformers(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "release.merge.class_names"],
+            [*PYTHON, "-m", "release.merge.class_names"],
             input=json.dumps(request),
             capture_output=True,
             text=True,
