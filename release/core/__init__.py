@@ -15,5 +15,6 @@
 - ``quiet``: the libraries' chatter (progress bars, warnings) held off the terminal.
 - ``child_python``: how this Python starts itself as a child, safe from the user's
   folders (``-P``: a ``release/`` folder in the working directory is not imported).
+- ``waiting``: one blocking call on a thread, with a progress event every 2 s.
 - ``units``: the one byte formatter of the pipeline (cards/ keeps its own for card text).
 """

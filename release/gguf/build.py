@@ -24,6 +24,7 @@ import contextlib
 import os
 from collections.abc import Generator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import gguf
@@ -31,6 +32,7 @@ import gguf
 from release.checkpoint.config import has_chat_template, read_config, text_config
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
+from release.core.waiting import waiting
 from release.gguf.agreement import Probe
 from release.gguf.architectures import gguf_arch, supported_classes
 from release.gguf.delegate import (
@@ -281,28 +283,35 @@ def _build_files(
             if job.final is None:
                 continue
             if sent is not None:  # the file before, checked while this one was written
-                files.append(_judged(clock, sent, probe, llama, settings.max_kld))
+                files.append((yield from _judged(report, clock, sent, probe, llama, settings)))
                 if f16_source == sent.path:
                     f16_source = sent.path.with_name(sent.name)
-            yield report.log(
-                f"checking {job.final.name} with {'llama_cpp' if llama else 'transformers'}"
-            )
+            checking = f"checking {job.final.name} with {'llama_cpp' if llama else 'transformers'}"
+            yield report.log(checking)
             with clock.counting("checks"):
                 if probe is None:  # the first file waits for a reference computed here
-                    kept = reference.wait() if isinstance(reference, ReferenceRun) else reference
+                    kept = reference
+                    if isinstance(reference, ReferenceRun):
+                        waited = "computing the merged model's reference"
+                        kept = yield from waiting(report, waited, reference.wait)
                     probe = Probe(kept)
                 mmproj = projector.path if projector else None
-                sent = send(
-                    job.final.name,
-                    job.fmt,
-                    job.exporter,
-                    job.temp,
-                    probe,
-                    mmproj=mmproj,
-                    llama=llama,
+                sent = yield from waiting(
+                    report,
+                    checking,
+                    partial(
+                        send,
+                        job.final.name,
+                        job.fmt,
+                        job.exporter,
+                        job.temp,
+                        probe,
+                        mmproj=mmproj,
+                        llama=llama,
+                    ),
                 )
         if sent is not None:
-            files.append(_judged(clock, sent, probe, llama, settings.max_kld))
+            files.append((yield from _judged(report, clock, sent, probe, llama, settings)))
         if projector is not None:
             os.replace(projector_temp, projector_file)
         yield report.log(clock.summary(len(files)))
@@ -315,16 +324,21 @@ def _build_files(
 
 
 def _judged(
+    report: Reporter,
     clock: StageClock,
     sent: FileCheck,
     probe: Probe | None,
     llama: LlamaCppChild | None,
-    max_kld: float,
-) -> GGUFFileFacts:
+    settings: GGUFSettings,
+) -> Generator[Event, None, GGUFFileFacts]:
     """Wait for ``sent``'s check; once it passed, give the file its name."""
     assert probe is not None
     with clock.counting("checks"):
-        record = judge(sent, probe, llama, max_kld)
+        record = yield from waiting(
+            report,
+            f"checking {sent.name} with {sent.loader}",
+            partial(judge, sent, probe, llama, settings.max_kld),
+        )
     os.replace(sent.path, sent.path.with_name(sent.name))
     return record
 
@@ -349,10 +363,18 @@ def _write(
         if job.exporter == CONVERTER:
             assert exporter.converter is not None
             script = exporter.converter.script
-            convert_with_llama_cpp(script, model_dir, job.temp, job.fmt.name, meta)
+            yield from waiting(
+                report,
+                f"llama.cpp's converter writing {job.fmt.name}",
+                partial(convert_with_llama_cpp, script, model_dir, job.temp, job.fmt.name, meta),
+            )
         else:
             assert f16_source is not None
-            quantize_with_llama_cpp(f16_source, job.temp, job.fmt)
+            yield from waiting(
+                report,
+                f"llama.cpp's quantizer writing {job.fmt.name}",
+                partial(quantize_with_llama_cpp, f16_source, job.temp, job.fmt),
+            )
     except RuntimeError as exc:
         raise WorkError(str(exc), hint="see the message above; rerun with --debug") from exc
     return None
