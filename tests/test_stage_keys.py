@@ -425,3 +425,24 @@ def test_the_push_key_holds_the_eval_settings_it_reads_where_they_are_not_defaul
         "max_average_drop": 0.01,
     }
     assert settings(max_new_tokens=7) == settings()  # the evaluate stage's, not the push's
+
+
+def test_the_card_key_names_a_gguf_template_only_where_one_is_set(tmp_path):
+    """card.gguf_template is keyed where set; unset, the card's keyed settings are the
+    card section as it was before the field existed, so built cards stay done."""
+    from release.stages.card import CardStage
+
+    (tmp_path / "adapter").mkdir()
+    data = {"name": "tiny", "version": "1.0.0", "base": {"repo_id": "org/base"}, **LOCAL}
+    (tmp_path / "release.yaml").write_text(yaml.safe_dump(data))
+    spec = load_spec(tmp_path / "release.yaml")
+    card = keyed_settings(CardStage(), spec)["card"]
+    assert card == spec.card.model_dump(mode="json", exclude={"gguf_template"})
+
+    (tmp_path / "my_gguf.md.j2").write_text('{% extends "model-release/gguf_card.md.j2" %}\n')
+    data["card"] = {"gguf_template": "my_gguf.md.j2"}
+    (tmp_path / "release.yaml").write_text(yaml.safe_dump(data))
+    spec = load_spec(tmp_path / "release.yaml")
+    assert "gguf_template" in keyed_settings(CardStage(), spec)["card"]
+    inputs = stage_key(CardStage(), spec, Manifest(name="tiny", version="1.0.0"))[1]
+    assert [record.path for record in inputs] == ["my_gguf.md.j2"]

@@ -19,7 +19,7 @@ import yaml
 
 from release.cli import main
 from release.core.manifest import MANIFEST_NAME, Manifest, StageRecord, now_iso
-from release.runner import keyed_settings, stage_key
+from release.runner import CONTENT_KEYED, keyed_settings, stage_key
 from release.spec.schema import load_spec
 from release.stages import default_stages
 
@@ -119,6 +119,11 @@ def contamination_share(spec: dict) -> None:
     spec["eval"]["contamination"]["max_share"] = 0.1
 
 
+def own_gguf_template(root: Path) -> None:
+    (root / "my_gguf.md.j2").write_text('{% extends "model-release/gguf_card.md.j2" %}\n')
+    setting("card", "gguf_template", "my_gguf.md.j2")(root)
+
+
 def hub_adapter(spec: dict) -> None:
     spec["adapter"] = {"repo_id": "me/lora", "revision": "v1"}
 
@@ -192,6 +197,12 @@ CASES = [
     ("gguf", write("build/gguf/out.txt", "edited"), "output gguf/out.txt changed"),
     ("gguf", setting("merge", "dtype", "float16"), "merge runs again"),
     ("card", setting("card", "summary", "new"), 'setting card.summary: "" -> "new"'),
+    (
+        "card",
+        own_gguf_template,
+        f'setting card.gguf_template: (unset) -> "{CONTENT_KEYED}"',
+    ),
+    ("card", own_gguf_template, "input my_gguf.md.j2 is new"),
     (
         "card",
         write("results.yaml", yaml.safe_dump({**RESULTS, "harness": "h2"})),
