@@ -95,7 +95,9 @@ def build(
     ] = None,
     template: Annotated[
         Path | None,
-        typer.Option("--template", help="Your model-card template, rendered instead of ours."),
+        typer.Option(
+            "--template", help="Your own template, rendered instead of ours (or the GGUF card's)."
+        ),
     ] = None,
     output: Annotated[Path, typer.Option("--output", help="Where to write the card.")] = Path(
         "README.md"
@@ -114,7 +116,7 @@ def build(
     try:
         ctx = load_context(metadata, results or [], baseline or [], facts)
         if gguf:
-            text = render_gguf_card(ctx, template_dir)
+            text = render_gguf_card(ctx, template_dir, template)
         else:
             text = render_model_card(ctx, template_dir, template)
         _write_atomically(output, text)

@@ -39,6 +39,13 @@ Our own section, with a measured number: {{ facts.merged_bytes | size }}.
 
 Our model card's blocks, in order: title, intro, details, intended_uses, training,
 evaluation, contamination, history, sanity, usage, limitations, license, citation.
+
+The GGUF repo's card takes its own the same way (`card.gguf_template: my_gguf_card.md.j2`,
+or `card build --gguf --template`), with the same variables (the evaluation table `evals`
+has no rows there: the scores belong to the unquantized model). It can
+`{% extends "model-release/gguf_card.md.j2" %}`, whose blocks are, in order: title,
+intro, files, verification, usage, limitations, license, citation.
+
 Files beside your template are found first, so one there named like ours
 (`_macros.md.j2`) replaces it. The templates run in jinja2's sandbox with
 `StrictUndefined`: a misspelt variable stops the card with the template's file and

@@ -8,9 +8,10 @@ environment with ``StrictUndefined`` (a misspelt variable is an error, not a bla
 
 Our templates are the top-level ``templates`` package's. A user's template directory is
 searched first, so one file can be overridden and the rest taken from ours; a user's own
-model-card template (``card.template``, a file) is rendered instead of ours, its folder
-searched first for what it includes, and can ``{% extends "model-release/model_card.md.j2" %}``
-(ours, each under ``model-release/``) to keep our sections and add or replace blocks.
+model-card or GGUF-card template (``card.template``, ``card.gguf_template``: a file) is
+rendered instead of ours, its folder searched first for what it includes, and can
+``{% extends "model-release/model_card.md.j2" %}`` (or ``gguf_card.md.j2``: ours, each
+under ``model-release/``) to keep our sections and add or replace blocks.
 Every template sees the same context (``_view``; docs/card-context.md lists it): besides
 the prepared tables, the raw ``facts`` and the ``size`` / ``count`` filters to format
 them. Every rendered card is linted before it is returned.
@@ -94,19 +95,19 @@ def render_model_card(
             metadata = CardMetadata.model_validate(data)
         except ValidationError as error:  # a score the Hub would refuse (acc = 1e308)
             raise invalid(", ".join(sorted({r.source for r in ctx.records})), error) from None
-    if template is None:
-        return _render("model_card.md.j2", ctx, metadata, _folders(template_dir))
-    template = Path(template)
-    if not template.is_file():
-        raise CardError(f"{template}: card template not found")
-    folders = _folders(template_dir, template.parent)
-    return _render(template.name, ctx, metadata, folders)
+    return _render(*_chosen("model_card.md.j2", template_dir, template), ctx, metadata)
 
 
-def render_gguf_card(ctx: CardContext, template_dir: str | Path | None = None) -> str:
+def render_gguf_card(
+    ctx: CardContext,
+    template_dir: str | Path | None = None,
+    template: str | Path | None = None,
+) -> str:
     """README.md of the GGUF repo: the quant table, verification results and usage.
 
     ``ctx`` describes the model that was quantized (``repo_id``), usually the merged one.
+    ``template``: a user's template file rendered instead of ours (the front matter
+    stays the facts').
     """
     if not ctx.gguf_repo_id or not ctx.facts.gguf_files:
         raise CardError("GGUF card needs gguf_repo_id and facts.gguf_files; export GGUF first")
@@ -117,7 +118,20 @@ def render_gguf_card(ctx: CardContext, template_dir: str | Path | None = None) -
     data["tags"] = list(dict.fromkeys([*(data.get("tags") or []), "gguf", "llama.cpp"]))
     gguf_ctx = ctx.model_copy(update={"records": [], "baseline": []})  # no scores on this card
     metadata = CardMetadata.model_validate(data)
-    return _render("gguf_card.md.j2", gguf_ctx, metadata, _folders(template_dir))
+    return _render(*_chosen("gguf_card.md.j2", template_dir, template), gguf_ctx, metadata)
+
+
+def _chosen(
+    ours: str, template_dir: str | Path | None, template: str | Path | None
+) -> tuple[str, tuple[str, ...]]:
+    """The template to render and the user's folders to search before ours: ``ours`` by
+    name, or a user's own template file, its folder searched first for what it includes."""
+    if template is None:
+        return ours, _folders(template_dir)
+    template = Path(template)
+    if not template.is_file():
+        raise CardError(f"{template}: card template not found")
+    return template.name, _folders(template_dir, template.parent)
 
 
 def _folders(*folders: str | Path | None) -> tuple[str, ...]:
@@ -132,7 +146,7 @@ def _folders(*folders: str | Path | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _render(name: str, ctx: CardContext, metadata: CardMetadata, folders: tuple[str, ...]) -> str:
+def _render(name: str, folders: tuple[str, ...], ctx: CardContext, metadata: CardMetadata) -> str:
     from jinja2 import TemplateError
 
     from cards.lint import lint_card

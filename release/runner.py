@@ -161,6 +161,10 @@ def out_of_date(spec: ReleaseSpec, stages: Sequence[Stage] | None = None) -> dic
 
 
 def _changed_settings(old: Any, new: Any, where: str = "") -> list[str]:
+    if old is None and isinstance(new, dict) and new:  # a section keyed only when set
+        old = {}
+    if new is None and isinstance(old, dict) and old:
+        new = {}
     if isinstance(old, dict) and isinstance(new, dict):
         return [
             line

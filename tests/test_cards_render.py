@@ -400,6 +400,55 @@ def test_an_own_card_is_linted_like_ours(demo, tmp_path):
         render_model_card(demo, template=tmp_path / "my_card.md.j2")
 
 
+OWN_GGUF_SECTION = """\
+{% extends "model-release/gguf_card.md.j2" %}
+{% block usage %}
+## Which file to take
+
+The smallest file that passed: {{ gguf_files.files[-1].name }}.
+
+{{ super() }}
+{% endblock %}
+"""
+
+
+def test_a_gguf_card_template_that_extends_ours_keeps_its_section_and_our_metadata(demo, tmp_path):
+    """card.gguf_template: the GGUF card's own template, with the same context and
+    blocks of ours to extend; the front matter stays the facts'."""
+    ours = render_gguf_card(demo)
+    (tmp_path / "my_gguf.md.j2").write_text(OWN_GGUF_SECTION)
+    text = render_gguf_card(demo, template=tmp_path / "my_gguf.md.j2")
+
+    last = demo.facts.gguf_files[-1].name
+    section = f"## Which file to take\n\nThe smallest file that passed: {last}.\n\n"
+    assert section + "## Usage\n" in text  # before our usage section
+    assert text.replace(section, "") == ours  # the rest is ours, byte for byte
+    assert ModelCard(text).data.to_dict() == ModelCard(ours).data.to_dict()
+
+
+def test_a_broken_gguf_card_template_is_one_located_line(demo, tmp_path):
+    (tmp_path / "my_gguf.md.j2").write_text(
+        '{% extends "model-release/gguf_card.md.j2" %}\n{% block files %}\n'
+        "{{ quant_table }}\n{% endblock %}\n"
+    )
+    with pytest.raises(CardError) as info:
+        render_gguf_card(demo, template=tmp_path / "my_gguf.md.j2")
+    where = tmp_path / "my_gguf.md.j2"
+    assert str(info.value) == f"{where}:3: template error: 'quant_table' is undefined"
+    with pytest.raises(CardError, match="card template not found"):
+        render_gguf_card(demo, template=tmp_path / "missing.md.j2")
+
+
+def test_card_build_takes_a_gguf_card_template(demo, tmp_path):
+    (tmp_path / "my_gguf.md.j2").write_text(OWN_GGUF_SECTION)
+    out = tmp_path / "README.md"
+    args = ["build", "--metadata", str(DEMO / "card.yaml"), "--facts", str(DEMO / "facts.json")]
+    args += ["--gguf", "--template", str(tmp_path / "my_gguf.md.j2"), "--output", str(out)]
+    result = CliRunner().invoke(card_app, args)
+    assert result.exit_code == 0, result.output
+    assert "## Which file to take\n" in out.read_text()
+
+
 def test_the_quant_tables_show_what_each_file_loses(demo):
     """The GGUF card's file table and the model card's quant section: KLD mean and 99%,
     same top-1 and PPL ratio per file, one note saying what they mean, "Recommended" on

@@ -137,6 +137,27 @@ def test_a_missing_card_template_is_refused_at_its_line(tmp_path, capsys):
     assert load_spec(path).card.template_files() == [tmp_path / "my_card.md.j2"]
 
 
+def test_a_missing_gguf_card_template_is_refused_at_its_line(tmp_path, capsys):
+    """card.gguf_template as card.template: checked at its line; it and the .j2 files
+    beside it (what it can include) are the card stage's inputs, each once."""
+    (tmp_path / "models" / "base").mkdir(parents=True)
+    (tmp_path / "adapter").mkdir()
+    own = "  template: my_card.md.j2\n  gguf_template: my_gguf.md.j2\n"
+    path = write(tmp_path, GOOD + own)
+    (tmp_path / "my_card.md.j2").write_text("# ours\n")
+    assert main(["spec", "check", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    assert f"{path}:13: card.gguf_template: {tmp_path / 'my_gguf.md.j2'} does not exist" in err[0]
+
+    (tmp_path / "my_gguf.md.j2").write_text('{% extends "model-release/gguf_card.md.j2" %}\n')
+    assert main(["spec", "check", str(path)]) == 0
+    assert load_spec(path).card.template_files() == [
+        tmp_path / "my_card.md.j2",
+        tmp_path / "my_gguf.md.j2",
+    ]
+
+
 def test_init_writes_a_recipe_for_several_inputs(tmp_path):
     """Several folders: a merge recipe of them (no adapter:), the base from the first
     adapter that names one; a folder name that is YAML markup stays a name."""

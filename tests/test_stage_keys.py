@@ -19,9 +19,11 @@ import yaml
 from release.core.events import StageSkipped, StageStarted
 from release.core.facts import StageFacts
 from release.core.manifest import MANIFEST_NAME, Manifest
-from release.runner import run_release, stage_states
+from release.runner import keyed_settings, run_release, stage_key, stage_states
 from release.spec.schema import load_spec
+from release.stages.adapter import AdapterStage
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
+from release.stages.push import PushStage
 
 BUILT = {
     "adapter": "done",
@@ -309,3 +311,138 @@ def test_a_release_card_template_and_what_it_includes_are_the_card_stages_inputs
     assert stage_states(loaded)["card"] == "stale"
     assert started(list(run_release(loaded))) == ["card"]
     assert "Step 200: loss 1.31." in (root / "build" / "card" / "README.md").read_text()
+
+
+class AdapterStageBefore(AdapterStage):
+    """The adapter stage as keyed before ``IntakeSettings``: a hand-kept list."""
+
+    def settings(self, spec):
+        settings = {
+            "base": spec.base.model_dump(mode="json"),
+            "allow_pickle": spec.adapter.allow_pickle,
+            "allow_fingerprint_mismatch": spec.base.allow_fingerprint_mismatch,
+        }
+        if spec.adapter.repo_id:
+            settings["adapter"] = {
+                "repo_id": spec.adapter.repo_id,
+                "revision": spec.adapter.revision,
+            }
+        return settings
+
+    def input_paths(self, spec):
+        local = spec.adapter.path if spec.adapter else None
+        paths = [*([local] if local else []), *spec.eval.previous]
+        return paths + ([spec.base.path] if spec.base.path else [])
+
+
+class PushStageBefore(PushStage):
+    """The push stage as keyed before ``PushSettings``."""
+
+    def settings(self, spec):
+        return {"name": spec.name, "version": spec.version, **spec.push.model_dump(mode="json")}
+
+
+LOCAL = {"adapter": {"path": "adapter"}, "base": {"path": "base"}}
+HUB = {"adapter": {"repo_id": "me/lora", "revision": "v2", "allow_pickle": True}}
+
+
+@pytest.mark.parametrize(
+    ("stage", "before", "spec"),
+    [
+        (AdapterStage(), AdapterStageBefore(), LOCAL),
+        (AdapterStage(), AdapterStageBefore(), {**LOCAL, "eval": {"previous": ["last.json"]}}),
+        (AdapterStage(), AdapterStageBefore(), HUB),
+        (
+            AdapterStage(),
+            AdapterStageBefore(),
+            {
+                **HUB,
+                "base": {
+                    "repo_id": "org/base",
+                    "revision": "main",
+                    "fingerprint": "ab" * 32,
+                    "allow_fingerprint_mismatch": True,
+                    "trust_remote_code": True,
+                },
+            },
+        ),
+        (PushStage(), PushStageBefore(), {**LOCAL, "push": {"repo_id": "me/tiny"}}),
+        (
+            PushStage(),
+            PushStageBefore(),
+            {
+                **LOCAL,
+                "push": {
+                    "repo_id": "me/tiny",
+                    "gguf_repo_id": "me/tiny-GGUF",
+                    "adapter_repo_id": "me/tiny-lora",
+                    "private": True,
+                    "create_pr": True,
+                    "tag": False,
+                },
+                "eval": {"enabled": True, "max_task_drop": 0.2, "max_average_drop": 0.05},
+            },
+        ),
+    ],
+    ids=["local", "previous", "hub", "hub-base", "push", "push-all"],
+)
+def test_the_keys_from_settings_objects_are_the_keys_of_the_lists_they_replaced(
+    tmp_path, stage, before, spec
+):
+    """The adapter and push stages' keys, computed from the objects their domains
+    receive (IntakeSettings, PushSettings), are byte for byte those of the hand-kept
+    lists they replaced: a workspace built before keeps its stages done."""
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text('{"r": 8}')
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "config.json").write_text('{"model_type": "llama"}')
+    (tmp_path / "last.json").write_text('{"name": "tiny", "version": "0.9.0", "stages": {}}')
+    data = {"name": "tiny", "version": "1.0.0", "base": {"repo_id": "org/base"}, **spec}
+    (tmp_path / "release.yaml").write_text(yaml.safe_dump(data))
+    loaded = load_spec(tmp_path / "release.yaml")
+    manifest = Manifest(name="tiny", version="1.0.0")
+    key, inputs = stage_key(stage, loaded, manifest)
+    assert (key, inputs) == stage_key(before, loaded, manifest)
+    assert keyed_settings(stage, loaded) == keyed_settings(before, loaded)
+
+
+def test_the_push_key_holds_the_eval_settings_it_reads_where_they_are_not_defaults(tmp_path):
+    """The gate check reads eval.enabled and the release notes the two drop limits: the
+    push's key holds them (its only key bytes not as before), at their defaults by
+    their absence."""
+    base = {"name": "tiny", "version": "1.0.0", "base": {"repo_id": "org/base"}}
+    base |= {"adapter": {"repo_id": "me/lora"}, "push": {"repo_id": "me/tiny"}}
+
+    def settings(**eval_section) -> dict:
+        (tmp_path / "release.yaml").write_text(yaml.safe_dump({**base, "eval": eval_section}))
+        return keyed_settings(PushStage(), load_spec(tmp_path / "release.yaml"))
+
+    assert settings() == settings(enabled=True, max_task_drop=0.2, max_average_drop=0.05)
+    assert "eval" not in settings()
+    assert settings(enabled=False)["eval"] == {"enabled": False}
+    assert settings(max_task_drop=0.1, max_average_drop=0.01)["eval"] == {
+        "max_task_drop": 0.1,
+        "max_average_drop": 0.01,
+    }
+    assert settings(max_new_tokens=7) == settings()  # the evaluate stage's, not the push's
+
+
+def test_the_card_key_names_a_gguf_template_only_where_one_is_set(tmp_path):
+    """card.gguf_template is keyed where set; unset, the card's keyed settings are the
+    card section as it was before the field existed, so built cards stay done."""
+    from release.stages.card import CardStage
+
+    (tmp_path / "adapter").mkdir()
+    data = {"name": "tiny", "version": "1.0.0", "base": {"repo_id": "org/base"}, **LOCAL}
+    (tmp_path / "release.yaml").write_text(yaml.safe_dump(data))
+    spec = load_spec(tmp_path / "release.yaml")
+    card = keyed_settings(CardStage(), spec)["card"]
+    assert card == spec.card.model_dump(mode="json", exclude={"gguf_template"})
+
+    (tmp_path / "my_gguf.md.j2").write_text('{% extends "model-release/gguf_card.md.j2" %}\n')
+    data["card"] = {"gguf_template": "my_gguf.md.j2"}
+    (tmp_path / "release.yaml").write_text(yaml.safe_dump(data))
+    spec = load_spec(tmp_path / "release.yaml")
+    assert "gguf_template" in keyed_settings(CardStage(), spec)["card"]
+    inputs = stage_key(CardStage(), spec, Manifest(name="tiny", version="1.0.0"))[1]
+    assert [record.path for record in inputs] == ["my_gguf.md.j2"]

@@ -19,7 +19,7 @@ import yaml
 
 from release.cli import main
 from release.core.manifest import MANIFEST_NAME, Manifest, StageRecord, now_iso
-from release.runner import keyed_settings, stage_key
+from release.runner import CONTENT_KEYED, keyed_settings, stage_key
 from release.spec.schema import load_spec
 from release.stages import default_stages
 
@@ -119,6 +119,22 @@ def contamination_share(spec: dict) -> None:
     spec["eval"]["contamination"]["max_share"] = 0.1
 
 
+def own_gguf_template(root: Path) -> None:
+    (root / "my_gguf.md.j2").write_text('{% extends "model-release/gguf_card.md.j2" %}\n')
+    setting("card", "gguf_template", "my_gguf.md.j2")(root)
+
+
+def hub_adapter(spec: dict) -> None:
+    spec["adapter"] = {"repo_id": "me/lora", "revision": "v1"}
+
+
+def previous_release(root: Path) -> None:
+    """eval.previous names the last release's manifest: intake compares the base's
+    fingerprint with the one it recorded."""
+    (root / "previous.json").write_text('{"name": "tiny", "version": "0.9.0", "stages": {}}')
+    edit_spec(lambda spec: spec["eval"].__setitem__("previous", ["previous.json"]))(root)
+
+
 CASES = [
     # (stage, what changes, the line status shows under the stage)
     ("adapter", setting("adapter", "allow_pickle", True), "setting allow_pickle: false -> true"),
@@ -133,6 +149,18 @@ CASES = [
         remove("adapter/adapter_model.safetensors"),
         "input adapter/adapter_model.safetensors is gone",
     ),
+    (
+        "adapter",
+        setting("base", "fingerprint", "ab" * 32),
+        f'setting base.fingerprint: (unset) -> "{"ab" * 29}…',
+    ),
+    (
+        "adapter",
+        setting("base", "allow_fingerprint_mismatch", True),
+        "setting base.allow_fingerprint_mismatch: false -> true",
+    ),
+    ("adapter", edit_spec(hub_adapter), 'setting adapter.revision: (unset) -> "v1"'),
+    ("adapter", previous_release, "input previous.json is new"),
     ("adapter", write("build/adapter/out.txt", "edited"), "output adapter/out.txt changed"),
     ("adapter", remove("build/adapter/out.txt"), "output adapter/out.txt is gone"),
     ("merge", setting("merge", "shard_size", 1000), "setting shard_size: 2000000000 -> 1000"),
@@ -171,12 +199,22 @@ CASES = [
     ("card", setting("card", "summary", "new"), 'setting card.summary: "" -> "new"'),
     (
         "card",
+        own_gguf_template,
+        f'setting card.gguf_template: (unset) -> "{CONTENT_KEYED}"',
+    ),
+    ("card", own_gguf_template, "input my_gguf.md.j2 is new"),
+    (
+        "card",
         write("results.yaml", yaml.safe_dump({**RESULTS, "harness": "h2"})),
         "input results.yaml changed",
     ),
     ("card", remove("build/card/out.txt"), "output card/out.txt is gone"),
     ("card", setting("eval", "max_new_tokens", 7), "evaluate runs again"),
     ("push", setting("push", "private", True), "setting private: false -> true"),
+    ("push", setting("push", "create_pr", True), "setting create_pr: false -> true"),
+    ("push", setting("push", "tag", False), "setting tag: true -> false"),
+    ("push", setting("eval", "enabled", False), "setting eval.enabled: (unset) -> false"),
+    ("push", setting("eval", "max_task_drop", 0.1), "setting eval.max_task_drop: (unset) -> 0.1"),
     ("push", write("build/push/out.txt", "edited"), "output push/out.txt changed"),
     ("push", setting("card", "summary", "new"), "card runs again"),
 ]

@@ -70,6 +70,7 @@ def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
         ("eval", "heldout_text"): loaded.eval.heldout_text,
         ("card", "template_dir"): loaded.card.template_dir,
         ("card", "template"): loaded.card.template,
+        ("card", "gguf_template"): loaded.card.gguf_template,
         **{("eval", "results", i): path for i, path in enumerate(loaded.eval.results)},
     }
     for loc, path in local.items():

@@ -1,6 +1,6 @@
 """What a push uploads: repos, files (size, sha256), commit messages and the tag.
 
-The plan is built from the spec and the manifest alone, with no network and no token,
+The plan is built from the push's settings and the manifest alone, with no network and no token,
 so ``push --dry-run`` shows exactly what a real push would send (``release.hub.remote``
 adds what the Hub already holds of it). Sizes and hashes come from the manifest (what
 the stages measured when they wrote the files); the push checks the files on disk
@@ -31,7 +31,7 @@ from release import __version__
 from release.core.errors import InputError
 from release.core.manifest import FileRecord, Manifest
 from release.core.units import human
-from release.spec.schema import ReleaseSpec
+from release.hub.settings import PushSettings
 
 RELEASE_MANIFEST = "release/manifest.json"
 """Where the release manifest lands in every pushed repo."""
@@ -139,7 +139,7 @@ class Sources:
 
 
 def build_plan(
-    spec: ReleaseSpec,
+    settings: PushSettings,
     manifest: Manifest,
     workspace: Path,
     out_dir: Path,
@@ -147,7 +147,8 @@ def build_plan(
     *,
     notes: str = "",
 ) -> PushPlan:
-    """The push of ``spec``'s release, from the outputs recorded in ``manifest``.
+    """The push of a release, from the outputs recorded in ``manifest``; ``settings``
+    is all it reads of the spec.
 
     ``notes`` (the release notes, Markdown) open each commit's description.
 
@@ -155,7 +156,7 @@ def build_plan(
     Raises ``InputError`` when the spec asks for a repo whose files the stages did not
     make.
     """
-    push = spec.push
+    push = settings.push
     if push.repo_id is None:
         raise InputError("no push.repo_id in the spec", hint="add push: {repo_id: owner/name}")
     content = release_manifest_bytes(manifest)
@@ -166,8 +167,8 @@ def build_plan(
         hashlib.sha256(content).hexdigest(),
         release_sha256=published_manifest(manifest).release_sha256(),
     )
-    tag = spec.tag if push.tag else None
-    title = f"{spec.name} {spec.tag}"
+    tag = settings.tag if push.tag else None
+    title = f"{settings.name} {settings.tag}"
     description = (notes.strip() + "\n\n" if notes.strip() else "") + (
         f"Released with model-release {__version__}. "
         f"Every file's sha256 is listed in {RELEASE_MANIFEST} "

@@ -21,6 +21,6 @@
 - ``recipe_card``: the recipe as the card shows it (no local paths).
 - ``blocks``: one tensor merged and cast a block of rows at a time (in the CPU's cache).
 - ``needs``: what the merge will write and hold (the preflight's estimate).
-- ``settings``: what the merge stage's domain reads of the spec, one object (its key's
+- ``settings``: what the merge and intake read of the spec, one object each (their keys'
   source).
 """

@@ -60,8 +60,9 @@ from release.merge.base_checks import (
 )
 from release.merge.facts import AdapterFacts
 from release.merge.module_names import parameter_to_checkpoint, placement
+from release.merge.settings import IntakeSettings
 from release.preflight import measure, refuse
-from release.spec.schema import ReleaseSpec
+from release.spec.schema import BaseModelSpec
 
 TARGETS_NAME = "targets.json"
 
@@ -95,24 +96,26 @@ class Notice:
 
 
 def inspect(
-    spec: ReleaseSpec, out_dir: Path, last: AdapterFacts | None = None
+    intake: IntakeSettings, out_dir: Path, last: AdapterFacts | None = None
 ) -> Generator[str | Notice | TensorChecked, None, AdapterFacts]:
     """Check the adapter against the base and write the intake folder into ``out_dir``.
 
-    ``last`` is the previous run's facts, whose pinned commits a rerun compares with.
+    ``intake`` is all it reads of the spec (the adapter stage's key). ``last`` is the
+    previous run's facts, whose pinned commits a rerun compares with.
     Yields log lines, notices and a ``TensorChecked`` per adapter tensor read; returns
     the facts for the manifest."""
-    adapter_hub = adapter_snapshot(spec.adapter)
-    adapter_dir = adapter_folder(spec.adapter, adapter_hub)
-    label = base_label(spec.base)
-    mismatch = _Mismatch(adapter_label(spec.adapter), label)
+    spec_base, spec_adapter = intake.base, intake.adapter
+    adapter_hub = adapter_snapshot(spec_adapter)
+    adapter_dir = adapter_folder(spec_adapter, adapter_hub)
+    label = base_label(spec_base)
+    mismatch = _Mismatch(adapter_label(spec_adapter), label)
     if not adapter_dir.is_dir():
         raise InputError(f"adapter.path: {adapter_dir} is not a folder")
     raw, settings = lora.read_adapter_config(adapter_dir)
-    _check_declared_base(settings, spec, mismatch)
+    _check_declared_base(settings, spec_base, mismatch)
 
-    base_hub = base_snapshot(spec.base)
-    base_dir = base_hub.folder if base_hub else resolve_base_dir(spec.base)
+    base_hub = base_snapshot(spec_base)
+    base_dir = base_hub.folder if base_hub else resolve_base_dir(spec_base)
     pinned = _pinned(base_hub, adapter_hub)
     for field, snapshot in (("base", base_hub), ("adapter", adapter_hub)):
         if snapshot is not None:
@@ -122,7 +125,7 @@ def inspect(
     base = list_checkpoint(base_dir)
     config = read_config(base_dir)
     quantized = check_quantized(
-        label, config, base, spec.base.repo_id, dequantize=spec.base.dequantize
+        label, config, base, spec_base.repo_id, dequantize=spec_base.dequantize
     )
     if quantized:
         base_dir = yield from _dequantized(base_dir, out_dir / DEQUANTIZED_DIR, quantized)
@@ -131,11 +134,11 @@ def inspect(
     has_tokenizer = (adapter_dir / "tokenizer_config.json").is_file()
     check_stop_tokens(adapter_dir if has_tokenizer else base_dir, base_dir)
     check_chat_template(adapter_dir if has_tokenizer else base_dir)
-    check_remote_code(base_dir, config, spec.base.trust_remote_code)
+    check_remote_code(base_dir, config, spec_base.trust_remote_code)
     check_target_modules(settings.target_modules, base, adapter_dir / lora.CONFIG_NAME)
 
     staged = out_dir / lora.WEIGHTS_NAME
-    adapter_format = _stage_weights(adapter_dir, staged, spec.adapter.allow_pickle)
+    adapter_format = _stage_weights(adapter_dir, staged, intake.allow_pickle)
     try:
         adapter = {info.name: info for info in list_file_tensors(staged)}
     except InputError as error:  # name the user's file, not the staged copy of it
@@ -155,7 +158,7 @@ def inspect(
         list(base),
         set(edits) - {head.parameter} if head else set(edits),
         preferred_class=settings.base_model_class,
-        trust_remote_code=spec.base.trust_remote_code,
+        trust_remote_code=spec_base.trust_remote_code,
     )
     targets = dict(placed.targets)
     yield f"adapter modules placed on {placed.model_class or 'the base'}'s checkpoint names: " + (
@@ -190,14 +193,14 @@ def inspect(
 
     fingerprint = base_fingerprint(base)
     yield f"base fingerprint {fingerprint[:16]}…"
-    _check_fingerprint(fingerprint, spec, mismatch)
+    _check_fingerprint(fingerprint, intake, mismatch)
 
     shutil.copyfile(adapter_dir / lora.CONFIG_NAME, out_dir / lora.CONFIG_NAME)
     for name in TOKENIZER_FILES:
         if (adapter_dir / name).is_file():
             shutil.copyfile(adapter_dir / name, out_dir / name)
     atomic_write_text(out_dir / TARGETS_NAME, json.dumps(targets, indent=2, sort_keys=True))
-    facts = _facts(raw, settings, edits, adapter, base, staged, adapter_format, spec)
+    facts = _facts(raw, settings, edits, adapter, base, staged, adapter_format, spec_base)
     return facts.model_copy(
         update={
             "dequantized_base": quantized,
@@ -252,13 +255,13 @@ def _moved(
     )
 
 
-def moved_since(spec: ReleaseSpec, last: AdapterFacts) -> list[str]:
+def moved_since(intake: IntakeSettings, last: AdapterFacts) -> list[str]:
     """For a rerun that keeps intake's result: each Hub source whose revision now
     resolves to another commit than the one the release was made from. The release
     keeps its pinned commits; this says they are no longer the branch's head."""
     sources = {
-        "base": (spec.base.repo_id if spec.base.path is None else None, spec.base.revision),
-        "adapter": (spec.adapter.repo_id, spec.adapter.revision) if spec.adapter else (None, None),
+        "base": (intake.base.repo_id if intake.base.path is None else None, intake.base.revision),
+        "adapter": (intake.adapter.repo_id, intake.adapter.revision),
     }
     notes = []
     for field, (repo_id, revision) in sources.items():
@@ -290,9 +293,11 @@ def _pinned(base: Snapshot | None, adapter: Snapshot | None) -> dict[str, str | 
     return facts
 
 
-def _check_declared_base(settings: lora.LoraSettings, spec: ReleaseSpec, mismatch: _Mismatch):
+def _check_declared_base(
+    settings: lora.LoraSettings, spec_base: BaseModelSpec, mismatch: _Mismatch
+) -> None:
     declared = settings.base_model_name_or_path
-    repo_id = spec.base.repo_id
+    repo_id = spec_base.repo_id
     by_name = (
         declared
         and repo_id
@@ -309,7 +314,7 @@ def _check_declared_base(settings: lora.LoraSettings, spec: ReleaseSpec, mismatc
                 f"trained on {repo_id}"
             )
         raise mismatch.error(f"adapter_config.json says it was trained on {declared}", hint=hint)
-    if settings.revision and spec.base.revision and settings.revision != spec.base.revision:
+    if settings.revision and spec_base.revision and settings.revision != spec_base.revision:
         raise mismatch.error(
             f"adapter_config.json says it was trained on revision {settings.revision}",
             hint=f"set base.revision to {settings.revision}",
@@ -442,9 +447,9 @@ def _check_vocabulary(
     return next(iter(rows.values()))
 
 
-def _previous_fingerprints(spec: ReleaseSpec, base_id: str) -> Iterator[tuple[str, str]]:
+def _previous_fingerprints(previous: list[Path], base_id: str) -> Iterator[tuple[str, str]]:
     """(where, fingerprint) recorded for ``base_id`` by the previous release's manifest."""
-    for path in spec.eval.previous:
+    for path in previous:
         if path.suffix != ".json" or not path.is_file():
             continue
         try:
@@ -459,12 +464,12 @@ def _previous_fingerprints(spec: ReleaseSpec, base_id: str) -> Iterator[tuple[st
             yield f"the base of release v{manifest.version} ({path})", facts.base_fingerprint
 
 
-def _check_fingerprint(fingerprint: str, spec: ReleaseSpec, mismatch: _Mismatch) -> None:
+def _check_fingerprint(fingerprint: str, intake: IntakeSettings, mismatch: _Mismatch) -> None:
     expected: list[tuple[str, str]] = []
-    if spec.base.fingerprint:
-        expected.append(("base.fingerprint in the spec", spec.base.fingerprint))
-    expected += _previous_fingerprints(spec, base_label(spec.base))
-    if spec.base.allow_fingerprint_mismatch:
+    if intake.base.fingerprint:
+        expected.append(("base.fingerprint in the spec", intake.base.fingerprint))
+    expected += _previous_fingerprints(intake.previous, base_label(intake.base))
+    if intake.allow_fingerprint_mismatch:
         return
     for where, value in expected:
         if value.lower() != fingerprint:
@@ -484,7 +489,7 @@ def _facts(
     base: dict[str, TensorInfo],
     staged: Path,
     adapter_format: str,
-    spec: ReleaseSpec,
+    spec_base: BaseModelSpec,
 ) -> AdapterFacts:
     # A base_layer copy (PEFT's save_embedding_layers) is a snapshot of the base, not
     # trained; everything else in the file is.
@@ -516,9 +521,9 @@ def _facts(
         adapter_format=adapter_format,
         adapter_dtypes=adapter_dtypes,
         declared_base=settings.base_model_name_or_path,
-        base_id=base_label(spec.base),
-        base_repo_id=spec.base.repo_id,
-        base_revision=spec.base.revision,
+        base_id=base_label(spec_base),
+        base_repo_id=spec_base.repo_id,
+        base_revision=spec_base.revision,
         base_parameters=sum(info.numel for info in base.values()),
         base_dtype=TORCH_NAMES.get(dtype_bytes.most_common(1)[0][0], "mixed"),
         base_tensors=len(base),

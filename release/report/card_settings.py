@@ -5,9 +5,9 @@ shows is a setting the key holds (``release.stages.card``)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializationInfo, field_serializer
 
 from release.spec.schema import CardSpec, ReleaseSpec
 
@@ -19,6 +19,8 @@ class CardSettings(BaseModel):
     base_model: str | None
     """base.repo_id: the merged and adapter cards' base_model."""
     card: CardSpec
+    """The card section; card.gguf_template only where set, so a card keyed before there
+    was one stays done (``_keyed``)."""
     pipeline_tag_given: bool
     """Whether card.pipeline_tag was written in the spec: left at its default, a model
     with a vision tower gets that tag instead."""
@@ -29,6 +31,11 @@ class CardSettings(BaseModel):
     card of its own."""
     results: list[Path]
     """eval.results: the stored scores the cards show beside the produced ones."""
+
+    @field_serializer("card")
+    def _keyed(self, card: CardSpec, info: SerializationInfo) -> Any:
+        unset = {"gguf_template"} if card.gguf_template is None else set()
+        return card.model_dump(mode=info.mode, exclude=unset)
 
     @classmethod
     def of(cls, spec: ReleaseSpec) -> Self:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 from cards.records import EvalRecord
 from release.core.errors import InputError
@@ -18,6 +19,17 @@ from release.evaluate.gate import Comparison, GateVerdict, compare, worst_first
 from release.evaluate.history import is_manifest
 from release.evaluate.scores import read_scores, release_scores
 from release.spec.schema import EvalSpec
+
+
+class DropLimits(Protocol):
+    """The gate's limits as the verdict states them: the spec's eval section, or the
+    push's settings (``release.hub.settings.PushGate``)."""
+
+    @property
+    def max_task_drop(self) -> float: ...
+
+    @property
+    def max_average_drop(self) -> float: ...
 
 
 def stored_scores(path: Path) -> list[EvalRecord]:
@@ -73,7 +85,7 @@ def score_table(verdict: GateVerdict, old: str, new: str) -> list[str]:
     return lines + [f"| {' | '.join(row)} |" for row in score_rows(verdict.compared)]
 
 
-def verdict_lines(verdict: GateVerdict, limits: EvalSpec) -> list[str]:
+def verdict_lines(verdict: GateVerdict, limits: DropLimits) -> list[str]:
     """The scores not compared, and the gate's verdict with its thresholds."""
     lines = [f"- not compared: {line}" for line in verdict.flagged]
     rule = (
@@ -88,7 +100,7 @@ def verdict_lines(verdict: GateVerdict, limits: EvalSpec) -> list[str]:
     return lines
 
 
-def comparison_markdown(verdict: GateVerdict, old: str, new: str, limits: EvalSpec) -> str:
+def comparison_markdown(verdict: GateVerdict, old: str, new: str, limits: DropLimits) -> str:
     if not verdict.compared:
         table = ["No score was measured the same way in both."]
     else:

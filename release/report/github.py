@@ -216,7 +216,7 @@ class JobReport:
         if manifest is None:
             return ""
         try:
-            return manifest_notes(self.spec, manifest)
+            return manifest_notes(manifest, self.spec.workspace, self.spec.eval)
         except ReleaseError:  # a previous manifest gone bad: the run's report still goes out
             return ""
 

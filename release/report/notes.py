@@ -10,14 +10,16 @@ to the job summary and its ``notes`` output.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cards.facts import size
 from release.core.errors import InputError
 from release.core.manifest import MANIFEST_NAME, Manifest
 from release.evaluate.facts import evaluated
 from release.evaluate.gate import compare
-from release.report.compare import comparison_markdown
+from release.report.compare import DropLimits, comparison_markdown
 from release.report.history import History, ReleaseEntry, history
-from release.spec.schema import EvalSpec, ReleaseSpec
+from release.spec.schema import ReleaseSpec
 
 
 def notes_of(spec: ReleaseSpec) -> str:
@@ -27,7 +29,7 @@ def notes_of(spec: ReleaseSpec) -> str:
         raise InputError(
             f"{path}: no manifest yet", hint="run `model-release run` first; the notes read it"
         )
-    notes = manifest_notes(spec, Manifest.load(path))
+    notes = manifest_notes(Manifest.load(path), spec.workspace, spec.eval)
     if not notes:
         raise InputError(
             f"{path}: the evaluate stage has not run, so the last release is not known",
@@ -36,15 +38,16 @@ def notes_of(spec: ReleaseSpec) -> str:
     return notes
 
 
-def manifest_notes(spec: ReleaseSpec, manifest: Manifest) -> str:
-    """The notes of a release whose manifest is in hand (the push's, being written);
-    empty before the evaluate stage has recorded which release was the last one."""
+def manifest_notes(manifest: Manifest, workspace: Path, limits: DropLimits) -> str:
+    """The notes of a release whose manifest (lying in ``workspace``) is in hand (the
+    push's, being written); empty before the evaluate stage has recorded which release
+    was the last one. ``limits``: the gate's, which the notes state beside the scores."""
     if evaluated(manifest) is None:
         return ""
-    return release_notes(history(manifest, spec.workspace), spec.eval)
+    return release_notes(history(manifest, workspace), limits)
 
 
-def release_notes(history: History, limits: EvalSpec) -> str:
+def release_notes(history: History, limits: DropLimits) -> str:
     current = history.entries[0]
     last = history.last_released()
     title = f"## {current.name} {current.version}"
@@ -69,7 +72,7 @@ def release_notes(history: History, limits: EvalSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _scores(current: ReleaseEntry, last: ReleaseEntry, limits: EvalSpec) -> list[str]:
+def _scores(current: ReleaseEntry, last: ReleaseEntry, limits: DropLimits) -> list[str]:
     verdict = compare(
         current.scores,
         last.scores,

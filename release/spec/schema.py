@@ -406,16 +406,23 @@ class CardSpec(_Section):
         'with the same context; it can {% extends "model-release/model_card.md.j2" %} '
         "(docs/card-context.md).",
     )
+    gguf_template: SpecPath | None = Field(
+        default=None,
+        description="The release's own GGUF-card template (jinja2), rendered instead of ours "
+        'with the same context; it can {% extends "model-release/gguf_card.md.j2" %} '
+        "(docs/card-context.md).",
+    )
 
     def template_files(self) -> list[Path]:
         """The user's files the cards are rendered from, which the card stage keys and
-        ``publish`` commits: template_dir, and card.template with the .j2 files beside it
-        (those it can include)."""
+        ``publish`` commits: template_dir, and card.template and card.gguf_template, each
+        with the .j2 files beside it (those it can include)."""
         files = [self.template_dir] if self.template_dir else []
-        if self.template:
-            beside = sorted(self.template.parent.glob("*.j2"))
-            files += [self.template, *(path for path in beside if path != self.template)]
-        return files
+        for own in (self.template, self.gguf_template):
+            if own:
+                beside = sorted(own.parent.glob("*.j2"))
+                files += [own, *(path for path in beside if path != own)]
+        return list(dict.fromkeys(files))
 
 
 class PushSpec(_Section):

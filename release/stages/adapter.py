@@ -20,24 +20,24 @@ class AdapterStage(Stage):
         return "no adapter: merge.recipe names the models" if spec.adapter is None else None
 
     def settings(self, spec) -> dict[str, Any]:
+        """What ``run`` hands its domain (``IntakeSettings``)."""
         if spec.adapter is None:
             return {}
-        settings = {
-            "base": spec.base.model_dump(mode="json"),
-            "allow_pickle": spec.adapter.allow_pickle,
-            "allow_fingerprint_mismatch": spec.base.allow_fingerprint_mismatch,
-        }
-        if spec.adapter.repo_id:  # a local adapter is keyed by its files (input_paths)
-            settings["adapter"] = {
-                "repo_id": spec.adapter.repo_id,
-                "revision": spec.adapter.revision,
-            }
-        return settings
+        from release.merge.settings import IntakeSettings
+
+        return IntakeSettings.of(spec).model_dump(mode="json")
 
     def input_paths(self, spec) -> list[Path]:
-        local = spec.adapter.path if spec.adapter else None
-        paths = [*([local] if local else []), *spec.eval.previous]
-        return paths + ([spec.base.path] if spec.base.path else [])
+        """The files of what ``IntakeSettings`` holds by place: a local adapter, the
+        previous releases' manifests, a local base."""
+        if spec.adapter is None:
+            return []
+        from release.merge.settings import IntakeSettings
+
+        intake = IntakeSettings.of(spec)
+        local = intake.adapter.path
+        paths = [*([local] if local else []), *intake.previous]
+        return paths + ([intake.base.path] if intake.base.path else [])
 
     def read_in_part(self, spec, file: Path) -> str | None:
         """A local base's safetensors files by what intake reads of them (headers and
@@ -56,9 +56,10 @@ class AdapterStage(Stage):
 
     def notes_when_kept(self, spec, manifest: Manifest) -> list[str]:
         from release.merge.intake import moved_since
+        from release.merge.settings import IntakeSettings
 
         last = AdapterFacts.of(manifest)
-        return moved_since(spec, last) if last else []
+        return moved_since(IntakeSettings.of(spec), last) if last and spec.adapter else []
 
     def tools(self) -> dict[str, str]:
         from importlib.metadata import version
@@ -68,6 +69,7 @@ class AdapterStage(Stage):
     def run(self, ctx: StageContext) -> StageRun:
         from release.core.relay import relay
         from release.merge.intake import Notice, TensorChecked, inspect
+        from release.merge.settings import IntakeSettings
 
         def event(item: str | Notice | TensorChecked) -> Event:
             if isinstance(item, TensorChecked):
@@ -76,6 +78,7 @@ class AdapterStage(Stage):
                 return ctx.log(item.message, "warning")
             return ctx.log(item)
 
+        intake = IntakeSettings.of(ctx.spec)  # what the key holds: intake reads only it
         last = AdapterFacts.of(ctx.manifest)  # the previous run's, until this one's is recorded
-        facts = yield from relay(inspect(ctx.spec, ctx.out_dir, last), event)
+        facts = yield from relay(inspect(intake, ctx.out_dir, last), event)
         return StageOutput(facts=facts)

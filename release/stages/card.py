@@ -10,7 +10,8 @@ Outputs, in the card stage's folder:
 
 Every card is linted as it is rendered (``cards.render``); an error stops the stage. The
 model cards (README.md, adapter/README.md) come from the release's own template when
-card.template names one; the front matter and model-index never do.
+card.template names one, the GGUF card when card.gguf_template does; the front matter
+and model-index never do.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class CardStage(Stage):
         cards = {"README.md": render_model_card(merged, templates, own)}
         if has_gguf_files(manifest):
             gguf = card_context(settings, manifest, "gguf", scores, workspace)
-            cards["gguf/README.md"] = render_gguf_card(gguf, templates)
+            cards["gguf/README.md"] = render_gguf_card(gguf, templates, settings.card.gguf_template)
         if settings.adapter_repo_id:
             adapter = card_context(settings, manifest, "adapter", scores, workspace)
             cards["adapter/README.md"] = render_model_card(adapter, templates, own)

@@ -30,6 +30,7 @@ from release.evaluate.facts import EvaluateFacts
 from release.gguf.facts import GGUFFacts
 from release.hub.facts import PushFacts
 from release.hub.plan import Sources
+from release.hub.settings import PushGate, PushSettings
 from release.merge.facts import AdapterFacts, MergeFacts
 from release.report.card_facts import CardFacts
 from release.report.notes import manifest_notes
@@ -57,7 +58,8 @@ class PushStage(Stage):
         return None if spec.push.repo_id else "no push.repo_id in the spec"
 
     def settings(self, spec: ReleaseSpec) -> dict[str, Any]:
-        return {"name": spec.name, "version": spec.version, **spec.push.model_dump(mode="json")}
+        """What ``run`` hands its domain (``PushSettings``)."""
+        return PushSettings.of(spec).model_dump(mode="json")
 
     def tools(self) -> dict[str, str]:
         from huggingface_hub import __version__
@@ -69,9 +71,10 @@ class PushStage(Stage):
         from release.hub.commit import push_repo
         from release.hub.plan import build_plan
 
-        notes = manifest_notes(ctx.spec, ctx.manifest)
-        plan = build_plan(ctx.spec, ctx.manifest, ctx.workspace, ctx.out_dir, SOURCES, notes=notes)
-        warnings, additions = _preflight(ctx.spec, ctx.manifest, plan)
+        settings = PushSettings.of(ctx.spec)  # what the key holds: the push reads only it
+        notes = manifest_notes(ctx.manifest, ctx.workspace, settings.eval)
+        plan = build_plan(settings, ctx.manifest, ctx.workspace, ctx.out_dir, SOURCES, notes=notes)
+        warnings, additions = _preflight(settings, ctx.manifest, plan)
         for warning in warnings:
             yield ctx.log(warning, "warning")
         api = hub_api()
@@ -85,13 +88,13 @@ class PushStage(Stage):
 
 
 def _preflight(
-    spec: ReleaseSpec, manifest: Manifest, plan: PushPlan
+    settings: PushSettings, manifest: Manifest, plan: PushPlan
 ) -> tuple[list[str], list[dict[str, CommitOperationAdd]]]:
     """The local checks, in order; writes the files the push generates. Returns
     warnings and, per repo, the checked upload operations."""
     from release.hub.checks import lint_cards, prepare_additions
 
-    warnings = [warning] if (warning := _check_gate(spec, manifest)) else []
+    warnings = [warning] if (warning := _check_gate(settings.eval, manifest)) else []
     warnings += lint_cards(plan)
     for path, content in plan.generated:
         atomic_write_bytes(path, content)
@@ -99,9 +102,9 @@ def _preflight(
     return warnings, additions
 
 
-def _check_gate(spec: ReleaseSpec, manifest: Manifest) -> str | None:
+def _check_gate(gate: PushGate, manifest: Manifest) -> str | None:
     """Refuse unless the evaluation gate passed; returns a warning when eval is off."""
-    if not spec.eval.enabled:
+    if not gate.enabled:
         return "eval.enabled is false: pushing a release no evaluation gate has checked"
     evaluated = EvaluateFacts.of(manifest)
     if evaluated is None or evaluated.gate is None:
@@ -133,9 +136,10 @@ def dry_run(spec: ReleaseSpec) -> tuple[PushPlan, list[str]]:
             hint="run `model-release run` first",
         )
     manifest = Manifest.load(manifest_path)
+    settings = PushSettings.of(spec)
     with tempfile.TemporaryDirectory(prefix="model-release-push-") as scratch:
-        notes = manifest_notes(spec, manifest)
-        plan = build_plan(spec, manifest, spec.workspace, Path(scratch), SOURCES, notes=notes)
+        notes = manifest_notes(manifest, spec.workspace, settings.eval)
+        plan = build_plan(settings, manifest, spec.workspace, Path(scratch), SOURCES, notes=notes)
         with named_stage(PushStage.name):
-            warnings, _ = _preflight(spec, manifest, plan)
+            warnings, _ = _preflight(settings, manifest, plan)
     return plan, warnings
