@@ -130,7 +130,6 @@ def run_naive(workdir: Path) -> None:
 
     from release.core.relay import finish
     from release.evaluate.sanity import (
-        HELDOUT_TOKENS,
         PROBE_PROMPTS,
         chat_smoke,
         merge_equivalence,
@@ -139,11 +138,13 @@ def run_naive(workdir: Path) -> None:
         probe_reference,
     )
     from release.reference.heldout import heldout_text
+    from release.reference.probe import PROBE
+    from release.reference.record import heldout_sequences
 
     base, build = workdir / "base", workdir / "build"
     tokenizer = AutoTokenizer.from_pretrained(build / "merge")
-    text = heldout_text(None).text  # the shipped sample, as the bench's spec names none
-    ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
+    # the shipped sample, as the bench's spec names none
+    ids = heldout_sequences(tokenizer, heldout_text(None), PROBE)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     with_adapter = PeftModel.from_pretrained(model, build / "adapter").eval()
     merged = AutoModelForCausalLM.from_pretrained(build / "merge", dtype=torch.float32).eval()

@@ -28,7 +28,9 @@ after it and the anchors that need its output are left out.
 
 The generated model is kept in ``--workdir`` (default ``~/.cache/model-release/scale``)
 under its size and reused by the next run; each run releases into a fresh workspace.
-Rows are printed as they finish, and ``--json-out`` is rewritten after each.
+Rows are printed as they finish, and ``--json-out`` is rewritten after each. Each stage's
+events (``--json``), with the second each came at, are kept beside the spec in
+``events-STAGE.txt``, and the table ends with where a stage of ours went quiet longest.
 """
 
 from __future__ import annotations
@@ -135,16 +137,17 @@ def forward(base: Path, adapter: Path, merged: Path) -> None:
 
     from release.evaluate.loading import load_model, visible_gpus
     from release.evaluate.needs import choose_plan
-    from release.evaluate.sanity import HELDOUT_TOKENS, PERPLEXITY_WINDOW
     from release.preflight import available_memory
     from release.reference.heldout import heldout_text
+    from release.reference.probe import PROBE
+    from release.reference.record import heldout_sequences
 
     plan, _ = choose_plan(base, merged, adapter, visible_gpus(), available_memory()[0])
     tokenizer = AutoTokenizer.from_pretrained(merged)
-    text = heldout_text(None).text  # the shipped sample, as the bench's spec names none
-    ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
+    # the shipped sample, as the bench's spec names none
+    sequences = heldout_sequences(tokenizer, heldout_text(None), PROBE)
     model = load_model(merged, plan, trust_remote_code=False)
-    window = ids[:PERPLEXITY_WINDOW].unsqueeze(0).to(model.device)
+    window = torch.tensor([sequences[0]], device=model.device)
     with torch.inference_mode():
         model(window[:, :16])  # warm-up
         if torch.cuda.is_available():
@@ -156,7 +159,11 @@ def forward(base: Path, adapter: Path, merged: Path) -> None:
         seconds = time.perf_counter() - started
     print(
         json.dumps(
-            {"s_per_token": seconds / window.shape[1], "tokens": len(ids), "plan": plan.device}
+            {
+                "s_per_token": seconds / window.shape[1],
+                "tokens": sum(len(ids) for ids in sequences),
+                "plan": plan.device,
+            }
         )
     )
 
@@ -231,6 +238,11 @@ class Table:
         print(self.title())
         for row in self.rows:
             print(self.line(row))
+        for row in self.rows:  # where a stage went quiet longest (10 s is the issue's bound)
+            usage = row.usage
+            if row.name.startswith("ours") and usage and usage.longest_silence_s > 10:
+                said = usage.silent_after[:160]
+                print(f"{row.name}: {usage.longest_silence_s:.0f} s silent after {said}")
 
 
 def failure(usage) -> str:
@@ -258,6 +270,9 @@ def run_ours(table: Table, spec: Path, speed: tuple[float, float], model: Path) 
     for stage in STAGES:
         command = [sys.executable, "-m", "release.cli", "run", str(spec), "--stage", stage]
         usage = run_tree([*command, "--json"], env=env, cwd=REPO)
+        # its events with their times, to see where a stage's time goes
+        timeline = "".join(f"{at:9.2f} {line}\n" for at, line in usage.timeline)
+        (spec.parent / f"events-{stage}.txt").write_text(timeline, encoding="utf-8")
         row = Row(f"ours: {stage}", usage)
         if usage.returncode:
             row.note = failure(usage)

@@ -153,13 +153,18 @@ class TreeUsage:
     peak_rss_bytes: int = 0
     written_bytes: int = 0
     longest_silence_s: float = 0.0
+    silent_after: str = ""
+    """The line printed last before the longest silence (where the time went)."""
+    timeline: list[tuple[float, str]] = field(default_factory=list, repr=False)
+    """Each line of stdout with the seconds since the start it came at."""
     gpu_peak_bytes: int | None = None
     returncode: int = 0
     stdout: str = field(default="", repr=False)
     stderr_tail: str = field(default="", repr=False)
 
     def figures(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in ("stdout", "stderr_tail")}
+        hidden = ("stdout", "stderr_tail", "timeline")
+        return {k: v for k, v in asdict(self).items() if k not in hidden}
 
 
 def run_tree(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None):
@@ -178,9 +183,12 @@ def run_tree(command: list[str], env: dict[str, str] | None = None, cwd: Path | 
         def read() -> None:
             for line in child.stdout:  # type: ignore[union-attr]
                 now = time.perf_counter()
-                usage.longest_silence_s = max(usage.longest_silence_s, now - last[0])
+                if now - last[0] > usage.longest_silence_s:
+                    usage.longest_silence_s = now - last[0]
+                    usage.silent_after = lines[-1].strip() if lines else "(the start)"
                 last[0] = now
                 lines.append(line)
+                usage.timeline.append((round(now - started, 2), line.rstrip("\n")))
 
         done = threading.Event()
         hwm: dict[int, int] = {}
@@ -211,7 +219,9 @@ def run_tree(command: list[str], env: dict[str, str] | None = None, cwd: Path | 
         done.set()
         for thread in threads:
             thread.join()
-        usage.longest_silence_s = max(usage.longest_silence_s, usage.wall_s + started - last[0])
+        if usage.wall_s + started - last[0] > usage.longest_silence_s:
+            usage.longest_silence_s = usage.wall_s + started - last[0]
+            usage.silent_after = lines[-1].strip() if lines else "(the start)"
         child.returncode = usage.returncode = os.waitstatus_to_exitcode(status)
         usage.cpu_s = rusage.ru_utime + rusage.ru_stime
         usage.written_bytes = rusage.ru_oublock * 512

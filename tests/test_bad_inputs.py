@@ -996,10 +996,10 @@ def test_a_model_with_non_finite_logits_fails_the_sanity_checks(tiny_llama_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
     with torch.no_grad():
         model.model.layers[0].mlp.down_proj.weight.fill_(math.inf)
-    ids = tokenizer("Water boils at one hundred degrees.", return_tensors="pt").input_ids[0]
+    ids = tokenizer("Water boils at one hundred degrees.").input_ids
 
     with pytest.raises(WorkError, match="perplexity on the held-out text is nan"):
-        list(perplexity(model, ids))  # a pass: the verdict comes when it ends
+        list(perplexity(model, [ids]))  # a pass: the verdict comes when it ends
     with pytest.raises(WorkError, match="inf or NaN logits"):
         list(next_token_logits(model, tokenizer, ["Water boils at"]))
 

@@ -1,7 +1,7 @@
 """The base's eval figures kept between releases (``release.evaluate.base_figures``): a
 second adapter on the same base reads the base's perplexity and probe logits instead of
 computing them, and gets the figures a run without the cache computes; another held-out
-text or another dtype misses. Each perplexity pass reports its progress window by window.
+text or another dtype misses. Each perplexity pass reports its progress chunk by chunk.
 
 Runs the real stages (adapter, merge, evaluate) on the tiny Llama with two adapters made
 by peft (``tiny_adapter``: q, v, up; ``tiny_qv_adapter``: q, v)."""
@@ -19,15 +19,15 @@ from release.core.manifest import MANIFEST_NAME, Manifest
 from release.evaluate.checks import model_checks
 from release.evaluate.facts import EvaluateFacts
 from release.evaluate.loading import LoadPlan
-from release.evaluate.sanity import PERPLEXITY_WINDOW
 from release.evaluate.settings import EvaluateSettings
+from release.reference.heldout import CHUNK_TOKENS
 from release.runner import run_release
 from release.spec.schema import ReleaseSpec
 from tests.support.reporters import SilentReporter
 
 
 def _heldout(path: Path, characters: int) -> Path:
-    """The shipped held-out text's start: a few windows, where the default is 16."""
+    """The shipped held-out text's start."""
     text = resources.files("release").joinpath("data/heldout.txt").read_text("utf-8")
     path.write_text(text[:characters], encoding="utf-8")
     return path
@@ -35,7 +35,7 @@ def _heldout(path: Path, characters: int) -> Path:
 
 def _spec(root: Path, base: Path, adapter: Path) -> ReleaseSpec:
     shutil.copytree(adapter, root / "adapter")
-    heldout = _heldout(root / "heldout.txt", 2000)
+    heldout = _heldout(root / "heldout.txt", 3600)  # two chunks of 512 tokens
     # a random model cannot chat: the checks here are the others
     evaluate = {"prompts": [], "heldout_text": str(heldout)}
     return ReleaseSpec.model_validate(
@@ -99,17 +99,17 @@ def test_the_cached_figures_are_the_computed_ones(two_releases, tmp_path, monkey
 
 
 def test_progress_moves_during_every_perplexity_pass(two_releases):
-    """A progress event after each window of the pass: tokens scored, rate, time left."""
+    """A progress event after each held-out chunk of the pass: tokens scored, rate, time
+    left."""
     (facts, events), _, _ = two_releases
-    scored = facts.perplexity.tokens - 1
-    windows = -(-scored // PERPLEXITY_WINDOW)
-    assert windows > 1
+    chunks = facts.perplexity.tokens // CHUNK_TOKENS
+    assert chunks > 1 and facts.perplexity.tokens == chunks * CHUNK_TOKENS
+    scored = chunks * (CHUNK_TOKENS - 1)  # each chunk's first token is not predicted
     for what in ("perplexity: base", "perplexity: merged"):
-        steps = _passes(events, what)
-        assert len(steps) == 1 + windows  # its start, then one per window
-        assert [step.done for step in steps] == [
-            min(n * PERPLEXITY_WINDOW, scored) for n in range(windows + 1)
-        ]
+        # its start, then one per chunk (and, within a chunk that takes seconds, a tick)
+        steps = [step for step in _passes(events, what) if "into a chunk" not in step.message]
+        assert len(steps) == 1 + chunks
+        assert [step.done for step in steps] == [n * (CHUNK_TOKENS - 1) for n in range(chunks + 1)]
         assert {(step.total, step.unit) for step in steps} == {(scored, "tokens")}
         assert all("tokens/s, about" in step.message for step in steps[1:])
 

@@ -167,12 +167,11 @@ def test_the_eval_runs_float32_where_it_fits_else_bf16_and_its_refusal_names_way
     from release.preflight import SKIP_ENV, measure
 
     fp32 = evaluate_needs(tiny_llama_dir, tiny_llama_dir, adapter, LoadPlan("float32", 0))
-    # the tiny Llama's 49k-token logits outweigh its weights: bf16 (whose logits are
-    # copied to float32) would need more, so float32 stays and the refusal is float32's
-    assert choose_plan(tiny_llama_dir, tiny_llama_dir, adapter, 0, 0) == (
-        LoadPlan("float32", 0),
-        fp32,
-    )
+    # where nothing fits, the refusal is the smaller dtype's (bf16: half the weights, the
+    # same float32 logits), naming float32's figure too
+    plan, refused = choose_plan(tiny_llama_dir, tiny_llama_dir, adapter, 0, 0)
+    assert plan == LoadPlan("bfloat16", 0) and refused.memory_bytes < fp32.memory_bytes
+    assert f"float32 needs about {human(fp32.memory_bytes, 'bytes')}" in refused.hint
 
     # a model whose weights outweigh its logits, as at the users' sizes
     monkeypatch.setattr(eval_needs, "WINDOW_TOKENS", 1)

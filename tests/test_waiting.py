@@ -10,7 +10,7 @@ import pytest
 from release.core import waiting as waiting_module
 from release.core.errors import Cancelled
 from release.core.relay import finish
-from release.core.waiting import waiting
+from release.core.waiting import ticking, waiting
 from tests.support.reporters import SilentReporter
 
 
@@ -46,6 +46,17 @@ def test_events_come_while_the_call_blocks_then_its_result():
     assert seen == ["checking model-Q8_0.gguf"] * 2
     assert all(total is None and unit == "s" for _, total, unit, _ in report.events)
     assert [done for done, *_ in report.events] == sorted(done for done, *_ in report.events)
+
+
+def test_ticks_are_the_callers_own_values():
+    """``ticking`` (the perplexity pass's ticks keep its tokens figure) yields what its
+    ``tick`` makes of the seconds waited."""
+    released = threading.Event()
+    work = ticking(lambda: released.wait() and "done", lambda seconds: ("still", seconds >= 0))
+
+    assert next(work) == ("still", True)
+    released.set()
+    assert finish(work) == "done"
 
 
 def test_the_calls_error_is_raised_to_the_waiter():

@@ -9,8 +9,9 @@ They are kept under ``$MODEL_RELEASE_EVAL_CACHE``, else ``<cache_dir()>/base-fig
 (``release.core.paths``), one safetensors file per key: the probe logits as float32
 tensors, the perplexity in its metadata. The key is everything the figures depend on: the
 base's fingerprint (as intake recorded it, ``release.checkpoint.fingerprint``), the token
-ids of the held-out text and of the probe prompts (so the text and the tokenizer), the
-window, the dtype and device the eval runs in, and torch's and transformers' versions.
+ids of the held-out text's sequences (so the text, the tokenizer and how it is cut) and of
+the probe prompts, the dtype and device the eval runs in, and torch's and transformers'
+versions.
 A base resized for an adapter's added tokens is never kept (``release.evaluate.checks``):
 transformers draws its new rows at random.
 A file that cannot be read is a miss, written again; files are written atomically.
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
     import torch
 
 CACHE_ENV = "MODEL_RELEASE_EVAL_CACHE"
-FORMAT = "base-figures/1"
+FORMAT = "base-figures/2"
+"""2: the perplexity is read over the held-out text's chunks (was: windows of 256)."""
 
 
 def cache_root() -> Path:
@@ -48,9 +50,9 @@ class BaseKey:
 
     fingerprint: str
     heldout_sha256: str
-    """sha256 of the held-out text's token ids (int64, as the eval scores them)."""
+    """sha256 of the held-out text's sequences (their token ids as JSON, as the eval
+    reads them)."""
     probe_ids: tuple[tuple[int, ...], ...]
-    window: int
     dtype: str
     device: str
     torch: str
@@ -64,21 +66,18 @@ class BaseKey:
 
 def base_key(
     fingerprint: str,
-    heldout_ids: torch.Tensor,
+    heldout: list[list[int]],
     probe_ids: list[list[int]],
-    window: int,
     dtype: str,
     device: str,
 ) -> BaseKey:
     import torch
     import transformers
 
-    ids = heldout_ids.to(torch.int64).contiguous().numpy().tobytes()
     return BaseKey(
         fingerprint=fingerprint,
-        heldout_sha256=hashlib.sha256(ids).hexdigest(),
+        heldout_sha256=hashlib.sha256(json.dumps(heldout).encode()).hexdigest(),
         probe_ids=tuple(tuple(prompt) for prompt in probe_ids),
-        window=window,
         dtype=dtype,
         device=device,
         torch=torch.__version__,

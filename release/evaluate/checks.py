@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, TypeVar
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
 from release.core.quiet import held_stderr
+from release.core.waiting import ticking
 from release.evaluate.base_figures import (
     BaseFigures,
     BaseKey,
@@ -58,14 +59,14 @@ from release.evaluate.loading import (
     steady_heap,
 )
 from release.evaluate.settings import EvaluateSettings
+from release.reference import probe as probes
 from release.reference.facts import ReferenceFacts
 from release.reference.heldout import heldout_text
-from release.reference.record import ReferenceTarget
+from release.reference.record import ReferenceTarget, heldout_sequences, whole_chunks
+from release.reference.store import SequenceSet
 from release.spec.schema import EvalSpec
 
 if TYPE_CHECKING:
-    import torch
-
     from release.evaluate.sanity import Perplexity, ProbeReference
 
 
@@ -89,31 +90,25 @@ def model_checks(
     model's reference for the GGUF checks too."""
     from transformers import AutoTokenizer
 
-    from release.evaluate.sanity import (
-        HELDOUT_TOKENS,
-        PERPLEXITY_WINDOW,
-        PROBE_PROMPTS,
-        merge_equivalence,
-        perplexity,
-    )
+    from release.evaluate.sanity import PROBE_PROMPTS, merge_equivalence
 
     spec, remote = settings.eval, settings.trust_remote_code  # nothing else of the spec
     steady_heap()
     with held_stderr():  # transformers' and PEFT's bars and warnings are not ours to print
         tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=remote)
     heldout = heldout_text(spec.heldout_text)
-    name, text = heldout.name, heldout.text
-    ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
+    sequences = heldout_sequences(tokenizer, heldout, probes.PROBE)
     probe_ids = [tokenizer(prompt).input_ids for prompt in PROBE_PROMPTS]
     vocab_size, grown = _vocabulary(base_dir, merged_dir)
     key = None
     # a base resized for added tokens gets new rows transformers draws at random: its
     # figures are this run's alone, neither read from the cache nor kept in it
     if base_fingerprint is not None and not grown:
-        key = base_key(base_fingerprint, ids, probe_ids, PERPLEXITY_WINDOW, plan.dtype, plan.device)
+        key = base_key(base_fingerprint, sequences, probe_ids, plan.dtype, plan.device)
     base_side = _base_side(
-        remote, base_dir, adapter_dir, merged_dir, vocab_size, plan, tokenizer, ids, key, report
-    )
+        remote, base_dir, adapter_dir, merged_dir, vocab_size, plan, tokenizer, sequences, key,
+        report,
+    )  # fmt: skip
     reference, base_perplexity, cached = yield from base_side
     release_memory()
     if reference.adapter_effect < 1e-4:
@@ -130,12 +125,13 @@ def model_checks(
         report, "merge equivalence", "prompts", len(PROBE_PROMPTS), compared
     )
     equivalence_facts = _equivalence_facts(spec, equivalence)
-    passes = perplexity(merged, ids)
-    merged_perplexity = yield from perplexity_pass(report, "perplexity: merged", passes, ids)
-    perplexity_facts = judge_perplexity(spec, name, ids, base_perplexity, merged_perplexity)
+    merged_perplexity, kept = yield from merged_pass(merged, sequences, keep_reference, report)
+    perplexity_facts = judge_perplexity(
+        spec, heldout.name, sequences, base_perplexity, merged_perplexity
+    )
 
     smoke = yield from smoke_tests(merged, tokenizer, spec, report)
-    reference = yield from keep(merged, tokenizer, plan, keep_reference, report)
+    reference = yield from keep(merged, tokenizer, plan, keep_reference, report, kept)
     return EvaluateFacts(
         device=plan.device,
         equivalence=equivalence_facts,
@@ -168,13 +164,39 @@ def smoke_tests(
     return smoke
 
 
+def merged_pass(
+    merged, sequences: list[list[int]], target: ReferenceTarget | None, report: Reporter
+) -> Generator[Event, None, tuple[float, SequenceSet | None]]:
+    """The merged model's perplexity on the held-out text, and, where ``target`` keeps a
+    reference with the text's chunks, their distributions taken from the same forward
+    passes (the text is read once: at 4B on a CPU a pass is minutes)."""
+    from release.evaluate.sanity import perplexity
+
+    probe = probes.PROBE
+    parts: list[SequenceSet] = []
+
+    def keep_chunk(ids, logits) -> None:
+        parts.append(SequenceSet.of([ids], [logits.cpu().numpy()], probe.heldout_top_k))
+
+    keeps = target is not None and target.heldout is not None and whole_chunks(sequences, probe)
+    passes = perplexity(merged, sequences, keep_chunk if keeps else None)
+    value = yield from perplexity_pass(report, "perplexity: merged", passes, sequences)
+    return value, SequenceSet.joined(parts) if parts else None
+
+
 def keep(
-    merged, tokenizer, plan: LoadPlan, target: ReferenceTarget | None, report: Reporter
+    merged,
+    tokenizer,
+    plan: LoadPlan,
+    target: ReferenceTarget | None,
+    report: Reporter,
+    kept: SequenceSet | None = None,
 ) -> Generator[Event, None, ReferenceFacts | None]:
-    """The merged model's reference for the GGUF checks, kept where ``target`` says."""
+    """The merged model's reference for the GGUF checks, kept where ``target`` says
+    (``kept``: its held-out set, from ``merged_pass``)."""
     if target is None:
         return None
-    writing = target.write(merged, tokenizer, plan.dtype, plan.device)
+    writing = target.write(merged, tokenizer, plan.dtype, plan.device, kept)
     what = "keeping the merged model's reference for the GGUF checks"
     return (yield from steps(report, what, "sequences", None, writing))
 
@@ -196,7 +218,7 @@ def _base_side(
     vocab_size: int,
     plan: LoadPlan,
     tokenizer,
-    ids: torch.Tensor,
+    sequences: list[list[int]],
     key: BaseKey | None,
     report: Reporter,
 ) -> Generator[Event, None, tuple[ProbeReference, float, bool]]:
@@ -209,7 +231,6 @@ def _base_side(
 
     from release.evaluate.sanity import (
         PROBE_PROMPTS,
-        next_token_logits,
         perplexity,
         probe_reference,
         probe_reference_steps,
@@ -232,11 +253,11 @@ def _base_side(
         )
     else:
         with with_adapter.disable_adapter():  # the base alone
-            passes = perplexity(with_adapter, ids)
-            base_perplexity = yield from perplexity_pass(report, "perplexity: base", passes, ids)
-            yield report.progress(0, len(PROBE_PROMPTS), "prompts", "probe prompts: base")
-            with held_stderr():
-                bare = [t.cpu() for t in next_token_logits(with_adapter, tokenizer, PROBE_PROMPTS)]
+            passes = perplexity(with_adapter, sequences)
+            base_perplexity = yield from perplexity_pass(
+                report, "perplexity: base", passes, sequences
+            )
+            bare = yield from base_probe_logits(with_adapter, tokenizer, report)
         figures = BaseFigures(base_perplexity, bare)
         if key is not None:
             write_figures(key, figures)
@@ -250,22 +271,51 @@ def _base_side(
     return reference, figures.perplexity, cached
 
 
+def base_probe_logits(base, tokenizer, report: Reporter) -> Generator[Event, None, list]:
+    """The base's logits on the probe prompts (on the CPU), a progress event a prompt
+    (each is a forward pass: seconds at 4B on a CPU)."""
+    from release.evaluate.sanity import PROBE_PROMPTS, next_token_logits
+
+    def each() -> Generator[int, None, list]:
+        bare = []
+        for logits in next_token_logits(base, tokenizer, PROBE_PROMPTS):
+            bare.append(logits.cpu())
+            yield len(bare)
+        return bare
+
+    return (yield from steps(report, "probe prompts: base", "prompts", len(PROBE_PROMPTS), each()))
+
+
 def perplexity_pass(
-    report: Reporter, what: str, passes: Perplexity, ids: torch.Tensor
+    report: Reporter, what: str, passes: Perplexity, sequences: list[list[int]]
 ) -> Generator[Event, None, float]:
-    """Run a perplexity pass, reporting after each window the tokens scored, the rate
-    and the time left; returns the perplexity."""
+    """Run a perplexity pass, reporting after each sequence the tokens scored, the rate
+    and the time left, and every few seconds inside one (a 512-token chunk through a 4B
+    model on a CPU is 40 s); returns the perplexity."""
     from release.evaluate.sanity import scored_tokens
 
-    total = scored_tokens(ids)
+    total = scored_tokens(sequences)
     started = time.monotonic()
+    done = 0
     yield report.progress(0, total, "tokens", what)
-    while True:
+
+    def step() -> tuple[bool, float]:
+        """(True, tokens scored) after the next sequence, or (False, perplexity)."""
         with held_stderr():
             try:
-                done = next(passes)
+                return True, next(passes)
             except StopIteration as finished:
-                return finished.value
+                return False, finished.value
+
+    def tick(seconds: float):
+        report.check_cancelled()
+        return report.progress(done, total, "tokens", f"{what}: {seconds:.0f} s into a chunk")
+
+    while True:
+        going, value = yield from ticking(step, tick)
+        if not going:
+            return value
+        done = int(value)
         rate = done / max(time.monotonic() - started, 1e-9)
         left = (total - done) / rate
         yield report.progress(
@@ -299,7 +349,7 @@ def steps(
 def judge_perplexity(
     spec: EvalSpec,
     name: str,
-    ids: torch.Tensor,
+    sequences: list[list[int]],
     base: float,
     merged: float,
     changed_by: str = "the adapter",
@@ -316,7 +366,7 @@ def judge_perplexity(
         )
     return PerplexityFacts(
         text=name,
-        tokens=int(ids.numel()),
+        tokens=sum(len(ids) for ids in sequences),
         base=round(base, 4),
         merged=round(merged, 4),
         ratio=round(ratio, 4),

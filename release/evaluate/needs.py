@@ -40,12 +40,14 @@ from release.core.units import human
 from release.evaluate.loading import LoadPlan, checkpoint_dtype, plan_loading
 from release.merge import lora
 from release.preflight import Needs
+from release.reference.heldout import CHUNK_TOKENS
 
 PROBE_POSITIONS = 96
 """An upper bound on the tokens of the probe prompts (``sanity.PROBE_PROMPTS``): their
 logits are kept, in float32, while the merged model loads."""
-WINDOW_TOKENS = 256
-"""``sanity.PERPLEXITY_WINDOW``: tokens whose logits one forward pass holds."""
+WINDOW_TOKENS = CHUNK_TOKENS
+"""Tokens whose logits one forward pass holds: a held-out chunk
+(``release.reference.heldout``), which the perplexity and the reference read at once."""
 MiB = 2**20
 RESIDENT = 60 * MiB
 """What the eval holds from start to end besides the models: the tokenizer, the held-out
@@ -65,8 +67,10 @@ def evaluate_needs(
     weights = [] if adapter_dir is None else list_tensors(adapter_dir / lora.WEIGHTS_NAME)
     adapter = sum(4 * info.numel for info in weights)
     vocab = int(text_config(read_config(base_dir)).get("vocab_size") or 0)
-    float_copy = 0 if plan.bytes_per_parameter == 4 else 4
-    working = (plan.bytes_per_parameter + float_copy + 4) * WINDOW_TOKENS * vocab
+    # a chunk's logits in float32 and the loss's log-softmax beside them; the model's own
+    # bf16 logits are gone by then (SmolLM2, 512 tokens: 7.3 bytes a logit measured in
+    # float32, 6.9 in bf16)
+    working = 8 * WINDOW_TOKENS * vocab
     working += FORWARD_SCRATCH
     kept = 4 * PROBE_POSITIONS * vocab
     if plan.gpus:
@@ -99,10 +103,9 @@ def choose_plan(
     base_dir: Path, merged_dir: Path, adapter_dir: Path | None, gpus: int, available: int
 ) -> tuple[LoadPlan, Needs]:
     """``plan_loading``'s plan, or on the CPU the checkpoint's 16-bit dtype when float32
-    would not fit in ``available`` bytes and that needs less (float32 comes first: its
-    logits are further from rounding; on a small model with a large vocabulary bf16's
-    logits outweigh what its weights save). A refusal in the smaller dtype names
-    float32's figure too."""
+    would not fit in ``available`` bytes (float32 comes first: its logits are further
+    from rounding; the 16-bit dtype holds half the weights and the same float32 logits).
+    A refusal in the smaller dtype names float32's figure too."""
     plan = plan_loading(base_dir, gpus)
     needs = evaluate_needs(base_dir, merged_dir, adapter_dir, plan)
     stored = checkpoint_dtype(base_dir)
@@ -110,8 +113,6 @@ def choose_plan(
         return plan, needs
     smaller = LoadPlan(stored, 0)
     fallback = evaluate_needs(base_dir, merged_dir, adapter_dir, smaller)
-    if fallback.memory_bytes >= needs.memory_bytes:
-        return plan, needs
     figure = human(needs.memory_bytes, "bytes")
     hint = f"that is in {stored}, float32 needs about {figure}; {fallback.hint}"
     return smaller, replace(fallback, hint=hint)

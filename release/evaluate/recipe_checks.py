@@ -31,8 +31,10 @@ from release.evaluate.base_figures import (
     write_figures,
 )
 from release.evaluate.checks import (
+    base_probe_logits,
     judge_perplexity,
     keep,
+    merged_pass,
     perplexity_pass,
     smoke_tests,
 )
@@ -50,13 +52,12 @@ from release.evaluate.loading import (
     steady_heap,
 )
 from release.evaluate.settings import EvaluateSettings
+from release.reference import probe as probes
 from release.reference.heldout import heldout_text
-from release.reference.record import ReferenceTarget
+from release.reference.record import ReferenceTarget, heldout_sequences
 from release.spec.schema import EvalGateSpec
 
 if TYPE_CHECKING:
-    import torch
-
     from release.merge.recipe_inputs import BaseIdentity
 
 
@@ -108,30 +109,29 @@ def recipe_checks(
     smoke test and the reference. ``models`` is ``recipe_models``' list, the base first."""
     from transformers import AutoTokenizer
 
-    from release.evaluate.sanity import HELDOUT_TOKENS, PERPLEXITY_WINDOW, PROBE_PROMPTS, perplexity
+    from release.evaluate.sanity import PROBE_PROMPTS, perplexity
 
     spec, remote = settings.eval, settings.trust_remote_code
     steady_heap()
     with held_stderr():
         tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=remote)
     heldout = heldout_text(spec.heldout_text)
-    text_name, text = heldout.name, heldout.text
-    ids = tokenizer(text, return_tensors="pt").input_ids[0][:HELDOUT_TOKENS]
+    text_name = heldout.name
+    sequences = heldout_sequences(tokenizer, heldout, probes.PROBE)
     base, *inputs = models
     key = None
     if base_fingerprint is not None:  # the base as it lies: a recipe adds no tokens
         probe_ids = [tokenizer(prompt).input_ids for prompt in PROBE_PROMPTS]
-        window, dtype, device = PERPLEXITY_WINDOW, plan.dtype, plan.device
-        key = base_key(base_fingerprint, ids, probe_ids, window, dtype, device)
+        key = base_key(base_fingerprint, sequences, probe_ids, plan.dtype, plan.device)
     base_perplexity, cached = yield from _base_perplexity(
-        remote, base.folder, plan, tokenizer, ids, key, report
+        remote, base.folder, plan, tokenizer, sequences, key, report
     )
     figures = [InputFigures(name=base.name, kind="base", perplexity=round(base_perplexity, 4))]
     for model in inputs:
         yield report.log(f"loading {model.name} ({model.kind}) on {plan.device}")
         loaded = yield from _load_input(model, base.folder, plan, remote, report)
-        passes = perplexity(loaded, ids)
-        value = yield from perplexity_pass(report, f"perplexity: {model.name}", passes, ids)
+        passes = perplexity(loaded, sequences)
+        value = yield from perplexity_pass(report, f"perplexity: {model.name}", passes, sequences)
         del loaded, passes  # the pass holds the model too: both go before the next loads
         release_memory()
         figures.append(InputFigures(name=model.name, kind=model.kind, perplexity=round(value, 4)))
@@ -140,15 +140,14 @@ def recipe_checks(
     merged = yield from load_reporting(
         report, "loading the merged model", merged_dir, plan, trust_remote_code=remote
     )
-    passes = perplexity(merged, ids)
-    merged_perplexity = yield from perplexity_pass(report, "perplexity: merged", passes, ids)
+    merged_perplexity, kept = yield from merged_pass(merged, sequences, keep_reference, report)
     perplexity_facts = judge_perplexity(
-        spec, text_name, ids, base_perplexity, merged_perplexity, changed_by="the merge"
+        spec, text_name, sequences, base_perplexity, merged_perplexity, changed_by="the merge"
     )
     by_ref = {model.ref: figure for model, figure in zip(models, figures, strict=True)}
     gate = no_worse_than(spec.gate, by_ref, merged_perplexity) if spec.gate else None
     smoke = yield from smoke_tests(merged, tokenizer, spec, report)
-    reference = yield from keep(merged, tokenizer, plan, keep_reference, report)
+    reference = yield from keep(merged, tokenizer, plan, keep_reference, report, kept)
     return EvaluateFacts(
         device=plan.device,
         perplexity=perplexity_facts,
@@ -203,14 +202,14 @@ def _base_perplexity(
     base_dir: Path,
     plan: LoadPlan,
     tokenizer,
-    ids: torch.Tensor,
+    sequences: list[list[int]],
     key: BaseKey | None,
     report: Reporter,
 ) -> Generator[Event, None, tuple[float, bool]]:
     """The base's perplexity, from the cache under ``key`` or measured (with its probe
     logits, so the cache entry serves a one-adapter release of this base too); whether
     it was cached."""
-    from release.evaluate.sanity import PROBE_PROMPTS, next_token_logits, perplexity
+    from release.evaluate.sanity import perplexity
 
     figures = read_figures(key) if key is not None else None
     if figures is not None:
@@ -223,10 +222,10 @@ def _base_perplexity(
     base = yield from load_reporting(
         report, "loading the base", base_dir, plan, trust_remote_code=remote
     )
-    value = yield from perplexity_pass(report, "perplexity: base", perplexity(base, ids), ids)
+    passes = perplexity(base, sequences)
+    value = yield from perplexity_pass(report, "perplexity: base", passes, sequences)
     if key is not None:
-        with held_stderr():
-            bare = [t.cpu() for t in next_token_logits(base, tokenizer, PROBE_PROMPTS)]
+        bare = yield from base_probe_logits(base, tokenizer, report)
         write_figures(key, BaseFigures(value, bare))
     del base
     release_memory()

@@ -3,7 +3,8 @@
 - ``merge_equivalence``: logits of the merged model vs PEFT's merge of base + adapter
   (rounded to the merged checkpoint's dtype) on fixed probe prompts, measured against
   the adapter's own effect on the base.
-- ``perplexity``: on held-out text, in fixed windows, so the cost is bounded.
+- ``perplexity``: on held-out text, in the chunks ``release.reference.heldout`` cuts
+  (bounded: one forward pass a chunk, 4096 tokens at most).
 - ``chat_smoke``: greedy generation through the tokenizer's chat template, then checks
   that the answer is non-empty, stops, is not degenerate and leaks no special tokens.
 
@@ -16,12 +17,14 @@ breaks merges on purpose to show it).
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 
 from release.core.errors import WorkError
+from release.core.waiting import ticking
+from release.reference.greedy import greedy, model_eos
 
 PROBE_PROMPTS = (
     "The capital of France is",
@@ -34,9 +37,6 @@ PROBE_PROMPTS = (
     "import numpy as np\n",
 )
 
-PERPLEXITY_WINDOW = 256
-"""Tokens per perplexity forward pass: bounds the logits held at once."""
-HELDOUT_TOKENS = 4096
 Perplexity = Generator[int, None, float]
 """A perplexity pass: yields the tokens scored so far, returns the perplexity."""
 
@@ -44,10 +44,8 @@ ROUNDING_SLICE = 2**22
 """Elements rounded at once when the reference merge is stored as the checkpoint is: a
 bench model's 192 MiB embedding rounded whole raised the eval's float32 peak by 72 MiB."""
 
-SMOKE_CHUNK = 8
-"""New tokens per ``generate`` call of the smoke test: its progress moves between calls
-(each token of a 4B model in float32 reads its 15 GB of weights: about a second or more
-on a CPU, so one call for 48 tokens was a minute with no sign of life)."""
+ROUNDING_STEP = 32
+"""Parameters rounded between two progress steps of the reference merge."""
 
 SMOKE_PROMPTS = (
     "Convert 25 degrees Celsius to Fahrenheit.",
@@ -135,13 +133,15 @@ def probe_reference(
         count += ours.numel()
         step += 1
         yield step
-    merged = with_adapter.merge_and_unload()
+    merged = yield from ticking(with_adapter.merge_and_unload, lambda _: step)  # 30 s at 4B
     with torch.no_grad():  # in place, a slice at a time: no copy of a large tensor
-        for parameter in merged.parameters():
+        for index, parameter in enumerate(merged.parameters(), 1):
             if parameter.is_floating_point() and parameter.dtype != stored:
                 flat = parameter.view(-1) if parameter.is_contiguous() else parameter
                 for part in flat.split(ROUNDING_SLICE):
                     part.copy_(part.to(stored))
+            if index % ROUNDING_STEP == 0:  # the same step again: 4B's 15 GB take a while
+                yield step
     step += 1
     yield step
     reference = []
@@ -178,22 +178,30 @@ def merge_equivalence(
 
 
 @torch.no_grad()
-def perplexity(model, token_ids: torch.Tensor, window: int = PERPLEXITY_WINDOW) -> Perplexity:
-    """exp(mean next-token loss) over non-overlapping windows of ``token_ids``: a
-    generator that yields the tokens scored after each window (one forward pass) and
-    returns the perplexity, so the caller can show a pass that takes minutes moving."""
+def perplexity(
+    model,
+    sequences: Sequence[Sequence[int]],
+    keep: Callable[[Sequence[int], torch.Tensor], None] | None = None,
+) -> Perplexity:
+    """exp(mean next-token loss) over ``sequences`` (the held-out text as
+    ``release.reference.heldout.sequences`` cuts it), one forward pass each: a generator
+    that yields the tokens scored after each and returns the perplexity, so the caller can
+    show a pass that takes minutes moving. ``keep`` is handed each sequence's float32
+    logits: the merged model's pass keeps its reference from them, so no model reads the
+    text twice."""
     device = model.get_input_embeddings().weight.device
     total_loss, total_tokens = 0.0, 0
-    for start in range(0, token_ids.numel() - 1, window):
-        chunk = token_ids[start : start + window + 1].to(device)
-        if chunk.numel() < 2:
-            break
-        logits = model(input_ids=chunk[None, :-1]).logits[0].float()
-        loss = torch.nn.functional.cross_entropy(logits, chunk[1:], reduction="sum")
+    for ids in sequences:
+        chunk = torch.tensor(list(ids), device=device)
+        logits = model(input_ids=chunk[None]).logits[0].float()
+        loss = torch.nn.functional.cross_entropy(logits[:-1], chunk[1:], reduction="sum")
         total_loss += loss.item()
         total_tokens += chunk.numel() - 1
+        if keep is not None:
+            keep(ids, logits)
+        del logits  # before the next pass: one sequence's logits at a time
         yield total_tokens
-    value = float(torch.exp(torch.tensor(total_loss / total_tokens)))
+    value = float(torch.exp(torch.tensor(total_loss / max(total_tokens, 1))))
     if not math.isfinite(value):  # NaN passes every comparison with a limit
         raise WorkError(
             f"perplexity on the held-out text is {value}: the model's logits are not finite",
@@ -202,9 +210,9 @@ def perplexity(model, token_ids: torch.Tensor, window: int = PERPLEXITY_WINDOW) 
     return value
 
 
-def scored_tokens(token_ids: torch.Tensor) -> int:
-    """The tokens ``perplexity`` scores: all but the first."""
-    return max(token_ids.numel() - 1, 0)
+def scored_tokens(sequences: Sequence[Sequence[int]]) -> int:
+    """The tokens ``perplexity`` scores: all but the first of each sequence."""
+    return sum(max(len(ids) - 1, 0) for ids in sequences)
 
 
 def repeated_ngram_ratio(tokens: Sequence[int], n: int = 3) -> float:
@@ -236,8 +244,7 @@ def chat_smoke(
     model, tokenizer, prompt: str, *, max_new_tokens: int, max_repeat: float = 0.5
 ) -> Generator[int, None, SmokeResult]:
     """A greedy answer to ``prompt``, checked: a generator that yields the new tokens so
-    far every ``SMOKE_CHUNK`` of them and returns the result. Each chunk continues the
-    last one's KV cache, so the tokens are those of one ``generate`` call."""
+    far every few of them (``release.reference.greedy``) and returns the result."""
     device = model.get_input_embeddings().weight.device
     text = tokenizer.apply_chat_template(
         [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
@@ -245,21 +252,7 @@ def chat_smoke(
     ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids.to(device)
     eos = _eos_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
-    sequence, cache, new = ids, None, []
-    while len(new) < max_new_tokens and not (new and new[-1] in eos):
-        out = model.generate(
-            input_ids=sequence,
-            attention_mask=torch.ones_like(sequence),
-            past_key_values=cache,
-            max_new_tokens=min(SMOKE_CHUNK, max_new_tokens - len(new)),
-            do_sample=False,
-            eos_token_id=sorted(eos),
-            pad_token_id=pad,
-            return_dict_in_generate=True,
-        )
-        sequence, cache = out.sequences, out.past_key_values
-        new = sequence[0, ids.shape[1] :].tolist()
-        yield len(new)
+    new = yield from greedy(model, ids, max_new_tokens, eos, pad)
     stop = "eos" if new and new[-1] in eos else "limit"
     answer_ids = new[:-1] if stop == "eos" else new
     raw = tokenizer.decode(answer_ids, skip_special_tokens=False)
@@ -277,8 +270,7 @@ def chat_smoke(
 
 
 def _eos_ids(model, tokenizer) -> set[int]:
-    ids = model.generation_config.eos_token_id
-    eos = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+    eos = model_eos(model)
     if tokenizer.eos_token_id is not None:
         eos.add(tokenizer.eos_token_id)
     return eos

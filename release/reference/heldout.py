@@ -9,6 +9,12 @@ half of each chunk scored: the distributions at positions ``n_ctx/2 … n_ctx-2`
 predicting the token after it. The merged model's distributions on these chunks are
 kept in its reference (``store``, set ``heldout``); the GGUF stage runs the same chunks
 through llama.cpp (``release.gguf.quality``).
+
+The same chunks are what the evaluate stage's perplexity runs (``sequences``): the base
+and the merged model each read the text once, and the merged model's pass keeps the
+reference's distributions as it goes. The text is read up to ``HELDOUT_TOKENS``, so a
+long ``eval.heldout_text`` costs a bounded time (at 4B on a CPU, a token is about a
+third of a second per model).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from pathlib import Path
 
 CHUNK_TOKENS = 512
 """``n_ctx``: llama-perplexity's default context, which published KLD tables use."""
+HELDOUT_TOKENS = 4096
+"""The held-out text's tokens any model reads (eight chunks), at most."""
 SET = "heldout"
 """The chunks' set in the reference file."""
 BUILTIN_NAME = "model-release heldout.txt (multilingual sample)"
@@ -44,6 +52,16 @@ def chunks(ids: list[int], bos: int | None, n_ctx: int = CHUNK_TOKENS) -> list[l
     ``bos`` where the tokenizer adds one (None: the tokens as they are)."""
     cut = [ids[start : start + n_ctx] for start in range(0, len(ids) - n_ctx + 1, n_ctx)]
     return [[bos, *chunk[1:]] if bos is not None else chunk for chunk in cut]
+
+
+def sequences(
+    ids: list[int], bos: int | None, n_ctx: int = CHUNK_TOKENS, limit: int = HELDOUT_TOKENS
+) -> list[list[int]]:
+    """What each model reads of the held-out text, one forward pass per sequence: its
+    first ``limit`` tokens in ``chunks``, or, shorter than one chunk, the text whole (its
+    perplexity is measured; no quant's KL divergence is, which takes whole chunks)."""
+    head = ids[:limit]
+    return chunks(head, bos, n_ctx) or ([head] if len(head) > 1 else [])
 
 
 def scored(n_ctx: int) -> slice:

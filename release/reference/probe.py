@@ -13,6 +13,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+from release.reference.heldout import CHUNK_TOKENS, HELDOUT_TOKENS
+
 
 @dataclass(frozen=True)
 class ProbeSet:
@@ -28,8 +30,10 @@ class ProbeSet:
     heldout_top_k: int = 256
     """Logits kept per position of the held-out chunks (``heldout``), from which the
     GGUF stage measures each quant's KL divergence (``release.gguf.quality``)."""
-    heldout_chunk: int = 512
+    heldout_chunk: int = CHUNK_TOKENS
     """The held-out chunks' tokens (llama-perplexity's ``n_ctx``)."""
+    heldout_tokens: int = HELDOUT_TOKENS
+    """The held-out text's tokens read, at most."""
 
     @property
     def digest(self) -> str:

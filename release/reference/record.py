@@ -10,7 +10,7 @@ in, one prompt at a time (no padding), and kept as ``store`` says.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import numpy as np
 from release.reference import heldout as heldouts
 from release.reference import probe as probes
 from release.reference.facts import REFERENCE_FILE, ReferenceFacts, ReferenceSetFacts
+from release.reference.greedy import greedy, model_eos
 from release.reference.store import Reference, SequenceSet, save_reference
 
 
@@ -31,13 +32,34 @@ def smoke_ids(tokenizer, prompt: str) -> list[int]:
     return tokenizer.encode(prompt)
 
 
+def heldout_sequences(
+    tokenizer, heldout: heldouts.HeldoutText, probe: probes.ProbeSet
+) -> list[list[int]]:
+    """The held-out text as every model reads it (``heldout.sequences``), in ``tokenizer``'s
+    ids: the chunks the reference keeps where the text fills one."""
+    whole = tokenizer(heldout.text).input_ids
+    bos = heldouts.tokenizer_bos(tokenizer)
+    return heldouts.sequences(whole, bos, probe.heldout_chunk, probe.heldout_tokens)
+
+
+def whole_chunks(sequences: Sequence[Sequence[int]], probe: probes.ProbeSet) -> bool:
+    """Whether ``sequences`` are whole chunks, which the reference keeps (a text that
+    fills none gives its perplexity but no quant's KL divergence)."""
+    return bool(sequences) and all(len(ids) == probe.heldout_chunk for ids in sequences)
+
+
 def model_reference(
-    model, tokenizer, probe: probes.ProbeSet, heldout: heldouts.HeldoutText | None = None
+    model,
+    tokenizer,
+    probe: probes.ProbeSet,
+    heldout: heldouts.HeldoutText | None = None,
+    kept: SequenceSet | None = None,
 ) -> Generator[tuple[int, int], None, Reference]:
     """``model``'s distributions on the probe prompts (and, with ``heldout``, on its
     chunks as llama-perplexity cuts them: ``release.reference.heldout``) and its greedy
     smoke answer; yields (sequences done, sequences) as it goes (the smoke answer last, as
-    one): a 4B model on a CPU takes minutes here."""
+    one): a 4B model on a CPU takes minutes here. ``kept``: the held-out set, taken by
+    the caller's own pass over the text (the evaluate stage's perplexity), not run again."""
     import torch
 
     device = model.get_input_embeddings().weight.device
@@ -49,9 +71,9 @@ def model_reference(
         return out.float().cpu().numpy()
 
     chunks = []
-    if heldout is not None:
-        whole = tokenizer(heldout.text).input_ids
-        chunks = heldouts.chunks(whole, heldouts.tokenizer_bos(tokenizer), probe.heldout_chunk)
+    if heldout is not None and kept is None:
+        read = heldout_sequences(tokenizer, heldout, probe)
+        chunks = read if whole_chunks(read, probe) else []
     total = len(sequences) + len(chunks) + 1
     sets: dict[str, SequenceSet] = {}
     with torch.inference_mode():
@@ -60,22 +82,26 @@ def model_reference(
             logits.append(run(ids))
             yield len(logits), total
         sets[probe.name] = SequenceSet.of(sequences, logits, probe.top_k)
-        if chunks:  # one chunk's full logits at a time
+        if kept is not None:
+            sets[heldouts.SET] = kept
+        elif chunks:  # one chunk's full logits at a time
             parts = []
             for ids in chunks:
                 parts.append(SequenceSet.of([ids], [run(ids)], probe.heldout_top_k))
                 yield len(sequences) + len(parts), total
             sets[heldouts.SET] = SequenceSet.joined(parts)
         prompt = torch.tensor([smoke], device=device)
-        answer = model.generate(
-            input_ids=prompt,
-            attention_mask=torch.ones_like(prompt),
-            max_new_tokens=probe.smoke_tokens,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id
-            if tokenizer.pad_token_id is not None
-            else tokenizer.eos_token_id,
-        )[0, len(smoke) :].tolist()
+        eos = model_eos(model)
+        pad = tokenizer.pad_token_id
+        pad = pad if pad is not None else tokenizer.eos_token_id
+        answering = greedy(model, prompt, probe.smoke_tokens, eos, pad)
+        while True:  # a step every few tokens: seconds each at 4B on a CPU
+            try:
+                next(answering)
+            except StopIteration as done:
+                answer = done.value
+                break
+            yield total - 1, total
     yield total, total
     return Reference(
         sets=sets,
@@ -95,12 +121,13 @@ def write_reference(
     dtype: str,
     device: str,
     heldout: heldouts.HeldoutText | None = None,
+    kept: SequenceSet | None = None,
 ) -> Generator[tuple[int, int], None, ReferenceFacts]:
     """``model``'s reference on ``probes.PROBE`` (and ``heldout``) into ``folder``; its
-    record. ``model_id``: the merged model's identity (``facts.model_identity``). Yields
-    ``model_reference``'s steps."""
+    record. ``model_id``: the merged model's identity (``facts.model_identity``); ``kept``
+    as ``model_reference`` takes it. Yields ``model_reference``'s steps."""
     probe = probes.PROBE
-    reference = yield from model_reference(model, tokenizer, probe, heldout)
+    reference = yield from model_reference(model, tokenizer, probe, heldout, kept)
     path = folder / REFERENCE_FILE
     save_reference(reference, path)
     return ReferenceFacts(
@@ -131,7 +158,7 @@ class ReferenceTarget:
     heldout: heldouts.HeldoutText | None = None
 
     def write(
-        self, model, tokenizer, dtype: str, device: str
+        self, model, tokenizer, dtype: str, device: str, kept: SequenceSet | None = None
     ) -> Generator[tuple[int, int], None, ReferenceFacts]:
         return write_reference(
             model,
@@ -141,4 +168,5 @@ class ReferenceTarget:
             dtype=dtype,
             device=device,
             heldout=self.heldout,
+            kept=kept,
         )
