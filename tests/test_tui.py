@@ -115,12 +115,6 @@ async def test_walk_from_intake_to_push(tmp_path, tiny_llama_dir, tiny_adapter, 
     assert b"A tiny test model." in card
 
 
-@pytest.mark.xfail(
-    reason="the GGUF files table gained the quant-loss columns (issue 28): at the pilot's "
-    "size it folds the file name and the loader inside their cells, so the text asserted "
-    "on is split; the stage runs done. The pane's list layout should take over there.",
-    strict=False,
-)
 async def test_gguf_types_chosen_in_the_list_are_exported(tmp_path, tiny_llama_dir, tiny_adapter):
     spec_path = write_spec(tmp_path, tiny_llama_dir, tiny_adapter)
     app = make_wizard(spec_path)
@@ -154,6 +148,11 @@ async def test_gguf_types_chosen_in_the_list_are_exported(tmp_path, tiny_llama_d
     gguf_file = tmp_path / "build" / "gguf" / "tiny-chat-Q8_0.gguf"
     record = Manifest.load(tmp_path / "build" / MANIFEST_NAME).stages["gguf"].facts["files"][0]
     assert record["bytes"] == gguf_file.stat().st_size
+    loss = record["quality"]  # what the file loses on the held-out text, each figure shown
+    assert f"KLD mean: {loss['kld_mean']:.4f}" in files
+    assert f"KLD 99%: {loss['kld_p99']:.4f}" in files
+    assert f"same top-1: {loss['same_top1']:.1%}" in files
+    assert f"PPL ratio: {loss['ppl_ratio']:.3f}" in files
     assert gguf_file.stat().st_size <= planned <= gguf_file.stat().st_size * 1.002
 
 
