@@ -21,7 +21,7 @@ unused pieces to the model's rows, as a published one is: the GGUF files hold ev
 embedding row. Light on RAM (transformers builds each model on the meta device); about
 a minute and a half of CPU.
 
-    python -m bench.runner_needs [--types f16,q8_0]
+    python -m bench.runner_needs [--types f16,q8_0] [--models NAME ...]
 """
 
 from __future__ import annotations
@@ -72,11 +72,11 @@ def _tokenizer(config_class: str):
     return load_tokenizer()
 
 
-def smallest_runner(model: Path, adapter: Path, types: list[str], hub_cache: int) -> str:
-    """The first GitHub-hosted runner on which no stage's preflight refuses the release."""
+def smallest_runner(model: Path, adapter: Path, hub_cache: int, merge: Needs, gguf: Needs) -> str:
+    """The first GitHub-hosted runner on which no stage's preflight refuses the release
+    (the merge's and the GGUF stage's ``merge`` and ``gguf`` needs; the eval's as
+    ``choose_plan`` picks it for the runner's RAM)."""
     from release.evaluate.needs import choose_plan
-    from release.gguf.needs import gguf_needs
-    from release.merge.needs import merge_needs
     from release.preflight import (
         HOSTED_RUNNER,
         LARGER_RUNNERS,
@@ -84,17 +84,13 @@ def smallest_runner(model: Path, adapter: Path, types: list[str], hub_cache: int
         Resources,
         refusal,
     )
-    from release.spec.schema import MergeSpec
 
-    merge = MergeSpec()
-    merged = merge_needs(model, adapter, merge.dtype, merge.shard_size)
-    gguf = gguf_needs(model, types, reference_here=False)
     for runner in (HOSTED_RUNNER, *LARGER_RUNNERS):
         memory = runner.memory_gb * 10**9 - RUNNER_MEMORY_OVERHEAD
         free = runner.disk_gb * 10**9 - hub_cache
         plan, evaluate = choose_plan(model, model, adapter, 0, memory)
-        stages = [("merge", merged, free), ("evaluate", evaluate, free - merged.output_bytes)]
-        stages += [("gguf", gguf, free - merged.output_bytes)]
+        stages = [("merge", merge, free), ("evaluate", evaluate, free - merge.output_bytes)]
+        stages += [("gguf", gguf, free - merge.output_bytes)]
         if free >= 0 and not any(
             refusal(stage, needs, Resources(model, disk, memory, "RAM"))
             for stage, needs, disk in stages
@@ -120,17 +116,19 @@ def estimate(name: str, folder: Path, types: list[str]) -> Estimates:
     merge = MergeSpec()
     hub_cache = sum(path.stat().st_size for path in checkpoint_files(model))
     hub_cache += sum(p.stat().st_size for p in model.iterdir() if p.suffix != ".safetensors")
+    merged = merge_needs(model, adapter, merge.dtype, merge.shard_size)
+    gguf = gguf_needs(model, types, reference_here=False)
     return Estimates(
         name=name,
         parameters=parameter_counts(model)[0],
         hub_cache=hub_cache,
-        merge=merge_needs(model, adapter, merge.dtype, merge.shard_size),
+        merge=merged,
         eval_f32=evaluate_needs(model, model, adapter, LoadPlan("float32", 0)),
         eval_bf16=evaluate_needs(model, model, adapter, LoadPlan("bfloat16", 0)),
         eval_gpu=choose_plan(model, model, adapter, 1, 10**15)[1],
-        gguf=gguf_needs(model, types, reference_here=False),
+        gguf=gguf,
         gguf_eval_off=gguf_needs(model, types, reference_here=True),
-        runner=smallest_runner(model, adapter, types, hub_cache),
+        runner=smallest_runner(model, adapter, hub_cache, merged, gguf),
     )
 
 
@@ -164,10 +162,12 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--types", default=",".join(GGUFSpec().types), help="gguf.types")
-    types = parser.parse_args().types.split(",")
+    parser.add_argument("--models", nargs="*", choices=list(SHAPES), default=list(SHAPES))
+    args = parser.parse_args()
+    types = args.types.split(",")
     rows = []
     with tempfile.TemporaryDirectory(prefix="runner-needs-") as root:
-        for index, name in enumerate(SHAPES):
+        for index, name in enumerate(args.models):
             rows.append(estimate(name, Path(root) / str(index), types))
             print(f"{name}: done", flush=True)
     print(f"\ngguf.types: {', '.join(types)}; a LoRA of r={RANK} on all seven projections\n")
