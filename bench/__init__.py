@@ -15,5 +15,6 @@ with no edit of ``sys.path``; a child process it starts is ``python -m`` the sam
 - ``eval``, ``equivalence``, ``contamination``: the evaluate stage's checks.
 - ``card_build``: a card rebuilt from its files; ``fuzz_inputs``: the fuzz pass at full
   size; ``scale``: a release at a user's size, stage by stage (``device.sh`` runs it on a
-  GPU machine).
+  GPU machine); ``runner_needs``: the preflight's estimates at the users'
+  sizes, from sparse checkpoints of real shapes (the README's runner table).
 """

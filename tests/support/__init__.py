@@ -4,7 +4,9 @@ stand-ins, fixtures and process helpers. The benches import some of it too.
 - Models: ``models`` (the tiny Llama and its LoRAs' base), ``lora_models`` (PEFT adapters
   made on it), ``gemma4_models`` (tiny Gemma 4 text, multimodal and MoE), ``spm_models``
   (a SentencePiece tokenizer), ``bnb_models`` (QLoRA bases), ``adapter_layouts`` (the
-  adapter corpus's layouts, shared with ``bench.adapter_corpus``).
+  adapter corpus's layouts, shared with ``bench.adapter_corpus``), ``sparse_models``
+  (published models' shapes as sparse checkpoints: headers only, shared with
+  ``bench.runner_needs``).
 - Fixtures (``pytest_plugins`` of tests/conftest.py or a test module): ``demo_fixtures``,
   ``disk_fixtures`` (a small full disk), ``gguf_fixtures``, ``hub_fixtures``.
 - Stand-ins: ``hub_server`` / ``hub_http`` (a Hub-compatible server on 127.0.0.1, see
