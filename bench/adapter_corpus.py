@@ -44,7 +44,7 @@ class Layout:
 
 
 def corpus() -> dict[str, Layout]:
-    from tests import adapter_layouts as layouts
+    from tests.support import adapter_layouts as layouts
 
     table: dict[str, Layout] = {}
     for base in ("llama", "gemma4"):
