@@ -30,6 +30,7 @@ from tests.support.adapter_layouts import (
     sft_adapter,
     trainable_tokens_adapter,
     unsloth_adapter,
+    untied_copy,
 )
 from tests.support.lora_models import load_folder, make_tiny_gemma4, max_ulps
 from tests.test_merge import release
@@ -227,12 +228,7 @@ def test_tied_head_tokens_at_other_rows_are_refused_with_the_way_out(tied_llama_
     assert "tie_word_embeddings: false" in message
     assert not (tmp_path / "ws" / "merge").exists()
 
-    model = AutoModelForCausalLM.from_pretrained(tied_llama_dir, dtype="auto")
-    model.config.tie_word_embeddings = False
-    model.lm_head.weight = torch.nn.Parameter(model.model.embed_tokens.weight.detach().clone())
-    untied = tmp_path / "untied"
-    model.save_pretrained(untied)
-    AutoTokenizer.from_pretrained(tied_llama_dir).save_pretrained(untied)
+    untied = untied_copy(tied_llama_dir, tmp_path / "untied")
     merged, _ = release(untied, adapter, tmp_path / "ws-untied")
     worst = worst_ulps(merged, peft_reference(untied, adapter), untied)
     _report("tiny Llama", "the same, onto the base untied", f"equal to PEFT, max {worst:g} ulp")
