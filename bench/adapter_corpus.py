@@ -9,7 +9,8 @@ release end to end only the layouts that change the GGUF; this runs them all, on
     nice -n 19 python bench/adapter_corpus.py [--workdir DIR] [--only NAME ...]
 
 The bases are the tests' tiny models, built here: the Llama of tests/support/models.py (2
-layers, hidden 64, the SmolLM2 tokenizer), tied and untied, and the Gemma 4 of
+layers, hidden 64, the SmolLM2 tokenizer), untied, tied, and the tied one's untied copy
+(the way out for a tied head's adapter that trains the two apart), and the Gemma 4 of
 tests/support/gemma4_models.py (a Gemma tokenizer: llama.cpp's Gemma 4 vocabulary wants one).
 The eval's chat smoke test is left out (``eval.prompts: []``): a random model answers
 with noise (tests/test_gemma4_release.py says why).
@@ -37,14 +38,16 @@ from bench.shared import run_tree  # noqa: E402
 @dataclass(frozen=True)
 class Layout:
     base: str
-    """"llama", "tied llama" or "gemma4"."""
+    """"llama", "tied llama", "untied copy of tied llama" or "gemma4"."""
     build: Callable[[Path, Path], object]
     repo_id: str | None = None
     """The base's Hub id as the spec names it (the folder is read all the same)."""
+    trained_on: str | None = None
+    """The base the adapter was trained on, when it is released onto another (``base``)."""
 
 
 def corpus() -> dict[str, Layout]:
-    from tests import adapter_layouts as layouts
+    from tests.support import adapter_layouts as layouts
 
     table: dict[str, Layout] = {}
     for base in ("llama", "gemma4"):
@@ -68,12 +71,14 @@ def corpus() -> dict[str, Layout]:
             table[name] = Layout(
                 base, lambda b, p, g=grow: layouts.trainable_tokens_adapter(b, p, grow=g)
             )
-    table["tied llama: trainable tokens, lm_head rows apart"] = Layout(
-        "tied llama",
-        lambda b, p: layouts.trainable_tokens_adapter(
-            b, p, grow=False, indices={"embed_tokens": [5, 17], "lm_head": [9, 30]}
-        ),
-    )
+    apart = {"embed_tokens": [5, 17], "lm_head": [9, 30]}
+    # refused on the tied base; its way out, the base untied, merges
+    for base in ("tied llama", "untied copy of tied llama"):
+        table[f"{base}: trainable tokens, lm_head rows apart"] = Layout(
+            base,
+            lambda b, p: layouts.trainable_tokens_adapter(b, p, grow=False, indices=apart),
+            trained_on="tied llama",
+        )
     plain = layouts.UNSLOTH_BASE.removesuffix("-bnb-4bit")
     table[f"llama: unsloth, base {plain}"] = Layout("llama", layouts.unsloth_adapter, plain)
     for clone in (False, True):
@@ -94,6 +99,7 @@ def _with_init(base: Path, path: Path, init: str) -> None:
 def bases(root: Path, tokenizer_dir: Path) -> dict[str, Path]:
     from transformers import AutoTokenizer
 
+    from tests.support.adapter_layouts import untied_copy
     from tests.support.gemma4_models import make_gemma4_text
     from tests.support.models import make_tiny_llama
 
@@ -102,6 +108,7 @@ def bases(root: Path, tokenizer_dir: Path) -> dict[str, Path]:
     for name, make in {
         "llama": lambda p: make_tiny_llama(p, tokenizer),
         "tied llama": lambda p: make_tiny_llama(p, tokenizer, tie_word_embeddings=True),
+        "untied copy of tied llama": lambda p: untied_copy(built["tied llama"], p),
         "gemma4": make_gemma4_text,  # with a Gemma tokenizer, which its GGUF needs
     }.items():
         folder = root / "bases" / name.replace(" ", "-").replace("gemma4", "gemma4-text")
@@ -111,11 +118,12 @@ def bases(root: Path, tokenizer_dir: Path) -> dict[str, Path]:
     return built
 
 
-def release(name: str, layout: Layout, base: Path, root: Path) -> dict:
+def release(name: str, layout: Layout, built: dict[str, Path], root: Path) -> dict:
     folder = root / "layouts" / "".join(c if c.isalnum() else "-" for c in name)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    layout.build(base, folder / "adapter")
+    base = built[layout.base]
+    layout.build(built[layout.trained_on or layout.base], folder / "adapter")
     repo_line = f"  repo_id: {layout.repo_id}\n" if layout.repo_id else ""
     spec = folder / "release.yaml"
     spec.write_text(
@@ -169,7 +177,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for name in chosen:
         layout = table[name]
-        row = release(name, layout, built[layout.base], root)
+        row = release(name, layout, built, root)
         print(
             f"| {name} | {row['result']} | {row.get('eval', '')} | {row.get('gguf', '')} "
             f"| {row['wall_s']:.0f} | {row['cpu_s']:.0f} |",

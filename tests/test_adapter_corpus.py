@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from release.core.errors import InputError
 from release.runner import run_release
-from release.spec.schema import ReleaseSpec
+from release.spec.schema import ReleaseSpec, load_spec
 from tests.support.adapter_layouts import (
     CHAT_TEMPLATE,
     LORA_LAYOUTS,
@@ -30,6 +30,7 @@ from tests.support.adapter_layouts import (
     sft_adapter,
     trainable_tokens_adapter,
     unsloth_adapter,
+    untied_copy,
 )
 from tests.support.lora_models import load_folder, make_tiny_gemma4, max_ulps
 from tests.test_merge import release
@@ -227,12 +228,7 @@ def test_tied_head_tokens_at_other_rows_are_refused_with_the_way_out(tied_llama_
     assert "tie_word_embeddings: false" in message
     assert not (tmp_path / "ws" / "merge").exists()
 
-    model = AutoModelForCausalLM.from_pretrained(tied_llama_dir, dtype="auto")
-    model.config.tie_word_embeddings = False
-    model.lm_head.weight = torch.nn.Parameter(model.model.embed_tokens.weight.detach().clone())
-    untied = tmp_path / "untied"
-    model.save_pretrained(untied)
-    AutoTokenizer.from_pretrained(tied_llama_dir).save_pretrained(untied)
+    untied = untied_copy(tied_llama_dir, tmp_path / "untied")
     merged, _ = release(untied, adapter, tmp_path / "ws-untied")
     worst = worst_ulps(merged, peft_reference(untied, adapter), untied)
     _report("tiny Llama", "the same, onto the base untied", f"equal to PEFT, max {worst:g} ulp")
@@ -254,9 +250,16 @@ def _release_as(base: Path, repo_id: str, adapter: Path, workspace: Path) -> Pat
 
 def test_unsloth_adapter_merges_onto_the_unquantized_base(tiny_llama_dir, tmp_path):
     """An adapter unsloth trained on a ``-bnb-4bit`` repo (QLoRA), its target_modules a
-    regex: merged onto the unquantized repo its name comes from, equal to PEFT's."""
+    regex: merged onto the unquantized repo its name comes from, equal to PEFT's; the
+    release.yaml `model-release init` writes for it names that repo, not the 4-bit one."""
+    from release.cli import main
+
     adapter, _ = unsloth_adapter(tiny_llama_dir, tmp_path / "adapter")
     plain = UNSLOTH_BASE.removesuffix("-bnb-4bit")
+    spec_path = tmp_path / "release.yaml"
+    assert main(["init", str(adapter), "--output", str(spec_path)]) == 0
+    assert load_spec(spec_path).base.repo_id == plain
+    assert f"the unquantized weights of {UNSLOTH_BASE}," in spec_path.read_text()
     merged = _release_as(tiny_llama_dir, plain, adapter, tmp_path / "ws")
     worst = worst_ulps(merged, peft_reference(tiny_llama_dir, adapter), tiny_llama_dir)
     _report("tiny Llama", f"unsloth ({UNSLOTH_BASE}, regex targets), base {plain}",
@@ -274,7 +277,7 @@ def test_unsloth_adapter_merges_onto_the_unquantized_base(tiny_llama_dir, tmp_pa
     ],
 )
 def test_the_unquantized_repo_of_a_4bit_name(repo_id, plain):
-    from release.merge.base_checks import unquantized_repo
+    from release.spec.base_names import unquantized_repo
 
     assert unquantized_repo(repo_id) == plain
 

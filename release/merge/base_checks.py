@@ -26,26 +26,12 @@ from typing import Any
 from release.checkpoint.dequantize import FOUR_BIT_TYPES, STATE_MARKER
 from release.checkpoint.safetensors import TensorInfo
 from release.core.errors import InputError
+from release.spec.base_names import unquantized_repo
 
 _BNB_MARKER = STATE_MARKER
 """bitsandbytes' per-weight state tensors (``….weight.quant_state.bitsandbytes__nf4``)."""
 _INT8_MARKER = ".SCB"
 """bitsandbytes' 8-bit weights keep their scales in ``….weight.SCB``."""
-PREQUANTIZED_SUFFIXES = ("-unsloth-bnb-4bit", "-bnb-4bit", "-bnb-8bit")
-"""How the Hub names a bitsandbytes copy of a model (unsloth's ``unsloth/llama-3-8b-bnb-4bit``,
-its dynamic ``…-unsloth-bnb-4bit``): the unquantized repo is the name without it."""
-
-
-def unquantized_repo(repo_id: str) -> str | None:
-    """The unquantized repo a pre-quantized ``-bnb-4bit`` repo is named after
-    (``unsloth/llama-3-8b-bnb-4bit`` -> ``unsloth/llama-3-8b``), None for other names.
-    An adapter trained with unsloth names the 4-bit repo it was trained on; its merge
-    belongs on these weights."""
-    lowered = repo_id.lower()
-    for suffix in PREQUANTIZED_SUFFIXES:
-        if lowered.endswith(suffix) and len(repo_id) > len(suffix):
-            return repo_id[: -len(suffix)]
-    return None
 
 
 def _quantization(config: dict[str, Any], base: dict[str, TensorInfo]) -> str | None:

@@ -56,12 +56,12 @@ from release.merge.base_checks import (
     check_remote_code,
     check_stop_tokens,
     check_target_modules,
-    unquantized_repo,
 )
 from release.merge.facts import AdapterFacts
 from release.merge.module_names import parameter_to_checkpoint, placement
 from release.merge.settings import IntakeSettings
 from release.preflight import measure, refuse
+from release.spec.base_names import unquantized_repo
 from release.spec.schema import BaseModelSpec
 
 TARGETS_NAME = "targets.json"

@@ -14,6 +14,7 @@ import yaml
 import templates
 from cards.schema import is_repo_id
 from release.core.errors import InputError, MissingInputError
+from release.spec.base_names import unquantized_repo
 from release.spec.quant_types import DEFAULT_TYPES, QUANT_NAMES
 
 
@@ -28,8 +29,12 @@ class AdapterDefaults:
 
     name: str
     base_repo_id: str | None
+    """The Hub repo to merge onto: the one the adapter names, or the unquantized repo of a
+    pre-quantized name (unsloth's ``-bnb-4bit``), as intake wants it."""
     base_path: str | None
     config: dict
+    quantized_base: str | None = None
+    """The pre-quantized repo the adapter names, when ``base_repo_id`` is its unquantized one."""
 
 
 def adapter_defaults(adapter_dir: Path) -> AdapterDefaults:
@@ -47,11 +52,13 @@ def adapter_defaults(adapter_dir: Path) -> AdapterDefaults:
         raise InputError(f"{config_path}: not valid JSON ({exc})") from None
     base = str(config.get("base_model_name_or_path") or "")
     names_repo = is_repo_id(base, owner_required=True) and not Path(base).exists()
+    plain = unquantized_repo(base) if names_repo else None
     return AdapterDefaults(
         name=_slug(adapter_dir.absolute().name),
-        base_repo_id=base if names_repo else None,
+        base_repo_id=(plain or base) if names_repo else None,
         base_path=base if base and not names_repo else None,
         config=config,
+        quantized_base=base if plain else None,
     )
 
 
@@ -78,6 +85,11 @@ def starter_spec(inputs: Path | list[Path], spec_path: Path) -> str:
     if defaults.base_repo_id:
         base = {"repo_id": defaults.base_repo_id}
         base_line = f"repo_id: {_scalar(defaults.base_repo_id)}"
+        if defaults.quantized_base:  # a repo id: no character of it ends the comment
+            base_line += (
+                f"   # the unquantized weights of {defaults.quantized_base}, "
+                "the quantized base adapter_config.json names: a LoRA merges onto these"
+            )
     elif defaults.base_path:
         base = {"path": defaults.base_path}
         base_line = f"path: {_scalar(defaults.base_path)}"

@@ -5,7 +5,8 @@ bench/adapter_corpus.py (each released end to end).
 - ``LORA_LAYOUTS``: plain PEFT ``LoraConfig`` variants (``make_adapter``).
 - ``REFUSED_INITS``: ``init_lora_weights`` values whose merge PEFT's load cannot repeat.
 - ``added_tokens_adapter`` / ``trainable_tokens_adapter``: a vocabulary grown by special
-  tokens (``modules_to_save``) or some rows trained (``trainable_token_indices``).
+  tokens (``modules_to_save``) or some rows trained (``trainable_token_indices``);
+  ``untied_copy``: a tied base untied, the way out for a tied head trained apart.
 - ``pissa_converted_adapter``: PiSSA turned into a plain LoRA by PEFT's conversion.
 - ``unsloth_adapter``: a LoRA as unsloth saves it (its 4-bit base named, its regex).
 - ``sft_adapter``: a LoRA really trained by TRL's SFTTrainer, its chat template with it.
@@ -110,6 +111,18 @@ def trainable_tokens_adapter(
     peft_model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path, len(tokenizer) if grow else None
+
+
+def untied_copy(tied: Path, path: Path) -> Path:
+    """``tied``'s model with its head untied (``tie_word_embeddings: false``, ``lm_head``
+    a copy of the embedding), the tokenizer beside it: the base a tied head's adapter
+    that trains the two apart merges onto."""
+    model = AutoModelForCausalLM.from_pretrained(tied, dtype="auto")
+    model.config.tie_word_embeddings = False
+    model.lm_head.weight = torch.nn.Parameter(model.model.embed_tokens.weight.detach().clone())
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(tied).save_pretrained(path)
+    return path
 
 
 def pissa_converted_adapter(base: Path, path: Path) -> tuple[Path, None]:
