@@ -31,8 +31,9 @@ def verdict(passed: bool, good: str = "pass", bad: str = "FAIL") -> Text:
 @dataclass(frozen=True)
 class TableOrList:
     """``table`` where each of its columns fits the width with its longest word whole
-    (one that does not wrap, its widest cell); else the same rows as a list (each row's first cell in bold, then ``column: value``
-    for the others), so a narrow terminal never squeezes a number to "…"."""
+    (one that does not wrap, its widest cell); else the same rows as a list (each row's
+    first cell in bold, then ``column: value`` for the others), so a narrow terminal
+    never squeezes a number to "…"."""
 
     table: Table
 
