@@ -33,8 +33,9 @@ if TYPE_CHECKING:
     import torch
 
 CACHE_ENV = "MODEL_RELEASE_EVAL_CACHE"
-FORMAT = "base-figures/2"
-"""2: the perplexity is read over the held-out text's chunks (was: windows of 256)."""
+FORMAT = "base-figures/3"
+"""2: the perplexity is read over the held-out text's chunks (was: windows of 256); 3: the
+probe prompts' logits come from one padded batch (float noise apart from one at a time)."""
 
 
 def cache_root() -> Path:

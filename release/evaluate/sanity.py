@@ -56,11 +56,22 @@ SMOKE_PROMPTS = (
 
 @torch.no_grad()
 def next_token_logits(model, tokenizer, prompts: Sequence[str]) -> Iterator[torch.Tensor]:
-    """Logits for every position of each prompt, one prompt at a time (no padding)."""
+    """Logits for every position of each prompt, all prompts in one forward pass (padded
+    on the right, masked: a prompt's own positions see only its tokens), yielded one
+    prompt at a time. One pass, not one a prompt: a short prompt's pass through a 4B model
+    in float32 on a CPU streams all 15 GB of its weights (4.7 s here), whatever its
+    length."""
     device = model.get_input_embeddings().weight.device
-    for prompt in prompts:
-        ids = tokenizer(prompt, return_tensors="pt").input_ids.to(device)
-        logits = model(input_ids=ids).logits[0].float()
+    encoded = [tokenizer(prompt).input_ids for prompt in prompts]
+    if not encoded:
+        return
+    width = max(len(ids) for ids in encoded)
+    pad = next(i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if i is not None)
+    ids = torch.tensor([row + [pad] * (width - len(row)) for row in encoded], device=device)
+    mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in encoded])
+    batch = model(input_ids=ids, attention_mask=mask.to(device)).logits
+    for prompt, row, logits in zip(prompts, encoded, batch, strict=True):
+        logits = logits[: len(row)].float()
         if not bool(torch.isfinite(logits).all()):
             raise WorkError(
                 f"the model gives inf or NaN logits on the prompt {prompt!r}: its weights "
