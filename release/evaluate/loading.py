@@ -86,8 +86,9 @@ def load_reporting(
 ) -> Generator[Event, None, Any]:
     """``load_model`` in a thread of its own, reporting every few seconds
     (``core.waiting.ticking``) the memory the load has filled against the model's size
-    in ``plan``'s dtype: a 4B model in float32 is a minute or more of reading and converting on a CPU, which
-    transformers reports only to a bar of its own (held, as all its output)."""
+    in ``plan``'s dtype: a 4B model in float32 is a minute or more of reading and
+    converting on a CPU, which transformers reports only to a bar of its own (held, as
+    all its output)."""
     import psutil
 
     expected = parameter_counts(model_dir)[0] * _ELEMENT_BYTES.get(plan.dtype, 4)
