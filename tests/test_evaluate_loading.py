@@ -51,6 +51,7 @@ def test_a_load_reports_the_memory_it_fills(tiny_llama_dir, monkeypatch):
     import torch
 
     from release.checkpoint.safetensors import parameter_counts
+    from release.core import waiting
     from release.core.events import Progress
     from release.evaluate import loading
 
@@ -60,7 +61,7 @@ def test_a_load_reports_the_memory_it_fills(tiny_llama_dir, monkeypatch):
         def progress(self, done, total, unit, message=""):
             return Progress(self.stage, done, total, unit, message)
 
-    monkeypatch.setattr(loading, "LOAD_REPORT_S", 0.001)  # a tiny model loads in a blink
+    monkeypatch.setattr(waiting, "WAIT_REPORT_S", 0.001)  # a tiny model loads in a blink
     run = loading.load_reporting(
         Recording(),
         "loading the base",

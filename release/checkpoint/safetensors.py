@@ -295,7 +295,8 @@ def shard_names(count: int) -> list[str]:
     return [f"model-{i:05d}-of-{count:05d}.safetensors" for i in range(1, count + 1)]
 
 
-def _header_bytes(shard: list[OutTensor]) -> bytes:
+def header_bytes(shard: list[OutTensor]) -> bytes:
+    """A shard's safetensors header (its length first), its data 8-byte aligned."""
     header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for tensor in shard:
@@ -406,7 +407,7 @@ class ShardWriter:
             self._number = number
             opened = atomic_open(self.folder / self.names[number], "wb")
             self._handle = _Hashed(self._shard.enter_context(opened))
-            self._handle.write(_header_bytes(self.shards[number]))
+            self._handle.write(header_bytes(self.shards[number]))
         assert self._handle is not None
         self.bytes_written += planned.nbytes
         return self._handle, planned

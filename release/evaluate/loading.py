@@ -17,7 +17,6 @@ preflight (``release.evaluate.needs``) can plan without torch.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 from release.checkpoint.safetensors import checkpoint_dtype, parameter_counts
 from release.core.events import Event, Reporter
 from release.core.quiet import held_stderr
+from release.core.waiting import ticking
 
 _BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 
@@ -78,18 +78,17 @@ def load_model(model_dir: Path, plan: LoadPlan, *, trust_remote_code: bool):
     return model.eval()
 
 
-LOAD_REPORT_S = 2.0
-"""How often a model's load reports the memory it has filled."""
 _ELEMENT_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
 def load_reporting(
     report: Reporter, what: str, model_dir: Path, plan: LoadPlan, *, trust_remote_code: bool
 ) -> Generator[Event, None, Any]:
-    """``load_model`` in a thread of its own, reporting every ``LOAD_REPORT_S`` seconds
-    the memory the load has filled against the model's size in ``plan``'s dtype: a 4B
-    model in float32 is a minute or more of reading and converting on a CPU, which
-    transformers reports only to a bar of its own (held, as all its output)."""
+    """``load_model`` in a thread of its own, reporting every few seconds
+    (``core.waiting.ticking``) the memory the load has filled against the model's size
+    in ``plan``'s dtype: a 4B model in float32 is a minute or more of reading and
+    converting on a CPU, which transformers reports only to a bar of its own (held, as
+    all its output)."""
     import psutil
 
     expected = parameter_counts(model_dir)[0] * _ELEMENT_BYTES.get(plan.dtype, 4)
@@ -100,18 +99,15 @@ def load_reporting(
 
     process = psutil.Process()
     start = process.memory_info().rss
+
+    def filled(_seconds: float) -> Event:
+        grown = min(max(process.memory_info().rss - start, 0), expected)
+        return report.progress(grown, expected, "bytes", what)
+
     yield report.progress(0, expected, "bytes", what)
-    with ThreadPoolExecutor(1, thread_name_prefix="model-load") as pool:
-        loaded = pool.submit(load)
-        while True:
-            try:
-                model = loaded.result(timeout=LOAD_REPORT_S)
-            except TimeoutError:
-                filled = min(max(process.memory_info().rss - start, 0), expected)
-                yield report.progress(filled, expected, "bytes", what)
-                continue
-            yield report.progress(expected, expected, "bytes", what)
-            return model
+    model = yield from ticking(load, filled)
+    yield report.progress(expected, expected, "bytes", what)
+    return model
 
 
 @contextmanager

@@ -15,12 +15,17 @@ Used by tests/test_preflight_31b.py and bench/runner_needs.py.
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from release.checkpoint.safetensors import INDEX_NAME, OutTensor, plan_shards, shard_names
+from release.checkpoint.safetensors import (
+    INDEX_NAME,
+    OutTensor,
+    header_bytes,
+    plan_shards,
+    shard_names,
+)
 
 SHARD = 5 * 10**9
 """The published checkpoints' shard size, about."""
@@ -133,20 +138,12 @@ def write_sparse_checkpoint(folder: Path, tensors: list[OutTensor], shard: int =
     shards = plan_shards(tensors, shard)
     weight_map = {}
     for name, planned in zip(shard_names(len(shards)), shards, strict=True):
-        header, offset = {}, 0
-        for tensor in planned:
-            header[tensor.name] = {
-                "dtype": tensor.dtype,
-                "shape": list(tensor.shape),
-                "data_offsets": [offset, offset + tensor.nbytes],
-            }
-            offset += tensor.nbytes
-            weight_map[tensor.name] = name
-        raw = json.dumps(header).encode()
-        raw += b" " * (-len(raw) % 8)
+        weight_map.update(dict.fromkeys((tensor.name for tensor in planned), name))
+        header = header_bytes(planned)
         with (folder / name).open("wb") as file:
-            file.write(struct.pack("<Q", len(raw)) + raw)
-            file.truncate(8 + len(raw) + offset)  # a hole: no byte of it is written
+            file.write(header)
+            # the data a hole: no byte of it is written
+            file.truncate(len(header) + sum(tensor.nbytes for tensor in planned))
     if len(shards) > 1:
         (folder / INDEX_NAME).write_text(json.dumps({"weight_map": weight_map}))
 
