@@ -17,7 +17,7 @@ from release.core.units import human
 from release.evaluate.needs import choose_plan
 from release.merge.needs import MERGE_FP32_COPIES, merge_needs
 from release.preflight import Resources, refusal
-from release.spec.schema import MergeSpec
+from release.spec.schema import GGUFSpec, MergeSpec
 from tests.support.gemma4_models import gemma4_tokenizer
 from tests.support.sparse_models import SHAPES, write_sparse_lora, write_sparse_model
 
@@ -59,3 +59,12 @@ def test_the_eval_runs_in_bf16_on_the_cpu(gemma4_e4b, tmp_path):
     assert refusal("evaluate", needs, _machine(tmp_path)) is None, human(
         needs.memory_bytes, "bytes"
     )
+
+
+def test_the_gguf_stage_holds_a_block_of_the_per_layer_table(gemma4_e4b, tmp_path):
+    from release.gguf.needs import gguf_needs
+
+    model_dir, _, _ = gemma4_e4b
+    needs = gguf_needs(model_dir, GGUFSpec().types)  # f16 and q8_0, the eval's reference kept
+    problem = refusal("gguf", needs, _machine(tmp_path))
+    assert problem is None, human(needs.memory_bytes, "bytes")
