@@ -89,6 +89,7 @@ def model_checks(
     stage adds the gate's). ``base_fingerprint`` (intake's) keys the base's figures in
     the cache; None computes them and keeps nothing. With ``keep_reference``, the merged
     model's reference for the GGUF checks too."""
+    yield report.log("reading the tokenizer and the held-out text")  # seconds of imports
     from transformers import AutoTokenizer
 
     from release.evaluate.sanity import PROBE_PROMPTS, merge_equivalence
