@@ -1,6 +1,8 @@
 """Shared fixtures. Tests never touch the user's cache, token or Hub login: every test
 runs with HOME-like directories redirected (llm's habit), and the models are built
-locally, once per session, in a repository-local cache (.cache/tests, git-ignored)."""
+locally, once per session, in a repository-local cache (.cache/tests, git-ignored). The
+one thing kept in the user's cache is a build of a pinned tool, llama.cpp's
+llama-perplexity (tests/support/llama_perplexity.py), as .ci/run keeps its wheel there."""
 
 from __future__ import annotations
 
