@@ -22,12 +22,23 @@ TEST_CACHE = Path(os.environ.get("MODEL_RELEASE_TEST_CACHE", REPO / ".cache" / "
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _session_eval_cache(tmp_path_factory):
-    """The base's eval figures (``release.evaluate.base_figures``) kept in this session's
-    temporary folder: fixtures of a module or the session run the evaluate stage before
-    any test's own folder is set."""
+def _session_user_dirs(tmp_path_factory):
+    """What ``_isolated_user_dirs`` gives a test, for the fixtures of a module or the
+    session, which run before any test's own folders are set: the release's cache is the
+    test cache (the demo's base among it), the base's eval figures
+    (``release.evaluate.base_figures``) and HF_HOME lie in this session's temporary
+    folder, and no token is set."""
+    from huggingface_hub import constants
+
+    home = tmp_path_factory.mktemp("hf_home")
     with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODEL_RELEASE_CACHE", str(TEST_CACHE))
         patch.setenv("MODEL_RELEASE_EVAL_CACHE", str(tmp_path_factory.mktemp("eval_cache")))
+        patch.setenv("HF_HOME", str(home))
+        patch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+        patch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+        patch.delenv("HF_TOKEN", raising=False)
+        patch.delenv("GITHUB_ACTIONS", raising=False)
         yield
 
 
