@@ -9,12 +9,13 @@ workspace.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import dataclasses
 import io
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,7 @@ def test_compare_base_on_a_base_merged_dequantized_is_one_line(tmp_path, capsys)
     )
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Compared:
     """The tiny release with compare_base on, made once for the module by `model-release
     run` (in a GitHub Actions job: its summary is written too), and lm-eval's own scores
@@ -270,26 +271,24 @@ def test_smollm2_beside_its_base_and_a_broken_adapter_gated_against_it(
 def _direct_lm_evals(
     runs: list[tuple[Path, Path]], dtype: str = "float32"
 ) -> list[dict[tuple[str, str, str], float]]:
-    """The scores ``lm_eval run --model hf`` gives on each ``(model_dir, out)`` of ``runs``
-    for SPEC's tasks: the runs side by side (each is mostly the harness starting up)."""
-    running = []
-    for model_dir, out in runs:
-        command = [sys.executable, "-m", "lm_eval", "run", "--model", "hf"]
-        command += ["--model_args", f"pretrained={model_dir},dtype={dtype}"]
-        command += ["--tasks", "mr_group,mr_perplexity", "--include_path", str(TASKS)]
-        command += ["--batch_size", "1", "--device", "cpu", "--output_path", str(out)]
-        running.append(
-            subprocess.Popen(
-                command, cwd=TASKS, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-            )
-        )
-    scores = []
-    for (_, out), child in zip(runs, running, strict=True):
-        _, stderr = child.communicate()
-        assert child.returncode == 0, stderr[-2000:]
-        (results,) = out.rglob("results_*.json")
-        scores.append({r.key: r.value for r in load_results([results])})
-    return scores
+    """``_direct_lm_eval`` of each ``(model_dir, out)`` of ``runs``, side by side: a run
+    is mostly the harness and torch starting up."""
+    with concurrent.futures.ThreadPoolExecutor(len(runs)) as pool:
+        return list(pool.map(lambda run: _direct_lm_eval(*run, dtype), runs))
+
+
+def _direct_lm_eval(
+    model_dir: Path, out: Path, dtype: str = "float32"
+) -> dict[tuple[str, str, str], float]:
+    """The scores ``lm_eval run --model hf`` gives on ``model_dir`` for SPEC's tasks."""
+    command = [sys.executable, "-m", "lm_eval", "run", "--model", "hf"]
+    command += ["--model_args", f"pretrained={model_dir},dtype={dtype}"]
+    command += ["--tasks", "mr_group,mr_perplexity", "--include_path", str(TASKS)]
+    command += ["--batch_size", "1", "--device", "cpu", "--output_path", str(out)]
+    done = subprocess.run(command, cwd=TASKS, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (results,) = out.rglob("results_*.json")
+    return {r.key: r.value for r in load_results([results])}
 
 
 def _markdown_rows(text: str, header: str) -> list[list[str]]:
