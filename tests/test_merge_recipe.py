@@ -128,6 +128,45 @@ def test_a_recipe_needs_no_adapter(tmp_path):
     ]
 
 
+def test_spec_check_names_a_recipe_input_that_is_not_there(tmp_path, capsys):
+    """A local input or mask file that is not there: one line at its own line (in
+    release.yaml or the recipe file it names); a Hub id is the merge stage's to find."""
+    from release.cli import main
+
+    (tmp_path / "base").mkdir()
+    (tmp_path / "adapters" / "a").mkdir(parents=True)
+    head = "name: m\nversion: 1.0.0\nbase: {path: base}\nmerge:\n"
+    inline = tmp_path / "release.yaml"
+    inline.write_text(
+        head + "  recipe:\n    merge_method: linear\n    models:\n      - {model: adapters/a}\n"
+        "      - {model: org/model@main}\n      - {model: adapters/b}\n"
+    )
+    chained = tmp_path / "chained.yaml"
+    chained.write_text(head + "  recipe: recipe.yaml\n")
+    (tmp_path / "recipe.yaml").write_text(
+        "- name: soup\n  merge_method: task_arithmetic\n  base_model: base\n"
+        "  models: [{model: adapters/a, parameters: {weight: 1}}]\n"
+        "  delta_mask: {file: keep.safetensors}\n"
+        "- {merge_method: slerp, base_model: soup, models: [{model: soup}, {model: org/x}]}\n"
+    )
+    lines = []
+    for spec in (inline, chained):
+        assert main(["spec", "check", str(spec)]) == 2
+        lines.append(capsys.readouterr().err.strip())
+    assert lines == [
+        f"error: {inline}:10: merge.recipe.models[2].model: {tmp_path / 'adapters' / 'b'} "
+        "does not exist (fix the path (relative to release.yaml), or name a Hub repo as "
+        "owner/name@revision)",
+        f"error: {tmp_path / 'recipe.yaml'}:5: merge.recipe[0].delta_mask.file: "
+        f"{tmp_path / 'keep.safetensors'} does not exist (fix the path (relative to "
+        "release.yaml))",
+    ]
+    (tmp_path / "adapters" / "b").mkdir()
+    (tmp_path / "keep.safetensors").write_bytes(b"")
+    for spec in (inline, chained):
+        assert main(["spec", "check", str(spec)]) == 0, capsys.readouterr().err
+
+
 def test_the_gate_refuses_a_merge_worse_than_its_input():
     from release.evaluate.facts import InputFigures
     from release.evaluate.recipe_checks import no_worse_than
@@ -519,3 +558,74 @@ def test_evaluate_measures_the_merge_beside_its_inputs(tiny_llama_dir, loras, tm
     assert f"| **this merge** | merged | **{facts.perplexity.merged:.2f}** |" in card
     assert "The release gate held this merge to `a`" in card
     assert str(loras["a"].parent) not in card
+
+
+# --- the preflight's estimate ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tiny_llama_dir, tmp_path_factory) -> dict[str, Path]:
+    """Three full fine-tunes of the tiny Llama: its folder, each tensor moved by noise."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("recipe-checkpoints")
+    base = load_folder(tiny_llama_dir)
+    found = {}
+    for seed, name in enumerate(["c1", "c2", "c3"], start=1):
+        shutil.copytree(tiny_llama_dir, root / name)
+        generator = torch.Generator().manual_seed(seed)
+        moved = {
+            key: (value.float() + 0.01 * torch.randn(value.shape, generator=generator)).to(
+                value.dtype
+            )
+            for key, value in base.items()
+        }
+        save_file(moved, root / name / "model.safetensors", metadata={"format": "pt"})
+        found[name] = root / name
+    return found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "merge_method: linear\nmodels: [{model: c1, parameters: {weight: 1}}, "
+        "{model: c2, parameters: {weight: 1}}, {model: c3, parameters: {weight: 1}}]",
+        "merge_method: task_arithmetic\nbase_model: BASE\nmodels: [{model: c1, parameters: "
+        "{weight: 1}}, {model: c2, parameters: {weight: 1}}, {model: c3, parameters: "
+        "{weight: 1}}]",
+        "merge_method: ties\nbase_model: BASE\nmodels: [{model: c1, parameters: {weight: 1, "
+        "density: 0.5}}, {model: c2, parameters: {weight: 1, density: 0.5}}, {model: c3, "
+        "parameters: {weight: 1, density: 0.5}}]",
+        "merge_method: slerp\nbase_model: c1\nmodels: [{model: c1}, {model: c2}]\n"
+        "parameters: {t: 0.3}",
+        "- {name: soup, merge_method: linear, models: [{model: c1, parameters: {weight: 1}}, "
+        "{model: c2, parameters: {weight: 1}}]}\n- {merge_method: slerp, base_model: soup, "
+        "models: [{model: soup}, {model: c3}], parameters: {t: 0.3}}",
+    ],
+    ids=["linear", "task_arithmetic", "ties", "slerp", "linear-then-slerp"],
+)
+def test_the_preflight_counts_what_a_recipe_holds(tiny_llama_dir, checkpoints, text, tmp_path):
+    """merge_needs' peak for a recipe against the merge's own peak, as tracemalloc (which
+    numpy reports its arrays to) measures it: whole-tensor methods hold every input's
+    tensor, row-wise ones a block of each; the one-adapter estimate (three copies of the
+    largest tensor) was 0.2-0.6 of these."""
+    import tracemalloc
+
+    from release.checkpoint.safetensors import list_checkpoint
+    from release.merge.needs import merge_needs
+
+    root = next(iter(checkpoints.values())).parent
+    recipe = _recipe(text.replace("BASE", str(tiny_llama_dir)))
+    inputs = resolve_inputs(recipe, BaseIdentity(folder=tiny_llama_dir, path=tiny_llama_dir), root)
+    (tmp_path / "out").mkdir()
+    tracemalloc.start()
+    try:
+        for _ in merge_recipe(recipe, inputs, tmp_path / "out"):
+            pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    needs = merge_needs(tiny_llama_dir, None, "auto", 2 * 10**9, recipe)
+    largest = max(4 * info.numel for info in list_checkpoint(tiny_llama_dir).values())
+    assert peak > 4 * largest  # the measure sees the tensors (12 MiB each here)
+    assert 0.98 * peak <= needs.memory_bytes <= 1.05 * peak
