@@ -1,4 +1,5 @@
-"""Stage: Adapter intake. Proves the adapter belongs to the base (``release.merge.intake``)."""
+"""Stage: Adapter intake. Proves the adapter belongs to the base (``release.merge.intake``);
+for a merge recipe without an adapter, checks the base alone (``inspect_base``)."""
 
 from __future__ import annotations
 
@@ -16,17 +17,12 @@ class AdapterStage(Stage):
     name = AdapterFacts.stage
     title = "Adapter intake"
 
-    def skip_reason(self, spec) -> str | None:
-        return "no adapter: merge.recipe names the models" if spec.adapter is None else None
-
     def settings(self, spec) -> dict[str, Any]:
-        if spec.adapter is None:
-            return {}
-        settings = {
-            "base": spec.base.model_dump(mode="json"),
-            "allow_pickle": spec.adapter.allow_pickle,
-            "allow_fingerprint_mismatch": spec.base.allow_fingerprint_mismatch,
-        }
+        base = {"base": spec.base.model_dump(mode="json")}
+        mismatch = {"allow_fingerprint_mismatch": spec.base.allow_fingerprint_mismatch}
+        if spec.adapter is None:  # a recipe's release: the base alone
+            return base | mismatch
+        settings = base | {"allow_pickle": spec.adapter.allow_pickle} | mismatch
         if spec.adapter.repo_id:  # a local adapter is keyed by its files (input_paths)
             settings["adapter"] = {
                 "repo_id": spec.adapter.repo_id,
@@ -67,7 +63,7 @@ class AdapterStage(Stage):
 
     def run(self, ctx: StageContext) -> StageRun:
         from release.core.relay import relay
-        from release.merge.intake import Notice, TensorChecked, inspect
+        from release.merge.intake import Notice, TensorChecked, inspect, inspect_base
 
         def event(item: str | Notice | TensorChecked) -> Event:
             if isinstance(item, TensorChecked):
@@ -77,5 +73,6 @@ class AdapterStage(Stage):
             return ctx.log(item)
 
         last = AdapterFacts.of(ctx.manifest)  # the previous run's, until this one's is recorded
-        facts = yield from relay(inspect(ctx.spec, ctx.out_dir, last), event)
+        checks = inspect if ctx.spec.adapter is not None else inspect_base
+        facts = yield from relay(checks(ctx.spec, ctx.out_dir, last), event)
         return StageOutput(facts=facts)
