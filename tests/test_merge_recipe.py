@@ -183,6 +183,51 @@ def test_the_gate_refuses_a_merge_worse_than_its_input():
     )
 
 
+def test_the_gate_holds_the_merge_to_the_input_s_benchmark_scores(tmp_path):
+    """eval.tasks: each score of the merged model may fall below the named input's by
+    the tolerance at most (a rise, where lower is better); the scores compared are
+    recorded beside the perplexity gate's."""
+    from cards.records import EvalRecord
+    from release.evaluate.facts import InputFigures, InputGateFacts, MergeInputsFacts
+    from release.evaluate.recipe_checks import RecipeInputModel, with_task_scores
+    from release.spec.schema import EvalGateSpec
+
+    def scores(acc: float, ppl: float) -> list[EvalRecord]:
+        common = {"harness": "lm-eval", "source": "results.json"}
+        return [
+            EvalRecord(task="mr_choice", metric="acc", value=acc, **common),
+            EvalRecord(task="mr_perplexity", metric="word_perplexity", value=ppl, **common),
+        ]
+
+    models = [
+        RecipeInputModel("", "org/base", "base", tmp_path),
+        RecipeInputModel("adapters/heal", "heal", "lora", tmp_path / "heal"),
+    ]
+    figures = [InputFigures(name=m.name, kind=m.kind, perplexity=10.0) for m in models]
+    held = InputGateFacts(
+        input="adapters/heal",
+        name="heal",
+        input_perplexity=10.0,
+        merged_perplexity=10.0,
+        tolerance=0.1,
+        limit=11.0,
+        passed=True,
+    )
+    inputs = MergeInputsFacts(models=figures, gate=held)
+    gate = EvalGateSpec(no_worse_than="adapters/heal", tolerance=0.1)
+    theirs = {"adapters/heal": scores(0.5, 20.0)}
+    passed = with_task_scores(inputs, models, theirs, scores(0.46, 21.0), gate)
+    assert [m.results for m in passed.models] == [[], scores(0.5, 20.0)]
+    drops = {c.task: round(c.drop, 6) for c in passed.gate.compared}
+    assert drops == {"mr_choice": 0.08, "mr_perplexity": 0.05}
+    with pytest.raises(WorkError) as error:
+        with_task_scores(inputs, models, theirs, scores(0.5, 22.5), gate)
+    assert error.value.message == (
+        "the merge is worse than its input adapters/heal on eval.tasks: mr_perplexity "
+        "word_perplexity 20 → 22.5 (-12%) (at most -10%, eval.gate.no_worse_than)"
+    )
+
+
 # --- inputs -----------------------------------------------------------------------------
 
 
@@ -480,14 +525,19 @@ def test_merge_stage_runs_the_recipe(tiny_llama_dir, loras, fisher_mask, tmp_pat
 def test_evaluate_measures_the_merge_beside_its_inputs(tiny_llama_dir, loras, tmp_path):
     """Each input's perplexity is the one transformers and PEFT give for it (base + LoRA,
     as their users load it); the merged model's too; the card shows them, says the
-    equivalence check does not apply, and names the gate's input without a local path."""
+    equivalence check does not apply, and names the gate's input without a local path.
+    The release names no adapter: intake checks the base alone, and its fingerprint keys
+    the base's figures in the cache, as for an adapter."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from cards.render import render_model_card
+    from release.checkpoint.fingerprint import base_fingerprint
+    from release.checkpoint.safetensors import list_checkpoint
     from release.core.manifest import Manifest
     from release.evaluate.facts import EvaluateFacts
     from release.evaluate.scores import ReleaseScores
+    from release.merge.facts import AdapterFacts
     from release.report.card_context import card_context
     from release.report.card_settings import CardSettings
     from release.runner import run_release
@@ -506,7 +556,6 @@ def test_evaluate_measures_the_merge_beside_its_inputs(tiny_llama_dir, loras, tm
         name="tiny",
         version="1.0",
         base={"path": str(tiny_llama_dir), "repo_id": "org/base"},
-        adapter={"path": str(loras["a"])},
         workspace=tmp_path / "build",
         merge={"recipe": recipe},
         eval={
@@ -521,6 +570,10 @@ def test_evaluate_measures_the_merge_beside_its_inputs(tiny_llama_dir, loras, tm
     manifest = Manifest.load(tmp_path / "build" / "manifest.json")
     facts = EvaluateFacts.of(manifest)
     assert facts.equivalence is None and facts.merge_inputs is not None
+    intake = AdapterFacts.of(manifest)
+    assert intake.peft_type is None and intake.base_id == "org/base"
+    assert intake.base_fingerprint == base_fingerprint(list_checkpoint(tiny_llama_dir))
+    assert (tmp_path / "cache" / f"{facts.base_figures.key}.safetensors").is_file()
     figures = {m.name: m for m in facts.merge_inputs.models}
     assert [(m.name, m.kind) for m in facts.merge_inputs.models] == [
         ("org/base", "base"),
