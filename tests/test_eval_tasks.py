@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pytest
 
@@ -159,14 +159,15 @@ def test_a_task_the_harness_cannot_run_fails_the_stage_in_one_line(
 
 def test_vllm_without_a_gpu_is_one_line_before_anything_runs(tmp_path):
     from release.core.errors import WorkError
-    from release.evaluate.harness import run_harness
+    from release.evaluate.harness import HARNESS_DIR, HarnessModel, run_harness
     from release.evaluate.launch import choose_launch
     from release.spec.schema import TasksSpec
 
     tasks = TasksSpec(names=["mr_choice"], folder=TASKS, backend="vllm")
     cpu = choose_launch("vllm", 0, 0, 10**9)
     out = tmp_path / "out"
-    run = run_harness(tmp_path, "x", tasks, "float32", cpu, out, None, trust_remote_code=False)
+    model = HarnessModel(tmp_path, "x", HARNESS_DIR)
+    run = run_harness(model, tasks, "float32", cpu, out, None, trust_remote_code=False)
     with pytest.raises(WorkError) as failed:
         next(run)
     assert str(failed.value).startswith("eval.tasks.backend vllm needs vLLM installed and a GPU")
@@ -238,12 +239,19 @@ def test_smollm2_beside_its_base_and_a_broken_adapter_gated_against_it(
 
 
 def _direct_lm_eval(
-    model_dir: Path, out: Path, dtype: str = "float32"
+    model_dir: Path,
+    out: Path,
+    dtype: str = "float32",
+    *,
+    peft: Path | None = None,
+    tasks: str = "mr_group,mr_perplexity",
 ) -> dict[tuple[str, str, str], float]:
-    """The scores ``lm_eval run --model hf`` gives on ``model_dir`` for SPEC's tasks."""
+    """The scores ``lm_eval run --model hf`` gives on ``model_dir`` (with the LoRA
+    ``peft`` on it) for ``tasks`` (SPEC's)."""
+    adapter = f",peft={peft}" if peft else ""
     command = [sys.executable, "-m", "lm_eval", "run", "--model", "hf"]
-    command += ["--model_args", f"pretrained={model_dir},dtype={dtype}"]
-    command += ["--tasks", "mr_group,mr_perplexity", "--include_path", str(TASKS)]
+    command += ["--model_args", f"pretrained={model_dir}{adapter},dtype={dtype}"]
+    command += ["--tasks", tasks, "--include_path", str(TASKS)]
     command += ["--batch_size", "1", "--device", "cpu", "--output_path", str(out)]
     done = subprocess.run(command, cwd=TASKS, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -395,3 +403,58 @@ async def test_the_wizard_s_eval_step_shows_the_tasks_their_progress_and_scores(
     assert "lm-eval hf, cpu: no GPU" in facts  # how it was launched
     for result in manifest.results:
         assert result.task in facts
+
+
+def test_a_recipe_s_inputs_are_scored_beside_the_merge(tiny_llama_dir, tmp_path):
+    """Issue #29 item 5: with a merge recipe, eval.tasks run on each input too (a LoRA as
+    lm-eval's users load it: the base with ``peft=``); each input's scores equal a direct
+    lm_eval run on it, stand in the card's "Merged vs inputs" table beside its
+    perplexity, and the gate holds the merge to the named input's scores."""
+    from tests.support.lora_models import make_adapter
+
+    loras = {
+        name: make_adapter(tiny_llama_dir, tmp_path / name, seed=seed, target_modules=["q_proj"])
+        for seed, name in [(21, "a"), (22, "b")]
+    }
+    spec = tmp_path / "release.yaml"
+    spec.write_text(
+        f"name: tiny\nversion: 0.1.0\nbase:\n  path: {tiny_llama_dir}\n"
+        "merge:\n  recipe:\n    merge_method: linear\n    models:\n"
+        + "".join(f"      - {{model: {n}, parameters: {{weight: 0.5}}}}\n" for n in loras)
+        + f"gguf:\n  types: []\neval:\n  prompts: []\n  tasks:\n    folder: {TASKS}\n"
+        "    names: [mr_choice]\n  gate: {no_worse_than: a, tolerance: 1.0}\n"
+    )
+    stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate", "--stage", "card"]
+    assert main(["run", str(spec), *stages]) == 0
+
+    workspace = tmp_path / "build"
+    facts = EvaluateFacts.of(Manifest.load(workspace / MANIFEST_NAME))
+    ours = _scores(facts.results)
+    base, a, b = facts.merge_inputs.models
+    assert (base.results, [a.name, b.name]) == ([], ["a", "b"])  # no compare_base
+    direct = _direct_lm_eval(
+        tiny_llama_dir, tmp_path / "direct", peft=loras["a"], tasks="mr_choice"
+    )
+    assert (
+        _scores(a.results) == direct and direct.keys() == _scores(b.results).keys() == ours.keys()
+    )
+    folders = {PurePath(f).parts[1] for f in facts.harness.input_files}
+    assert folders == {"1-a", "2-b"}
+    (source,) = {r.source for r in a.results}
+    assert source.startswith("build/evaluate/lm-eval-inputs/1-a/") and (tmp_path / source).is_file()
+    compared = {
+        (c.task, c.metric): (c.previous, c.current) for c in facts.merge_inputs.gate.compared
+    }
+    assert compared == {(t, m): (_scores(a.results)[t, m, f], v) for (t, m, f), v in ours.items()}
+
+    card = (workspace / "card" / "README.md").read_text()
+    header = "| Model | Kind | Perplexity | mr_choice acc |"
+    rows = {row[0]: row[2:] for row in _markdown_rows(card, header)}
+    (acc,) = [key for key in ours if key[1] == "acc"]
+    assert rows == {
+        f"`{base.name}`": [f"{base.perplexity:.2f}", ""],
+        "`a`": [f"{a.perplexity:.2f}", f"{_scores(a.results)[acc]:.4f}"],
+        "`b`": [f"{b.perplexity:.2f}", f"{_scores(b.results)[acc]:.4f}"],
+        "**this merge**": [f"**{facts.perplexity.merged:.2f}**", f"**{ours[acc]:.4f}**"],
+    }
+    assert "each benchmark score at most 100% below its own" in card

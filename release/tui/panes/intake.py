@@ -175,12 +175,17 @@ class IntakePane(StepPane):
             kind += " (DoRA)"
         elif facts.use_rslora:
             kind += " (rsLoRA)"
+        adapter = [
+            ("adapter", f"{kind}, r={facts.r}, alpha={facts.lora_alpha}"),
+            ("targets", targets),
+            ("trainable", count(facts.trainable_parameters or 0)),
+            ("edits", f"{facts.edited_parameters or 0} base tensors"),
+        ]
+        if facts.peft_type is None:  # a merge recipe's release: the base alone was checked
+            adapter = [("adapter", "none: merge.recipe names the models")]
         return facts_table(
             [
-                ("adapter", f"{kind}, r={facts.r}, alpha={facts.lora_alpha}"),
-                ("targets", targets),
-                ("trainable", count(facts.trainable_parameters or 0)),
-                ("edits", f"{facts.edited_parameters or 0} base tensors"),
+                *adapter,
                 ("base", str(facts.base_id or "?")),
                 (
                     "base weights",
