@@ -42,9 +42,14 @@ def init(
 
 
 def wizard(
-    target: Annotated[
-        Path | None,
-        typer.Argument(help="release.yaml, a folder holding one, or an adapter folder."),
+    targets: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="release.yaml, a folder holding one, or an adapter folder; several "
+            "folders (adapters or full fine-tunes of one base) start a merge recipe of "
+            "them, as `init` writes it.",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Walk a release interactively: intake, merge, eval, GGUF, card, push.
@@ -54,7 +59,7 @@ def wizard(
     """
     from release.tui import run_wizard
 
-    run_wizard(target)
+    run_wizard(targets)
 
 
 def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
