@@ -4,9 +4,11 @@ The stage writes its files in order (``build._jobs``: f16 first, the quantizer's
 last) and hands each written file to llama.cpp's child, which checks it while the next
 file is written. So at any time it holds, beside its own process:
 
-- a writer: the built-in exporter's buffer (two float32 copies of the largest tensor),
-  llama.cpp's converter (a Python child with torch, and the same buffer), or llama.cpp's
-  quantizer: its f16 source, mapped and read once through, and a tensor's buffers;
+- a writer: the built-in exporter's buffer (two float32 copies of the largest tensor it
+  holds whole: a large matrix goes a block of rows at a time, ``writer.by_rows``),
+  llama.cpp's converter (a Python child with torch, and two float32 copies of the
+  largest tensor), or llama.cpp's quantizer: its f16 source, mapped and read once
+  through, and a tensor's buffers (the same two copies);
 - a check: llama.cpp's child with the file it maps, its KV cache and a context of
   logits; the stage reads those logits back once the child let the file go;
 - where the evaluate stage kept no reference (it is off), the merged model in a child
@@ -62,6 +64,9 @@ class ModelShape:
     parameters: int
     largest_tensor: int
     """Elements of the largest tensor."""
+    exporter_tensor: int
+    """Elements the built-in exporter holds at once: its largest tensor held whole, or a
+    block of rows (``writer.held_elements``); the largest tensor where it does not write."""
     vocab: int
     layers: int
     kv_width: int
@@ -69,8 +74,9 @@ class ModelShape:
     checkpoint_bytes_per_parameter: int
 
 
-def _buffer(shape: ModelShape) -> int:
-    return 2 * shape.largest_tensor * 4
+def _buffer(shape: ModelShape, writer: str = "converter") -> int:
+    """Two float32 copies of what ``writer`` holds of one tensor."""
+    return 2 * (shape.exporter_tensor if writer == "exporter" else shape.largest_tensor) * 4
 
 
 def _logits(shape: ModelShape) -> int:
@@ -105,7 +111,7 @@ def _overlap(writing: Written, checking: Written | None, shape: ModelShape, f16:
         return _buffer(shape) + max(f16, held)
     if writing.writer == "converter":
         return TORCH_CHILD + _buffer(shape) + held
-    return _buffer(shape) + held
+    return _buffer(shape, "exporter") + held
 
 
 def stage_peak(
@@ -113,7 +119,9 @@ def stage_peak(
 ) -> int:
     """The stage's peak, beside its own process as it starts."""
     if not llama_cpp:
-        return TRANSFORMERS_FP32_MODELS * shape.parameters * 4 + _buffer(shape)
+        return TRANSFORMERS_FP32_MODELS * shape.parameters * 4 + _buffer(
+            shape, files[0].writer if files else "exporter"
+        )
     f16 = next((f.bytes for f in files if f.type == "f16"), 0)
     reference = reference_bytes(shape) if reference_here else 0
     peak = reference
