@@ -16,7 +16,7 @@ import io
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pytest
 
@@ -188,14 +188,15 @@ def test_a_task_the_harness_cannot_run_fails_the_stage_in_one_line(
 
 def test_vllm_without_a_gpu_is_one_line_before_anything_runs(tmp_path):
     from release.core.errors import WorkError
-    from release.evaluate.harness import run_harness
+    from release.evaluate.harness import HARNESS_DIR, HarnessModel, run_harness
     from release.evaluate.launch import choose_launch
     from release.spec.schema import TasksSpec
 
     tasks = TasksSpec(names=["mr_choice"], folder=TASKS, backend="vllm")
     cpu = choose_launch("vllm", 0, 0, 10**9)
     out = tmp_path / "out"
-    run = run_harness(tmp_path, "x", tasks, "float32", cpu, out, None, trust_remote_code=False)
+    model = HarnessModel(tmp_path, "x", HARNESS_DIR)
+    run = run_harness(model, tasks, "float32", cpu, out, None, trust_remote_code=False)
     with pytest.raises(WorkError) as failed:
         next(run)
     assert str(failed.value).startswith("eval.tasks.backend vllm needs vLLM installed and a GPU")
@@ -424,3 +425,61 @@ async def test_the_wizard_s_eval_step_shows_the_tasks_their_progress_and_scores(
     assert "lm-eval hf, cpu: no GPU" in facts  # how it was launched
     for result in manifest.results:
         assert result.task in facts
+
+
+def test_a_recipe_s_inputs_are_scored_beside_the_merge(tiny_llama_dir, tmp_path):
+    """Issue #29 item 5: with a merge recipe, eval.tasks run on each input too (a LoRA as
+    lm-eval's users load it: the base with ``peft=``), stand in the card's "Merged vs
+    inputs" table beside its perplexity, and the gate holds the merge to the named
+    input's scores. Two lm-eval runs: the recipe adds the one LoRA at weight 1 in
+    float32, so the merged model is base + LoRA and lm-eval's scores of the LoRA through
+    its own ``peft=`` equal its scores of the merged folder (which equal a direct run:
+    ``test_scores_equal_a_direct_lm_eval_run``); were ``peft=`` lost they would be the
+    base's, which the LoRA moves (its held-out perplexity is not the base's)."""
+    from tests.support.lora_models import make_adapter
+
+    make_adapter(tiny_llama_dir, tmp_path / "a", seed=21, target_modules=["q_proj", "v_proj"])
+    spec = tmp_path / "release.yaml"
+    spec.write_text(
+        f"name: tiny\nversion: 0.1.0\nbase:\n  path: {tiny_llama_dir}\n"
+        "merge:\n  recipe:\n    merge_method: task_arithmetic\n"
+        f"    base_model: {tiny_llama_dir}\n    dtype: float32\n"
+        "    models: [{model: a, parameters: {weight: 1.0}}]\n"
+        f"gguf:\n  types: []\neval:\n  prompts: []\n  tasks:\n    folder: {TASKS}\n"
+        "    names: [mr_choice, mr_perplexity]\n  gate: {no_worse_than: a, tolerance: 0.01}\n"
+    )
+    stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate", "--stage", "card"]
+    assert main(["run", str(spec), *stages]) == 0
+
+    workspace = tmp_path / "build"
+    facts = EvaluateFacts.of(Manifest.load(workspace / MANIFEST_NAME))
+    ours = _scores(facts.results)
+    base, a = facts.merge_inputs.models
+    assert (base.kind, a.name, a.kind) == ("base", "a", "lora")
+    assert base.results == []  # no compare_base, and the gate names the LoRA
+    assert abs(a.perplexity / base.perplexity - 1) > 1e-3  # the LoRA moves the model (3e-3)
+    theirs = _scores(a.results)
+    assert theirs.keys() == ours.keys() and len(ours) == 4
+    assert theirs == pytest.approx(ours, rel=1e-4)
+    assert {PurePath(f).parts[1] for f in facts.harness.input_files} == {"1-a"}
+    (source,) = {r.source for r in a.results}
+    assert source.startswith("build/evaluate/lm-eval-inputs/1-a/") and (tmp_path / source).is_file()
+    compared = {
+        (c.task, c.metric): (c.previous, c.current) for c in facts.merge_inputs.gate.compared
+    }
+    assert compared == {(t, m): (theirs[t, m, f], v) for (t, m, f), v in ours.items()}
+
+    card = (workspace / "card" / "README.md").read_text()
+    header = (
+        "| Model | Kind | Perplexity | mr_choice acc | mr_perplexity bits_per_byte "
+        "| mr_perplexity byte_perplexity | mr_perplexity word_perplexity |"
+    )
+    rows = {row[0]: row[1:] for row in _markdown_rows(card, header)}
+    keys = [r.key for r in facts.results]
+    assert rows == {
+        f"`{base.name}`": ["base model", f"{base.perplexity:.2f}", "", "", "", ""],
+        "`a`": ["base + LoRA adapter", f"{a.perplexity:.2f}"] + [f"{theirs[k]:.4f}" for k in keys],
+        "**this merge**": ["merged", f"**{facts.perplexity.merged:.2f}**"]
+        + [f"**{ours[k]:.4f}**" for k in keys],
+    }
+    assert "each benchmark score at most 1% below its own" in card

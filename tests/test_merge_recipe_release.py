@@ -36,12 +36,12 @@ def hub_env(tmp_path_factory, monkeypatch):
 
 @pytest.mark.xfail(
     reason=(
-        "failed once in the session's full fresh-clone run (the CLI exited 1) and passes "
-        "alone: not investigated yet (next session)"
+        "fails in the full fresh-clone run (the CLI exits 1; twice) and passes alone and "
+        "after the mergekit tests: cause not found; `pytest --runxfail` shows the CLI's line"
     ),
     strict=False,
 )
-def test_seed003_recipe_released_on_tiny_gemma4(gemma4_text_dir, hub_env, tmp_path):
+def test_seed003_recipe_released_on_tiny_gemma4(gemma4_text_dir, hub_env, tmp_path, capsys):
     from huggingface_hub import HfApi
 
     from tests.support.gemma4_models import TEXT_LORA
@@ -94,7 +94,9 @@ def test_seed003_recipe_released_on_tiny_gemma4(gemma4_text_dir, hub_env, tmp_pa
             sort_keys=False,
         )
     )
-    assert main(["run", str(tmp_path / "release.yaml")]) == 0
+    capsys.readouterr()
+    code = main(["run", str(tmp_path / "release.yaml")])
+    assert code == 0, capsys.readouterr().err  # the CLI's one line says why (--runxfail)
     workspace = tmp_path / "build"
     facts = Manifest.load(workspace / MANIFEST_NAME).stages["merge"].facts
     assert facts["recipe"]["random_seeds"] == []

@@ -9,6 +9,13 @@ taken whole (a modules_to_save replacement, DoRA, trainable tokens) holds the wh
 tensor's, and an initialization that moves the base (PiSSA, OLoRA) the float32 copies
 of its residual. So Gemma-4-E4B's 2.8B-parameter per-layer embedding table, which an
 adapter on the projections leaves alone, counts as a chunk, not as 34 GB.
+
+A merge recipe's peak is its methods' (``recipe_peak``): each step holds, of the block
+it is given, the copies its method holds per input and besides (``Method.held``),
+beside the results of the named steps before it; the block is the largest tensor
+whole when a method looks across whole tensors (ties, dare, della, slerp), else a block
+of rows (``recipe_stream.READ_BYTES``). A LoRA input's factors (rank x width) are small
+beside these and not counted.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from release.merge.blocks import READ_BYTES
 from release.merge.intake import TARGETS_NAME
 from release.merge.writer import COPIED_FILES, by_rows, moves_base, output_dtype
 from release.preflight import Needs
+from release.spec.recipe import MergeRecipe
 
 MERGE_FP32_COPIES = 3
 """The largest tensor's float32 copies at a merge's peak: weight, delta, the cast."""
@@ -36,9 +44,39 @@ _SAFETENSORS_HEADER_PER_TENSOR = 160
 """Bytes of a safetensors header entry (name, dtype, shape, offsets), generously."""
 
 
-def merge_needs(base_dir: Path, adapter_dir: Path | None, dtype: str, shard_size: int) -> Needs:
-    """The merged folder's bytes (its shard plan, the copied files) and the merge's peak
-    (``adapter_dir`` None: a merge recipe's, its inputs not counted)."""
+UNCHANGED_COPIES = 2
+"""A tensor no input of a recipe changes, cast to the output dtype: its float32 copy and
+the cast."""
+MASKED_COPIES = 3
+"""A step with a delta_mask: the mask's block, and the masked delta's two temporaries."""
+
+
+def recipe_peak(recipe: MergeRecipe, largest: int) -> int:
+    """What a recipe's merge holds at its peak, for a largest tensor of ``largest``
+    float32 bytes."""
+    from release.merge.methods import METHODS
+    from release.merge.recipe_stream import READ_BYTES as RECIPE_READ_BYTES
+
+    whole = any(METHODS[step.merge_method].whole for step in recipe.steps)
+    block = largest if whole else min(largest, RECIPE_READ_BYTES)
+    copies = []
+    for number, step in enumerate(recipe.steps):
+        kept = sum(1 for earlier in recipe.steps[:number] if earlier.name)
+        per_input, besides = METHODS[step.merge_method].held
+        masked = MASKED_COPIES if step.delta_mask is not None else 0
+        copies.append(kept + per_input * len(step.models) + besides + masked)
+    return max(UNCHANGED_COPIES * largest, block * max(copies))
+
+
+def merge_needs(
+    base_dir: Path,
+    adapter_dir: Path | None,
+    dtype: str,
+    shard_size: int,
+    recipe: MergeRecipe | None = None,
+) -> Needs:
+    """The merged folder's bytes (its shard plan, the copied files) and the merge's peak:
+    of the adapter in ``adapter_dir``, or of ``recipe``."""
     folders = [base_dir] if adapter_dir is None else [base_dir, adapter_dir]
     base = list_checkpoint(base_dir)
     plan = [OutTensor(name, output_dtype(info, dtype), info.shape) for name, info in base.items()]
@@ -55,7 +93,7 @@ def merge_needs(base_dir: Path, adapter_dir: Path | None, dtype: str, shard_size
     weights = [] if adapter_dir is None else list_tensors(adapter_dir / lora.WEIGHTS_NAME)
     adapter = sorted((4 * info.numel for info in weights), reverse=True)
     largest = max((4 * info.numel for info in base.values()), default=0)
-    working = MERGE_FP32_COPIES * largest
+    working = MERGE_FP32_COPIES * largest if recipe is None else recipe_peak(recipe, largest)
     if adapter_dir is not None:
         working = _adapter_working(base, adapter_dir, weights)
     return Needs(
