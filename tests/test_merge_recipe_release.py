@@ -34,13 +34,6 @@ def hub_env(tmp_path_factory, monkeypatch):
         yield hub
 
 
-@pytest.mark.xfail(
-    reason=(
-        "fails in the full fresh-clone run (the CLI exits 1; twice) and passes alone and "
-        "after the mergekit tests: cause not found; `pytest --runxfail` shows the CLI's line"
-    ),
-    strict=False,
-)
 def test_seed003_recipe_released_on_tiny_gemma4(gemma4_text_dir, hub_env, tmp_path, capsys):
     from huggingface_hub import HfApi
 
@@ -85,6 +78,10 @@ def test_seed003_recipe_released_on_tiny_gemma4(gemma4_text_dir, hub_env, tmp_pa
                 "eval": {
                     "prompts": [],  # a random model cannot chat
                     "heldout_text": "heldout.txt",
+                    # a random model's perplexity (2.2 million here) moves by x1.5 with the
+                    # merge, on either side of the default limit as float sums fall: the
+                    # full fresh-clone run failed it at x1.54 (the default is for trained ones)
+                    "max_perplexity_ratio": 3.0,
                     "gate": {"no_worse_than": "adapters/heal", "tolerance": 1.0},
                 },
                 "gguf": {"types": ["f16"]},
