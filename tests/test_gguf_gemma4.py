@@ -274,6 +274,7 @@ def test_the_gguf_card_shows_what_each_gemma4_file_loses(gemma4_text_dir, tmp_pa
     from cards.render import render_gguf_card
     from cards.spec import load_context
     from release.core.manifest import Manifest, StageRecord
+    from release.core.relay import finish
     from release.gguf.build import build_gguf_files
     from release.gguf.settings import GGUFSettings
     from release.report.card_context import card_facts
@@ -292,12 +293,7 @@ def test_the_gguf_card_shows_what_each_gemma4_file_loses(gemma4_text_dir, tmp_pa
     build = build_gguf_files(
         GGUFSettings.of(spec), gemma4_text_dir, tmp_path, SilentReporter("gguf")
     )
-    while True:
-        try:
-            next(build)
-        except StopIteration as stop:
-            facts = stop.value.facts
-            break
+    facts = finish(build).facts
     manifest = Manifest(name="tiny-gemma4", version="1.0")
     manifest.stages["gguf"] = StageRecord(key="g", finished_at="", seconds=0, facts=facts.as_json())
     rows = card_facts(manifest).gguf_files
