@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from release.reference.heldout import CHUNK_TOKENS
+from release.reference.probe import PROBE
 
 LLAMA_CPP_CHILD = 40 * 2**20
 """Python with numpy and llama-cpp-python imported (measured: 40 MiB)."""
@@ -40,8 +41,11 @@ TORCH_CHILD = 400 * 2**20
 """Python with torch and transformers imported (251 MiB), a tokenizer and a forward
 pass's buffers (the reference's child on SmolLM2-135M: 747 MiB with its 257 MiB model
 and two contexts of logits)."""
-PROBE_CONTEXT = 256
-"""llama.cpp's context on the probe (``llama_cpp_process``: at least 256 tokens)."""
+CHECK_CONTEXT = CHUNK_TOKENS + PROBE.smoke_tokens
+"""llama.cpp's context in the check (``llama_cpp_process._check``: the longest of the
+probe prompts and the held-out chunks, and the smoke answer's tokens), every position's
+logits kept. It was counted as the probe's 256 tokens, short of the held-out chunk: the
+estimate read 16% under the peak in a fresh-clone run (480 MiB against 574)."""
 TRANSFORMERS_FP32_MODELS = 2
 
 
@@ -80,12 +84,12 @@ def _buffer(shape: ModelShape, writer: str = "converter") -> int:
 
 
 def _logits(shape: ModelShape) -> int:
-    return PROBE_CONTEXT * shape.vocab * 4
+    return CHECK_CONTEXT * shape.vocab * 4
 
 
 def check_bytes(file: Written, shape: ModelShape) -> int:
     """What llama.cpp's check of ``file`` holds: the file mapped, its KV cache, logits."""
-    kv = shape.layers * PROBE_CONTEXT * shape.kv_width * 2  # f16 keys and values
+    kv = shape.layers * CHECK_CONTEXT * shape.kv_width * 2  # f16 keys and values
     return LLAMA_CPP_CHILD + file.bytes + kv + _logits(shape)
 
 
