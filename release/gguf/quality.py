@@ -17,7 +17,8 @@ the rest of the vocabulary (which the reference does not keep) enters as one out
 (``tail_kl``). The one outcome alone reads low (a coarser partition: on SmolLM2 q8_0,
 0.84 of the full-vocabulary KLD at k = 64, 0.93 at 256, 0.97 at 1024); with the spread
 term, measured against llama-perplexity's sum from the same llama.cpp logits (SmolLM2
-q4_k_m), k = 256 reads the mean 0.6% low and the median 1.3% low, k = 1024 within 0.13%.
+q4_k_m), k = 256 reads the mean 0.6% low and the median 1.3% low, k = 1024 (the
+reference's ``heldout_top_k``) within 0.13%.
 
 Where llama-perplexity's arithmetic departs from the plain definition, ours follows it:
 its base file keeps each position's log-probabilities down to 16 nats below the top

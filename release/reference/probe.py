@@ -27,9 +27,10 @@ class ProbeSet:
     (``store``)."""
     name: str = "probe"
     """The prompts' set in the reference file."""
-    heldout_top_k: int = 256
+    heldout_top_k: int = 1024
     """Logits kept per position of the held-out chunks (``heldout``), from which the
-    GGUF stage measures each quant's KL divergence (``release.gguf.quality``)."""
+    GGUF stage measures each quant's KL divergence (``release.gguf.quality``): at 256 the
+    median read 1.3% under llama-perplexity's, at 1,024 every figure is within 0.13%."""
     heldout_chunk: int = CHUNK_TOKENS
     """The held-out chunks' tokens (llama-perplexity's ``n_ctx``)."""
     heldout_tokens: int = HELDOUT_TOKENS
