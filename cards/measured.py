@@ -149,6 +149,8 @@ class GGUFBuildFacts(_Facts):
     loss_text: str | None = None
     """The held-out text the files' loss was measured on."""
     loss_tokens: int | None = None
+    loss_limited: str | None = None
+    """Why fewer of the text's tokens were read than a GPU reads (the model's size on the CPU)."""
     loss_chunk: int | None = None
     max_kld: float | None = None
 

@@ -263,3 +263,53 @@ def test_a_file_over_max_kld_is_refused_like_a_failed_check(released, tmp_path):
     # the failed run leaves the last good record and names no file of its own
     assert (spec_path.parent / "build" / MANIFEST_NAME).read_bytes() == before
     assert not list((spec_path.parent / "build").glob(".partial-*"))
+
+
+def test_a_large_model_on_the_cpu_reads_fewer_chunks_and_the_gguf_card_says_so(
+    released, tmp_path, monkeypatch
+):
+    """The CPU's budget set to one chunk of the tiny model: the evaluate stage reads one
+    chunk of the held-out text, its reference keeps it, the GGUF stage measures the file
+    on its second half, and the GGUF card's sentence says why the text was cut."""
+    from release.checkpoint.safetensors import parameter_counts
+    from release.reference import heldout as heldouts
+
+    spec_path = _copy(released, tmp_path / "release")
+    parameters, _ = parameter_counts(spec_path.parent / "build" / "merge")
+    monkeypatch.setattr(heldouts, "CPU_PARAMETER_TOKENS", parameters * 512)
+    _edit(spec_path, eval={"max_new_tokens": 5}, gguf={"max_kld": 0.6})  # both rerun
+    assert _started(list(run_release(load_spec(spec_path)))) == ["evaluate", "gguf", "card"]
+    manifest = _manifest(spec_path)
+    why = f"at most 512 tokens read: a {parameters / 1e9:.3g}B-parameter model on the CPU"
+    why += " (on a GPU, 4,096)"
+    evaluated = EvaluateFacts.of(manifest)
+    assert (evaluated.perplexity.tokens, evaluated.perplexity.limited) == (512, why)
+    assert {s.name: s.sequences for s in evaluated.reference.sets}["heldout"] == 1
+    assert evaluated.reference.heldout_limited == why
+    (record,) = GGUFFacts.of(manifest).files
+    assert (record.quality.tokens, record.quality.limited) == (255, why)
+    card = (spec_path.parent / "build" / "card" / "gguf" / "README.md").read_text()
+    assert (
+        "on 255 tokens of model-release heldout.txt (multilingual sample) (512-token chunks, "
+        f"the second half of each scored; {why})" in card
+    ), card
+
+
+@pytest.mark.parametrize(
+    ("parameters", "gpus", "limit"),
+    [
+        (135_000_000, 0, 4096),  # SmolLM2-135M: the whole 4,096
+        (1_000_000_000, 0, 4096),
+        (1_500_000_000, 0, 2560),
+        (3_930_000_000, 0, 1024),  # the 3.8B bench model: two chunks
+        (7_900_000_000, 0, 512),  # Gemma-4-E4B: one
+        (31_000_000_000, 0, 512),  # one at least
+        (31_000_000_000, 1, 4096),  # a GPU reads it all
+    ],
+)
+def test_the_held_out_tokens_a_model_reads(parameters, gpus, limit):
+    from release.reference.heldout import heldout_text
+
+    read = heldout_text(None).read_by(parameters, gpus)
+    assert read.limit == limit
+    assert (read.limited is None) == (limit == 4096)

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from release.checkpoint.safetensors import parameter_counts
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
 from release.core.quiet import held_stderr
@@ -61,7 +62,7 @@ from release.evaluate.loading import (
 from release.evaluate.settings import EvaluateSettings
 from release.reference import probe as probes
 from release.reference.facts import ReferenceFacts
-from release.reference.heldout import heldout_text
+from release.reference.heldout import HeldoutText, heldout_text
 from release.reference.record import ReferenceTarget, heldout_sequences, whole_chunks
 from release.reference.store import SequenceSet
 from release.spec.schema import EvalSpec
@@ -98,7 +99,10 @@ def model_checks(
     steady_heap()
     with held_stderr():  # transformers' and PEFT's bars and warnings are not ours to print
         tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=remote)
-    heldout = heldout_text(spec.heldout_text)
+    heldout = read_heldout(spec, merged_dir, plan)
+    keep_reference = reading(keep_reference, heldout)
+    if heldout.limited:
+        yield report.log(f"held-out text: {heldout.limited}")
     sequences = heldout_sequences(tokenizer, heldout, probes.PROBE)
     probe_ids = [tokenizer(prompt).input_ids for prompt in PROBE_PROMPTS]
     vocab_size, grown = _vocabulary(base_dir, merged_dir)
@@ -129,7 +133,7 @@ def model_checks(
     equivalence_facts = _equivalence_facts(spec, equivalence)
     merged_perplexity, kept = yield from merged_pass(merged, sequences, keep_reference, report)
     perplexity_facts = judge_perplexity(
-        spec, heldout.name, sequences, base_perplexity, merged_perplexity
+        spec, heldout, sequences, base_perplexity, merged_perplexity
     )
 
     smoke = yield from smoke_tests(merged, tokenizer, spec, report)
@@ -355,9 +359,22 @@ def _advance(work: Generator[Step, None, Done]) -> tuple[bool, Step | Done]:
             return False, finished.value
 
 
+def read_heldout(spec: EvalSpec, merged_dir: Path, plan: LoadPlan) -> HeldoutText:
+    """The release's held-out text as the merged model reads it on ``plan``'s device."""
+    parameters, _ = parameter_counts(merged_dir)
+    return heldout_text(spec.heldout_text).read_by(parameters, plan.gpus)
+
+
+def reading(target: ReferenceTarget | None, heldout: HeldoutText) -> ReferenceTarget | None:
+    """``target`` keeping the held-out chunks as the merged model reads them."""
+    if target is None or target.heldout is None:
+        return target
+    return replace(target, heldout=heldout)
+
+
 def judge_perplexity(
     spec: EvalSpec,
-    name: str,
+    heldout: HeldoutText,
     sequences: list[list[int]],
     base: float,
     merged: float,
@@ -374,13 +391,14 @@ def judge_perplexity(
             hint="check base against the model the adapter was trained on",
         )
     return PerplexityFacts(
-        text=name,
+        text=heldout.name,
         tokens=sum(len(ids) for ids in sequences),
         base=round(base, 4),
         merged=round(merged, 4),
         ratio=round(ratio, 4),
         max_ratio=spec.max_perplexity_ratio,
         passed=True,
+        limited=heldout.limited,
     )
 
 

@@ -50,6 +50,8 @@ class PerplexityFacts(Facts):
     ratio: float
     max_ratio: float
     passed: bool | None = None
+    limited: str | None = None
+    """Why fewer of its tokens were read than a GPU reads (``HeldoutText.limited``)."""
 
 
 class ComparisonFacts(Facts):

@@ -44,6 +44,8 @@ from release.evaluate.checks import (
     keep,
     merged_pass,
     perplexity_pass,
+    read_heldout,
+    reading,
     smoke_tests,
 )
 from release.evaluate.facts import (
@@ -63,7 +65,6 @@ from release.evaluate.loading import (
 )
 from release.evaluate.settings import EvaluateSettings
 from release.reference import probe as probes
-from release.reference.heldout import heldout_text
 from release.reference.record import ReferenceTarget, heldout_sequences
 from release.spec.schema import EvalGateSpec
 
@@ -125,8 +126,10 @@ def recipe_checks(
     steady_heap()
     with held_stderr():
         tokenizer = AutoTokenizer.from_pretrained(merged_dir, trust_remote_code=remote)
-    heldout = heldout_text(spec.heldout_text)
-    text_name = heldout.name
+    heldout = read_heldout(spec, merged_dir, plan)
+    keep_reference = reading(keep_reference, heldout)
+    if heldout.limited:
+        yield report.log(f"held-out text: {heldout.limited}")
     sequences = heldout_sequences(tokenizer, heldout, probes.PROBE)
     base, *inputs = models
     key = None
@@ -152,7 +155,7 @@ def recipe_checks(
     )
     merged_perplexity, kept = yield from merged_pass(merged, sequences, keep_reference, report)
     perplexity_facts = judge_perplexity(
-        spec, text_name, sequences, base_perplexity, merged_perplexity, changed_by="the merge"
+        spec, heldout, sequences, base_perplexity, merged_perplexity, changed_by="the merge"
     )
     by_ref = {model.ref: figure for model, figure in zip(models, figures, strict=True)}
     gate = no_worse_than(spec.gate, by_ref, merged_perplexity) if spec.gate else None

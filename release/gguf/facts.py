@@ -21,6 +21,8 @@ class QuantQualityFacts(Facts):
     """Tokens per chunk (llama-perplexity's ``n_ctx``); the second half of each is scored."""
     tokens: int
     """Scored tokens."""
+    limited: str | None = None
+    """Why fewer of the text's tokens were read than a GPU reads (``HeldoutText.limited``)."""
     kld_mean: float
     """KL divergence (merged || file) per token, in nats: mean, median, 99th percentile
     and largest."""

@@ -129,6 +129,7 @@ def _quality(check: FileCheck, probe: Probe, read, max_kld: float) -> QuantQuali
         text=probe.kept.facts.heldout_text or "",
         chunk=int(probe.reference.sets[heldouts.SET].lengths[0]),
         tokens=found.tokens,
+        limited=probe.kept.facts.heldout_limited,
         kld_mean=round(found.kld_mean, 6),
         kld_median=round(found.kld_median, 6),
         kld_p99=round(found.kld_p99, 6),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from release.checkpoint.safetensors import checkpoint_dtype
+from release.checkpoint.safetensors import checkpoint_dtype, parameter_counts
 from release.core.relay import finish
 from release.reference.facts import ReferenceFacts
 from release.reference.heldout import HeldoutText
@@ -42,6 +42,8 @@ def compute_reference(
         trust_remote_code=trust_remote_code,
         **placement,
     ).eval()
+    if heldout is not None:
+        heldout = heldout.read_by(parameter_counts(model_dir)[0], gpus)
     plural = "s" if gpus > 1 else ""
     device = f"cuda ({gpus} GPU{plural}, {dtype}, auto)" if gpus else f"cpu ({dtype})"
     return finish(

@@ -38,6 +38,8 @@ class ReferenceFacts(Facts):
     sets: list[ReferenceSetFacts] = Field(default_factory=list)
     heldout_text: str | None = None
     """The held-out text whose chunks are the ``heldout`` set (``reference.heldout``)."""
+    heldout_limited: str | None = None
+    """Why fewer of its tokens were read than a GPU reads (``HeldoutText.limited``)."""
     smoke_prompt: str
     smoke_answer: str
     bytes: int

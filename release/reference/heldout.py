@@ -19,7 +19,7 @@ third of a second per model).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -27,6 +27,11 @@ CHUNK_TOKENS = 512
 """``n_ctx``: llama-perplexity's default context, which published KLD tables use."""
 HELDOUT_TOKENS = 4096
 """The held-out text's tokens any model reads (eight chunks), at most."""
+CPU_PARAMETER_TOKENS = 4_500 * 10**9
+"""What one model reads of the held-out text on the CPU, in parameters x tokens: in
+float32 on a 2-core CPU a 3.9B model takes 83 ms a token (README "Runners"), so 4,096
+tokens through the base and the merged model would be 11 minutes. Models of up to 1.1B
+parameters read them all, the 3.8B bench model two chunks, 8B and larger one."""
 SET = "heldout"
 """The chunks' set in the reference file."""
 BUILTIN_NAME = "model-release heldout.txt (multilingual sample)"
@@ -37,6 +42,23 @@ class HeldoutText:
     name: str
     """What the card calls it: the file's name, or the shipped sample's."""
     text: str
+    limit: int = HELDOUT_TOKENS
+    """The tokens a model reads of it, at most."""
+    limited: str | None = None
+    """Why ``limit`` is under ``HELDOUT_TOKENS``, as the card says it; None where it is not."""
+
+    def read_by(self, parameters: int, gpus: int) -> HeldoutText:
+        """The text as a model of ``parameters`` reads it: on a GPU, or small enough,
+        ``HELDOUT_TOKENS``; on the CPU a larger model reads the whole chunks that fit
+        ``CPU_PARAMETER_TOKENS`` (one at least)."""
+        if gpus or parameters * HELDOUT_TOKENS <= CPU_PARAMETER_TOKENS:
+            return self
+        limit = max(1, CPU_PARAMETER_TOKENS // (parameters * CHUNK_TOKENS)) * CHUNK_TOKENS
+        why = (
+            f"at most {limit:,} tokens read: a {parameters / 1e9:.3g}B-parameter model on "
+            f"the CPU (on a GPU, {HELDOUT_TOKENS:,})"
+        )
+        return replace(self, limit=limit, limited=why)
 
 
 def heldout_text(path: Path | None) -> HeldoutText:

@@ -41,7 +41,8 @@ def heldout_sequences(
     ids: the chunks the reference keeps where the text fills one."""
     whole = tokenizer(heldout.text).input_ids
     bos = heldouts.tokenizer_bos(tokenizer)
-    return heldouts.sequences(whole, bos, probe.heldout_chunk, probe.heldout_tokens)
+    limit = min(probe.heldout_tokens, heldout.limit)
+    return heldouts.sequences(whole, bos, probe.heldout_chunk, limit)
 
 
 def whole_chunks(sequences: Sequence[Sequence[int]], probe: probes.ProbeSet) -> bool:
@@ -144,6 +145,7 @@ def write_reference(
             for name, values in reference.sets.items()
         ],
         heldout_text=heldout.name if heldout is not None else None,
+        heldout_limited=heldout.limited if heldout is not None else None,
         smoke_prompt=probe.smoke_prompt,
         smoke_answer=reference.smoke_answer,
         bytes=path.stat().st_size,

@@ -212,6 +212,7 @@ def _gguf_build(gguf: GGUFFacts) -> GGUFBuildFacts | None:
         reference_top_k=gguf.reference.top_k if gguf.reference else None,
         loss_text=quality.text if quality else None,
         loss_tokens=quality.tokens if quality else None,
+        loss_limited=quality.limited if quality else None,
         loss_chunk=quality.chunk if quality else None,
         max_kld=quality.max_kld if quality else None,
     )
