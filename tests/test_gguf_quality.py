@@ -105,6 +105,7 @@ _FIGURES = {
 def _llama_perplexity(measured: Measured, base: Path, name: str) -> dict[str, float]:
     binary = llama_perplexity()
     common = ["-f", str(measured.heldout), "-c", str(CHUNK_TOKENS), "-t", "2", "--no-warmup"]
+    common += ["--chunks", str(len(measured.chunks))]  # ours reads HELDOUT_TOKENS at most
     subprocess.run(
         [binary, "-m", measured.files["f32"], *common, "--kl-divergence-base", base],
         check=True,
