@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Callable
 from typing import IO
 
-from release.core.child_python import PYTHON
+from release.core.child_python import PYTHON, project_env
 
 
 def child_env() -> dict[str, str]:
@@ -34,8 +34,9 @@ def child_env() -> dict[str, str]:
     whose cores other processes also use, two spinning threads wait on each other for
     most of their time slices: the probe prompts took 20-110 s with 2 threads and 2-3 s
     with one on a loaded 2-core machine; with ``OMP_WAIT_POLICY=PASSIVE`` 2 threads take
-    what one does (and scale on an idle machine). A policy the user set is kept."""
-    return {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}
+    what one does (and scale on an idle machine). A policy the user set is kept. The
+    child imports this project (``project_env``)."""
+    return project_env({"OMP_WAIT_POLICY": "PASSIVE", **os.environ})
 
 
 def last_words(code: int, stderr: str, who: str) -> str:

@@ -22,14 +22,13 @@ process so intake's own process never imports it: ``release.merge.class_names``.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from release.core.child_python import PYTHON
+from release.core.child_python import PYTHON, project_env
 
 CHILD_TIMEOUT_S = 600
 
@@ -159,15 +158,13 @@ def _ask_transformers(
         "preferred_class": preferred_class,
         "trust_remote_code": trust_remote_code,
     }
-    root = str(Path(__file__).resolve().parents[2])  # the folder holding ``release``
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     try:
         done = subprocess.run(
             [*PYTHON, "-m", "release.merge.class_names"],
             input=json.dumps(request),
             capture_output=True,
             text=True,
-            env=env,
+            env=project_env(),
             timeout=CHILD_TIMEOUT_S,
             check=False,
         )
