@@ -15,7 +15,6 @@ gate.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
@@ -28,7 +27,7 @@ from typing import Protocol
 from cards.evals import load_results
 from cards.records import EvalRecord
 from release.checkpoint.safetensors import parameter_counts
-from release.core.child_python import PYTHON
+from release.core.child_python import PYTHON, project_env
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
 from release.evaluate.facts import HarnessFacts
@@ -173,7 +172,7 @@ def run_command(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=os.environ | {"PYTHONUNBUFFERED": "1"},  # each task's line as it starts
+        env=project_env() | {"PYTHONUNBUFFERED": "1"},  # each task's line as it starts
     ) as child:
         assert child.stdout is not None
         for line in child.stdout:
