@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cards.records import DEFAULT_FILTER, EvalRecord, score_label
+from cards.records import DEFAULT_FILTER, EvalRecord, score_label, scores_as_json
 from release.core.errors import InputError, Refused
-from release.evaluate.facts import EvaluateFacts, GateFacts, scores_as_json
+from release.evaluate.facts import EvaluateFacts, GateFacts
 from release.evaluate.history import is_manifest, previous_release, released_scores
 from release.evaluate.scores import read_scores, this_release
 from release.spec.schema import EvalSpec

@@ -28,6 +28,7 @@ from cards.measured import (
 )
 from cards.measured import GGUFFileFacts as GGUFFileRow
 from cards.measured import ProjectorFacts as MmprojFacts
+from cards.records import EvalRecord
 from cards.render import CardContext
 from cards.schema import CardMetadata
 from release.core.manifest import Manifest
@@ -294,6 +295,12 @@ def card_metadata(
     return CardMetadata.model_validate({k: v for k, v in data.items() if v is not None})
 
 
+def _quant_scores(manifest: Manifest) -> dict[str, list[EvalRecord]]:
+    """The release's tasks on its GGUF files, by quant type (eval.tasks.gguf)."""
+    gguf = GGUFFacts.of(manifest)
+    return {run.type: run.results for run in gguf.benchmarks} if gguf else {}
+
+
 def card_context(
     settings: CardSettings, manifest: Manifest, kind: Kind, scores: ReleaseScores, workspace: Path
 ) -> CardContext:
@@ -314,5 +321,6 @@ def card_context(
         facts=card_facts(manifest, workspace),
         records=records,
         baseline=baseline,
+        quants=_quant_scores(manifest) if records else {},
         citations=[settings.card.bibtex] if settings.card.bibtex.strip() else [],
     )

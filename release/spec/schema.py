@@ -186,6 +186,12 @@ class TasksSpec(_Section):
         description="Run the same tasks on the base model too, for the card's comparison "
         "column (the model-index and the gate keep only this release's scores).",
     )
+    gguf: list[GGUFType] = Field(
+        default_factory=list,
+        description="GGUF types (of gguf.types) whose files run the same tasks, through "
+        "llama.cpp in process, after the GGUF stage's checks: the card's table gets a "
+        "column per type.",
+    )
 
     @model_validator(mode="after")
     def _something_to_run(self) -> TasksSpec:
@@ -444,7 +450,7 @@ class ReleaseSpec(_Section):
     workspace: SpecPath = Field(default=Path("build"), validate_default=True)
     merge: MergeSpec = MergeSpec()
     eval: EvalSpec = EvalSpec()
-    gguf: GGUFSpec = GGUFSpec()
+    gguf: GGUFSpec = Field(default_factory=GGUFSpec, validate_default=True)
     card: CardSpec = CardSpec()
     push: PushSpec = PushSpec()
 
@@ -496,6 +502,20 @@ class ReleaseSpec(_Section):
                 "tasks.compare_base cannot run on a base that needs base.dequantize: lm-eval "
                 "loads the 4-bit checkpoint, not the dequantized base the merge used; "
                 "leave compare_base out"
+            )
+        return value
+
+    @field_validator("gguf")
+    @classmethod
+    def _benchmarked_types_are_exported(cls, value: GGUFSpec, info: ValidationInfo) -> GGUFSpec:
+        """eval.tasks.gguf runs on files the GGUF stage writes: types of gguf.types."""
+        evaluation = info.data.get("eval")
+        tasks = evaluation.tasks if evaluation else None
+        missing = [t for t in (tasks.gguf if tasks else []) if t not in value.types]
+        if missing:
+            raise ValueError(
+                f"eval.tasks.gguf names {', '.join(missing)}, which gguf.types does not "
+                "export; add it to gguf.types or leave it out of eval.tasks.gguf"
             )
         return value
 
