@@ -192,22 +192,17 @@ def run_command(
 
 
 def run_gguf_tasks(
-    tasks: TasksSpec, files: list[tuple[str, Path]], report: Reporter
-) -> Generator[Event, None, dict[str, list[EvalRecord]]]:
-    """eval.tasks on each GGUF file (its type, its path), run by llama.cpp in process;
-    the scores by type, each with the file's name as its model and source. The harness's
-    files are read and dropped: the GGUF stage's folder is what the GGUF repo publishes,
-    and the scores are kept in its facts."""
-    scores: dict[str, list[EvalRecord]] = {}
-    for quant, path in files:
-        with tempfile.TemporaryDirectory(prefix="lm-eval-gguf-") as out:
-            command = gguf_harness_command(path, tasks, Path(out))
-            produced = yield from run_command(
-                command, path.name, tasks, "llama.cpp", Path(out), report
-            )
-            named = {"model": path.name, "source": path.name}
-            scores[quant] = [record.model_copy(update=named) for record in load_results(produced)]
-    return scores
+    tasks: TasksSpec, path: Path, report: Reporter
+) -> Generator[Event, None, list[EvalRecord]]:
+    """eval.tasks on the GGUF file ``path``, run by llama.cpp in process; its scores, each
+    with the file's name as its model and source. The harness's files are read and
+    dropped: the GGUF stage's folder is what the GGUF repo publishes, and the scores are
+    kept in its facts."""
+    with tempfile.TemporaryDirectory(prefix="lm-eval-gguf-") as out:
+        command = gguf_harness_command(path, tasks, Path(out))
+        produced = yield from run_command(command, path.name, tasks, "llama.cpp", Path(out), report)
+        named = {"model": path.name, "source": path.name}
+        return [record.model_copy(update=named) for record in load_results(produced)]
 
 
 def produced_results(folder: Path) -> list[Path]:

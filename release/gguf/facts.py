@@ -37,6 +37,19 @@ class QuantQualityFacts(Facts):
     """``gguf.max_kld``: the mean's limit."""
 
 
+class TaskDropFacts(Facts):
+    """One of a file's scores against the merged model's on the same task, as the gate on
+    quants compared them (``release.evaluate.gate.quant_drops``)."""
+
+    task: str
+    metric: str
+    filter: str
+    merged: float
+    value: float
+    drop: float
+    """Relative, positive is worse (a perplexity's rise is a drop)."""
+
+
 class QuantScoresFacts(Facts):
     """The release's lm-eval tasks on one GGUF file (eval.tasks.gguf), run by llama.cpp in
     process (``release.evaluate.llama_cpp_lm``): its scores beside the merged model's."""
@@ -45,6 +58,10 @@ class QuantScoresFacts(Facts):
     file: str
     results: Scores = Field(default_factory=list)
     """Each score's ``source`` is the file's name."""
+    compared: list[TaskDropFacts] = Field(default_factory=list)
+    """Each score of ``results`` the merged model has too, against it."""
+    max_task_drop: float
+    """``gguf.max_task_drop``: the largest ``drop`` a file may have."""
 
 
 class GGUFFileFacts(Facts):

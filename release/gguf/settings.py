@@ -42,6 +42,8 @@ class GGUFSettings(BaseModel):
     """eval.tasks, where eval.tasks.gguf names types: the files of those types run its
     tasks after the checks (what the harness reads of it; absent without, so a release
     that names none is keyed as it always was)."""
+    max_task_drop: float | None = Field(default=None, exclude_if=lambda v: v is None)
+    """gguf.max_task_drop, where the files run the tasks (absent without, likewise)."""
 
     @property
     def benchmarked_types(self) -> list[str]:
@@ -49,6 +51,7 @@ class GGUFSettings(BaseModel):
 
     @classmethod
     def of(cls, spec: ReleaseSpec) -> Self:
+        benchmarks = _benchmarks(spec.eval.tasks) if spec.eval.enabled else None
         return cls(
             types=list(dict.fromkeys(spec.gguf.types)),
             llama_cpp_dir=spec.gguf.llama_cpp_dir,
@@ -62,7 +65,8 @@ class GGUFSettings(BaseModel):
             datasets=list(spec.card.datasets),
             max_kld=spec.gguf.max_kld,
             heldout_text=spec.eval.heldout_text,
-            benchmarks=_benchmarks(spec.eval.tasks) if spec.eval.enabled else None,
+            benchmarks=benchmarks,
+            max_task_drop=spec.gguf.max_task_drop if benchmarks else None,
         )
 
 

@@ -376,6 +376,8 @@ class EvalSpec(_Section):
 
 DEFAULT_MAX_KLD = 0.5
 """README "What each quant costs": the measurements behind it."""
+DEFAULT_MAX_QUANT_TASK_DROP = 0.20
+"""As eval.max_task_drop: a file may lose on a task what a release may against the last."""
 
 
 class GGUFSpec(_Section):
@@ -387,6 +389,13 @@ class GGUFSpec(_Section):
         description="Largest mean KL divergence (nats, llama-perplexity's figure) a GGUF "
         "file may have from the merged model on the held-out text; a file over it is "
         "refused.",
+    )
+    max_task_drop: float = Field(
+        default=DEFAULT_MAX_QUANT_TASK_DROP,
+        ge=0,
+        description="With eval.tasks.gguf: the largest drop a file's score may have from "
+        "the merged model's on any task, relative (a perplexity's rise counts as a drop); "
+        "a file over it is refused.",
     )
 
 

@@ -63,13 +63,13 @@ class GGUFStage(Stage):
             "probe": probes.PROBE.digest,
         }
 
-    def tools(self, spec: ReleaseSpec | None = None) -> dict[str, str]:
+    def tools(self, spec: ReleaseSpec) -> dict[str, str]:
         """The tools that shape the files and their figures: lm-eval too where the
         files run eval.tasks (eval.tasks.gguf)."""
         from release.gguf.settings import GGUFSettings
 
         found = {"gguf": _version("gguf"), "llama_cpp": _version("llama_cpp_python")}
-        if spec is not None and GGUFSettings.of(spec).benchmarks is not None:
+        if GGUFSettings.of(spec).benchmarks is not None:
             found["lm_eval"] = _version("lm_eval")
         return {tool: v for tool, v in found.items() if v}
 
@@ -97,6 +97,7 @@ class GGUFStage(Stage):
             meta,
             settings.llama_cpp_dir,
             reference_here=kept is None,
+            benchmarked=settings.benchmarked_types,
         )
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
         if kept is None and EvaluateFacts.of(ctx.manifest) is not None:
@@ -123,16 +124,40 @@ class GGUFStage(Stage):
 
 
 def _benchmarks(settings, facts: GGUFFacts, ctx: StageContext):
-    """eval.tasks on the files of eval.tasks.gguf's types, after their checks."""
+    """eval.tasks on the files of eval.tasks.gguf's types, after their checks, each
+    against the merged model's scores (a file that drops too far is refused at once)."""
+    from release.evaluate.gate import judge_quant
     from release.evaluate.harness import run_gguf_tasks
-    from release.gguf.facts import QuantScoresFacts
+    from release.gguf.facts import QuantScoresFacts, TaskDropFacts
 
+    evaluated = EvaluateFacts.of(ctx.manifest)
+    merged = evaluated.results if evaluated else []
     names = {file.type: file.name for file in facts.files}
-    files = [(quant, ctx.out_dir / names[quant]) for quant in settings.benchmarked_types]
-    scores = yield from run_gguf_tasks(settings.benchmarks, files, ctx)
-    return [
-        QuantScoresFacts(type=quant, file=names[quant], results=scores[quant]) for quant, _ in files
-    ]
+    runs = []
+    for quant in settings.benchmarked_types:
+        scores = yield from run_gguf_tasks(settings.benchmarks, ctx.out_dir / names[quant], ctx)
+        compared = judge_quant(names[quant], quant, merged, scores, settings.max_task_drop)
+        drops = [
+            TaskDropFacts(
+                task=c.task,
+                metric=c.metric,
+                filter=c.filter,
+                merged=c.previous,
+                value=c.current,
+                drop=round(c.drop, 6),
+            )
+            for c in compared
+        ]
+        runs.append(
+            QuantScoresFacts(
+                type=quant,
+                file=names[quant],
+                results=scores,
+                compared=drops,
+                max_task_drop=settings.max_task_drop,
+            )
+        )
+    return runs
 
 
 def _kept_reference(ctx: StageContext):
