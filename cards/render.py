@@ -106,7 +106,9 @@ def render_gguf_card(
     template_dir: str | Path | None = None,
     template: str | Path | None = None,
 ) -> str:
-    """README.md of the GGUF repo: the quant table, verification results and usage.
+    """README.md of the GGUF repo: the quant table, verification results, the release's
+    tasks on the files where they ran them (beside the unquantized model's scores), and
+    usage.
 
     ``ctx`` describes the model that was quantized (``repo_id``), usually the merged one.
     ``template``: a user's template file rendered instead of ours (the front matter
@@ -119,7 +121,8 @@ def render_gguf_card(
     data.pop("library_name", None)  # the Hub recognises GGUF files by themselves
     data |= {"base_model": ctx.repo_id, "base_model_relation": "quantized"}
     data["tags"] = list(dict.fromkeys([*(data.get("tags") or []), "gguf", "llama.cpp"]))
-    gguf_ctx = ctx.model_copy(update={"records": [], "baseline": [], "quants": {}})  # no scores
+    # the unquantized model's scores only beside the files' own (eval.tasks.gguf)
+    gguf_ctx = ctx.model_copy(update={"baseline": []} | ({} if ctx.quants else {"records": []}))
     metadata = CardMetadata.model_validate(data)
     return _render(*_chosen("gguf_card.md.j2", template_dir, template), gguf_ctx, metadata)
 

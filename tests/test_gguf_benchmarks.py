@@ -13,22 +13,30 @@ from __future__ import annotations
 
 import json
 import shutil
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
+from cards.records import metric_label
 from release.cli import main
 from release.core.manifest import MANIFEST_NAME, Manifest
 from release.evaluate.facts import EvaluateFacts
 from release.gguf.facts import GGUFFacts
+from release.report.compare import change
 from tests.test_eval_tasks import SPEC, TASKS, _markdown_rows, _scores
 
 
-def test_a_release_runs_its_tasks_on_the_gguf_files_named(tiny_llama_dir, tmp_path, monkeypatch):
+def test_a_release_runs_its_tasks_on_the_gguf_files_named(
+    tiny_llama_dir, tmp_path, capsys, monkeypatch
+):
     """Through ``model-release run``: the f16 file's scores are recorded as GGUF facts,
-    equal the merged model's within their stderr, stand in an F16 column of the card's
-    table, and leave no file beside the GGUF files; eval.tasks.gguf is the GGUF stage's
-    setting (a change reruns it, not the evaluate stage)."""
+    equal the merged model's within their stderr, are printed under the stage beside the
+    merged model's, stand in an F16 column of both cards' tables, and leave no file
+    beside the GGUF files; lm-eval is among the stage's tools; eval.tasks.gguf is the GGUF
+    stage's setting (a change reruns it, not the evaluate stage). A file that drops past
+    gguf.max_task_drop is refused in one line, and the run leaves everything as it was."""
+    monkeypatch.setenv("COLUMNS", "120")  # rich shortens cells to fit 80 columns
     from tests.support.lora_models import make_adapter
 
     make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj", "v_proj"])
@@ -37,12 +45,13 @@ def test_a_release_runs_its_tasks_on_the_gguf_files_named(tiny_llama_dir, tmp_pa
     spec.write_text(text + "    gguf: [f16]\n")
     stages = ["adapter", "merge", "evaluate", "gguf", "card"]
     assert main(["run", str(spec), *(f"--stage={stage}" for stage in stages)]) == 0
+    printed = capsys.readouterr().out
 
     workspace = tmp_path / "build"
     manifest = Manifest.load(workspace / MANIFEST_NAME)
     merged = EvaluateFacts.of(manifest).results
     (run,) = GGUFFacts.of(manifest).benchmarks
-    assert (run.type, run.file) == ("f16", "tiny-F16.gguf")
+    assert (run.type, run.file, run.max_task_drop) == ("f16", "tiny-F16.gguf", 0.2)
     assert {r.source for r in run.results} == {"tiny-F16.gguf"}
     ours, theirs = _scores(merged), _scores(run.results)
     assert theirs.keys() == ours.keys()
@@ -51,15 +60,32 @@ def test_a_release_runs_its_tasks_on_the_gguf_files_named(tiny_llama_dir, tmp_pa
             assert abs(theirs[record.key] - record.value) <= record.stderr, record.key
         else:  # perplexities: the file is the model in f16
             assert theirs[record.key] == pytest.approx(record.value, rel=0.01), record.key
+    drops = {(c.task, c.metric, c.filter): c for c in run.compared}
+    assert drops.keys() == ours.keys()
+    for record in merged:  # relative, positive is worse: a perplexity's rise too
+        c = drops[record.key]
+        assert (c.merged, c.value) == (record.value, theirs[record.key])
+        worse = c.value - c.merged if record.higher_is_better is False else c.merged - c.value
+        assert c.drop == pytest.approx(worse / c.merged if c.merged else 0, abs=1e-6), record.key
     assert sorted(p.name for p in (workspace / "gguf").iterdir()) == ["tiny-F16.gguf"]
+    assert manifest.stages["gguf"].tools["lm_eval"] == version("lm_eval")
 
-    card = (workspace / "card" / "README.md").read_text()
+    # the CLI's table under the stage: the merged model's score, the file's beside it
+    under_the_stage = [
+        " ".join(line.split()) for line in printed.split("✔ gguf", 1)[1].splitlines()
+    ]
+    for key, c in drops.items():
+        label = f"{c.task} {metric_label(c.metric, c.filter)}"
+        assert f"{label} {c.merged:.4g} {c.value:.4g} ({change(c.drop)})" in under_the_stage, key
+
     header = "| Task | Metric | n-shot | Score | Stderr | F16 | Source |"
-    rows = _markdown_rows(card, header)
-    assert {(row[3], row[5]) for row in rows} == {
-        (f"{value:.4f}", f"{theirs[key]:.4f}") for key, value in ours.items()
-    }
-    assert "F16: the same tasks on the GGUF file of that type, run by llama.cpp" in card
+    for card_path in (workspace / "card" / "README.md", workspace / "card" / "gguf" / "README.md"):
+        card = card_path.read_text()
+        rows = _markdown_rows(card, header)
+        assert {(row[3], row[5]) for row in rows} == {
+            (f"{value:.4f}", f"{theirs[key]:.4f}") for key, value in ours.items()
+        }
+        assert "F16: the same tasks on the GGUF file of that type, run by llama.cpp" in card
 
     from release.runner import stage_states
     from release.spec.schema import load_spec
@@ -69,6 +95,30 @@ def test_a_release_runs_its_tasks_on_the_gguf_files_named(tiny_llama_dir, tmp_pa
     spec.write_text(text)  # no eval.tasks.gguf
     states = stage_states(load_spec(spec))
     assert (states["evaluate"], states["gguf"]) == ("done", "stale")
+
+    # the merged model's recorded accuracy set far above the file's: the worst drop, which
+    # a tighter limit refuses
+    saved = json.loads((workspace / MANIFEST_NAME).read_text())
+    for score in saved["stages"]["evaluate"]["facts"]["results"]:
+        if (score["task"], score["metric"]) == ("mr_choice", "acc"):
+            score["value"] = theirs["mr_choice", "acc", "none"] + 10
+    (workspace / MANIFEST_NAME).write_text(json.dumps(saved, indent=2))
+    before = (workspace / MANIFEST_NAME).read_bytes()
+    files = {p.name: p.stat().st_mtime_ns for p in (workspace / "gguf").iterdir()}
+    spec.write_text(
+        text.replace("  types: [f16]", "  types: [f16]\n  max_task_drop: 0.1") + "    gguf: [f16]\n"
+    )
+    capsys.readouterr()
+    assert main(["run", str(spec), "--stage=gguf"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    worse = f"{theirs['mr_choice', 'acc', 'none']:.4g}"
+    assert (
+        f"tiny-F16.gguf: mr_choice acc is {worse} on the file against the merged model's " in err
+    ), err
+    assert "over gguf.max_task_drop 0.1 (drop f16 from gguf.types and eval.tasks.gguf, " in err
+    assert (workspace / MANIFEST_NAME).read_bytes() == before
+    assert {p.name: p.stat().st_mtime_ns for p in (workspace / "gguf").iterdir()} == files
+    assert not list(workspace.glob(".partial-*"))
 
 
 def test_eval_tasks_gguf_names_an_exported_type(tiny_llama_dir, tmp_path, capsys):
@@ -190,8 +240,10 @@ def test_a_file_broken_on_purpose_scores_lower(smollm2_files, capsys):
     from tests.support.reporters import SilentReporter
 
     tasks = TasksSpec(folder=TASKS, names=["mr_group", "mr_perplexity"])
-    files = [(name, path) for name, path in smollm2_files.items()]
-    scores = finish(run_gguf_tasks(tasks, files, SilentReporter("gguf")))
+    scores = {
+        name: finish(run_gguf_tasks(tasks, path, SilentReporter("gguf")))
+        for name, path in smollm2_files.items()
+    }
     good, broken = _scores(scores["f16"]), _scores(scores["broken"])
     perplexity = ("mr_perplexity", "word_perplexity", "none")
     assert broken[perplexity] > 2 * good[perplexity]
