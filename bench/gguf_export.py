@@ -2,7 +2,14 @@
 
 Both convert the same HF folder (default: the demo's SmolLM2-135M-Instruct, bf16) to
 the same type, each in its own process, so each peak RSS is its own (measured with
-wait4 on that child). Prints wall time, peak RSS and the ratios ours / llama.cpp.
+wait4 on that child). Prints wall time, CPU time, peak RSS and the ratios ours /
+llama.cpp.
+
+Beside each file ours writes, the quality pass's cost (``release.gguf.quality``: llama.cpp
+loads the file and runs the held-out chunks, and the figures are worked out against the
+merged model's reference), in a child of its own, with the tokens it scored and its mean
+KL divergence. The reference itself (the merged model on the held-out text, which the
+evaluate stage's perplexity run keeps) is made once, and its row says what it cost.
 
     python -m bench.gguf_export [--model DIR | --gemma4] [--types f16,q8_0]
                                 [--converter DIR] [--no-stage | --stage-only]
@@ -30,6 +37,7 @@ skips the per-type rows.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -97,16 +105,58 @@ def stage_ours(model: Path, out: Path, types: list[str]) -> None:
     print(json.dumps({"export": built.export_seconds, "checks": built.check_seconds}))
 
 
-def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child process."""
-    wall, peak, _ = measure_output(command, env)
-    return wall, peak
+def reference_ours(model: Path, out: Path) -> None:
+    """The merged model's reference on the probe and the held-out text, as the evaluate
+    stage keeps it, into ``out``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from release.core.relay import finish
+    from release.reference.heldout import heldout_text
+    from release.reference.probe import PROBE
+    from release.reference.record import model_reference
+    from release.reference.store import save_reference
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    loaded = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
+    save_reference(finish(model_reference(loaded, tokenizer, PROBE, heldout_text(None))), out)
 
 
-def measure_output(
-    command: list[str], env: dict[str, str] | None = None
-) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB) and the stdout of one child process."""
+def quality_ours(gguf: Path, reference: Path) -> None:
+    """The quality pass on ``gguf``: llama.cpp's child runs the held-out chunks (after
+    loading the file), the figures against ``reference``; prints the tokens scored and
+    the mean KL divergence."""
+    from release.gguf.llama_cpp_process import LlamaCppChild, Request
+    from release.gguf.quality import ScoredReference, quant_quality
+    from release.reference.heldout import SET
+    from release.reference.store import load_reference
+
+    kept = load_reference(reference)
+    request = Request(str(gguf), [[1, 2]], ["x"], [1], 1, reference=str(reference))
+    request = dataclasses.replace(request, vocab_rows=kept.vocab_rows)
+    with LlamaCppChild() as child:
+        run = child.run(request)
+    assert run.heldout is not None, "the reference holds no held-out chunks"
+    found = quant_quality(ScoredReference.of(kept.sets[SET]), run.heldout)
+    print(json.dumps({"tokens": found.tokens, "kld_mean": found.kld_mean}))
+
+
+@dataclasses.dataclass(frozen=True)
+class Cost:
+    """One child process's wall seconds, CPU seconds (its children's included) and peak
+    RSS (MiB), and what it printed."""
+
+    wall: float
+    cpu: float
+    peak: float
+    stdout: str
+
+    def row(self, type_name: str, contender: str) -> str:
+        return f"{type_name:6} {contender:10} {self.wall:8.1f} {self.cpu:8.1f} {self.peak:13.0f}"
+
+
+def measure_cost(command: list[str], env: dict[str, str] | None = None) -> Cost:
+    """What one child process cost (``Cost``)."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as stdout:
         child = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
@@ -116,7 +166,8 @@ def measure_output(
         if child.returncode:
             raise SystemExit(f"{command[1]} failed:\n{child.stderr.read()[-2000:]}")
         stdout.seek(0)
-        return wall, usage.ru_maxrss / 1024, stdout.read()
+        cpu = usage.ru_utime + usage.ru_stime
+        return Cost(wall, cpu, usage.ru_maxrss / 1024, stdout.read())
 
 
 def main() -> None:
@@ -129,6 +180,8 @@ def main() -> None:
     parser.add_argument(
         "--stage", nargs=3, metavar=("MODEL", "OUT", "TYPES"), help=argparse.SUPPRESS
     )
+    parser.add_argument("--reference", nargs=2, metavar=("MODEL", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--quality", nargs=2, metavar=("GGUF", "REFERENCE"), help=argparse.SUPPRESS)
     parser.add_argument("--no-stage", action="store_true", help="leave out the stage row")
     parser.add_argument("--stage-only", action="store_true", help="only the stage row")
     args = parser.parse_args()
@@ -136,6 +189,12 @@ def main() -> None:
     if args.ours:  # child: our exporter alone
         model, out, type_name = args.ours
         export_ours(Path(model), Path(out), type_name)
+        return
+    if args.reference:  # child: the merged model's reference
+        reference_ours(Path(args.reference[0]), Path(args.reference[1]))
+        return
+    if args.quality:  # child: the quality pass on one file
+        quality_ours(Path(args.quality[0]), Path(args.quality[1]))
         return
     if args.stage:  # child: the GGUF stage's work, export and checks
         model, out, types = args.stage
@@ -152,18 +211,22 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     size = sum(p.stat().st_size for p in model.glob("*.safetensors"))
     print(f"model: {model.name}, {size / 1e6:.0f} MB safetensors")
-    print(f"{'type':6} {'contender':10} {'wall s':>8} {'peak RSS MiB':>13}")
+    print(f"{'type':6} {'contender':10} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>13}")
     with tempfile.TemporaryDirectory(prefix="gguf-bench-") as tmp:
         from release.gguf.formats import FORMATS
 
+        reference = Path(tmp) / "reference.safetensors"
+        if built_in and not args.stage_only:
+            made = measure_cost([*SELF, "--reference", str(model), str(reference)])
+            print(f"{made.row('all', 'reference')}   (the merged model's, on the held-out text)")
         for type_name in args.types.split(","):
             if args.stage_only or not FORMATS[type_name].in_process:
                 continue  # the quantizer's types: the stage row has them
             ours_out, theirs_out = Path(tmp) / "ours.gguf", Path(tmp) / "theirs.gguf"
             ours = None
             if built_in:
-                ours = measure([*SELF, "--ours", str(model), str(ours_out), type_name])
-            theirs = measure(
+                ours = measure_cost([*SELF, "--ours", str(model), str(ours_out), type_name])
+            theirs = measure_cost(
                 [
                     sys.executable,
                     str(script),
@@ -175,24 +238,32 @@ def main() -> None:
                 ],
                 env,
             )
-            print(f"{type_name:6} {'llama.cpp':10} {theirs[0]:8.1f} {theirs[1]:13.0f}")
+            print(theirs.row(type_name, "llama.cpp"))
             if ours is None:  # the release itself uses this converter for the model
                 print(f"{type_name:6} {'ours':10} not built in (the release delegates)")
             else:
-                print(f"{type_name:6} {'ours':10} {ours[0]:8.1f} {ours[1]:13.0f}")
+                print(ours.row(type_name, "ours"))
                 print(
-                    f"{type_name:6} {'ratio':10} {ours[0] / theirs[0]:8.2f} "
-                    f"{ours[1] / theirs[1]:13.2f}   (ours / llama.cpp; below 1 is better)"
+                    f"{type_name:6} {'ratio':10} {ours.wall / theirs.wall:8.2f} "
+                    f"{ours.cpu / theirs.cpu:8.2f} {ours.peak / theirs.peak:13.2f}"
+                    "   (ours / llama.cpp; below 1 is better)"
                 )
                 same = "yes" if same_tensors(ours_out, theirs_out) else "NO"
                 print(f"{type_name:6} {'same tensors':10} {same}")
+                quality = measure_cost([*SELF, "--quality", str(ours_out), str(reference)])
+                found = json.loads(quality.stdout.strip().splitlines()[-1])
+                print(
+                    f"{quality.row(type_name, 'quality')}   ({found['tokens']} tokens scored, "
+                    f"KLD mean {found['kld_mean']:.5f}; {quality.wall / ours.wall:.2f}x "
+                    "the export's wall)"
+                )
             ours_out.unlink(missing_ok=True)
             theirs_out.unlink()
         if built_in and not args.no_stage:
             command = [*SELF, "--stage", str(model), str(Path(tmp) / "stage")]
-            wall, peak, said = measure_output([*command, args.types])
-            split = json.loads(said.strip().splitlines()[-1])
-            print(f"{'all':6} {'stage':10} {wall:8.1f} {peak:13.0f}   ", end="")
+            stage = measure_cost([*command, args.types])
+            split = json.loads(stage.stdout.strip().splitlines()[-1])
+            print(f"{stage.row('all', 'stage')}   ", end="")
             print(
                 f"(export {split['export']:.1f} s, checks {split['checks']:.1f} s: "
                 f"{split['checks'] / split['export']:.2f}x the export)"

@@ -119,9 +119,16 @@ def _full_logits(path: Path, chunks: list[list[int]], vocab: int):
     import llama_cpp
     import numpy as np
 
+    from release.gguf.llama_cpp_process import FLASH_ATTENTION
     from release.reference.heldout import scored
 
-    llm = llama_cpp.Llama(str(path), n_ctx=len(chunks[0]) + 8, logits_all=True, verbose=False)
+    llm = llama_cpp.Llama(
+        str(path),
+        n_ctx=len(chunks[0]) + 8,
+        logits_all=True,
+        verbose=False,
+        flash_attn=FLASH_ATTENTION,  # as the GGUF stage's child runs the file
+    )
     out = []
     for ids in chunks:
         llm.reset()

@@ -2,7 +2,9 @@
 
 Builds a random Llama-shaped bf16 model of a real size (3.8B by default: 36 layers,
 hidden 3072, intermediate 8192, 24 heads / 8 KV heads; the SmolLM2 tokenizer, 49k
-tokens) and a LoRA of r=16 on all seven projections, written tensor by tensor, then runs
+tokens; ``--size e4b``: Gemma-4-E4B-it's text model in its real shapes, 7.5B parameters
+with its 262144 x 42*256 per-layer embedding table, and a Gemma 4 tokenizer filled to its
+vocabulary) and a LoRA of r=16 on all seven projections, written tensor by tensor, then runs
 the release through the CLI (``model-release run --stage ...``), one stage per process:
 adapter, merge, evaluate, gguf (f16 and q8_0), card. Beside them, on the same model in
 the same run:
@@ -67,14 +69,29 @@ def _shapes():
     }
 
 
-SIZES = ("tiny", "0.5b", "1b", "3.8b", "8b")
+GEMMA4 = {"e4b": "Gemma-4-E4B, text"}
+"""Sizes of Gemma 4's layout (``tests.support.sparse_models.SHAPES``): Gemma-4-E4B-it's
+text model, 7.5B parameters, 2.8B of them its per-layer embedding table."""
+SIZES = ("tiny", "0.5b", "1b", "3.8b", "8b", *GEMMA4)
 
 
 def generate(model: Path, size: str) -> None:
-    """The base (SmolLM2's tokenizer) and its LoRA, in ``model``."""
-    from bench.shared import write_llama, write_lora
+    """The base (SmolLM2's tokenizer; a Gemma 4 one for Gemma 4's sizes) and its LoRA,
+    in ``model``."""
+    from bench.shared import write_llama, write_lora, write_random
     from release.demo.smollm2 import load_tokenizer
 
+    if size in GEMMA4:
+        from tests.support.gemma4_models import gemma4_tokenizer
+        from tests.support.sparse_models import SHAPES, real_model, save_model_files
+
+        tokenizer = gemma4_tokenizer()
+        config, shapes = real_model(SHAPES[GEMMA4[size]], tokenizer)
+        (model / "base").mkdir()
+        save_model_files(model / "base", config, tokenizer)
+        write_random(model / "base", shapes)
+        write_lora(model / "adapter", model / "base", shapes, RANK)
+        return
     tokenizer = load_tokenizer()
     config = _shapes()[size].config(
         vocab_size=len(tokenizer),
@@ -89,7 +106,7 @@ def prepare(workdir: Path, size: str) -> Path:
     """The model of ``size`` under ``workdir``, generated unless a finished one is there
     (``generated.json`` is written last); generated in a child, as the parent must hold
     no model (``bench.shared``)."""
-    model = workdir / f"llama-{size}"
+    model = workdir / f"{'gemma4' if size in GEMMA4 else 'llama'}-{size}"
     marker = model / "generated.json"
     if marker.is_file() and json.loads(marker.read_text()) == {"size": size, "rank": RANK}:
         return model
@@ -101,7 +118,7 @@ def prepare(workdir: Path, size: str) -> Path:
     return model
 
 
-def write_spec(folder: Path, model: Path) -> Path:
+def write_spec(folder: Path, model: Path, types: tuple[str, ...] = TYPES) -> Path:
     spec = {
         "name": "scale-bench",
         "version": "1.0.0",
@@ -109,7 +126,7 @@ def write_spec(folder: Path, model: Path) -> Path:
         "adapter": {"path": str(model / "adapter")},
         "workspace": str(folder / "release"),
         "eval": {"prompts": []},  # a random model cannot chat
-        "gguf": {"types": list(TYPES)},
+        "gguf": {"types": list(types)},
     }
     path = folder / "release.yaml"
     path.write_text(json.dumps(spec, indent=2))  # JSON is YAML
@@ -368,6 +385,12 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="default: ~/.cache/model-release/scale")
     parser.add_argument("--no-anchors", action="store_true", help="ours and the floor only")
     parser.add_argument(
+        "--types",
+        default=",".join(TYPES),
+        help="our release's gguf.types, comma-separated (default: %(default)s; the anchors "
+        "write these two)",
+    )
+    parser.add_argument(
         "--anchors-only",
         action="store_true",
         help="the floor and the anchors on the last run's merged model (its stages kept)",
@@ -398,7 +421,7 @@ def main() -> None:
     if not args.anchors_only:
         shutil.rmtree(run, ignore_errors=True)
         run.mkdir()
-    spec = write_spec(run, model)
+    spec = write_spec(run, model, tuple(args.types.split(",")))
     speed = disk_speed(run)
     parameters = _parameters(model / "base")
     header = {
@@ -410,9 +433,9 @@ def main() -> None:
         "cpus": os.cpu_count(),
     }
     print(
-        f"base: Llama-shaped {parameters / 1e9:.2f}B parameters, "
+        f"base: {GEMMA4.get(args.size, 'Llama')}-shaped {parameters / 1e9:.2f}B parameters, "
         f"{header['base_bytes'] / GB:.2f} GB bf16; LoRA r={RANK} on all seven projections; "
-        f"GGUF {', '.join(TYPES)}; disk: write {speed[0] / GB:.2f} GB/s, "
+        f"GGUF {args.types.replace(',', ', ')}; disk: write {speed[0] / GB:.2f} GB/s, "
         f"read {speed[1] / GB:.2f} GB/s; {os.cpu_count()} CPUs"
     )
     table = Table(args.json_out, header)

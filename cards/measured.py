@@ -70,6 +70,9 @@ class MergeInputFigure(_Facts):
     kind: str
     """base, checkpoint (a full fine-tune) or lora (an adapter applied to the base)."""
     perplexity: float
+    scores: list[float | None] = Field(default_factory=list)
+    """Its eval.tasks scores, one per ``SanityFacts.merge_score_labels`` (None: not run
+    on it)."""
 
 
 class MergeGateFacts(_Facts):
@@ -92,6 +95,11 @@ class SanityFacts(_Facts):
     """A merge recipe's release: each input measured beside the merged model (the
     equivalence check, merged == base + adapter, does not apply to a merge)."""
     merge_gate: MergeGateFacts | None = None
+    merge_score_labels: list[str] = Field(default_factory=list)
+    """The eval.tasks scores the table sets beside the perplexity: the merged model's, as
+    the gate names them."""
+    merge_scores: list[float] = Field(default_factory=list)
+    """The merged model's, one per label."""
 
 
 class QuantLossFacts(_Facts):

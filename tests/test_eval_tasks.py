@@ -9,10 +9,14 @@ workspace.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import dataclasses
+import io
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pytest
 
@@ -76,19 +80,53 @@ def test_compare_base_on_a_base_merged_dequantized_is_one_line(tmp_path, capsys)
     )
 
 
-def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "120")  # rich shortens cells to fit 80 columns
+@dataclasses.dataclass(frozen=True)
+class Compared:
+    """The tiny release with compare_base on, made once for the module by `model-release
+    run` (in a GitHub Actions job: its summary is written too), and lm-eval's own scores
+    of its merged model and of its base."""
+
+    root: Path
+    spec: Path
+    printed: str
+    facts: EvaluateFacts
+    summary: Path
+    direct_merged: dict[tuple[str, str, str], float]
+    direct_base: dict[tuple[str, str, str], float]
+
+
+@pytest.fixture(scope="module")
+def compared(tiny_llama_dir, tmp_path_factory) -> Compared:
     from tests.support.lora_models import make_adapter
 
-    make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj", "v_proj"])
-    spec = tmp_path / "release.yaml"
-    spec.write_text(SPEC.format(base=tiny_llama_dir, tasks=TASKS).replace("[q8_0]", "[]"))
-    stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate"]
-    assert main(["run", str(spec), *stages, "--stage", "card"]) == 0
-    printed = capsys.readouterr().out
+    root = tmp_path_factory.mktemp("compared")
+    summary = root / "step_summary.md"
+    make_adapter(tiny_llama_dir, root / "adapter", target_modules=["q_proj", "v_proj"])
+    spec = root / "release.yaml"
+    text = SPEC.format(base=tiny_llama_dir, tasks=TASKS).replace("[q8_0]", "[]")
+    spec.write_text(text + "    compare_base: true\n")
+    stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate", "--stage", "card"]
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        # no base figures kept: the run makes its own, as a test's run does
+        patch.setenv("MODEL_RELEASE_EVAL_CACHE", str(tmp_path_factory.mktemp("eval_cache")))
+        patch.setenv("COLUMNS", "160")  # rich shortens cells to fit 80 columns
+        patch.setenv("GITHUB_ACTIONS", "true")
+        patch.setenv("GITHUB_WORKSPACE", str(root))
+        patch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+        patch.setenv("GITHUB_OUTPUT", str(root / "github_output"))
+        assert main(["run", str(spec), *stages]) == 0
+    facts = EvaluateFacts.of(Manifest.load(root / "build" / MANIFEST_NAME))
+    direct = tmp_path_factory.mktemp("direct")
+    direct_merged, direct_base = _direct_lm_evals(
+        [(root / "build" / "merge", direct / "merged"), (tiny_llama_dir, direct / "base")]
+    )
+    return Compared(root, spec, printed.getvalue(), facts, summary, direct_merged, direct_base)
 
-    workspace = tmp_path / "build"
-    facts = EvaluateFacts.of(Manifest.load(workspace / MANIFEST_NAME))
+
+def test_scores_equal_a_direct_lm_eval_run(compared):
+    root, facts, printed = compared.root, compared.facts, compared.printed
+    workspace = root / "build"
     ours = _scores(facts.results)
     produced = sorted(p for p in (workspace / "evaluate" / "lm-eval").rglob("*") if p.is_file())
     assert facts.harness.files == [str(p.relative_to(workspace / "evaluate")) for p in produced]
@@ -96,40 +134,31 @@ def test_scores_equal_a_direct_lm_eval_run(tiny_llama_dir, tmp_path, capsys, mon
     assert any(p.name.startswith("results_") for p in produced)
     assert any(p.name.startswith("samples_mr_choice") for p in produced)
 
-    direct = tmp_path / "direct"
-    theirs = _direct_lm_eval(workspace / "merge", direct)
+    theirs = compared.direct_merged
     assert theirs and ours == {key: theirs[key] for key in ours}
     assert {key[0] for key in ours} >= {"mr_choice", "mr_generate", "mr_perplexity"}
     assert ("mr_generate", "exact_match", "first_number") in ours
     # each score's source is where its results file lies once the stage is done
     (source,) = {r.source for r in facts.results}
-    assert source.startswith("build/evaluate/lm-eval/") and (tmp_path / source).is_file()
+    assert source.startswith("build/evaluate/lm-eval/") and (root / source).is_file()
 
-    # the card's model-index carries the scores the release produced, read back by
-    # huggingface_hub as the Hub reads it
-    from huggingface_hub import ModelCard
-    from huggingface_hub.repocard_data import model_index_to_eval_results
-
-    card = ModelCard.load(workspace / "card" / "README.md")
-    _, indexed = model_index_to_eval_results(card.data.to_dict()["model-index"])
-    assert sorted((r.dataset_name, r.metric_type, r.metric_value) for r in indexed) == sorted(
-        (task, metric, value) for (task, metric, _), value in ours.items()
-    )
-    # the CLI's table: one row per score, as the harness reported it
+    # the CLI's table: one row per score, as the harness reported it (the base's two
+    # columns close each row: test_compare_base_shows_the_base_s_scores_beside_the_release_s)
     rows = [line.split() for line in printed.splitlines() if line.startswith("  mr_")]
     assert {(row[0], row[1], row[2]): row[3] for row in rows} == {
         key: f"{value:.4g}" for key, value in ours.items()
     }
+    # without a base's scores, the table has no base columns
+    from release.report.console import scores_table
+
+    alone = scores_table(facts.results, [])
+    assert [column.header for column in alone.columns][3:] == ["value", "± stderr", "shots"]
+    assert list(alone.columns[3].cells) == [f"{value:.4g}" for value in ours.values()]
 
     from release.tui.panes.evaluate import _scores_table
 
     table = _scores_table(facts)
     assert [cell for cell in table.columns[0].cells] == [r.task for r in facts.results]
-    shutil.rmtree(direct)
-
-    # the same model and tasks again: the stage (and its lm-eval run) is skipped
-    assert main(["run", str(spec), *stages]) == 0
-    assert "evaluate: skipped (unchanged since" in capsys.readouterr().out
 
 
 def test_a_task_the_harness_cannot_run_fails_the_stage_in_one_line(
@@ -159,14 +188,15 @@ def test_a_task_the_harness_cannot_run_fails_the_stage_in_one_line(
 
 def test_vllm_without_a_gpu_is_one_line_before_anything_runs(tmp_path):
     from release.core.errors import WorkError
-    from release.evaluate.harness import run_harness
+    from release.evaluate.harness import HARNESS_DIR, HarnessModel, run_harness
     from release.evaluate.launch import choose_launch
     from release.spec.schema import TasksSpec
 
     tasks = TasksSpec(names=["mr_choice"], folder=TASKS, backend="vllm")
     cpu = choose_launch("vllm", 0, 0, 10**9)
     out = tmp_path / "out"
-    run = run_harness(tmp_path, "x", tasks, "float32", cpu, out, None, trust_remote_code=False)
+    model = HarnessModel(tmp_path, "x", HARNESS_DIR)
+    run = run_harness(model, tasks, "float32", cpu, out, None, trust_remote_code=False)
     with pytest.raises(WorkError) as failed:
         next(run)
     assert str(failed.value).startswith("eval.tasks.backend vllm needs vLLM installed and a GPU")
@@ -208,9 +238,11 @@ def test_smollm2_beside_its_base_and_a_broken_adapter_gated_against_it(
     assert {r.task for r in facts.results} >= {"mr_choice", "mr_generate", "mr_perplexity"}
 
     ours, base = _scores(facts.results), _scores(facts.base_results)
-    theirs = _direct_lm_eval(smollm2_base_dir, tmp_path / "base", facts.harness.dtype)
+    theirs, merged = _direct_lm_evals(
+        [(smollm2_base_dir, tmp_path / "base"), (good / "build" / "merge", tmp_path / "merged")],
+        facts.harness.dtype,
+    )
     assert base == {key: theirs[key] for key in ours}
-    merged = _direct_lm_eval(good / "build" / "merge", tmp_path / "merged", facts.harness.dtype)
     assert ours == {key: merged[key] for key in ours}
     perplexity = ("mr_perplexity", "word_perplexity", "none")
     assert base[perplexity] != ours[perplexity]
@@ -235,6 +267,15 @@ def test_smollm2_beside_its_base_and_a_broken_adapter_gated_against_it(
     gate = EvaluateFacts.model_validate(refused.facts).gate
     assert not gate.passed
     assert any(c.task == "mr_perplexity" and c.drop > 0.2 for c in gate.compared)
+
+
+def _direct_lm_evals(
+    runs: list[tuple[Path, Path]], dtype: str = "float32"
+) -> list[dict[tuple[str, str, str], float]]:
+    """``_direct_lm_eval`` of each ``(model_dir, out)`` of ``runs``, side by side: a run
+    is mostly the harness and torch starting up."""
+    with concurrent.futures.ThreadPoolExecutor(len(runs)) as pool:
+        return list(pool.map(lambda run: _direct_lm_eval(*run, dtype), runs))
 
 
 def _direct_lm_eval(
@@ -265,34 +306,21 @@ def _scores(results: list[EvalRecord]) -> dict[tuple[str, str, str], float]:
     return {r.key: r.value for r in results}
 
 
-def test_compare_base_shows_the_base_s_scores_beside_the_release_s(
-    tiny_llama_dir, tmp_path, capsys, monkeypatch
-):
+def test_compare_base_shows_the_base_s_scores_beside_the_release_s(compared, capsys):
     """eval.tasks.compare_base: the same tasks run on the base; its scores equal a direct
     lm_eval run on the base, stand beside this release's in the card (with the
     difference), the CLI's table, the wizard and the job summary, and never enter the
     model-index."""
-    monkeypatch.setenv("COLUMNS", "160")  # rich shortens cells to fit 80 columns
-    summary = tmp_path / "step_summary.md"
-    monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "github_output"))
-    from tests.support.lora_models import make_adapter
-
-    make_adapter(tiny_llama_dir, tmp_path / "adapter", target_modules=["q_proj", "v_proj"])
-    spec = tmp_path / "release.yaml"
-    text = SPEC.format(base=tiny_llama_dir, tasks=TASKS).replace("[q8_0]", "[]")
-    spec.write_text(text + "    compare_base: true\n")
-    stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate", "--stage", "card"]
-    assert main(["run", str(spec), *stages]) == 0
-    printed = capsys.readouterr().out
-
-    workspace = tmp_path / "build"
-    facts = EvaluateFacts.of(Manifest.load(workspace / MANIFEST_NAME))
+    root, facts, printed, summary = (
+        compared.root,
+        compared.facts,
+        compared.printed,
+        compared.summary,
+    )
+    workspace = root / "build"
     ours, base = _scores(facts.results), _scores(facts.base_results)
     assert base.keys() == ours.keys()
-    direct = _direct_lm_eval(tiny_llama_dir, tmp_path / "direct")
+    direct = compared.direct_base
     assert base == {key: direct[key] for key in base}
     assert base != ours  # the base ran, not the merged model again
     # the base's files lie apart from the release's: the model-index reads only these
@@ -300,7 +328,7 @@ def test_compare_base_shows_the_base_s_scores_beside_the_release_s(
     assert all(f.startswith("lm-eval-base/") for f in facts.harness.base_files)
     assert all(f.startswith("lm-eval/") for f in facts.harness.files)
     (source,) = {r.source for r in facts.base_results}
-    assert source.startswith("build/evaluate/lm-eval-base/") and (tmp_path / source).is_file()
+    assert source.startswith("build/evaluate/lm-eval-base/") and (root / source).is_file()
     assert facts.harness.launch.describe() == "cpu: no GPU"
 
     from huggingface_hub import ModelCard
@@ -341,7 +369,9 @@ def test_compare_base_shows_the_base_s_scores_beside_the_release_s(
     }
 
     # the same model, tasks and settings again: skipped, base run included
-    assert main(["run", str(spec), *stages]) == 0
+    stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate", "--stage", "card"]
+    capsys.readouterr()
+    assert main(["run", str(compared.spec), *stages]) == 0
     assert "evaluate: skipped (unchanged since" in capsys.readouterr().out
 
 
@@ -395,3 +425,61 @@ async def test_the_wizard_s_eval_step_shows_the_tasks_their_progress_and_scores(
     assert "lm-eval hf, cpu: no GPU" in facts  # how it was launched
     for result in manifest.results:
         assert result.task in facts
+
+
+def test_a_recipe_s_inputs_are_scored_beside_the_merge(tiny_llama_dir, tmp_path):
+    """Issue #29 item 5: with a merge recipe, eval.tasks run on each input too (a LoRA as
+    lm-eval's users load it: the base with ``peft=``), stand in the card's "Merged vs
+    inputs" table beside its perplexity, and the gate holds the merge to the named
+    input's scores. Two lm-eval runs: the recipe adds the one LoRA at weight 1 in
+    float32, so the merged model is base + LoRA and lm-eval's scores of the LoRA through
+    its own ``peft=`` equal its scores of the merged folder (which equal a direct run:
+    ``test_scores_equal_a_direct_lm_eval_run``); were ``peft=`` lost they would be the
+    base's, which the LoRA moves (its held-out perplexity is not the base's)."""
+    from tests.support.lora_models import make_adapter
+
+    make_adapter(tiny_llama_dir, tmp_path / "a", seed=21, target_modules=["q_proj", "v_proj"])
+    spec = tmp_path / "release.yaml"
+    spec.write_text(
+        f"name: tiny\nversion: 0.1.0\nbase:\n  path: {tiny_llama_dir}\n"
+        "merge:\n  recipe:\n    merge_method: task_arithmetic\n"
+        f"    base_model: {tiny_llama_dir}\n    dtype: float32\n"
+        "    models: [{model: a, parameters: {weight: 1.0}}]\n"
+        f"gguf:\n  types: []\neval:\n  prompts: []\n  tasks:\n    folder: {TASKS}\n"
+        "    names: [mr_choice, mr_perplexity]\n  gate: {no_worse_than: a, tolerance: 0.01}\n"
+    )
+    stages = ["--stage", "adapter", "--stage", "merge", "--stage", "evaluate", "--stage", "card"]
+    assert main(["run", str(spec), *stages]) == 0
+
+    workspace = tmp_path / "build"
+    facts = EvaluateFacts.of(Manifest.load(workspace / MANIFEST_NAME))
+    ours = _scores(facts.results)
+    base, a = facts.merge_inputs.models
+    assert (base.kind, a.name, a.kind) == ("base", "a", "lora")
+    assert base.results == []  # no compare_base, and the gate names the LoRA
+    assert abs(a.perplexity / base.perplexity - 1) > 1e-3  # the LoRA moves the model (3e-3)
+    theirs = _scores(a.results)
+    assert theirs.keys() == ours.keys() and len(ours) == 4
+    assert theirs == pytest.approx(ours, rel=1e-4)
+    assert {PurePath(f).parts[1] for f in facts.harness.input_files} == {"1-a"}
+    (source,) = {r.source for r in a.results}
+    assert source.startswith("build/evaluate/lm-eval-inputs/1-a/") and (tmp_path / source).is_file()
+    compared = {
+        (c.task, c.metric): (c.previous, c.current) for c in facts.merge_inputs.gate.compared
+    }
+    assert compared == {(t, m): (theirs[t, m, f], v) for (t, m, f), v in ours.items()}
+
+    card = (workspace / "card" / "README.md").read_text()
+    header = (
+        "| Model | Kind | Perplexity | mr_choice acc | mr_perplexity bits_per_byte "
+        "| mr_perplexity byte_perplexity | mr_perplexity word_perplexity |"
+    )
+    rows = {row[0]: row[1:] for row in _markdown_rows(card, header)}
+    keys = [r.key for r in facts.results]
+    assert rows == {
+        f"`{base.name}`": ["base model", f"{base.perplexity:.2f}", "", "", "", ""],
+        "`a`": ["base + LoRA adapter", f"{a.perplexity:.2f}"] + [f"{theirs[k]:.4f}" for k in keys],
+        "**this merge**": ["merged", f"**{facts.perplexity.merged:.2f}**"]
+        + [f"**{ours[k]:.4f}**" for k in keys],
+    }
+    assert "each benchmark score at most 1% below its own" in card

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from release.evaluate.harness import harness_command
+from release.evaluate.harness import HARNESS_DIR, HarnessModel, harness_command
 from release.evaluate.harness_log import HarnessLog, Step
 from release.evaluate.launch import Launch, choose_launch
 from release.spec.schema import TasksSpec
@@ -70,9 +70,8 @@ def test_the_reason_names_both_sizes_and_what_is_missing():
 
 def _command(launch: Launch) -> list[str]:
     tasks = TasksSpec(names=["mr_choice", "mr_perplexity"], folder=TASKS, batch_size=8)
-    return harness_command(
-        Path("/m"), tasks, "bfloat16", launch, Path("/out"), trust_remote_code=False
-    )
+    model = HarnessModel(Path("/m"), "this release", HARNESS_DIR)
+    return harness_command(model, tasks, "bfloat16", launch, Path("/out"), trust_remote_code=False)
 
 
 def test_data_parallel_runs_lm_eval_under_accelerate_s_launcher():
@@ -107,14 +106,30 @@ def test_one_process_carries_the_launch_in_its_model_args(backend, gpus, weights
 
     launch = choose_launch(backend, gpus, H100 if gpus else 0, weights, ray=ray)
     tasks = TasksSpec(names=["mr_choice"], folder=TASKS, backend=backend)
+    model = HarnessModel(Path("/m"), "this release", HARNESS_DIR)
     command = harness_command(
-        Path("/m"), tasks, "bfloat16", launch, Path("/out"), trust_remote_code=False
+        model, tasks, "bfloat16", launch, Path("/out"), trust_remote_code=False
     )
     assert command[:3] == [sys.executable, "-m", "lm_eval"]
     args = HarnessCLI()._parser.parse_args(command[3:])
     assert args.model == backend
     assert args.model_args == {"pretrained": "/m", "dtype": "bfloat16", **extra}
     assert args.device == ("cpu" if gpus == 0 else "cuda")
+
+
+def test_a_lora_input_runs_as_the_base_with_lm_eval_s_peft_argument():
+    """A merge recipe's LoRA input: lm-eval loads the base and applies the adapter with
+    PeftModel itself (its ``peft=``), as the input's users load it."""
+    from lm_eval._cli.harness import HarnessCLI
+
+    model = HarnessModel(Path("/base"), "a", "lm-eval-inputs/1-a", peft=Path("/loras/a"))
+    tasks = TasksSpec(names=["mr_choice"], folder=TASKS)
+    launch = choose_launch("hf", 0, 0, GiB)
+    command = harness_command(
+        model, tasks, "float32", launch, Path("/out"), trust_remote_code=False
+    )
+    args = HarnessCLI()._parser.parse_args(command[3:])
+    assert args.model_args == {"pretrained": "/base", "peft": "/loras/a", "dtype": "float32"}
 
 
 def test_progress_counts_each_task_once_however_many_ranks_print_it():

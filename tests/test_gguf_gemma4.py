@@ -264,3 +264,53 @@ def test_converter_files_are_measured_before_they_are_written(
         path = tmp_path / f"{mmproj}-{type_name}.gguf"
         convert_with_llama_cpp(script, gemma4_multimodal_dir, path, type_name, META, mmproj=mmproj)
         assert planned == path.stat().st_size, (mmproj, type_name)
+
+
+def test_the_gguf_card_shows_what_each_gemma4_file_loses(gemma4_text_dir, tmp_path):
+    """As on the demo: the GGUF stage measures each file on the held-out text against
+    the merged model (its reference computed beside the export, chunks as
+    llama-perplexity cuts them), and the GGUF card's file table carries each file's KLD
+    mean and 99%, same top-1 and PPL ratio, "Recommended" on the smallest."""
+    from cards.render import render_gguf_card
+    from cards.spec import load_context
+    from release.core.manifest import Manifest, StageRecord
+    from release.core.relay import finish
+    from release.gguf.build import build_gguf_files
+    from release.gguf.settings import GGUFSettings
+    from release.report.card_context import card_facts
+    from release.spec.schema import ReleaseSpec
+    from tests.support.reporters import SilentReporter
+    from tests.test_cards_render import BASELINE, DEMO, RESULTS
+
+    spec = ReleaseSpec(
+        name="tiny-gemma4",
+        version="1.0",
+        base={"path": str(gemma4_text_dir)},
+        adapter={"path": str(gemma4_text_dir)},
+        workspace=tmp_path,
+        gguf={"types": ["f16", "q8_0"]},
+    )
+    build = build_gguf_files(
+        GGUFSettings.of(spec), gemma4_text_dir, tmp_path, SilentReporter("gguf")
+    )
+    facts = finish(build).facts
+    manifest = Manifest(name="tiny-gemma4", version="1.0")
+    manifest.stages["gguf"] = StageRecord(key="g", finished_at="", seconds=0, facts=facts.as_json())
+    rows = card_facts(manifest).gguf_files
+    assert [row.type for row in rows] == ["f16", "q8_0"]
+    for file, row in zip(facts.files, rows, strict=True):
+        quality = file.quality
+        assert quality.tokens > 0 and quality.chunk == 512
+        assert 0 <= quality.kld_median <= quality.kld_mean <= quality.kld_p99 <= quality.kld_max
+        assert 0.5 < quality.same_top1 <= 1
+        assert row.loss.kld_mean == quality.kld_mean and row.loss.ppl_ratio == quality.ppl_ratio
+    # f16 loses less than q8_0; the smaller q8_0 is under the limit, so recommended
+    f16, q8 = (file.quality for file in facts.files)
+    assert f16.kld_mean < q8.kld_mean and [row.recommended for row in rows] == [False, True]
+    demo = load_context(DEMO / "card.yaml", RESULTS, BASELINE, DEMO / "facts.json")
+    card = render_gguf_card(demo.model_copy(update={"facts": card_facts(manifest)}))
+    assert "| KLD mean | KLD 99% | Same top-1 | PPL ratio |" in card
+    assert (
+        f"| {q8.kld_mean:.4f} | {q8.kld_p99:.4f} | {q8.same_top1:.1%} | {q8.ppl_ratio:.3f} |"
+        in card
+    )

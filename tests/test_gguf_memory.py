@@ -26,10 +26,11 @@ def test_the_gguf_estimate_is_within_15_percent_of_the_peak(smollm2_base_dir, re
     assert done.returncode == 0, done.stderr[-2000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     print(reference, {key: round(value / 2**20) for key, value in found.items() if key != "wall_s"})
-    if reference == "evaluate":
-        assert found["estimate"] == pytest.approx(found["grown_pss"], rel=0.15), found
-    else:  # the stage's own reference load: over by 18-22% (issue 25 keeps it open)
-        assert found["grown_pss"] <= found["estimate"] <= 1.25 * found["grown_pss"], found
+    # within 15% either way, as the scale issue asks. The stage's own reference load was
+    # 18-22% over while the exporter's buffer counted the whole embedding in float32;
+    # with large matrices written by rows it reads 1% under to 11% over (three runs: the
+    # PSS of files other processes map too moves by as much)
+    assert found["estimate"] == pytest.approx(found["grown_pss"], rel=0.15), found
 
 
 def test_lm_eval_s_child_is_counted_where_the_files_run_the_tasks(tiny_llama_dir):

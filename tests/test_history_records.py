@@ -15,6 +15,7 @@ from cards.schema import CardMetadata
 from release.cli import main
 from release.core.errors import Refused
 from release.core.manifest import MANIFEST_NAME, FileRecord, Manifest, StageRecord
+from release.gguf.facts import GGUFFacts, GGUFFileFacts, QuantQualityFacts
 from release.report.history import history_facts, history_of
 from release.report.notes import release_notes
 from release.runner import run_release
@@ -71,8 +72,10 @@ def release_manifest(
     tools: dict[str, str] | None = None,
     base_revision: str = "abc",
     files: dict[str, int] | None = None,
+    quants: dict[str, QuantQualityFacts] | None = None,
 ) -> Path:
-    """A manifest as the stages write it, for the history's reading of it."""
+    """A manifest as the stages write it, for the history's reading of it; ``quants``:
+    the GGUF stage's files (type -> their held-out figures)."""
     folder.mkdir(parents=True, exist_ok=True)
     results = scores_as_json(load_results([lm_eval_file(folder / "results.json", scores)]))
     evaluate = {"results": results, "gate": {"passed": True}}
@@ -108,6 +111,16 @@ def release_manifest(
         ],
     )
     manifest.stages["evaluate"] = StageRecord(key="e", finished_at=stamp, seconds=0, facts=evaluate)
+    if quants:
+        gguf = GGUFFacts(
+            files=[
+                GGUFFileFacts(name=f"m-{kind}.gguf", type=kind, bytes=1, sha256="0", quality=q)
+                for kind, q in quants.items()
+            ]
+        )
+        manifest.stages["gguf"] = StageRecord(
+            key="g", finished_at=stamp, seconds=0, facts=gguf.as_json()
+        )
     manifest.save(folder / MANIFEST_NAME)
     return folder / MANIFEST_NAME
 
@@ -139,6 +152,53 @@ def test_notes_name_base_revision_tools_and_files(tmp_path):
     assert "- added: `merge/extra.bin` (5.0 kB (5,000 bytes))" in notes
     assert "| arc_easy | acc | none | 0 | 0.6 | 0.6 | +0.0% |" in notes
     assert "### Tasks" not in notes and "resized" not in notes
+
+
+def _quality(kld_mean: float, same_top1: float, ppl: float, text: str = "held.txt"):
+    return QuantQualityFacts(
+        text=text,
+        chunk=512,
+        tokens=510,
+        kld_mean=kld_mean,
+        kld_median=kld_mean / 2,
+        kld_p99=kld_mean * 8,
+        kld_max=kld_mean * 25,
+        same_top1=same_top1,
+        ppl=ppl,
+        ppl_reference=40.0,
+        ppl_ratio=ppl / 40.0,
+        max_kld=0.5,
+    )
+
+
+def test_notes_compare_each_quant_with_the_last_release(tmp_path):
+    same = _quality(0.0065, 0.941, 40.4)
+    one = release_manifest(
+        tmp_path / "one",
+        "1.0",
+        {"arc_easy": 0.6},
+        quants={"q8_0": same, "q4_k_m": _quality(0.0917, 0.8157, 44.6), "q2_k": same},
+    )
+    two = release_manifest(
+        tmp_path / "two",
+        "2.0",
+        {"arc_easy": 0.6},
+        previous=one,
+        quants={
+            "q8_0": same,
+            "q4_k_m": _quality(0.1023, 0.7902, 45.2),
+            "q2_k": _quality(0.0065, 0.941, 40.4, text="other.txt"),
+            "q6_k": same,
+        },
+    )
+    notes = release_notes(history_of(two), EvalSpec())
+    quants = notes.split("### Quants\n\n")[1].split("\n\n")[0].splitlines()
+    assert quants == [
+        "- q4_k_m: KLD mean 0.0917 → 0.1023, KLD 99% 0.7336 → 0.8184, "
+        "same top-1 81.6% → 79.0%, PPL ratio 1.115 → 1.130",
+        "- q2_k: measured on another text (held.txt, 510 tokens before; other.txt, 510 now)",
+    ]
+    assert "### Quants" not in release_notes(history_of(one), EvalSpec())
 
 
 DIFFERS = "n-shot differs (0 before, 5 now)"

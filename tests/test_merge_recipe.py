@@ -128,6 +128,45 @@ def test_a_recipe_needs_no_adapter(tmp_path):
     ]
 
 
+def test_spec_check_names_a_recipe_input_that_is_not_there(tmp_path, capsys):
+    """A local input or mask file that is not there: one line at its own line (in
+    release.yaml or the recipe file it names); a Hub id is the merge stage's to find."""
+    from release.cli import main
+
+    (tmp_path / "base").mkdir()
+    (tmp_path / "adapters" / "a").mkdir(parents=True)
+    head = "name: m\nversion: 1.0.0\nbase: {path: base}\nmerge:\n"
+    inline = tmp_path / "release.yaml"
+    inline.write_text(
+        head + "  recipe:\n    merge_method: linear\n    models:\n      - {model: adapters/a}\n"
+        "      - {model: org/model@main}\n      - {model: adapters/b}\n"
+    )
+    chained = tmp_path / "chained.yaml"
+    chained.write_text(head + "  recipe: recipe.yaml\n")
+    (tmp_path / "recipe.yaml").write_text(
+        "- name: soup\n  merge_method: task_arithmetic\n  base_model: base\n"
+        "  models: [{model: adapters/a, parameters: {weight: 1}}]\n"
+        "  delta_mask: {file: keep.safetensors}\n"
+        "- {merge_method: slerp, base_model: soup, models: [{model: soup}, {model: org/x}]}\n"
+    )
+    lines = []
+    for spec in (inline, chained):
+        assert main(["spec", "check", str(spec)]) == 2
+        lines.append(capsys.readouterr().err.strip())
+    assert lines == [
+        f"error: {inline}:10: merge.recipe.models[2].model: {tmp_path / 'adapters' / 'b'} "
+        "does not exist (fix the path (relative to release.yaml), or name a Hub repo as "
+        "owner/name@revision)",
+        f"error: {tmp_path / 'recipe.yaml'}:5: merge.recipe[0].delta_mask.file: "
+        f"{tmp_path / 'keep.safetensors'} does not exist (fix the path (relative to "
+        "release.yaml))",
+    ]
+    (tmp_path / "adapters" / "b").mkdir()
+    (tmp_path / "keep.safetensors").write_bytes(b"")
+    for spec in (inline, chained):
+        assert main(["spec", "check", str(spec)]) == 0, capsys.readouterr().err
+
+
 def test_the_gate_refuses_a_merge_worse_than_its_input():
     from release.evaluate.facts import InputFigures
     from release.evaluate.recipe_checks import no_worse_than
@@ -141,6 +180,51 @@ def test_the_gate_refuses_a_merge_worse_than_its_input():
     assert error.value.message == (
         "the merge is worse than its input adapters/heal: perplexity 10.21 on the held-out "
         "text, the input's 10.00 (limit 10.20: +2%, eval.gate.no_worse_than)"
+    )
+
+
+def test_the_gate_holds_the_merge_to_the_input_s_benchmark_scores(tmp_path):
+    """eval.tasks: each score of the merged model may fall below the named input's by
+    the tolerance at most (a rise, where lower is better); the scores compared are
+    recorded beside the perplexity gate's."""
+    from cards.records import EvalRecord
+    from release.evaluate.facts import InputFigures, InputGateFacts, MergeInputsFacts
+    from release.evaluate.recipe_checks import RecipeInputModel, with_task_scores
+    from release.spec.schema import EvalGateSpec
+
+    def scores(acc: float, ppl: float) -> list[EvalRecord]:
+        common = {"harness": "lm-eval", "source": "results.json"}
+        return [
+            EvalRecord(task="mr_choice", metric="acc", value=acc, **common),
+            EvalRecord(task="mr_perplexity", metric="word_perplexity", value=ppl, **common),
+        ]
+
+    models = [
+        RecipeInputModel("", "org/base", "base", tmp_path),
+        RecipeInputModel("adapters/heal", "heal", "lora", tmp_path / "heal"),
+    ]
+    figures = [InputFigures(name=m.name, kind=m.kind, perplexity=10.0) for m in models]
+    held = InputGateFacts(
+        input="adapters/heal",
+        name="heal",
+        input_perplexity=10.0,
+        merged_perplexity=10.0,
+        tolerance=0.1,
+        limit=11.0,
+        passed=True,
+    )
+    inputs = MergeInputsFacts(models=figures, gate=held)
+    gate = EvalGateSpec(no_worse_than="adapters/heal", tolerance=0.1)
+    theirs = {"adapters/heal": scores(0.5, 20.0)}
+    passed = with_task_scores(inputs, models, theirs, scores(0.46, 21.0), gate)
+    assert [m.results for m in passed.models] == [[], scores(0.5, 20.0)]
+    drops = {c.task: round(c.drop, 6) for c in passed.gate.compared}
+    assert drops == {"mr_choice": 0.08, "mr_perplexity": 0.05}
+    with pytest.raises(WorkError) as error:
+        with_task_scores(inputs, models, theirs, scores(0.5, 22.5), gate)
+    assert error.value.message == (
+        "the merge is worse than its input adapters/heal on eval.tasks: mr_perplexity "
+        "word_perplexity 20 → 22.5 (-12%) (at most -10%, eval.gate.no_worse_than)"
     )
 
 
@@ -441,14 +525,19 @@ def test_merge_stage_runs_the_recipe(tiny_llama_dir, loras, fisher_mask, tmp_pat
 def test_evaluate_measures_the_merge_beside_its_inputs(tiny_llama_dir, loras, tmp_path):
     """Each input's perplexity is the one transformers and PEFT give for it (base + LoRA,
     as their users load it); the merged model's too; the card shows them, says the
-    equivalence check does not apply, and names the gate's input without a local path."""
+    equivalence check does not apply, and names the gate's input without a local path.
+    The release names no adapter: intake checks the base alone, and its fingerprint keys
+    the base's figures in the cache, as for an adapter."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from cards.render import render_model_card
+    from release.checkpoint.fingerprint import base_fingerprint
+    from release.checkpoint.safetensors import list_checkpoint
     from release.core.manifest import Manifest
     from release.evaluate.facts import EvaluateFacts
     from release.evaluate.scores import ReleaseScores
+    from release.merge.facts import AdapterFacts
     from release.report.card_context import card_context
     from release.report.card_settings import CardSettings
     from release.runner import run_release
@@ -467,7 +556,6 @@ def test_evaluate_measures_the_merge_beside_its_inputs(tiny_llama_dir, loras, tm
         name="tiny",
         version="1.0",
         base={"path": str(tiny_llama_dir), "repo_id": "org/base"},
-        adapter={"path": str(loras["a"])},
         workspace=tmp_path / "build",
         merge={"recipe": recipe},
         eval={
@@ -482,6 +570,10 @@ def test_evaluate_measures_the_merge_beside_its_inputs(tiny_llama_dir, loras, tm
     manifest = Manifest.load(tmp_path / "build" / "manifest.json")
     facts = EvaluateFacts.of(manifest)
     assert facts.equivalence is None and facts.merge_inputs is not None
+    intake = AdapterFacts.of(manifest)
+    assert intake.peft_type is None and intake.base_id == "org/base"
+    assert intake.base_fingerprint == base_fingerprint(list_checkpoint(tiny_llama_dir))
+    assert (tmp_path / "cache" / f"{facts.base_figures.key}.safetensors").is_file()
     figures = {m.name: m for m in facts.merge_inputs.models}
     assert [(m.name, m.kind) for m in facts.merge_inputs.models] == [
         ("org/base", "base"),
@@ -519,3 +611,74 @@ def test_evaluate_measures_the_merge_beside_its_inputs(tiny_llama_dir, loras, tm
     assert f"| **this merge** | merged | **{facts.perplexity.merged:.2f}** |" in card
     assert "The release gate held this merge to `a`" in card
     assert str(loras["a"].parent) not in card
+
+
+# --- the preflight's estimate ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tiny_llama_dir, tmp_path_factory) -> dict[str, Path]:
+    """Three full fine-tunes of the tiny Llama: its folder, each tensor moved by noise."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("recipe-checkpoints")
+    base = load_folder(tiny_llama_dir)
+    found = {}
+    for seed, name in enumerate(["c1", "c2", "c3"], start=1):
+        shutil.copytree(tiny_llama_dir, root / name)
+        generator = torch.Generator().manual_seed(seed)
+        moved = {
+            key: (value.float() + 0.01 * torch.randn(value.shape, generator=generator)).to(
+                value.dtype
+            )
+            for key, value in base.items()
+        }
+        save_file(moved, root / name / "model.safetensors", metadata={"format": "pt"})
+        found[name] = root / name
+    return found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "merge_method: linear\nmodels: [{model: c1, parameters: {weight: 1}}, "
+        "{model: c2, parameters: {weight: 1}}, {model: c3, parameters: {weight: 1}}]",
+        "merge_method: task_arithmetic\nbase_model: BASE\nmodels: [{model: c1, parameters: "
+        "{weight: 1}}, {model: c2, parameters: {weight: 1}}, {model: c3, parameters: "
+        "{weight: 1}}]",
+        "merge_method: ties\nbase_model: BASE\nmodels: [{model: c1, parameters: {weight: 1, "
+        "density: 0.5}}, {model: c2, parameters: {weight: 1, density: 0.5}}, {model: c3, "
+        "parameters: {weight: 1, density: 0.5}}]",
+        "merge_method: slerp\nbase_model: c1\nmodels: [{model: c1}, {model: c2}]\n"
+        "parameters: {t: 0.3}",
+        "- {name: soup, merge_method: linear, models: [{model: c1, parameters: {weight: 1}}, "
+        "{model: c2, parameters: {weight: 1}}]}\n- {merge_method: slerp, base_model: soup, "
+        "models: [{model: soup}, {model: c3}], parameters: {t: 0.3}}",
+    ],
+    ids=["linear", "task_arithmetic", "ties", "slerp", "linear-then-slerp"],
+)
+def test_the_preflight_counts_what_a_recipe_holds(tiny_llama_dir, checkpoints, text, tmp_path):
+    """merge_needs' peak for a recipe against the merge's own peak, as tracemalloc (which
+    numpy reports its arrays to) measures it: whole-tensor methods hold every input's
+    tensor, row-wise ones a block of each; the one-adapter estimate (three copies of the
+    largest tensor) was 0.2-0.6 of these."""
+    import tracemalloc
+
+    from release.checkpoint.safetensors import list_checkpoint
+    from release.merge.needs import merge_needs
+
+    root = next(iter(checkpoints.values())).parent
+    recipe = _recipe(text.replace("BASE", str(tiny_llama_dir)))
+    inputs = resolve_inputs(recipe, BaseIdentity(folder=tiny_llama_dir, path=tiny_llama_dir), root)
+    (tmp_path / "out").mkdir()
+    tracemalloc.start()
+    try:
+        for _ in merge_recipe(recipe, inputs, tmp_path / "out"):
+            pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    needs = merge_needs(tiny_llama_dir, None, "auto", 2 * 10**9, recipe)
+    largest = max(4 * info.numel for info in list_checkpoint(tiny_llama_dir).values())
+    assert peak > 4 * largest  # the measure sees the tensors (12 MiB each here)
+    assert 0.98 * peak <= needs.memory_bytes <= 1.05 * peak

@@ -34,14 +34,7 @@ def hub_env(tmp_path_factory, monkeypatch):
         yield hub
 
 
-@pytest.mark.xfail(
-    reason=(
-        "failed once in the session's full fresh-clone run (the CLI exited 1) and passes "
-        "alone: not investigated yet (next session)"
-    ),
-    strict=False,
-)
-def test_seed003_recipe_released_on_tiny_gemma4(gemma4_text_dir, hub_env, tmp_path):
+def test_seed003_recipe_released_on_tiny_gemma4(gemma4_text_dir, hub_env, tmp_path, capsys):
     from huggingface_hub import HfApi
 
     from tests.support.gemma4_models import TEXT_LORA
@@ -85,6 +78,10 @@ def test_seed003_recipe_released_on_tiny_gemma4(gemma4_text_dir, hub_env, tmp_pa
                 "eval": {
                     "prompts": [],  # a random model cannot chat
                     "heldout_text": "heldout.txt",
+                    # a random model's perplexity (2.2 million here) moves by x1.5 with the
+                    # merge, on either side of the default limit as float sums fall: the
+                    # full fresh-clone run failed it at x1.54 (the default is for trained ones)
+                    "max_perplexity_ratio": 3.0,
                     "gate": {"no_worse_than": "adapters/heal", "tolerance": 1.0},
                 },
                 "gguf": {"types": ["f16"]},
@@ -94,7 +91,9 @@ def test_seed003_recipe_released_on_tiny_gemma4(gemma4_text_dir, hub_env, tmp_pa
             sort_keys=False,
         )
     )
-    assert main(["run", str(tmp_path / "release.yaml")]) == 0
+    capsys.readouterr()
+    code = main(["run", str(tmp_path / "release.yaml")])
+    assert code == 0, capsys.readouterr().err  # the CLI's one line says why (--runxfail)
     workspace = tmp_path / "build"
     facts = Manifest.load(workspace / MANIFEST_NAME).stages["merge"].facts
     assert facts["recipe"]["random_seeds"] == []

@@ -19,7 +19,7 @@ import yaml
 from release.core.events import StageSkipped, StageStarted
 from release.core.facts import StageFacts
 from release.core.manifest import MANIFEST_NAME, Manifest
-from release.runner import keyed_settings, run_release, stage_key, stage_states
+from release.runner import CONTENT_KEYED, keyed_settings, run_release, stage_key, stage_states
 from release.spec.schema import load_spec
 from release.stages.adapter import AdapterStage
 from release.stages.base import Stage, StageContext, StageOutput, StageRun
@@ -404,6 +404,28 @@ def test_the_keys_from_settings_objects_are_the_keys_of_the_lists_they_replaced(
     key, inputs = stage_key(stage, loaded, manifest)
     assert (key, inputs) == stage_key(before, loaded, manifest)
     assert keyed_settings(stage, loaded) == keyed_settings(before, loaded)
+
+
+def test_a_recipe_release_keys_its_base_intake_by_the_base_alone(tmp_path):
+    """Without adapter (merge.recipe names the models) intake checks the base: the
+    adapter stage's key holds base and allow_fingerprint_mismatch, as the list of
+    before held them, and its inputs are the local base and eval.previous."""
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "config.json").write_text('{"model_type": "llama"}')
+    (tmp_path / "last.json").write_text('{"name": "tiny", "version": "0.9.0", "stages": {}}')
+    recipe = {"merge_method": "linear", "models": [{"model": "base"}, {"model": "org/ft"}]}
+    data = {"name": "tiny", "version": "1.0.0", "base": {"path": "base"}}
+    data |= {"merge": {"recipe": recipe}, "eval": {"previous": ["last.json"]}}
+    (tmp_path / "release.yaml").write_text(yaml.safe_dump(data))
+    spec = load_spec(tmp_path / "release.yaml")
+    stage = AdapterStage()
+    assert stage.skip_reason(spec) is None
+    assert keyed_settings(stage, spec) == {
+        "base": spec.base.model_dump(mode="json") | {"path": CONTENT_KEYED},
+        "allow_fingerprint_mismatch": False,
+    }
+    inputs = stage_key(stage, spec, Manifest(name="tiny", version="1.0.0"))[1]
+    assert [record.path for record in inputs] == ["last.json", "base/config.json"]
 
 
 def test_the_push_key_holds_the_eval_settings_it_reads_where_they_are_not_defaults(tmp_path):

@@ -353,3 +353,50 @@ async def test_intake_of_an_adapter_on_the_hub_keeps_its_repo_id(
     assert saved["adapter"] == {"repo_id": "trainer/tiny-lora"}
     facts = Manifest.load(tmp_path / "build" / MANIFEST_NAME).stages["adapter"].facts
     assert facts["adapter_commit"] == commit
+
+
+async def test_several_folders_start_a_merge_recipe_as_init_writes_it(tmp_path, tiny_adapter):
+    """Issue #29 item 6: the wizard on several folders starts the spec `init` writes for
+    them (a linear recipe, no adapter), beside them; intake shows the recipe's models
+    and checks the base alone. Opened on them again, it takes up that release.yaml;
+    one whose recipe does not read them is refused in one line."""
+    import shutil
+
+    from release.cli import main
+    from release.core.errors import InputError
+    from release.tui.session import Session
+
+    folders = [tmp_path / "adapters" / name for name in ("a", "b")]
+    for folder in folders:
+        shutil.copytree(tiny_adapter, folder)
+    spec_path = tmp_path / "adapters" / "release.yaml"
+    app = make_wizard(folders)
+    async with app.run_test(size=SIZE) as pilot:
+        await opened(app, pilot)
+        assert shown_step(app) == "adapter"
+        shown = app.screen.query_one("#recipe-inputs", Input)
+        assert (shown.value, shown.disabled) == ("a, b", True)
+        assert not app.screen.query("#adapter-path")
+        await pilot.press("ctrl+r")
+        await settle(app, pilot)
+        assert app.screen.states["adapter"] == "done"
+        assert "none: merge.recipe names the models" in text_of(app, "#pane-adapter .facts")
+    written = spec_path.read_text()
+    assert main(["init", *map(str, folders), "-o", str(spec_path), "--overwrite"]) == 0
+    assert written == spec_path.read_text()  # the wizard's release.yaml is init's
+    saved = yaml.safe_load(written)
+    assert "adapter" not in saved
+    assert saved["merge"]["recipe"] == {
+        "merge_method": "linear",
+        "models": [{"model": n, "parameters": {"weight": 1.0}} for n in ("a", "b")],
+    }
+    facts = AdapterFacts.of(Manifest.load(tmp_path / "adapters" / "build" / MANIFEST_NAME))
+    assert facts.peft_type is None and facts.base_fingerprint
+
+    assert Session.open(folders).spec_path == spec_path  # taken up again
+    (tmp_path / "adapters" / "c").mkdir()
+    with pytest.raises(InputError) as refused:
+        Session.open([*folders, tmp_path / "adapters" / "c"])
+    assert refused.value.message == (
+        f"{spec_path}: already there, and its merge.recipe does not read these folders"
+    )

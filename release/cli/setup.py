@@ -42,9 +42,14 @@ def init(
 
 
 def wizard(
-    target: Annotated[
-        Path | None,
-        typer.Argument(help="release.yaml, a folder holding one, or an adapter folder."),
+    targets: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="release.yaml, a folder holding one, or an adapter folder; several "
+            "folders (adapters or full fine-tunes of one base) start a merge recipe of "
+            "them, as `init` writes it.",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Walk a release interactively: intake, merge, eval, GGUF, card, push.
@@ -54,7 +59,7 @@ def wizard(
     """
     from release.tui import run_wizard
 
-    run_wizard(target)
+    run_wizard(targets)
 
 
 def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
@@ -80,6 +85,18 @@ def spec_check(spec: SpecArg = Path("release.yaml")) -> None:
             key += "".join(f"[{p}]" for p in loc if isinstance(p, int))
             where = f"{spec}:{line}" if line else str(spec)
             raise MissingInputError(f"{where}: {key}: {path} does not exist")
+    if (recipe := loaded.merge.recipe) is not None:
+        from release.merge.recipe_inputs import BaseIdentity, missing_inputs
+        from release.spec.schema import recipe_where
+
+        base = BaseIdentity(loaded.base.path or spec.parent, loaded.base.repo_id, loaded.base.path)
+        for loc, path in missing_inputs(recipe, base, loaded.base_dir or spec.parent)[:1]:
+            where, key = recipe_where(spec, loc)
+            hub = "" if loc[-1] == "file" else ", or name a Hub repo as owner/name@revision"
+            raise MissingInputError(
+                f"{where}: {key}: {path} does not exist",
+                hint=f"fix the path (relative to release.yaml){hub}",
+            )
     options.output.info(f"{spec}: ok ({loaded.name} {loaded.tag})")
 
 

@@ -71,6 +71,7 @@ if TYPE_CHECKING:
 
 
 Done = TypeVar("Done")
+Step = TypeVar("Step")
 
 
 def model_checks(
@@ -88,6 +89,7 @@ def model_checks(
     stage adds the gate's). ``base_fingerprint`` (intake's) keys the base's figures in
     the cache; None computes them and keeps nothing. With ``keep_reference``, the merged
     model's reference for the GGUF checks too."""
+    yield report.log("reading the tokenizer and the held-out text")  # seconds of imports
     from transformers import AutoTokenizer
 
     from release.evaluate.sanity import PROBE_PROMPTS, merge_equivalence
@@ -299,20 +301,12 @@ def perplexity_pass(
     done = 0
     yield report.progress(0, total, "tokens", what)
 
-    def step() -> tuple[bool, float]:
-        """(True, tokens scored) after the next sequence, or (False, perplexity)."""
-        with held_stderr():
-            try:
-                return True, next(passes)
-            except StopIteration as finished:
-                return False, finished.value
-
     def tick(seconds: float):
         report.check_cancelled()
         return report.progress(done, total, "tokens", f"{what}: {seconds:.0f} s into a chunk")
 
     while True:
-        going, value = yield from ticking(step, tick)
+        going, value = yield from ticking(lambda: _advance(passes), tick)
         if not going:
             return value
         done = int(value)
@@ -333,17 +327,32 @@ def steps(
 ) -> Generator[Event, None, Done]:
     """Run ``work``, a generator that yields how many of ``total`` it has done (prompts,
     generated tokens, sequences), or (done, total) where only it knows the total,
-    reporting each; returns what it returns."""
-    yield report.progress(0, total, unit, what)
+    reporting each, and every few seconds inside a step (one batched forward pass of the
+    probe prompts through a 4B model on a CPU is 13 s); returns what it returns."""
+    done = 0
+    yield report.progress(done, total, unit, what)
+
+    def tick(seconds: float):
+        report.check_cancelled()
+        return report.progress(done, total, unit, f"{what}: {seconds:.0f} s into a step")
+
     while True:
-        with held_stderr():  # generate() warns of its settings; PEFT of its merge
-            try:
-                item = next(work)
-            except StopIteration as finished:
-                return finished.value
+        going, item = yield from ticking(lambda: _advance(work), tick)
+        if not going:
+            return item
         done, total = item if isinstance(item, tuple) else (item, total)
         yield report.progress(done, total, unit, what)
         report.check_cancelled()
+
+
+def _advance(work: Generator[Step, None, Done]) -> tuple[bool, Step | Done]:
+    """(True, what ``work`` yields next) or (False, what it returns), its library's bars
+    and warnings held (generate() warns of its settings; PEFT of its merge)."""
+    with held_stderr():
+        try:
+            return True, next(work)
+        except StopIteration as finished:
+            return False, finished.value
 
 
 def judge_perplexity(

@@ -43,6 +43,18 @@ class PerplexityFacts(Facts):
     passed: bool | None = None
 
 
+class ComparisonFacts(Facts):
+    """One score against the last release's: ``drop`` is relative, positive is worse."""
+
+    task: str
+    metric: str
+    filter: str = DEFAULT_FILTER
+    n_shot: int | None = None
+    previous: float
+    current: float
+    drop: float
+
+
 class InputFigures(Facts):
     """One model of a merge recipe, measured beside the merged model."""
 
@@ -51,6 +63,8 @@ class InputFigures(Facts):
     kind: str
     """base, checkpoint (a full fine-tune) or lora (an adapter applied to the base)."""
     perplexity: float
+    results: Scores = Field(default_factory=list, exclude_if=lambda results: not results)
+    """Its eval.tasks scores, as lm-eval produced them on it (the base's: compare_base's)."""
 
 
 class InputGateFacts(Facts):
@@ -65,6 +79,11 @@ class InputGateFacts(Facts):
     tolerance: float
     limit: float
     passed: bool
+    compared: list[ComparisonFacts] = Field(
+        default_factory=list, exclude_if=lambda compared: not compared
+    )
+    """eval.tasks' scores of the merged model against the input's (``drop`` at most
+    ``tolerance`` each)."""
 
 
 class MergeInputsFacts(Facts):
@@ -101,18 +120,6 @@ class SmokeFacts(Facts):
     passed: bool
 
 
-class ComparisonFacts(Facts):
-    """One score against the last release's: ``drop`` is relative, positive is worse."""
-
-    task: str
-    metric: str
-    filter: str = DEFAULT_FILTER
-    n_shot: int | None = None
-    previous: float
-    current: float
-    drop: float
-
-
 class GateFacts(Facts):
     """The regression gate's verdict against the last release."""
 
@@ -147,6 +154,8 @@ class HarnessFacts(Facts):
     """results_*.json and samples files, relative to the evaluate stage's folder."""
     base_files: list[str] = Field(default_factory=list)
     """The same, of the run on the base (eval.tasks.compare_base)."""
+    input_files: list[str] = Field(default_factory=list, exclude_if=lambda files: not files)
+    """The same, of the runs on a merge recipe's inputs."""
     results: Scores = Field(default_factory=list)
     """The scores this run produced on the merged model (``release.evaluate.scores``
     merges them with the stored results)."""

@@ -10,7 +10,10 @@ The files are read back like stored results and recorded (``HarnessFacts.results
 ``release.evaluate.scores`` merges them with the stored ones for the gate and the card.
 With compare_base the same command runs on the base, into its own folder: its scores
 only stand beside this release's (``cards.baseline``), never in its model-index or its
-gate.
+gate. A merge recipe's release runs it on each input of the recipe likewise (a LoRA as
+the base with lm-eval's own ``peft=`` argument, as its users load it), each into its own
+folder below ``INPUTS_HARNESS_DIR``: the "Merged vs inputs" table and eval.gate's
+no_worse_than read them.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import re
 import shlex
 import subprocess
 import tempfile
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -41,6 +44,8 @@ HARNESS_DIR = "lm-eval"
 BASE_HARNESS_DIR = "lm-eval-base"
 """Where it writes on the base (eval.tasks.compare_base): apart, so the release's own
 scores (the model-index, the gate) are only ever read from ``HARNESS_DIR``."""
+INPUTS_HARNESS_DIR = "lm-eval-inputs"
+"""Where it writes on a merge recipe's inputs, one folder each (``HarnessModel.folder``)."""
 LLAMA_CPP_MODEL = "llama-cpp"
 """The name ``release.evaluate.llama_cpp_lm`` gives its model in lm-eval's registry."""
 LLAMA_CPP_LM = "release.evaluate.llama_cpp_lm"
@@ -73,8 +78,21 @@ def task_names(tasks: NamedTasks) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+@dataclass(frozen=True)
+class HarnessModel:
+    """One model the harness runs on, and where its files go."""
+
+    pretrained: Path
+    label: str
+    """Which model it is, for the log and the progress lines."""
+    folder: str
+    """Below the evaluate stage's folder."""
+    peft: Path | None = None
+    """A LoRA applied on ``pretrained`` (lm-eval's ``peft=``), unmerged."""
+
+
 def harness_command(
-    model_dir: Path,
+    model: HarnessModel,
     tasks: TasksSpec,
     dtype: str,
     launch: Launch,
@@ -82,9 +100,11 @@ def harness_command(
     *,
     trust_remote_code: bool,
 ) -> list[str]:
-    """``lm_eval run …`` for ``model_dir`` as a user would type it, launched as
-    ``launch`` says (``release.evaluate.launch``)."""
-    model_args = ",".join([f"pretrained={model_dir}", f"dtype={dtype}", *launch.model_args])
+    """``lm_eval run …`` for ``model`` as a user would type it, launched as ``launch``
+    says (``release.evaluate.launch``)."""
+    adapter = [f"peft={model.peft}"] if model.peft is not None else []
+    model_args = [f"pretrained={model.pretrained}", *adapter, f"dtype={dtype}"]
+    model_args = ",".join([*model_args, *launch.model_args])
     command = [*launch.prefix(), "run", "--model", tasks.backend, "--model_args", model_args]
     command += ["--device", "cpu" if launch.mode == "cpu" else "cuda"]
     command += _task_arguments(tasks, out_dir)
@@ -131,8 +151,7 @@ def _check_backend(tasks: TasksSpec, launch: Launch) -> None:
 
 
 def run_harness(
-    model_dir: Path,
-    label: str,
+    model: HarnessModel,
     tasks: TasksSpec,
     dtype: str,
     launch: Launch,
@@ -141,13 +160,12 @@ def run_harness(
     *,
     trust_remote_code: bool,
 ) -> Generator[Event, None, list[Path]]:
-    """Run the tasks on ``model_dir`` (``label``: which model it is, for the log);
-    returns the harness's results_*.json files."""
+    """Run the tasks on ``model``; returns the harness's results_*.json files."""
     _check_backend(tasks, launch)
     command = harness_command(
-        model_dir, tasks, dtype, launch, out_dir, trust_remote_code=trust_remote_code
+        model, tasks, dtype, launch, out_dir, trust_remote_code=trust_remote_code
     )
-    return (yield from run_command(command, label, tasks, tasks.backend, out_dir, report))
+    return (yield from run_command(command, model.label, tasks, tasks.backend, out_dir, report))
 
 
 def run_command(
@@ -217,6 +235,8 @@ class HarnessRun:
     """This release's results files, where the harness wrote them."""
     base_produced: list[Path]
     """The base's (eval.tasks.compare_base), likewise."""
+    inputs_produced: dict[str, list[Path]]
+    """A merge recipe's inputs', by ``HarnessModel.folder``, likewise."""
 
 
 def run_tasks(
@@ -228,9 +248,11 @@ def run_tasks(
     report: Reporter,
     *,
     trust_remote_code: bool,
+    inputs: Sequence[HarnessModel] = (),
 ) -> Generator[Event, None, HarnessRun]:
-    """eval.tasks on the merged model, then with compare_base on the base, with the same
-    arguments and launch; the files go below ``out_dir`` (the stage's folder)."""
+    """eval.tasks on the merged model, then with compare_base on the base, then on each
+    of ``inputs`` (a merge recipe's), with the same arguments and launch; the files go
+    below ``out_dir`` (the stage's folder)."""
     from importlib.util import find_spec
 
     parameters, _ = parameter_counts(merged_dir)
@@ -242,21 +264,20 @@ def run_tasks(
         ray=find_spec("ray") is not None,
     )
     yield report.log(f"lm-eval launch: {launch.describe()}")
-    models = [(merged_dir, "this release", HARNESS_DIR)]
-    models += [(base_dir, "the base", BASE_HARNESS_DIR)] if tasks.compare_base else []
-    produced: list[list[Path]] = []
-    for model_dir, label, folder in models:
-        files = yield from run_harness(
-            model_dir,
-            label,
+    models = [HarnessModel(merged_dir, "this release", HARNESS_DIR)]
+    if tasks.compare_base:
+        models.append(HarnessModel(base_dir, "the base", BASE_HARNESS_DIR))
+    produced: dict[str, list[Path]] = {}
+    for model in [*models, *inputs]:
+        produced[model.folder] = yield from run_harness(
+            model,
             tasks,
             plan.dtype,
             launch,
-            out_dir / folder,
+            out_dir / model.folder,
             report,
             trust_remote_code=trust_remote_code,
         )
-        produced.append(files)
     facts = HarnessFacts(
         tasks=task_names(tasks),
         backend=tasks.backend,
@@ -264,8 +285,10 @@ def run_tasks(
         launch=launch,
         files=_files(out_dir, HARNESS_DIR),
         base_files=_files(out_dir, BASE_HARNESS_DIR),
+        input_files=_files(out_dir, INPUTS_HARNESS_DIR),
     )
-    return HarnessRun(facts, produced[0], produced[1] if len(produced) > 1 else [])
+    beside = {model.folder: produced[model.folder] for model in inputs}
+    return HarnessRun(facts, produced[HARNESS_DIR], produced.get(BASE_HARNESS_DIR, []), beside)
 
 
 def _files(out_dir: Path, folder: str) -> list[str]:

@@ -9,17 +9,25 @@ merged model's. Models load one at a time, each freed before the next: the peak 
 model, as in the one-adapter checks. The merged model then runs the chat smoke test and
 keeps its reference for the GGUF checks, as there.
 
+With eval.tasks the harness runs on each input too (``harness_models``: a LoRA as the
+base with lm-eval's ``peft=``; the base as compare_base says), and ``with_task_scores``
+files each input's scores beside its perplexity.
+
 The gate (``eval.gate.no_worse_than``) holds the merge to one named input: its
-perplexity may exceed that input's by ``tolerance`` (a share) at most.
+perplexity may exceed that input's by ``tolerance`` (a share) at most, and each of its
+eval.tasks scores may fall below the input's by ``tolerance`` at most (a rise, for a
+score where lower is better).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from cards.records import EvalRecord
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
 from release.core.quiet import held_stderr
@@ -40,11 +48,13 @@ from release.evaluate.checks import (
 )
 from release.evaluate.facts import (
     BaseFiguresFacts,
+    ComparisonFacts,
     EvaluateFacts,
     InputFigures,
     InputGateFacts,
     MergeInputsFacts,
 )
+from release.evaluate.harness import INPUTS_HARNESS_DIR, HarnessModel
 from release.evaluate.loading import (
     LoadPlan,
     load_reporting,
@@ -180,6 +190,55 @@ def no_worse_than(
         limit=round(limit, 4),
         passed=True,
     )
+
+
+def harness_models(models: list[RecipeInputModel]) -> dict[str, HarnessModel]:
+    """The recipe's inputs as the harness runs them, by ref, each into its own folder: a
+    checkpoint as it lies, a LoRA on the base (``models``' first) through lm-eval's
+    ``peft=``. The base is not among them: it runs as eval.tasks.compare_base says."""
+    base, *inputs = models
+    return {
+        model.ref: HarnessModel(
+            base.folder if model.kind == "lora" else model.folder,
+            model.name,
+            f"{INPUTS_HARNESS_DIR}/{number}-{re.sub(r'[^A-Za-z0-9._-]+', '_', model.name)}",
+            peft=model.folder if model.kind == "lora" else None,
+        )
+        for number, model in enumerate(inputs, start=1)
+    }
+
+
+def with_task_scores(
+    inputs: MergeInputsFacts,
+    models: list[RecipeInputModel],
+    scores: dict[str, list[EvalRecord]],
+    merged: list[EvalRecord],
+    gate: EvalGateSpec | None,
+) -> MergeInputsFacts:
+    """``inputs`` with each model's eval.tasks ``scores`` (by ref) beside its perplexity,
+    and the gate's input held to them: ``merged`` (the merged model's produced scores)
+    may fall below its scores by ``gate.tolerance`` at most, else one line naming the
+    input and the scores that fell."""
+    figures = [
+        figure.model_copy(update={"results": scores.get(model.ref, [])})
+        for model, figure in zip(models, inputs.models, strict=True)
+    ]
+    if gate is None or inputs.gate is None:
+        return inputs.model_copy(update={"models": figures})
+    from release.evaluate.gate import compare
+
+    theirs = scores.get(gate.no_worse_than, [])
+    tolerance = gate.tolerance
+    verdict = compare(merged, theirs, max_task_drop=tolerance, max_average_drop=tolerance)
+    if not verdict.passed:
+        raise WorkError(
+            f"the merge is worse than its input {gate.no_worse_than} on eval.tasks: "
+            f"{'; '.join(verdict.failures)} (at most -{tolerance:.0%}, eval.gate.no_worse_than)",
+            hint="change the recipe's weights, or raise eval.gate.tolerance",
+        )
+    compared = [ComparisonFacts.model_validate(vars(c)) for c in verdict.compared]
+    held = inputs.gate.model_copy(update={"compared": compared})
+    return inputs.model_copy(update={"models": figures, "gate": held})
 
 
 def _load_input(

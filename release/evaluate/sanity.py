@@ -24,6 +24,7 @@ import torch
 
 from release.core.errors import WorkError
 from release.core.waiting import ticking
+from release.reference.batched import pad_id, padded_logits
 from release.reference.greedy import greedy, model_eos
 
 PROBE_PROMPTS = (
@@ -54,24 +55,12 @@ SMOKE_PROMPTS = (
 )
 
 
-@torch.no_grad()
 def next_token_logits(model, tokenizer, prompts: Sequence[str]) -> Iterator[torch.Tensor]:
-    """Logits for every position of each prompt, all prompts in one forward pass (padded
-    on the right, masked: a prompt's own positions see only its tokens), yielded one
-    prompt at a time. One pass, not one a prompt: a short prompt's pass through a 4B model
-    in float32 on a CPU streams all 15 GB of its weights (4.7 s here), whatever its
-    length."""
-    device = model.get_input_embeddings().weight.device
+    """Logits for every position of each prompt, all prompts in one forward pass
+    (``reference.batched``), yielded one prompt at a time."""
     encoded = [tokenizer(prompt).input_ids for prompt in prompts]
-    if not encoded:
-        return
-    width = max(len(ids) for ids in encoded)
-    pad = next(i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if i is not None)
-    ids = torch.tensor([row + [pad] * (width - len(row)) for row in encoded], device=device)
-    mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in encoded])
-    batch = model(input_ids=ids, attention_mask=mask.to(device)).logits
-    for prompt, row, logits in zip(prompts, encoded, batch, strict=True):
-        logits = logits[: len(row)].float()
+    every = padded_logits(model, encoded, pad_id(tokenizer))
+    for prompt, logits in zip(prompts, every, strict=True):
         if not bool(torch.isfinite(logits).all()):
             raise WorkError(
                 f"the model gives inf or NaN logits on the prompt {prompt!r}: its weights "

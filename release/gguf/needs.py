@@ -49,6 +49,7 @@ from release.gguf.writer import (
     ExportSource,
     UnsupportedModel,
     header_writer,
+    held_elements,
     open_source,
     plan_tensors,
 )
@@ -204,11 +205,11 @@ def gguf_needs(
     converter = _converter(model_dir, llama_cpp_dir) if meta else None
     sizes = gguf_file_bytes(model_dir, with_source, meta, converter)
     projector = projector_file_bytes(model_dir, meta, converter) if towers(model_dir) else 0
-    delegated = _source_or_none(model_dir) is None
-    files = _written(types, sizes, delegated)
+    source = _source_or_none(model_dir)
+    files = _written(types, sizes, source is None)
     peak = stage_peak(
         files,
-        _shape(model_dir),
+        _shape(model_dir, source),
         reference_here=reference_here,
         llama_cpp=llama_cpp_version() is not None,
         benchmarked=tuple(benchmarked or ()),
@@ -246,9 +247,13 @@ def _written(types: list[str], sizes: dict[str, int], delegated: bool) -> list[W
     return files
 
 
-def _shape(model_dir: Path) -> ModelShape:
+def _shape(model_dir: Path, source: ExportSource | None) -> ModelShape:
     config = text_config(read_config(model_dir))
     parameters, largest = parameter_counts(model_dir)
+    exporter = largest
+    if source is not None:
+        planned = plan_tensors(model_dir, source.config, source.arch, FORMATS["f16"])
+        exporter = max((held_elements(item) for item in planned), default=0)
     heads = _hparam(config, "num_attention_heads", "n_head")
     hidden = _hparam(config, "hidden_size", "n_embd", "d_model")
     head_dim = _hparam(config, "head_dim") or (hidden // heads if heads else 0)
@@ -256,6 +261,7 @@ def _shape(model_dir: Path) -> ModelShape:
     return ModelShape(
         parameters=parameters,
         largest_tensor=largest,
+        exporter_tensor=exporter,
         vocab=_hparam(config, "vocab_size"),
         layers=_hparam(config, "num_hidden_layers", "n_layer", "num_layers"),
         kv_width=2 * kv_heads * head_dim,

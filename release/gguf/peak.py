@@ -4,9 +4,11 @@ The stage writes its files in order (``build._jobs``: f16 first, the quantizer's
 last) and hands each written file to llama.cpp's child, which checks it while the next
 file is written. So at any time it holds, beside its own process:
 
-- a writer: the built-in exporter's buffer (two float32 copies of the largest tensor),
-  llama.cpp's converter (a Python child with torch, and the same buffer), or llama.cpp's
-  quantizer: its f16 source, mapped and read once through, and a tensor's buffers;
+- a writer: the built-in exporter's buffer (two float32 copies of the largest tensor it
+  holds whole: a large matrix goes a block of rows at a time, ``writer.by_rows``),
+  llama.cpp's converter (a Python child with torch, and two float32 copies of the
+  largest tensor), or llama.cpp's quantizer: its f16 source, mapped and read once
+  through, and a tensor's buffers (the same two copies);
 - a check: llama.cpp's child with the file it maps, its KV cache and a context of
   logits; the stage reads those logits back once the child let the file go;
 - where the evaluate stage kept no reference (it is off), the merged model in a child
@@ -34,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from release.reference.heldout import CHUNK_TOKENS
+from release.reference.probe import PROBE
 
 LLAMA_CPP_CHILD = 40 * 2**20
 """Python with numpy and llama-cpp-python imported (measured: 40 MiB)."""
@@ -41,8 +44,11 @@ TORCH_CHILD = 400 * 2**20
 """Python with torch and transformers imported (251 MiB), a tokenizer and a forward
 pass's buffers (the reference's child on SmolLM2-135M: 747 MiB with its 257 MiB model
 and two contexts of logits)."""
-PROBE_CONTEXT = 256
-"""llama.cpp's context on the probe (``llama_cpp_process``: at least 256 tokens)."""
+CHECK_CONTEXT = CHUNK_TOKENS + PROBE.smoke_tokens
+"""llama.cpp's context in the check (``llama_cpp_process._check``: the longest of the
+probe prompts and the held-out chunks, and the smoke answer's tokens), every position's
+logits kept. It was counted as the probe's 256 tokens, short of the held-out chunk: the
+estimate read 16% under the peak in a fresh-clone run (480 MiB against 574)."""
 TRANSFORMERS_FP32_MODELS = 2
 BENCHMARK_CHILD = 400 * 2**20
 """lm-eval's child on a GGUF file (``release.evaluate.llama_cpp_lm``) besides the file,
@@ -76,6 +82,9 @@ class ModelShape:
     parameters: int
     largest_tensor: int
     """Elements of the largest tensor."""
+    exporter_tensor: int
+    """Elements the built-in exporter holds at once: its largest tensor held whole, or a
+    block of rows (``writer.held_elements``); the largest tensor where it does not write."""
     vocab: int
     layers: int
     kv_width: int
@@ -85,17 +94,18 @@ class ModelShape:
     """The model's training context (0: unknown)."""
 
 
-def _buffer(shape: ModelShape) -> int:
-    return 2 * shape.largest_tensor * 4
+def _buffer(shape: ModelShape, writer: str = "converter") -> int:
+    """Two float32 copies of what ``writer`` holds of one tensor."""
+    return 2 * (shape.exporter_tensor if writer == "exporter" else shape.largest_tensor) * 4
 
 
 def _logits(shape: ModelShape) -> int:
-    return PROBE_CONTEXT * shape.vocab * 4
+    return CHECK_CONTEXT * shape.vocab * 4
 
 
 def check_bytes(file: Written, shape: ModelShape) -> int:
     """What llama.cpp's check of ``file`` holds: the file mapped, its KV cache, logits."""
-    kv = shape.layers * PROBE_CONTEXT * shape.kv_width * 2  # f16 keys and values
+    kv = shape.layers * CHECK_CONTEXT * shape.kv_width * 2  # f16 keys and values
     return LLAMA_CPP_CHILD + file.bytes + kv + _logits(shape)
 
 
@@ -131,7 +141,7 @@ def _overlap(writing: Written, checking: Written | None, shape: ModelShape, f16:
         return _buffer(shape) + max(f16, held)
     if writing.writer == "converter":
         return TORCH_CHILD + _buffer(shape) + held
-    return _buffer(shape) + held
+    return _buffer(shape, "exporter") + held
 
 
 def stage_peak(
@@ -145,7 +155,9 @@ def stage_peak(
     """The stage's peak, beside its own process as it starts; ``benchmarked``: the types
     whose files run eval.tasks after the checks (eval.tasks.gguf)."""
     if not llama_cpp:
-        return TRANSFORMERS_FP32_MODELS * shape.parameters * 4 + _buffer(shape)
+        return TRANSFORMERS_FP32_MODELS * shape.parameters * 4 + _buffer(
+            shape, files[0].writer if files else "exporter"
+        )
     f16 = next((f.bytes for f in files if f.type == "f16"), 0)
     reference = reference_bytes(shape) if reference_here else 0
     peak = reference

@@ -3,7 +3,8 @@
 ``list_tensors`` reads only the safetensors headers (names, dtypes, shapes, offsets), so
 the whole GGUF layout can be planned before any weight is loaded; ``iter_loaded`` then
 reads one tensor at a time as float32, the precision llama.cpp's converter quantizes
-from (so our bytes can match its). Both go through ``release.checkpoint.safetensors``,
+from (so our bytes can match its), and ``iter_rows`` a large matrix a block of rows at a
+time. Both go through ``release.checkpoint.safetensors``,
 the one reader of checkpoints: plain reads, no memory map, no torch.
 """
 
@@ -21,6 +22,7 @@ from release.checkpoint.safetensors import (
     TensorInfo,
     list_checkpoint,
     read_array,
+    read_rows,
     to_float32,
 )
 
@@ -42,3 +44,11 @@ def iter_loaded(tensors: list[TensorInfo]) -> Iterator[tuple[TensorInfo, np.ndar
             if tensor.file not in handles:
                 handles[tensor.file] = stack.enter_context(open(tensor.file, "rb"))
             yield tensor, to_float32(read_array(handles[tensor.file], tensor), tensor.dtype)
+
+
+def iter_rows(tensor: TensorInfo, rows: int, step: int) -> Iterator[np.ndarray]:
+    """The first ``rows`` rows of a matrix as float32, ``step`` rows at a time."""
+    with open(tensor.file, "rb") as handle:
+        for start in range(0, rows, step):
+            block = read_rows(handle, tensor, start, min(start + step, rows))
+            yield to_float32(block, tensor.dtype)

@@ -4,15 +4,20 @@ GGUF puts every tensor's name, shape, type and offset in the header, before the 
 We know all of them from the safetensors headers alone (a tensor's stored size follows
 from its shape and type), so the header is written first, from a plan, and the tensors
 follow one by one: load, permute if the architecture wants it, quantize, write, drop.
-Peak memory is the largest tensor in float32, whatever the model's size.
+A matrix larger than ``ROWS_BYTES`` in float32 whose rows stay in place goes a block of
+rows at a time (quantization runs along rows: the bytes are the same), so Gemma-4-E4B's
+2.8B-parameter per-layer embedding table is never held whole (11 GB in float32). Peak
+memory is the largest tensor held whole in float32, whatever the model's size.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import gguf
 import numpy as np
@@ -30,8 +35,11 @@ from release.gguf.formats import FORMATS, GGUFFormat, storage_type
 from release.gguf.metadata import ReleaseMetadata, write_metadata, write_sampling
 from release.gguf.projector import is_tower_tensor
 from release.gguf.sizes import stored_nbytes
-from release.gguf.source import iter_loaded, list_tensors
+from release.gguf.source import iter_loaded, iter_rows, list_tensors
 from release.gguf.vocab import UnknownTokenizer, Vocab, write_vocab
+
+ROWS_BYTES = 64 * 2**20
+"""float32 bytes of one block of a matrix written by rows (``by_rows``)."""
 
 # Buffers transformers may save that are not weights.
 _NOT_WEIGHTS = (".rotary_emb.inv_freq", ".attention.masked_bias", ".attention.bias")
@@ -127,6 +135,45 @@ def open_source(model_dir: Path) -> ExportSource:
     return ExportSource(model_dir, config, arch, vocab)
 
 
+def by_rows(item: PlannedTensor) -> bool:
+    """Whether ``item`` is written a block of rows at a time, not held whole: a checkpoint
+    matrix larger than a block whose rows are not permuted."""
+    return (
+        item.source is not None
+        and item.heads is None
+        and len(item.shape) == 2
+        and 4 * math.prod(item.shape) > ROWS_BYTES
+    )
+
+
+def held_elements(item: PlannedTensor) -> int:
+    """The float32 elements writing ``item`` holds at once: a block, or the tensor."""
+    if by_rows(item):
+        return min(item.shape[0], _block_rows(item)) * item.shape[1]
+    return math.prod(item.shape)
+
+
+def _block_rows(item: PlannedTensor) -> int:
+    return max(1, ROWS_BYTES // 4 // item.shape[1])
+
+
+class _RowBlocks:
+    """A matrix as ``GGUFWriter.write_tensor_data`` takes an array (its size and
+    ``tofile``), its blocks of rows read, offset and quantized as they are written."""
+
+    def __init__(self, item: PlannedTensor) -> None:
+        self.item = item
+        self.nbytes = stored_nbytes(item.shape, item.qtype)
+
+    def tofile(self, out: BinaryIO) -> None:
+        item = self.item
+        assert item.source is not None
+        for block in iter_rows(item.source, item.shape[0], _block_rows(item)):
+            if item.offset:
+                block += np.float32(item.offset)
+            gguf.quants.quantize(block, item.qtype).tofile(out)
+
+
 def export_gguf(
     source: ExportSource, path: Path, fmt: GGUFFormat, meta: ReleaseMetadata
 ) -> Generator[tuple[int, int], None, list[PlannedTensor]]:
@@ -184,10 +231,14 @@ def _write(
         writer.write_header_to_file(path=path)
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
-        sources = [item.source for item in planned if item.source is not None]
-        with closing(iter_loaded(sources)) as loaded:
+        whole = [item.source for item in planned if item.source is not None and not by_rows(item)]
+        with closing(iter_loaded(whole)) as loaded:
             for done, item in enumerate(planned, start=1):
-                writer.write_tensor_data(gguf.quants.quantize(_values(item, loaded), item.qtype))
+                if by_rows(item):  # in the file's byte order: never byteswapped
+                    writer.write_tensor_data(_RowBlocks(item), writer.endianess)  # type: ignore[arg-type]
+                else:
+                    values = _values(item, loaded)
+                    writer.write_tensor_data(gguf.quants.quantize(values, item.qtype))
                 yield done, len(planned)
     finally:
         writer.close()

@@ -73,10 +73,24 @@ class _Mismatch:
 
     adapter: str
     base: str
+    subject: str = ""
+    """What does not fit, where not the adapter (``merge.recipe``)."""
 
     def error(self, what: str, hint: str) -> InputError:
-        message = f"adapter {self.adapter} does not fit base {self.base}: {what}"
-        return InputError(message, hint=hint)
+        who = self.subject or f"adapter {self.adapter}"
+        return InputError(f"{who} does not fit base {self.base}: {what}", hint=hint)
+
+
+@dataclass(frozen=True)
+class _Base:
+    """The base as intake found it: its folder (the dequantized copy, with
+    base.dequantize), tensors and config, and what the Hub downloads pinned."""
+
+    folder: Path
+    tensors: dict[str, TensorInfo]
+    config: dict[str, Any]
+    quantized: str | None
+    pinned: dict[str, str | None]
 
 
 @dataclass(frozen=True)
@@ -103,8 +117,10 @@ def inspect(
     ``intake`` is all it reads of the spec (the adapter stage's key). ``last`` is the
     previous run's facts, whose pinned commits a rerun compares with.
     Yields log lines, notices and a ``TensorChecked`` per adapter tensor read; returns
-    the facts for the manifest."""
+    the facts for the manifest. Without an adapter (a merge recipe's release) the
+    stage runs ``inspect_base`` instead."""
     spec_base, spec_adapter = intake.base, intake.adapter
+    assert spec_adapter is not None, "a release without adapter is inspect_base's"
     adapter_hub = adapter_snapshot(spec_adapter)
     adapter_dir = adapter_folder(spec_adapter, adapter_hub)
     label = base_label(spec_base)
@@ -114,23 +130,8 @@ def inspect(
     raw, settings = lora.read_adapter_config(adapter_dir)
     _check_declared_base(settings, spec_base, mismatch)
 
-    base_hub = base_snapshot(spec_base)
-    base_dir = base_hub.folder if base_hub else resolve_base_dir(spec_base)
-    pinned = _pinned(base_hub, adapter_hub)
-    for field, snapshot in (("base", base_hub), ("adapter", adapter_hub)):
-        if snapshot is not None:
-            yield f"{field} {snapshot.repo_id} at commit {snapshot.commit}"
-            if moved := _moved(field, snapshot.repo_id, snapshot.revision, snapshot.commit, last):
-                yield Notice(moved)
-    base = list_checkpoint(base_dir)
-    config = read_config(base_dir)
-    quantized = check_quantized(
-        label, config, base, spec_base.repo_id, dequantize=spec_base.dequantize
-    )
-    if quantized:
-        base_dir = yield from _dequantized(base_dir, out_dir / DEQUANTIZED_DIR, quantized)
-        base = list_checkpoint(base_dir)
-        config = read_config(base_dir)
+    found = yield from _base_checkpoint(spec_base, out_dir, last, adapter_hub)
+    base_dir, base, config, quantized = found.folder, found.tensors, found.config, found.quantized
     has_tokenizer = (adapter_dir / "tokenizer_config.json").is_file()
     check_stop_tokens(adapter_dir if has_tokenizer else base_dir, base_dir)
     check_chat_template(adapter_dir if has_tokenizer else base_dir)
@@ -207,9 +208,63 @@ def inspect(
             "base_fingerprint": fingerprint,
             "base_model_class": placed.model_class,
             "base_citations": base_citations(base_dir),
-            **pinned,
+            **found.pinned,
         }
     )
+
+
+def inspect_base(
+    intake: IntakeSettings, out_dir: Path, last: AdapterFacts | None = None
+) -> Generator[str | Notice | TensorChecked, None, AdapterFacts]:
+    """A merge recipe's release (no adapter): intake's checks of the base alone, as
+    ``inspect`` makes them (quantized, stop tokens, chat template, remote code, the
+    fingerprint against the spec's and the last release's), so the base's commit is
+    pinned and its fingerprint keys the eval's cached figures as for an adapter. The
+    recipe's own checks (each input against the base) are the merge stage's."""
+    spec_base = intake.base
+    found = yield from _base_checkpoint(spec_base, out_dir, last, None)
+    check_stop_tokens(found.folder, found.folder)
+    check_chat_template(found.folder)
+    check_remote_code(found.folder, found.config, spec_base.trust_remote_code)
+    fingerprint = base_fingerprint(found.tensors)
+    yield f"base fingerprint {fingerprint[:16]}…"
+    mismatch = _Mismatch("", base_label(spec_base), subject="merge.recipe")
+    _check_fingerprint(fingerprint, intake, mismatch)
+    return AdapterFacts(
+        **_base_facts(found.tensors, spec_base),
+        base_fingerprint=fingerprint,
+        dequantized_base=found.quantized,
+        base_citations=base_citations(found.folder),
+        **found.pinned,
+    )
+
+
+def _base_checkpoint(
+    spec_base: BaseModelSpec,
+    out_dir: Path,
+    last: AdapterFacts | None,
+    adapter_hub: Snapshot | None,
+) -> Generator[str | Notice | TensorChecked, None, _Base]:
+    """The base found (downloaded at a pinned commit from the Hub), refused when it is
+    quantized, or dequantized into ``out_dir`` as base.dequantize asks."""
+    base_hub = base_snapshot(spec_base)
+    base_dir = base_hub.folder if base_hub else resolve_base_dir(spec_base)
+    pinned = _pinned(base_hub, adapter_hub)
+    for field, snapshot in (("base", base_hub), ("adapter", adapter_hub)):
+        if snapshot is not None:
+            yield f"{field} {snapshot.repo_id} at commit {snapshot.commit}"
+            if moved := _moved(field, snapshot.repo_id, snapshot.revision, snapshot.commit, last):
+                yield Notice(moved)
+    base = list_checkpoint(base_dir)
+    config = read_config(base_dir)
+    quantized = check_quantized(
+        base_label(spec_base), config, base, spec_base.repo_id, dequantize=spec_base.dequantize
+    )
+    if quantized:
+        base_dir = yield from _dequantized(base_dir, out_dir / DEQUANTIZED_DIR, quantized)
+        base = list_checkpoint(base_dir)
+        config = read_config(base_dir)
+    return _Base(base_dir, base, config, quantized, pinned)
 
 
 def _dequantized(
@@ -261,7 +316,9 @@ def moved_since(intake: IntakeSettings, last: AdapterFacts) -> list[str]:
     keeps its pinned commits; this says they are no longer the branch's head."""
     sources = {
         "base": (intake.base.repo_id if intake.base.path is None else None, intake.base.revision),
-        "adapter": (intake.adapter.repo_id, intake.adapter.revision),
+        "adapter": (intake.adapter.repo_id, intake.adapter.revision)
+        if intake.adapter
+        else (None, None),
     }
     notes = []
     for field, (repo_id, revision) in sources.items():
@@ -499,9 +556,6 @@ def _facts(
         key for edit in edits.values() for key in edit.keys if ".modules_to_save." in key
     } - {edit.replacement for edit in edits.values()}
     trainable = sum(info.numel for key, info in adapter.items() if key not in copies)
-    dtype_bytes: Counter[str] = Counter()
-    for info in base.values():
-        dtype_bytes[info.dtype] += info.nbytes
     adapter_dtypes = sorted({TORCH_NAMES.get(i.dtype, i.dtype) for i in adapter.values()})
     return AdapterFacts(
         peft_type=str(raw["peft_type"]).upper(),
@@ -521,10 +575,20 @@ def _facts(
         adapter_format=adapter_format,
         adapter_dtypes=adapter_dtypes,
         declared_base=settings.base_model_name_or_path,
-        base_id=base_label(spec_base),
-        base_repo_id=spec_base.repo_id,
-        base_revision=spec_base.revision,
-        base_parameters=sum(info.numel for info in base.values()),
-        base_dtype=TORCH_NAMES.get(dtype_bytes.most_common(1)[0][0], "mixed"),
-        base_tensors=len(base),
+        **_base_facts(base, spec_base),
     )
+
+
+def _base_facts(base: dict[str, TensorInfo], spec_base: BaseModelSpec) -> dict[str, Any]:
+    """What intake records of the base: which it is, its size and its main dtype."""
+    dtype_bytes: Counter[str] = Counter()
+    for info in base.values():
+        dtype_bytes[info.dtype] += info.nbytes
+    return {
+        "base_id": base_label(spec_base),
+        "base_repo_id": spec_base.repo_id,
+        "base_revision": spec_base.revision,
+        "base_parameters": sum(info.numel for info in base.values()),
+        "base_dtype": TORCH_NAMES.get(dtype_bytes.most_common(1)[0][0], "mixed"),
+        "base_tensors": len(base),
+    }

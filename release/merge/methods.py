@@ -71,6 +71,11 @@ class Method:
     random: bool = False
     inputs: tuple[int, int | None] = (1, None)
     """Least and most inputs (the base counts where it is listed among the models)."""
+    held: tuple[int, int] = (1, 5)
+    """float32 copies of the block it is given (a block of rows, or the whole tensor for
+    a ``whole`` method) held at its peak: per input, and besides (the base, the sums,
+    the result, the cast), as tracemalloc measured them on the tiny Llama (merge preflight,
+    ``release.merge.needs``)."""
 
     def parameter(self, name: str) -> Parameter | None:
         return next((p for p in self.parameters if p.name == name), None)
@@ -304,6 +309,8 @@ def _task(
         base="required",
         whole=sparsify is not None,
         random=sparsify in (bernoulli, della_magprune),
+        # each input's value and delta, and with a sparsifier its sign and mask besides
+        held=(3, 6) if sparsify is not None else (2, 4),
     )
 
 
@@ -327,6 +334,7 @@ METHODS: dict[str, Method] = {
             base="required",
             whole=True,
             inputs=(2, 2),
+            held=(1, 3),
         ),
         _task(
             "task_arithmetic",

@@ -167,6 +167,35 @@ def _resolve(
     return source
 
 
+_HUB_REPO = re.compile(r"[\w.-]+/[\w.-]+")
+"""A Hub repo id (owner/name): what a ref that is no folder is taken for."""
+
+
+def missing_inputs(recipe: MergeRecipe, base: BaseIdentity, root: Path) -> list[tuple[tuple, Path]]:
+    """The recipe's local inputs that are not there, each with its path in the recipe
+    (``("steps", 0, "models", 1, "model")``): a ref that is no folder and no Hub repo id
+    (``_locate`` would refuse it), or owner/name whose owner is a folder beside
+    release.yaml (a local path, then); a mask file that is not there. Nothing is
+    downloaded: a Hub ref is the merge stage's to find."""
+    missing = []
+    steps = {step.name for step in recipe.steps}
+    for number, step in enumerate(recipe.steps):
+        refs = [(("models", index, "model"), m.model) for index, m in enumerate(step.models)]
+        refs += [(("base_model",), step.base_model)] if step.base_model else []
+        for loc, ref in refs:
+            folder = (root / ref).expanduser()
+            if ref in steps or _is_base(ref, base, root) or folder.is_dir():
+                continue
+            repo_id, at, _ = ref.partition("@")
+            hub = _HUB_REPO.fullmatch(repo_id) and (at or not folder.parent.is_dir())
+            if not hub:
+                missing.append((("steps", number, *loc), folder))
+        mask = step.delta_mask.file if step.delta_mask else None
+        if mask is not None and not mask.is_file():
+            missing.append((("steps", number, "delta_mask", "file"), mask))
+    return list(dict((path, (loc, path)) for loc, path in missing).values())
+
+
 def _locate(ref: str, root: Path, where: str) -> tuple[Path, str | None]:
     """The folder ``ref`` names (relative to ``root``), or its Hub snapshot (downloaded
     at its revision, once: a later call finds it in the cache) and the commit."""
@@ -174,7 +203,7 @@ def _locate(ref: str, root: Path, where: str) -> tuple[Path, str | None]:
     if folder.is_dir():
         return folder, None
     repo_id, _, revision = ref.partition("@")
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
+    if not _HUB_REPO.fullmatch(repo_id):
         raise InputError(
             f"{where}: model {ref!r} is neither a folder nor a Hub repo id",
             hint="give a local folder (relative to release.yaml) or owner/name@revision",

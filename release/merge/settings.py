@@ -45,14 +45,19 @@ class MergeSettings(BaseModel):
 class IntakeSettings(BaseModel):
     """What adapter intake reads of the spec (``release.merge.intake``): the adapter
     stage's key is this object's dump, byte for byte the key it held before there was
-    an object (``allow_pickle`` and ``allow_fingerprint_mismatch`` at its top)."""
+    an object (``allow_pickle`` and ``allow_fingerprint_mismatch`` at its top). A merge
+    recipe's release has no adapter: intake checks the base alone, and the key holds
+    ``base`` and ``allow_fingerprint_mismatch``."""
 
     model_config = ConfigDict(frozen=True)
 
     base: BaseModelSpec
-    adapter: AdapterSpec = Field(exclude_if=lambda adapter: adapter.repo_id is None)
+    adapter: AdapterSpec | None = Field(
+        exclude_if=lambda adapter: adapter is None or adapter.repo_id is None
+    )
     """A Hub adapter is keyed by its repo id and revision; a local one by its files (the
-    stage's input files), not by where it lies, so a moved release keeps its intake."""
+    stage's input files), not by where it lies, so a moved release keeps its intake.
+    None for a merge recipe's release."""
     previous: list[Path] = Field(exclude=True)
     """eval.previous: the manifests whose recorded base fingerprint intake compares with,
     keyed by their content (the stage's input files)."""
@@ -62,11 +67,11 @@ class IntakeSettings(BaseModel):
         """Its path is keyed by the files, its allow_pickle beside it (``allow_pickle``)."""
         return adapter.model_dump(mode=info.mode, exclude={"path", "allow_pickle"})
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field(exclude_if=lambda allow: allow is None)  # type: ignore[prop-decorator]
     @property
-    def allow_pickle(self) -> bool:
-        """adapter.allow_pickle, where the key has always held it."""
-        return self.adapter.allow_pickle
+    def allow_pickle(self) -> bool | None:
+        """adapter.allow_pickle, where the key has always held it (None without one)."""
+        return self.adapter.allow_pickle if self.adapter else None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -76,5 +81,4 @@ class IntakeSettings(BaseModel):
 
     @classmethod
     def of(cls, spec: ReleaseSpec) -> Self:
-        assert spec.adapter is not None  # the stage is skipped without one
         return cls(base=spec.base, adapter=spec.adapter, previous=list(spec.eval.previous))

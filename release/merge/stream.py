@@ -19,8 +19,10 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import Counter
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import psutil
@@ -39,6 +41,7 @@ from release.checkpoint.safetensors import (
     to_float32,
 )
 from release.core.errors import InputError
+from release.core.waiting import ticking
 from release.merge import initialization, lora
 from release.merge.blocks import merged_rows
 from release.merge.writer import (
@@ -105,23 +108,17 @@ def merge_streaming(
             info = base[out.name]
             if info.file not in handles:
                 handles[info.file] = files.enter_context(open(info.file, "rb"))
-            edit = edits.get(out.name)
-            if edit is None and out.dtype == info.dtype:
-                writer.copy(out.name, handles[info.file], info)
-            elif by_rows(edit, info, settings):
-                factors = lora.lora_factors(edit, read_adapter, settings) if edit else None
-                rows = merged_rows(handles[info.file], info, out.dtype, factors)
-                checked = (_finite(part, out, adapter_dir) for part in rows)
-                writer.write_parts(out.name, info.shape, checked)
-            else:
-                weight = to_float32(read_array(handles[info.file], info), info.dtype)
-                if moves_base(edit, settings):  # the residual in the base's dtype, as PEFT's
-                    assert edit is not None
-                    weight = _residual(weight, edit, settings, info.dtype)
-                if edit is not None:
-                    weight = lora.merge_weight(weight, edit, read_adapter, settings)
-                writer.write(out.name, _finite(from_float32(weight, out.dtype), out, adapter_dir))
-                del weight
+            handle, edit = handles[info.file], edits.get(out.name)
+            write = partial(
+                _write_tensor, writer, out, info, handle, edit, read_adapter, settings, adapter_dir
+            )
+            if moves_base(edit, settings):
+                # torch's SVD or QR: on this thread, as PEFT's ran (torch on a thread of
+                # its own splits the work in other ways: results some ulp apart)
+                write()
+            else:  # the same step again every few seconds: Gemma-4-E4B's 5.6 GB
+                again = Step(out.name, done, total)  # per-layer table is one tensor (14 s)
+                yield from ticking(write, lambda _, again=again: again)
             peak = max(peak, process.memory_info().rss)
             done += info.nbytes
             yield Step(out.name, done, total)
@@ -141,6 +138,34 @@ def merge_streaming(
         tokenizer_from=tokenizer_from,
         sha256=writer.sha256,
     )
+
+
+def _write_tensor(
+    writer: ShardWriter,
+    out: OutTensor,
+    info: TensorInfo,
+    handle: BinaryIO,
+    edit: lora.ModuleEdit | None,
+    read_adapter: Callable[[str], np.ndarray],
+    settings: lora.LoraSettings,
+    adapter_dir: Path,
+) -> None:
+    """One base tensor into the merged checkpoint: copied as bytes, merged by rows, or
+    merged whole (``writer.by_rows``)."""
+    if edit is None and out.dtype == info.dtype:
+        writer.copy(out.name, handle, info)
+    elif by_rows(edit, info, settings):
+        factors = lora.lora_factors(edit, read_adapter, settings) if edit else None
+        rows = merged_rows(handle, info, out.dtype, factors)
+        writer.write_parts(out.name, info.shape, (_finite(p, out, adapter_dir) for p in rows))
+    else:
+        weight = to_float32(read_array(handle, info), info.dtype)
+        if moves_base(edit, settings):  # the residual in the base's dtype, as PEFT's
+            assert edit is not None
+            weight = _residual(weight, edit, settings, info.dtype)
+        if edit is not None:
+            weight = lora.merge_weight(weight, edit, read_adapter, settings)
+        writer.write(out.name, _finite(from_float32(weight, out.dtype), out, adapter_dir))
 
 
 def _finite(part: np.ndarray, out: OutTensor, adapter_dir: Path) -> np.ndarray:

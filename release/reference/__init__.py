@@ -12,6 +12,8 @@ again (DESIGN.md, "One load of each model per release").
 - ``facts``: its record in the manifest (``ReferenceFacts``), and the merged model's
   identity it was computed from.
 - ``record``: the reference of a loaded transformers model (torch), written to the file.
+- ``batched``: several short sequences' logits from one padded forward pass (the probe
+  prompts: a short pass through a 4B model on a CPU costs as much as a long one).
 - ``greedy``: greedy generation a few tokens per call, so a long answer shows progress
   (the reference's smoke answer; the evaluate stage's smoke test).
 - ``compute``: the same where no stage holds the model: the merged model loaded in its

@@ -128,14 +128,24 @@ def _merge_inputs(evaluate: EvaluateFacts) -> dict:
     if inputs is None:
         return {}
     gate = inputs.gate
+    merged = evaluate.harness.results if evaluate.harness else []
+
+    def scores(results: list[EvalRecord]) -> list[float | None]:
+        values = {record.key: record.value for record in results}
+        return [values.get(record.key) for record in merged]
+
     return {
         "merge_inputs": [
-            MergeInputFigure(name=m.name, kind=m.kind, perplexity=m.perplexity)
+            MergeInputFigure(
+                name=m.name, kind=m.kind, perplexity=m.perplexity, scores=scores(m.results)
+            )
             for m in inputs.models
         ],
         "merge_gate": MergeGateFacts(name=gate.name, tolerance=gate.tolerance, limit=gate.limit)
         if gate
         else None,
+        "merge_score_labels": [record.label for record in merged],
+        "merge_scores": [record.value for record in merged],
     }
 
 

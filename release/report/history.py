@@ -1,7 +1,8 @@
 """A release's history as people read it: each version of the chain of manifests
 (``release.evaluate.history``) as its manifest recorded it, read through the stages'
 typed facts: date, base and revision, adapter rank and targets, stored scores, the sizes
-of the released files, tools, the gate's verdict. A version the gate held back is listed
+of the released files, each GGUF file's loss on the held-out text, tools, the gate's
+verdict. A version the gate held back is listed
 as not released, with the gate's reason.
 
 Pure data: no models, no torch. The card, the release notes and ``compare`` read it.
@@ -19,7 +20,7 @@ from release.evaluate.facts import EvaluateFacts, GateFacts, evaluated
 from release.evaluate.gate import compare
 from release.evaluate.history import chain, refusal_reason
 from release.evaluate.scores import release_scores
-from release.gguf.facts import GGUFFacts
+from release.gguf.facts import GGUFFacts, QuantQualityFacts
 from release.hub.facts import PushFacts
 from release.merge.facts import AdapterFacts, MergeFacts
 from release.report.card_facts import CardFacts
@@ -46,6 +47,8 @@ class ReleaseEntry:
     gate: GateFacts | None
     refused: str | None
     """The gate's reason when it said no; None for a released version."""
+    quants: dict[str, QuantQualityFacts] = field(default_factory=dict)
+    """Each GGUF type's loss against the merged model, where llama.cpp measured it."""
 
     @property
     def released(self) -> bool:
@@ -90,6 +93,11 @@ def entry(manifest: Manifest) -> ReleaseEntry:
         tools=model_tools(manifest),
         gate=evaluate.gate,
         refused=refusal_reason(manifest),
+        quants={
+            file.type: file.quality
+            for file in (GGUFFacts.of(manifest) or GGUFFacts()).files
+            if file.quality is not None
+        },
     )
 
 

@@ -1,7 +1,9 @@
 """Release notes: what changed since the last release, in Markdown.
 
 Scores up and down (with the gate's thresholds), tasks added or dropped, released files
-added, removed or resized, base and adapter changes, tool versions that changed. Every
+added, removed or resized, what each GGUF type loses against the merged model (KL
+divergence, same top-1, perplexity ratio: ``release.gguf.quality``) where it changed,
+base and adapter changes, tool versions that changed. Every
 line comes from the two manifests (``release.report.history``); a section with nothing
 in it is left out, so the notes name exactly what changed. ``model-release notes``
 prints them, the push uses them as the Hub commit description, the Action writes them
@@ -61,6 +63,7 @@ def release_notes(history: History, limits: DropLimits) -> str:
         ("Scores", _scores(current, last, limits)),
         ("Tasks", _tasks(current, last)),
         ("Files", _files(current, last)),
+        ("Quants", _quants(current, last)),
         ("Base and adapter", _model(current, last)),
         ("Tools", _changed(current.tools, last.tools)),
     ]
@@ -102,6 +105,38 @@ def _files(current: ReleaseEntry, last: ReleaseEntry) -> list[str]:
         for p, n in current.files.items()
         if p in last.files and last.files[p] != n
     ]
+    return lines
+
+
+QUANT_FIGURES = {
+    "KLD mean": lambda q: f"{q.kld_mean:.4g}",
+    "KLD 99%": lambda q: f"{q.kld_p99:.4g}",
+    "same top-1": lambda q: f"{q.same_top1:.1%}",
+    "PPL ratio": lambda q: f"{q.ppl_ratio:.3f}",
+}
+"""The figures the GGUF card's file table shows, as the notes compare them."""
+
+
+def _quants(current: ReleaseEntry, last: ReleaseEntry) -> list[str]:
+    """Each GGUF type measured in both releases whose figures read differently; one
+    measured on another text (or another cut of it) says so instead."""
+    lines = []
+    for kind, now in current.quants.items():
+        before = last.quants.get(kind)
+        if before is None:
+            continue
+        if (before.text, before.chunk, before.tokens) != (now.text, now.chunk, now.tokens):
+            lines.append(
+                f"- {kind}: measured on another text ({before.text}, {before.tokens} tokens "
+                f"before; {now.text}, {now.tokens} now)"
+            )
+            continue
+        pairs = {name: (shown(before), shown(now)) for name, shown in QUANT_FIGURES.items()}
+        if any(old != new for old, new in pairs.values()):
+            lines.append(
+                f"- {kind}: "
+                + ", ".join(f"{name} {old} → {new}" for name, (old, new) in pairs.items())
+            )
     return lines
 
 

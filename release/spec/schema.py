@@ -706,6 +706,28 @@ def _with_recipe_file(data: dict, text: str, path: Path) -> dict:
     return {**data, "merge": {**merge, "recipe": recipe}}
 
 
+def recipe_where(path: Path, loc: tuple) -> tuple[str, str]:
+    """Where the recipe's ``loc`` (a path in ``MergeRecipe``: ``("steps", 0, "models", 1,
+    "model")``) is written: ``file:line`` in release.yaml ``path``, or in the recipe file
+    it names, and the key as written there (``merge.recipe.models[1].model``)."""
+    text = yamlio.read_bounded(path, MAX_SPEC_BYTES)
+    data = yamlio.load(text, _UniqueKeyLoader)
+    merge = data.get("merge") if isinstance(data, dict) else None
+    named = merge.get("recipe") if isinstance(merge, dict) else None
+    full = ("merge", "recipe", *loc)
+    if isinstance(named, str):
+        file = Path(named).expanduser()
+        file = file if file.is_absolute() else path.parent / file
+        recipe_text = yamlio.read_bounded(file, MAX_SPEC_BYTES)
+        written = recipe_yaml_loc(full, {"merge": {"recipe": yamlio.load(recipe_text)}})
+        line = YamlLocator(recipe_text, MergeRecipe).line_of(written[2:])
+    else:
+        file, written = path, recipe_yaml_loc(full, data)
+        line = YamlLocator(text, ReleaseSpec).line_of(written)
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in written)
+    return (f"{file}:{line}" if line else str(file)), key[1:]
+
+
 def _secret_values(value: Any, loc: tuple) -> Iterator[tuple[tuple, str]]:
     if isinstance(value, dict):
         for key, item in value.items():

@@ -1,4 +1,5 @@
-"""Stage: Adapter intake. Proves the adapter belongs to the base (``release.merge.intake``)."""
+"""Stage: Adapter intake. Proves the adapter belongs to the base (``release.merge.intake``);
+for a merge recipe without an adapter, checks the base alone (``inspect_base``)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,8 @@ class AdapterStage(Stage):
     name = AdapterFacts.stage
     title = "Adapter intake"
 
-    def skip_reason(self, spec) -> str | None:
-        return "no adapter: merge.recipe names the models" if spec.adapter is None else None
-
     def settings(self, spec) -> dict[str, Any]:
         """What ``run`` hands its domain (``IntakeSettings``)."""
-        if spec.adapter is None:
-            return {}
         from release.merge.settings import IntakeSettings
 
         return IntakeSettings.of(spec).model_dump(mode="json")
@@ -30,12 +26,10 @@ class AdapterStage(Stage):
     def input_paths(self, spec) -> list[Path]:
         """The files of what ``IntakeSettings`` holds by place: a local adapter, the
         previous releases' manifests, a local base."""
-        if spec.adapter is None:
-            return []
         from release.merge.settings import IntakeSettings
 
         intake = IntakeSettings.of(spec)
-        local = intake.adapter.path
+        local = intake.adapter.path if intake.adapter else None
         paths = [*([local] if local else []), *intake.previous]
         return paths + ([intake.base.path] if intake.base.path else [])
 
@@ -59,7 +53,7 @@ class AdapterStage(Stage):
         from release.merge.settings import IntakeSettings
 
         last = AdapterFacts.of(manifest)
-        return moved_since(IntakeSettings.of(spec), last) if last and spec.adapter else []
+        return moved_since(IntakeSettings.of(spec), last) if last else []
 
     def tools(self, spec) -> dict[str, str]:
         from importlib.metadata import version
@@ -68,7 +62,7 @@ class AdapterStage(Stage):
 
     def run(self, ctx: StageContext) -> StageRun:
         from release.core.relay import relay
-        from release.merge.intake import Notice, TensorChecked, inspect
+        from release.merge.intake import Notice, TensorChecked, inspect, inspect_base
         from release.merge.settings import IntakeSettings
 
         def event(item: str | Notice | TensorChecked) -> Event:
@@ -80,5 +74,6 @@ class AdapterStage(Stage):
 
         intake = IntakeSettings.of(ctx.spec)  # what the key holds: intake reads only it
         last = AdapterFacts.of(ctx.manifest)  # the previous run's, until this one's is recorded
-        facts = yield from relay(inspect(intake, ctx.out_dir, last), event)
+        checks = inspect if intake.adapter is not None else inspect_base
+        facts = yield from relay(checks(intake, ctx.out_dir, last), event)
         return StageOutput(facts=facts)

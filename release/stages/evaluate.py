@@ -84,13 +84,19 @@ class EvaluateStage(Stage):
         )
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
         fingerprint = intake.base_fingerprint if intake else None  # keys the base's figures
+        models, beside = [], {}  # a recipe's models, and those the harness runs too
         if settings.recipe is not None:  # the merged model beside each of its inputs
-            from release.evaluate.recipe_checks import recipe_checks, recipe_models
+            from release.evaluate.recipe_checks import (
+                harness_models,
+                recipe_checks,
+                recipe_models,
+            )
             from release.merge.recipe_inputs import BaseIdentity
 
             identity = BaseIdentity(base_dir, spec.base.repo_id, spec.base.path)
             root = spec.base_dir or Path.cwd()
             models = recipe_models(settings, identity, root, commit or spec.base.revision)
+            beside = harness_models(models)
             checks = recipe_checks(
                 settings,
                 models,
@@ -117,22 +123,36 @@ class EvaluateStage(Stage):
             from release.evaluate.harness import run_tasks
             from release.evaluate.scores import read_scores
 
+            tasks, gate = settings.eval.tasks, settings.eval.gate
+            if models and gate is not None and gate.no_worse_than == models[0].ref:
+                tasks = tasks.model_copy(update={"compare_base": True})  # the gate's input
             ran = yield from run_tasks(
-                settings.eval.tasks,
+                tasks,
                 merged_dir,
                 base_dir,
                 plan,
                 ctx.out_dir,
                 ctx,
                 trust_remote_code=settings.trust_remote_code,
+                inputs=list(beside.values()),
             )
             final = ctx.stage_dir(self.name)  # where the runner moves ctx.out_dir
-            moved = {path: final / path.relative_to(ctx.out_dir) for path in ran.produced}
-            produced = read_scores(ran.produced, spec.base_dir, moved)
+
+            def scores(files: list[Path]):
+                moved = {path: final / path.relative_to(ctx.out_dir) for path in files}
+                return read_scores(files, spec.base_dir, moved)
+
+            produced = scores(ran.produced)
             harness = ran.facts.model_copy(update={"results": produced})
             gated = gate_stored_results(settings.eval, spec.base_dir, ctx.workspace, produced)
-            based = {path: final / path.relative_to(ctx.out_dir) for path in ran.base_produced}
-            base_results = read_scores(ran.base_produced, spec.base_dir, based)
+            base_results = scores(ran.base_produced)
+            if checked.merge_inputs is not None:  # each input's scores beside its perplexity
+                from release.evaluate.recipe_checks import with_task_scores
+
+                by_ref = {ref: scores(ran.inputs_produced[m.folder]) for ref, m in beside.items()}
+                by_ref[models[0].ref] = base_results
+                inputs = with_task_scores(checked.merge_inputs, models, by_ref, produced, gate)
+                checked = checked.model_copy(update={"merge_inputs": inputs})
         stored = {"results": gated.results, "gate": gated.gate, "previous": gated.previous}
         ran_facts = {"harness": harness, "base_results": base_results}
         facts = checked.model_copy(update={**stored, **ran_facts, **estimates})

@@ -51,7 +51,7 @@ class MergeStage(Stage):
         commit = intake.base_commit if intake else None
         base_dir = resolve_base_dir(merge.base, commit, adapter_dir)
         lora_dir = adapter_dir if merge.recipe is None else None  # a recipe's inputs: its own
-        needs = merge_needs(base_dir, lora_dir, merge.dtype, merge.shard_size)
+        needs = merge_needs(base_dir, lora_dir, merge.dtype, merge.shard_size, merge.recipe)
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
         recipe = None
         if merge.recipe is not None:

@@ -7,11 +7,13 @@ in a thread worker, and shows the events and the manifest's facts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
-def run_wizard(target: Path | None = None) -> None:
-    """Open the wizard on a release.yaml, an adapter folder, or the current folder."""
+def run_wizard(target: Path | Sequence[Path] | None = None) -> None:
+    """Open the wizard on a release.yaml, an adapter folder, several folders to merge,
+    or the current folder."""
     from release.tui.app import make_wizard
 
     make_wizard(target).run()

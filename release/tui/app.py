@@ -3,7 +3,7 @@ any workspace (posting's app factory)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -71,6 +71,7 @@ class ReleaseWizard(App):
             )
 
 
-def make_wizard(target: Path | None = None, *, theme: str = DARK) -> ReleaseWizard:
-    """The wizard on a release.yaml, a folder holding one, or an adapter folder."""
+def make_wizard(target: Path | Sequence[Path] | None = None, *, theme: str = DARK) -> ReleaseWizard:
+    """The wizard on a release.yaml, a folder holding one, an adapter folder, or
+    several folders to merge (``Session.open``)."""
     return ReleaseWizard(Session.open(target), theme=theme)

@@ -1,19 +1,23 @@
 """What the wizard is working on: the spec, where it is saved, and the manifest.
 
-The wizard opens a release.yaml, a folder holding one, or an adapter folder (then the
-spec starts as ``model-release init`` would write it, and is saved the first time a
-step runs). Edits make a new frozen spec through the same validation as release.yaml,
-so the wizard can never save a spec the CLI would refuse.
+The wizard opens a release.yaml, a folder holding one, an adapter folder, or several
+folders to merge (then the spec starts as ``model-release init`` would write it for
+them, a merge recipe for several, and is saved the first time a step runs). Edits
+make a new frozen spec through the same validation as release.yaml, so the wizard can
+never save a spec the CLI would refuse.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from release.core.errors import InputError
 from release.core.facts import StageFacts
 from release.core.files import atomic_write_text
 from release.core.manifest import MANIFEST_NAME, Manifest
@@ -36,7 +40,12 @@ class Session:
     """The commented starter spec a new release began from, until it is first saved."""
 
     @classmethod
-    def open(cls, target: Path | None) -> Session:
+    def open(cls, target: Path | Sequence[Path] | None) -> Session:
+        if not isinstance(target, Path | None):  # folders, as `init` takes them
+            folders = [path.expanduser().absolute() for path in target]
+            if len(folders) > 1:
+                return cls._merging(folders)
+            target = folders[0] if folders else None
         target = (target or Path.cwd()).expanduser().absolute()
         if target.is_file():
             return cls(target, load_spec(target))
@@ -54,9 +63,31 @@ class Session:
             return session
         return cls(target / SPEC_NAME if target.is_dir() else target)
 
-    def start(self, adapter_dir: Path) -> ReleaseSpec:
-        """A first spec for ``adapter_dir``, as `model-release init` would write it."""
-        self.starter_text = starter_spec(adapter_dir, self.spec_path)
+    @classmethod
+    def _merging(cls, folders: list[Path]) -> Session:
+        """Several folders (LoRA adapters or full fine-tunes of one base): release.yaml
+        in the folder that holds them all, as for one adapter; the one there is opened
+        when its merge recipe reads them all."""
+        spec_path = Path(os.path.commonpath([folder.parent for folder in folders])) / SPEC_NAME
+        if not spec_path.is_file():
+            session = cls(spec_path)
+            session.start(folders)
+            return session
+        from release.merge.recipe_inputs import local_paths
+
+        spec = load_spec(spec_path)
+        recipe = spec.merge.recipe
+        if recipe is None or not set(folders) <= set(local_paths(recipe, spec_path.parent)):
+            raise InputError(
+                f"{spec_path}: already there, and its merge.recipe does not read these folders",
+                hint=f"open it with `model-release wizard {spec_path}`, or move it away",
+            )
+        return cls(spec_path, spec)
+
+    def start(self, inputs: Path | list[Path]) -> ReleaseSpec:
+        """A first spec for an adapter folder, or several folders to merge, as
+        `model-release init` would write it."""
+        self.starter_text = starter_spec(inputs, self.spec_path)
         self.spec = parse_spec(self.starter_text, self.spec_path)
         return self.spec
 

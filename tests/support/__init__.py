@@ -8,7 +8,8 @@ stand-ins, fixtures and process helpers. The benches import some of it too.
   (published models' shapes as sparse checkpoints: headers only, shared with
   ``bench.runner_needs``).
 - Fixtures (``pytest_plugins`` of tests/conftest.py or a test module): ``demo_fixtures``,
-  ``disk_fixtures`` (a small full disk), ``gguf_fixtures``, ``hub_fixtures``.
+  ``disk_fixtures`` (a small full disk), ``gguf_fixtures``, ``hub_fixtures``;
+  ``cache_lock`` (one builder at a time of a cached entry, for ``pytest -n 2``).
 - Stand-ins: ``hub_server`` / ``hub_http`` (a Hub-compatible server on 127.0.0.1, see
   docs/hub-protocol.md), ``github_server`` and ``action_runner`` (the GitHub Action).
 - Processes and output: ``cli_process`` (the CLI as a user runs it), ``kill_harness``

@@ -17,18 +17,19 @@ from pathlib import Path
 import pytest
 
 from release.demo import build_demo
+from tests.support.cache_lock import building
 from tests.support.cli_process import run_cli
 
 
 def make_demo_folder(folder: Path, adapter_dir: Path) -> Path:
     """A demo folder around the cached ``adapter_dir``; returns its release.yaml."""
     shutil.copytree(adapter_dir, folder / "adapter")
-    scores = adapter_dir.with_name(f"{adapter_dir.name}-scores.yaml")
-    if scores.is_file():  # the demo's own eval of that adapter, also cached
-        (folder / "results").mkdir()
-        shutil.copyfile(scores, folder / "results" / "unit_conversions.yaml")
-    spec_path = build_demo(folder)
-    shutil.copyfile(folder / "results" / "unit_conversions.yaml", scores)
+    with building(adapter_dir.with_name(f"{adapter_dir.name}-scores.yaml")) as scores:
+        if scores.is_file():  # the demo's own eval of that adapter, also cached
+            (folder / "results").mkdir()
+            shutil.copyfile(scores, folder / "results" / "unit_conversions.yaml")
+        spec_path = build_demo(folder)
+        shutil.copyfile(folder / "results" / "unit_conversions.yaml", scores)
     return spec_path
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from release.gguf.pinned import pinned_converter
+from release.gguf.pinned import PACKAGE, pinned_converter
 from tests.conftest import TEST_CACHE
+from tests.support.cache_lock import building
 from tests.support.gguf_helpers import make_confident
 
 
@@ -17,7 +18,8 @@ from tests.support.gguf_helpers import make_confident
 def converter_dir() -> Path:
     """llama.cpp's convert_hf_to_gguf.py with its own gguf-py, isolated from ours, of
     the same llama.cpp commit as the runtime."""
-    return pinned_converter(TEST_CACHE).script.parent
+    with building(TEST_CACHE / "llama.cpp" / f"{PACKAGE}-converter"):
+        return pinned_converter(TEST_CACHE).script.parent
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,17 @@ the model code is the runtime's, the chunking and the KL divergence are
 llama-perplexity's. Only the tool's own file is optimized (its loops are the arithmetic
 under test); the rest is compiled without optimization, so the build takes a few
 minutes on two cores rather than the half hour of a full llama.cpp build. The binary is
-kept in the cache (``~/.cache/model-release/llama.cpp/llama-perplexity-<version>``).
+kept in the user's cache (``~/.cache/model-release/llama.cpp/llama-perplexity-<version>``,
+beside the llama-cpp-python wheel .ci/run keeps there), not in the test cache a fresh
+clone starts without: a build of the pinned version holds nothing of a test's, and one
+that no longer loads here (the runtime it links moved) is built again.
 
     python -m tests.support.llama_perplexity   # build it now (nice -n 19 it)
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -21,8 +25,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from release.core.paths import cache_dir
 from release.gguf.pinned import PACKAGE, runtime_build
+from tests.support.cache_lock import building
 
 _CMAKE = """\
 cmake_minimum_required(VERSION 3.16)
@@ -49,25 +53,37 @@ set_target_properties(llama-perplexity PROPERTIES BUILD_RPATH "{lib}")
 """
 
 
+def tool_cache() -> Path:
+    """$XDG_CACHE_HOME/model-release, else ~/.cache/model-release: the user's cache, which
+    the tests' MODEL_RELEASE_CACHE (the release's cache, redirected) does not move."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "model-release"
+
+
 def llama_perplexity(cache: Path | None = None) -> Path:
-    """The built ``llama-perplexity`` (built now if the cache has none)."""
+    """The built ``llama-perplexity`` (built now if the cache has none that loads)."""
     runtime = runtime_build()
     if runtime is None:
         raise RuntimeError(f"{PACKAGE} is not installed")
-    root = (cache or cache_dir()) / "llama.cpp" / f"llama-perplexity-{runtime.package}"
+    root = (cache or tool_cache()) / "llama.cpp" / f"llama-perplexity-{runtime.package}"
+    with building(root):
+        return _built(root, runtime.package)
+
+
+def _built(root: Path, version: str) -> Path:
+    """``root``'s binary, built there first if it has none that loads."""
     binary = root / "llama-perplexity"
-    if binary.is_file():
+    if binary.is_file() and _loads(binary):
         return binary
     import llama_cpp
 
     lib = Path(llama_cpp.__file__).parent / "lib"
     source = root / "source"
     if not (source / "tools" / "perplexity").is_dir():
-        _unpack_sdist(runtime.package, source)
+        _unpack_sdist(version, source)
     build = root / "build"
     (root / "cmake").mkdir(parents=True, exist_ok=True)
     (root / "cmake" / "CMakeLists.txt").write_text(
-        _CMAKE.format(source=source, lib=lib, label=f"{PACKAGE}-{runtime.package}")
+        _CMAKE.format(source=source, lib=lib, label=f"{PACKAGE}-{version}")
     )
     nice = ["nice", "-n", "19"]
     subprocess.run(
@@ -79,6 +95,12 @@ def llama_perplexity(cache: Path | None = None) -> Path:
     shutil.copy2(build / "llama-perplexity", binary.with_suffix(".partial"))
     binary.with_suffix(".partial").replace(binary)
     return binary
+
+
+def _loads(binary: Path) -> bool:
+    """Whether ``binary`` starts here: its libllama is found where it was linked."""
+    done = subprocess.run([binary, "--version"], capture_output=True, check=False)
+    return done.returncode == 0
 
 
 def _unpack_sdist(version: str, target: Path) -> None:

@@ -5,11 +5,13 @@ only, so they see the real model.
 - ``SHAPES``: published models' configs (their config.json's fields that set a tensor's
   shape), by name, for transformers' own config classes; ``GEMMA4_31B`` among them.
 - ``write_sparse_model``: a model folder of one of them (config, tokenizer, bf16 shards
-  with their index), built from transformers' own model on the meta device.
+  with their index), built from transformers' own model on the meta device
+  (``real_model``: the config and the tensors' shapes; ``save_model_files``).
 - ``write_sparse_lora``: a LoRA on the model's projections, laid out as PEFT saves one.
 - ``write_sparse_checkpoint``: the shards of any list of tensors, and their index.
 
-Used by tests/test_preflight_31b.py and bench/runner_needs.py.
+Used by tests/test_preflight_31b.py, tests/test_preflight_e4b.py, bench/runner_needs.py
+and bench/scale.py (its Gemma-4-E4B, with random weights written).
 """
 
 from __future__ import annotations
@@ -149,10 +151,18 @@ def write_sparse_checkpoint(folder: Path, tensors: list[OutTensor], shard: int =
 
 
 def write_sparse_model(folder: Path, shape: RealShape, tokenizer) -> dict[str, tuple[int, ...]]:
-    """``shape``'s model folder: its config (the ``tokenizer``'s special ids), the
-    tokenizer (its vocabulary filled to the model's) and bf16 shards of every tensor a
-    save writes (transformers' own model on the meta device; a tied head is saved once,
-    as the embeddings). Returns the shapes."""
+    """``shape``'s model folder (``real_model``; ``save_model_files``) with bf16 shards of
+    every tensor and their index. Returns the shapes."""
+    config, shapes = real_model(shape, tokenizer)
+    write_sparse_checkpoint(folder, [OutTensor(n, "BF16", s) for n, s in shapes.items()])
+    save_model_files(folder, config, tokenizer)
+    return shapes
+
+
+def real_model(shape: RealShape, tokenizer) -> tuple[Any, dict[str, tuple[int, ...]]]:
+    """``shape``'s config (the ``tokenizer``'s special ids) and the shape of every tensor a
+    save writes (transformers' own model on the meta device; a tied head is saved once, as
+    the embeddings)."""
     import torch
     import transformers
     from transformers import AutoModelForCausalLM
@@ -167,12 +177,14 @@ def write_sparse_model(folder: Path, shape: RealShape, tokenizer) -> dict[str, t
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
-    shapes = {n: tuple(p.shape) for n, p in model.state_dict().items() if n not in tied}
-    write_sparse_checkpoint(folder, [OutTensor(n, "BF16", s) for n, s in shapes.items()])
+    return config, {n: tuple(p.shape) for n, p in model.state_dict().items() if n not in tied}
+
+
+def save_model_files(folder: Path, config, tokenizer) -> None:
+    """The config and the tokenizer, its vocabulary filled to the model's."""
     config.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     _fill_vocabulary(folder / "tokenizer.json", config.vocab_size)
-    return shapes
 
 
 def _fill_vocabulary(path: Path, rows: int) -> None:

@@ -55,7 +55,12 @@ class IntakePane(StepPane):
         spec = self.session.spec
         adapter = spec.adapter.path if spec and spec.adapter else self.session.adapter_hint
         folder = FolderSuggester()
-        if (
+        if spec and spec.adapter is None and spec.merge.recipe is not None:
+            yield _field(  # several inputs: the recipe names them; edited in release.yaml
+                "Models merged (merge.recipe in release.yaml)",
+                Input(", ".join(spec.merge.recipe.input_names), id="recipe-inputs", disabled=True),
+            )
+        elif (
             spec and spec.adapter and spec.adapter.repo_id
         ):  # kept as release.yaml says; edited there
             yield _field(
@@ -138,6 +143,11 @@ class IntakePane(StepPane):
     def _value(self, field: str) -> str:
         return self.query_one(f"#{field}", Input).value.strip()
 
+    def _typed_adapter(self) -> str:
+        """The adapter folder typed, "" where the form has no such field (a recipe's)."""
+        fields = self.query("#adapter-path").results(Input)
+        return next((field.value.strip() for field in fields), "")
+
     def _path(self, field: str, current: Path | None) -> Path | None:
         """The field's path; the spec's own while the field still shows it, so a path
         written with '..' in release.yaml is not taken for a changed input."""
@@ -156,8 +166,8 @@ class IntakePane(StepPane):
         from_hub = (
             spec is not None and spec.adapter is not None and spec.adapter.repo_id is not None
         )
-        # a recipe's release names no adapter: an empty field keeps it so
-        recipe_only = spec is not None and spec.adapter is None and not self._value("adapter-path")
+        # a recipe's release names no adapter: no field, or an empty one, keeps it so
+        recipe_only = spec is not None and spec.adapter is None and not self._typed_adapter()
         return {
             "adapter": {} if from_hub or recipe_only else {"path": self.adapter_dir()},
             "base": {
@@ -175,12 +185,17 @@ class IntakePane(StepPane):
             kind += " (DoRA)"
         elif facts.use_rslora:
             kind += " (rsLoRA)"
+        adapter = [
+            ("adapter", f"{kind}, r={facts.r}, alpha={facts.lora_alpha}"),
+            ("targets", targets),
+            ("trainable", count(facts.trainable_parameters or 0)),
+            ("edits", f"{facts.edited_parameters or 0} base tensors"),
+        ]
+        if facts.peft_type is None:  # a merge recipe's release: the base alone was checked
+            adapter = [("adapter", "none: merge.recipe names the models")]
         return facts_table(
             [
-                ("adapter", f"{kind}, r={facts.r}, alpha={facts.lora_alpha}"),
-                ("targets", targets),
-                ("trainable", count(facts.trainable_parameters or 0)),
-                ("edits", f"{facts.edited_parameters or 0} base tensors"),
+                *adapter,
                 ("base", str(facts.base_id or "?")),
                 (
                     "base weights",
