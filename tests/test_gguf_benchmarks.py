@@ -81,6 +81,7 @@ def test_a_release_runs_its_tasks_on_the_gguf_files_named(
     header = "| Task | Metric | n-shot | Score | Stderr | F16 | Source |"
     for card_path in (workspace / "card" / "README.md", workspace / "card" / "gguf" / "README.md"):
         card = card_path.read_text()
+        assert header in card, card
         rows = _markdown_rows(card, header)
         assert {(row[3], row[5]) for row in rows} == {
             (f"{value:.4f}", f"{theirs[key]:.4f}") for key, value in ours.items()
@@ -248,4 +249,9 @@ def test_a_file_broken_on_purpose_scores_lower(smollm2_files, capsys):
     perplexity = ("mr_perplexity", "word_perplexity", "none")
     assert broken[perplexity] > 2 * good[perplexity]
     assert broken[("mr_choice", "acc", "none")] <= good[("mr_choice", "acc", "none")]
-    print(json.dumps({"f16": good, "broken": broken}, default=str))
+    print(
+        {
+            name: {" ".join(key): value for key, value in found.items()}
+            for name, found in [("f16", good), ("broken", broken)]
+        }
+    )
