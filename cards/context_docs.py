@@ -42,9 +42,10 @@ evaluation, contamination, history, sanity, usage, limitations, license, citatio
 
 The GGUF repo's card takes its own the same way (`card.gguf_template: my_gguf_card.md.j2`,
 or `card build --gguf --template`), with the same variables (the evaluation table `evals`
-has no rows there: the scores belong to the unquantized model). It can
+has rows there only where the release ran its tasks on the files, eval.tasks.gguf: the
+unquantized model's scores beside theirs, never the base's). It can
 `{% extends "model-release/gguf_card.md.j2" %}`, whose blocks are, in order: title,
-intro, files, verification, usage, limitations, license, citation.
+intro, files, verification, evaluation, usage, limitations, license, citation.
 
 Files beside your template are found first, so one there named like ours
 (`_macros.md.j2`) replaces it. The templates run in jinja2's sandbox with

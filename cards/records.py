@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
 from cards import vocab, yamlio
 from cards.errors import CardError
@@ -113,3 +113,12 @@ def read_text(path: Path) -> str:
         return yamlio.read_bounded(path)
     except OSError as error:
         raise CardError(f"{path}: cannot read results file ({error.strerror})") from error
+
+
+def scores_as_json(records: list[EvalRecord]) -> list[dict]:
+    """Scores as a manifest (and a stage's key) holds them."""
+    return [record.model_dump(mode="json", exclude_none=True) for record in records]
+
+
+Scores = Annotated[list[EvalRecord], PlainSerializer(scores_as_json, when_used="json")]
+"""Scores as a manifest stores them: typed records, written without their empty fields."""

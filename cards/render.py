@@ -73,6 +73,9 @@ class CardContext(BaseModel):
     facts: MeasuredFacts = Field(default_factory=MeasuredFacts)
     records: list[EvalRecord] = Field(default_factory=list)
     baseline: list[EvalRecord] = Field(default_factory=list)
+    quants: dict[str, list[EvalRecord]] = Field(default_factory=dict)
+    """The same tasks on GGUF files, by quant type (eval.tasks.gguf): a column each
+    beside ``records``."""
     citations: list[str] = Field(default_factory=list)
 
     @property
@@ -103,7 +106,9 @@ def render_gguf_card(
     template_dir: str | Path | None = None,
     template: str | Path | None = None,
 ) -> str:
-    """README.md of the GGUF repo: the quant table, verification results and usage.
+    """README.md of the GGUF repo: the quant table, verification results, the release's
+    tasks on the files where they ran them (beside the unquantized model's scores), and
+    usage.
 
     ``ctx`` describes the model that was quantized (``repo_id``), usually the merged one.
     ``template``: a user's template file rendered instead of ours (the front matter
@@ -116,7 +121,8 @@ def render_gguf_card(
     data.pop("library_name", None)  # the Hub recognises GGUF files by themselves
     data |= {"base_model": ctx.repo_id, "base_model_relation": "quantized"}
     data["tags"] = list(dict.fromkeys([*(data.get("tags") or []), "gguf", "llama.cpp"]))
-    gguf_ctx = ctx.model_copy(update={"records": [], "baseline": []})  # no scores on this card
+    # the unquantized model's scores only beside the files' own (eval.tasks.gguf)
+    gguf_ctx = ctx.model_copy(update={"baseline": []} | ({} if ctx.quants else {"records": []}))
     metadata = CardMetadata.model_validate(data)
     return _render(*_chosen("gguf_card.md.j2", template_dir, template), gguf_ctx, metadata)
 
@@ -232,7 +238,7 @@ def _view(ctx: CardContext, metadata: CardMetadata) -> TemplateView:
         examples=facts.sanity.smoke if facts.sanity else [],
         versions=sorted(facts.versions.items()),
         facts=facts,
-        evals=_eval_table(ctx.records, ctx.baseline, _contaminated(facts)),
+        evals=_eval_table(ctx.records, ctx.baseline, _contaminated(facts), ctx.quants),
         gguf_files=_gguf_rows(facts.gguf_files),
         mmproj=facts.mmproj,
         gguf_build=facts.gguf_build,
@@ -251,12 +257,19 @@ def _contaminated(facts: MeasuredFacts) -> set[str]:
 
 
 def _eval_table(
-    records: list[EvalRecord], baseline: list[EvalRecord], contaminated: set[str]
+    records: list[EvalRecord],
+    baseline: list[EvalRecord],
+    contaminated: set[str],
+    quants: dict[str, list[EvalRecord]] | None = None,
 ) -> dict[str, Any]:
     """Rows of the evaluation table (a task the contamination check marked carries ⚠),
-    and the n-shot mismatches to point out under it."""
+    a column per GGUF file's quant type the tasks ran on, and the n-shot mismatches to
+    point out under it."""
     base = base_scores(records, baseline)
     others = {r.key: r for r in baseline}
+    on_files = {
+        quant.upper(): {r.key: r for r in scores} for quant, scores in (quants or {}).items()
+    }
     compared = bool(base)
     cells, mismatches = [], []
     for depth, r in _grouped(records):
@@ -272,11 +285,12 @@ def _eval_table(
                 "" if r.n_shot is None else str(r.n_shot),
                 f"{r.value:.4f}",
                 "" if r.stderr is None else f"± {r.stderr:.4f}",
+                *(_quant_cell(scores.get(r.key)) for scores in on_files.values()),
                 *((score.cells(".4f") if score else ("", "")) if compared else ()),
                 Path(r.source).name,
             ]
         )
-    header = ["Task", "Metric", "n-shot", "Score", "Stderr"]
+    header = ["Task", "Metric", "n-shot", "Score", "Stderr", *on_files]
     header += ["Base model", "Difference", "Source"] if compared else ["Source"]
     harnesses = sorted({f"{r.harness} {r.harness_version or ''}".strip() for r in records})
     marked = sorted(contaminated & {r.task for r in records})
@@ -286,7 +300,13 @@ def _eval_table(
         "mismatches": mismatches,
         "harnesses": harnesses,
         "contaminated": marked,
+        "quants": list(on_files),
     }
+
+
+def _quant_cell(record: EvalRecord | None) -> str:
+    """A score on a GGUF file; blank where the file did not give it."""
+    return "" if record is None else f"{record.value:.4f}"
 
 
 def _grouped(records: list[EvalRecord]) -> list[tuple[int, EvalRecord]]:

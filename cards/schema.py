@@ -89,7 +89,7 @@ Score = Annotated[float, Strict(), AllowInfNan(False)]
 
 # Metric ids whose values are fractions or percentages: anything else there is a bug.
 _BOUNDED = re.compile(
-    r"^(acc|accuracy|exact_match|em|f1|precision|recall|pass@\d+|mc[12]|rouge|bleu|chrf|"
+    r"^(acc|accuracy|exact_match|em|f1(?!\d)|precision|recall|pass@\d+|mc[12]|rouge|bleu|chrf|"
     r"bertscore|matthews|win_rate)",
     re.IGNORECASE,
 )

@@ -59,7 +59,8 @@ class TemplateView(BaseModel):
     """Every measured fact, raw (its fields below)."""
     evals: dict[str, Any]
     """The evaluation table: ``header``, ``cells`` (rows), ``mismatches`` (n-shot notes),
-    ``harnesses`` (the harnesses and versions that measured it)."""
+    ``harnesses`` (the harnesses and versions that measured it), ``quants`` (the GGUF
+    types whose files ran the same tasks: a column each, eval.tasks.gguf)."""
     gguf_files: dict[str, Any]
     """The quant table: ``header``, ``rows``, ``files`` (facts.gguf_files), ``verified``
     (whether llama.cpp's agreement was measured)."""

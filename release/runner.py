@@ -459,7 +459,7 @@ def _run_stage(
         settings=keyed_settings(stage, spec),
         facts=output.facts.as_json(),
         measured=output.measured,
-        tools={"model-release": __version__, **stage.tools()},
+        tools={"model-release": __version__, **stage.tools(spec)},
     )
 
 

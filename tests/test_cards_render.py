@@ -508,3 +508,30 @@ def test_a_contaminated_task_is_marked_in_the_evaluation_table(demo):
     assert lint_card(text) == []
     unmarked = card(mark=False)
     assert "⚠" not in unmarked[: unmarked.index("## Contamination check")]
+
+
+def test_the_gguf_card_shows_the_tasks_run_on_its_files_beside_the_unquantized_scores(demo):
+    """eval.tasks.gguf: the GGUF card gets the model card's evaluation table, a column per
+    type that ran the tasks, the unquantized model's score beside it and never the
+    base's (whose comparison belongs to the model card); without it, no scores at all."""
+    on_q8 = [
+        r.model_copy(update={"value": r.value - 0.01, "source": "m-Q8_0.gguf"})
+        for r in demo.records
+    ]
+    ctx = demo.model_copy(
+        update={"repo_id": "demo-org/smollm2-135m-demo", "quants": {"q8_0": on_q8}}
+    )
+    gguf_card, model_card = render_gguf_card(ctx), render_model_card(ctx)
+    section = gguf_card.split("## Evaluation\n", 1)[1].split("\n## ", 1)[0]
+    assert "| Task | Metric | n-shot | Score | Stderr | Q8_0 | Source |" in section
+    first = demo.records[0]
+    assert f"| {first.value:.4f} | ± {first.stderr:.4f} | {first.value - 0.01:.4f} |" in section
+    assert "Score is the unquantized model's ([demo-org/smollm2-135m-demo]" in section
+    assert "Q8_0: the same tasks on the GGUF file of that type, run by llama.cpp" in section
+    assert "| Base model | Difference |" in model_card and "| Q8_0 |" in model_card
+    assert "## Evaluation" not in render_gguf_card(demo.model_copy(update={"quants": {}}))
+    # an F16 column is a quant's, not an F1 score's (a share that a perplexity would break)
+    on_f16 = [r.model_copy(update={"value": r.value * 1000}) for r in demo.records]
+    with_f16 = ctx.model_copy(update={"quants": {"f16": on_f16}})
+    assert lint_card(render_model_card(with_f16)) == []
+    assert lint_card(render_gguf_card(with_f16)) == []

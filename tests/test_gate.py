@@ -150,3 +150,28 @@ def test_a_change_is_signed_so_that_plus_is_better(drop, shown):
     from release.report.compare import change
 
     assert change(drop) == shown
+
+
+def test_a_gguf_file_is_judged_against_the_merged_model_by_the_same_rule(tmp_path):
+    """eval.tasks.gguf: each of a file's scores against the merged model's; the worst
+    drop over gguf.max_task_drop refuses the file in one line naming it, the task, the
+    figures and the limit, and how to drop the type or change the limit."""
+    from release.core.errors import WorkError
+    from release.evaluate.gate import judge_quant
+
+    merged = load_results([lm_eval_file(tmp_path / "merged.json", LAST)])
+    on_file = load_results(
+        [lm_eval_file(tmp_path / "q4.json", LAST | {"piqa": 0.612, "boolq": 0.44})]
+    )
+    compared = judge_quant("m-Q4_K_M.gguf", "q4_k_m", merged, on_file, 0.25)
+    drops = {c.task: round(c.drop, 4) for c in compared}
+    assert drops == {task: 0.0 for task in LAST} | {"piqa": 0.1, "boolq": 0.2}
+    with pytest.raises(WorkError) as refused:
+        judge_quant("m-Q4_K_M.gguf", "q4_k_m", merged, on_file, 0.15)
+    assert refused.value.message == (
+        "m-Q4_K_M.gguf: boolq acc is 0.44 on the file against the merged model's 0.55 "
+        "(-20%), over gguf.max_task_drop 0.15"
+    )
+    assert refused.value.hint == (
+        "drop q4_k_m from gguf.types and eval.tasks.gguf, or raise gguf.max_task_drop in the spec"
+    )

@@ -31,3 +31,27 @@ def test_the_gguf_estimate_is_within_15_percent_of_the_peak(smollm2_base_dir, re
     # with large matrices written by rows it reads 1% under to 11% over (three runs: the
     # PSS of files other processes map too moves by as much)
     assert found["estimate"] == pytest.approx(found["grown_pss"], rel=0.15), found
+
+
+def test_lm_eval_s_child_is_counted_where_the_files_run_the_tasks(tiny_llama_dir):
+    """eval.tasks.gguf: the peak holds lm-eval's child on the largest file named, with a
+    2048-token context's KV cache and logits (the model's own context where shorter); the
+    refusal's line names it, and how to need less."""
+    from release.gguf.needs import gguf_file_bytes, gguf_needs
+    from release.gguf.peak import BENCHMARK_CHILD
+
+    config = json.loads((tiny_llama_dir / "config.json").read_text())
+    types = ["f16", "q8_0"]
+    plain = gguf_needs(tiny_llama_dir, types, reference_here=False)
+    tasks = gguf_needs(tiny_llama_dir, types, reference_here=False, benchmarked=types)
+    context = min(2048, config["max_position_embeddings"])
+    kv_width = (
+        2 * config["num_key_value_heads"] * config["hidden_size"] // config["num_attention_heads"]
+    )
+    kv = config["num_hidden_layers"] * context * kv_width * 2
+    logits = (context + 512) * config["vocab_size"] * 4
+    f16 = gguf_file_bytes(tiny_llama_dir, ["f16"])["f16"]
+    assert tasks.memory_bytes == max(plain.memory_bytes, BENCHMARK_CHILD + f16 + kv + logits)
+    assert tasks.memory_bytes > plain.memory_bytes
+    assert tasks.what.endswith(", then lm-eval on f16, q8_0"), tasks.what
+    assert tasks.hint == "or choose fewer gguf.types or eval.tasks.gguf"

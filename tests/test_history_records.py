@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from cards.evals import load_results
+from cards.records import scores_as_json
 from cards.render import CardContext, render_model_card
 from cards.schema import CardMetadata
 from release.cli import main
 from release.core.errors import Refused
 from release.core.manifest import MANIFEST_NAME, FileRecord, Manifest, StageRecord
-from release.evaluate.facts import scores_as_json
 from release.gguf.facts import GGUFFacts, GGUFFileFacts, QuantQualityFacts
 from release.report.history import history_facts, history_of
 from release.report.notes import release_notes

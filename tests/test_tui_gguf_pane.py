@@ -184,3 +184,57 @@ async def test_a_chosen_type_is_marked_by_a_check_not_only_colour(tmp_path, monk
         choices.select("q4_0")
         await pilot.pause()
         assert {t for t, chosen in marks().items() if chosen} == {"q8_0", "q4_0"}
+
+
+def _on_the_local_tasks(quant: str, values: list[float], drops: list[float]) -> dict:
+    """A file's scores on tests/eval_tasks against the merged model's, as SmolLM2-135M-
+    Instruct's files measured them (README), under a limit of 70% that let them pass."""
+    merged = {
+        ("mr_choice", "acc", "none"): 0.5,
+        ("mr_generate", "exact_match", "first_number"): 0.5,
+    }
+    merged |= {("mr_perplexity", "word_perplexity", "none"): 180.6408}
+    rows = zip(merged.items(), values, drops, strict=True)
+    return {
+        "type": quant,
+        "file": f"demo-{quant.upper()}.gguf",
+        "max_task_drop": 0.7,
+        "compared": [
+            {"task": task, "metric": metric, "filter": filter_, "merged": before}
+            | {"value": value, "drop": drop}
+            for ((task, metric, filter_), before), value, drop in rows
+        ],
+    }
+
+
+ON_THE_LOCAL_TASKS = [
+    _on_the_local_tasks("f16", [0.5, 0.5, 180.6408], [0.0, 0.0, 0.0]),
+    _on_the_local_tasks("q4_k_m", [0.5, 0.1667, 203.9088], [0.0, 0.6666, 0.128811]),
+]
+
+
+async def test_the_files_scores_on_the_release_s_tasks_stand_beside_the_merged_model_s(
+    tmp_path, monkeypatch
+):
+    """eval.tasks.gguf: under the files, each task's score on the merged model and on each
+    file, with its change (a perplexity's rise is a loss), as the GGUF stage recorded
+    them, and the limit they met."""
+    from release.core.manifest import MANIFEST_NAME, Manifest
+
+    app, running = await _gguf_step(tmp_path, monkeypatch, 150)
+    manifest = Manifest.load(tmp_path / "build" / MANIFEST_NAME)
+    manifest.stages["gguf"].facts["benchmarks"] = ON_THE_LOCAL_TASKS
+    manifest.save(tmp_path / "build" / MANIFEST_NAME)
+    async with running as pilot:
+        await opened(app, pilot)
+        await show(app, pilot, "gguf")
+        await settle(app, pilot)
+        shown = [" ".join(line.split()) for line in _lines_of(app, "#pane-gguf .facts")]
+    table = shown[shown.index("Benchmarks on the files") :]
+    assert [line for line in table if line.startswith(("┃", "│"))][:4] == [
+        "┃ task ┃ metric ┃ merged ┃ F16 ┃ Q4_K_M ┃",
+        "│ mr_choice │ acc │ 0.5 │ 0.5 (+0.0%) │ 0.5 (+0.0%) │",
+        "│ mr_generate │ exact_match (first_number) │ 0.5 │ 0.5 (+0.0%) │ 0.1667 (-66.7%) │",
+        "│ mr_perplexity │ word_perplexity │ 180.6 │ 180.6 (+0.0%) │ 203.9 (-12.9%) │",
+    ]
+    assert "gguf.max_task_drop 70%" in " ".join(shown)

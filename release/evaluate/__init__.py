@@ -7,7 +7,9 @@ worse than the last release?
   line.
 - ``loading``: which dtype and placement a model loads with, and loading it.
 - ``harness``: eval.tasks: lm-evaluation-harness on the merged model (and with
-  compare_base on the base), in a child process.
+  compare_base on the base), in a child process; with eval.tasks.gguf on GGUF files.
+- ``llama_cpp_lm``: lm-eval's model for a GGUF file, run by llama.cpp in process with
+  full logits (the harness's child on a GGUF file).
 - ``harness_log``: how far the harness has got, read from its log.
 - ``launch``: how the harness runs on the GPUs there are (data parallel, one model
   spread over them, vLLM's tensor parallel): the one rule.

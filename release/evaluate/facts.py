@@ -4,24 +4,15 @@ stage reached instead of working it out again."""
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import ClassVar
 
-from pydantic import Field, PlainSerializer, model_serializer
+from pydantic import Field, model_serializer
 
-from cards.records import DEFAULT_FILTER, EvalRecord
+from cards.records import DEFAULT_FILTER, Scores
 from release.core.facts import Facts, StageFacts
 from release.core.manifest import Manifest
 from release.evaluate.launch import Launch
 from release.reference.facts import ReferenceFacts
-
-
-def scores_as_json(records: list[EvalRecord]) -> list[dict]:
-    """Scores as the manifest (and the evaluate stage's key) holds them."""
-    return [record.model_dump(mode="json", exclude_none=True) for record in records]
-
-
-Scores = Annotated[list[EvalRecord], PlainSerializer(scores_as_json, when_used="json")]
-"""Scores as the manifest stores them: typed records, written without their empty fields."""
 
 
 class EquivalenceFacts(Facts):

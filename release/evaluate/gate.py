@@ -7,18 +7,23 @@ or the average of the compared scores by more than ``max_average_drop``; smaller
 are warnings. Metrics where lower is better (perplexity, word error rate) count a rise
 as a drop.
 
+The same rule judges a GGUF file's scores on the release's tasks (eval.tasks.gguf)
+against the merged model's: a file that drops by more than ``gguf.max_task_drop`` on a
+task is refused (``judge_quant``).
+
 Pure data in, data out: no models, no torch; the card and the Action summary show it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cards.records import DEFAULT_FILTER, EvalRecord, score_label
-from release.core.errors import InputError, Refused
-from release.evaluate.facts import EvaluateFacts, GateFacts, scores_as_json
+from cards.records import DEFAULT_FILTER, EvalRecord, score_label, scores_as_json
+from release.core.errors import InputError, Refused, WorkError
+from release.evaluate.facts import EvaluateFacts, GateFacts
 from release.evaluate.history import is_manifest, previous_release, released_scores
 from release.evaluate.scores import read_scores, this_release
 from release.spec.schema import EvalSpec
@@ -128,6 +133,25 @@ def compare(
                 )
     verdict.passed = not verdict.failures
     return verdict
+
+
+def judge_quant(
+    file: str, quant: str, merged: list[EvalRecord], on_file: list[EvalRecord], limit: float
+) -> list[Comparison]:
+    """Each of a GGUF file's scores against the merged model's on the same task (its
+    type ``quant``); raises WorkError naming the worst when it drops by more than
+    ``limit`` (gguf.max_task_drop), as a file that fails a check is refused."""
+    compared = compare(on_file, merged, max_task_drop=math.inf, max_average_drop=math.inf)
+    worst = max(compared.compared, key=lambda c: c.drop, default=None)
+    if worst is not None and worst.drop > limit:
+        raise WorkError(
+            f"{file}: {worst.label} is {_pct(worst.current)} on the file against the merged "
+            f"model's {_pct(worst.previous)} (-{worst.drop:.0%}), over gguf.max_task_drop "
+            f"{limit}",
+            hint=f"drop {quant} from gguf.types and eval.tasks.gguf, or raise "
+            "gguf.max_task_drop in the spec",
+        )
+    return compared.compared
 
 
 def worst_first(verdict: GateVerdict, count: int = 3) -> list[str]:

@@ -18,16 +18,19 @@ no_worse_than read them.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
+import tempfile
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from cards.evals import load_results
+from cards.records import EvalRecord
 from release.checkpoint.safetensors import parameter_counts
+from release.core.child_python import PYTHON, project_env
 from release.core.errors import WorkError
 from release.core.events import Event, Reporter
 from release.evaluate.facts import HarnessFacts
@@ -43,6 +46,10 @@ BASE_HARNESS_DIR = "lm-eval-base"
 scores (the model-index, the gate) are only ever read from ``HARNESS_DIR``."""
 INPUTS_HARNESS_DIR = "lm-eval-inputs"
 """Where it writes on a merge recipe's inputs, one folder each (``HarnessModel.folder``)."""
+LLAMA_CPP_MODEL = "llama-cpp"
+"""The name ``release.evaluate.llama_cpp_lm`` gives its model in lm-eval's registry."""
+LLAMA_CPP_LM = "release.evaluate.llama_cpp_lm"
+"""That module: run as lm-eval's command line with the model registered."""
 _TASK_LINE = re.compile(r"^\s*task:\s*([A-Za-z0-9_.\-]+)\s*$", re.MULTILINE)
 
 
@@ -98,10 +105,28 @@ def harness_command(
     adapter = [f"peft={model.peft}"] if model.peft is not None else []
     model_args = [f"pretrained={model.pretrained}", *adapter, f"dtype={dtype}"]
     model_args = ",".join([*model_args, *launch.model_args])
-    command = [*launch.prefix(), "run", "--model", tasks.backend]
-    command += ["--model_args", model_args, "--tasks", ",".join(task_names(tasks))]
+    command = [*launch.prefix(), "run", "--model", tasks.backend, "--model_args", model_args]
+    command += ["--device", "cpu" if launch.mode == "cpu" else "cuda"]
+    command += _task_arguments(tasks, out_dir)
+    if trust_remote_code:
+        command += ["--trust_remote_code"]
+    return command
+
+
+def gguf_harness_command(gguf_file: Path, tasks: TasksSpec, out_dir: Path) -> list[str]:
+    """The same tasks on a GGUF file, run by llama.cpp in process: lm-eval's command line
+    with our model registered (``release.evaluate.llama_cpp_lm``)."""
+    command = [*PYTHON, "-m", LLAMA_CPP_LM, "run", "--model", LLAMA_CPP_MODEL]
+    command += ["--model_args", f"pretrained={gguf_file}"]
+    return command + _task_arguments(tasks, out_dir, samples=False)
+
+
+def _task_arguments(tasks: TasksSpec, out_dir: Path, *, samples: bool = True) -> list[str]:
+    """What of lm-eval's command line says which tasks run, how, and where it writes
+    (``samples``: each document's answers too): the same for every model they run on."""
+    command = ["--tasks", ",".join(task_names(tasks))]
     command += ["--batch_size", str(tasks.batch_size), "--output_path", str(out_dir)]
-    command += ["--log_samples", "--device", "cpu" if launch.mode == "cpu" else "cuda"]
+    command += ["--log_samples"] if samples else []
     if tasks.folder is not None:
         command += ["--include_path", str(tasks.folder)]
     if tasks.num_fewshot is not None:
@@ -111,8 +136,6 @@ def harness_command(
         command += ["--limit", str(limit)]
     if tasks.apply_chat_template:
         command += ["--apply_chat_template"]
-    if trust_remote_code:
-        command += ["--trust_remote_code"]
     return command
 
 
@@ -139,12 +162,25 @@ def run_harness(
 ) -> Generator[Event, None, list[Path]]:
     """Run the tasks on ``model``; returns the harness's results_*.json files."""
     _check_backend(tasks, launch)
-    names = task_names(tasks)
-    label = model.label
     command = harness_command(
         model, tasks, dtype, launch, out_dir, trust_remote_code=trust_remote_code
     )
-    yield report.log(f"lm-eval: {', '.join(names)} on {label} ({tasks.backend})")
+    return (yield from run_command(command, model.label, tasks, tasks.backend, out_dir, report))
+
+
+def run_command(
+    command: list[str],
+    label: str,
+    tasks: TasksSpec,
+    backend: str,
+    out_dir: Path,
+    report: Reporter,
+) -> Generator[Event, None, list[Path]]:
+    """Run lm-eval's ``command`` (``label``: on which model, ``backend``: through what, for
+    the log), its progress read from its log; returns its results_*.json files, or
+    raises its last line as a one-line error."""
+    names = task_names(tasks)
+    yield report.log(f"lm-eval: {', '.join(names)} on {label} ({backend})")
     yield report.progress(0, len(names), "tasks", f"lm-eval on {label}: starting")
     tail: list[str] = []
     steps = HarnessLog(names)
@@ -154,7 +190,7 @@ def run_harness(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=os.environ | {"PYTHONUNBUFFERED": "1"},  # each task's line as it starts
+        env=project_env() | {"PYTHONUNBUFFERED": "1"},  # each task's line as it starts
     ) as child:
         assert child.stdout is not None
         for line in child.stdout:
@@ -171,6 +207,20 @@ def run_harness(
         )
     yield report.progress(len(names), len(names), "tasks")
     return produced_results(out_dir)
+
+
+def run_gguf_tasks(
+    tasks: TasksSpec, path: Path, report: Reporter
+) -> Generator[Event, None, list[EvalRecord]]:
+    """eval.tasks on the GGUF file ``path``, run by llama.cpp in process; its scores, each
+    with the file's name as its model and source. The harness's files are read and
+    dropped: the GGUF stage's folder is what the GGUF repo publishes, and the scores are
+    kept in its facts."""
+    with tempfile.TemporaryDirectory(prefix="lm-eval-gguf-") as out:
+        command = gguf_harness_command(path, tasks, Path(out))
+        produced = yield from run_command(command, path.name, tasks, "llama.cpp", Path(out), report)
+        named = {"model": path.name, "source": path.name}
+        return [record.model_copy(update=named) for record in load_results(produced)]
 
 
 def produced_results(folder: Path) -> list[Path]:

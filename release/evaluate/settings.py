@@ -4,7 +4,8 @@ setting the key holds (``release.stages.evaluate``).
 
 ``eval.contamination`` is the contamination stage's (``release.stages.contamination``):
 the object leaves it out, so the checks cannot read it and its settings do not rerun
-this stage. A release of one adapter (no merge.recipe) is keyed as it always was: its
+this stage; ``eval.tasks.gguf`` is the GGUF stage's (``release.gguf.settings``), left
+out likewise. A release of one adapter (no merge.recipe) is keyed as it always was: its
 dump names neither the recipe nor eval.gate (the recipe's gate, unread without one)."""
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ class EvaluateSettings(BaseModel):
 
     @field_serializer("eval")
     def _dumped_without_contamination(self, value: EvalSpec, info: SerializationInfo) -> Any:
-        """Not even its name; nor, without a recipe, its gate's."""
-        leave = {"contamination"} if self.recipe is not None else {"contamination", "gate"}
+        """Not even its name; nor, without a recipe, its gate's; nor eval.tasks.gguf (the
+        GGUF stage's, which runs them on its files)."""
+        leave: dict[str, Any] = {"contamination": True, "tasks": {"gguf"}}
+        leave |= {} if self.recipe is not None else {"gate": True}
         return value.model_dump(mode=info.mode, exclude=leave)
 
     @classmethod

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from cards.records import Scores
 from release.core.facts import Facts, StageFacts
 from release.reference.facts import ReferenceFacts
 
@@ -36,6 +37,33 @@ class QuantQualityFacts(Facts):
     ppl_ratio: float
     max_kld: float
     """``gguf.max_kld``: the mean's limit."""
+
+
+class TaskDropFacts(Facts):
+    """One of a file's scores against the merged model's on the same task, as the gate on
+    quants compared them (``release.evaluate.gate.quant_drops``)."""
+
+    task: str
+    metric: str
+    filter: str
+    merged: float
+    value: float
+    drop: float
+    """Relative, positive is worse (a perplexity's rise is a drop)."""
+
+
+class QuantScoresFacts(Facts):
+    """The release's lm-eval tasks on one GGUF file (eval.tasks.gguf), run by llama.cpp in
+    process (``release.evaluate.llama_cpp_lm``): its scores beside the merged model's."""
+
+    type: str
+    file: str
+    results: Scores = Field(default_factory=list)
+    """Each score's ``source`` is the file's name."""
+    compared: list[TaskDropFacts] = Field(default_factory=list)
+    """Each score of ``results`` the merged model has too, against it."""
+    max_task_drop: float
+    """``gguf.max_task_drop``: the largest ``drop`` a file may have."""
 
 
 class GGUFFileFacts(Facts):
@@ -101,6 +129,9 @@ class GGUFFacts(StageFacts):
     """Whose run of the merged model the files were compared with: "evaluate" (the
     evaluate stage's, read from its folder) or "gguf" (computed by this stage)."""
     reference: ReferenceFacts | None = None
+    benchmarks: list[QuantScoresFacts] = Field(default_factory=list, exclude_if=lambda v: not v)
+    """eval.tasks on the files eval.tasks.gguf names, in its order; absent (not empty) from
+    the manifest of a release that names none, whose bytes stay as they were."""
     tools: dict[str, str] = Field(default_factory=dict)
     estimated_output_bytes: int | None = None
     estimated_peak_memory_bytes: int | None = None

@@ -10,8 +10,9 @@ checkpoint's projector) is measured by that converter, run to the end of its pla
 (``converter_plan``); without it (or for its K-quants) it is planned from the checkpoint
 under llama.cpp's tensor names, its tokenizer file standing in for the metadata.
 A hidden f16 source is added when the release asks for K-quants but not for f16.
-Memory: the largest file llama.cpp maps while the next is written, or the merged model
-where this stage computes its own reference (``peak``).
+Memory: the largest file llama.cpp maps while the next is written, the merged model
+where this stage computes its own reference, or lm-eval's child on a file where the
+release runs its tasks on the files (``peak``).
 """
 
 from __future__ import annotations
@@ -191,11 +192,13 @@ def gguf_needs(
     llama_cpp_dir: Path | None = None,
     *,
     reference_here: bool = True,
+    benchmarked: list[str] | None = None,
 ) -> Needs:
     """The GGUF files a release asks for (and a hidden f16 source the quantizer needs);
     ``meta``: the release's header keys; ``llama_cpp_dir``: the spec's converter;
     ``reference_here``: the stage computes the merged model's reference itself (the
-    evaluate stage kept none)."""
+    evaluate stage kept none); ``benchmarked``: the types whose files run eval.tasks
+    (eval.tasks.gguf)."""
     types = list(dict.fromkeys(types))
     quantized = [t for t in types if not FORMATS[t].in_process]
     with_source = [*types, "f16"] if quantized and "f16" not in types else types
@@ -209,15 +212,17 @@ def gguf_needs(
         _shape(model_dir, source),
         reference_here=reference_here,
         llama_cpp=llama_cpp_version() is not None,
+        benchmarked=tuple(benchmarked or ()),
     )
     listed = ", ".join(f"{t} {human(sizes[t], 'bytes')}" for t in types)
     return Needs(
         what=f"{len(types)} GGUF file{'s' if len(types) > 1 else ''} ({listed})"
         + (f" and an f16 source for {', '.join(quantized)}" if with_source != types else "")
-        + (f" and the towers' projector ({human(projector, 'bytes')})" if projector else ""),
+        + (f" and the towers' projector ({human(projector, 'bytes')})" if projector else "")
+        + (f", then lm-eval on {', '.join(benchmarked)}" if benchmarked else ""),
         output_bytes=sum(sizes.values()) + projector,
         memory_bytes=peak,
-        hint="or choose fewer gguf.types",
+        hint="or choose fewer gguf.types" + (" or eval.tasks.gguf" if benchmarked else ""),
     )
 
 
@@ -261,4 +266,5 @@ def _shape(model_dir: Path, source: ExportSource | None) -> ModelShape:
         layers=_hparam(config, "num_hidden_layers", "n_layer", "num_layers"),
         kv_width=2 * kv_heads * head_dim,
         checkpoint_bytes_per_parameter=_DTYPE_BYTES[checkpoint_dtype(model_dir)],
+        context=_hparam(config, "max_position_embeddings", "n_positions", "n_ctx"),
     )

@@ -13,7 +13,10 @@ file is written. So at any time it holds, beside its own process:
   logits; the stage reads those logits back once the child let the file go;
 - where the evaluate stage kept no reference (it is off), the merged model in a child
   of its own, in its checkpoint's dtype, from the stage's start until the first file is
-  checked (the first check waits for it: never both).
+  checked (the first check waits for it: never both);
+- after every file is written and checked, with eval.tasks.gguf, lm-eval's child on one
+  file at a time (``release.evaluate.llama_cpp_lm``): the file mapped, and for a context
+  as long as its longest request a KV cache and every position's logits.
 
 The peak is the largest of those sums, with one exception: the quantizer's source is
 counted beside the check before it as the larger of the two, not their sum. The check
@@ -47,6 +50,17 @@ probe prompts and the held-out chunks, and the smoke answer's tokens), every pos
 logits kept. It was counted as the probe's 256 tokens, short of the held-out chunk: the
 estimate read 16% under the peak in a fresh-clone run (480 MiB against 574)."""
 TRANSFORMERS_FP32_MODELS = 2
+BENCHMARK_CHILD = 400 * 2**20
+"""lm-eval's child on a GGUF file (``release.evaluate.llama_cpp_lm``) besides the file,
+its KV cache and logits: Python with lm-eval, its tasks and llama-cpp-python."""
+BENCHMARK_CONTEXT = 2048
+"""The context counted for lm-eval's child (or the model's own, where shorter): its
+context grows to its longest request, which the preflight cannot know without building
+the tasks; 2048 tokens holds the common tasks' few-shot prompts (lm-eval's hf model's
+own default length). A task with longer requests holds more."""
+LLAMA_CPP_BATCH = 512
+"""Tokens llama.cpp runs at once (llama-cpp-python's ``n_batch``): the logits it keeps
+of one batch, besides the context's."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,8 @@ class ModelShape:
     kv_width: int
     """Key and value width of one layer (heads x head size, both), in elements."""
     checkpoint_bytes_per_parameter: int
+    context: int = 0
+    """The model's training context (0: unknown)."""
 
 
 def _buffer(shape: ModelShape, writer: str = "converter") -> int:
@@ -91,6 +107,16 @@ def check_bytes(file: Written, shape: ModelShape) -> int:
     """What llama.cpp's check of ``file`` holds: the file mapped, its KV cache, logits."""
     kv = shape.layers * CHECK_CONTEXT * shape.kv_width * 2  # f16 keys and values
     return LLAMA_CPP_CHILD + file.bytes + kv + _logits(shape)
+
+
+def benchmark_bytes(file: Written, shape: ModelShape) -> int:
+    """What lm-eval's child holds running eval.tasks on ``file``: the file mapped, and
+    for ``BENCHMARK_CONTEXT`` tokens its KV cache and every position's logits
+    (llama-cpp-python's ``logits_all``), with llama.cpp's logits of a batch."""
+    context = min(BENCHMARK_CONTEXT, shape.context) if shape.context else BENCHMARK_CONTEXT
+    kv = shape.layers * context * shape.kv_width * 2  # f16 keys and values
+    logits = (context + LLAMA_CPP_BATCH) * shape.vocab * 4
+    return BENCHMARK_CHILD + file.bytes + kv + logits
 
 
 HELDOUT_CHUNK_COPIES = 7
@@ -119,9 +145,15 @@ def _overlap(writing: Written, checking: Written | None, shape: ModelShape, f16:
 
 
 def stage_peak(
-    files: list[Written], shape: ModelShape, *, reference_here: bool, llama_cpp: bool
+    files: list[Written],
+    shape: ModelShape,
+    *,
+    reference_here: bool,
+    llama_cpp: bool,
+    benchmarked: tuple[str, ...] = (),
 ) -> int:
-    """The stage's peak, beside its own process as it starts."""
+    """The stage's peak, beside its own process as it starts; ``benchmarked``: the types
+    whose files run eval.tasks after the checks (eval.tasks.gguf)."""
     if not llama_cpp:
         return TRANSFORMERS_FP32_MODELS * shape.parameters * 4 + _buffer(
             shape, files[0].writer if files else "exporter"
@@ -138,4 +170,5 @@ def stage_peak(
             checking = file
     if checking is not None:
         peak = max(peak, check_bytes(checking, shape))
-    return peak
+    benchmarks = [benchmark_bytes(file, shape) for file in files if file.type in benchmarked]
+    return max([peak, *benchmarks])

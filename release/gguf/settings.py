@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from release.spec.schema import ReleaseSpec
+from release.spec.schema import ReleaseSpec, TasksSpec
 
 
 class GGUFSettings(BaseModel):
@@ -38,9 +38,20 @@ class GGUFSettings(BaseModel):
     heldout_text: Path | None
     """eval.heldout_text: the text a reference computed here is measured on (the quants'
     loss), where the evaluate stage kept none."""
+    benchmarks: TasksSpec | None = Field(default=None, exclude_if=lambda v: v is None)
+    """eval.tasks, where eval.tasks.gguf names types: the files of those types run its
+    tasks after the checks (what the harness reads of it; absent without, so a release
+    that names none is keyed as it always was)."""
+    max_task_drop: float | None = Field(default=None, exclude_if=lambda v: v is None)
+    """gguf.max_task_drop, where the files run the tasks (absent without, likewise)."""
+
+    @property
+    def benchmarked_types(self) -> list[str]:
+        return list(dict.fromkeys(self.benchmarks.gguf)) if self.benchmarks else []
 
     @classmethod
     def of(cls, spec: ReleaseSpec) -> Self:
+        benchmarks = _benchmarks(spec.eval.tasks) if spec.eval.enabled else None
         return cls(
             types=list(dict.fromkeys(spec.gguf.types)),
             llama_cpp_dir=spec.gguf.llama_cpp_dir,
@@ -54,4 +65,14 @@ class GGUFSettings(BaseModel):
             datasets=list(spec.card.datasets),
             max_kld=spec.gguf.max_kld,
             heldout_text=spec.eval.heldout_text,
+            benchmarks=benchmarks,
+            max_task_drop=spec.gguf.max_task_drop if benchmarks else None,
         )
+
+
+def _benchmarks(tasks: TasksSpec | None) -> TasksSpec | None:
+    """eval.tasks as the GGUF files run them: none without eval.tasks.gguf; the merged
+    model's backend and its base's comparison are not theirs."""
+    if tasks is None or not tasks.gguf:
+        return None
+    return tasks.model_copy(update={"backend": "hf", "compare_base": False})

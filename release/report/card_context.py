@@ -306,13 +306,22 @@ def card_metadata(
     return CardMetadata.model_validate({k: v for k, v in data.items() if v is not None})
 
 
+def _quant_scores(manifest: Manifest) -> dict[str, list[EvalRecord]]:
+    """The release's tasks on its GGUF files, by quant type (eval.tasks.gguf)."""
+    gguf = GGUFFacts.of(manifest)
+    return {run.type: run.results for run in gguf.benchmarks} if gguf else {}
+
+
 def card_context(
     settings: CardSettings, manifest: Manifest, kind: Kind, scores: ReleaseScores, workspace: Path
 ) -> CardContext:
     """The context of one card; ``scores`` are the release's (``release_scores``), shown
-    on every card but the GGUF repo's; ``workspace``: where the stages' files are."""
+    on the GGUF repo's card only beside its files' own; ``workspace``: where the stages'
+    files are."""
     ids = repo_ids(settings)
-    records = scores.records if kind != "gguf" else []
+    quants = _quant_scores(manifest)
+    # the GGUF repo's card shows the release's scores only beside its files' (eval.tasks.gguf)
+    records = scores.records if kind != "gguf" or quants else []
     baseline = scores.baseline if records else []
     return CardContext(
         metadata=card_metadata(settings, kind, manifest),
@@ -326,5 +335,6 @@ def card_context(
         facts=card_facts(manifest, workspace),
         records=records,
         baseline=baseline,
+        quants=quants if records else {},
         citations=[settings.card.bibtex] if settings.card.bibtex.strip() else [],
     )

@@ -2,7 +2,9 @@
 with its change and filter, the scores measured differently, and the verdict.
 
 ``model-release compare``, the release notes and the wizard's eval step show the same
-table; the verdict itself is ``release.evaluate.gate.compare``'s.
+table; the verdict itself is ``release.evaluate.gate.compare``'s. The GGUF files' scores
+against the merged model's (eval.tasks.gguf, judged by the same rule) are shown as
+``quant_rows`` says, by the CLI and the wizard's GGUF step.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from cards.records import EvalRecord
+from cards.records import EvalRecord, metric_label
 from release.core.errors import InputError
 from release.core.manifest import Manifest
 from release.evaluate.facts import ComparisonFacts
 from release.evaluate.gate import Comparison, GateVerdict, compare, worst_first
 from release.evaluate.history import is_manifest
 from release.evaluate.scores import read_scores, release_scores
+from release.gguf.facts import QuantScoresFacts
 from release.spec.schema import EvalSpec
 
 
@@ -74,6 +77,27 @@ def score_rows(compared: Iterable[Comparison | ComparisonFacts]) -> list[list[st
         ]
         for c in sorted(compared, key=lambda c: c.drop, reverse=True)
     ]
+
+
+def quant_rows(runs: list[QuantScoresFacts]) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of the GGUF files' scores: per task and metric the merged
+    model's score, then each file's with its change from it (a column per type)."""
+    header = ["task", "metric", "merged", *(run.type.upper() for run in runs)]
+    rows: dict[tuple[str, str, str], list[str]] = {}
+    for column, run in enumerate(runs, start=3):
+        for c in run.compared:
+            row = rows.setdefault(
+                (c.task, c.metric, c.filter),
+                [c.task, metric_label(c.metric, c.filter), f"{c.merged:.4g}", *[""] * len(runs)],
+            )
+            row[column] = f"{c.value:.4g} ({change(c.drop)})"
+    return header, list(rows.values())
+
+
+def quant_note(runs: list[QuantScoresFacts]) -> str:
+    """What ``quant_rows``' changes are, and the limit the files met."""
+    limit = runs[0].max_task_drop  # one spec's: the same for every file
+    return f"change from the merged model's score, + is better; gguf.max_task_drop {limit:.0%}"
 
 
 def score_table(verdict: GateVerdict, old: str, new: str) -> list[str]:

@@ -45,6 +45,8 @@ from release.core.events import Progress as ProgressEvent
 from release.core.redact import redact
 from release.core.units import human
 from release.evaluate.facts import EvaluateFacts
+from release.gguf.facts import GGUFFacts, QuantScoresFacts
+from release.report.compare import quant_note, quant_rows
 
 
 class _PipedConsole(Console):
@@ -141,6 +143,10 @@ class EventPrinter:
                     if scores.results:
                         table = scores_table(scores.results, scores.base_results)
                         out.out.print(Padding(table, (0, 0, 0, 2)))
+                if stage == GGUFFacts.stage and not out.quiet:
+                    gguf = GGUFFacts.model_validate(facts)
+                    if gguf.benchmarks:
+                        out.out.print(Padding(quant_scores_table(gguf.benchmarks), (0, 0, 0, 2)))
             case StageFailed(stage, _):
                 self._end_task()
                 out.markup(f"[red]✘ {stage}: failed[/red]")
@@ -185,6 +191,19 @@ def scores_table(records: list[EvalRecord], base_results: list[EvalRecord]) -> T
             "" if record.n_shot is None else str(record.n_shot),
             *((score.cells() if score else ("", "")) if base else ()),
         )
+    return table
+
+
+def quant_scores_table(runs: list[QuantScoresFacts]) -> Table:
+    """The release's tasks on its GGUF files (eval.tasks.gguf) beside the merged model's
+    scores, each with its change (+ is better)."""
+    header, rows = quant_rows(runs)
+    table = Table(box=None, padding=(0, 2), pad_edge=False, caption=quant_note(runs))
+    table.caption_justify = "left"
+    for column in header:
+        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
     return table
 
 

@@ -186,6 +186,12 @@ class TasksSpec(_Section):
         description="Run the same tasks on the base model too, for the card's comparison "
         "column (the model-index and the gate keep only this release's scores).",
     )
+    gguf: list[GGUFType] = Field(
+        default_factory=list,
+        description="GGUF types (of gguf.types) whose files run the same tasks, through "
+        "llama.cpp in process, after the GGUF stage's checks: the card's table gets a "
+        "column per type.",
+    )
 
     @model_validator(mode="after")
     def _something_to_run(self) -> TasksSpec:
@@ -370,6 +376,8 @@ class EvalSpec(_Section):
 
 DEFAULT_MAX_KLD = 0.5
 """README "What each quant costs": the measurements behind it."""
+DEFAULT_MAX_QUANT_TASK_DROP = 0.20
+"""As eval.max_task_drop: a file may lose on a task what a release may against the last."""
 
 
 class GGUFSpec(_Section):
@@ -381,6 +389,13 @@ class GGUFSpec(_Section):
         description="Largest mean KL divergence (nats, llama-perplexity's figure) a GGUF "
         "file may have from the merged model on the held-out text; a file over it is "
         "refused.",
+    )
+    max_task_drop: float = Field(
+        default=DEFAULT_MAX_QUANT_TASK_DROP,
+        ge=0,
+        description="With eval.tasks.gguf: the largest drop a file's score may have from "
+        "the merged model's on any task, relative (a perplexity's rise counts as a drop); "
+        "a file over it is refused.",
     )
 
 
@@ -444,7 +459,7 @@ class ReleaseSpec(_Section):
     workspace: SpecPath = Field(default=Path("build"), validate_default=True)
     merge: MergeSpec = MergeSpec()
     eval: EvalSpec = EvalSpec()
-    gguf: GGUFSpec = GGUFSpec()
+    gguf: GGUFSpec = Field(default_factory=GGUFSpec, validate_default=True)
     card: CardSpec = CardSpec()
     push: PushSpec = PushSpec()
 
@@ -496,6 +511,20 @@ class ReleaseSpec(_Section):
                 "tasks.compare_base cannot run on a base that needs base.dequantize: lm-eval "
                 "loads the 4-bit checkpoint, not the dequantized base the merge used; "
                 "leave compare_base out"
+            )
+        return value
+
+    @field_validator("gguf")
+    @classmethod
+    def _benchmarked_types_are_exported(cls, value: GGUFSpec, info: ValidationInfo) -> GGUFSpec:
+        """eval.tasks.gguf runs on files the GGUF stage writes: types of gguf.types."""
+        evaluation = info.data.get("eval")
+        tasks = evaluation.tasks if evaluation else None
+        missing = [t for t in (tasks.gguf if tasks else []) if t not in value.types]
+        if missing:
+            raise ValueError(
+                f"eval.tasks.gguf names {', '.join(missing)}, which gguf.types does not "
+                "export; add it to gguf.types or leave it out of eval.tasks.gguf"
             )
         return value
 

@@ -55,7 +55,7 @@ class AdapterStage(Stage):
         last = AdapterFacts.of(manifest)
         return moved_since(IntakeSettings.of(spec), last) if last else []
 
-    def tools(self) -> dict[str, str]:
+    def tools(self, spec) -> dict[str, str]:
         from importlib.metadata import version
 
         return {"transformers": version("transformers"), "safetensors": version("safetensors")}

@@ -103,8 +103,9 @@ class Stage(ABC):
         """Warnings for a rerun that keeps this stage's recorded result as it is."""
         return []
 
-    def tools(self) -> dict[str, str]:
-        """Versions of the libraries whose behaviour shapes this stage's outputs."""
+    def tools(self, spec: ReleaseSpec) -> dict[str, str]:
+        """Versions of the libraries whose behaviour shapes this stage's outputs for
+        ``spec``."""
         return {}
 
     @abstractmethod

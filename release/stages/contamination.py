@@ -40,7 +40,7 @@ class ContaminationStage(Stage):
         folder = [spec.eval.tasks.folder] if spec.eval.tasks and spec.eval.tasks.folder else []
         return [*files, *folder, *spec.eval.results]
 
-    def tools(self) -> dict[str, str]:
+    def tools(self, spec: ReleaseSpec) -> dict[str, str]:
         import unicodedata
         from importlib.metadata import version
 

@@ -53,7 +53,7 @@ class EvaluateStage(Stage):
             extra += local_paths(spec.merge.recipe, spec.base_dir or Path.cwd())
         return [*extra, *spec.eval.results, *files]
 
-    def tools(self) -> dict[str, str]:
+    def tools(self, spec: ReleaseSpec) -> dict[str, str]:
         from importlib.metadata import version
         from importlib.util import find_spec
 

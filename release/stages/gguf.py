@@ -10,7 +10,9 @@ agreement and max abs logit difference against the merged model per loader, the
 tolerance it passed, whether llama.cpp's tokenizer agreed, the smoke answer),
 ``architecture``, ``exporter``, ``probe_prompts``, ``probe_positions``, ``smoke_prompt``,
 ``smoke_reference_output`` (the merged model's own answer), ``reference_source`` and
-``reference`` (the merged model's reference the files were compared with).
+``reference`` (the merged model's reference the files were compared with), and with
+eval.tasks.gguf ``benchmarks``: the release's lm-eval tasks on the files of those types,
+run after their checks (``release.evaluate.harness.run_gguf_tasks``).
 
 The reference is the evaluate stage's (its run of the merged model, kept in its folder:
 ``release.reference``), read here with no model loaded; the stage's key holds that
@@ -21,7 +23,9 @@ of this merged model on this probe, the stage computes the reference itself.
 
 from __future__ import annotations
 
+import time
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any, ClassVar
 
 from release.evaluate.facts import EvaluateFacts
@@ -55,13 +59,26 @@ class GGUFStage(Stage):
         from release.gguf.settings import GGUFSettings
 
         return GGUFSettings.of(spec).model_dump(mode="json") | {
-            "tools": self.tools(),  # a new gguf-py or llama.cpp may write other bytes
+            "tools": self.tools(spec),  # a new gguf-py or llama.cpp may write other bytes
             "probe": probes.PROBE.digest,
         }
 
-    def tools(self) -> dict[str, str]:
+    def tools(self, spec: ReleaseSpec) -> dict[str, str]:
+        """The tools that shape the files and their figures: lm-eval too where the
+        files run eval.tasks (eval.tasks.gguf)."""
+        from release.gguf.settings import GGUFSettings
+
         found = {"gguf": _version("gguf"), "llama_cpp": _version("llama_cpp_python")}
+        if GGUFSettings.of(spec).benchmarks is not None:
+            found["lm_eval"] = _version("lm_eval")
         return {tool: v for tool, v in found.items() if v}
+
+    def input_paths(self, spec: ReleaseSpec) -> list[Path]:
+        """The task folder of eval.tasks, where the files run its tasks."""
+        from release.gguf.settings import GGUFSettings
+
+        benchmarks = GGUFSettings.of(spec).benchmarks
+        return [benchmarks.folder] if benchmarks and benchmarks.folder else []
 
     def run(self, ctx: StageContext) -> StageRun:
         from release.gguf.build import build_gguf_files, release_metadata
@@ -80,6 +97,7 @@ class GGUFStage(Stage):
             meta,
             settings.llama_cpp_dir,
             reference_here=kept is None,
+            benchmarked=settings.benchmarked_types,
         )
         estimates, measured = yield from check(ctx, ctx.workspace, needs)
         if kept is None and EvaluateFacts.of(ctx.manifest) is not None:
@@ -91,13 +109,55 @@ class GGUFStage(Stage):
         built = yield from build_gguf_files(
             settings, merged, ctx.out_dir, ctx, intake, kept, model_id
         )
-        facts = built.facts.model_copy(update={"tools": self.tools(), **estimates})
+        facts = built.facts.model_copy(update={"tools": self.tools(ctx.spec), **estimates})
         timings = {"export_seconds": built.export_seconds, "check_seconds": built.check_seconds}
+        if settings.benchmarks is not None:
+            started = time.monotonic()
+            benchmarks = yield from _benchmarks(settings, facts, ctx)
+            facts = facts.model_copy(update={"benchmarks": benchmarks})
+            timings["benchmark_seconds"] = round(time.monotonic() - started, 1)
         return StageOutput(
             facts=facts,
             measured={**measured, **timings},
             hashed={file.name: file.sha256 for file in facts.files},
         )
+
+
+def _benchmarks(settings, facts: GGUFFacts, ctx: StageContext):
+    """eval.tasks on the files of eval.tasks.gguf's types, after their checks, each
+    against the merged model's scores (a file that drops too far is refused at once)."""
+    from release.evaluate.gate import judge_quant
+    from release.evaluate.harness import run_gguf_tasks
+    from release.gguf.facts import QuantScoresFacts, TaskDropFacts
+
+    evaluated = EvaluateFacts.of(ctx.manifest)
+    merged = evaluated.results if evaluated else []
+    names = {file.type: file.name for file in facts.files}
+    runs = []
+    for quant in settings.benchmarked_types:
+        scores = yield from run_gguf_tasks(settings.benchmarks, ctx.out_dir / names[quant], ctx)
+        compared = judge_quant(names[quant], quant, merged, scores, settings.max_task_drop)
+        drops = [
+            TaskDropFacts(
+                task=c.task,
+                metric=c.metric,
+                filter=c.filter,
+                merged=c.previous,
+                value=c.current,
+                drop=round(c.drop, 6),
+            )
+            for c in compared
+        ]
+        runs.append(
+            QuantScoresFacts(
+                type=quant,
+                file=names[quant],
+                results=scores,
+                compared=drops,
+                max_task_drop=settings.max_task_drop,
+            )
+        )
+    return runs
 
 
 def _kept_reference(ctx: StageContext):

@@ -29,7 +29,7 @@ class MergeStage(Stage):
         inputs = local_paths(recipe, spec.base_dir or Path.cwd()) if recipe else []
         return ([spec.base.path] if spec.base.path else []) + inputs
 
-    def tools(self) -> dict[str, str]:
+    def tools(self, spec) -> dict[str, str]:
         from importlib.metadata import version
 
         return {"torch": version("torch"), "safetensors": version("safetensors")}

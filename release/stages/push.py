@@ -61,7 +61,7 @@ class PushStage(Stage):
         """What ``run`` hands its domain (``PushSettings``)."""
         return PushSettings.of(spec).model_dump(mode="json")
 
-    def tools(self) -> dict[str, str]:
+    def tools(self, spec: ReleaseSpec) -> dict[str, str]:
         from huggingface_hub import __version__
 
         return {"huggingface_hub": __version__}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import work
@@ -17,6 +18,7 @@ from release.core.units import human
 from release.gguf.facts import GGUFFacts
 from release.gguf.sizes import estimate_gguf_bytes
 from release.merge.facts import AdapterFacts, MergeFacts
+from release.report.compare import quant_note, quant_rows
 from release.spec.schema import GGUF_TYPES
 from release.tui.panes.base import StepPane
 from release.tui.widgets.facts import TableOrList, verdict
@@ -147,7 +149,28 @@ class GGUFPane(StepPane):
                 loss.append(f"{q.ppl_ratio:.3f}")
             size = human(file.bytes, "bytes")
             table.add_row(file.name, size, shown, limit, *loss, verdict(passed))
-        return TableOrList(table)
+        if not facts.benchmarks:
+            return TableOrList(table)
+        return Group(TableOrList(table), Text(""), TableOrList(_benchmarks_table(facts)))
+
+
+def _benchmarks_table(facts: GGUFFacts) -> Table:
+    """The release's tasks on the files (eval.tasks.gguf) beside the merged model's
+    scores, as the CLI prints them."""
+    header, rows = quant_rows(facts.benchmarks)
+    table = Table(
+        title="Benchmarks on the files",
+        title_justify="left",
+        title_style="bold",
+        expand=True,
+        caption=quant_note(facts.benchmarks),
+        caption_justify="left",
+    )
+    for column in header:
+        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def _choice(gguf_type: str, size: int | None, chosen: bool) -> Text:
