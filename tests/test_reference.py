@@ -307,9 +307,26 @@ def test_a_large_model_on_the_cpu_reads_fewer_chunks_and_the_gguf_card_says_so(
         (31_000_000_000, 1, 4096),  # a GPU reads it all
     ],
 )
-def test_the_held_out_tokens_a_model_reads(parameters, gpus, limit):
+def test_the_held_out_tokens_a_model_reads(parameters, gpus, limit, monkeypatch):
     from release.reference.heldout import heldout_text
 
+    monkeypatch.delenv("MODEL_RELEASE_HELDOUT_TOKENS")  # the suite's own limit
     read = heldout_text(None).read_by(parameters, gpus)
     assert read.limit == limit
     assert (read.limited is None) == (limit == 4096)
+
+
+def test_the_variable_reads_fewer_tokens_on_any_device_and_says_so(monkeypatch):
+    from release.core.errors import WorkError
+    from release.reference.heldout import heldout_text
+
+    monkeypatch.setenv("MODEL_RELEASE_HELDOUT_TOKENS", "1024")
+    read = heldout_text(None).read_by(135_000_000, gpus=1)
+    assert (read.limit, read.limited) == (
+        1024,
+        "at most 1,024 tokens read: MODEL_RELEASE_HELDOUT_TOKENS=1024",
+    )
+    assert heldout_text(None).read_by(31_000_000_000, gpus=0).limit == 512  # the CPU's is less
+    monkeypatch.setenv("MODEL_RELEASE_HELDOUT_TOKENS", "many")
+    with pytest.raises(WorkError, match="MODEL_RELEASE_HELDOUT_TOKENS='many' is not a number"):
+        heldout_text(None).read_by(135_000_000, gpus=0)

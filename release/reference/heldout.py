@@ -19,9 +19,12 @@ third of a second per model).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
+
+from release.core.errors import WorkError
 
 CHUNK_TOKENS = 512
 """``n_ctx``: llama-perplexity's default context, which published KLD tables use."""
@@ -32,6 +35,10 @@ CPU_PARAMETER_TOKENS = 4_500 * 10**9
 float32 on a 2-core CPU a 3.9B model takes 83 ms a token (README "Runners"), so 4,096
 tokens through the base and the merged model would be 11 minutes. Models of up to 1.1B
 parameters read them all, the 3.8B bench model two chunks, 8B and larger one."""
+TOKENS_VARIABLE = "MODEL_RELEASE_HELDOUT_TOKENS"
+"""Fewer tokens for every model, on any device, said on the card like the CPU's limit: a
+quicker eval (the test suite sets 1,024: eight chunks of every tiny release would double
+its time)."""
 SET = "heldout"
 """The chunks' set in the reference file."""
 BUILTIN_NAME = "model-release heldout.txt (multilingual sample)"
@@ -51,14 +58,30 @@ class HeldoutText:
         """The text as a model of ``parameters`` reads it: on a GPU, or small enough,
         ``HELDOUT_TOKENS``; on the CPU a larger model reads the whole chunks that fit
         ``CPU_PARAMETER_TOKENS`` (one at least)."""
-        if gpus or parameters * HELDOUT_TOKENS <= CPU_PARAMETER_TOKENS:
-            return self
-        limit = max(1, CPU_PARAMETER_TOKENS // (parameters * CHUNK_TOKENS)) * CHUNK_TOKENS
-        why = (
-            f"at most {limit:,} tokens read: a {parameters / 1e9:.3g}B-parameter model on "
-            f"the CPU (on a GPU, {HELDOUT_TOKENS:,})"
+        limit, why = HELDOUT_TOKENS, None
+        if not gpus and parameters * HELDOUT_TOKENS > CPU_PARAMETER_TOKENS:
+            limit = max(1, CPU_PARAMETER_TOKENS // (parameters * CHUNK_TOKENS)) * CHUNK_TOKENS
+            why = (
+                f"at most {limit:,} tokens read: a {parameters / 1e9:.3g}B-parameter model "
+                f"on the CPU (on a GPU, {HELDOUT_TOKENS:,})"
+            )
+        asked = _asked_tokens()
+        if asked is not None and asked < limit:
+            limit, why = asked, f"at most {asked:,} tokens read: {TOKENS_VARIABLE}={asked}"
+        return self if why is None else replace(self, limit=limit, limited=why)
+
+
+def _asked_tokens() -> int | None:
+    """``TOKENS_VARIABLE``'s tokens, None where it is not set."""
+    value = os.environ.get(TOKENS_VARIABLE, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 2:
+        raise WorkError(
+            f"{TOKENS_VARIABLE}={value!r} is not a number of tokens",
+            hint="unset it, or give the held-out tokens a model reads at most (e.g. 1024)",
         )
-        return replace(self, limit=limit, limited=why)
+    return int(value)
 
 
 def heldout_text(path: Path | None) -> HeldoutText:
