@@ -35,6 +35,8 @@ def compute_reference(
     dtype = checkpoint_dtype(model_dir)
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     placement = {"device_map": "auto"} if gpus else {}
+    if heldout is not None:
+        heldout = heldout.read_by(parameter_counts(model_dir)[0], gpus)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
         model_dir,
@@ -42,8 +44,6 @@ def compute_reference(
         trust_remote_code=trust_remote_code,
         **placement,
     ).eval()
-    if heldout is not None:
-        heldout = heldout.read_by(parameter_counts(model_dir)[0], gpus)
     plural = "s" if gpus > 1 else ""
     device = f"cuda ({gpus} GPU{plural}, {dtype}, auto)" if gpus else f"cpu ({dtype})"
     return finish(
